@@ -1,0 +1,277 @@
+"""Command line: `python -m cifar_core train | evaluate | runs | data`.
+
+Plain output reads like the tutorial; `--json` prints one JSON object per line instead.
+A user mistake prints one line starting with 'error:' and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from cifar_core.checkpoint import DEFAULT_NAME, load_checkpoint
+from cifar_core.data import default_data_dir, load_cifar10
+from cifar_core.errors import CheckpointError, CifarError
+from cifar_core.evaluate import Evaluation, evaluate
+from cifar_core.jobs import JobRunner, execute_run
+from cifar_core.model import resolve_device
+from cifar_core.runs import STATUSES, Run, RunStore
+from cifar_core.train import TrainConfig
+
+USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line, not a usage dump."""
+
+    def error(self, message: str):
+        self.exit(USER_ERROR, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _number(kind):
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m cifar_core",
+                     description="Train and inspect the PyTorch CIFAR-10 tutorial network.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def data_flag(p):
+        p.add_argument("--data-dir", type=Path, default=None,
+                       help="data folder (default: $CIFAR_DATA_DIR or ./data)")
+
+    def runs_flag(p):
+        p.add_argument("--runs-dir", type=Path, default=None,
+                       help="run store folder (default: $CIFAR_RUNS_DIR or ./runs)")
+
+    defaults = TrainConfig()
+    t = sub.add_parser("train", help="train the network (recorded as a run)")
+    data_flag(t)
+    runs_flag(t)
+    t.add_argument("--epochs", type=_number(int), default=defaults.epochs)
+    t.add_argument("--lr", type=_number(float), default=defaults.lr, help="learning rate")
+    t.add_argument("--momentum", type=_number(float), default=defaults.momentum)
+    t.add_argument("--batch-size", type=_number(int), default=defaults.batch_size)
+    t.add_argument("--log-every", type=_number(int), default=defaults.log_every,
+                   help="minibatches between loss reports")
+    t.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:N or mps")
+    t.add_argument("--seed", type=_number(int), default=None)
+    t.add_argument("--train-size", type=_number(int), default=None,
+                   help="training images to use, class-balanced (default: all)")
+    t.add_argument("--out", type=Path, default=Path(DEFAULT_NAME),
+                   help=f"where to copy the trained network (default: {DEFAULT_NAME})")
+    t.add_argument("--json", action="store_true", help="one JSON object per line")
+    t.add_argument("--run-id", help=argparse.SUPPRESS)  # a queued run, started by the job runner
+
+    e = sub.add_parser("evaluate", help="test a saved network on the test images")
+    e.add_argument("checkpoint", type=Path)
+    data_flag(e)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("runs", help="list, show, stop or delete runs")
+    runs_flag(r)
+    rsub = r.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    rl = rsub.add_parser("list", help="all runs, newest first")
+    rl.add_argument("--status", choices=STATUSES)
+    rl.add_argument("--json", action="store_true")
+    rs = rsub.add_parser("show", help="one run in detail")
+    rs.add_argument("run_id")
+    rs.add_argument("--json", action="store_true")
+    rsub.add_parser("stop", help="stop a queued or running run").add_argument("run_id")
+    rsub.add_parser("delete", help="delete a finished run and its files").add_argument("run_id")
+
+    d = sub.add_parser("data", help="download or decode the data set and describe it")
+    data_flag(d)
+    d.add_argument("--json", action="store_true")
+    return parser
+
+
+def _emit(obj: dict) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def _print_event(event: dict) -> None:
+    kind = event["kind"]
+    if kind == "log":
+        print(event["message"], file=sys.stderr, flush=True)
+    elif kind == "stats":
+        print(f"[{event['epoch']}, {event['minibatch']:5d}] loss: {event['loss']:.3f}"
+              f"   ({event['images_per_s']:,.0f} images/s)", flush=True)
+    elif kind == "epoch":
+        print(f"Epoch {event['epoch']}: {event['test_accuracy']:.1f} % of the test images "
+              "right", flush=True)
+    elif kind == "done":
+        print("Finished Training" if event["status"] == "completed" else event["message"],
+              flush=True)
+
+
+def _print_accuracy(accuracy: float, per_class: dict, total: int) -> None:
+    print(f"Accuracy of the network on the {total} test images: {accuracy:.0f} %")
+    for name, value in per_class.items():
+        shown = "n/a" if value is None else f"{value:.1f} %"
+        print(f"Accuracy for class {name:5s} is: {shown}")
+
+
+def _summary(run: Run) -> dict:
+    metrics = run.metrics or {}
+    return {"kind": "summary", "run_id": run.id, "status": run.status, "message": run.message,
+            "accuracy": metrics.get("accuracy"), "per_class": metrics.get("per_class"),
+            "images_per_s": metrics.get("images_per_s"), "train_s": metrics.get("train_s"),
+            "checkpoint": run.checkpoint}
+
+
+def cmd_train(args) -> int:
+    store = RunStore(args.runs_dir)
+    if args.run_id:  # launched by the job runner: the run's settings are in the store
+        run = execute_run(store, args.run_id, on_event=_print_event)
+        return 0 if run.status in ("completed", "stopped") else 1
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, momentum=args.momentum,
+                         batch_size=args.batch_size, log_every=args.log_every,
+                         device=args.device, seed=args.seed,
+                         train_size=args.train_size).with_seed()
+    device = resolve_device(config.device)
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    run = store.create(config.to_dict(), str(data_dir), origin="cli", status="running",
+                       pid=os.getpid())
+    stop = threading.Event()
+    # Ctrl-C stops like the dashboard's Stop button: the network learned so far is kept.
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if not args.json:
+        print(f"Run {run.id} on {device} (data: {data_dir})", file=sys.stderr, flush=True)
+    run = execute_run(store, run.id, on_event=_emit if args.json else _print_event, stop=stop)
+    if run.checkpoint and args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run.checkpoint, args.out)
+    if args.json:
+        _emit(_summary(run))
+    elif run.status == "failed":
+        print(f"error: {run.message}", file=sys.stderr)
+    elif run.metrics:
+        print(f"Saved {args.out}")
+        _print_accuracy(run.metrics["accuracy"], run.metrics["per_class"],
+                        run.metrics["test_images"])
+    return 0 if run.status in ("completed", "stopped") else 1
+
+
+def cmd_evaluate(args) -> int:
+    checkpoint = load_checkpoint(args.checkpoint)
+    device = resolve_device(args.device)
+    data = load_cifar10(args.data_dir, progress=lambda m: print(m, file=sys.stderr))
+    if len(checkpoint.classes) != len(data.classes):
+        raise CheckpointError(f"{args.checkpoint} was trained on {len(checkpoint.classes)} "
+                              f"classes but the data has {len(data.classes)}.")
+    start = time.perf_counter()
+    result: Evaluation = evaluate(checkpoint.model, data, device)
+    seconds = time.perf_counter() - start
+    metrics = result.metrics()
+    if args.json:
+        _emit({"kind": "summary", "checkpoint": str(args.checkpoint), "accuracy": result.accuracy,
+               "per_class": metrics["per_class"], "confusion": metrics["confusion"],
+               "test_images": metrics["test_images"], "eval_s": seconds})
+    else:
+        _print_accuracy(result.accuracy, metrics["per_class"], metrics["test_images"])
+    return 0
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def cmd_runs(args) -> int:
+    store = RunStore(args.runs_dir)
+    runner = JobRunner(store)
+    runner.schedule()  # reap dead jobs and start queued ones, so what we show is current
+    if args.action == "list":
+        runs = store.list(args.status)
+        if args.json:
+            for run in runs:
+                _emit(run.to_dict())
+            return 0
+        if not runs:
+            print("No runs yet. Start one with: python -m cifar_core train")
+            return 0
+        print(f"{'run':22} {'status':10} {'created':16} {'epochs':>6} {'lr':>8} {'batch':>5} "
+              f"{'accuracy':>8} {'images/s':>9}")
+        for run in runs:
+            c, m = run.config, run.metrics or {}
+            acc = f"{m['accuracy']:.1f} %" if m.get("accuracy") is not None else "-"
+            ips = f"{m['images_per_s']:,.0f}" if m.get("images_per_s") else "-"
+            print(f"{run.id:22} {run.status:10} {_when(run.created):16} {c.get('epochs', '-'):>6} "
+                  f"{c.get('lr', 0):>8g} {c.get('batch_size', '-'):>5} {acc:>8} {ips:>9}")
+        return 0
+    if args.action == "show":
+        run = store.get(args.run_id)
+        if args.json:
+            _emit({**run.to_dict(), "events": [e for _, e in store.events(run.id)]})
+            return 0
+        print(f"Run {run.id}: {run.status}" + (f" - {run.message}" if run.message else ""))
+        print(f"  created {_when(run.created)}, origin {run.origin}, data {run.data_dir}")
+        print("  settings: " + ", ".join(f"{k}={v}" for k, v in run.config.items()))
+        stats = store.events(run.id, kind="stats")
+        if stats:
+            last = stats[-1][1]
+            print(f"  {len(stats)} loss reports; last: epoch {last['epoch']}, "
+                  f"loss {last['loss']:.3f}, {last['images_per_s']:,.0f} images/s")
+        if run.checkpoint:
+            print(f"  checkpoint: {run.checkpoint}")
+        if run.metrics:
+            _print_accuracy(run.metrics["accuracy"], run.metrics["per_class"],
+                            run.metrics["test_images"])
+        return 0
+    if args.action == "stop":
+        run = runner.stop(args.run_id)
+        print(f"Run {run.id}: " + ("stopped." if run.status == "stopped" else
+                                   "stop requested; it ends after its current minibatch."))
+        return 0
+    runner.delete(args.run_id)
+    print(f"Deleted run {args.run_id} and its files.")
+    return 0
+
+
+def cmd_data(args) -> int:
+    data = load_cifar10(args.data_dir, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    counts = data.class_counts()
+    if args.json:
+        _emit({"source": data.source, "classes": list(data.classes), "counts": counts,
+               "warnings": list(data.warnings)})
+        return 0
+    for warning in data.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{data.source}: {len(data.train_labels):,} training and "
+          f"{len(data.test_labels):,} test images, {len(data.classes)} classes "
+          f"({', '.join(data.classes)})")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "data": cmd_data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CifarError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130

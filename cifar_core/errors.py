@@ -1,0 +1,44 @@
+"""The mistakes a user can make, one exception type each, each with a message they can act on.
+
+The CLI prints `str(error)` and exits non-zero; the dashboard shows it with `st.error`.
+"""
+
+
+class CifarError(Exception):
+    """Base class: something the user can fix, described in plain words."""
+
+
+class DataError(CifarError):
+    """CIFAR-10 could not be found, downloaded or decoded."""
+
+
+class DataNotFoundError(DataError):
+    """No data in the data folder and no way to download it."""
+
+
+class CorruptDataError(DataError):
+    """A data file is missing, truncated or not CIFAR-10."""
+
+
+class ImageFolderError(DataError):
+    """An image-folder data set is empty, inconsistent or unreadable."""
+
+
+class ConfigError(CifarError):
+    """A training setting is out of range. `field` names the setting."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+class DeviceError(CifarError):
+    """The requested device (cuda, mps, ...) does not exist on this machine."""
+
+
+class CheckpointError(CifarError):
+    """A checkpoint file is missing, corrupt, foreign or does not fit the network."""
+
+
+class RunError(CifarError):
+    """A request about a run cannot be done (unknown id, wrong state, ...)."""

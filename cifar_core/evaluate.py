@@ -1,0 +1,104 @@
+"""How good a trained network is: predictions, accuracy overall and per class, confusions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from cifar_core.data import CifarData, normalize
+
+# Large enough to keep the device busy, small enough for a laptop's memory (1000 images ~ 12 MB).
+PREDICT_BATCH = 1000
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu",
+            batch_size: int = PREDICT_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted class, confidence in 0..1) for uint8 images (N,3,32,32), on the CPU."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    predicted, confidence = [], []
+    for start in range(0, len(images), batch_size):
+        chunk = normalize(images[start:start + batch_size].to(device))
+        probs = torch.softmax(model(chunk), dim=1)
+        conf, pred = probs.max(dim=1)
+        predicted.append(pred.cpu())
+        confidence.append(conf.cpu())
+    model.train(was_training)
+    if not predicted:
+        return torch.empty(0, dtype=torch.long), torch.empty(0)
+    return torch.cat(predicted), torch.cat(confidence)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Ground truth, prediction and confidence for every test image."""
+
+    labels: np.ndarray  # (N,) int
+    predicted: np.ndarray  # (N,) int
+    confidence: np.ndarray  # (N,) float in 0..1
+    classes: tuple[str, ...]
+
+    @property
+    def accuracy(self) -> float:
+        """Percent correct over all images."""
+        return float(100.0 * (self.labels == self.predicted).mean()) if len(self.labels) else 0.0
+
+    def per_class_accuracy(self) -> pd.DataFrame:
+        """One row per class: class, correct, total, accuracy (%)."""
+        k = len(self.classes)
+        total = np.bincount(self.labels, minlength=k)
+        correct = np.bincount(self.labels[self.labels == self.predicted], minlength=k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            accuracy = np.where(total > 0, 100.0 * correct / np.maximum(total, 1), np.nan)
+        return pd.DataFrame({"class": list(self.classes), "correct": correct,
+                             "total": total, "accuracy": accuracy})
+
+    def confusion_matrix(self) -> np.ndarray:
+        """counts[true class, predicted class]."""
+        k = len(self.classes)
+        return np.bincount(self.labels * k + self.predicted, minlength=k * k).reshape(k, k)
+
+    def most_confident_mistakes(self, count: int = 16) -> pd.DataFrame:
+        """The wrong predictions the network was surest of: index, label, predicted, confidence."""
+        wrong = np.flatnonzero(self.labels != self.predicted)
+        wrong = wrong[np.argsort(-self.confidence[wrong], kind="stable")][:count]
+        return self._rows(wrong)
+
+    def images_where(self, true_class: int, predicted_class: int, count: int = 32) -> pd.DataFrame:
+        """Test images of one confusion-matrix cell, most confident first."""
+        cell = np.flatnonzero((self.labels == true_class) & (self.predicted == predicted_class))
+        cell = cell[np.argsort(-self.confidence[cell], kind="stable")][:count]
+        return self._rows(cell)
+
+    def _rows(self, indices: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({
+            "index": indices,
+            "label": [self.classes[i] for i in self.labels[indices]],
+            "predicted": [self.classes[i] for i in self.predicted[indices]],
+            "confidence": self.confidence[indices],
+        })
+
+    def metrics(self) -> dict:
+        """Plain-JSON summary kept with a run and in its checkpoint."""
+        per_class = self.per_class_accuracy()
+        return {
+            "accuracy": self.accuracy,
+            "per_class": {row["class"]: (None if np.isnan(row["accuracy"]) else
+                                         float(row["accuracy"]))
+                          for _, row in per_class.iterrows()},
+            "confusion": self.confusion_matrix().tolist(),
+            "test_images": int(len(self.labels)),
+        }
+
+
+def evaluate(model: nn.Module, data: CifarData, device: torch.device | str = "cpu") -> Evaluation:
+    """Run the model over the whole test split."""
+    predicted, confidence = predict(model, data.test_images, device)
+    return Evaluation(labels=data.test_labels.numpy(), predicted=predicted.numpy(),
+                      confidence=confidence.numpy(), classes=data.classes)

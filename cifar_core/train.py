@@ -1,0 +1,277 @@
+"""Training the tutorial's network: a validated config, and a loop that yields what it is doing.
+
+The loop reads like the tutorial (zero_grad, forward, loss, backward, step, report every
+`log_every` minibatches). Its speed comes from the data path: the whole normalised training set
+sits on the device as one tensor and each epoch's minibatches are slices of one shuffled copy,
+so there is no DataLoader, no worker process and no per-image transform.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+from torch import nn, optim
+
+from cifar_core.data import CifarData, normalize
+from cifar_core.errors import ConfigError
+from cifar_core.evaluate import predict
+from cifar_core.model import Net, resolve_device
+
+# How many minibatches may pass between two checks for a NaN loss (a check costs a device sync).
+DIVERGENCE_CHECK_EVERY = 50
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one training. Defaults are the tutorial's."""
+
+    epochs: int = 2
+    lr: float = 0.001
+    momentum: float = 0.9
+    batch_size: int = 4
+    log_every: int = 2000  # minibatches between two loss reports
+    device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
+    seed: int | None = None  # None: a random one, chosen when the run starts
+    train_size: int | None = None  # training images to use (class-balanced); None: all
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting that is out of range."""
+        def whole(name: str, low: int, high: int, allow_none: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(name, f"{name} must be a whole number, not {value!r}.")
+            if not low <= value <= high:
+                raise ConfigError(name, f"{name} must be between {low:,} and {high:,} "
+                                        f"(got {value:,}).")
+
+        whole("epochs", 1, 1000)
+        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ConfigError("lr", f"The learning rate must be a number above 0 (got {self.lr}); "
+                                    "the tutorial uses 0.001.")
+        if self.lr > 10:
+            raise ConfigError("lr", f"A learning rate of {self.lr} is far too high; "
+                                    "try 0.001 to 0.1.")
+        if (not isinstance(self.momentum, (int, float)) or not math.isfinite(self.momentum)
+                or not 0 <= self.momentum < 1):
+            raise ConfigError("momentum", f"Momentum must be at least 0 and below 1 "
+                                          f"(got {self.momentum}); the tutorial uses 0.9.")
+        whole("batch_size", 1, 50_000)
+        whole("log_every", 1, 1_000_000)
+        whole("seed", 0, 2**31 - 1, allow_none=True)
+        whole("train_size", 1, 10_000_000, allow_none=True)
+        if not isinstance(self.device, str) or not self.device.strip():
+            raise ConfigError("device", "device must be a name such as auto, cpu or cuda.")
+
+    def with_seed(self) -> TrainConfig:
+        """This config with a concrete seed (a random one if none was set)."""
+        return self if self.seed is not None else replace(self, seed=random.randrange(2**31))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Build from a dict, ignoring unknown keys (configs stored by other versions)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclass(frozen=True)
+class StatsEvent:
+    """The mean loss of the last window of minibatches, like the tutorial's printed line."""
+
+    epoch: int  # 1-based
+    minibatch: int  # 1-based, within the epoch (the tutorial's i + 1)
+    step: int  # minibatches since the start
+    images_seen: int
+    loss: float  # mean over the window (the tutorial's running_loss / 2000)
+    images_per_s: float
+    elapsed_s: float
+    fraction_done: float
+    eta_s: float
+    kind: str = "stats"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """End of an epoch, with the test accuracy at that point."""
+
+    epoch: int
+    test_accuracy: float  # percent
+    images_seen: int
+    elapsed_s: float
+    kind: str = "epoch"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    """The end: completed, stopped (on request) or diverged (loss became NaN/inf)."""
+
+    status: str
+    message: str
+    epochs_done: int
+    images_seen: int
+    train_s: float  # seconds spent in minibatches (not evaluating)
+    images_per_s: float
+    elapsed_s: float
+    kind: str = "done"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Event = StatsEvent | EpochEvent | DoneEvent
+
+
+def event_from_dict(values: dict) -> Event:
+    """Rebuild an event from its to_dict() form (as stored in the run store)."""
+    cls = {"stats": StatsEvent, "epoch": EpochEvent, "done": DoneEvent}[values["kind"]]
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def build_model(config: TrainConfig, num_classes: int = 10) -> Net:
+    """A freshly initialised Net; the config's seed fixes its weights."""
+    torch.manual_seed(config.with_seed().seed)
+    return Net(num_classes)
+
+
+def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
+    """Indices of `size` training images, as equal a share per class as possible, fixed by seed."""
+    if size is None or size >= len(labels):
+        return torch.arange(len(labels))
+    num_classes = int(labels.max()) + 1
+    if size < num_classes:
+        raise ConfigError("train_size", f"Use at least {num_classes} training images "
+                                        "(one per class).")
+    generator = torch.Generator().manual_seed(seed)
+    per_class = [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
+    per_class = [idx[torch.randperm(len(idx), generator=generator)] for idx in per_class]
+    share, extra = divmod(size, num_classes)
+    picked = [idx[: share + (1 if c < extra else 0)] for c, idx in enumerate(per_class)]
+    chosen = torch.cat(picked)
+    # A class with too few images leaves a gap; fill it from the rest so the size is exact.
+    if len(chosen) < size:
+        rest = torch.cat([idx[share + (1 if c < extra else 0):] for c, idx in enumerate(per_class)])
+        chosen = torch.cat([chosen, rest[: size - len(chosen)]])
+    return chosen.sort().values
+
+
+def configure_threads(batch_size: int, device: torch.device) -> None:
+    """For tiny CPU batches one intra-op thread is fastest: splitting a 4-image convolution
+    across cores costs more in synchronisation than it saves (see bench/RESULTS.md)."""
+    if device.type == "cpu" and batch_size <= 16:
+        torch.set_num_threads(1)
+
+
+def test_accuracy(model: nn.Module, data: CifarData, device: torch.device) -> float:
+    """Percent of the test images the model gets right."""
+    predicted, _ = predict(model, data.test_images, device)
+    return 100.0 * (predicted == data.test_labels).float().mean().item()
+
+
+def train(config: TrainConfig, data: CifarData, model: nn.Module,
+          stop: threading.Event | None = None) -> Iterator[Event]:
+    """Train `model` in place; yield a StatsEvent every log_every minibatches, an EpochEvent
+    after each epoch and a DoneEvent at the end. Setting `stop` ends it after the current
+    minibatch."""
+    config = config.with_seed()
+    device = resolve_device(config.device)
+    configure_threads(config.batch_size, device)
+    subset = balanced_subset(data.train_labels, config.train_size, config.seed)
+    inputs_all = normalize(data.train_images[subset]).to(device)
+    labels_all = data.train_labels[subset].to(device)
+    n = len(labels_all)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_images = n * config.epochs
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+
+    model.to(device).train()
+    criterion = nn.CrossEntropyLoss()
+    optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                          foreach=True)
+
+    start = time.perf_counter()
+    train_s, images_seen, step, epochs_done = 0.0, 0, 0, 0
+
+    def stats(epoch: int, i: int, window_loss: float, window: int) -> StatsEvent:
+        ips = images_seen / max(train_s, 1e-9)
+        return StatsEvent(
+            epoch=epoch, minibatch=i, step=step, images_seen=images_seen,
+            loss=window_loss / window, images_per_s=ips,
+            elapsed_s=time.perf_counter() - start, fraction_done=images_seen / total_images,
+            eta_s=(total_images - images_seen) / max(ips, 1e-9),
+        )
+
+    def done(status: str, message: str) -> DoneEvent:
+        return DoneEvent(status=status, message=message, epochs_done=epochs_done,
+                         images_seen=images_seen, train_s=train_s,
+                         images_per_s=images_seen / max(train_s, 1e-9),
+                         elapsed_s=time.perf_counter() - start)
+
+    for epoch in range(1, config.epochs + 1):
+        # One shuffled copy per epoch makes every minibatch a contiguous slice (no gather).
+        order = torch.randperm(n, generator=generator).to(device)
+        inputs_epoch, labels_epoch = inputs_all[order], labels_all[order]
+        running_loss = torch.zeros((), device=device)
+        window = 0
+        window_start = time.perf_counter()
+        for i in range(steps_per_epoch):
+            if stop is not None and stop.is_set():
+                train_s += time.perf_counter() - window_start
+                yield done("stopped", f"Stopped on request after {images_seen:,} images "
+                                      f"(epoch {epoch}, minibatch {i}).")
+                return
+            inputs = inputs_epoch[i * config.batch_size:(i + 1) * config.batch_size]
+            labels = labels_epoch[i * config.batch_size:(i + 1) * config.batch_size]
+
+            optimizer.zero_grad()
+            outputs = model(inputs)
+            loss = criterion(outputs, labels)
+            loss.backward()
+            optimizer.step()
+
+            running_loss += loss.detach()
+            window += 1
+            step += 1
+            images_seen += len(labels)
+            last = i == steps_per_epoch - 1
+            if window == config.log_every or last or window % DIVERGENCE_CHECK_EVERY == 0:
+                window_loss = running_loss.item()
+                if not math.isfinite(window_loss):
+                    train_s += time.perf_counter() - window_start
+                    yield done("diverged", (
+                        f"The loss became {'NaN' if math.isnan(window_loss) else 'infinite'} "
+                        f"in epoch {epoch}: the learning rate {config.lr:g} is too high. "
+                        f"Lower it (try {config.lr / 10:g}) and start again."))
+                    return
+                if window == config.log_every or last:
+                    now = time.perf_counter()
+                    train_s += now - window_start
+                    yield stats(epoch, i + 1, window_loss, window)
+                    running_loss.zero_()
+                    window = 0
+                    window_start = time.perf_counter()
+        epochs_done = epoch
+        accuracy = test_accuracy(model, data, device)
+        model.train()
+        yield EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=images_seen,
+                         elapsed_s=time.perf_counter() - start)
+    yield done("completed", f"Finished {config.epochs} epoch(s) on {n:,} images.")
