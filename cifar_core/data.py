@@ -438,15 +438,67 @@ def _download(root: Path, progress: Progress) -> None:
         marker.unlink(missing_ok=True)
 
 
+DOWNLOAD_LOG = ".cifar_core_download.log"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a finished child that nobody waited for is a zombie: gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def download_status(root: Path) -> float | None:
     """Fraction of the official archive downloaded so far, or None if no download is running."""
     root = Path(root)
     marker = root / DOWNLOAD_MARKER
-    if not marker.exists():
+    try:
+        pid = int(marker.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid and not _pid_alive(pid):
+        marker.unlink(missing_ok=True)  # the downloader died: let the user try again
         return None
     archive = root / OFFICIAL_ARCHIVE
     size = archive.stat().st_size if archive.exists() else 0
     return min(1.0, size / OFFICIAL_ARCHIVE_BYTES)
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    """What the data folder holds, in words: ready, found, downloading or missing."""
+
+    state: str
+    message: str
+    fraction: float | None = None  # of the download, while downloading
+
+
+def data_status(root: Path | str | None = None) -> DataStatus:
+    """Cheap look at the data folder (no decoding), for a status line."""
+    root = Path(root) if root is not None else default_data_dir()
+    fraction = download_status(root)
+    if fraction is not None:
+        return DataStatus("downloading", f"Downloading CIFAR-10 into {root}: {fraction:.0%} "
+                                         f"of 170 MB.", fraction)
+    source = find_source(root)
+    if source is None:
+        last = ""
+        log = root / DOWNLOAD_LOG
+        if log.is_file():
+            errors = [ln for ln in log.read_text(errors="replace").splitlines()
+                      if ln.startswith("error:")]
+            last = f" The last download failed: {errors[-1][7:]}" if errors else ""
+        return DataStatus("missing", f"No CIFAR-10 data in {root.resolve()}.{last}")
+    if _cache_file(root, source).is_file():
+        return DataStatus("ready", f"Ready: {source.describe()}.")
+    return DataStatus("found", f"Found {source.describe()}; it is decoded once on first use "
+                               "(about 10 s).")
 
 
 def is_cached(root: Path | None = None) -> bool:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from cifar_core.checkpoint import DEFAULT_NAME, save_checkpoint
-from cifar_core.data import default_data_dir, load_cifar10
+from cifar_core.data import DOWNLOAD_LOG, DOWNLOAD_MARKER, default_data_dir, load_cifar10
 from cifar_core.errors import CifarError, RunError
 from cifar_core.evaluate import evaluate
 from cifar_core.model import resolve_device
@@ -138,6 +138,22 @@ class JobRunner:
             if run.status in FINISHED or time.monotonic() > deadline:
                 return run
             time.sleep(poll)
+
+
+def start_data_download(data_dir: Path | str | None = None) -> int:
+    """Download and decode CIFAR-10 in a background process (`python -m cifar_core data`);
+    follow it with data.data_status(). Returns the process id."""
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / DOWNLOAD_LOG, "wb") as log:  # a fresh log: only this try's errors
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cifar_core", "data", "--data-dir", str(data_dir.resolve())],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
+    _children[proc.pid] = proc
+    # Written here too (the child rewrites it), so the status says "downloading" at once.
+    (data_dir / DOWNLOAD_MARKER).write_text(str(proc.pid))
+    return proc.pid
 
 
 # Popen objects of the jobs this process launched, so their exit codes can be read (and their

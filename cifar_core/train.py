@@ -45,33 +45,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first setting that is out of range."""
-        def whole(name: str, low: int, high: int, allow_none: bool = False) -> None:
-            value = getattr(self, name)
-            if value is None and allow_none:
-                return
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(name, f"{name} must be a whole number, not {value!r}.")
-            if not low <= value <= high:
-                raise ConfigError(name, f"{name} must be between {low:,} and {high:,} "
-                                        f"(got {value:,}).")
-
-        whole("epochs", 1, 1000)
-        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise ConfigError("lr", f"The learning rate must be a number above 0 (got {self.lr}); "
-                                    "the tutorial uses 0.001.")
-        if self.lr > 10:
-            raise ConfigError("lr", f"A learning rate of {self.lr} is far too high; "
-                                    "try 0.001 to 0.1.")
-        if (not isinstance(self.momentum, (int, float)) or not math.isfinite(self.momentum)
-                or not 0 <= self.momentum < 1):
-            raise ConfigError("momentum", f"Momentum must be at least 0 and below 1 "
-                                          f"(got {self.momentum}); the tutorial uses 0.9.")
-        whole("batch_size", 1, 50_000)
-        whole("log_every", 1, 1_000_000)
-        whole("seed", 0, 2**31 - 1, allow_none=True)
-        whole("train_size", 1, 10_000_000, allow_none=True)
-        if not isinstance(self.device, str) or not self.device.strip():
-            raise ConfigError("device", "device must be a name such as auto, cpu or cuda.")
+        problems = config_problems(self.to_dict())
+        if problems:
+            field, message = next(iter(problems.items()))
+            raise ConfigError(field, message)
 
     def with_seed(self) -> TrainConfig:
         """This config with a concrete seed (a random one if none was set)."""
@@ -87,6 +64,55 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
+# How each setting is called on screen and in messages.
+LABELS = {"epochs": "Epochs", "lr": "Learning rate", "momentum": "Momentum",
+          "batch_size": "Batch size", "log_every": "Log every (minibatches)",
+          "device": "Device", "seed": "Seed", "train_size": "Training images"}
+
+
+def config_problems(values: dict) -> dict[str, str]:
+    """Every out-of-range setting, field -> message (empty when all is well). The one place where
+    settings are checked: TrainConfig, the CLI and the dashboard's form all use it."""
+    problems: dict[str, str] = {}
+
+    def whole(name: str, low: int, high: int, allow_none: bool = False) -> None:
+        value = values.get(name)
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems[name] = f"{LABELS[name]} must be a whole number, not {value!r}."
+        elif not low <= value <= high:
+            problems[name] = (f"{LABELS[name]} must be between {low:,} and {high:,} "
+                              f"(got {value:,}).")
+
+    def number(name: str) -> float | None:
+        value = values.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            problems[name] = f"{LABELS[name]} must be a number, not {value!r}."
+            return None
+        return value
+
+    whole("epochs", 1, 1000)
+    lr = number("lr")
+    if lr is not None and lr <= 0:
+        problems["lr"] = f"The learning rate must be above 0 (got {lr:g}); the tutorial uses 0.001."
+    elif lr is not None and lr > 10:
+        problems["lr"] = f"A learning rate of {lr:g} is far too high: try 0.001 to 0.1."
+    momentum = number("momentum")
+    if momentum is not None and not 0 <= momentum < 1:
+        problems["momentum"] = (f"Momentum must be at least 0 and below 1 (got {momentum:g}); "
+                                "the tutorial uses 0.9.")
+    whole("batch_size", 1, 50_000)
+    whole("log_every", 1, 1_000_000)
+    whole("seed", 0, 2**31 - 1, allow_none=True)
+    whole("train_size", 10, 10_000_000, allow_none=True)
+    device = values.get("device")
+    if not isinstance(device, str) or not device.strip():
+        problems["device"] = "Device must be a name such as auto, cpu or cuda."
+    return problems
+
+
 @dataclass(frozen=True)
 class StatsEvent:
     """The mean loss of the last window of minibatches, like the tutorial's printed line."""
@@ -100,6 +126,7 @@ class StatsEvent:
     elapsed_s: float
     fraction_done: float
     eta_s: float
+    images_per_epoch: int = 0  # training images in one epoch (for an x axis in epochs)
     kind: str = "stats"
 
     def to_dict(self) -> dict:
@@ -217,7 +244,7 @@ def train(config: TrainConfig, data: CifarData, model: nn.Module,
             epoch=epoch, minibatch=i, step=step, images_seen=images_seen,
             loss=window_loss / window, images_per_s=ips,
             elapsed_s=time.perf_counter() - start, fraction_done=images_seen / total_images,
-            eta_s=(total_images - images_seen) / max(ips, 1e-9),
+            eta_s=(total_images - images_seen) / max(ips, 1e-9), images_per_epoch=n,
         )
 
     def done(status: str, message: str) -> DoneEvent:

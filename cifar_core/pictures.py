@@ -1,0 +1,37 @@
+"""Pictures for people: CIFAR-10's 32x32 images enlarged (sharp, not blurred) and framed."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+CORRECT_RGB = (34, 160, 70)
+WRONG_RGB = (214, 40, 40)
+
+
+def enlarge(image: torch.Tensor | np.ndarray, scale: int = 4) -> np.ndarray:
+    """One uint8 image, (3,H,W) or (H,W,3), as HWC uint8 `scale` times larger, pixels kept square
+    (a browser would blur a 32x32 picture shown at 128 px)."""
+    array = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.ndim == 3 and array.shape[0] == 3 and array.shape[2] != 3:
+        array = array.transpose(1, 2, 0)
+    return np.ascontiguousarray(array.repeat(scale, axis=0).repeat(scale, axis=1))
+
+
+def framed(image: np.ndarray, rgb: tuple[int, int, int], width: int = 4) -> np.ndarray:
+    """An HWC uint8 image with a coloured border of `width` pixels (drawn inside it)."""
+    out = image.copy()
+    out[:width], out[-width:], out[:, :width], out[:, -width:] = rgb, rgb, rgb, rgb
+    return out
+
+
+def tiles(images: torch.Tensor, scale: int = 4) -> list[np.ndarray]:
+    """Each image of a (N,3,32,32) uint8 batch, enlarged."""
+    return [enlarge(img, scale) for img in images]
+
+
+def verdict_tiles(images: torch.Tensor, correct: list[bool] | np.ndarray,
+                  scale: int = 4) -> list[np.ndarray]:
+    """Enlarged images framed green where the prediction was right, red where it was wrong."""
+    return [framed(enlarge(img, scale), CORRECT_RGB if ok else WRONG_RGB, width=max(2, scale))
+            for img, ok in zip(images, correct, strict=True)]

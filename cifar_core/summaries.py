@@ -1,0 +1,147 @@
+"""Tables and phrases built from runs and their events: what the dashboard and CLI show.
+
+Kept here, not in the pages, so every number on screen comes from a tested function.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from cifar_core.runs import Run
+
+SETTINGS = ("epochs", "lr", "momentum", "batch_size", "train_size", "log_every", "device", "seed")
+
+
+def format_duration(seconds: float | None) -> str:
+    """12 s, 3 min 05 s, 1 h 02 min; '-' when unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def run_label(run: Run) -> str:
+    """A short name for menus: id, status, key settings and accuracy."""
+    c = run.config
+    acc = f", {run.accuracy:.1f} %" if run.accuracy is not None else ""
+    return (f"{run.id} ({run.status}{acc}; {c.get('epochs')} ep, lr {c.get('lr'):g}, "
+            f"batch {c.get('batch_size')})")
+
+
+def runs_table(runs: list[Run]) -> pd.DataFrame:
+    """One row per run: status, settings, accuracy, duration, images/s."""
+    rows = []
+    for run in runs:
+        metrics = run.metrics or {}
+        rows.append({
+            "run": run.id,
+            "status": run.status,
+            "created": datetime.fromtimestamp(run.created),
+            **{k: run.config.get(k) for k in SETTINGS},
+            "accuracy": metrics.get("accuracy"),
+            "duration_s": run.duration_s,
+            "images_per_s": metrics.get("images_per_s"),
+            "message": run.message,
+        })
+    columns = ["run", "status", "created", *SETTINGS, "accuracy", "duration_s",
+               "images_per_s", "message"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def loss_curve(events: list[dict], run_id: str | None = None) -> pd.DataFrame:
+    """The stats events as rows: epochs (fractional, for the x axis), loss, images_seen, ..."""
+    rows = [{"epochs": (e["images_seen"] / e["images_per_epoch"]
+                        if e.get("images_per_epoch") else float(e["epoch"])),
+             "loss": e["loss"], "epoch": e["epoch"], "minibatch": e["minibatch"],
+             "images_seen": e["images_seen"], "images_per_s": e["images_per_s"]}
+            for e in events if e.get("kind") == "stats"]
+    frame = pd.DataFrame(rows, columns=["epochs", "loss", "epoch", "minibatch", "images_seen",
+                                        "images_per_s"])
+    if run_id is not None:
+        frame.insert(0, "run", run_id)
+    return frame
+
+
+def epoch_accuracies(events: list[dict]) -> pd.DataFrame:
+    """Test accuracy after each epoch: epoch, test_accuracy (%)."""
+    rows = [{"epoch": e["epoch"], "test_accuracy": e["test_accuracy"]}
+            for e in events if e.get("kind") == "epoch"]
+    return pd.DataFrame(rows, columns=["epoch", "test_accuracy"])
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is, for a progress bar and one line of text."""
+
+    fraction: float  # 0..1
+    text: str
+    images_per_s: float | None
+    eta_s: float | None
+    last_loss: float | None
+
+
+def run_progress(run: Run, events: list[dict]) -> Progress:
+    """Progress of a run from its latest events."""
+    stats = [e for e in events if e.get("kind") == "stats"]
+    epochs = run.config.get("epochs", 1)
+    if run.status == "queued":
+        return Progress(0.0, "Waiting for a free slot: another run is training.", None, None,
+                        None)
+    if not stats:
+        if run.status == "running":
+            return Progress(0.0, "Starting: loading the data and building the network ...",
+                            None, None, None)
+        return Progress(1.0 if run.status == "completed" else 0.0,
+                        run.message or run.status, None, None, None)
+    last = stats[-1]
+    fraction = 1.0 if run.status == "completed" else min(1.0, last["fraction_done"])
+    if run.status == "running":
+        text = (f"Epoch {last['epoch']} of {epochs} · {last['images_seen']:,} images seen · "
+                f"{last['images_per_s']:,.0f} images/s · about "
+                f"{format_duration(last['eta_s'])} left")
+    else:
+        text = (f"{run.status.capitalize()} after {last['images_seen']:,} images · "
+                f"{last['images_per_s']:,.0f} images/s · {format_duration(run.duration_s)}")
+    return Progress(fraction, text, last["images_per_s"], last["eta_s"], last["loss"])
+
+
+def per_class_comparison(runs: list[Run]) -> pd.DataFrame:
+    """Long table run, class, accuracy (%) for the runs that have metrics."""
+    rows = [{"run": run.id, "class": name, "accuracy": value}
+            for run in runs if run.metrics
+            for name, value in run.metrics.get("per_class", {}).items()]
+    return pd.DataFrame(rows, columns=["run", "class", "accuracy"])
+
+
+def metrics_csv(run: Run) -> str:
+    """A run's metrics as tidy CSV: one row per class plus an 'overall' row, each with the run's
+    id and settings, so several runs' files can simply be concatenated."""
+    metrics = run.metrics or {}
+    per_class = metrics.get("per_class", {})
+    confusion = metrics.get("confusion") or []
+    rows = []
+    for i, (name, value) in enumerate(per_class.items()):
+        fits = len(confusion) == len(per_class)
+        rows.append({"class": name, "accuracy_percent": value,
+                     "correct": confusion[i][i] if fits else None,
+                     "total": sum(confusion[i]) if fits else None})
+    rows.append({"class": "overall", "accuracy_percent": metrics.get("accuracy"),
+                 "correct": sum(confusion[i][i] for i in range(len(confusion))) or None,
+                 "total": sum(map(sum, confusion)) or None})
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "run", run.id)
+    for key in SETTINGS:
+        frame[key] = run.config.get(key)
+    out = io.StringIO()
+    frame.to_csv(out, index=False)
+    return out.getvalue()
