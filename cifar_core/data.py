@@ -110,6 +110,18 @@ class CifarData:
         picked = pool[torch.randperm(len(pool), generator=generator)[: max(1, n)]]
         return Batch(images[picked], labels[picked], picked, self.classes)
 
+    def examples_per_class(self, split: str = "train", seed: int = 0) -> Batch:
+        """One image of each class (that has any), in class order; the seed picks which."""
+        images, labels = self.split(split)
+        generator = torch.Generator().manual_seed(seed)
+        picked = []
+        for c in range(len(self.classes)):
+            idx = torch.nonzero(labels == c).flatten()
+            if len(idx):
+                picked.append(int(idx[torch.randint(len(idx), (1,), generator=generator)]))
+        chosen = torch.tensor(picked, dtype=torch.long)
+        return Batch(images[chosen], labels[chosen], chosen, self.classes)
+
     def class_index(self, name_or_index: str | int) -> int:
         """Position of a class given by name or index, with a clear error if unknown."""
         if isinstance(name_or_index, int) and 0 <= name_or_index < len(self.classes):

@@ -113,6 +113,15 @@ def config_problems(values: dict) -> dict[str, str]:
     return problems
 
 
+# Starting points offered by the dashboard's Train page (the settings not named keep defaults).
+PRESETS = {
+    "Tutorial: 2 epochs, lr 0.001, momentum 0.9, batch 4": dict(
+        epochs=2, lr=0.001, momentum=0.9, batch_size=4, log_every=2000, train_size=None),
+    "Quick demo: about a minute on a laptop CPU": dict(
+        epochs=3, lr=0.01, momentum=0.9, batch_size=16, log_every=250, train_size=None),
+}
+
+
 @dataclass(frozen=True)
 class StatsEvent:
     """The mean loss of the last window of minibatches, like the tutorial's printed line."""

@@ -1,0 +1,59 @@
+"""CIFAR-10 dashboard: `streamlit run app.py`. This file picks the page and draws Home."""
+
+import streamlit as st
+
+from cifar_core.model import Net, count_parameters
+from cifar_core.pictures import tiles
+from pages import ui
+
+
+# Home: what this is, the data's state, and the run in progress.
+@ui.guard
+def home() -> None:
+    st.title("Teach a computer to recognise pictures")
+    st.markdown(
+        "**CIFAR-10** is a set of 60,000 tiny colour photos (32 × 32 pixels), each showing one of "
+        "ten things: airplanes, cars, birds, cats, deer, dogs, frogs, horses, ships or trucks. "
+        f"The **network** is the small one from PyTorch's official tutorial: two layers that look "
+        f"for patterns, then three that decide, {count_parameters(Net()):,} numbers in all, "
+        "which training tunes by showing it labelled photos again and again. "
+        "Here you can train it, watch it learn, and see which pictures it gets right and wrong."
+    )
+    data = ui.data_or_status_ui()
+    if data is not None:
+        examples = data.examples_per_class()
+        st.subheader("One example of each class")
+        ui.show_tiles(tiles(examples.images, scale=3), examples.label_names)
+        st.caption(f"Data: {data.source} · {len(data.train_labels):,} training and "
+                   f"{len(data.test_labels):,} test images.")
+
+    st.subheader("Training")
+    active = ui.store().list(("running", "queued"))
+    if active:
+        run = active[0]
+        st.info(f"Run **{run.id}** is {run.status}.", icon=":material/model_training:")
+        st.page_link(ui.TRAIN, label="Watch it on the Train page", icon=":material/monitoring:")
+    else:
+        done = ui.finished_runs(ui.store().list())
+        if done:
+            st.write(f"No run is training. The latest finished run, **{done[0].id}**, "
+                     f"reached {done[0].accuracy:.1f} % on the test images.")
+        else:
+            st.write("No runs yet.")
+    cols = st.columns(4)
+    cols[0].page_link(ui.DATA, label="Look at the data", icon=":material/image:")
+    cols[1].page_link(ui.TRAIN, label="Train a network", icon=":material/model_training:")
+    cols[2].page_link(ui.EVALUATE, label="See what it learned", icon=":material/fact_check:")
+    cols[3].page_link(ui.RUNS, label="Compare runs", icon=":material/compare_arrows:")
+
+
+st.set_page_config(page_title="CIFAR-10 dashboard", page_icon=":material/image_search:",
+                   layout="wide")
+page = st.navigation([
+    st.Page(home, title="Home", icon=":material/home:", default=True),
+    st.Page(ui.DATA, title="Data", icon=":material/image:"),
+    st.Page(ui.TRAIN, title="Train", icon=":material/model_training:"),
+    st.Page(ui.EVALUATE, title="Evaluate", icon=":material/fact_check:"),
+    st.Page(ui.RUNS, title="Runs", icon=":material/compare_arrows:"),
+])
+ui.guard(page.run)()

@@ -1,0 +1,63 @@
+"""Data page: a random batch of images with their classes, and how many images each class has."""
+
+import random
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from cifar_core.data import image_grid
+from cifar_core.pictures import tiles
+from pages import ui
+
+
+def batch_controls_ui(classes: tuple[str, ...]) -> tuple[str, int, list[str], int]:
+    """The batch's settings: split, size, class filter, seed ('New batch' draws a new seed)."""
+    if "data_seed" not in st.session_state:
+        st.session_state.data_seed = random.randrange(100_000)
+    c1, c2, c3 = st.columns([1, 2, 3])
+    split = c1.radio("Images from", ["train", "test"], horizontal=True,
+                     format_func=lambda s: {"train": "training set", "test": "test set"}[s])
+    size = c2.slider("How many", min_value=4, max_value=64, value=16, step=4)
+    chosen = c3.multiselect("Only these classes (empty = all)", list(classes))
+    c4, c5, _ = st.columns([1, 1, 4], vertical_alignment="bottom")
+    seed = c4.number_input("Seed (same seed, same batch)", min_value=0, max_value=2**31 - 1,
+                           step=1, key="data_seed")
+    c5.button("New batch", icon=":material/shuffle:", type="primary", on_click=_new_seed)
+    return split, int(size), chosen, int(seed)
+
+
+def _new_seed() -> None:
+    st.session_state.data_seed = random.randrange(100_000)
+
+
+def class_counts_chart(classes: tuple[str, ...], counts: dict[str, list[int]]) -> alt.Chart:
+    frame = pd.DataFrame([{"class": c, "split": s, "images": counts[s][i]}
+                          for s in counts for i, c in enumerate(classes)])
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("class:N", title=None, sort=list(classes)),
+        y=alt.Y("images:Q", title="images"),
+        color=alt.Color("split:N", title="set", scale=alt.Scale(scheme="tableau10")),
+        xOffset="split:N",
+        tooltip=["class", "split", alt.Tooltip("images:Q", format=",")],
+    ).properties(height=260)
+
+
+@ui.guard
+def main() -> None:
+    ui.page_header("The data", "Random photos from CIFAR-10 with the class a person gave each "
+                   "one. This is all the network ever sees: 32 × 32 pixels and a label.")
+    data = ui.data_or_status_ui()
+    if data is None:
+        return
+    split, size, chosen, seed = batch_controls_ui(data.classes)
+    batch = data.random_batch(split, size, seed=seed, classes=chosen or None)
+    ui.show_tiles(tiles(batch.images, scale=3), batch.label_names)
+    with st.expander("As one grid (torchvision make_grid), labels in reading order"):
+        st.image(image_grid(batch.images, nrow=8), width=min(8, len(batch.labels)) * 34 * 3)
+        st.caption(" · ".join(batch.label_names))
+    st.subheader("Images per class")
+    st.altair_chart(class_counts_chart(data.classes, data.class_counts()), width="stretch")
+
+
+main()

@@ -1,0 +1,155 @@
+"""Evaluate page: what a trained network gets right and wrong on images it never saw."""
+
+import random
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from cifar_core.evaluate import Evaluation
+from cifar_core.pictures import tiles, verdict_tiles
+from cifar_core.summaries import run_label
+from pages import ui
+
+
+def run_picker_ui() -> str | None:
+    """Choose a finished run (latest first); None when there is none."""
+    runs = ui.finished_runs(ui.store().list())
+    if not runs:
+        st.info("No finished run to look at yet. Train one on the Train page first.",
+                icon=":material/info:")
+        st.page_link(ui.TRAIN, label="Go to Train", icon=":material/model_training:")
+        return None
+    labels = {r.id: run_label(r) for r in runs}
+    return st.selectbox("Run", list(labels), format_func=labels.get, key="eval_run")
+
+
+def _new_seed() -> None:
+    st.session_state.eval_seed = random.randrange(100_000)
+
+
+def predictions_ui(evaluation: Evaluation, data) -> None:
+    st.subheader("Truth and prediction")
+    if "eval_seed" not in st.session_state:
+        _new_seed()
+    c1, c2 = st.columns([1, 5], vertical_alignment="bottom")
+    c1.number_input("Seed", min_value=0, step=1, key="eval_seed")
+    c2.button("New batch", icon=":material/shuffle:", on_click=_new_seed, key="eval_new_batch")
+    batch = data.random_batch("test", 16, seed=int(st.session_state.eval_seed))
+    idx = batch.indices.numpy()
+    predicted, confidence = evaluation.predicted[idx], evaluation.confidence[idx]
+    correct = predicted == evaluation.labels[idx]
+    captions = [f"{'✓' if ok else '✗'} {evaluation.classes[p]} ({c:.0%})"
+                + ("" if ok else f" · is {truth}")
+                for p, c, ok, truth in zip(predicted, confidence, correct, batch.label_names,
+                                           strict=True)]
+    ui.show_tiles(verdict_tiles(batch.images, correct), captions)
+    st.caption(f"Green frame: right, red: wrong. The percentage is how sure the network was. "
+               f"{int(correct.sum())} of {len(correct)} right in this batch.")
+
+
+def per_class_ui(evaluation: Evaluation) -> None:
+    st.subheader("Accuracy per class")
+    table = evaluation.per_class_accuracy()
+    c1, c2 = st.columns([2, 3])
+    c1.dataframe(table, hide_index=True, width="stretch", column_config={
+        "class": "Class",
+        "correct": st.column_config.NumberColumn("Right"),
+        "total": st.column_config.NumberColumn("Images"),
+        "accuracy": st.column_config.ProgressColumn("Accuracy", format="%.1f %%",
+                                                    min_value=0, max_value=100),
+    })
+    chart = alt.Chart(table).mark_bar(color="#4C78A8").encode(
+        x=alt.X("accuracy:Q", title="accuracy (%)", scale=alt.Scale(domain=[0, 100])),
+        y=alt.Y("class:N", sort="-x", title=None),
+        tooltip=["class", alt.Tooltip("accuracy:Q", format=".1f"), "correct", "total"])
+    chance = alt.Chart(pd.DataFrame({"x": [100 / len(table)]})).mark_rule(
+        strokeDash=[4, 4], color="#999").encode(x="x:Q")
+    c2.altair_chart((chart + chance).properties(height=300), width="stretch")
+
+
+def confusion_ui(evaluation: Evaluation, data) -> None:
+    st.subheader("What gets mistaken for what")
+    st.caption("Rows: the true class. Columns: what the network said. The diagonal is right; "
+               "every other square is a kind of mistake. Click a square to see its images.")
+    classes = list(evaluation.classes)
+    matrix = evaluation.confusion_matrix()
+    frame = pd.DataFrame([{"true": classes[i], "predicted": classes[j], "images": int(matrix[i, j])}
+                          for i in range(len(classes)) for j in range(len(classes))])
+    pick = alt.selection_point(name="cell", fields=["true", "predicted"], on="click")
+    base = alt.Chart(frame).encode(
+        x=alt.X("predicted:N", sort=classes, title="predicted"),
+        y=alt.Y("true:N", sort=classes, title="true class"))
+    heat = base.mark_rect().encode(
+        color=alt.Color("images:Q", scale=alt.Scale(scheme="blues"), legend=None),
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
+        tooltip=["true", "predicted", "images"]).add_params(pick)
+    text = base.mark_text(fontSize=11).encode(
+        text="images:Q",
+        color=alt.condition(alt.datum.images > matrix.max() / 2, alt.value("white"),
+                            alt.value("#222")))
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        event = st.altair_chart((heat + text).properties(height=420), width="stretch",
+                                on_select="rerun", key="confusion_chart")
+    chosen = (event or {}).get("selection", {}).get("cell") or []
+    # A new click picks the cell; the menus below can still change it afterwards.
+    if chosen and chosen[0] != st.session_state.get("last_cell"):
+        st.session_state.last_cell = chosen[0]
+        st.session_state.cell_true = chosen[0]["true"]
+        st.session_state.cell_predicted = chosen[0]["predicted"]
+    with c2:
+        if "cell_true" not in st.session_state:
+            worst = np.unravel_index(np.argmax(matrix - np.diag(np.diag(matrix))), matrix.shape)
+            st.session_state.cell_true = classes[worst[0]]
+            st.session_state.cell_predicted = classes[worst[1]]
+        t, p = st.columns(2)
+        true_name = t.selectbox("True class", classes, key="cell_true")
+        predicted_name = p.selectbox("Predicted as", classes, key="cell_predicted")
+        cell = evaluation.images_where(classes.index(true_name), classes.index(predicted_name),
+                                       count=24)
+        st.write(f"**{int(matrix[classes.index(true_name), classes.index(predicted_name)])}** "
+                 f"{true_name} image(s) called {predicted_name}"
+                 + (" (most confident first):" if len(cell) else "."))
+        if len(cell):
+            ui.show_tiles(tiles(data.test_images[cell["index"].to_numpy()], scale=2),
+                          [f"{c:.0%}" for c in cell["confidence"]])
+
+
+def mistakes_ui(evaluation: Evaluation, data) -> None:
+    st.subheader("The most confident mistakes")
+    st.caption("Pictures the network was surest about and still got wrong.")
+    worst = evaluation.most_confident_mistakes(16)
+    if worst.empty:
+        st.write("No mistakes at all.")
+        return
+    ui.show_tiles(tiles(data.test_images[worst["index"].to_numpy()]),
+                  [f"{p} ({c:.0%}) · is {t}" for p, c, t in
+                   zip(worst["predicted"], worst["confidence"], worst["label"], strict=True)])
+
+
+@ui.guard
+def main() -> None:
+    ui.page_header("Evaluate", "How the trained network does on the 10,000 test images, which "
+                   "it never saw while training.")
+    data = ui.data_or_status_ui()
+    if data is None:
+        return
+    run_id = run_picker_ui()
+    if run_id is None:
+        return
+    run = ui.store().get(run_id)
+    evaluation = ui.run_evaluation(run)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Test accuracy", f"{evaluation.accuracy:.1f} %",
+              help="Share of the test images whose class the network names right.")
+    c2.metric("Test images", f"{len(evaluation.labels):,}")
+    c3.metric("Guessing would get", f"{100 / len(evaluation.classes):.0f} %")
+    predictions_ui(evaluation, data)
+    per_class_ui(evaluation)
+    confusion_ui(evaluation, data)
+    mistakes_ui(evaluation, data)
+
+
+main()

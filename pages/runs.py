@@ -1,0 +1,157 @@
+"""Runs page: every training so far, side by side; cause and effect of the settings."""
+
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from cifar_core.runs import Run
+from cifar_core.summaries import (
+    format_duration,
+    loss_curve,
+    metrics_csv,
+    per_class_comparison,
+    run_label,
+    runs_table,
+)
+from pages import ui
+
+SCATTER_SETTINGS = {"lr": "learning rate", "momentum": "momentum", "batch_size": "batch size",
+                    "epochs": "epochs", "train_size": "training images"}
+
+
+def runs_table_ui(runs: list[Run]) -> list[str]:
+    """All runs as a table; returns the ids of the rows the user ticked."""
+    table = runs_table(runs)
+    table["duration"] = [format_duration(s) for s in table["duration_s"]]
+    shown = table[["run", "status", "epochs", "lr", "momentum", "batch_size", "train_size",
+                   "accuracy", "duration", "images_per_s", "created", "message"]]
+    event = st.dataframe(
+        shown, hide_index=True, width="stretch", on_select="rerun",
+        selection_mode="multi-row", key="runs_table",
+        column_config={
+            "run": "Run", "status": "Status", "epochs": "Epochs",
+            "lr": st.column_config.NumberColumn("Learning rate", format="%.4f"),
+            "momentum": st.column_config.NumberColumn("Momentum", format="%.2f"),
+            "batch_size": "Batch", "train_size": st.column_config.NumberColumn(
+                "Training images", help="empty = all"),
+            "accuracy": st.column_config.ProgressColumn("Test accuracy", format="%.1f %%",
+                                                        min_value=0, max_value=100),
+            "duration": "Took",
+            "images_per_s": st.column_config.NumberColumn("Images/s", format="%.0f"),
+            "created": st.column_config.DatetimeColumn("Started", format="D MMM, HH:mm"),
+            "message": "Note",
+        })
+    rows = (event or {}).get("selection", {}).get("rows", [])
+    return [table.iloc[i]["run"] for i in rows]
+
+
+def compare_ui(runs: list[Run], picked: list[str]) -> None:
+    by_id = {r.id: r for r in runs}
+    default = picked or [r.id for r in runs[:3]]
+    chosen = st.multiselect("Runs to compare (or tick rows above)", list(by_id),
+                            default=[d for d in default if d in by_id],
+                            format_func=lambda i: run_label(by_id[i]), key="compare_runs")
+    if not chosen:
+        return
+    curves = [loss_curve([e for _, e in ui.store().events(i, kind="stats")], run_id=i)
+              for i in chosen]
+    curves = [c for c in curves if not c.empty]
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown("**Training loss**")
+        if curves:
+            frame = pd.concat(curves)
+            chart = alt.Chart(frame).mark_line(point=True).encode(
+                x=alt.X("epochs:Q", title="epochs"),
+                y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
+                color=alt.Color("run:N", title="run"),
+                tooltip=["run", "epoch", alt.Tooltip("loss:Q", format=".3f")])
+            st.altair_chart(chart.properties(height=320), width="stretch")
+        else:
+            st.caption("No loss reports yet.")
+    with c2:
+        st.markdown("**Test accuracy per class**")
+        per_class = per_class_comparison([by_id[i] for i in chosen])
+        if per_class.empty:
+            st.caption("No finished run among these.")
+        else:
+            chart = alt.Chart(per_class).mark_bar().encode(
+                x=alt.X("class:N", title=None), y=alt.Y("accuracy:Q", title="accuracy (%)",
+                                                       scale=alt.Scale(domain=[0, 100])),
+                color=alt.Color("run:N", title="run"), xOffset="run:N",
+                tooltip=["run", "class", alt.Tooltip("accuracy:Q", format=".1f")])
+            st.altair_chart(chart.properties(height=320), width="stretch")
+
+
+def scatter_ui(runs: list[Run]) -> None:
+    st.subheader("Which settings pay off")
+    table = runs_table(runs).dropna(subset=["accuracy"])
+    if len(table) < 2:
+        st.caption("Finish at least two runs with different settings to see a pattern here.")
+        return
+    setting = st.radio("Setting", list(SCATTER_SETTINGS), format_func=SCATTER_SETTINGS.get,
+                       horizontal=True, key="scatter_setting")
+    log_scale = setting in ("lr", "batch_size")
+    chart = alt.Chart(table).mark_circle(size=120, opacity=0.8).encode(
+        x=alt.X(f"{setting}:Q", title=SCATTER_SETTINGS[setting],
+                scale=alt.Scale(type="log" if log_scale else "linear", zero=False)),
+        y=alt.Y("accuracy:Q", title="test accuracy (%)"),
+        color=alt.Color("status:N"),
+        tooltip=["run", "epochs", "lr", "momentum", "batch_size",
+                 alt.Tooltip("accuracy:Q", format=".1f")])
+    st.altair_chart(chart.properties(height=300), width="stretch")
+
+
+def files_ui(runs: list[Run]) -> None:
+    st.subheader("Download or delete a run")
+    by_id = {r.id: r for r in runs}
+    run_id = st.selectbox("Run", list(by_id), format_func=lambda i: run_label(by_id[i]),
+                          key="files_run")
+    run = by_id[run_id]
+    c1, c2, c3 = st.columns(3)
+    if run.checkpoint and Path(run.checkpoint).is_file():
+        c1.download_button("Network (cifar_net.pth)", Path(run.checkpoint).read_bytes(),
+                           file_name="cifar_net.pth", icon=":material/download:",
+                           mime="application/octet-stream", key="dl_checkpoint")
+    else:
+        c1.caption("No saved network for this run.")
+    if run.metrics:
+        c2.download_button("Metrics (CSV)", metrics_csv(run), file_name=f"{run.id}-metrics.csv",
+                           mime="text/csv", icon=":material/table:", key="dl_metrics")
+    if run.status == "running":
+        c3.caption("A running run cannot be deleted: stop it on the Train page first.")
+    elif st.session_state.get("confirm_delete") == run.id:
+        c3.warning(f"Delete run {run.id} and its files for good?")
+        yes, no = c3.columns(2)
+        if yes.button("Yes, delete", type="primary", key="delete_yes"):
+            ui.runner().delete(run.id)
+            st.session_state.pop("confirm_delete", None)
+            st.toast(f"Deleted run {run.id}.")
+            st.rerun()
+        if no.button("Cancel", key="delete_no"):
+            st.session_state.pop("confirm_delete", None)
+            st.rerun()
+    elif c3.button("Delete this run ...", icon=":material/delete:", key="delete_ask"):
+        st.session_state.confirm_delete = run.id
+        st.rerun()
+
+
+@ui.guard
+def main() -> None:
+    ui.page_header("Runs", "Every training so far. Tick rows to compare them: the loss curves "
+                   "show how fast each one learned, the bars what each one learned.")
+    ui.runner().schedule()
+    runs = ui.store().list()
+    if not runs:
+        st.info("No runs yet: start one on the Train page.", icon=":material/info:")
+        st.page_link(ui.TRAIN, label="Go to Train", icon=":material/model_training:")
+        return
+    picked = runs_table_ui(runs)
+    compare_ui(runs, picked)
+    scatter_ui(runs)
+    files_ui(runs)
+
+
+main()
