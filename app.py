@@ -47,7 +47,7 @@ def home() -> None:
     cols[3].page_link(ui.RUNS, label="Compare runs", icon=":material/compare_arrows:")
 
 
-st.set_page_config(page_title="CIFAR-10 dashboard", page_icon=":material/image_search:",
+st.set_page_config(page_title="CIFAR-10 dashboard", page_icon="🖼️",
                    layout="wide")
 page = st.navigation([
     st.Page(home, title="Home", icon=":material/home:", default=True),

@@ -110,6 +110,10 @@ class CifarData:
         picked = pool[torch.randperm(len(pool), generator=generator)[: max(1, n)]]
         return Batch(images[picked], labels[picked], picked, self.classes)
 
+    def images_at(self, split: str, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
+        """The images of a split at these positions (any list or array of ints)."""
+        return self.split(split)[0][torch.tensor(np.asarray(indices, dtype=np.int64))]
+
     def examples_per_class(self, split: str = "train", seed: int = 0) -> Batch:
         """One image of each class (that has any), in class order; the seed picks which."""
         images, labels = self.split(split)

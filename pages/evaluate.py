@@ -113,7 +113,7 @@ def confusion_ui(evaluation: Evaluation, data) -> None:
                  f"{true_name} image(s) called {predicted_name}"
                  + (" (most confident first):" if len(cell) else "."))
         if len(cell):
-            ui.show_tiles(tiles(data.test_images[cell["index"].to_numpy()], scale=2),
+            ui.show_tiles(tiles(data.images_at("test", cell["index"]), scale=2),
                           [f"{c:.0%}" for c in cell["confidence"]])
 
 
@@ -124,7 +124,7 @@ def mistakes_ui(evaluation: Evaluation, data) -> None:
     if worst.empty:
         st.write("No mistakes at all.")
         return
-    ui.show_tiles(tiles(data.test_images[worst["index"].to_numpy()]),
+    ui.show_tiles(tiles(data.images_at("test", worst["index"])),
                   [f"{p} ({c:.0%}) · is {t}" for p, c, t in
                    zip(worst["predicted"], worst["confidence"], worst["label"], strict=True)])
 

@@ -1,0 +1,289 @@
+"""Every page of the dashboard through streamlit.testing.v1.AppTest, on tiny generated data and
+runs made by cifar_core itself."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cifar_core.jobs import execute_run
+from cifar_core.runs import RunStore
+from cifar_core.train import TrainConfig
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+           "truck"]
+TIMEOUT = 60
+
+
+def write_tiny_batches(root: Path, per_batch: int = 20, test: int = 50) -> Path:
+    """The official python layout with a learnable colour per class."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+
+    def batch(n: int) -> dict:
+        labels = np.arange(n) % 10
+        base = (labels * 25).astype(np.int16)[:, None]
+        data = np.clip(base + rng.integers(-20, 20, (n, 3072)), 0, 255).astype(np.uint8)
+        return {"data": data, "labels": labels.tolist(), "batch_label": "synthetic"}
+
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch(per_batch)))
+    (folder / "test_batch").write_bytes(pickle.dumps(batch(test)))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": CLASSES}))
+    return root
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    root = write_tiny_batches(tmp_path / "data")
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "runs"
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(root))
+    return root
+
+
+def finish_run(runs_dir: Path, data_dir: Path, **settings) -> str:
+    """A run trained for real, in this process, on the tiny data."""
+    store = RunStore(runs_dir)
+    config = TrainConfig(**{"epochs": 1, "batch_size": 10, "log_every": 2, "seed": 0,
+                            "lr": 0.01, **settings})
+    run = store.create(config.to_dict(), str(data_dir), origin="test", status="running")
+    return execute_run(store, run.id).id
+
+
+def app_at(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info] + [s.value for s in at.success]
+    parts += [t.value for t in at.title] + [h.value for h in at.subheader]
+    return "\n".join(str(p) for p in parts)
+
+
+def no_traceback(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Traceback" not in texts(at)
+
+
+# --- Home ---------------------------------------------------------------------------------------
+
+def test_home_shows_examples_data_source_and_latest_run(data_dir, runs_dir):
+    run_id = finish_run(runs_dir, data_dir)
+    at = app_at()
+    no_traceback(at)
+    body = texts(at)
+    assert "CIFAR-10" in body
+    assert "One example of each class" in body
+    assert str(data_dir) in body
+    assert run_id in body and "reached" in body
+
+
+def test_home_without_data_says_what_to_do(tmp_path, monkeypatch, runs_dir):
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(tmp_path / "empty"))
+    at = app_at()
+    no_traceback(at)
+    assert at.warning, "the missing data must be explained"
+    message = at.warning[0].value
+    assert "No CIFAR-10 data" in message and "cifar-10-batches-py" in message
+    assert any("Download CIFAR-10" in b.label for b in at.button)
+    assert "No runs yet" in texts(at)
+
+
+# --- Data ---------------------------------------------------------------------------------------
+
+def test_data_page_has_controls_and_new_batch_changes_the_batch(data_dir, runs_dir):
+    at = app_at("pages/data.py")
+    no_traceback(at)
+    assert at.radio[0].options == ["training set", "test set"]
+    assert at.slider[0].value == 16
+    assert at.multiselect[0].options == CLASSES
+    first_seed = at.number_input(key="data_seed").value
+    images_before = at.get("image")[0].proto.imgs
+    assert len(images_before) == 16
+    at.button[0].click().run()
+    no_traceback(at)
+    assert at.number_input(key="data_seed").value != first_seed
+
+
+def test_data_page_class_filter_and_counts(data_dir, runs_dir):
+    at = app_at("pages/data.py")
+    at.multiselect[0].set_value(["cat"]).run()
+    at.slider[0].set_value(8).run()
+    no_traceback(at)
+    captions = [img.caption for img in at.get("image")[0].proto.imgs]
+    assert captions == ["cat"] * 8
+    assert "Images per class" in texts(at)
+
+
+def test_data_page_without_data(tmp_path, monkeypatch, runs_dir):
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(tmp_path / "nothing"))
+    at = app_at("pages/data.py")
+    no_traceback(at)
+    assert "No CIFAR-10 data" in at.warning[0].value
+
+
+def test_data_page_with_damaged_data_shows_the_file(data_dir, runs_dir):
+    (data_dir / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x04 truncated")
+    at = app_at("pages/data.py")
+    no_traceback(at)
+    assert any("data_batch_3" in e.value for e in at.error)
+
+
+# --- Train --------------------------------------------------------------------------------------
+
+def start_button(at: AppTest):
+    return next(b for b in at.button if b.label == "Start training")
+
+
+def test_train_form_has_every_setting_and_presets(data_dir, runs_dir):
+    at = app_at("pages/train.py")
+    no_traceback(at)
+    for key in ("cfg_epochs", "cfg_lr", "cfg_momentum", "cfg_batch_size", "cfg_log_every",
+                "cfg_train_size", "cfg_seed"):
+        assert at.number_input(key=key) is not None
+    assert at.selectbox(key="cfg_device").options[0] == "auto"
+    assert "cpu" in at.selectbox(key="cfg_device").options
+    # The tutorial preset is the default; the quick demo changes the values.
+    assert at.number_input(key="cfg_batch_size").value == 4
+    presets = at.selectbox(key="preset").options
+    at.selectbox(key="preset").set_value(next(p for p in presets if p.startswith("Quick"))).run()
+    assert at.number_input(key="cfg_batch_size").value != 4
+    assert not start_button(at).disabled
+    assert "No runs yet" in texts(at)
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("cfg_lr", 0.0, "above 0"),
+    ("cfg_momentum", 1.0, "below 1"),
+    ("cfg_epochs", 0, "Epochs"),
+    ("cfg_batch_size", 0, "Batch size"),
+    ("cfg_train_size", 3, "Training images"),
+])
+def test_train_bad_values_get_a_message_and_no_run(data_dir, runs_dir, key, value, words):
+    at = app_at("pages/train.py")
+    at.number_input(key=key).set_value(value).run()
+    no_traceback(at)
+    assert any(words in e.value for e in at.error), [e.value for e in at.error]
+    assert start_button(at).disabled
+    assert RunStore(runs_dir).list() == []
+
+
+def test_train_start_launches_a_background_run_that_can_be_stopped(data_dir, runs_dir):
+    at = app_at("pages/train.py")
+    at.number_input(key="cfg_epochs").set_value(50).run()
+    start_button(at).click().run()
+    no_traceback(at)
+    runs = RunStore(runs_dir).list()
+    assert len(runs) == 1 and runs[0].status in ("queued", "running")
+    assert runs[0].config["epochs"] == 50 and runs[0].origin == "dashboard"
+    assert runs[0].id in texts(at)
+    stop = next(b for b in at.button if b.label == "Stop")
+    stop.click().run()
+    assert RunStore(runs_dir).get(runs[0].id).stop_requested
+    from cifar_core.jobs import JobRunner
+
+    final = JobRunner(RunStore(runs_dir)).wait(runs[0].id, timeout=60)
+    assert final.status == "stopped"
+
+
+def test_train_page_shows_a_finished_run(data_dir, runs_dir):
+    run_id = finish_run(runs_dir, data_dir)
+    at = app_at("pages/train.py")
+    no_traceback(at)
+    assert run_id in texts(at)
+    assert at.success and "test images right" in at.success[0].value
+    assert at.get("vega_lite_chart"), "the loss chart is drawn"
+
+
+def test_train_page_explains_a_diverged_run(data_dir, runs_dir):
+    store = RunStore(runs_dir)
+    run = store.create(TrainConfig(lr=5).to_dict(), str(data_dir), "test", status="running")
+    store.finish(run.id, "diverged", "The loss became NaN in epoch 1: the learning rate 5 is "
+                                     "too high. Lower it (try 0.5) and start again.")
+    at = app_at("pages/train.py")
+    no_traceback(at)
+    assert any("Lower it" in e.value for e in at.error)
+
+
+# --- Evaluate -----------------------------------------------------------------------------------
+
+def test_evaluate_shows_accuracy_per_class_and_confusions(data_dir, runs_dir):
+    run_id = finish_run(runs_dir, data_dir)
+    run = RunStore(runs_dir).get(run_id)
+    at = app_at("pages/evaluate.py")
+    no_traceback(at)
+    assert at.selectbox(key="eval_run").value == run_id
+    accuracy = next(m for m in at.metric if m.label == "Test accuracy")
+    assert accuracy.value == f"{run.metrics['accuracy']:.1f} %"
+    table = at.dataframe[0].value
+    assert list(table["class"]) == CLASSES
+    assert table["total"].sum() == 50
+    assert at.selectbox(key="cell_true").options == CLASSES
+    at.selectbox(key="cell_true").set_value("cat").run()
+    at.selectbox(key="cell_predicted").set_value("cat").run()
+    no_traceback(at)
+    assert "cat image(s) called cat" in texts(at)
+    assert "The most confident mistakes" in texts(at)
+
+
+def test_evaluate_without_runs_points_to_train(data_dir, runs_dir):
+    at = app_at("pages/evaluate.py")
+    no_traceback(at)
+    assert "No finished run" in at.info[0].value
+
+
+def test_evaluate_with_a_deleted_checkpoint_says_so(data_dir, runs_dir):
+    run_id = finish_run(runs_dir, data_dir)
+    Path(RunStore(runs_dir).get(run_id).checkpoint).unlink()
+    at = app_at("pages/evaluate.py")
+    no_traceback(at)
+    assert any("checkpoint file is gone" in e.value for e in at.error)
+
+
+# --- Runs ---------------------------------------------------------------------------------------
+
+def test_runs_table_compare_download_and_delete(data_dir, runs_dir):
+    first = finish_run(runs_dir, data_dir, lr=0.01)
+    second = finish_run(runs_dir, data_dir, lr=0.05, momentum=0.5)
+    at = app_at("pages/runs.py")
+    no_traceback(at)
+    table = at.dataframe[0].value
+    assert set(table["run"]) == {first, second}
+    assert set(table["lr"]) == {0.01, 0.05}
+    assert set(at.multiselect(key="compare_runs").value) == {first, second}
+    assert "Which settings pay off" in texts(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert "Network (cifar_net.pth)" in labels and "Metrics (CSV)" in labels
+
+    at.selectbox(key="files_run").set_value(first).run()
+    at.button(key="delete_ask").click().run()
+    assert RunStore(runs_dir).get(first)  # asking is not deleting
+    at.button(key="delete_yes").click().run()
+    no_traceback(at)
+    assert [r.id for r in RunStore(runs_dir).list()] == [second]
+
+
+def test_runs_page_empty(data_dir, runs_dir):
+    at = app_at("pages/runs.py")
+    no_traceback(at)
+    assert "No runs yet" in at.info[0].value
