@@ -123,9 +123,8 @@ def run_events(run_id: str) -> list[dict]:
     return events
 
 
-def loss_chart(run: Run, events: list[dict]) -> alt.LayerChart:
+def loss_chart(run: Run, curve: pd.DataFrame, accuracy: pd.DataFrame) -> alt.LayerChart:
     """Loss per report (line with points), epoch boundaries (dashed), test accuracy (right)."""
-    curve = loss_curve(events)
     epochs = run.config.get("epochs", 1)
     x = alt.X("epochs:Q", title="epochs", scale=alt.Scale(domain=[0, epochs]))
     line = alt.Chart(curve).mark_line(point=True, color="#4C78A8").encode(
@@ -134,7 +133,6 @@ def loss_chart(run: Run, events: list[dict]) -> alt.LayerChart:
                  alt.Tooltip("images_seen:Q", format=",")])
     boundaries = alt.Chart(pd.DataFrame({"epochs": list(range(1, epochs))})).mark_rule(
         strokeDash=[4, 4], color="#999").encode(x="epochs:Q")
-    accuracy = epoch_accuracies(events)
     points = alt.Chart(accuracy).mark_point(shape="diamond", size=120, filled=True,
                                             color="#E45756").encode(
         x=alt.X("epoch:Q"),
@@ -161,11 +159,16 @@ def run_view_ui(run: Run, events: list[dict]) -> None:
               format_duration(run.duration_s))
     c4.metric("Test accuracy", f"{accuracy.test_accuracy.iloc[-1]:.1f} %" if len(accuracy)
               else "after epoch 1")
-    if loss_curve(events).empty:
+    curve = loss_curve(events)
+    if curve.empty:
         st.caption("The loss chart starts with the first report "
                    f"(every {run.config.get('log_every')} batches).")
     else:
-        st.altair_chart(loss_chart(run, events), width="stretch")
+        st.altair_chart(loss_chart(run, curve, accuracy), width="stretch")
+        reports = len(curve)
+        st.caption(f"{reports} loss report{'s' if reports != 1 else ''} so far, one every "
+                   f"{run.config.get('log_every')} batches. Dashed lines: epoch ends; "
+                   "red diamonds: test accuracy after each epoch.")
 
 
 @st.fragment(run_every=1.0)
