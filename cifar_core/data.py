@@ -478,10 +478,13 @@ def download_status(root: Path) -> float | None:
         pid = int(marker.read_text().strip() or 0)
     except (OSError, ValueError):
         return None
-    if pid and not _pid_alive(pid):
-        marker.unlink(missing_ok=True)  # the downloader died: let the user try again
-        return None
     archive = root / OFFICIAL_ARCHIVE
+    if pid and not _pid_alive(pid):
+        # The downloader died: drop what it left half done, so the user can simply try again.
+        marker.unlink(missing_ok=True)
+        if archive.is_file() and archive.stat().st_size < OFFICIAL_ARCHIVE_BYTES:
+            archive.unlink(missing_ok=True)
+        return None
     size = archive.stat().st_size if archive.exists() else 0
     return min(1.0, size / OFFICIAL_ARCHIVE_BYTES)
 
