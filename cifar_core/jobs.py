@@ -87,6 +87,7 @@ class JobRunner:
         finally:
             log.close()
         _children[proc.pid] = proc
+        _exit_codes.pop(proc.pid, None)  # a reused pid: forget the old process
         self.store.set_running(run.id, proc.pid)
 
     def stop(self, run_id: str) -> Run:
@@ -105,6 +106,7 @@ class JobRunner:
 
     def reap(self) -> list[str]:
         """Mark runs whose process is gone as failed; returns their ids."""
+        _collect_exited_children()
         failed = []
         for run in self.store.list("running"):
             if run.pid is None:
@@ -151,25 +153,38 @@ def start_data_download(data_dir: Path | str | None = None) -> int:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
     _children[proc.pid] = proc
+    _exit_codes.pop(proc.pid, None)  # a reused pid: forget the old process
     # Written here too (the child rewrites it), so the status says "downloading" at once.
     (data_dir / DOWNLOAD_MARKER).write_text(str(proc.pid))
     return proc.pid
 
 
-# Popen objects of the jobs this process launched, so their exit codes can be read (and their
-# zombies reaped) even though we never wait for them.
+# Popen objects of the processes this process launched and has not yet seen exit; and the exit
+# codes of those that have (for the failure reason), so that no finished job stays a zombie.
 _children: dict[int, subprocess.Popen] = {}
+_exit_codes: dict[int, int] = {}
+
+
+def _collect_exited_children() -> None:
+    for pid, proc in list(_children.items()):
+        code = proc.poll()
+        if code is not None:
+            _exit_codes[pid] = code
+            del _children[pid]
 
 
 def _exit_code(pid: int) -> int | None:
-    proc = _children.get(pid)
-    return proc.poll() if proc is not None else None
+    _collect_exited_children()
+    return _exit_codes.get(pid)
 
 
 def _process_alive(pid: int, run_id: str) -> bool:
     """Is the job for run_id still running as pid? Guards against a reused pid and zombies."""
+    _collect_exited_children()
+    if pid in _exit_codes:
+        return False
     if pid in _children:
-        return _children[pid].poll() is None
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
