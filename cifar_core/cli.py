@@ -162,9 +162,10 @@ def cmd_train(args) -> int:
         shutil.copyfile(run.checkpoint, args.out)
     if args.json:
         _emit(_summary(run))
-    elif run.status == "failed":
+    if run.status == "failed":
         print(f"error: {run.message}", file=sys.stderr)
-    elif run.metrics:
+        return USER_ERROR
+    if run.metrics and not args.json:
         print(f"Saved {args.out}")
         _print_accuracy(run.metrics["accuracy"], run.metrics["per_class"],
                         run.metrics["test_images"])

@@ -399,7 +399,8 @@ def decode_source(source: Source) -> dict:
 def cache_dir(root: Path) -> Path:
     """Where decoded tensors are kept: next to the data, or in ~/.cache if that is read-only."""
     root = Path(root)
-    if os.access(root, os.W_OK):
+    # os.access alone says yes to root (uid 0) even where the owner made the folder read-only.
+    if os.access(root, os.W_OK) and root.stat().st_mode & 0o222:
         return root / ".cifar_core_cache"
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "cifar_core" / hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]

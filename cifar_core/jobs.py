@@ -218,8 +218,9 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
     evaluate, save the checkpoint and record how it ended. Never raises for user errors."""
     stop = stop or threading.Event()
     finished = threading.Event()
+    if not store.set_running(run_id, os.getpid()):
+        return store.get(run_id)  # ended before this process got going (stopped, given up)
     run = store.get(run_id)
-    store.set_running(run_id, os.getpid())
     watcher = threading.Thread(target=_forward_stop, args=(store, run_id, stop, finished),
                                daemon=True)
     watcher.start()

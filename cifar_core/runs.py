@@ -166,14 +166,19 @@ class RunStore:
     def create(self, config: dict, data_dir: str, origin: str, status: str = "queued",
                pid: int | None = None) -> Run:
         """A new run with a fresh id, e.g. 20261126-153012-a1b2."""
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
         now = time.time()
-        with self._connect() as con:
-            con.execute(
-                "INSERT INTO runs(id, created, config, data_dir, origin, status, pid, started) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, now, json.dumps(config), str(data_dir), origin, status, pid,
-                 now if status == "running" else None))
+        for _ in range(20):  # ids are short to read; on the rare clash, draw another
+            run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+            try:
+                with self._connect() as con:
+                    con.execute(
+                        "INSERT INTO runs(id, created, config, data_dir, origin, status, pid, "
+                        "started) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, now, json.dumps(config), str(data_dir), origin, status, pid,
+                         now if status == "running" else None))
+                break
+            except sqlite3.IntegrityError:
+                continue
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
         return self.get(run_id)
 
@@ -200,10 +205,14 @@ class RunStore:
             rows = con.execute(query + " ORDER BY created DESC, id DESC", args).fetchall()
         return [_row_to_run(r) for r in rows]
 
-    def set_running(self, run_id: str, pid: int) -> None:
+    def set_running(self, run_id: str, pid: int) -> bool:
+        """Record the process training this run; False (and no change) if the run has already
+        ended, e.g. stopped while queued or given up on, so a late process cannot revive it."""
         with self._connect() as con:
-            con.execute("UPDATE runs SET status='running', pid=?, "
-                        "started=COALESCE(started, ?) WHERE id=?", (pid, time.time(), run_id))
+            cur = con.execute("UPDATE runs SET status='running', pid=?, "
+                              "started=COALESCE(started, ?) WHERE id=? "
+                              "AND status IN ('queued', 'running')", (pid, time.time(), run_id))
+            return cur.rowcount == 1
 
     def claim_queued(self, max_parallel: int) -> list[Run]:
         """Atomically mark as many queued runs 'running' (oldest first) as free slots allow."""

@@ -230,7 +230,16 @@ def train(config: TrainConfig, data: CifarData, model: nn.Module,
     minibatch."""
     config = config.with_seed()
     device = resolve_device(config.device)
+    threads = torch.get_num_threads()
     configure_threads(config.batch_size, device)
+    try:
+        yield from _train_loop(config, data, model, device, stop)
+    finally:
+        torch.set_num_threads(threads)  # leave the process as we found it
+
+
+def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: torch.device,
+                stop: threading.Event | None) -> Iterator[Event]:
     subset = balanced_subset(data.train_labels, config.train_size, config.seed)
     inputs_all = normalize(data.train_images[subset]).to(device)
     labels_all = data.train_labels[subset].to(device)

@@ -1,0 +1,176 @@
+"""Small CIFAR-10 look-alikes in the official file formats, built in temporary folders.
+
+Every image of class c is the colour PALETTE[c] plus noise, so the tutorial's network can
+learn the classes in a fraction of a second, and tests can check that it does.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cifar_core.data import (
+    BATCH_DIR,
+    OFFICIAL_CLASSES,
+    TEST_BATCH,
+    TRAIN_BATCHES,
+    CifarData,
+    load_cifar10,
+)
+
+PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
+                    [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230],
+                    [128, 128, 0], [0, 0, 128]])
+NOISE = 20  # pixel standard deviation around a class's colour
+
+# The real CIFAR-10 images, when this machine has them (see ../shared/data/README.md).
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_ARCHIVE = SHARED_DATA / "cifar10-jpg.tar.gz"
+
+
+def synthetic_images(labels: np.ndarray, rng: np.random.Generator, size: int = 32) -> np.ndarray:
+    """uint8 (N, 3, size, size): each image its class's colour plus noise."""
+    base = PALETTE[labels % len(PALETTE)][:, :, None, None]
+    noise = rng.normal(0, NOISE, (len(labels), 3, size, size))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+def balanced_labels(n: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.permutation(np.arange(n) % num_classes).astype(np.int64)
+
+
+def write_batch(path: Path, images: np.ndarray, labels: np.ndarray, batch_label: str) -> None:
+    """One file of the official python version: a pickled dict, images as (N, 3072) rows."""
+    entry = {
+        "batch_label": batch_label,
+        "labels": [int(x) for x in labels],
+        "data": images.reshape(len(images), 3 * 32 * 32),
+        "filenames": [f"image_{i:05d}.png" for i in range(len(images))],
+    }
+    with open(path, "wb") as f:
+        pickle.dump(entry, f, protocol=2)
+
+
+def make_tar(archive: Path, top: Path, names: list[str]) -> Path:
+    """A .tar.gz of top/<name> for each name, stored under <name>."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in names:
+            tar.add(top / name, arcname=name)
+    return archive
+
+
+def write_cifar_batches(root: Path, train_per_batch: int = 20, test_size: int = 50,
+                        seed: int = 0, classes: tuple[str, ...] = OFFICIAL_CLASSES) -> Path:
+    """root/cifar-10-batches-py/ with data_batch_1..5, test_batch and batches.meta; what was
+    written is also kept in root/expected.npz (see expected_arrays)."""
+    batches = root / BATCH_DIR
+    batches.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    k = len(classes)
+    train_x, train_y = [], []
+    for i, name in enumerate(TRAIN_BATCHES, start=1):
+        labels = balanced_labels(train_per_batch, k, rng)
+        images = synthetic_images(labels, rng)
+        write_batch(batches / name, images, labels, f"training batch {i} of 5")
+        train_x.append(images)
+        train_y.append(labels)
+    test_y = balanced_labels(test_size, k, rng)
+    test_x = synthetic_images(test_y, rng)
+    write_batch(batches / TEST_BATCH, test_x, test_y, "testing batch 1 of 1")
+    with open(batches / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": list(classes), "num_cases_per_batch": train_per_batch,
+                     "num_vis": 3072}, f, protocol=2)
+    np.savez(root / "expected.npz", train_x=np.concatenate(train_x),
+             train_y=np.concatenate(train_y), test_x=test_x, test_y=test_y)
+    return root
+
+
+def expected_arrays(root: Path) -> dict[str, np.ndarray]:
+    """What write_cifar_batches wrote into root, as numpy arrays."""
+    with np.load(root / "expected.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def write_image_folders(root: Path, classes: tuple[str, ...] = ("cat", "dog", "frog"),
+                        train_per_class: int = 4, test_per_class: int = 2,
+                        odd_size: int = 40, seed: int = 0) -> Path:
+    """root/train/<class>/*.png and root/test/<class>/*.png written with PIL; the last image
+    of each class folder is odd_size x odd_size pixels, to check resizing to 32x32."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", train_per_class), ("test", test_per_class)):
+        for c, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                size = odd_size if i == count - 1 else 32
+                pixels = synthetic_images(np.array([c]), rng, size)[0]
+                Image.fromarray(pixels.transpose(1, 2, 0)).save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture
+def make_cifar_batches(tmp_path_factory):
+    """Factory: a fresh data folder holding the official python layout (write_cifar_batches)."""
+
+    def make(root: Path | None = None, **kwargs) -> Path:
+        root = Path(root) if root is not None else tmp_path_factory.mktemp("cifar")
+        return write_cifar_batches(root, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_image_folders(tmp_path_factory):
+    """Factory: a fresh data folder holding an image-folder tree (write_image_folders)."""
+
+    def make(root: Path | None = None, **kwargs) -> Path:
+        root = Path(root) if root is not None else tmp_path_factory.mktemp("folders")
+        return write_image_folders(root, **kwargs)
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No test reads ./data, writes ./runs or fills ~/.cache by accident."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(tmp_path / "default-data"))
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(tmp_path / "default-runs"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    """One decoded-and-cached synthetic data folder shared by the training, job and CLI tests:
+    100 training images (20 per batch) and 50 test images, official class names."""
+    root = tmp_path_factory.mktemp("synthetic")
+    write_cifar_batches(root)
+    load_cifar10(root, download=False)  # decode once; job processes then read the cache
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data(synthetic_dir) -> CifarData:
+    return load_cifar10(synthetic_dir, download=False)
+
+
+def in_memory_data(train_n: int = 100, test_n: int = 50, num_classes: int = 10,
+                   seed: int = 0) -> CifarData:
+    """A CifarData built directly, for tests of training that need no files."""
+    rng = np.random.default_rng(seed)
+    train_y = balanced_labels(train_n, num_classes, rng)
+    test_y = balanced_labels(test_n, num_classes, rng)
+    return CifarData(
+        train_images=torch.from_numpy(synthetic_images(train_y, rng)),
+        train_labels=torch.from_numpy(train_y),
+        test_images=torch.from_numpy(synthetic_images(test_y, rng)),
+        test_labels=torch.from_numpy(test_y),
+        classes=OFFICIAL_CLASSES[:num_classes], source="in memory",
+    )

@@ -1,0 +1,140 @@
+"""cifar_core.checkpoint: saving and loading cifar_net.pth, refusing anything else."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cifar_core.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from cifar_core.data import OFFICIAL_CLASSES
+from cifar_core.errors import CheckpointError
+from cifar_core.model import Net
+
+
+@pytest.fixture
+def net() -> Net:
+    torch.manual_seed(0)
+    return Net()
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randn(6, 3, 32, 32)
+
+
+def test_round_trip_gives_identical_predictions(net, images, tmp_path):
+    classes = tuple(f"c{i}" for i in range(10))
+    config = {"epochs": 2, "lr": 0.001}
+    metrics = {"accuracy": 55.5, "per_class": {"c0": 50.0}}
+    path = save_checkpoint(tmp_path / "nested" / "cifar_net.pth", net, config, classes, metrics)
+
+    loaded = load_checkpoint(path)
+
+    assert path.is_file()
+    assert [p.name for p in path.parent.iterdir()] == ["cifar_net.pth"]  # no temporary file left
+    assert not loaded.model.training
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), net.eval()(images))
+    assert loaded.config == config
+    assert loaded.classes == classes
+    assert loaded.metrics == metrics
+
+
+def test_the_tutorials_plain_state_dict_loads(net, images, tmp_path):
+    path = tmp_path / "cifar_net.pth"
+    torch.save(net.state_dict(), path)  # exactly what the tutorial does
+
+    loaded = load_checkpoint(path)
+
+    assert loaded.classes == OFFICIAL_CLASSES
+    assert loaded.config == {} and loaded.metrics == {}
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), net.eval()(images))
+
+
+def test_a_missing_file_says_how_to_get_one(tmp_path):
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path / "nothing.pth")
+    assert "No checkpoint at" in str(err.value)
+    assert "train" in str(err.value)
+
+
+def test_corrupt_truncated_and_text_files_are_refused(net, tmp_path):
+    good = save_checkpoint(tmp_path / "good.pth", net, {}, OFFICIAL_CLASSES, {})
+    cases = {
+        "random.pth": bytes(range(256)) * 10,
+        "truncated.pth": good.read_bytes()[: good.stat().st_size // 2],
+        "notes.pth": b"these are my notes, not a network\n",
+        "empty.pth": b"",
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(path)
+        assert "not a readable PyTorch checkpoint" in str(err.value), name
+        assert name in str(err.value)
+
+
+class Payload:
+    """Unpickling this would create `marker`: what a malicious checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_file_holding_code_is_refused_without_running_it(net, tmp_path):
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": net.state_dict(), "extra": Payload(marker)}, path)
+
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+
+    assert not marker.exists()
+    assert "code rather than weights" in str(err.value)
+
+    # The payload is real: an unsafe load would have run it.
+    control = tmp_path / "control-ran"
+    torch.save(Payload(control), tmp_path / "control.pth")
+    torch.load(tmp_path / "control.pth", weights_only=False)
+    assert control.exists()
+
+
+def test_weights_of_another_network_are_refused(tmp_path):
+    torch.save(nn.Linear(3, 2).state_dict(), tmp_path / "linear.pth")
+    with pytest.raises(CheckpointError, match="different network"):
+        load_checkpoint(tmp_path / "linear.pth")
+
+    # The tutorial's Net, but for 5 classes, saved the tutorial's way: 10 classes expected.
+    torch.save(Net(num_classes=5).state_dict(), tmp_path / "five.pth")
+    with pytest.raises(CheckpointError, match="different network"):
+        load_checkpoint(tmp_path / "five.pth")
+
+    torch.save({"format": FORMAT, "state_dict": nn.Linear(3, 2).state_dict(), "config": {},
+                "classes": list(OFFICIAL_CLASSES), "metrics": {}}, tmp_path / "framed.pth")
+    with pytest.raises(CheckpointError, match="different network"):
+        load_checkpoint(tmp_path / "framed.pth")
+
+
+def test_other_pytorch_files_are_refused(tmp_path):
+    for name, obj in {"tensor.pth": torch.zeros(3), "list.pth": [1, 2],
+                      "empty-dict.pth": {}, "mixed.pth": {"a": torch.zeros(1), "b": 3}}.items():
+        torch.save(obj, tmp_path / name)
+        with pytest.raises(CheckpointError, match="not a CIFAR-10 network checkpoint"):
+            load_checkpoint(tmp_path / name)
+
+
+def test_a_checkpoint_for_fewer_classes_keeps_its_class_names(tmp_path, images):
+    torch.manual_seed(0)
+    net = Net(num_classes=3)
+    path = save_checkpoint(tmp_path / "three.pth", net, {}, ("cat", "dog", "frog"), {})
+    loaded = load_checkpoint(path)
+    assert loaded.classes == ("cat", "dog", "frog")
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), net.eval()(images))

@@ -1,0 +1,320 @@
+"""cifar_core.cli: `python -m cifar_core train | evaluate | runs | data`.
+
+Most commands run in this process through cli.main (fast: torch is already imported); a few
+run as real `python -m cifar_core` processes to check what a user's shell sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cifar_core import cli
+from cifar_core.checkpoint import load_checkpoint
+from cifar_core.data import OFFICIAL_CLASSES
+from cifar_core.evaluate import evaluate
+from cifar_core.runs import RunStore
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = ["--epochs", "2", "--batch-size", "10", "--log-every", "3", "--lr", "0.002",
+         "--seed", "0", "--device", "cpu"]
+# 100 images in minibatches of 10: reports after minibatches 3, 6, 9 and 10 of each epoch.
+REPORTS_PER_EPOCH = 4
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_and_signals_kept(tmp_path, monkeypatch):
+    """`train` writes ./cifar_net.pth by default and catches Ctrl-C while it runs."""
+    monkeypatch.chdir(tmp_path)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of cli.main(argv)."""
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse's way out
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synthetic_dir):
+    """One `train --json` run in its own run store: (runs dir, summary, checkpoint copy)."""
+    root = tmp_path_factory.mktemp("cli-trained")
+    out = io.StringIO()
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            code = cli.main(["train", "--data-dir", str(synthetic_dir), "--runs-dir",
+                             str(root / "runs"), "--out", str(root / "net.pth"), "--json",
+                             *TRAIN])
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    assert code == 0
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    return root / "runs", lines, root / "net.pth"
+
+
+# --- train --------------------------------------------------------------------------------
+
+def test_train_json_prints_events_and_a_summary(trained, synthetic_dir, tiny_data):
+    runs_dir, lines, checkpoint = trained
+    kinds = [line["kind"] for line in lines]
+    assert kinds == (["stats"] * REPORTS_PER_EPOCH + ["epoch"]) * 2 + ["done", "summary"]
+    stats = [line for line in lines if line["kind"] == "stats"]
+    assert [s["minibatch"] for s in stats] == [3, 6, 9, 10] * 2
+    assert all(s["loss"] > 0 for s in stats)
+
+    summary = lines[-1]
+    assert summary["status"] == "completed"
+    assert set(summary["per_class"]) == set(OFFICIAL_CLASSES)
+    assert all(0 <= v <= 100 for v in summary["per_class"].values())
+    assert summary["images_per_s"] > 0 and summary["train_s"] > 0
+    assert summary["accuracy"] == pytest.approx(
+        evaluate(load_checkpoint(checkpoint).model, tiny_data).accuracy)
+    run = RunStore(runs_dir).get(summary["run_id"])
+    assert run.origin == "cli" and run.status == "completed"
+    assert run.config["lr"] == 0.002 and run.config["batch_size"] == 10
+
+
+def test_train_out_copies_the_runs_checkpoint(trained):
+    _, lines, checkpoint = trained
+    summary = lines[-1]
+    assert checkpoint.read_bytes() == Path(summary["checkpoint"]).read_bytes()
+
+
+def test_train_plain_output_reads_like_the_tutorial(capsys, synthetic_dir, tmp_path):
+    code, out, err = run_cli(capsys, "train", "--data-dir", synthetic_dir,
+                             "--runs-dir", tmp_path / "runs", *TRAIN)
+
+    assert code == 0, err
+    lines = out.splitlines()
+    losses = [ln for ln in lines if re.match(r"\[\d+, +\d+\] loss: \d+\.\d{3}\b", ln)]
+    assert len(losses) == 2 * REPORTS_PER_EPOCH
+    assert losses[0].startswith("[1,     3] loss: ")
+    assert losses[-1].startswith("[2,    10] loss: ")
+    assert "Finished Training" in lines
+    [total] = [ln for ln in lines if ln.startswith("Accuracy of the network")]
+    assert re.fullmatch(r"Accuracy of the network on the 50 test images: \d+ %", total)
+    per_class = [ln for ln in lines if ln.startswith("Accuracy for class")]
+    assert len(per_class) == 10
+    for name, line in zip(OFFICIAL_CLASSES, per_class, strict=True):
+        assert re.fullmatch(rf"Accuracy for class {name} *is: \d+\.\d %", line)
+    assert "Saved cifar_net.pth" in lines
+    assert (tmp_path / "cifar_net.pth").is_file()  # the tutorial's file name, in the cwd
+    assert re.search(r"Run \S+ on cpu", err)
+
+
+def test_train_exit_status_is_1_when_it_diverges(capsys, synthetic_dir, tmp_path):
+    code, out, _ = run_cli(capsys, "train", "--data-dir", synthetic_dir, "--runs-dir",
+                           tmp_path / "runs", "--lr", "10", "--momentum", "0.99",
+                           "--batch-size", "4", "--log-every", "1", "--seed", "0",
+                           "--device", "cpu", "--out", tmp_path / "net.pth")
+    assert code == 1
+    assert "Lower it" in out
+    assert not (tmp_path / "net.pth").exists()
+    [run] = RunStore(tmp_path / "runs").list()
+    assert run.status == "diverged" and run.checkpoint is None
+
+
+def test_train_on_damaged_data_fails_the_run_with_one_error_line(capsys, make_cifar_batches,
+                                                                 tmp_path):
+    root = make_cifar_batches()
+    (root / "cifar-10-batches-py" / "data_batch_3").unlink()
+
+    code, out, err = run_cli(capsys, "train", "--data-dir", root, "--runs-dir",
+                             tmp_path / "runs", *TRAIN)
+
+    assert code != 0
+    [error] = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert "'data_batch_3' is missing" in error
+    assert "Traceback" not in err and "Accuracy" not in out
+    [run] = RunStore(tmp_path / "runs").list()
+    assert run.status == "failed" and "data_batch_3" in run.message
+
+
+# --- evaluate -----------------------------------------------------------------------------
+
+def test_evaluate_prints_the_accuracy_of_a_checkpoint(capsys, trained, synthetic_dir):
+    _, lines, checkpoint = trained
+    summary = lines[-1]
+
+    code, out, _ = run_cli(capsys, "evaluate", checkpoint, "--data-dir", synthetic_dir,
+                           "--device", "cpu")
+    assert code == 0
+    assert f"on the 50 test images: {summary['accuracy']:.0f} %" in out
+    assert len([ln for ln in out.splitlines() if ln.startswith("Accuracy for class")]) == 10
+
+    code, out, _ = run_cli(capsys, "evaluate", checkpoint, "--data-dir", synthetic_dir,
+                           "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["accuracy"] == pytest.approx(summary["accuracy"])
+    assert result["per_class"] == pytest.approx(summary["per_class"])
+    assert result["test_images"] == 50
+    assert sum(map(sum, result["confusion"])) == 50
+
+
+def test_evaluate_refuses_a_checkpoint_for_other_classes(capsys, trained, make_image_folders):
+    _, _, checkpoint = trained
+    folders = make_image_folders(classes=("cat", "dog", "frog"))
+    code, out, err = run_cli(capsys, "evaluate", checkpoint, "--data-dir", folders)
+    assert code == 2 and out == ""
+    assert "trained on 10 classes but the data has 3" in err
+    assert err.strip().splitlines()[-1].startswith("error:")
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+def test_runs_list_plain_and_json(capsys, trained):
+    runs_dir, lines, _ = trained
+    run_id = lines[-1]["run_id"]
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", runs_dir, "list")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split()[:3] == ["run", "status", "created"]
+    assert row.startswith(run_id) and " completed " in row
+    assert f"{lines[-1]['accuracy']:.1f} %" in row
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", runs_dir, "list", "--json")
+    [listed] = [json.loads(line) for line in out.splitlines()]
+    assert listed["id"] == run_id and listed["status"] == "completed"
+    assert listed["metrics"]["accuracy"] == pytest.approx(lines[-1]["accuracy"])
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", runs_dir, "list", "--status",
+                           "failed", "--json")
+    assert code == 0 and out == ""
+
+
+def test_runs_list_of_an_empty_store(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", tmp_path / "runs", "list")
+    assert code == 0 and "No runs yet" in out
+
+
+def test_runs_show_plain_and_json(capsys, trained):
+    runs_dir, lines, _ = trained
+    run_id = lines[-1]["run_id"]
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", runs_dir, "show", run_id)
+    assert code == 0
+    assert out.startswith(f"Run {run_id}: completed")
+    assert "settings: epochs=2, lr=0.002" in out
+    assert f"{2 * REPORTS_PER_EPOCH} loss reports" in out
+    assert f"checkpoint: {lines[-1]['checkpoint']}" in out
+    assert "Accuracy of the network on the 50 test images" in out
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", runs_dir, "show", run_id, "--json")
+    shown = json.loads(out)
+    assert shown["id"] == run_id
+    assert [e["kind"] for e in shown["events"]] == [line["kind"] for line in lines[:-1]]
+
+
+def test_runs_stop_asks_a_running_run_to_stop(capsys, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    # A running run whose process is alive (this one), so nothing reaps it as dead.
+    run = store.create({"epochs": 1}, "/data", "dashboard", status="running", pid=os.getpid())
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", store.root, "stop", run.id)
+
+    assert code == 0 and "stop requested" in out
+    assert store.stop_requested(run.id) and store.get(run.id).status == "running"
+
+
+def test_runs_delete_removes_a_finished_run_but_not_a_running_one(capsys, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    done = store.create({"epochs": 1}, "/data", "cli", status="running", pid=1)
+    store.finish(done.id, "completed")
+    running = store.create({"epochs": 1}, "/data", "cli", status="running", pid=os.getpid())
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", store.root, "delete", done.id)
+    assert code == 0 and f"Deleted run {done.id}" in out
+    assert not store.run_dir(done.id).exists()
+
+    code, out, err = run_cli(capsys, "runs", "--runs-dir", store.root, "delete", running.id)
+    assert code == 2 and "still running" in err
+    assert [r.id for r in store.list()] == [running.id]
+
+    code, _, err = run_cli(capsys, "runs", "--runs-dir", store.root, "stop", done.id)
+    assert code == 2 and "no run" in err
+
+
+# --- data ---------------------------------------------------------------------------------
+
+def test_data_describes_the_data_set(capsys, synthetic_dir):
+    code, out, err = run_cli(capsys, "data", "--data-dir", synthetic_dir)
+    assert code == 0
+    assert "python batches" in out
+    assert "100 training and 50 test images, 10 classes (airplane, automobile" in out
+    assert "warning: The checksums" in err
+
+    code, out, _ = run_cli(capsys, "data", "--data-dir", synthetic_dir, "--json")
+    described = json.loads(out)
+    assert described["classes"] == list(OFFICIAL_CLASSES)
+    assert described["counts"] == {"train": [10] * 10, "test": [5] * 10}
+    assert any("checksums" in w for w in described["warnings"])
+
+
+# --- user mistakes ------------------------------------------------------------------------
+
+MISTAKES = {
+    "lr-not-a-number": (["train", "--lr", "abc"], "'abc' is not a number"),
+    "lr-negative": (["train", "--lr", "-1"], "learning rate must be above 0"),
+    "momentum-1": (["train", "--momentum", "1"], "Momentum must be at least 0 and below 1"),
+    "epochs-0": (["train", "--epochs", "0"], "Epochs must be between 1"),
+    "batch-size-fraction": (["train", "--batch-size", "2.5"], "'2.5' is not a whole number"),
+    "device-tpu": (["train", "--device", "tpu"], "Device 'tpu' is not available"),
+    "unknown-flag": (["train", "--learning-rate", "0.1"], "unrecognized arguments"),
+    "unknown-run-show": (["runs", "show", "nope"], "There is no run 'nope'"),
+    "unknown-run-stop": (["runs", "stop", "nope"], "There is no run 'nope'"),
+    "unknown-status": (["runs", "list", "--status", "done"], "invalid choice: 'done'"),
+    "missing-checkpoint": (["evaluate", "missing.pth"], "No checkpoint at missing.pth"),
+}
+
+
+@pytest.mark.parametrize(("argv", "words"), MISTAKES.values(), ids=MISTAKES.keys())
+def test_a_mistake_is_one_error_line_and_exit_status_2(capsys, tmp_path, synthetic_dir,
+                                                        argv, words):
+    runs_dir = tmp_path / "runs"
+    extra = ["--runs-dir", runs_dir] if argv[0] in ("train", "runs") else []
+    extra += ["--data-dir", synthetic_dir] if argv[0] in ("train", "evaluate") else []
+    argv = [argv[0], *extra, *argv[1:]]  # the folders go before a subcommand's own words
+
+    code, out, err = run_cli(capsys, *argv)
+
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error:")
+    assert words in err
+    assert "Traceback" not in err
+    assert not runs_dir.exists() or RunStore(runs_dir).list() == []  # nothing was started
+    assert not (tmp_path / "cifar_net.pth").exists()
+
+
+@pytest.mark.parametrize("argv", [["train", "--lr", "abc"], ["train", "--device", "tpu"],
+                                  ["evaluate", "missing.pth"]])
+def test_a_mistake_in_a_real_process(tmp_path, argv):
+    env = {**os.environ, "CIFAR_RUNS_DIR": str(tmp_path / "runs"), "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "cifar_core", *argv], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists() or RunStore(tmp_path / "runs").list() == []

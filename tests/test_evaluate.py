@@ -1,0 +1,110 @@
+"""cifar_core.evaluate: predictions, accuracy overall and per class, confusions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cifar_core.data import normalize
+from cifar_core.evaluate import Evaluation, evaluate, predict
+from cifar_core.model import Net
+
+CLASSES = ("plane", "car", "bird", "cat")
+
+
+@pytest.fixture
+def hand_made() -> Evaluation:
+    # 7 images of classes 0-2 (none of 'cat'); 4 right: indices 0, 2, 3, 6.
+    return Evaluation(
+        labels=np.array([0, 0, 1, 1, 2, 2, 2]),
+        predicted=np.array([0, 1, 1, 1, 0, 3, 2]),
+        confidence=np.array([0.9, 0.6, 0.8, 0.7, 0.95, 0.5, 0.4]),
+        classes=CLASSES,
+    )
+
+
+def test_accuracy_is_percent_correct(hand_made):
+    assert hand_made.accuracy == pytest.approx(100 * 4 / 7)
+    empty = Evaluation(np.array([], int), np.array([], int), np.array([]), CLASSES)
+    assert empty.accuracy == 0.0
+
+
+def test_per_class_accuracy_table(hand_made):
+    table = hand_made.per_class_accuracy()
+    assert list(table.columns) == ["class", "correct", "total", "accuracy"]
+    assert table["class"].tolist() == list(CLASSES)
+    assert table["correct"].tolist() == [1, 2, 1, 0]
+    assert table["total"].tolist() == [2, 2, 3, 0]
+    assert table["accuracy"].iloc[:3].tolist() == pytest.approx([50.0, 100.0, 100 / 3])
+    assert np.isnan(table["accuracy"].iloc[3])  # no images of that class: unknown, not 0 %
+
+
+def test_confusion_matrix_counts_true_by_predicted(hand_made):
+    matrix = hand_made.confusion_matrix()
+    assert matrix.shape == (4, 4)
+    assert matrix.sum() == 7
+    assert matrix.diagonal().tolist() == hand_made.per_class_accuracy()["correct"].tolist()
+    assert matrix[0, 1] == 1 and matrix[2, 0] == 1 and matrix[2, 3] == 1
+    assert matrix.sum(axis=1).tolist() == [2, 2, 3, 0]
+
+
+def test_most_confident_mistakes_are_wrong_and_sorted(hand_made):
+    mistakes = hand_made.most_confident_mistakes()
+    assert list(mistakes.columns) == ["index", "label", "predicted", "confidence"]
+    assert mistakes["index"].tolist() == [4, 1, 5]
+    assert mistakes["confidence"].tolist() == [0.95, 0.6, 0.5]
+    assert (mistakes["label"] != mistakes["predicted"]).all()
+    assert mistakes.iloc[0][["label", "predicted"]].tolist() == ["bird", "plane"]
+    assert hand_made.most_confident_mistakes(count=2)["index"].tolist() == [4, 1]
+
+
+def test_images_where_picks_one_confusion_cell(hand_made):
+    assert hand_made.images_where(1, 1)["index"].tolist() == [2, 3]
+    assert hand_made.images_where(2, 3)["index"].tolist() == [5]
+    assert hand_made.images_where(3, 3).empty
+
+
+def test_metrics_are_plain_json(hand_made):
+    metrics = json.loads(json.dumps(hand_made.metrics()))
+    assert metrics["accuracy"] == pytest.approx(100 * 4 / 7)
+    assert metrics["per_class"] == {"plane": 50.0, "car": 100.0,
+                                    "bird": pytest.approx(100 / 3), "cat": None}
+    assert metrics["confusion"] == hand_made.confusion_matrix().tolist()
+    assert metrics["test_images"] == 7
+
+
+def test_predict_gives_the_most_likely_class_and_its_probability():
+    torch.manual_seed(0)
+    model = Net().train()
+    images = torch.randint(0, 256, (23, 3, 32, 32), dtype=torch.uint8)
+
+    predicted, confidence = predict(model, images, "cpu", batch_size=5)
+
+    assert model.training  # left as it was
+    with torch.no_grad():
+        probs = torch.softmax(model.eval()(normalize(images)), dim=1)
+    assert torch.equal(predicted, probs.argmax(dim=1))
+    assert torch.allclose(confidence, probs.max(dim=1).values, atol=1e-6)
+    same, _ = predict(model, images, "cpu", batch_size=1000)
+    assert torch.equal(same, predicted)
+
+
+def test_predict_of_no_images_is_empty():
+    predicted, confidence = predict(Net(), torch.empty(0, 3, 32, 32, dtype=torch.uint8))
+    assert predicted.shape == (0,) and confidence.shape == (0,)
+
+
+def test_evaluate_runs_over_the_whole_test_split(tiny_data):
+    torch.manual_seed(0)
+    model = Net()
+    result = evaluate(model, tiny_data)
+    predicted, _ = predict(model, tiny_data.test_images)
+    assert len(result.labels) == len(tiny_data.test_labels) == 50
+    assert np.array_equal(result.labels, tiny_data.test_labels.numpy())
+    assert np.array_equal(result.predicted, predicted.numpy())
+    assert result.classes == tiny_data.classes
+    assert result.accuracy == pytest.approx(
+        100 * float((predicted == tiny_data.test_labels).float().mean()))
