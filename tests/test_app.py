@@ -3,45 +3,25 @@ runs made by cifar_core itself."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
+from cifar_core.data import OFFICIAL_CLASSES
 from cifar_core.jobs import execute_run
 from cifar_core.runs import RunStore
 from cifar_core.train import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck"]
+CLASSES = list(OFFICIAL_CLASSES)
 TIMEOUT = 60
-
-
-def write_tiny_batches(root: Path, per_batch: int = 20, test: int = 50) -> Path:
-    """The official python layout with a learnable colour per class."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-
-    def batch(n: int) -> dict:
-        labels = np.arange(n) % 10
-        base = (labels * 25).astype(np.int16)[:, None]
-        data = np.clip(base + rng.integers(-20, 20, (n, 3072)), 0, 255).astype(np.uint8)
-        return {"data": data, "labels": labels.tolist(), "batch_label": "synthetic"}
-
-    for i in range(1, 6):
-        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch(per_batch)))
-    (folder / "test_batch").write_bytes(pickle.dumps(batch(test)))
-    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": CLASSES}))
-    return root
 
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
-    root = write_tiny_batches(tmp_path / "data")
+    root = write_cifar_batches(tmp_path / "data")
     monkeypatch.setenv("CIFAR_DATA_DIR", str(root))
     return root
 

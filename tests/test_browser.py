@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_app import CLASSES, write_tiny_batches
+from conftest import write_cifar_batches
+from test_app import CLASSES
 
 pytestmark = pytest.mark.browser
 
@@ -40,7 +41,7 @@ def server(tmp_path_factory):
     """The dashboard served by `streamlit run app.py` until the module's tests are done."""
     tmp = tmp_path_factory.mktemp("browser")
     data_dir = os.environ.get("BROWSER_DATA_DIR") or str(
-        write_tiny_batches(tmp / "data", per_batch=500, test=200))
+        write_cifar_batches(tmp / "data", train_per_batch=500, test_size=200))
     env = {**os.environ, "CIFAR_DATA_DIR": str(Path(data_dir).resolve()),
            "CIFAR_RUNS_DIR": str(tmp / "runs")}
     port = free_port()

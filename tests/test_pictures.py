@@ -1,0 +1,30 @@
+"""Pictures for people: enlarged without blur, framed by verdict."""
+
+import numpy as np
+import torch
+
+from cifar_core.pictures import CORRECT_RGB, WRONG_RGB, enlarge, framed, tiles, verdict_tiles
+
+
+def test_enlarge_keeps_pixels_square_and_accepts_chw_or_hwc():
+    image = torch.arange(3 * 2 * 2, dtype=torch.uint8).reshape(3, 2, 2)
+    big = enlarge(image, scale=3)
+    assert big.shape == (6, 6, 3) and big.dtype == np.uint8
+    hwc = image.permute(1, 2, 0).numpy()
+    assert (big[:3, :3] == hwc[0, 0]).all() and (big[3:, 3:] == hwc[1, 1]).all()
+    assert (enlarge(hwc, scale=3) == big).all()
+
+
+def test_framed_draws_a_border_and_leaves_the_middle():
+    image = np.zeros((10, 10, 3), dtype=np.uint8)
+    out = framed(image, (1, 2, 3), width=2)
+    assert (out[0, 5] == (1, 2, 3)).all() and (out[9, 9] == (1, 2, 3)).all()
+    assert (out[5, 5] == 0).all() and (image == 0).all()
+
+
+def test_tiles_and_verdict_frames():
+    batch = torch.full((2, 3, 32, 32), 128, dtype=torch.uint8)
+    assert [t.shape for t in tiles(batch, scale=2)] == [(64, 64, 3)] * 2
+    right, wrong = verdict_tiles(batch, [True, False], scale=2)
+    assert tuple(right[0, 0]) == CORRECT_RGB and tuple(wrong[0, 0]) == WRONG_RGB
+    assert tuple(right[32, 32]) == (128, 128, 128)
