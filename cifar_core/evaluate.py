@@ -18,10 +18,11 @@ PREDICT_BATCH = 1000
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu",
             batch_size: int = PREDICT_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
-    """(predicted class, confidence in 0..1) for uint8 images (N,3,32,32), on the CPU."""
+    """(predicted class, confidence in 0..1) for uint8 images (N,3,32,32), returned on the CPU;
+    the model is moved to `device` to compute them."""
     device = torch.device(device)
     was_training = model.training
-    model.eval()
+    model.to(device).eval()
     predicted, confidence = [], []
     for start in range(0, len(images), batch_size):
         chunk = normalize(images[start:start + batch_size].to(device))
