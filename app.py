@@ -4,6 +4,7 @@ import streamlit as st
 
 from cifar_core.model import Net, count_parameters
 from cifar_core.pictures import tiles
+from cifar_core.summaries import run_progress
 from pages import ui
 
 
@@ -47,6 +48,22 @@ def home() -> None:
     cols[3].page_link(ui.RUNS, label="Compare runs", icon=":material/compare_arrows:")
 
 
+# On every page: the run in progress, so a training is never out of sight.
+@st.fragment(run_every=2.0)
+@ui.guard
+def active_run_sidebar_ui() -> None:
+    active = ui.store().list(("running", "queued"))
+    if not active:
+        return
+    run = active[0]
+    latest = ui.store().latest_event(run.id, kind="stats")
+    progress = run_progress(run, [latest] if latest else [])
+    st.caption(f"**Training** run {run.id}")
+    st.progress(progress.fraction, text=progress.text.split(" · ")[0])
+    if len(active) > 1:
+        st.caption(f"and {len(active) - 1} more waiting or running")
+
+
 st.set_page_config(page_title="CIFAR-10 dashboard", page_icon="🖼️",
                    layout="wide")
 page = st.navigation([
@@ -56,4 +73,6 @@ page = st.navigation([
     st.Page(ui.EVALUATE, title="Evaluate", icon=":material/fact_check:"),
     st.Page(ui.RUNS, title="Runs", icon=":material/compare_arrows:"),
 ])
+with st.sidebar:
+    active_run_sidebar_ui()
 ui.guard(page.run)()

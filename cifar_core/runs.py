@@ -248,6 +248,16 @@ class RunStore:
             row = con.execute("SELECT stop_requested FROM runs WHERE id=?", (run_id,)).fetchone()
         return bool(row and row[0])
 
+    def load_model(self, run_id: str):
+        """The run's trained network as a checkpoint.Checkpoint; RunError if it has none."""
+        from cifar_core.checkpoint import load_checkpoint  # torch only when a model is wanted
+
+        run = self.get(run_id)
+        if not run.checkpoint:
+            raise RunError(f"Run {run_id} has no saved network ({run.status}"
+                           + (f": {run.message}" if run.message else "") + ").")
+        return load_checkpoint(run.checkpoint)
+
     def delete(self, run_id: str) -> None:
         """Remove a run that is not running, with its events and files."""
         run = self.get(run_id)
@@ -277,3 +287,12 @@ class RunStore:
         with self._connect() as con:
             rows = con.execute(query + " ORDER BY seq", args).fetchall()
         return [(r["seq"], json.loads(r["data"])) for r in rows]
+
+    def latest_event(self, run_id: str, kind: str | None = None) -> dict | None:
+        """The newest event of a run (of one kind if given), or None."""
+        query, args = "SELECT data FROM events WHERE run_id=?", (run_id,)
+        if kind:
+            query, args = query + " AND kind=?", (run_id, kind)
+        with self._connect() as con:
+            row = con.execute(query + " ORDER BY seq DESC LIMIT 1", args).fetchone()
+        return json.loads(row["data"]) if row else None

@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+import torch
 
 from cifar_core.errors import RunError
 from cifar_core.runs import FINISHED, RunStore, default_runs_dir
@@ -232,3 +233,30 @@ def test_two_writers_and_a_reader_at_once_lose_nothing(store):
     events = [e for _, e in store.events(run.id)]
     for w in (1, 2):
         assert [e["i"] for e in events if e["writer"] == w] == list(range(EVENTS_PER_WRITER))
+
+
+def test_load_model_gives_the_runs_network_or_says_why_not(store, tmp_path):
+    from cifar_core.checkpoint import save_checkpoint
+    from cifar_core.model import Net
+
+    run = store.create({"epochs": 1}, "/data", "test", status="running")
+    with pytest.raises(RunError, match="no saved network"):
+        store.load_model(run.id)
+    net = Net()
+    path = save_checkpoint(store.run_dir(run.id) / "cifar_net.pth", net, {"epochs": 1},
+                           tuple("abcdefghij"), {"accuracy": 12.0})
+    store.finish(run.id, "completed", "ok", {"accuracy": 12.0}, str(path))
+    loaded = store.load_model(run.id)
+    assert loaded.metrics == {"accuracy": 12.0} and loaded.classes == tuple("abcdefghij")
+    for name, tensor in net.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[name], tensor)
+
+
+def test_latest_event_is_the_newest_of_its_kind(store):
+    run = store.create({"epochs": 1}, "/data", "test", status="running")
+    assert store.latest_event(run.id) is None
+    store.add_event(run.id, {"kind": "stats", "loss": 2.0})
+    store.add_event(run.id, {"kind": "stats", "loss": 1.5})
+    store.add_event(run.id, {"kind": "epoch", "test_accuracy": 30.0})
+    assert store.latest_event(run.id, kind="stats")["loss"] == 1.5
+    assert store.latest_event(run.id)["kind"] == "epoch"
