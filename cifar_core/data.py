@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from cifar_core.errors import CorruptDataError, DataError, DataNotFoundError, ImageFolderError
+from cifar_core.procs import pid_alive
 
 OFFICIAL_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                     "dog", "frog", "horse", "ship", "truck")
@@ -458,19 +459,6 @@ def _download(root: Path, progress: Progress) -> None:
 DOWNLOAD_LOG = ".cifar_core_download.log"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a finished child that nobody waited for is a zombie: gone for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def download_status(root: Path) -> float | None:
     """Fraction of the official archive downloaded so far, or None if no download is running."""
     root = Path(root)
@@ -480,7 +468,7 @@ def download_status(root: Path) -> float | None:
     except (OSError, ValueError):
         return None
     archive = root / OFFICIAL_ARCHIVE
-    if pid and not _pid_alive(pid):
+    if pid and not pid_alive(pid):
         # The downloader died: drop what it left half done, so the user can simply try again.
         marker.unlink(missing_ok=True)
         if archive.is_file() and archive.stat().st_size < OFFICIAL_ARCHIVE_BYTES:

@@ -22,6 +22,7 @@ from cifar_core.data import DOWNLOAD_LOG, DOWNLOAD_MARKER, default_data_dir, loa
 from cifar_core.errors import CifarError, RunError
 from cifar_core.evaluate import evaluate
 from cifar_core.model import resolve_device
+from cifar_core.procs import command_line, pid_alive
 from cifar_core.runs import FINISHED, Run, RunStore
 from cifar_core.train import TrainConfig, build_model, train
 
@@ -185,23 +186,11 @@ def _process_alive(pid: int, run_id: str) -> bool:
         return False
     if pid in _children:
         return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
-        try:
-            if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            return False
-        # A reused pid belongs to some other program: then the job is gone.
-        return pid == os.getpid() or run_id in cmdline or "cifar_core" in cmdline
-    return True
+    cmdline = command_line(pid)
+    # A reused pid belongs to some other program: then the job is gone.
+    return cmdline is None or pid == os.getpid() or run_id in cmdline or "cifar_core" in cmdline
 
 
 def _last_line(path: Path) -> str:
