@@ -9,10 +9,12 @@ so there is no DataLoader, no worker process and no per-image transform.
 from __future__ import annotations
 
 import math
+import os
 import random
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
@@ -210,11 +212,27 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.
     return chosen.sort().values
 
 
-def configure_threads(batch_size: int, device: torch.device) -> None:
-    """For tiny CPU batches one intra-op thread is fastest: splitting a 4-image convolution
-    across cores costs more in synchronisation than it saves (see bench/RESULTS.md)."""
-    if device.type == "cpu" and batch_size <= 16:
-        torch.set_num_threads(1)
+# CPU batches up to this size take the small-batch settings below (see bench/RESULTS.md).
+SMALL_CPU_BATCH = 16
+
+
+@contextmanager
+def runtime_settings(batch_size: int, device: torch.device) -> Iterator[None]:
+    """Runtime settings measured fastest for the tutorial's tiny batches on a CPU, restored on
+    exit: oneDNN (mkldnn) convolutions cost more to set up than a 4-image convolution takes, so
+    PyTorch's own im2col convolution is used; that one splits a batch across two threads
+    cheaply, so two threads (where there are two cores) pay off."""
+    if device.type != "cpu" or batch_size > SMALL_CPU_BATCH:
+        yield
+        return
+    threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = onednn
 
 
 def test_accuracy(model: nn.Module, data: CifarData, device: torch.device) -> float:
@@ -230,12 +248,8 @@ def train(config: TrainConfig, data: CifarData, model: nn.Module,
     minibatch."""
     config = config.with_seed()
     device = resolve_device(config.device)
-    threads = torch.get_num_threads()
-    configure_threads(config.batch_size, device)
-    try:
+    with runtime_settings(config.batch_size, device):
         yield from _train_loop(config, data, model, device, stop)
-    finally:
-        torch.set_num_threads(threads)  # leave the process as we found it
 
 
 def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: torch.device,
@@ -250,8 +264,9 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
 
     model.to(device).train()
     criterion = nn.CrossEntropyLoss()
-    optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                          foreach=True)
+    # The fused SGD step is one kernel instead of a few per weight tensor (CPU and CUDA).
+    fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
+    optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, **fused)
 
     start = time.perf_counter()
     train_s, images_seen, step, epochs_done = 0.0, 0, 0, 0

@@ -315,3 +315,17 @@ def test_one_epoch_on_real_images_beats_35_percent(tmp_path):
 
     assert events[-1].status == "completed"
     assert evaluate(model, cifar).accuracy > 35
+
+
+def test_small_cpu_batches_train_without_onednn_and_leave_the_settings_as_found(data):
+    from cifar_core.train import runtime_settings
+
+    threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    seen = []
+    config = TrainConfig(epochs=1, batch_size=4, log_every=5, seed=0, device="cpu")
+    for _event in train(config, data, build_model(config)):
+        seen.append(torch.backends.mkldnn.enabled)
+    assert seen and not any(seen), "tiny CPU batches use PyTorch's own convolution"
+    assert (torch.get_num_threads(), torch.backends.mkldnn.enabled) == (threads, onednn)
+    with runtime_settings(64, torch.device("cpu")):  # larger batches keep the defaults
+        assert torch.backends.mkldnn.enabled == onednn
