@@ -132,7 +132,7 @@ class JobRunner:
         return (f"The training process (pid {run.pid}) ended without finishing "
                 f"(exit code {code if code is not None else 'unknown'}).{detail}")
 
-    def wait(self, run_id: str, timeout: float = 60.0, poll: float = 0.1) -> Run:
+    def wait(self, run_id: str, timeout: float = 60.0, poll: float = 0.25) -> Run:
         """Block until the run has ended (for the CLI and tests)."""
         deadline = time.monotonic() + timeout
         while True:

@@ -216,6 +216,9 @@ class RunStore:
 
     def claim_queued(self, max_parallel: int) -> list[Run]:
         """Atomically mark as many queued runs 'running' (oldest first) as free slots allow."""
+        with self._connect() as con:  # the common case, nothing queued, needs no write lock
+            if not con.execute("SELECT 1 FROM runs WHERE status='queued' LIMIT 1").fetchone():
+                return []
         with self._transaction() as con:
             running = con.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0]
             free = max(0, max_parallel - running)

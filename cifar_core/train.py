@@ -219,14 +219,16 @@ SMALL_CPU_BATCH = 16
 @contextmanager
 def runtime_settings(batch_size: int, device: torch.device) -> Iterator[None]:
     """Runtime settings measured fastest for the tutorial's tiny batches on a CPU, restored on
-    exit: oneDNN (mkldnn) convolutions cost more to set up than a 4-image convolution takes, so
-    PyTorch's own im2col convolution is used; that one splits a batch across two threads
-    cheaply, so two threads (where there are two cores) pay off."""
+    exit. oneDNN (mkldnn) convolutions cost more to set up than a 4-image convolution takes, so
+    PyTorch's own im2col convolution is used. It can split a batch over two threads, but
+    threads that wait for each other spin, and on a machine whose other cores are busy (the
+    dashboard's server, a browser, a second run) a spinning thread stalls every step; so two
+    threads only where a core is left over for everything else (see bench/RESULTS.md)."""
     if device.type != "cpu" or batch_size > SMALL_CPU_BATCH:
         yield
         return
     threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) - 1)))
     torch.backends.mkldnn.enabled = False
     try:
         yield
