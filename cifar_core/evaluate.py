@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,8 +12,8 @@ from torch import nn
 
 from cifar_core.data import CifarData, normalize
 
-# Large enough to keep the device busy, small enough for a laptop's memory (1000 images ~ 12 MB).
-PREDICT_BATCH = 1000
+# Measured fastest on a 2-core CPU (bench/RESULTS.md); 500 images are 6 MB of input.
+PREDICT_BATCH = 500
 
 
 @torch.inference_mode()
@@ -21,11 +22,17 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str =
     """(predicted class, confidence in 0..1) for uint8 images (N,3,32,32), returned on the CPU;
     the model is moved to `device` to compute them."""
     device = torch.device(device)
+    layout = torch.contiguous_format
+    if device.type == "cpu":
+        # oneDNN's convolutions run about twice as fast on channels-last tensors at these batch
+        # sizes (bench/RESULTS.md); a copy keeps the caller's model (maybe mid-training) as is.
+        layout = torch.channels_last
+        model = copy.deepcopy(model).to(memory_format=layout)
     was_training = model.training
     model.to(device).eval()
     predicted, confidence = [], []
     for start in range(0, len(images), batch_size):
-        chunk = normalize(images[start:start + batch_size].to(device))
+        chunk = normalize(images[start:start + batch_size].to(device, memory_format=layout))
         probs = torch.softmax(model(chunk), dim=1)
         conf, pred = probs.max(dim=1)
         predicted.append(pred.cpu())
