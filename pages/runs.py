@@ -17,6 +17,8 @@ from cifar_core.summaries import (
 )
 from pages import ui
 
+# Run ids are long: a legend under the chart leaves the plot its full width.
+RUN_COLOR = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
 SCATTER_SETTINGS = {"lr": "learning rate", "momentum": "momentum", "batch_size": "batch size",
                     "epochs": "epochs", "train_size": "training images"}
 
@@ -66,7 +68,7 @@ def compare_ui(runs: list[Run], picked: list[str]) -> None:
             chart = alt.Chart(frame).mark_line(point=True).encode(
                 x=alt.X("epochs:Q", title="epochs"),
                 y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
-                color=alt.Color("run:N", title="run"),
+                color=RUN_COLOR,
                 tooltip=["run", "epoch", alt.Tooltip("loss:Q", format=".3f")])
             st.altair_chart(chart.properties(height=320), width="stretch")
         else:
@@ -80,7 +82,7 @@ def compare_ui(runs: list[Run], picked: list[str]) -> None:
             chart = alt.Chart(per_class).mark_bar().encode(
                 x=alt.X("class:N", title=None), y=alt.Y("accuracy:Q", title="accuracy (%)",
                                                        scale=alt.Scale(domain=[0, 100])),
-                color=alt.Color("run:N", title="run"), xOffset="run:N",
+                color=RUN_COLOR, xOffset="run:N",
                 tooltip=["run", "class", alt.Tooltip("accuracy:Q", format=".1f")])
             st.altair_chart(chart.properties(height=320), width="stretch")
 
