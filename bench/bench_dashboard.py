@@ -5,8 +5,9 @@ speed of a run started from the Train page against the same run from the CLI.
 
 Starts `streamlit run app.py` on a free localhost port (fresh runs folder), drives Debian's
 Chromium headless with Playwright. Times are wall-clock from the browser's side:
-- page load: navigation until the page's last section is drawn (data already cached: the first,
-  cold load is reported separately);
+- page load: a browser navigation (full reload) until the page's last section is drawn, and a
+  page switch: a click in the sidebar until the same (data already cached: the first, cold
+  load is reported separately);
 - new batch: click until every picture of the grid has changed;
 - runs: the Train page and `python -m cifar_core train` alternate, same settings (tutorial
   settings, --train-size images, 1 epoch, seed 0); images/s as each run reports it.
@@ -36,6 +37,7 @@ CHROMIUM = "/usr/bin/chromium"
 PAGES = {"": "One example of each class", "data": "Images per class",
          "train": "Start training", "evaluate": "The most confident mistakes",
          "runs": "Download or delete a run"}
+TITLES = {"": "Home", "data": "Data", "train": "Train", "evaluate": "Evaluate", "runs": "Runs"}
 IMAGES_JS = ("[...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img')]"
              ".map(i => i.src)")
 
@@ -65,6 +67,15 @@ def start_server(data_dir: Path, runs_dir: Path) -> tuple[subprocess.Popen, str]
 def timed_load(page, url: str, marker: str) -> float:
     start = time.perf_counter()
     page.goto(url)
+    page.get_by_text(marker).first.wait_for(timeout=120_000)
+    return time.perf_counter() - start
+
+
+def timed_switch(page, name: str, marker: str) -> float:
+    """A click on the page's entry in the sidebar until the page is drawn (no browser reload)."""
+    start = time.perf_counter()
+    page.locator("[data-testid=stSidebarNav] a").filter(
+        has_text=TITLES[name]).first.click()
     page.get_by_text(marker).first.wait_for(timeout=120_000)
     return time.perf_counter() - start
 
@@ -142,6 +153,12 @@ def main() -> int:
                     loads[name].append(timed_load(page, f"{url}/{name}", marker))
             report["page_load_s"] = {n or "home": statistics.median(v) for n, v in loads.items()}
             report["page_load_all_s"] = {n or "home": v for n, v in loads.items()}
+            switches: dict[str, list[float]] = {name: [] for name in PAGES}
+            for _ in range(args.repeats):
+                for name, marker in PAGES.items():
+                    switches[name].append(timed_switch(page, name, marker))
+            report["page_switch_s"] = {n or "home": statistics.median(v)
+                                       for n, v in switches.items()}
             timed_load(page, f"{url}/data", PAGES["data"])
             page.wait_for_function(f"{IMAGES_JS}.length >= 16")
             clicks = [new_batch_time(page) for _ in range(args.repeats)]
