@@ -541,13 +541,19 @@ def main(argv: list[str] | None = None) -> int:
                   finished=time.strftime("%Y-%m-%d %H:%M:%S"))
     report["summary"] = summarise(report["results"])
     report["markdown"] = markdown(report)
-    out = args.out or OUT_DIR / (f"bench_train-{time.strftime('%Y%m%d-%H%M%S')}"
-                                 f"{'-quick' if args.quick else ''}.json")
+    write_report(report, "bench_train", args.quick, args.out)
+    return 0
+
+
+def write_report(report: dict, name: str, quick: bool, out: Path | None = None) -> Path:
+    """Print the report's Markdown and keep all of it as JSON in bench/out/ (gitignored)."""
+    out = out or OUT_DIR / (f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+                            f"{'-quick' if quick else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(report["markdown"])
     print(f"\n(JSON: {out})")
-    return 0
+    return out
 
 
 if __name__ == "__main__":

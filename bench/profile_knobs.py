@@ -373,12 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         report["profile"] = profile_train(args)
     report["loadavg_end"] = _loadavg()
     report["markdown"] = markdown(report)
-    out = args.out or OUT_DIR / (f"profile_knobs-{time.strftime('%Y%m%d-%H%M%S')}"
-                                 f"{'-quick' if args.quick else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(report["markdown"])
-    print(f"\n(JSON: {out})")
+    from bench_train import write_report
+
+    write_report(report, "profile_knobs", args.quick, args.out)
     return 0
 
 
