@@ -72,24 +72,40 @@ class Evaluation:
         k = len(self.classes)
         return np.bincount(self.labels * k + self.predicted, minlength=k * k).reshape(k, k)
 
+    def confusion_table(self) -> pd.DataFrame:
+        """The confusion matrix as rows: true, predicted, images (for a heatmap)."""
+        matrix, names = self.confusion_matrix(), self.classes
+        return pd.DataFrame([{"true": names[i], "predicted": names[j], "images": int(matrix[i, j])}
+                             for i in range(len(names)) for j in range(len(names))])
+
+    def most_confused(self) -> tuple[int, int]:
+        """(true class, predicted class) of the most frequent mistake."""
+        mistakes = self.confusion_matrix()
+        np.fill_diagonal(mistakes, -1)
+        true, predicted = np.unravel_index(np.argmax(mistakes), mistakes.shape)
+        return int(true), int(predicted)
+
     def most_confident_mistakes(self, count: int = 16) -> pd.DataFrame:
         """The wrong predictions the network was surest of: index, label, predicted, confidence."""
         wrong = np.flatnonzero(self.labels != self.predicted)
         wrong = wrong[np.argsort(-self.confidence[wrong], kind="stable")][:count]
-        return self._rows(wrong)
+        return self.rows(wrong)
 
     def images_where(self, true_class: int, predicted_class: int, count: int = 32) -> pd.DataFrame:
         """Test images of one confusion-matrix cell, most confident first."""
         cell = np.flatnonzero((self.labels == true_class) & (self.predicted == predicted_class))
         cell = cell[np.argsort(-self.confidence[cell], kind="stable")][:count]
-        return self._rows(cell)
+        return self.rows(cell)
 
-    def _rows(self, indices: np.ndarray) -> pd.DataFrame:
+    def rows(self, indices: np.ndarray | list[int]) -> pd.DataFrame:
+        """These test images: index, label, predicted, confidence, correct."""
+        indices = np.asarray(indices, dtype=np.int64)
         return pd.DataFrame({
             "index": indices,
             "label": [self.classes[i] for i in self.labels[indices]],
             "predicted": [self.classes[i] for i in self.predicted[indices]],
             "confidence": self.confidence[indices],
+            "correct": self.labels[indices] == self.predicted[indices],
         })
 
     def metrics(self) -> dict:

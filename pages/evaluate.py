@@ -3,7 +3,6 @@
 import random
 
 import altair as alt
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -37,16 +36,12 @@ def predictions_ui(evaluation: Evaluation, data) -> None:
     c1.number_input("Seed", min_value=0, step=1, key="eval_seed")
     c2.button("New batch", icon=":material/shuffle:", on_click=_new_seed, key="eval_new_batch")
     batch = data.random_batch("test", 16, seed=int(st.session_state.eval_seed))
-    idx = batch.indices.numpy()
-    predicted, confidence = evaluation.predicted[idx], evaluation.confidence[idx]
-    correct = predicted == evaluation.labels[idx]
-    captions = [f"{'✓' if ok else '✗'} {evaluation.classes[p]} ({c:.0%})"
-                + ("" if ok else f" · is {truth}")
-                for p, c, ok, truth in zip(predicted, confidence, correct, batch.label_names,
-                                           strict=True)]
-    ui.show_tiles(verdict_tiles(batch.images, correct), captions)
+    rows = evaluation.rows(batch.indices.numpy())
+    captions = [f"{'✓' if r.correct else '✗'} {r.predicted} ({r.confidence:.0%})"
+                + ("" if r.correct else f" · is {r.label}") for r in rows.itertuples()]
+    ui.show_tiles(verdict_tiles(batch.images, rows["correct"].tolist()), captions)
     st.caption(f"Green frame: right, red: wrong. The percentage is how sure the network was. "
-               f"{int(correct.sum())} of {len(correct)} right in this batch.")
+               f"{int(rows['correct'].sum())} of {len(rows)} right in this batch.")
 
 
 def per_class_ui(evaluation: Evaluation) -> None:
@@ -75,8 +70,7 @@ def confusion_ui(evaluation: Evaluation, data) -> None:
                "every other square is a kind of mistake. Click a square to see its images.")
     classes = list(evaluation.classes)
     matrix = evaluation.confusion_matrix()
-    frame = pd.DataFrame([{"true": classes[i], "predicted": classes[j], "images": int(matrix[i, j])}
-                          for i in range(len(classes)) for j in range(len(classes))])
+    frame = evaluation.confusion_table()
     pick = alt.selection_point(name="cell", fields=["true", "predicted"], on="click")
     base = alt.Chart(frame).encode(
         x=alt.X("predicted:N", sort=classes, title="predicted"),
@@ -101,7 +95,7 @@ def confusion_ui(evaluation: Evaluation, data) -> None:
         st.session_state.cell_predicted = chosen[0]["predicted"]
     with c2:
         if "cell_true" not in st.session_state:
-            worst = np.unravel_index(np.argmax(matrix - np.diag(np.diag(matrix))), matrix.shape)
+            worst = evaluation.most_confused()
             st.session_state.cell_true = classes[worst[0]]
             st.session_state.cell_predicted = classes[worst[1]]
         t, p = st.columns(2)

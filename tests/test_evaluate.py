@@ -53,8 +53,9 @@ def test_confusion_matrix_counts_true_by_predicted(hand_made):
 
 def test_most_confident_mistakes_are_wrong_and_sorted(hand_made):
     mistakes = hand_made.most_confident_mistakes()
-    assert list(mistakes.columns) == ["index", "label", "predicted", "confidence"]
+    assert list(mistakes.columns) == ["index", "label", "predicted", "confidence", "correct"]
     assert mistakes["index"].tolist() == [4, 1, 5]
+    assert not mistakes["correct"].any()
     assert mistakes["confidence"].tolist() == [0.95, 0.6, 0.5]
     assert (mistakes["label"] != mistakes["predicted"]).all()
     assert mistakes.iloc[0][["label", "predicted"]].tolist() == ["bird", "plane"]
@@ -108,3 +109,17 @@ def test_evaluate_runs_over_the_whole_test_split(tiny_data):
     assert result.classes == tiny_data.classes
     assert result.accuracy == pytest.approx(
         100 * float((predicted == tiny_data.test_labels).float().mean()))
+
+
+def test_rows_confusion_table_and_most_confused():
+    from cifar_core.evaluate import Evaluation
+
+    ev = Evaluation(labels=np.array([0, 0, 1, 1, 1, 2]), predicted=np.array([0, 1, 2, 2, 1, 2]),
+                    confidence=np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4]), classes=("a", "b", "c"))
+    assert ev.most_confused() == (1, 2)  # two b's called c: the most frequent mistake
+    table = ev.confusion_table()
+    assert len(table) == 9 and table["images"].sum() == 6
+    assert table.query("true == 'b' and predicted == 'c'")["images"].item() == 2
+    rows = ev.rows([1, 4])
+    assert rows["correct"].tolist() == [False, True]
+    assert rows["label"].tolist() == ["a", "b"] and rows["predicted"].tolist() == ["b", "b"]
