@@ -140,6 +140,14 @@ class CifarData:
         k = len(self.classes)
         return {s: torch.bincount(self.split(s)[1], minlength=k).tolist() for s in SPLITS}
 
+    def class_counts_table(self):
+        """The same as rows class, split, images (a pandas DataFrame, for a chart)."""
+        import pandas as pd
+
+        counts = self.class_counts()
+        return pd.DataFrame([{"class": c, "split": s, "images": counts[s][i]}
+                             for s in SPLITS for i, c in enumerate(self.classes)])
+
 
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
     """uint8 (N,3,H,W) -> one HWC uint8 picture, as torchvision.utils.make_grid lays it out."""

@@ -31,9 +31,7 @@ def _new_seed() -> None:
     st.session_state.data_seed = random.randrange(100_000)
 
 
-def class_counts_chart(classes: tuple[str, ...], counts: dict[str, list[int]]) -> alt.Chart:
-    frame = pd.DataFrame([{"class": c, "split": s, "images": counts[s][i]}
-                          for s in counts for i, c in enumerate(classes)])
+def class_counts_chart(classes: tuple[str, ...], frame: pd.DataFrame) -> alt.Chart:
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("class:N", title=None, sort=list(classes)),
         y=alt.Y("images:Q", title="images"),
@@ -57,7 +55,7 @@ def main() -> None:
         st.image(image_grid(batch.images, nrow=8), width=min(8, len(batch.labels)) * 34 * 3)
         st.caption(" · ".join(batch.label_names))
     st.subheader("Images per class")
-    st.altair_chart(class_counts_chart(data.classes, data.class_counts()), width="stretch")
+    st.altair_chart(class_counts_chart(data.classes, data.class_counts_table()), width="stretch")
 
 
 main()

@@ -541,3 +541,12 @@ def test_archive_layout_sniffs_only_tar_files(tmp_path):
     with tarfile.open(tmp_path / "ok.tar.gz", "w:gz"):
         pass
     assert data._archive_layout(tmp_path / "ok.tar.gz") is None
+
+
+def test_class_counts_table_has_a_row_per_class_and_split(tiny_data):
+    table = tiny_data.class_counts_table()
+    assert len(table) == 2 * len(tiny_data.classes)
+    train = table[table["split"] == "train"]
+    assert train["images"].tolist() == tiny_data.class_counts()["train"]
+    assert train["class"].tolist() == list(tiny_data.classes)
+    assert table["images"].sum() == len(tiny_data.train_labels) + len(tiny_data.test_labels)
