@@ -4,7 +4,7 @@ import streamlit as st
 
 from cifar_core.model import Net, count_parameters
 from cifar_core.pictures import tiles
-from cifar_core.summaries import run_progress
+from cifar_core.summaries import run_progress, runs_with_network
 from pages import ui
 
 
@@ -35,7 +35,7 @@ def home() -> None:
         st.info(f"Run **{run.id}** is {run.status}.", icon=":material/model_training:")
         st.page_link(ui.TRAIN, label="Watch it on the Train page", icon=":material/monitoring:")
     else:
-        done = ui.finished_runs(ui.store().list())
+        done = runs_with_network(ui.store().list())
         if done:
             st.write(f"No run is training. The latest finished run, **{done[0].id}**, "
                      f"reached {done[0].accuracy:.1f} % on the test images.")

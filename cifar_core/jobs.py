@@ -33,14 +33,6 @@ STOP_POLL_S = 0.2
 START_GRACE_S = 60.0
 
 
-def max_parallel_setting(store: RunStore) -> int:
-    """How many runs may train at once (stored, so every process agrees); default 1."""
-    try:
-        return max(1, int(store.get_setting("max_parallel", "1")))
-    except ValueError:
-        return 1
-
-
 class JobRunner:
     """Starts, stops and watches background runs in one run store."""
 
@@ -53,7 +45,11 @@ class JobRunner:
 
     @property
     def max_parallel(self) -> int:
-        return max_parallel_setting(self.store)
+        """How many runs may train at once (stored, so every process agrees); default 1."""
+        try:
+            return max(1, int(self.store.get_setting("max_parallel", "1")))
+        except ValueError:
+            return 1
 
     def start(self, config: TrainConfig, data_dir: Path | str | None = None,
               origin: str = "dashboard") -> Run:

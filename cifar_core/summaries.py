@@ -38,6 +38,11 @@ def run_label(run: Run) -> str:
             f"batch {c.get('batch_size')})")
 
 
+def runs_with_network(runs: list[Run]) -> list[Run]:
+    """The runs that saved a network to inspect (completed or stopped), in the given order."""
+    return [r for r in runs if r.checkpoint and r.status in ("completed", "stopped")]
+
+
 def runs_table(runs: list[Run]) -> pd.DataFrame:
     """One row per run: status, settings, accuracy, duration, images/s."""
     rows = []

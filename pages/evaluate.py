@@ -8,13 +8,13 @@ import streamlit as st
 
 from cifar_core.evaluate import Evaluation
 from cifar_core.pictures import tiles, verdict_tiles
-from cifar_core.summaries import run_label
+from cifar_core.summaries import run_label, runs_with_network
 from pages import ui
 
 
 def run_picker_ui() -> str | None:
     """Choose a finished run (latest first); None when there is none."""
-    runs = ui.finished_runs(ui.store().list())
+    runs = runs_with_network(ui.store().list())
     if not runs:
         st.info("No finished run to look at yet. Train one on the Train page first.",
                 icon=":material/info:")

@@ -20,15 +20,16 @@ from cifar_core import (
     load_checkpoint,
     load_cifar10,
 )
-from cifar_core.data import OFFLINE_HELP, data_status
+from cifar_core.data import OFFLINE_HELP, data_status, download_status
+from cifar_core.errors import DataNotFoundError
 from cifar_core.evaluate import Evaluation, evaluate
 from cifar_core.jobs import start_data_download
 from cifar_core.runs import Run
 
 log = logging.getLogger("cifar_dashboard")
 
-HOME, DATA, TRAIN, EVALUATE, RUNS = ("app.py", "pages/data.py", "pages/train.py",
-                                     "pages/evaluate.py", "pages/runs.py")
+DATA, TRAIN, EVALUATE, RUNS = ("pages/data.py", "pages/train.py", "pages/evaluate.py",
+                               "pages/runs.py")
 
 
 def data_dir() -> str:
@@ -105,18 +106,19 @@ def guard(fn):
 def data_or_status_ui() -> CifarData | None:
     """The data if it is there; otherwise say why not and offer the download."""
     folder = data_dir()
-    status = data_status(folder)
-    if status.state == "downloading":
+    if download_status(folder) is not None:
         download_progress_ui()
         return None
-    if status.state == "missing":
-        st.warning(f"{status.message} " + OFFLINE_HELP, icon=":material/folder_off:")
+    try:
+        # Cached after the first load, so a rerun costs nothing (no look at the files at all).
+        data = get_data(folder)
+    except DataNotFoundError:
+        st.warning(f"{data_status(folder).message} " + OFFLINE_HELP,
+                   icon=":material/folder_off:")
         if st.button("Download CIFAR-10 (170 MB)", type="primary", icon=":material/download:"):
             start_data_download(folder)
             st.rerun()
         return None
-    try:
-        data = get_data(folder)
     except CifarError as exc:
         st.error(str(exc), icon=":material/error:")
         return None
@@ -143,8 +145,3 @@ def show_tiles(images: list, captions: list[str]) -> None:
 def page_header(title: str, intro: str) -> None:
     st.title(title)
     st.caption(intro)
-
-
-def finished_runs(runs: list[Run]) -> list[Run]:
-    """Runs that have a network to inspect."""
-    return [r for r in runs if r.checkpoint and r.status in ("completed", "stopped")]

@@ -17,6 +17,7 @@ from cifar_core.summaries import (
     per_class_comparison,
     run_progress,
     runs_table,
+    runs_with_network,
 )
 from cifar_core.train import TrainConfig
 
@@ -107,3 +108,17 @@ def test_estimate_uses_earlier_runs_with_the_same_batch_and_device(store):
     config = TrainConfig(epochs=2, batch_size=4).to_dict()
     assert estimate_seconds(store.list(), config, 3000) == pytest.approx(2.0)
     assert estimate_seconds(store.list(), {**config, "batch_size": 8}, 3000) is None
+
+
+def test_runs_with_network_keeps_completed_and_stopped_runs_that_saved_one(store):
+    metrics = {"accuracy": 1.0, "per_class": {}}
+    done = finished(store, metrics)
+    stopped = finished(store, metrics, status="stopped")
+    failed = finished(store, None, status="failed")
+    with_file = store.create({}, "/data", "test", status="running")
+    store.finish(with_file.id, "completed", "ok", metrics, "/runs/x/cifar_net.pth")
+    stopped_file = store.create({}, "/data", "test", status="running")
+    store.finish(stopped_file.id, "stopped", "ok", metrics, "/runs/y/cifar_net.pth")
+    kept = runs_with_network(store.list())
+    assert {r.id for r in kept} == {with_file.id, stopped_file.id}
+    assert not {done.id, stopped.id, failed.id} & {r.id for r in kept}
