@@ -359,7 +359,8 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
             raise ImageFolderError(
                 f"None of the images in {where}/{split} could be read. Use PNG or JPEG files."
             )
-        out[f"{split}_images"] = np.stack(images)
+        # Each image is a transposed view; stacking them keeps that layout unless told not to.
+        out[f"{split}_images"] = np.ascontiguousarray(np.stack(images))
         out[f"{split}_labels"] = np.asarray(labels, dtype=np.int64)
     warnings = []
     if bad:
@@ -546,9 +547,11 @@ def load_cifar10(root: Path | str | None = None, download: bool = True,
         decoded = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
                    for k, v in decoded.items()}
         _write_cache(cache, decoded)
+    # Contiguous (N,3,32,32) whatever the cache holds (earlier caches kept image folders'
+    # pixels channels-last, which sends every convolution down a slower path).
     return CifarData(
-        train_images=decoded["train_images"], train_labels=decoded["train_labels"],
-        test_images=decoded["test_images"], test_labels=decoded["test_labels"],
+        train_images=decoded["train_images"].contiguous(), train_labels=decoded["train_labels"],
+        test_images=decoded["test_images"].contiguous(), test_labels=decoded["test_labels"],
         classes=tuple(decoded["classes"]), source=source.describe(),
         warnings=tuple(decoded["warnings"]),
     )

@@ -231,6 +231,11 @@ def test_image_folders_decode_with_sorted_classes_and_exact_pixels(make_image_fo
         pixels = np.asarray(Image.open(path).convert("RGB")).transpose(2, 0, 1)
         assert np.array_equal(cifar.train_images[index].numpy(), pixels)
     assert cifar.train_labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    # Plain (N,3,32,32) layout, from the decoder and from the cache alike: a channels-last
+    # tensor would send every convolution down another, slower path.
+    assert cifar.train_images.is_contiguous() and cifar.test_images.is_contiguous()
+    again = load_cifar10(root, download=False)
+    assert again.train_images.is_contiguous() and again.test_images.is_contiguous()
 
 
 def test_images_of_another_size_are_resized_to_32x32(make_image_folders):
