@@ -13,6 +13,7 @@ from conftest import REAL_ARCHIVE, in_memory_data
 
 from cifar_core.errors import ConfigError, DeviceError
 from cifar_core.evaluate import evaluate
+from cifar_core.step import NetStep
 from cifar_core.train import (
     DIVERGENCE_CHECK_EVERY,
     DoneEvent,
@@ -155,14 +156,14 @@ def test_events_come_every_log_every_minibatches_then_epoch_then_done(data):
 
 def test_stats_loss_is_the_mean_over_its_window(data, monkeypatch):
     losses = []
+    original = NetStep.step
 
-    class RecordingLoss(torch.nn.CrossEntropyLoss):
-        def forward(self, outputs, labels):
-            loss = super().forward(outputs, labels)
-            losses.append(loss.item())
-            return loss
+    def recording_step(self, inputs, labels):
+        loss = original(self, inputs, labels)
+        losses.append(loss.item())
+        return loss
 
-    monkeypatch.setattr(torch.nn, "CrossEntropyLoss", RecordingLoss)
+    monkeypatch.setattr(NetStep, "step", recording_step)
     config = TrainConfig(epochs=2, batch_size=8, log_every=3, lr=0.002, seed=0, device="cpu")
     _, events = run(config, data)
 

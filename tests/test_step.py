@@ -1,0 +1,109 @@
+"""NetStep must compute what the tutorial's zero_grad / backward / SGD step computes for Net."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import in_memory_data
+from torch import nn, optim
+
+from cifar_core.model import Net
+from cifar_core.step import AutogradStep, NetStep, _pool_planes
+from cifar_core.train import TrainConfig, make_step, train
+
+
+def twin_nets(seed: int = 0) -> tuple[Net, Net]:
+    torch.manual_seed(seed)
+    first, second = Net(), Net()
+    second.load_state_dict(first.state_dict())
+    return first, second
+
+
+def tutorial_step(model, optimizer, inputs, labels) -> float:
+    optimizer.zero_grad()
+    loss = nn.CrossEntropyLoss()(model(inputs), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def largest_difference(a: nn.Module, b: nn.Module) -> float:
+    return max((x - y).abs().max().item()
+               for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize("batch, momentum", [(4, 0.9), (1, 0.9), (7, 0.0)])
+def test_steps_match_autograd_and_torch_sgd(batch, momentum):
+    ours, reference = twin_nets()
+    start = {k: v.clone() for k, v in ours.state_dict().items()}
+    step = NetStep(ours, lr=0.01, momentum=momentum)
+    optimizer = optim.SGD(reference.parameters(), lr=0.01, momentum=momentum)
+    generator = torch.Generator().manual_seed(batch)
+    for _ in range(12):
+        inputs = torch.randn(batch, 3, 32, 32, generator=generator)
+        labels = torch.randint(0, 10, (batch,), generator=generator)
+        loss = step.step(inputs, labels)
+        assert loss.item() == pytest.approx(tutorial_step(reference, optimizer, inputs, labels),
+                                            rel=1e-5, abs=1e-6)
+    assert largest_difference(ours, reference) < 1e-5
+    # ... and they did train: every weight tensor moved.
+    assert all(not torch.equal(start[k], v) for k, v in ours.state_dict().items())
+
+
+def test_pool_gives_max_pool2d_values_and_indices_with_ties():
+    # Small whole numbers make many windows hold their maximum twice or more; max_pool2d
+    # takes the first one, and so must the channels-last route.
+    x = torch.randint(-3, 4, (18, 28, 28), generator=torch.Generator().manual_seed(0)).float()
+    pooled, indices = _pool_planes(x)
+    expected, expected_indices = F.max_pool2d(x, 2, return_indices=True)
+    assert torch.equal(pooled, torch.relu(expected))
+    assert torch.equal(indices[0], expected_indices)
+
+
+def test_the_model_keeps_its_trained_weights_and_saves_as_usual():
+    model, _ = twin_nets()
+    step = NetStep(model, lr=0.05, momentum=0.9)
+    inputs, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    before = model(inputs).detach()
+    step.step(inputs, labels)
+    after = model(inputs).detach()
+    assert not torch.allclose(before, after)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    assert buffer.tell() < 300_000  # one copy of the 62,006 weights, not more
+    buffer.seek(0)
+    restored = Net()
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    assert torch.equal(restored(inputs), model(inputs).detach())
+
+
+def test_the_written_out_step_is_used_for_net_in_small_cpu_batches_only():
+    class Wider(Net):  # a subclass may change forward(): it must go through autograd
+        pass
+
+    cpu, small, large = torch.device("cpu"), TrainConfig(batch_size=16), TrainConfig(batch_size=17)
+    assert isinstance(make_step(Net(), small, cpu), NetStep)
+    assert isinstance(make_step(Net(), large, cpu), AutogradStep)
+    assert isinstance(make_step(Wider(), small, cpu), AutogradStep)
+    other = nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))
+    assert isinstance(make_step(other, small, cpu), AutogradStep)
+
+
+def test_training_with_either_step_ends_with_the_same_weights():
+    class SameNet(Net):
+        pass
+
+    data = in_memory_data(train_n=80, test_n=20, seed=3)
+    config = TrainConfig(epochs=2, batch_size=4, log_every=5, lr=0.001, seed=0, device="cpu")
+    fast, plain = Net(), SameNet()
+    torch.manual_seed(0)
+    fast.load_state_dict(Net().state_dict())
+    plain.load_state_dict(fast.state_dict())
+    fast_events = list(train(config, data, fast))
+    plain_events = list(train(config, data, plain))
+    assert largest_difference(fast, plain) < 1e-5
+    assert [e.kind for e in fast_events] == [e.kind for e in plain_events]
+    assert fast_events[-1].status == plain_events[-1].status == "completed"
