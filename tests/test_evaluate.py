@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cifar_core.data import normalize
-from cifar_core.evaluate import Evaluation, evaluate, predict
+from cifar_core.evaluate import Evaluation, evaluate, logits, predict
 from cifar_core.model import Net
 
 CLASSES = ("plane", "car", "bird", "cat")
@@ -91,6 +91,27 @@ def test_predict_gives_the_most_likely_class_and_its_probability():
     assert torch.allclose(confidence, probs.max(dim=1).values, atol=1e-6)
     same, _ = predict(model, images, "cpu", batch_size=1000)
     assert torch.equal(same, predicted)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_fast_inference_route_gives_the_networks_own_logits(layout):
+    torch.manual_seed(1)
+    net = Net().eval().to(memory_format=layout)
+    # Whole numbers make equal neighbours (ties in the pooling windows) common.
+    x = torch.randint(-2, 3, (6, 3, 32, 32)).float().contiguous(memory_format=layout)
+    with torch.no_grad():
+        assert torch.equal(logits(net, x), net(x))
+
+
+def test_a_model_of_another_class_keeps_its_own_forward():
+    class Shifted(Net):
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    torch.manual_seed(0)
+    model, x = Shifted().eval(), torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(logits(model, x), Net.forward(model, x) + 1.0)
 
 
 def test_predict_of_no_images_is_empty():
