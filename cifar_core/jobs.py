@@ -24,13 +24,20 @@ from cifar_core.evaluate import evaluate
 from cifar_core.model import resolve_device
 from cifar_core.procs import command_line, pid_alive
 from cifar_core.runs import FINISHED, Run, RunStore
-from cifar_core.train import TrainConfig, build_model, train
+from cifar_core.train import THREADS_ENV, TrainConfig, build_model, train
 
 LOG_NAME = "log.txt"
 # How often a job looks for a stop request: well inside the 2 s a stop may take.
 STOP_POLL_S = 0.2
 # A claimed run whose process has not reported its pid by then is taken as failed to start.
 START_GRACE_S = 60.0
+
+
+def job_environment(max_parallel: int, cores: int | None = None) -> dict[str, str]:
+    """The environment of a training process: ours, with the cores shared out between the runs
+    that may go side by side, so that they do not fight over them (CIFAR_CORE_THREADS)."""
+    cores = cores or os.cpu_count() or 1
+    return {**os.environ, THREADS_ENV: str(max(1, cores // max(1, max_parallel)))}
 
 
 class JobRunner:
@@ -77,7 +84,8 @@ class JobRunner:
         try:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                    cwd=str(Path(__file__).resolve().parent.parent))
+                                    cwd=str(Path(__file__).resolve().parent.parent),
+                                    env=job_environment(self.max_parallel))
         except OSError as exc:
             self.store.finish(run.id, "failed", f"The training process could not start: {exc}")
             return

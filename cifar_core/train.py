@@ -218,21 +218,32 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.
 # CPU batches up to this size take the small-batch settings below (see bench/RESULTS.md).
 SMALL_CPU_BATCH = 16
 
+# The most threads a training process may use; the job runner sets it when runs share the cores.
+THREADS_ENV = "CIFAR_CORE_THREADS"
+
+
+def thread_limit() -> int | None:
+    """CIFAR_CORE_THREADS as a number, or None where it is unset or not a whole number."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    return max(1, int(value)) if value.isdigit() else None
+
 
 @contextmanager
 def runtime_settings(batch_size: int, device: torch.device) -> Iterator[None]:
-    """Runtime settings measured fastest for the tutorial's tiny batches on a CPU, restored on
-    exit. oneDNN (mkldnn) convolutions cost more to set up than a 4-image convolution takes, so
-    PyTorch's own im2col convolution is used. It can split a batch over two threads, but
-    threads that wait for each other spin, and on a machine whose other cores are busy (the
-    dashboard's server, a browser, a second run) a spinning thread stalls every step; so two
-    threads only where a core is left over for everything else (see bench/RESULTS.md)."""
-    if device.type != "cpu" or batch_size > SMALL_CPU_BATCH:
+    """Runtime settings measured fastest on a CPU, restored on exit. For the tutorial's tiny
+    batches: PyTorch's own convolution, as oneDNN's cost more to set up than a 4-image
+    convolution takes, and two threads (more only wait for each other). Two threads on a
+    2-core machine were 16 % faster than one, interleaved CLI runs (bench/RESULTS.md). Larger
+    batches keep torch's defaults. CIFAR_CORE_THREADS caps the count (runs side by side)."""
+    if device.type != "cpu":
         yield
         return
     threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) - 1)))
-    torch.backends.mkldnn.enabled = False
+    small = batch_size <= SMALL_CPU_BATCH
+    wanted = min(2, os.cpu_count() or 1) if small else threads
+    torch.set_num_threads(min(wanted, thread_limit() or wanted))
+    if small:
+        torch.backends.mkldnn.enabled = False
     try:
         yield
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import threading
 
@@ -330,3 +331,22 @@ def test_small_cpu_batches_train_without_onednn_and_leave_the_settings_as_found(
     assert (torch.get_num_threads(), torch.backends.mkldnn.enabled) == (threads, onednn)
     with runtime_settings(64, torch.device("cpu")):  # larger batches keep the defaults
         assert torch.backends.mkldnn.enabled == onednn
+        assert torch.get_num_threads() == threads
+
+
+def test_threads_for_small_batches_and_the_cap_a_job_runner_sets(monkeypatch):
+    from cifar_core.train import THREADS_ENV, runtime_settings
+
+    cpu, threads = torch.device("cpu"), torch.get_num_threads()
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    with runtime_settings(4, cpu):
+        assert torch.get_num_threads() == min(2, os.cpu_count())
+    monkeypatch.setenv(THREADS_ENV, "1")
+    with runtime_settings(4, cpu):
+        assert torch.get_num_threads() == 1
+    with runtime_settings(64, cpu):
+        assert torch.get_num_threads() == 1
+    monkeypatch.setenv(THREADS_ENV, "lots")  # not a number: no cap
+    with runtime_settings(64, cpu):
+        assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == threads
