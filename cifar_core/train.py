@@ -232,15 +232,17 @@ def thread_limit() -> int | None:
 def runtime_settings(batch_size: int, device: torch.device) -> Iterator[None]:
     """Runtime settings measured fastest on a CPU, restored on exit. For the tutorial's tiny
     batches: PyTorch's own convolution, as oneDNN's cost more to set up than a 4-image
-    convolution takes, and two threads (more only wait for each other). Two threads on a
-    2-core machine were 16 % faster than one, interleaved CLI runs (bench/RESULTS.md). Larger
-    batches keep torch's defaults. CIFAR_CORE_THREADS caps the count (runs side by side)."""
+    convolution takes, and at most two threads, leaving one core for everything else. Two
+    threads wait for each other at every op, so anything else that runs stalls both: on a
+    2-core machine they were 16 % faster than one in quiet back-to-back CLI runs, and 25-30 %
+    slower in the full benchmark (bench/RESULTS.md). Larger batches keep torch's defaults.
+    CIFAR_CORE_THREADS caps the count (the job runner sets it for runs side by side)."""
     if device.type != "cpu":
         yield
         return
     threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
     small = batch_size <= SMALL_CPU_BATCH
-    wanted = min(2, os.cpu_count() or 1) if small else threads
+    wanted = max(1, min(2, (os.cpu_count() or 1) - 1)) if small else threads
     torch.set_num_threads(min(wanted, thread_limit() or wanted))
     if small:
         torch.backends.mkldnn.enabled = False
