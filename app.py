@@ -55,6 +55,12 @@ def active_run_sidebar_ui() -> None:
     active = ui.store().list(("running", "queued"))
     if not active:
         return
+    # On every page: a job that died (killed, out of memory) is marked failed and the next
+    # queued run starts, within two seconds, not only when Train or Runs is opened.
+    ui.runner().schedule()
+    active = ui.store().list(("running", "queued"))
+    if not active:
+        return
     run = active[0]
     latest = ui.store().latest_event(run.id, kind="stats")
     progress = run_progress(run, [latest] if latest else [])

@@ -186,6 +186,26 @@ def test_train_start_launches_a_background_run_that_can_be_stopped(data_dir, run
     assert final.status == "stopped"
 
 
+def test_any_page_notices_a_dead_job_and_starts_the_next_queued_run(data_dir, runs_dir):
+    import subprocess
+    import sys
+
+    from cifar_core.jobs import JobRunner
+
+    store = RunStore(runs_dir)
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = store.create(config, str(data_dir), "dashboard", status="running", pid=gone.pid)
+    waiting = store.create(config, str(data_dir), "dashboard")
+
+    at = app_at()  # Home: only the sidebar looks at the runs
+    no_traceback(at)
+    assert store.get(dead.id).status == "failed"
+    assert store.get(waiting.id).status in ("running", "completed")
+    assert JobRunner(store).wait(waiting.id, timeout=60).status == "completed"
+
+
 def test_train_page_shows_a_finished_run(data_dir, runs_dir):
     run_id = finish_run(runs_dir, data_dir)
     at = app_at("pages/train.py")
