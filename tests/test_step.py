@@ -15,9 +15,9 @@ from cifar_core.step import AutogradStep, NetStep, _pool_planes
 from cifar_core.train import TrainConfig, make_step, train
 
 
-def twin_nets(seed: int = 0) -> tuple[Net, Net]:
+def twin_nets(seed: int = 0, classes: int = 10) -> tuple[Net, Net]:
     torch.manual_seed(seed)
-    first, second = Net(), Net()
+    first, second = Net(classes), Net(classes)
     second.load_state_dict(first.state_dict())
     return first, second
 
@@ -35,16 +35,17 @@ def largest_difference(a: nn.Module, b: nn.Module) -> float:
                for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
-@pytest.mark.parametrize("batch, momentum", [(4, 0.9), (1, 0.9), (7, 0.0)])
-def test_steps_match_autograd_and_torch_sgd(batch, momentum):
-    ours, reference = twin_nets()
+@pytest.mark.parametrize("batch, momentum, classes", [(4, 0.9, 10), (1, 0.9, 10), (7, 0.0, 10),
+                                                      (5, 0.9, 3)])
+def test_steps_match_autograd_and_torch_sgd(batch, momentum, classes):
+    ours, reference = twin_nets(classes=classes)
     start = {k: v.clone() for k, v in ours.state_dict().items()}
     step = NetStep(ours, lr=0.01, momentum=momentum)
     optimizer = optim.SGD(reference.parameters(), lr=0.01, momentum=momentum)
     generator = torch.Generator().manual_seed(batch)
     for _ in range(12):
         inputs = torch.randn(batch, 3, 32, 32, generator=generator)
-        labels = torch.randint(0, 10, (batch,), generator=generator)
+        labels = torch.randint(0, classes, (batch,), generator=generator)
         loss = step.step(inputs, labels)
         assert loss.item() == pytest.approx(tutorial_step(reference, optimizer, inputs, labels),
                                             rel=1e-5, abs=1e-6)
