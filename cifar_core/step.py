@@ -62,7 +62,8 @@ def _patches(x: torch.Tensor, k: int) -> torch.Tensor:
 class NetStep:
     """Trains `model` (a Net) in place: `step(inputs, labels)` does zero_grad, forward,
     cross-entropy loss, backward and an SGD-with-momentum step, and returns the mean loss
-    (a 0-d tensor, left on the device).
+    (a 0-d tensor, left on the device). The model's parameters become views into one flat
+    tensor: the model stays usable (forward, state_dict, torch.save) while it trains.
     """
 
     def __init__(self, model: Net, lr: float, momentum: float):
