@@ -100,9 +100,10 @@ class NetStep:
         # Forward, keeping what the backward pass needs. conv1 is one matrix product over the
         # whole batch; its output is laid out channel-major, (C, B, H, W), as that product
         # gives it, and pooling puts it back in (B, C, H, W) order for conv2.
-        cols = _patches(x, w1.shape[2])
+        k = w1.shape[2]
+        cols = _patches(x, k)
         c1 = torch.addmm(b1.view(-1, 1), w1.view(c1_channels, -1), cols)
-        c1 = c1.view(1, c1_channels * n, x.shape[2] - 4, x.shape[3] - 4)
+        c1 = c1.view(1, c1_channels * n, x.shape[2] - k + 1, x.shape[3] - k + 1)
         p1, i1 = _pool_planes(c1[0])
         a1 = p1.view(c1_channels, n, *p1.shape[1:]).transpose(0, 1).contiguous()
         c2 = F.conv2d(a1, w2, b2)
