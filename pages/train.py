@@ -13,7 +13,7 @@ from cifar_core.summaries import (
     loss_curve,
     run_progress,
 )
-from cifar_core.train import LABELS, PRESETS, config_problems
+from cifar_core.train import LABELS, PRESETS, config_problems, device_advice
 from pages import ui
 
 FIELDS = ("epochs", "lr", "momentum", "batch_size", "log_every", "train_size", "device", "seed")
@@ -88,6 +88,9 @@ def settings_form_ui(max_train: int) -> dict:
     problems = config_problems(values)
     for name, message in problems.items():
         slots[name].error(message, icon=":material/error:")
+    advice = None if problems else device_advice(values["device"], values["batch_size"])
+    if advice:
+        slots["device"].info(advice, icon=":material/speed:")
     return {"values": values, "problems": problems}
 
 

@@ -206,6 +206,20 @@ def test_any_page_notices_a_dead_job_and_starts_the_next_queued_run(data_dir, ru
     assert JobRunner(store).wait(waiting.id, timeout=60).status == "completed"
 
 
+def test_train_page_advises_the_cpu_for_tiny_batches_on_a_gpu(data_dir, runs_dir, monkeypatch):
+    import importlib
+
+    import torch
+
+    train_module = importlib.import_module("cifar_core.train")
+    monkeypatch.setattr(train_module, "resolve_device", lambda name: torch.device("cuda"))
+    at = app_at("pages/train.py")  # the defaults: the tutorial's batch of 4
+    assert any("too small to keep a GPU busy" in i.value for i in at.info)
+    assert not start_button(at).disabled  # advice, not an error
+    at.number_input(key="cfg_batch_size").set_value(64).run()
+    assert not any("too small to keep a GPU busy" in i.value for i in at.info)
+
+
 def test_train_page_shows_a_finished_run(data_dir, runs_dir):
     run_id = finish_run(runs_dir, data_dir)
     at = app_at("pages/train.py")

@@ -350,3 +350,17 @@ def test_threads_for_small_batches_and_the_cap_a_job_runner_sets(monkeypatch):
     with runtime_settings(64, cpu):
         assert torch.get_num_threads() == threads
     assert torch.get_num_threads() == threads
+
+
+def test_tiny_batches_on_a_gpu_get_advice_and_the_cpu_none(monkeypatch):
+    import importlib
+
+    # (cifar_core.train, the attribute, is the function of that name)
+    train_module = importlib.import_module("cifar_core.train")
+    assert train_module.device_advice("cpu", 4) is None
+    assert train_module.device_advice("no-such-device", 4) is None  # config checks say so
+    monkeypatch.setattr(train_module, "resolve_device", lambda name: torch.device("cuda"))
+    advice = train_module.device_advice("auto", 4)
+    assert advice and "batch of 4" in advice and "cpu" in advice
+    assert train_module.device_advice("auto", 16) is not None
+    assert train_module.device_advice("auto", 32) is None
