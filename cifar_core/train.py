@@ -5,7 +5,7 @@ minibatches). Its speed comes from two places. The data path: the whole normalis
 sits on the device as one tensor and each epoch's minibatches are slices of one shuffled copy,
 so there is no DataLoader, no worker process and no per-image transform. And the step itself:
 for the tutorial's Net, cifar_core.step does zero_grad/forward/backward/SGD with the backward
-pass written out, which at batch 4 is about 1.5x autograd's speed.
+pass written out, which at batch 4 is about 1.4x autograd's speed.
 """
 
 from __future__ import annotations
