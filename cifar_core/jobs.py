@@ -24,7 +24,7 @@ from cifar_core.evaluate import evaluate
 from cifar_core.model import resolve_device
 from cifar_core.procs import command_line, pid_alive
 from cifar_core.runs import FINISHED, Run, RunStore
-from cifar_core.train import THREADS_ENV, TrainConfig, build_model, train
+from cifar_core.train import THREADS_ENV, TrainConfig, build_model, thread_limit, train
 
 LOG_NAME = "log.txt"
 # How often a job looks for a stop request: well inside the 2 s a stop may take.
@@ -35,9 +35,10 @@ START_GRACE_S = 60.0
 
 def job_environment(max_parallel: int, cores: int | None = None) -> dict[str, str]:
     """The environment of a training process: ours, with the cores shared out between the runs
-    that may go side by side, so that they do not fight over them (CIFAR_CORE_THREADS)."""
-    cores = cores or os.cpu_count() or 1
-    return {**os.environ, THREADS_ENV: str(max(1, cores // max(1, max_parallel)))}
+    that may go side by side, so that they do not fight over them (CIFAR_CORE_THREADS; a cap
+    already set for the dashboard stays if it is lower)."""
+    share = max(1, (cores or os.cpu_count() or 1) // max(1, max_parallel))
+    return {**os.environ, THREADS_ENV: str(min(share, thread_limit() or share))}
 
 
 class JobRunner:

@@ -67,7 +67,7 @@ class NetStep:
     """
 
     def __init__(self, model: Net, lr: float, momentum: float):
-        self.model, self.lr, self.momentum = model, lr, momentum
+        self.lr, self.momentum = lr, momentum
         m = model
         self.params = [m.conv1.weight, m.conv1.bias, m.conv2.weight, m.conv2.bias,
                        m.fc1.weight, m.fc1.bias, m.fc2.weight, m.fc2.bias,

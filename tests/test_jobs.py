@@ -236,12 +236,15 @@ def test_reap_fails_a_claimed_run_whose_process_never_reported(store, monkeypatc
     assert "never started" in store.get(run.id).message
 
 
-def test_runs_side_by_side_share_the_cores():
+def test_runs_side_by_side_share_the_cores(monkeypatch):
     from cifar_core.jobs import job_environment
     from cifar_core.train import THREADS_ENV
 
+    monkeypatch.delenv(THREADS_ENV, raising=False)
     assert job_environment(1, cores=2)[THREADS_ENV] == "2"
     assert job_environment(2, cores=2)[THREADS_ENV] == "1"
     assert job_environment(3, cores=2)[THREADS_ENV] == "1"
     assert job_environment(2, cores=8)[THREADS_ENV] == "4"
     assert job_environment(1, cores=2)["PATH"] == os.environ["PATH"]  # the rest is ours
+    monkeypatch.setenv(THREADS_ENV, "1")  # a lower cap the dashboard was started with stays
+    assert job_environment(1, cores=8)[THREADS_ENV] == "1"
