@@ -56,10 +56,12 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("CIFAR_DATA_DIR") or "./data")
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
+def normalize(images: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """uint8 (N,3,H,W) -> float in [-1, 1], bit for bit the tutorial's
-    ToTensor() + Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))."""
-    return images.float().div_(255).sub_(0.5).div_(0.5)
+    ToTensor() + Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)). With `out` (a float tensor of
+    the same shape) the result is written there and no memory is allocated."""
+    result = images.float() if out is None else out.copy_(images)
+    return result.div_(255).sub_(0.5).div_(0.5)
 
 
 @dataclass(frozen=True)

@@ -483,11 +483,15 @@ def test_normalize_equals_the_tutorials_transform_exactly():
     picture = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
     tutorial = T.Compose([T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
 
-    ours = normalize(torch.from_numpy(np.asarray(picture).transpose(2, 0, 1).copy())[None])
+    images = torch.from_numpy(np.asarray(picture).transpose(2, 0, 1).copy())[None]
+    ours = normalize(images)
+    buffer = torch.full((1, 3, 32, 32), 7.0)
+    into_buffer = normalize(images, out=buffer)
 
     assert ours.dtype == torch.float32
     assert torch.equal(ours[0], tutorial(picture))
     assert ours.min() >= -1 and ours.max() <= 1
+    assert into_buffer.data_ptr() == buffer.data_ptr() and torch.equal(buffer, ours)
 
 
 def test_random_batch_is_fixed_by_its_seed(tiny_data):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import threading
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from conftest import REAL_ARCHIVE, in_memory_data
 
+from cifar_core.data import normalize
 from cifar_core.errors import ConfigError, DeviceError
 from cifar_core.evaluate import evaluate
 from cifar_core.step import NetStep
@@ -175,6 +177,33 @@ def test_stats_loss_is_the_mean_over_its_window(data, monkeypatch):
         window = losses[previous:event.step]
         assert event.loss == pytest.approx(sum(window) / len(window), rel=1e-5)
         previous = event.step
+
+
+def test_each_epoch_steps_through_a_fresh_shuffle_of_the_normalised_images(data, monkeypatch):
+    # Images are normalised a few at a time into one reused buffer: with a chunk of 6 images
+    # (batches of 3) and 100 images, chunks and the last, 1-image, batch end unevenly.
+    monkeypatch.setattr(sys.modules["cifar_core.train"], "NORMALIZE_CHUNK", 8)
+    seen = []
+    original = NetStep.step
+
+    def recording_step(self, inputs, labels):
+        seen.append((inputs.clone(), labels.clone()))
+        return original(self, inputs, labels)
+
+    monkeypatch.setattr(NetStep, "step", recording_step)
+    config = TrainConfig(epochs=2, batch_size=3, log_every=100, seed=5, device="cpu")
+    run(config, data)
+
+    generator = torch.Generator().manual_seed(5)
+    expected = []
+    for _ in range(config.epochs):
+        order = torch.randperm(100, generator=generator)
+        images, labels = normalize(data.train_images[order]), data.train_labels[order]
+        expected += [(images[i:i + 3], labels[i:i + 3]) for i in range(0, 100, 3)]
+    assert len(seen) == len(expected) == 68
+    for (inputs, labels), (want_inputs, want_labels) in zip(seen, expected, strict=True):
+        assert torch.equal(labels, want_labels)
+        assert torch.equal(inputs, want_inputs)
 
 
 def test_each_epoch_reports_the_test_accuracy(data):
