@@ -363,6 +363,55 @@ def test_small_cpu_batches_train_without_onednn_and_leave_the_settings_as_found(
         assert torch.get_num_threads() == threads
 
 
+class FakeLibc:
+    """A C library whose mallopt records its calls and accepts what `accept` allows."""
+
+    def __init__(self, accept=lambda param, value: True):
+        self.calls, self.accept = [], accept
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return int(self.accept(param, value))
+
+
+@pytest.fixture
+def fresh_memory_setting():
+    from cifar_core.train import keep_freed_memory
+
+    keep_freed_memory.cache_clear()
+    yield keep_freed_memory
+    keep_freed_memory.cache_clear()
+
+
+def test_training_keeps_freed_memory_with_both_glibc_limits(monkeypatch, fresh_memory_setting,
+                                                           data):
+    libc = FakeLibc()
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr("ctypes.CDLL", lambda name: libc)
+    config = TrainConfig(epochs=1, batch_size=4, log_every=5, seed=0, train_size=20,
+                         device="cpu")
+    list(train(config, data, build_model(config)))
+    list(train(config, data, build_model(config)))
+    # M_MMAP_THRESHOLD 32 MB, then M_TRIM_THRESHOLD 1 GB; once per process.
+    assert libc.calls == [(-3, 32 << 20), (-1, 1 << 30)]
+    assert fresh_memory_setting() is True
+
+
+def test_memory_limits_are_both_set_or_neither(monkeypatch, fresh_memory_setting):
+    refusing = FakeLibc(accept=lambda param, value: param != -3)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr("ctypes.CDLL", lambda name: refusing)
+    assert fresh_memory_setting() is False
+    assert refusing.calls == [(-3, 32 << 20)], "the trim limit alone would slow training"
+
+    fresh_memory_setting.cache_clear()
+    monkeypatch.setattr("ctypes.CDLL", lambda name: object())  # a C library without mallopt
+    assert fresh_memory_setting() is False
+    fresh_memory_setting.cache_clear()
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert fresh_memory_setting() is False
+
+
 def test_threads_for_small_batches_and_the_cap_a_job_runner_sets(monkeypatch):
     from cifar_core.train import THREADS_ENV, runtime_settings
 
