@@ -1,13 +1,15 @@
 """Training the tutorial's network: a validated config, and a loop that yields what it is doing.
 
 The loop reads like the tutorial (a step per minibatch, a report every `log_every`
-minibatches). Its speed comes from two places. The data path: the training images sit on the
+minibatches). Its speed comes from three places. The data path: the training images sit on the
 device as one uint8 tensor; each epoch shuffles them into one reused buffer, and a few hundred
 at a time are normalised into a small reused float buffer (it stays in the CPU's caches) whose
 slices are the minibatches. So there is no DataLoader, no worker process, no per-image
 transform, and no 600 MB float copy of the training set to build and shuffle. And the step itself:
 for the tutorial's Net, cifar_core.step does zero_grad/forward/backward/SGD with the backward
-pass written out, which at batch 4 is about 1.4x autograd's speed.
+pass written out, which at batch 4 is about 1.4x autograd's speed. And memory: the training
+process keeps freed memory for the next step instead of faulting in fresh pages
+(keep_freed_memory).
 """
 
 from __future__ import annotations
@@ -269,8 +271,8 @@ def runtime_settings(batch_size: int, device: torch.device) -> Iterator[None]:
     batches: PyTorch's own convolution, as oneDNN's cost more to set up than a 4-image
     convolution takes, and at most two threads, leaving one core for everything else. Two
     threads wait for each other at every op, so anything else that runs stalls both: on a
-    2-core machine they were 16 % faster than one in quiet back-to-back CLI runs, and 25-30 %
-    slower in the full benchmark (bench/RESULTS.md). Larger batches keep torch's defaults.
+    2-core machine they were 13-16 % faster than one on an idle machine, and 3x slower while
+    another process kept one core busy (bench/RESULTS.md). Larger batches keep torch's defaults.
     CIFAR_CORE_THREADS caps the count (the job runner sets it for runs side by side). Also,
     for good: keep_freed_memory()."""
     if device.type != "cpu":
