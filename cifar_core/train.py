@@ -336,16 +336,17 @@ def train(config: TrainConfig, data: CifarData, model: nn.Module,
 
 def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: torch.device,
                 stop: threading.Event | None) -> Iterator[Event]:
-    subset = balanced_subset(data.train_labels, config.train_size, config.seed)
-    everything = len(subset) == len(data.train_labels)  # no gather needed
-    images_all = (data.train_images if everything else data.train_images[subset]).to(device)
-    labels_all = (data.train_labels if everything else data.train_labels[subset]).to(device)
-    n = len(labels_all)
+    # The images used, as positions in the training set: each epoch gathers them in its own
+    # order straight from the (device's copy of the) whole set, so a subset is never copied.
+    subset = balanced_subset(data.train_labels, config.train_size, config.seed).to(device)
+    images_all, labels_all = data.train_images.to(device), data.train_labels.to(device)
+    n = len(subset)
     batch_size = config.batch_size
     steps_per_epoch = math.ceil(n / batch_size)
     # Each epoch's shuffled copy (uint8), and the normalised images of the next `chunk`
     # minibatches' worth (float): both allocated once, reused.
-    images_epoch, labels_epoch = torch.empty_like(images_all), torch.empty_like(labels_all)
+    images_epoch = torch.empty((n, *images_all.shape[1:]), dtype=images_all.dtype, device=device)
+    labels_epoch = torch.empty(n, dtype=labels_all.dtype, device=device)
     chunk = batch_size * max(1, NORMALIZE_CHUNK // batch_size)
     inputs_chunk = torch.empty((min(chunk, n), *images_all.shape[1:]), device=device)
     total_images = n * config.epochs
@@ -378,7 +379,7 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
         # The shuffle counts as training time, as the tutorial's DataLoader does.
         window_start = time.perf_counter()
         # One shuffled copy per epoch makes every minibatch a contiguous slice (no gather).
-        order = torch.randperm(n, generator=generator).to(device)
+        order = subset[torch.randperm(n, generator=generator).to(device)]
         torch.index_select(images_all, 0, order, out=images_epoch)
         torch.index_select(labels_all, 0, order, out=labels_epoch)
         running_loss = torch.zeros((), device=device)

@@ -206,6 +206,29 @@ def test_each_epoch_steps_through_a_fresh_shuffle_of_the_normalised_images(data,
         assert torch.equal(inputs, want_inputs)
 
 
+def test_a_subset_is_seen_once_per_epoch_with_its_own_labels(data, monkeypatch):
+    seen = []
+    original = NetStep.step
+
+    def recording_step(self, inputs, labels):
+        seen.append((inputs.clone(), labels.clone()))
+        return original(self, inputs, labels)
+
+    monkeypatch.setattr(NetStep, "step", recording_step)
+    config = TrainConfig(epochs=2, batch_size=4, log_every=100, seed=3, train_size=30,
+                         device="cpu")
+    run(config, data)
+
+    subset = balanced_subset(data.train_labels, 30, 3)
+    wanted = sorted(zip(normalize(data.train_images[subset]).flatten(1).tolist(),
+                        data.train_labels[subset].tolist(), strict=True))
+    per_epoch = len(seen) // 2
+    for epoch in (seen[:per_epoch], seen[per_epoch:]):
+        got = sorted((image.tolist(), int(label)) for inputs, labels in epoch
+                     for image, label in zip(inputs.flatten(1), labels, strict=True))
+        assert got == wanted
+
+
 def test_each_epoch_reports_the_test_accuracy(data):
     config = TrainConfig(epochs=2, batch_size=10, log_every=100, lr=0.002, seed=0, device="cpu")
     model, events = run(config, data)
