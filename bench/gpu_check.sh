@@ -25,6 +25,10 @@ for bs in 4 32 128 512; do
         | python3 -c "import json,sys; s=json.loads(sys.stdin.read()); print('batch $bs:',
 round(s['images_per_s']), 'images/s,', round(s['accuracy'], 1), '% after 1 epoch')"
 done
+echo "== a class-balanced subset on cuda (10,000 images, 1 epoch)"
+python3 -m cifar_core train --data-dir "$DATA" --device cuda --seed 0 --epochs 1 \
+    --train-size 10000 --batch-size 32 --log-every 100000 --json --out "$OUT/sub.pth" | tail -n 1 \
+    | cut -c1-300
 echo "== library tests on the GPU machine (device auto = cuda)"
-python3 -m pytest -q -x -p no:cacheprovider tests --ignore=tests/test_app.py \
-    --ignore=tests/test_browser.py 2>&1 | tail -n 15
+python3 -m pytest -q -p no:cacheprovider tests --ignore=tests/test_app.py \
+    --ignore=tests/test_browser.py 2>&1 | tail -n 25
