@@ -7,25 +7,29 @@ computes for `Net` with `CrossEntropyLoss` and `SGD(lr, momentum)`, with fewer a
 
 - max-pool runs before ReLU (the two commute: max(relu(a), relu(b)) = relu(max(a, b)), and the
   gradient reaches the same element), on four times fewer values;
-- max-pool sees the batch as the channels of one channels-last image, so PyTorch's vectorised
-  channels-last kernel does it: the default kernel branches on every comparison and
-  mispredicts on real data. Values and indices are the same, ties included (first maximum);
-- conv1 is one matrix product over the whole batch, on an im2col copy of the input that the
-  backward pass reuses for the weight gradient (PyTorch's own convolution builds it twice, one
-  image at a time);
+- max-pool runs on channels-last data, where PyTorch's kernel is vectorised across channels:
+  the default kernel branches on every comparison and mispredicts on real data. conv1's
+  output is pooled as one image whose channels are the batch's 6 x B planes; conv2's is
+  computed straight into channels-last order (16 channels, one AVX-512 vector). Values and
+  indices are the same as max_pool2d's, ties included (first maximum);
+- each convolution's weight gradient is one matrix product over the whole batch, on the im2col
+  copy that its forward pass made (PyTorch's own convolution builds it again, one image at a
+  time); conv1's two products go through oneDNN where this PyTorch has it, which runs these
+  6-row products about 1.5x faster than MKL does;
 - the weights live in one flat tensor (the model's parameters are views into it), so the
   momentum update is two ops on all 62,006 weights at once.
 
-The gradients match autograd's to float rounding (tests/test_step.py). Every op is a plain
-PyTorch op. Training uses it where it was measured faster: on a CPU, for batches of up to 16
-images (train.make_step); larger batches are faster through autograd and oneDNN, whose
-convolutions do not build the im2col copy at all.
+The gradients match autograd's to float rounding (tests/test_step.py). Every op is a PyTorch
+op. Training uses it where it was measured faster: on a CPU, for batches of up to 16 images
+(train.make_step); larger batches are faster through autograd and oneDNN's convolutions, which
+do not build im2col copies at all.
 """
 
 from __future__ import annotations
 
+import functools
+
 import torch
-import torch.nn.functional as F
 from torch import nn, optim
 
 from cifar_core.model import Net
@@ -39,7 +43,7 @@ def _pool_planes(planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     p, h, w = planes.shape
     # P planes as the channels of one channels-last image: the vectorised kernel.
     image = planes.view(1, p, h, w).contiguous(memory_format=torch.channels_last)
-    pooled, indices = F.max_pool2d(image, 2, return_indices=True)
+    pooled, indices = torch._C._nn.max_pool2d_with_indices(image, 2)
     return torch.relu_(pooled)[0], indices.contiguous()
 
 
@@ -47,6 +51,36 @@ def _unpool(grad: torch.Tensor, x: torch.Tensor, indices: torch.Tensor) -> torch
     """Gradient of the 2x2 max-pool of x (1,P,H,W): each value back to where it came from."""
     return _aten.max_pool2d_with_indices_backward(grad, x, [2, 2], [2, 2], [0, 0], [1, 1],
                                                    False, indices)
+
+
+# Below this many images conv1's products are faster through torch.mm (oneDNN's fixed cost per
+# call outweighs its faster kernel; measured on 1-8 images, bench/RESULTS.md).
+ONEDNN_MIN_IMAGES = 3
+
+
+@functools.cache
+def _onednn_linear():
+    """oneDNN's matrix product as this PyTorch exposes it, linear(a, w) = a @ w.T, or None
+    where it has none (a build without oneDNN, or an op that changed): checked once against
+    torch.mm on a small product."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        linear = torch.ops.mkldnn._linear_pointwise
+        a = torch.arange(12.0).view(2, 6) / 7
+        w = torch.arange(18.0).view(3, 6) / 5
+        if torch.allclose(linear(a, w, None, "none", [], ""), a @ w.t()):
+            return linear
+    except (AttributeError, RuntimeError, TypeError):
+        pass
+    return None
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor, images: int) -> torch.Tensor:
+    """a @ b, through oneDNN for batches of ONEDNN_MIN_IMAGES images and more (where it is
+    there), else torch.mm."""
+    linear = _onednn_linear() if images >= ONEDNN_MIN_IMAGES else None
+    return linear(a, b.t(), None, "none", [], "") if linear is not None else torch.mm(a, b)
 
 
 def _patches(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -88,35 +122,45 @@ class NetStep:
             self.grads.append(self.grad[offset:offset + p.numel()].view_as(p))
             offset += p.numel()
         self.one_hot = torch.eye(m.fc3.out_features, dtype=first.dtype, device=first.device)
+        # The weights and gradients in the shapes the matrix products take, made once (views:
+        # the update shows through them).
+        w1, _, w2, _, w3, _, w4, _, w5, _ = self.params
+        g1w, _, g2w, *_ = self.grads
+        self.matrices = (w1.view(len(w1), -1), w2.view(len(w2), -1).t(), w3.t(), w4.t(),
+                         w5.t(), g1w.view(len(w1), -1), g2w.view(len(w2), -1))
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         w1, b1, w2, b2, w3, b3, w4, b4, w5, b5 = self.params
         g1w, g1b, g2w, g2b, g3w, g3b, g4w, g4b, g5w, g5b = self.grads
+        w1_rows, w2_cols, w3_t, w4_t, w5_t, g1w_rows, g2w_rows = self.matrices
         n = x.shape[0]
         x = x.contiguous()
-        c1_channels = w1.shape[0]
+        c1_channels, c2_channels, k = w1.shape[0], w2.shape[0], w1.shape[2]
 
         # Forward, keeping what the backward pass needs. conv1 is one matrix product over the
         # whole batch; its output is laid out channel-major, (C, B, H, W), as that product
         # gives it, and pooling puts it back in (B, C, H, W) order for conv2.
-        k = w1.shape[2]
         cols = _patches(x, k)
-        c1 = torch.addmm(b1.view(-1, 1), w1.view(c1_channels, -1), cols)
+        c1 = _matmul(w1_rows, cols, n).add_(b1.view(-1, 1))
         c1 = c1.view(1, c1_channels * n, x.shape[2] - k + 1, x.shape[3] - k + 1)
         p1, i1 = _pool_planes(c1[0])
         a1 = p1.view(c1_channels, n, *p1.shape[1:]).transpose(0, 1).contiguous()
-        c2 = F.conv2d(a1, w2, b2)
-        c2 = c2.view(1, -1, *c2.shape[2:])
-        p2, i2 = _pool_planes(c2[0])
-        a2 = p2.contiguous().view(n, -1)
-        h1 = torch.relu(torch.addmm(b3, a2, w3.t()))
-        h2 = torch.relu(torch.addmm(b4, h1, w4.t()))
-        log_probs = torch.log_softmax(torch.addmm(b5, h2, w5.t()), 1)
-        loss = F.nll_loss(log_probs, labels)
+        # conv2 as one product too, with rows (image, y, x) and a column per channel: a
+        # channels-last batch, as its max-pool wants it.
+        cols2 = _patches(a1, k)
+        size2 = a1.shape[2] - k + 1
+        c2 = torch.addmm(b2, cols2.t(), w2_cols)
+        c2 = c2.view(n, size2, size2, c2_channels).permute(0, 3, 1, 2)
+        p2, i2 = torch._C._nn.max_pool2d_with_indices(c2, 2)
+        a2 = p2.relu_().contiguous().view(n, -1)
+        h1 = torch.relu(torch.addmm(b3, a2, w3_t))
+        h2 = torch.relu(torch.addmm(b4, h1, w4_t))
+        log_probs = torch.log_softmax(torch.addmm(b5, h2, w5_t), 1)
+        loss = torch._C._nn.nll_loss_nd(log_probs, labels, None, 1, -100)  # mean, as the loss
 
         # Backward: d(mean cross-entropy)/d(logits) = (softmax - one_hot) / n.
-        d = log_probs.exp_().sub_(self.one_hot[labels]).div_(n)
+        d = log_probs.exp_().sub_(self.one_hot.index_select(0, labels)).div_(n)
         torch.mm(d.t(), h2, out=g5w)
         torch.sum(d, 0, out=g5b)
         d = _aten.threshold_backward(d.mm(w5), h2, 0)
@@ -126,15 +170,15 @@ class NetStep:
         torch.mm(d.t(), a2, out=g3w)
         torch.sum(d, 0, out=g3b)
         d = _aten.threshold_backward(d.mm(w3), a2, 0)
-        d = _unpool(d.view(i2.shape), c2, i2).view(n, -1, *c2.shape[2:])
-        d, conv2_w, conv2_b = _aten.convolution_backward(
-            d, a1, w2, [w2.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
-            [True, True, True])
-        g2w.copy_(conv2_w)
-        g2b.copy_(conv2_b)
+        d = _unpool(d.view(i2.shape), c2, i2)  # channels-last, like c2
+        rows = d.permute(0, 2, 3, 1).reshape(-1, c2_channels)  # a view: (image, y, x) rows
+        torch.mm(rows.t(), cols2.t(), out=g2w_rows)
+        torch.sum(rows, 0, out=g2b)
+        d = _aten.convolution_backward(d, a1, w2, None, [1, 1], [0, 0], [1, 1], False, [0, 0],
+                                       1, [True, False, False])[0]
         d = _aten.threshold_backward(d, a1, 0).transpose(0, 1).contiguous()
         d = _unpool(d.view(i1.shape), c1, i1).view(c1_channels, -1)
-        torch.mm(d, cols.t(), out=g1w.view(c1_channels, -1))
+        g1w_rows.copy_(_matmul(d, cols.t(), n))
         torch.sum(d, 1, out=g1b)
 
         # SGD with momentum on all weights at once (dampening 0, no Nesterov, no weight

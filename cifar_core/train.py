@@ -229,6 +229,10 @@ NORMALIZE_CHUNK = 256
 # CPU batches up to this size take the small-batch settings below (see bench/RESULTS.md).
 SMALL_CPU_BATCH = 16
 
+# CPU batches up to this size train through cifar_core.step.NetStep (bench/RESULTS.md: 1.05-1.2x
+# autograd's speed at batch 32 with two threads and oneDNN, 0.77x at 64).
+NETSTEP_MAX_BATCH = 32
+
 # The most threads a training process may use; the job runner sets it when runs share the cores.
 THREADS_ENV = "CIFAR_CORE_THREADS"
 
@@ -310,9 +314,9 @@ def device_advice(device_name: str, batch_size: int) -> str | None:
 def make_step(model: nn.Module, config: TrainConfig,
               device: torch.device) -> NetStep | AutogradStep:
     """NetStep where it was measured faster (the tutorial's Net, exactly that class, in CPU
-    batches of up to SMALL_CPU_BATCH images: about 1.4x autograd at batch 4, bench/RESULTS.md);
-    the tutorial's own autograd step everywhere else."""
-    if type(model) is Net and device.type == "cpu" and config.batch_size <= SMALL_CPU_BATCH:
+    batches of up to NETSTEP_MAX_BATCH images: about 1.5x autograd at batch 4, 2x at 16,
+    bench/RESULTS.md); the tutorial's own autograd step everywhere else."""
+    if type(model) is Net and device.type == "cpu" and config.batch_size <= NETSTEP_MAX_BATCH:
         return NetStep(model, config.lr, config.momentum)
     return AutogradStep(model, config.lr, config.momentum)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import types
 
 import pytest
 import torch
@@ -10,9 +11,10 @@ import torch.nn.functional as F
 from conftest import in_memory_data
 from torch import nn, optim
 
+from cifar_core import step as step_module
 from cifar_core.model import Net
 from cifar_core.step import AutogradStep, NetStep, _pool_planes
-from cifar_core.train import TrainConfig, make_step, train
+from cifar_core.train import NETSTEP_MAX_BATCH, TrainConfig, make_step, train
 
 
 def twin_nets(seed: int = 0, classes: int = 10) -> tuple[Net, Net]:
@@ -35,9 +37,14 @@ def largest_difference(a: nn.Module, b: nn.Module) -> float:
                for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
+@pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "torch.mm"])
 @pytest.mark.parametrize("batch, momentum, classes", [(4, 0.9, 10), (1, 0.9, 10), (7, 0.0, 10),
-                                                      (5, 0.9, 3)])
-def test_steps_match_autograd_and_torch_sgd(batch, momentum, classes):
+                                                      (5, 0.9, 3), (32, 0.9, 10)])
+def test_steps_match_autograd_and_torch_sgd(batch, momentum, classes, onednn, monkeypatch):
+    if onednn and step_module._onednn_linear() is None:
+        pytest.skip("this PyTorch has no oneDNN matrix product")
+    if not onednn:  # the path for a PyTorch without oneDNN
+        monkeypatch.setattr(step_module, "_onednn_linear", lambda: None)
     ours, reference = twin_nets(classes=classes)
     start = {k: v.clone() for k, v in ours.state_dict().items()}
     step = NetStep(ours, lr=0.01, momentum=momentum)
@@ -52,6 +59,24 @@ def test_steps_match_autograd_and_torch_sgd(batch, momentum, classes):
     assert largest_difference(ours, reference) < 1e-5
     # ... and they did train: every weight tensor moved.
     assert all(not torch.equal(start[k], v) for k, v in ours.state_dict().items())
+
+
+def test_onednn_is_found_where_pytorch_has_it_and_otherwise_torch_mm_does_the_work(monkeypatch):
+    a, b = torch.randn(6, 75), torch.randn(75, 3 * 784)
+    expected = a @ b
+    # Where this PyTorch has oneDNN (x86 builds do), its product is taken, and agrees.
+    if torch.backends.mkldnn.is_available():
+        assert step_module._onednn_linear() is not None
+    assert torch.allclose(step_module._matmul(a, b, images=3), expected, atol=1e-4)
+    # An op that fails or disagrees is not used: the check falls back to torch.mm.
+    step_module._onednn_linear.cache_clear()
+    broken = types.SimpleNamespace(_linear_pointwise=lambda *args: torch.zeros(2, 3))
+    monkeypatch.setattr(step_module.torch.ops, "mkldnn", broken)
+    try:
+        assert step_module._onednn_linear() is None
+        assert torch.equal(step_module._matmul(a, b, images=3), torch.mm(a, b))
+    finally:
+        step_module._onednn_linear.cache_clear()
 
 
 def test_pool_gives_max_pool2d_values_and_indices_with_ties():
@@ -85,7 +110,9 @@ def test_the_written_out_step_is_used_for_net_in_small_cpu_batches_only():
     class Wider(Net):  # a subclass may change forward(): it must go through autograd
         pass
 
-    cpu, small, large = torch.device("cpu"), TrainConfig(batch_size=16), TrainConfig(batch_size=17)
+    cpu = torch.device("cpu")
+    small = TrainConfig(batch_size=NETSTEP_MAX_BATCH)
+    large = TrainConfig(batch_size=NETSTEP_MAX_BATCH + 1)
     assert isinstance(make_step(Net(), small, cpu), NetStep)
     assert isinstance(make_step(Net(), large, cpu), AutogradStep)
     assert isinstance(make_step(Wider(), small, cpu), AutogradStep)
