@@ -1,7 +1,7 @@
 """Training with and without keep_freed_memory() (glibc's malloc limits), interleaved.
 
 Each measurement is a fresh process that trains 1 epoch at the tutorial's settings (but the
-batch size) through cifar_core.train.train; "off" replaces keep_freed_memory with a no-op
+batch size) through cifar_core.train.train; "off" replaces runtime.keep_freed_memory with a no-op
 before training, so glibc keeps its defaults. Prints images/s and peak RSS per run, and the
 median ratio on/off per batch size.
 
@@ -30,9 +30,10 @@ def worker(arm: str, batch: int, data_dir: Path, images: int | None) -> None:
 
     # The module (cifar_core's package namespace exports a function of the same name).
     train_module = importlib.import_module("cifar_core.train")
+    runtime = importlib.import_module("cifar_core.runtime")
 
     if arm == "off":
-        train_module.keep_freed_memory = lambda: False
+        runtime.keep_freed_memory = lambda: False
     data = load_cifar10(data_dir, download=False)
     config = train_module.TrainConfig(epochs=1, batch_size=batch, log_every=2000, seed=0,
                                       train_size=images, device="cpu")

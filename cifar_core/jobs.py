@@ -24,7 +24,8 @@ from cifar_core.evaluate import evaluate
 from cifar_core.model import resolve_device
 from cifar_core.procs import command_line, pid_alive
 from cifar_core.runs import FINISHED, Run, RunStore
-from cifar_core.train import THREADS_ENV, TrainConfig, build_model, thread_limit, train
+from cifar_core.runtime import THREADS_ENV, thread_limit
+from cifar_core.train import TrainConfig, build_model, train
 
 LOG_NAME = "log.txt"
 # How often a job looks for a stop request: well inside the 2 s a stop may take.

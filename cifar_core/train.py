@@ -1,29 +1,27 @@
 """Training the tutorial's network: a validated config, and a loop that yields what it is doing.
 
 The loop reads like the tutorial (a step per minibatch, a report every `log_every`
-minibatches). Its speed comes from three places. The data path: the training images sit on the
+minibatches). Its speed comes from four places. The data path: the training images sit on the
 device as one uint8 tensor; each epoch shuffles them into one reused buffer, and a few hundred
 at a time are normalised into a small reused float buffer (it stays in the CPU's caches) whose
 slices are the minibatches. So there is no DataLoader, no worker process, no per-image
 transform, and no 600 MB float copy of the training set to build and shuffle. And the step itself:
 for the tutorial's Net, cifar_core.step does zero_grad/forward/backward/SGD with the backward
-pass written out, which at batch 4 is about 1.4x autograd's speed. And memory: the training
-process keeps freed memory for the next step instead of faulting in fresh pages
-(keep_freed_memory).
+pass written out, which at batch 4 is about 1.5x autograd's speed. And the process
+(cifar_core.runtime): it keeps freed memory for the next step instead of faulting in fresh
+pages, and on a 2-core machine takes a second thread while nothing else needs the CPU, where
+that changes no result (thread_governor checks it).
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
+import copy
 import math
 import os
 import random
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
@@ -33,6 +31,12 @@ from cifar_core.data import CifarData, normalize
 from cifar_core.errors import ConfigError, DeviceError
 from cifar_core.evaluate import predict
 from cifar_core.model import Net, resolve_device
+from cifar_core.runtime import (
+    SMALL_CPU_BATCH,
+    ThreadGovernor,
+    runtime_settings,
+    thread_limit,
+)
 from cifar_core.step import AutogradStep, NetStep
 
 # How many minibatches may pass between two checks for a NaN loss (a check costs a device sync).
@@ -226,74 +230,9 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.
 # stay in the CPU's caches until their minibatches have used them.
 NORMALIZE_CHUNK = 256
 
-# CPU batches up to this size take the small-batch settings below (see bench/RESULTS.md).
-SMALL_CPU_BATCH = 16
-
 # CPU batches up to this size train through cifar_core.step.NetStep (bench/RESULTS.md: 1.05-1.2x
 # autograd's speed at batch 32 with two threads and oneDNN, 0.77x at 64).
 NETSTEP_MAX_BATCH = 32
-
-# The most threads a training process may use; the job runner sets it when runs share the cores.
-THREADS_ENV = "CIFAR_CORE_THREADS"
-
-
-def thread_limit() -> int | None:
-    """CIFAR_CORE_THREADS as a number, or None where it is unset or not a whole number."""
-    value = os.environ.get(THREADS_ENV, "").strip()
-    return max(1, int(value)) if value.isdigit() else None
-
-
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Let this process's C allocator keep freed memory for the next step (glibc only).
-
-    By default glibc maps every block over its adaptive threshold afresh and hands free memory
-    at the heap's top back to the system, so tensors of a few hundred KB and up (conv1's im2col
-    copy is 940 KB at batch 4; most tensors at batch 512) page-fault on every training step.
-    Here blocks up to 32 MB come from the heap and up to 1 GB of it stays mapped once freed:
-    1.1-1.2x faster at batch 4 and steadier at large batches (bench/RESULTS.md). Both limits or
-    neither: setting either alone turns off glibc's adaptive thresholds, which made batch-4
-    training 1.4-2x slower. Process-wide, once; False where there is no glibc mallopt."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    # The mmap limit first: where it is refused (32-bit), the trim limit is left alone too.
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD,
-                                                                          1 << 30))
-
-
-@contextmanager
-def runtime_settings(batch_size: int, device: torch.device) -> Iterator[None]:
-    """Runtime settings measured fastest on a CPU, restored on exit. For the tutorial's tiny
-    batches: PyTorch's own convolution, as oneDNN's cost more to set up than a 4-image
-    convolution takes, and at most two threads, leaving one core for everything else. Two
-    threads wait for each other at every op, so anything else that runs stalls both: on a
-    2-core machine they were 13-16 % faster than one on an idle machine, and 3x slower while
-    another process kept one core busy (bench/RESULTS.md). Larger batches keep torch's defaults.
-    CIFAR_CORE_THREADS caps the count (the job runner sets it for runs side by side). Also,
-    for good: keep_freed_memory()."""
-    if device.type != "cpu":
-        yield
-        return
-    keep_freed_memory()
-    threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    small = batch_size <= SMALL_CPU_BATCH
-    wanted = max(1, min(2, (os.cpu_count() or 1) - 1)) if small else threads
-    torch.set_num_threads(min(wanted, thread_limit() or wanted))
-    if small:
-        torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.backends.mkldnn.enabled = onednn
 
 
 def device_advice(device_name: str, batch_size: int) -> str | None:
@@ -319,6 +258,47 @@ def make_step(model: nn.Module, config: TrainConfig,
     if type(model) is Net and device.type == "cpu" and config.batch_size <= NETSTEP_MAX_BATCH:
         return NetStep(model, config.lr, config.momentum)
     return AutogradStep(model, config.lr, config.momentum)
+
+
+def same_weights_on_one_and_two_threads(model: nn.Module, config: TrainConfig,
+                                        device: torch.device, inputs: torch.Tensor,
+                                        labels: torch.Tensor, threads: tuple[int, int]) -> bool:
+    """Whether two training steps on copies of `model` leave the same weights, bit for bit,
+    with either thread count. Where they do, the thread count cannot change a run's result."""
+    weights = []
+    before = torch.get_num_threads()
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            twin = copy.deepcopy(model)
+            stepper = make_step(twin, config, device)
+            for _ in range(2):  # the second step uses the momentum the first one left
+                stepper.step(inputs, labels)
+            weights.append(torch.cat([p.detach().reshape(-1) for p in twin.parameters()]))
+    finally:
+        torch.set_num_threads(before)
+    return torch.equal(*weights)
+
+
+def thread_governor(model: nn.Module, config: TrainConfig, device: torch.device,
+                    images: torch.Tensor, labels: torch.Tensor,
+                    images_per_epoch: int) -> ThreadGovernor | None:
+    """A ThreadGovernor for this run, or None where the thread count stays as runtime_settings
+    set it: on GPUs, for batches over SMALL_CPU_BATCH, where one thread is all there is or all
+    that is allowed (CIFAR_CORE_THREADS), where /proc/stat cannot be read, and where the step
+    does not give the same weights on one and two threads (checked on the run's batch size and
+    on its last, shorter batch if there is one, with the first of `images`, a minibatch)."""
+    low = torch.get_num_threads()
+    high = min(2, os.cpu_count() or 1, thread_limit() or 2)
+    if device.type != "cpu" or config.batch_size > SMALL_CPU_BATCH or high <= low:
+        return None
+    sizes = {config.batch_size, images_per_epoch % config.batch_size} - {0}
+    if not all(same_weights_on_one_and_two_threads(model, config, device,
+                                                   normalize(images[:size]), labels[:size],
+                                                   (low, high)) for size in sizes):
+        return None
+    governor = ThreadGovernor(low, high)
+    return governor if governor.last is not None else None
 
 
 def test_accuracy(model: nn.Module, data: CifarData, device: torch.device) -> float:
@@ -357,12 +337,16 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
 
     model.to(device).train()
+    start = time.perf_counter()
+    # Two threads while the machine is otherwise idle, where that changes no result (its
+    # check takes a few milliseconds, counted as training time).
+    first = subset[:batch_size]
+    governor = thread_governor(model, config, device, images_all[first], labels_all[first], n)
     # zero_grad, forward, loss, backward, SGD step: for Net with the backward pass written out
     # (cifar_core.step explains why, and how it matches autograd).
     stepper = make_step(model, config, device)
 
-    start = time.perf_counter()
-    train_s, images_seen, step, epochs_done = 0.0, 0, 0, 0
+    train_s, images_seen, step, epochs_done = time.perf_counter() - start, 0, 0, 0
 
     def stats(epoch: int, i: int, window_loss: float, window: int) -> StatsEvent:
         ips = images_seen / max(train_s, 1e-9)
@@ -408,6 +392,8 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
             images_seen += len(labels)
             last = i == steps_per_epoch - 1
             if window == config.log_every or last or window % DIVERGENCE_CHECK_EVERY == 0:
+                if governor is not None:
+                    governor.update()
                 window_loss = running_loss.item()
                 if not math.isfinite(window_loss):
                     train_s += time.perf_counter() - window_start
@@ -424,6 +410,8 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
                     window = 0
                     window_start = time.perf_counter()
         epochs_done = epoch
+        if governor is not None:
+            governor.set(governor.low)  # evaluation as without the governor
         accuracy = test_accuracy(model, data, device)
         model.train()
         yield EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=images_seen,

@@ -238,7 +238,7 @@ def test_reap_fails_a_claimed_run_whose_process_never_reported(store, monkeypatc
 
 def test_runs_side_by_side_share_the_cores(monkeypatch):
     from cifar_core.jobs import job_environment
-    from cifar_core.train import THREADS_ENV
+    from cifar_core.runtime import THREADS_ENV
 
     monkeypatch.delenv(THREADS_ENV, raising=False)
     assert job_environment(1, cores=2)[THREADS_ENV] == "2"

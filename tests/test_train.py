@@ -35,6 +35,12 @@ def data():
     return in_memory_data(train_n=100, test_n=50)
 
 
+def no_thread_check(monkeypatch):
+    """Train without thread_governor, whose check trains copies of the model for two steps,
+    which a test that records every step would count too."""
+    monkeypatch.setattr(sys.modules["cifar_core.train"], "thread_governor", lambda *args: None)
+
+
 def run(config: TrainConfig, data, stop=None):
     model = build_model(config, len(data.classes))
     return model, list(train(config, data, model, stop))
@@ -167,6 +173,7 @@ def test_stats_loss_is_the_mean_over_its_window(data, monkeypatch):
         return loss
 
     monkeypatch.setattr(NetStep, "step", recording_step)
+    no_thread_check(monkeypatch)
     config = TrainConfig(epochs=2, batch_size=8, log_every=3, lr=0.002, seed=0, device="cpu")
     _, events = run(config, data)
 
@@ -191,6 +198,7 @@ def test_each_epoch_steps_through_a_fresh_shuffle_of_the_normalised_images(data,
         return original(self, inputs, labels)
 
     monkeypatch.setattr(NetStep, "step", recording_step)
+    no_thread_check(monkeypatch)
     config = TrainConfig(epochs=2, batch_size=3, log_every=100, seed=5, device="cpu")
     run(config, data)
 
@@ -215,6 +223,7 @@ def test_a_subset_is_seen_once_per_epoch_with_its_own_labels(data, monkeypatch):
         return original(self, inputs, labels)
 
     monkeypatch.setattr(NetStep, "step", recording_step)
+    no_thread_check(monkeypatch)
     config = TrainConfig(epochs=2, batch_size=4, log_every=100, seed=3, train_size=30,
                          device="cpu")
     run(config, data)
@@ -371,88 +380,6 @@ def test_one_epoch_on_real_images_beats_35_percent(tmp_path):
     assert evaluate(model, cifar).accuracy > 35
 
 
-def test_small_cpu_batches_train_without_onednn_and_leave_the_settings_as_found(data):
-    from cifar_core.train import runtime_settings
-
-    threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    seen = []
-    config = TrainConfig(epochs=1, batch_size=4, log_every=5, seed=0, device="cpu")
-    for _event in train(config, data, build_model(config)):
-        seen.append(torch.backends.mkldnn.enabled)
-    assert seen and not any(seen), "tiny CPU batches use PyTorch's own convolution"
-    assert (torch.get_num_threads(), torch.backends.mkldnn.enabled) == (threads, onednn)
-    with runtime_settings(64, torch.device("cpu")):  # larger batches keep the defaults
-        assert torch.backends.mkldnn.enabled == onednn
-        assert torch.get_num_threads() == threads
-
-
-class FakeLibc:
-    """A C library whose mallopt records its calls and accepts what `accept` allows."""
-
-    def __init__(self, accept=lambda param, value: True):
-        self.calls, self.accept = [], accept
-
-    def mallopt(self, param, value):
-        self.calls.append((param, value))
-        return int(self.accept(param, value))
-
-
-@pytest.fixture
-def fresh_memory_setting():
-    from cifar_core.train import keep_freed_memory
-
-    keep_freed_memory.cache_clear()
-    yield keep_freed_memory
-    keep_freed_memory.cache_clear()
-
-
-def test_training_keeps_freed_memory_with_both_glibc_limits(monkeypatch, fresh_memory_setting,
-                                                           data):
-    libc = FakeLibc()
-    monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setattr("ctypes.CDLL", lambda name: libc)
-    config = TrainConfig(epochs=1, batch_size=4, log_every=5, seed=0, train_size=20,
-                         device="cpu")
-    list(train(config, data, build_model(config)))
-    list(train(config, data, build_model(config)))
-    # M_MMAP_THRESHOLD 32 MB, then M_TRIM_THRESHOLD 1 GB; once per process.
-    assert libc.calls == [(-3, 32 << 20), (-1, 1 << 30)]
-    assert fresh_memory_setting() is True
-
-
-def test_memory_limits_are_both_set_or_neither(monkeypatch, fresh_memory_setting):
-    refusing = FakeLibc(accept=lambda param, value: param != -3)
-    monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setattr("ctypes.CDLL", lambda name: refusing)
-    assert fresh_memory_setting() is False
-    assert refusing.calls == [(-3, 32 << 20)], "the trim limit alone would slow training"
-
-    fresh_memory_setting.cache_clear()
-    monkeypatch.setattr("ctypes.CDLL", lambda name: object())  # a C library without mallopt
-    assert fresh_memory_setting() is False
-    fresh_memory_setting.cache_clear()
-    monkeypatch.setattr(sys, "platform", "darwin")
-    assert fresh_memory_setting() is False
-
-
-def test_threads_for_small_batches_and_the_cap_a_job_runner_sets(monkeypatch):
-    from cifar_core.train import THREADS_ENV, runtime_settings
-
-    cpu, threads = torch.device("cpu"), torch.get_num_threads()
-    monkeypatch.delenv(THREADS_ENV, raising=False)
-    with runtime_settings(4, cpu):
-        assert torch.get_num_threads() == max(1, min(2, os.cpu_count() - 1))
-    monkeypatch.setenv(THREADS_ENV, "1")
-    with runtime_settings(4, cpu):
-        assert torch.get_num_threads() == 1
-    with runtime_settings(64, cpu):
-        assert torch.get_num_threads() == 1
-    monkeypatch.setenv(THREADS_ENV, "lots")  # not a number: no cap
-    with runtime_settings(64, cpu):
-        assert torch.get_num_threads() == threads
-    assert torch.get_num_threads() == threads
-
-
 def test_tiny_batches_on_a_gpu_get_advice_and_the_cpu_none(monkeypatch):
     import importlib
 
@@ -465,3 +392,88 @@ def test_tiny_batches_on_a_gpu_get_advice_and_the_cpu_none(monkeypatch):
     assert advice and "batch of 4" in advice and "cpu" in advice
     assert train_module.device_advice("auto", 16) is not None
     assert train_module.device_advice("auto", 32) is None
+
+
+class ThreadCountStep:
+    """A stand-in step whose weights depend on the thread count (or not, if `fair`)."""
+
+    def __init__(self, model, fair):
+        self.model, self.fair = model, fair
+
+    def step(self, inputs, labels):
+        with torch.no_grad():
+            for p in self.model.parameters():
+                p.add_(0.5 if self.fair else torch.get_num_threads() * 0.5)
+        return torch.zeros(())
+
+
+@pytest.mark.parametrize("fair", [True, False])
+def test_the_thread_check_tells_a_step_that_depends_on_the_thread_count(fair, data,
+                                                                      monkeypatch):
+    train_module = sys.modules["cifar_core.train"]
+    monkeypatch.setattr(train_module, "make_step", lambda model, *a: ThreadCountStep(model, fair))
+    config = TrainConfig(batch_size=4, seed=0, device="cpu")
+    model = build_model(config)
+    before = [p.clone() for p in model.parameters()]
+    inputs, labels = normalize(data.train_images[:4]), data.train_labels[:4]
+    same = train_module.same_weights_on_one_and_two_threads(
+        model, config, torch.device("cpu"), inputs, labels, (1, 2))
+    assert same is fair
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_a_thread_governor_only_where_a_second_thread_is_free_to_take_and_changes_nothing(
+        data, monkeypatch):
+    train_module = sys.modules["cifar_core.train"]
+    cpu, threads = torch.device("cpu"), torch.get_num_threads()
+    images, labels = data.train_images[:4], data.train_labels[:4]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("CIFAR_CORE_THREADS", raising=False)
+    monkeypatch.setattr(train_module, "same_weights_on_one_and_two_threads", lambda *a: True)
+    torch.set_num_threads(1)
+    try:
+        config = TrainConfig(batch_size=4, seed=0, device="cpu")
+        if os.path.exists("/proc/stat"):
+            governor = train_module.thread_governor(build_model(config), config, cpu, images,
+                                                    labels, 100)
+            assert (governor.low, governor.high) == (1, 2)
+        large = TrainConfig(batch_size=64, seed=0, device="cpu")
+        assert train_module.thread_governor(build_model(large), large, cpu, images, labels,
+                                            100) is None
+        monkeypatch.setenv("CIFAR_CORE_THREADS", "1")  # runs side by side: one core each
+        assert train_module.thread_governor(build_model(config), config, cpu, images, labels,
+                                            100) is None
+        monkeypatch.delenv("CIFAR_CORE_THREADS")
+        monkeypatch.setattr(train_module, "same_weights_on_one_and_two_threads",
+                            lambda *a: False)
+        assert train_module.thread_governor(build_model(config), config, cpu, images, labels,
+                                            100) is None
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_switching_threads_mid_run_gives_the_same_weights_where_the_check_passes(data,
+                                                                              monkeypatch):
+    train_module = sys.modules["cifar_core.train"]
+    config = TrainConfig(epochs=1, batch_size=4, log_every=1, seed=0, device="cpu")
+    model = build_model(config)
+    inputs, labels = normalize(data.train_images[:4]), data.train_labels[:4]
+    if not train_module.same_weights_on_one_and_two_threads(model, config, torch.device("cpu"),
+                                                            inputs, labels, (1, 2)):
+        pytest.skip("on this machine one and two threads round differently: no governor")
+
+    class Flipping:  # a governor that changes the thread count at every report
+        low = 1
+
+        def update(self):
+            torch.set_num_threads(3 - torch.get_num_threads())
+
+        def set(self, threads):
+            torch.set_num_threads(threads)
+
+    no_thread_check(monkeypatch)
+    steady, _ = run(config, data)
+    monkeypatch.setattr(train_module, "thread_governor", lambda *args: Flipping())
+    flipping, _ = run(config, data)
+    assert all(torch.equal(a, b)
+               for a, b in zip(steady.parameters(), flipping.parameters(), strict=True))
