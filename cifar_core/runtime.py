@@ -103,59 +103,98 @@ def _machine_busy_s(stat_path: str) -> float | None:
 # in ticks of 10 ms, so an idle machine reads 0.00-0.06 cores here over 0.25 s windows.
 IDLE_MARGIN = 0.2
 
+# The longest ThreadGovernor waits before it tries two threads again.
+MAX_WAIT_S = 8.0
+
+# Two threads give way when they train slower than this fraction of one thread's speed.
+SLOWER = 0.95
+
 
 class ThreadGovernor:
-    """Two threads while no other process needs the CPU, one while one does.
+    """Two threads where they train faster than one, measured as the run goes.
 
-    On a machine with two cores, two threads train the tutorial's 4-image batches about 10 %
-    faster than one while nothing else runs, and 3x slower while another process keeps a core
-    busy: the threads wait for each other at every op, so a descheduled one stalls both
-    (bench/RESULTS.md). So every `window_s` seconds `update()` compares the CPU time the whole
-    machine used (/proc/stat) with this process's own, and takes two threads only after
-    `quiet` windows in a row in which the other processes left two cores idle; it goes back
-    to one in the first window in which they did not. Each fall doubles the quiet time the
-    next rise needs (up to 8 s), so a process that wakes up every second or two (a browser
-    redrawing a chart) keeps it at one thread instead of catching it at two.
+    On an idle machine with two cores, two threads train the tutorial's 4-image batches
+    5-15 % faster than one. But the two wait for each other at every op, so whenever one of
+    them is held up the other stalls too: with another process keeping a core busy they were
+    3x slower than one thread, and on this project's VM some stretches of many seconds ran
+    at two threads 30 % slower than one with nothing else running, invisible to the VM
+    (bench/RESULTS.md). So `update(steps)`, called every few dozen steps, looks back over the
+    last `window_s`: how many steps were done (the speed at the current thread count), and
+    how much CPU the other processes used (/proc/stat minus this process's own time). It goes
+    to one thread at once when other processes used more than IDLE_MARGIN of a core, and
+    after two windows in a row in which two threads trained slower than one thread did
+    before it took two; it tries two again only after `wait_s` of one thread with the other
+    processes quiet. Each time two threads had to give
+    way the wait doubles (up to 8 s), so a process that wakes up every second or two (a
+    browser redrawing a chart) keeps the run at one thread instead of catching it at two.
 
     Only for a step that computes the same weights bit for bit on one and on two threads
     (train.same_weights_on_one_and_two_threads checks it), so that a seed gives the same run
-    whatever else the machine is doing.
+    whatever the thread count did.
     """
 
-    def __init__(self, low: int, high: int, window_s: float = 0.25, quiet: int = 4,
+    def __init__(self, low: int, high: int, window_s: float = 0.25, wait_s: float = 1.0,
                  stat_path: str = "/proc/stat", clock: Callable[[], float] = time.perf_counter,
                  own_cpu_s: Callable[[], float] = time.process_time,
                  cores: int | None = None):
-        self.low, self.high, self.window_s, self.quiet = low, high, window_s, quiet
+        self.low, self.high, self.window_s, self.wait_s = low, high, window_s, wait_s
         self.stat_path, self.clock, self.own_cpu_s = stat_path, clock, own_cpu_s
         self.cores = cores or os.cpu_count() or 1
-        self.quiet_windows = 0
         self.threads = low
-        self.last = self._sample()
+        # Steps and seconds at one thread since it last took one thread; their ratio is the
+        # speed that two threads must keep up with.
+        self.low_steps, self.low_s, self.low_speed = 0, 0.0, 0.0
+        self.slow_windows = 0  # windows in a row at two threads slower than that
+        self.last = self._sample(0)
+        self.try_at = self.clock() + wait_s  # when two threads may be tried next
 
-    def _sample(self) -> tuple[float, float, float] | None:
+    def _sample(self, steps: int) -> tuple[float, float, float, int] | None:
         busy = _machine_busy_s(self.stat_path)
-        return None if busy is None else (self.clock(), busy, self.own_cpu_s())
+        return None if busy is None else (self.clock(), busy, self.own_cpu_s(), steps)
 
-    def update(self) -> int:
-        """Set and return the thread count for the next while (cheap between windows)."""
+    def update(self, steps: int) -> int:
+        """Set and return the thread count for the next while, given the steps done so far
+        (cheap between windows)."""
         if self.last is None or self.clock() - self.last[0] < self.window_s:
             return self.threads
-        now = self._sample()
+        now = self._sample(steps)
         if now is None:
             return self.threads
-        wall, busy, own = (b - a for a, b in zip(self.last, now, strict=True))
+        wall, busy, own, done = (b - a for a, b in zip(self.last, now, strict=True))
         self.last = now
         others = max(0.0, busy - own) / max(wall, 1e-9)  # cores that other processes used
-        if self.cores - others >= self.high - IDLE_MARGIN:
-            self.quiet_windows += 1
+        quiet = self.cores - others >= self.high - IDLE_MARGIN
+        if self.threads == self.high:
+            # One slow window can be a hiccup; two in a row are not.
+            slower = done / max(wall, 1e-9) < SLOWER * self.low_speed
+            self.slow_windows = self.slow_windows + 1 if slower else 0
+            if quiet and self.slow_windows < 2:
+                return self.threads
+            self.wait_s = min(2 * self.wait_s, MAX_WAIT_S)  # caught at two: wait longer
+            self.try_at = now[0] + self.wait_s
+            self.low_steps, self.low_s = 0, 0.0
+            self.set(self.low)
         else:
-            self.quiet_windows = 0
-        wanted = self.high if self.quiet_windows >= self.quiet else self.low
-        if wanted < self.threads:
-            self.quiet = min(2 * self.quiet, round(8 / self.window_s))
-        self.set(wanted)
+            self.low_steps, self.low_s = self.low_steps + done, self.low_s + wall
+            if not quiet:
+                self.try_at = max(self.try_at, now[0] + self.wait_s)
+            elif now[0] >= self.try_at:
+                self.low_speed = self.low_steps / max(self.low_s, 1e-9)
+                self.slow_windows = 0
+                self.set(self.high)
         return self.threads
+
+    @contextmanager
+    def paused(self, steps: int) -> Iterator[None]:
+        """One thread for a while that is not training (the test after an epoch), then the
+        count from before, and a fresh window: that while is not a training speed."""
+        threads = self.threads
+        self.set(self.low)
+        try:
+            yield
+        finally:
+            self.set(threads)
+            self.last = self._sample(steps)
 
     def set(self, threads: int) -> None:
         if threads != self.threads:

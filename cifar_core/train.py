@@ -22,6 +22,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 
 import torch
@@ -393,7 +394,7 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
             last = i == steps_per_epoch - 1
             if window == config.log_every or last or window % DIVERGENCE_CHECK_EVERY == 0:
                 if governor is not None:
-                    governor.update()
+                    governor.update(step)
                 window_loss = running_loss.item()
                 if not math.isfinite(window_loss):
                     train_s += time.perf_counter() - window_start
@@ -410,9 +411,9 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
                     window = 0
                     window_start = time.perf_counter()
         epochs_done = epoch
-        if governor is not None:
-            governor.set(governor.low)  # evaluation as without the governor
-        accuracy = test_accuracy(model, data, device)
+        # The test with the thread count it has without the governor.
+        with governor.paused(step) if governor is not None else nullcontext():
+            accuracy = test_accuracy(model, data, device)
         model.train()
         yield EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=images_seen,
                          elapsed_s=time.perf_counter() - start)

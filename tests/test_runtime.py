@@ -100,67 +100,113 @@ def test_threads_for_small_batches_and_the_cap_a_job_runner_sets(monkeypatch):
 
 
 class FakeMachine:
-    """A /proc/stat file, a wall clock and this process's CPU clock, all moved by hand."""
+    """A /proc/stat file, a wall clock, this process's CPU clock and its training steps, all
+    moved by hand."""
 
     def __init__(self, path):
-        self.path, self.wall, self.own, self.busy_ticks, self.idle_ticks = path, 0.0, 0.0, 0, 0
+        self.path, self.wall, self.own, self.steps = path, 0.0, 0.0, 0
+        self.busy_ticks = self.idle_ticks = 0
         self.write()
 
     def write(self):
         self.path.write_text(f"cpu  {self.busy_ticks} 0 0 {self.idle_ticks} 0 0 0 0 0 0\n"
                              "cpu0 0 0 0 0 0 0 0 0 0 0\n")
 
-    def run(self, seconds: float, ours: float, others: float, cores: int = 2):
-        """`seconds` pass; this process uses `ours` cores of them, others `others`."""
+    def run(self, seconds: float, steps_per_s: float, others: float = 0.0, cores: int = 2):
+        """`seconds` pass, training at `steps_per_s` on torch's thread count (one core per
+        thread); other processes use `others` cores."""
         ticks = os.sysconf("SC_CLK_TCK")
+        ours = torch.get_num_threads()
         self.wall += seconds
         self.own += ours * seconds
+        self.steps += round(steps_per_s * seconds)
         self.busy_ticks += round((ours + others) * seconds * ticks)
-        self.idle_ticks += round((cores - ours - others) * seconds * ticks)
+        self.idle_ticks += round(max(0, cores - ours - others) * seconds * ticks)
         self.write()
 
-    def governor(self, **kwargs):
-        return ThreadGovernor(1, 2, window_s=0.25, quiet=2, stat_path=str(self.path),
-                              clock=lambda: self.wall, own_cpu_s=lambda: self.own, cores=2,
-                              **kwargs)
+    def governor(self):
+        return ThreadGovernor(1, 2, window_s=0.25, wait_s=1.0, stat_path=str(self.path),
+                              clock=lambda: self.wall, own_cpu_s=lambda: self.own, cores=2)
 
 
 @pytest.fixture
-def threads_restored():
+def one_thread():
     threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
 
-def test_two_threads_only_after_quiet_windows_and_one_as_soon_as_another_process_runs(
-        tmp_path, threads_restored):
+def windows(machine, governor, count, speed, others=0.0):
+    """`count` windows of 0.25 s at `speed` steps/s (a function of the thread count)."""
+    seen = []
+    for _ in range(count):
+        machine.run(0.25, speed(torch.get_num_threads()), others)
+        seen.append(governor.update(machine.steps))
+    return seen
+
+
+def test_two_threads_where_they_are_faster_after_a_quiet_second(tmp_path, one_thread):
     machine = FakeMachine(tmp_path / "stat")
     governor = machine.governor()
-    torch.set_num_threads(1)
-    machine.run(0.25, ours=1, others=0)
-    assert governor.update() == 1  # one quiet window is not enough
-    machine.run(0.1, ours=1, others=0)
-    assert governor.update() == 1  # within a window: nothing read, nothing changed
-    machine.run(0.15, ours=1, others=0)
-    assert governor.update() == 2 and torch.get_num_threads() == 2
-    machine.run(0.25, ours=1.6, others=0.3)  # a browser wakes up
-    assert governor.update() == 1 and torch.get_num_threads() == 1
-    # The next rise waits twice as long: four quiet windows.
-    for _ in range(3):
-        machine.run(0.25, ours=1, others=0)
-        assert governor.update() == 1
-    machine.run(0.25, ours=1, others=0)
-    assert governor.update() == 2
+    faster = {1: 400, 2: 440}.get
+    assert windows(machine, governor, 3, faster) == [1, 1, 1]
+    machine.run(0.1, 400)
+    assert governor.update(machine.steps) == 1  # within a window: nothing read or changed
+    machine.run(0.15, 400)
+    assert governor.update(machine.steps) == 2 and torch.get_num_threads() == 2
+    assert windows(machine, governor, 8, faster) == [2] * 8
+
+
+def test_back_to_one_thread_when_two_are_slower_and_the_next_try_waits_twice_as_long(
+        tmp_path, one_thread):
+    machine = FakeMachine(tmp_path / "stat")
+    governor = machine.governor()
+    slower = {1: 400, 2: 280}.get  # nothing else runs, yet two threads lose (shared core)
+    # Two slow windows in a row (one could be a hiccup), then one thread.
+    assert windows(machine, governor, 6, slower) == [1, 1, 1, 2, 2, 1]
+    assert torch.get_num_threads() == 1
+    # The next try after 2 s (8 windows), then 4 s (16).
+    assert windows(machine, governor, 10, slower) == [1] * 7 + [2, 2, 1]
+    assert windows(machine, governor, 18, slower) == [1] * 15 + [2, 2, 1]
+
+
+def test_one_slow_window_at_two_threads_is_a_hiccup(tmp_path, one_thread):
+    machine = FakeMachine(tmp_path / "stat")
+    governor = machine.governor()
+    assert windows(machine, governor, 4, {1: 400, 2: 440}.get)[-1] == 2
+    assert windows(machine, governor, 1, {1: 400, 2: 300}.get) == [2]
+    assert windows(machine, governor, 5, {1: 400, 2: 440}.get) == [2] * 5
+
+
+def test_another_process_sends_it_back_to_one_thread_at_once(tmp_path, one_thread):
+    machine = FakeMachine(tmp_path / "stat")
+    governor = machine.governor()
+    faster = {1: 400, 2: 440}.get
+    assert windows(machine, governor, 4, faster)[-1] == 2
+    assert windows(machine, governor, 1, faster, others=0.4) == [1]  # a browser wakes up
+    # While it runs: one thread; once it is quiet: two again after the doubled wait (2 s).
+    assert windows(machine, governor, 6, faster, others=0.6) == [1] * 6
+    assert windows(machine, governor, 9, faster) == [1] * 7 + [2, 2]
 
 
 def test_a_busy_machine_keeps_one_thread_and_no_stat_file_changes_nothing(tmp_path,
-                                                                           threads_restored):
+                                                                           one_thread):
     machine = FakeMachine(tmp_path / "stat")
     governor = machine.governor()
-    torch.set_num_threads(1)
-    for _ in range(10):
-        machine.run(0.25, ours=1, others=0.5)
-        assert governor.update() == 1
-    assert torch.get_num_threads() == 1
+    assert windows(machine, governor, 20, {1: 400, 2: 440}.get, others=0.5) == [1] * 20
     missing = ThreadGovernor(1, 2, stat_path=str(tmp_path / "missing"))
-    assert missing.last is None and missing.update() == 1
+    assert missing.last is None and missing.update(100) == 1
+
+
+def test_paused_is_one_thread_then_as_before(tmp_path, one_thread):
+    machine = FakeMachine(tmp_path / "stat")
+    governor = machine.governor()
+    windows(machine, governor, 4, {1: 400, 2: 440}.get)
+    assert torch.get_num_threads() == 2
+    with governor.paused(machine.steps):
+        assert torch.get_num_threads() == 1
+        machine.run(2.0, 0)  # a test of the network: no training steps
+    assert torch.get_num_threads() == 2
+    # The pause is not taken for a slow window at two threads.
+    assert windows(machine, governor, 2, {1: 400, 2: 440}.get) == [2, 2]

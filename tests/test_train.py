@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -463,13 +464,11 @@ def test_switching_threads_mid_run_gives_the_same_weights_where_the_check_passes
         pytest.skip("on this machine one and two threads round differently: no governor")
 
     class Flipping:  # a governor that changes the thread count at every report
-        low = 1
-
-        def update(self):
+        def update(self, steps):
             torch.set_num_threads(3 - torch.get_num_threads())
 
-        def set(self, threads):
-            torch.set_num_threads(threads)
+        def paused(self, steps):
+            return contextlib.nullcontext()
 
     no_thread_check(monkeypatch)
     steady, _ = run(config, data)
