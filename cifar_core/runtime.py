@@ -117,16 +117,16 @@ class ThreadGovernor:
     5-15 % faster than one. But the two wait for each other at every op, so whenever one of
     them is held up the other stalls too: with another process keeping a core busy they were
     3x slower than one thread, and on this project's VM some stretches of many seconds ran
-    at two threads 30 % slower than one with nothing else running, invisible to the VM
+    at two threads 30 % slower than one with nothing else running that the VM could see
     (bench/RESULTS.md). So `update(steps)`, called every few dozen steps, looks back over the
     last `window_s`: how many steps were done (the speed at the current thread count), and
     how much CPU the other processes used (/proc/stat minus this process's own time). It goes
     to one thread at once when other processes used more than IDLE_MARGIN of a core, and
     after two windows in a row in which two threads trained slower than one thread did
     before it took two; it tries two again only after `wait_s` of one thread with the other
-    processes quiet. Each time two threads had to give
-    way the wait doubles (up to 8 s), so a process that wakes up every second or two (a
-    browser redrawing a chart) keeps the run at one thread instead of catching it at two.
+    processes quiet. Each time two threads had to give way the wait doubles (up to 8 s), so
+    a process that wakes up every second or two (a browser redrawing a chart) keeps the run
+    at one thread instead of catching it at two.
 
     Only for a step that computes the same weights bit for bit on one and on two threads
     (train.same_weights_on_one_and_two_threads checks it), so that a seed gives the same run
@@ -141,8 +141,8 @@ class ThreadGovernor:
         self.stat_path, self.clock, self.own_cpu_s = stat_path, clock, own_cpu_s
         self.cores = cores or os.cpu_count() or 1
         self.threads = low
-        # Steps and seconds at one thread since it last took one thread; their ratio is the
-        # speed that two threads must keep up with.
+        # Steps and seconds at one thread, in quiet windows, since it last took one thread:
+        # their ratio is the speed that two threads must keep up with.
         self.low_steps, self.low_s, self.low_speed = 0, 0.0, 0.0
         self.slow_windows = 0  # windows in a row at two threads slower than that
         self.last = self._sample(0)
@@ -175,10 +175,11 @@ class ThreadGovernor:
             self.low_steps, self.low_s = 0, 0.0
             self.set(self.low)
         else:
-            self.low_steps, self.low_s = self.low_steps + done, self.low_s + wall
             if not quiet:
                 self.try_at = max(self.try_at, now[0] + self.wait_s)
-            elif now[0] >= self.try_at:
+                return self.threads
+            self.low_steps, self.low_s = self.low_steps + done, self.low_s + wall
+            if now[0] >= self.try_at:
                 self.low_speed = self.low_steps / max(self.low_s, 1e-9)
                 self.slow_windows = 0
                 self.set(self.high)
