@@ -1,7 +1,7 @@
 """NetStep (backward written out) vs AutogradStep (the tutorial's step), interleaved.
 
 Both train a fresh Net (same seed) on the same real training images in the same process,
-alternating, under train.runtime_settings for the batch size (threads, oneDNN) or under fixed
+alternating, under runtime.runtime_settings for the batch size (threads, oneDNN) or under fixed
 threads (--threads). Prints images/s per round and the median ratio.
 
     python bench/bench_step.py --data-dir /tmp/cifar/batches --batch-sizes 4 16 32 --rounds 3
@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from cifar_core.data import load_cifar10, normalize
     from cifar_core.model import Net
+    from cifar_core.runtime import runtime_settings
     from cifar_core.step import AutogradStep, NetStep
-    from cifar_core.train import runtime_settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path,
