@@ -347,8 +347,9 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
     start = time.perf_counter()
     # Two threads while the machine is otherwise idle, where that changes no result (its
     # check takes a few milliseconds, counted as training time).
-    first = subset[:batch_size]
-    governor = thread_governor(model, config, device, images_all[first], labels_all[first], n)
+    first_batch = subset[:batch_size]
+    governor = thread_governor(model, config, device, images_all[first_batch],
+                               labels_all[first_batch], n)
     train_s, images_seen, step, epochs_done = time.perf_counter() - start, 0, 0, 0
 
     def stats(epoch: int, i: int, window_loss: float, window: int) -> StatsEvent:
