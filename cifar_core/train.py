@@ -293,13 +293,15 @@ def thread_governor(model: nn.Module, config: TrainConfig, device: torch.device,
     high = min(2, os.cpu_count() or 1, thread_limit() or 2)
     if device.type != "cpu" or config.batch_size > SMALL_CPU_BATCH or high <= low:
         return None
+    governor = ThreadGovernor(low, high)
+    if governor.last is None:  # no /proc/stat: no need to train copies to find out more
+        return None
     sizes = {config.batch_size, images_per_epoch % config.batch_size} - {0}
     if not all(same_weights_on_one_and_two_threads(model, config, device,
                                                    normalize(images[:size]), labels[:size],
                                                    (low, high)) for size in sizes):
         return None
-    governor = ThreadGovernor(low, high)
-    return governor if governor.last is not None else None
+    return governor
 
 
 def test_accuracy(model: nn.Module, data: CifarData, device: torch.device) -> float:
