@@ -104,40 +104,62 @@ class NetStep:
     tensor: the model stays usable (forward, state_dict, torch.save) while it trains.
     """
 
-    def __init__(self, model: Net, lr: float, momentum: float):
+    def __init__(self, model: Net, lr: float, momentum: float,
+                 flat: torch.Tensor | None = None):
+        """`flat`: where the weights are to live, a 1-d tensor of the model's dtype, device and
+        parameter count (e.g. memory shared with another process); by default a new one."""
         self.lr, self.momentum = lr, momentum
         m = model
         self.params = [m.conv1.weight, m.conv1.bias, m.conv2.weight, m.conv2.bias,
                        m.fc1.weight, m.fc1.bias, m.fc2.weight, m.fc2.bias,
                        m.fc3.weight, m.fc3.bias]
         first = self.params[0]
-        self.flat = torch.empty(sum(p.numel() for p in self.params), dtype=first.dtype,
-                                device=first.device)
+        size = sum(p.numel() for p in self.params)
+        self.flat = flat if flat is not None else torch.empty(size, dtype=first.dtype,
+                                                              device=first.device)
         self.grad = torch.zeros_like(self.flat)
         self.momentum_buffer = torch.zeros_like(self.flat)
         # Each weight, and its gradient, is a view into the flat tensors: the backward pass
         # writes gradients in place (out=) and the update is two ops for all of them.
-        self.grads = []
         offset = 0
         for p in self.params:
             view = self.flat[offset:offset + p.numel()]
             view.copy_(p.detach().reshape(-1))
             p.data = view.view_as(p)
-            self.grads.append(self.grad[offset:offset + p.numel()].view_as(p))
             offset += p.numel()
         self.one_hot = torch.eye(m.fc3.out_features, dtype=first.dtype, device=first.device)
-        # The weights and gradients in the shapes the matrix products take, made once (views:
-        # the update shows through them).
+        # The weights in the shapes the matrix products take, made once (views: the update
+        # shows through them).
         w1, _, w2, _, w3, _, w4, _, w5, _ = self.params
-        g1w, _, g2w, *_ = self.grads
         self.matrices = (w1.view(len(w1), -1), w2.view(len(w2), -1).t(), w3.t(), w4.t(),
-                         w5.t(), g1w.view(len(w1), -1), g2w.view(len(w2), -1))
+                         w5.t())
+        self.grad_views = self.views_of(self.grad)
+
+    def views_of(self, flat_grad: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor,
+                                                         torch.Tensor]:
+        """Views of a flat gradient (shaped like self.flat) as `gradients` writes into it: one
+        per weight, and conv1's and conv2's as matrices."""
+        views, offset = [], 0
+        for p in self.params:
+            views.append(flat_grad[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+        g1w, _, g2w, *_ = views
+        return views, g1w.view(len(g1w), -1), g2w.view(len(g2w), -1)
+
+    def step(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        loss = self.gradients(x, labels, len(labels), self.grad_views)
+        self.update(self.grad)
+        return loss.div_(len(labels))
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def gradients(self, x: torch.Tensor, labels: torch.Tensor, n_total: int,
+                  grad_views: tuple) -> torch.Tensor:
+        """Forward and backward for the images x of a minibatch of n_total images: writes
+        d(mean loss over the minibatch)/d(weights) contributed by x into grad_views (from
+        views_of), returns the sum of x's losses (0-d)."""
         w1, b1, w2, b2, w3, b3, w4, b4, w5, b5 = self.params
-        g1w, g1b, g2w, g2b, g3w, g3b, g4w, g4b, g5w, g5b = self.grads
-        w1_rows, w2_cols, w3_t, w4_t, w5_t, g1w_rows, g2w_rows = self.matrices
+        (g1w, g1b, g2w, g2b, g3w, g3b, g4w, g4b, g5w, g5b), g1w_rows, g2w_rows = grad_views
+        w1_rows, w2_cols, w3_t, w4_t, w5_t = self.matrices
         n = x.shape[0]
         x = x.contiguous()
         c1_channels, c2_channels, k = w1.shape[0], w2.shape[0], w1.shape[2]
@@ -161,10 +183,10 @@ class NetStep:
         h1 = torch.relu(torch.addmm(b3, a2, w3_t))
         h2 = torch.relu(torch.addmm(b4, h1, w4_t))
         log_probs = torch.log_softmax(torch.addmm(b5, h2, w5_t), 1)
-        loss = _nll_loss(log_probs, labels, None, 1, -100)  # 1: the mean
+        loss = _nll_loss(log_probs, labels, None, 2, -100)  # 2: the sum
 
-        # Backward: d(mean cross-entropy)/d(logits) = (softmax - one_hot) / n.
-        d = log_probs.exp_().sub_(self.one_hot.index_select(0, labels)).div_(n)
+        # Backward: d(mean cross-entropy)/d(logits) = (softmax - one_hot) / n_total.
+        d = log_probs.exp_().sub_(self.one_hot.index_select(0, labels)).div_(n_total)
         torch.mm(d.t(), h2, out=g5w)
         torch.sum(d, 0, out=g5b)
         d = _aten.threshold_backward(d.mm(w5), h2, 0)
@@ -184,12 +206,17 @@ class NetStep:
         d = _unpool(d.view(i1.shape), c1, i1).view(c1_channels, -1)
         g1w_rows.copy_(_matmul(d, cols.t(), n))
         torch.sum(d, 1, out=g1b)
-
-        # SGD with momentum on all weights at once (dampening 0, no Nesterov, no weight
-        # decay), as torch.optim.SGD: buf = momentum * buf + grad; w -= lr * buf.
-        torch.add(self.grad, self.momentum_buffer, alpha=self.momentum, out=self.momentum_buffer)
-        self.flat.add_(self.momentum_buffer, alpha=-self.lr)
         return loss
+
+    @torch.no_grad()
+    def update(self, grad: torch.Tensor, *more: torch.Tensor) -> None:
+        """SGD with momentum on all weights at once (dampening 0, no Nesterov, no weight
+        decay), as torch.optim.SGD: buf = momentum * buf + grad; w -= lr * buf. The gradient
+        is grad, plus `more` where parts of the minibatch were computed apart."""
+        torch.add(grad, self.momentum_buffer, alpha=self.momentum, out=self.momentum_buffer)
+        for part in more:
+            self.momentum_buffer.add_(part)
+        self.flat.add_(self.momentum_buffer, alpha=-self.lr)
 
 
 class AutogradStep:
