@@ -57,8 +57,8 @@ def keep_freed_memory() -> bool:
 
 
 def small_batch_threads() -> int:
-    """Threads for the tutorial's tiny batches before ThreadGovernor has looked at the machine:
-    at most two, leaving a core for everything else, and within CIFAR_CORE_THREADS."""
+    """Threads for the tutorial's tiny batches: at most two, leaving a core for everything
+    else, and within CIFAR_CORE_THREADS."""
     wanted = max(1, min(2, (os.cpu_count() or 1) - 1))
     return min(wanted, thread_limit() or wanted)
 
@@ -67,8 +67,7 @@ def small_batch_threads() -> int:
 def runtime_settings(batch_size: int, device: torch.device) -> Iterator[None]:
     """Runtime settings measured fastest on a CPU, restored on exit. For the tutorial's tiny
     batches: PyTorch's own convolution, as oneDNN's cost more to set up than a 4-image
-    convolution takes, and small_batch_threads() (ThreadGovernor may add one while the
-    machine is otherwise idle). Larger batches keep torch's defaults, within
+    convolution takes, and small_batch_threads(). Larger batches keep torch's defaults, within
     CIFAR_CORE_THREADS (the job runner sets it for runs side by side). Also, for good:
     keep_freed_memory()."""
     if device.type != "cpu":
@@ -103,101 +102,103 @@ def _machine_busy_s(stat_path: str) -> float | None:
 # in ticks of 10 ms, so an idle machine reads 0.00-0.06 cores here over 0.25 s windows.
 IDLE_MARGIN = 0.2
 
-# The longest ThreadGovernor waits before it tries two threads again.
+# The longest CoreGovernor waits before it tries the second core again.
 MAX_WAIT_S = 8.0
 
-# Two threads give way when they train slower than this fraction of one thread's speed.
+# The second core gives way when training on two is slower than this fraction of one's speed.
 SLOWER = 0.95
 
 
-class ThreadGovernor:
-    """Two threads where they train faster than one, measured as the run goes.
+class CoreGovernor:
+    """A second core for training where it trains faster than one, measured as the run goes.
 
-    On an idle machine with two cores, two threads train the tutorial's 4-image batches
-    5-15 % faster than one. But the two wait for each other at every op, so whenever one of
-    them is held up the other stalls too: with another process keeping a core busy they were
-    3x slower than one thread, and on this project's VM some stretches of many seconds ran
-    at two threads 30 % slower than one with nothing else running that the VM could see
-    (bench/RESULTS.md). So `update(steps)`, called every few dozen steps, looks back over the
-    last `window_s`: how many steps were done (the speed at the current thread count), and
-    how much CPU the other processes used (/proc/stat minus this process's own time). It goes
-    to one thread at once when other processes used more than IDLE_MARGIN of a core, and
-    after two windows in a row in which two threads trained slower than one thread did
-    before it took two; it tries two again only after `wait_s` of one thread with the other
-    processes quiet. Each time two threads had to give way the wait doubles (up to 8 s), so
-    a process that wakes up every second or two (a browser redrawing a chart) keeps the run
-    at one thread instead of catching it at two.
+    The two ways of training that it switches between (`apply(1)`, `apply(2)`: in
+    cifar_core.halves, both halves of a minibatch in this process, or one in a helper process
+    on the other core) must compute the same weights bit for bit, so that a seed gives the
+    same run whatever the switching did. Two cores are faster only while the other core is
+    free: the two halves wait for each other at every step, so when another process holds
+    one of them up the other stalls too (3x slower than one core with a busy loop on the other
+    core, bench/RESULTS.md). So `update(steps)`, called every few dozen steps, looks back over
+    the last `window_s`: how many steps were done (the speed on the current count), and how
+    much CPU the other processes used (/proc/stat minus `own_cpu_s()`, the CPU time of this
+    process and its helper). It goes to one core at once when other processes used more than
+    `margin` of a core, and after two windows in a row in which two cores trained slower than
+    one did before it took two; it tries two again only after `wait_s` on one with the other
+    processes quiet. Each time two had to give way the wait doubles (up to MAX_WAIT_S), so a
+    process that wakes up every second or two is not caught at every wake-up.
 
-    Only for a step that computes the same weights bit for bit on one and on two threads
-    (train.same_weights_on_one_and_two_threads checks it), so that a seed gives the same run
-    whatever the thread count did.
+    `start_high`: begin on two cores (the speed on one is then unknown until the governor has
+    had to use one, and the speed check waits for it).
     """
 
-    def __init__(self, low: int, high: int, window_s: float = 0.25, wait_s: float = 1.0,
-                 stat_path: str = "/proc/stat", clock: Callable[[], float] = time.perf_counter,
+    def __init__(self, apply: Callable[[int], None], low: int = 1, high: int = 2,
+                 window_s: float = 0.25, wait_s: float = 1.0, margin: float = IDLE_MARGIN,
+                 start_high: bool = False, stat_path: str = "/proc/stat",
+                 clock: Callable[[], float] = time.perf_counter,
                  own_cpu_s: Callable[[], float] = time.process_time,
                  cores: int | None = None):
-        self.low, self.high, self.window_s, self.wait_s = low, high, window_s, wait_s
+        self.apply, self.low, self.high = apply, low, high
+        self.window_s, self.wait_s, self.margin = window_s, wait_s, margin
         self.stat_path, self.clock, self.own_cpu_s = stat_path, clock, own_cpu_s
         self.cores = cores or os.cpu_count() or 1
-        self.threads = low
-        # Steps and seconds at one thread, in quiet windows, since it last took one thread:
-        # their ratio is the speed that two threads must keep up with.
+        self.count = high if start_high else low
+        # Steps and seconds on one core, in quiet windows, since it last took one: their ratio
+        # is the speed that two must keep up with (0: not measured yet).
         self.low_steps, self.low_s, self.low_speed = 0, 0.0, 0.0
-        self.slow_windows = 0  # windows in a row at two threads slower than that
+        self.slow_windows = 0  # windows in a row on two cores slower than that
         self.last = self._sample(0)
-        self.try_at = self.clock() + wait_s  # when two threads may be tried next
+        self.try_at = self.clock() + wait_s  # when two may be tried next
 
     def _sample(self, steps: int) -> tuple[float, float, float, int] | None:
         busy = _machine_busy_s(self.stat_path)
         return None if busy is None else (self.clock(), busy, self.own_cpu_s(), steps)
 
     def update(self, steps: int) -> int:
-        """Set and return the thread count for the next while, given the steps done so far
-        (cheap between windows)."""
+        """Set and return the count for the next while, given the steps done so far (cheap
+        between windows)."""
         if self.last is None or self.clock() - self.last[0] < self.window_s:
-            return self.threads
+            return self.count
         now = self._sample(steps)
         if now is None:
-            return self.threads
+            return self.count
         wall, busy, own, done = (b - a for a, b in zip(self.last, now, strict=True))
         self.last = now
         others = max(0.0, busy - own) / max(wall, 1e-9)  # cores that other processes used
-        quiet = self.cores - others >= self.high - IDLE_MARGIN
-        if self.threads == self.high:
+        quiet = self.cores - others >= self.high - self.margin
+        if self.count == self.high:
             # One slow window can be a hiccup; two in a row are not.
             slower = done / max(wall, 1e-9) < SLOWER * self.low_speed
             self.slow_windows = self.slow_windows + 1 if slower else 0
             if quiet and self.slow_windows < 2:
-                return self.threads
-            self.wait_s = min(2 * self.wait_s, MAX_WAIT_S)  # caught at two: wait longer
+                return self.count
+            self.wait_s = min(2 * self.wait_s, MAX_WAIT_S)  # caught on two: wait longer
             self.try_at = now[0] + self.wait_s
             self.low_steps, self.low_s = 0, 0.0
             self.set(self.low)
         else:
             if not quiet:
                 self.try_at = max(self.try_at, now[0] + self.wait_s)
-                return self.threads
+                return self.count
             self.low_steps, self.low_s = self.low_steps + done, self.low_s + wall
             if now[0] >= self.try_at:
                 self.low_speed = self.low_steps / max(self.low_s, 1e-9)
                 self.slow_windows = 0
                 self.set(self.high)
-        return self.threads
+        return self.count
 
     @contextmanager
     def paused(self, steps: int) -> Iterator[None]:
-        """One thread for a while that is not training (the test after an epoch), then the
+        """One core for a while that is not training (the test after an epoch), then the
         count from before, and a fresh window: that while is not a training speed."""
-        threads = self.threads
+        count = self.count
         self.set(self.low)
         try:
             yield
         finally:
-            self.set(threads)
+            self.set(count)
             self.last = self._sample(steps)
 
-    def set(self, threads: int) -> None:
-        if threads != self.threads:
-            torch.set_num_threads(threads)
-            self.threads = threads
+    def set(self, count: int) -> None:
+        if count != self.count:
+            self.apply(count)
+            self.count = count

@@ -15,9 +15,7 @@ that changes no result (thread_governor checks it).
 
 from __future__ import annotations
 
-import copy
 import math
-import os
 import random
 import threading
 import time
@@ -31,13 +29,9 @@ from torch import nn
 from cifar_core.data import CifarData, normalize
 from cifar_core.errors import ConfigError, DeviceError
 from cifar_core.evaluate import predict
+from cifar_core.halves import HalvesStep, helper_possible
 from cifar_core.model import Net, resolve_device
-from cifar_core.runtime import (
-    SMALL_CPU_BATCH,
-    ThreadGovernor,
-    runtime_settings,
-    thread_limit,
-)
+from cifar_core.runtime import SMALL_CPU_BATCH, CoreGovernor, runtime_settings, thread_limit
 from cifar_core.step import AutogradStep, NetStep
 
 # How many minibatches may pass between two checks for a NaN loss (a check costs a device sync).
@@ -252,56 +246,43 @@ def device_advice(device_name: str, batch_size: int) -> str | None:
 
 
 def make_step(model: nn.Module, config: TrainConfig,
-              device: torch.device) -> NetStep | AutogradStep:
+              device: torch.device) -> HalvesStep | NetStep | AutogradStep:
     """NetStep where it was measured faster (the tutorial's Net, exactly that class, in CPU
     batches of up to NETSTEP_MAX_BATCH images: about 1.5x autograd at batch 4, 2x at 16,
-    bench/RESULTS.md); the tutorial's own autograd step everywhere else."""
+    bench/RESULTS.md), in two halves (HalvesStep, not started yet) where uses_halves says so;
+    the tutorial's own autograd step everywhere else."""
     if type(model) is Net and device.type == "cpu" and config.batch_size <= NETSTEP_MAX_BATCH:
+        if uses_halves(config):
+            return HalvesStep(model, config.lr, config.momentum, config.batch_size)
         return NetStep(model, config.lr, config.momentum)
     return AutogradStep(model, config.lr, config.momentum)
 
 
-def same_weights_on_one_and_two_threads(model: nn.Module, config: TrainConfig,
-                                        device: torch.device, inputs: torch.Tensor,
-                                        labels: torch.Tensor, threads: tuple[int, int]) -> bool:
-    """Whether two training steps on copies of `model` leave the same weights, bit for bit,
-    with either thread count. Where they do, the thread count cannot change a run's result."""
-    weights = []
-    before = torch.get_num_threads()
-    try:
-        for count in threads:
-            torch.set_num_threads(count)
-            twin = copy.deepcopy(model)
-            stepper = make_step(twin, config, device)
-            for _ in range(2):  # the second step uses the momentum the first one left
-                stepper.step(inputs, labels)
-            weights.append(torch.cat([p.detach().reshape(-1) for p in twin.parameters()]))
-    finally:
-        torch.set_num_threads(before)
-    return torch.equal(*weights)
+def uses_halves(config: TrainConfig) -> bool:
+    """Whether a CPU run of Net computes each minibatch in two halves (cifar_core.halves): on
+    Linux machines with two cores or more, for batches of 2 to NETSTEP_MAX_BATCH images,
+    unless CIFAR_CORE_THREADS allows one core only (the job runner's runs side by side). It
+    depends on nothing that changes while the machine runs, so that a seed gives the same run
+    each time; but not the same as on a machine that does not split (float rounding)."""
+    cap = thread_limit()
+    return 2 <= config.batch_size <= NETSTEP_MAX_BATCH and helper_possible() \
+        and (cap is None or cap >= 2)
 
 
-def thread_governor(model: nn.Module, config: TrainConfig, device: torch.device,
-                    images: torch.Tensor, labels: torch.Tensor,
-                    images_per_epoch: int) -> ThreadGovernor | None:
-    """A ThreadGovernor for this run, or None where the thread count stays as runtime_settings
-    set it: on GPUs, for batches over SMALL_CPU_BATCH, where one thread is all there is or all
-    that is allowed (CIFAR_CORE_THREADS), where /proc/stat cannot be read, and where the step
-    does not give the same weights on one and two threads (checked on the run's batch size and
-    on its last, shorter batch if there is one, with the first of `images`, a minibatch)."""
-    low = torch.get_num_threads()
-    high = min(2, os.cpu_count() or 1, thread_limit() or 2)
-    if device.type != "cpu" or config.batch_size > SMALL_CPU_BATCH or high <= low:
+# Cores that other processes may use while the halves still go on two cores: they tolerate
+# a process that wakes up now and then (a browser redrawing a chart) far better than threads.
+HALVES_MARGIN = 0.5
+
+
+def start_helper(stepper: HalvesStep, inputs: torch.Tensor,
+                 labels: torch.Tensor) -> CoreGovernor | None:
+    """Start the halves' helper process and a CoreGovernor to switch it on and off; None
+    where it did not start (the halves are then computed here, with the same result)."""
+    if not stepper.start(inputs, labels):
         return None
-    governor = ThreadGovernor(low, high)
-    if governor.last is None:  # no /proc/stat: no need to train copies to find out more
-        return None
-    sizes = {config.batch_size, images_per_epoch % config.batch_size} - {0}
-    if not all(same_weights_on_one_and_two_threads(model, config, device,
-                                                   normalize(images[:size]), labels[:size],
-                                                   (low, high)) for size in sizes):
-        return None
-    return governor
+    return CoreGovernor(lambda count: stepper.use_helper(count > 1), margin=HALVES_MARGIN,
+                        start_high=True,
+                        own_cpu_s=lambda: time.process_time() + stepper.helper_cpu_s())
 
 
 def test_accuracy(model: nn.Module, data: CifarData, device: torch.device) -> float:
@@ -347,11 +328,13 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
     stepper = make_step(model, config, device)
 
     start = time.perf_counter()
-    # Two threads while the machine is otherwise idle, where that changes no result (its
-    # check takes a few milliseconds, counted as training time).
-    first_batch = subset[:batch_size]
-    governor = thread_governor(model, config, device, images_all[first_batch],
-                               labels_all[first_batch], n)
+    # The halves' helper process (its start and check count as training time, as the
+    # tutorial's DataLoader workers' start-ups do).
+    governor = None
+    if isinstance(stepper, HalvesStep):
+        first_batch = subset[:batch_size] if n >= 2 else subset.repeat(2)
+        governor = start_helper(stepper, normalize(images_all[first_batch]),
+                                labels_all[first_batch])
     train_s, images_seen, step, epochs_done = time.perf_counter() - start, 0, 0, 0
 
     def stats(epoch: int, i: int, window_loss: float, window: int) -> StatsEvent:
@@ -369,57 +352,61 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
                          images_per_s=images_seen / max(train_s, 1e-9),
                          elapsed_s=time.perf_counter() - start)
 
-    for epoch in range(1, config.epochs + 1):
-        # The shuffle counts as training time, as the tutorial's DataLoader does.
-        window_start = time.perf_counter()
-        # One shuffled copy per epoch makes every minibatch a contiguous slice (no gather).
-        order = subset[torch.randperm(n, generator=generator).to(device)]
-        torch.index_select(images_all, 0, order, out=images_epoch)
-        torch.index_select(labels_all, 0, order, out=labels_epoch)
-        running_loss = torch.zeros((), device=device)
-        window = 0
-        for i in range(steps_per_epoch):
-            if stop is not None and stop.is_set():
-                train_s += time.perf_counter() - window_start
-                yield done("stopped", f"Stopped on request after {images_seen:,} images "
-                                      f"(epoch {epoch}, minibatch {i}).")
-                return
-            first = i * batch_size
-            offset = first % chunk
-            if offset == 0:
-                chunk_images = images_epoch[first:first + chunk]
-                normalize(chunk_images, out=inputs_chunk[:len(chunk_images)])
-            labels = labels_epoch[first:first + batch_size]
-            inputs = inputs_chunk[offset:offset + len(labels)]  # the last one may be short
-
-            running_loss += stepper.step(inputs, labels)
-            window += 1
-            step += 1
-            images_seen += len(labels)
-            last = i == steps_per_epoch - 1
-            if window == config.log_every or last or window % DIVERGENCE_CHECK_EVERY == 0:
-                if governor is not None:
-                    governor.update(step)
-                window_loss = running_loss.item()
-                if not math.isfinite(window_loss):
+    try:
+        for epoch in range(1, config.epochs + 1):
+            # The shuffle counts as training time, as the tutorial's DataLoader does.
+            window_start = time.perf_counter()
+            # One shuffled copy per epoch makes every minibatch a contiguous slice (no gather).
+            order = subset[torch.randperm(n, generator=generator).to(device)]
+            torch.index_select(images_all, 0, order, out=images_epoch)
+            torch.index_select(labels_all, 0, order, out=labels_epoch)
+            running_loss = torch.zeros((), device=device)
+            window = 0
+            for i in range(steps_per_epoch):
+                if stop is not None and stop.is_set():
                     train_s += time.perf_counter() - window_start
-                    yield done("diverged", (
-                        f"The loss became {'NaN' if math.isnan(window_loss) else 'infinite'} "
-                        f"in epoch {epoch}: the learning rate {config.lr:g} is too high. "
-                        f"Lower it (try {config.lr / 10:g}) and start again."))
+                    yield done("stopped", f"Stopped on request after {images_seen:,} images "
+                                          f"(epoch {epoch}, minibatch {i}).")
                     return
-                if window == config.log_every or last:
-                    now = time.perf_counter()
-                    train_s += now - window_start
-                    yield stats(epoch, i + 1, window_loss, window)
-                    running_loss.zero_()
-                    window = 0
-                    window_start = time.perf_counter()
-        epochs_done = epoch
-        # The test with the thread count it has without the governor.
-        with governor.paused(step) if governor is not None else nullcontext():
-            accuracy = test_accuracy(model, data, device)
-        model.train()
-        yield EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=images_seen,
-                         elapsed_s=time.perf_counter() - start)
-    yield done("completed", f"Finished {config.epochs} epoch(s) on {n:,} images.")
+                first = i * batch_size
+                offset = first % chunk
+                if offset == 0:
+                    chunk_images = images_epoch[first:first + chunk]
+                    normalize(chunk_images, out=inputs_chunk[:len(chunk_images)])
+                labels = labels_epoch[first:first + batch_size]
+                inputs = inputs_chunk[offset:offset + len(labels)]  # the last one may be short
+
+                running_loss += stepper.step(inputs, labels)
+                window += 1
+                step += 1
+                images_seen += len(labels)
+                last = i == steps_per_epoch - 1
+                if window == config.log_every or last or window % DIVERGENCE_CHECK_EVERY == 0:
+                    if governor is not None:
+                        governor.update(step)
+                    window_loss = running_loss.item()
+                    if not math.isfinite(window_loss):
+                        train_s += time.perf_counter() - window_start
+                        yield done("diverged", (
+                            f"The loss became {'NaN' if math.isnan(window_loss) else 'infinite'} "
+                            f"in epoch {epoch}: the learning rate {config.lr:g} is too high. "
+                            f"Lower it (try {config.lr / 10:g}) and start again."))
+                        return
+                    if window == config.log_every or last:
+                        now = time.perf_counter()
+                        train_s += now - window_start
+                        yield stats(epoch, i + 1, window_loss, window)
+                        running_loss.zero_()
+                        window = 0
+                        window_start = time.perf_counter()
+            epochs_done = epoch
+            # The test on one core: the helper waits.
+            with governor.paused(step) if governor is not None else nullcontext():
+                accuracy = test_accuracy(model, data, device)
+            model.train()
+            yield EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=images_seen,
+                             elapsed_s=time.perf_counter() - start)
+        yield done("completed", f"Finished {config.epochs} epoch(s) on {n:,} images.")
+    finally:
+        if isinstance(stepper, HalvesStep):
+            stepper.close()

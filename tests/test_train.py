@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shutil
 import sys
 import threading
@@ -17,6 +16,7 @@ from conftest import REAL_ARCHIVE, in_memory_data
 from cifar_core.data import normalize
 from cifar_core.errors import ConfigError, DeviceError
 from cifar_core.evaluate import evaluate
+from cifar_core.halves import HalvesStep
 from cifar_core.step import NetStep
 from cifar_core.train import (
     DIVERGENCE_CHECK_EVERY,
@@ -27,6 +27,7 @@ from cifar_core.train import (
     balanced_subset,
     build_model,
     event_from_dict,
+    make_step,
     train,
 )
 
@@ -36,10 +37,15 @@ def data():
     return in_memory_data(train_n=100, test_n=50)
 
 
-def no_thread_check(monkeypatch):
-    """Train without thread_governor, whose check trains copies of the model for two steps,
-    which a test that records every step would count too."""
-    monkeypatch.setattr(sys.modules["cifar_core.train"], "thread_governor", lambda *args: None)
+def record_steps(monkeypatch, record):
+    """Call record(inputs, labels, loss) after each training step, whichever step trains (in
+    halves or not; the helper's start-up check is no step)."""
+    for cls in (NetStep, HalvesStep):
+        def recording(self, inputs, labels, original=cls.step):
+            loss = original(self, inputs, labels)
+            record(inputs, labels, loss)
+            return loss
+        monkeypatch.setattr(cls, "step", recording)
 
 
 def run(config: TrainConfig, data, stop=None):
@@ -166,15 +172,7 @@ def test_events_come_every_log_every_minibatches_then_epoch_then_done(data):
 
 def test_stats_loss_is_the_mean_over_its_window(data, monkeypatch):
     losses = []
-    original = NetStep.step
-
-    def recording_step(self, inputs, labels):
-        loss = original(self, inputs, labels)
-        losses.append(loss.item())
-        return loss
-
-    monkeypatch.setattr(NetStep, "step", recording_step)
-    no_thread_check(monkeypatch)
+    record_steps(monkeypatch, lambda inputs, labels, loss: losses.append(loss.item()))
     config = TrainConfig(epochs=2, batch_size=8, log_every=3, lr=0.002, seed=0, device="cpu")
     _, events = run(config, data)
 
@@ -192,14 +190,8 @@ def test_each_epoch_steps_through_a_fresh_shuffle_of_the_normalised_images(data,
     # (batches of 3) and 100 images, chunks and the last, 1-image, batch end unevenly.
     monkeypatch.setattr(sys.modules["cifar_core.train"], "NORMALIZE_CHUNK", 8)
     seen = []
-    original = NetStep.step
-
-    def recording_step(self, inputs, labels):
-        seen.append((inputs.clone(), labels.clone()))
-        return original(self, inputs, labels)
-
-    monkeypatch.setattr(NetStep, "step", recording_step)
-    no_thread_check(monkeypatch)
+    record_steps(monkeypatch, lambda inputs, labels, loss: seen.append((inputs.clone(),
+                                                                        labels.clone())))
     config = TrainConfig(epochs=2, batch_size=3, log_every=100, seed=5, device="cpu")
     run(config, data)
 
@@ -217,14 +209,8 @@ def test_each_epoch_steps_through_a_fresh_shuffle_of_the_normalised_images(data,
 
 def test_a_subset_is_seen_once_per_epoch_with_its_own_labels(data, monkeypatch):
     seen = []
-    original = NetStep.step
-
-    def recording_step(self, inputs, labels):
-        seen.append((inputs.clone(), labels.clone()))
-        return original(self, inputs, labels)
-
-    monkeypatch.setattr(NetStep, "step", recording_step)
-    no_thread_check(monkeypatch)
+    record_steps(monkeypatch, lambda inputs, labels, loss: seen.append((inputs.clone(),
+                                                                        labels.clone())))
     config = TrainConfig(epochs=2, batch_size=4, log_every=100, seed=3, train_size=30,
                          device="cpu")
     run(config, data)
@@ -395,84 +381,58 @@ def test_tiny_batches_on_a_gpu_get_advice_and_the_cpu_none(monkeypatch):
     assert train_module.device_advice("auto", 32) is None
 
 
-class ThreadCountStep:
-    """A stand-in step whose weights depend on the thread count (or not, if `fair`)."""
-
-    def __init__(self, model, fair):
-        self.model, self.fair = model, fair
-
-    def step(self, inputs, labels):
-        with torch.no_grad():
-            for p in self.model.parameters():
-                p.add_(0.5 if self.fair else torch.get_num_threads() * 0.5)
-        return torch.zeros(())
-
-
-@pytest.mark.parametrize("fair", [True, False])
-def test_the_thread_check_tells_a_step_that_depends_on_the_thread_count(fair, data,
-                                                                      monkeypatch):
+def test_halves_on_two_cores_for_batches_of_2_to_32_unless_one_core_is_allowed(monkeypatch):
     train_module = sys.modules["cifar_core.train"]
-    monkeypatch.setattr(train_module, "make_step", lambda model, *a: ThreadCountStep(model, fair))
-    config = TrainConfig(batch_size=4, seed=0, device="cpu")
-    model = build_model(config)
-    before = [p.clone() for p in model.parameters()]
-    inputs, labels = normalize(data.train_images[:4]), data.train_labels[:4]
-    same = train_module.same_weights_on_one_and_two_threads(
-        model, config, torch.device("cpu"), inputs, labels, (1, 2))
-    assert same is fair
-    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-
-
-def test_a_thread_governor_only_where_a_second_thread_is_free_to_take_and_changes_nothing(
-        data, monkeypatch):
-    train_module = sys.modules["cifar_core.train"]
-    cpu, threads = torch.device("cpu"), torch.get_num_threads()
-    images, labels = data.train_images[:4], data.train_labels[:4]
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(train_module, "helper_possible", lambda: True)
     monkeypatch.delenv("CIFAR_CORE_THREADS", raising=False)
-    monkeypatch.setattr(train_module, "same_weights_on_one_and_two_threads", lambda *a: True)
-    torch.set_num_threads(1)
-    try:
-        config = TrainConfig(batch_size=4, seed=0, device="cpu")
-        if os.path.exists("/proc/stat"):
-            governor = train_module.thread_governor(build_model(config), config, cpu, images,
-                                                    labels, 100)
-            assert (governor.low, governor.high) == (1, 2)
-        large = TrainConfig(batch_size=64, seed=0, device="cpu")
-        assert train_module.thread_governor(build_model(large), large, cpu, images, labels,
-                                            100) is None
-        monkeypatch.setenv("CIFAR_CORE_THREADS", "1")  # runs side by side: one core each
-        assert train_module.thread_governor(build_model(config), config, cpu, images, labels,
-                                            100) is None
-        monkeypatch.delenv("CIFAR_CORE_THREADS")
-        monkeypatch.setattr(train_module, "same_weights_on_one_and_two_threads",
-                            lambda *a: False)
-        assert train_module.thread_governor(build_model(config), config, cpu, images, labels,
-                                            100) is None
-    finally:
-        torch.set_num_threads(threads)
+    halves = [b for b in (1, 2, 4, 5, 16, 32, 33, 128)
+              if train_module.uses_halves(TrainConfig(batch_size=b))]
+    assert halves == [2, 4, 5, 16, 32]
+    monkeypatch.setenv("CIFAR_CORE_THREADS", "1")  # runs side by side: one core each
+    assert not train_module.uses_halves(TrainConfig(batch_size=4))
+    monkeypatch.setenv("CIFAR_CORE_THREADS", "2")
+    assert train_module.uses_halves(TrainConfig(batch_size=4))
+    monkeypatch.setattr(train_module, "helper_possible", lambda: False)
+    assert not train_module.uses_halves(TrainConfig(batch_size=4))
+    config = TrainConfig(batch_size=4, device="cpu")
+    assert type(make_step(build_model(config), config, torch.device("cpu"))) is NetStep
 
 
-def test_switching_threads_mid_run_gives_the_same_weights_where_the_check_passes(data,
-                                                                              monkeypatch):
+@pytest.mark.skipif(not sys.modules["cifar_core.halves"].helper_possible(),
+                    reason="no helper process on this machine (Linux, 2+ cores)")
+def test_the_helper_coming_and_going_mid_run_changes_no_weight(data, monkeypatch):
+    """The same run three ways: the helper as the governor likes (this machine), switched on
+    and off at every report, and never started (this process computes both halves)."""
     train_module = sys.modules["cifar_core.train"]
-    config = TrainConfig(epochs=1, batch_size=4, log_every=1, seed=0, device="cpu")
-    model = build_model(config)
-    inputs, labels = normalize(data.train_images[:4]), data.train_labels[:4]
-    if not train_module.same_weights_on_one_and_two_threads(model, config, torch.device("cpu"),
-                                                            inputs, labels, (1, 2)):
-        pytest.skip("on this machine one and two threads round differently: no governor")
+    monkeypatch.delenv("CIFAR_CORE_THREADS", raising=False)
+    config = TrainConfig(epochs=2, batch_size=4, log_every=2, seed=0, device="cpu")
+    assert isinstance(make_step(build_model(config), config, torch.device("cpu")), HalvesStep)
+    usual, _ = run(config, data)
 
-    class Flipping:  # a governor that changes the thread count at every report
+    switches = []
+
+    class Flipping:  # a governor that switches the helper at every report
+        def __init__(self, stepper):
+            self.stepper = stepper
+
         def update(self, steps):
-            torch.set_num_threads(3 - torch.get_num_threads())
+            self.stepper.use_helper(not self.stepper.helping)
+            switches.append(self.stepper.helping)
 
         def paused(self, steps):
             return contextlib.nullcontext()
 
-    no_thread_check(monkeypatch)
-    steady, _ = run(config, data)
-    monkeypatch.setattr(train_module, "thread_governor", lambda *args: Flipping())
+    real_start = train_module.start_helper
+
+    def flipping_start(stepper, inputs, labels):
+        assert real_start(stepper, inputs, labels) is not None  # it started
+        return Flipping(stepper)
+
+    monkeypatch.setattr(train_module, "start_helper", flipping_start)
     flipping, _ = run(config, data)
-    assert all(torch.equal(a, b)
-               for a, b in zip(steady.parameters(), flipping.parameters(), strict=True))
+    assert True in switches and False in switches
+    monkeypatch.setattr(train_module, "start_helper", lambda *args: None)
+    alone, _ = run(config, data)
+    for model in (flipping, alone):
+        assert all(torch.equal(a, b)
+                   for a, b in zip(usual.parameters(), model.parameters(), strict=True))
