@@ -26,6 +26,7 @@ import math
 import mmap
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import warnings
@@ -143,6 +144,9 @@ class HalvesStep:
     def _serve(self, parent: int) -> None:
         """The helper's loop: compute the half it is told to, until told to quit or the main
         process is gone."""
+        # Ctrl-C reaches the whole process group: the main process stops the run, and then
+        # this helper, which must not print a KeyboardInterrupt of its own.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         torch.set_num_threads(1)
         while _wait(self.go, lambda: os.getppid() == parent):
             count, n_total, quit_ = self.orders

@@ -7,10 +7,11 @@ at a time are normalised into a small reused float buffer (it stays in the CPU's
 slices are the minibatches. So there is no DataLoader, no worker process, no per-image
 transform, and no 600 MB float copy of the training set to build and shuffle. And the step itself:
 for the tutorial's Net, cifar_core.step does zero_grad/forward/backward/SGD with the backward
-pass written out, which at batch 4 is about 1.5x autograd's speed. And the process
-(cifar_core.runtime): it keeps freed memory for the next step instead of faulting in fresh
-pages, and on a 2-core machine takes a second thread while nothing else needs the CPU, where
-that changes no result (thread_governor checks it).
+pass written out, which at batch 4 is about 1.5x autograd's speed. And the cores: each
+minibatch is computed in two halves, the second by a helper process on another core while
+nothing else needs it (cifar_core.halves; the same result with or without the helper, so a
+governor can switch it as the machine gets busy), and the process keeps freed memory for the
+next step instead of faulting in fresh pages (cifar_core.runtime).
 """
 
 from __future__ import annotations
