@@ -331,10 +331,15 @@ def _run_cli(plan: Plan, args: argparse.Namespace, seed: int, tmp: Path) -> dict
            "--data-dir", str(args.data_dir), "--runs-dir", str(tmp / "runs-cli"),
            "--epochs", "1", "--train-size", str(plan.job_size), "--seed", str(seed),
            "--device", args.device, "--out", str(tmp / "cli_net.pth")]
+    # The environment the job runner gives its runs (its share of the cores), so that both
+    # paths train the same way and the difference is the runner's overhead.
+    from cifar_core.jobs import job_environment
+
     meter = LoadMeter()
     start = time.perf_counter()
     summary, result_s = None, None
-    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                          env=job_environment(1)) as proc:
         for line in proc.stdout:
             if line.startswith("{") and json.loads(line).get("kind") == "summary":
                 summary, result_s = json.loads(line), time.perf_counter() - start

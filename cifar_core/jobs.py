@@ -37,8 +37,14 @@ START_GRACE_S = 60.0
 def job_environment(max_parallel: int, cores: int | None = None) -> dict[str, str]:
     """The environment of a training process: ours, with the cores shared out between the runs
     that may go side by side, so that they do not fight over them (CIFAR_CORE_THREADS; a cap
-    already set for the dashboard stays if it is lower)."""
-    share = max(1, (cores or os.cpu_count() or 1) // max(1, max_parallel))
+    already set for the dashboard stays if it is lower). On a machine with two cores one of
+    them is left to the dashboard and the browser that watch the run: a run that took both
+    (minibatches in two halves, cifar_core.halves) trained 20-25 % slower from the Train page
+    than one on one core, as the page's redraws kept taking the second core back
+    (bench/RESULTS.md)."""
+    cores = cores or os.cpu_count() or 1
+    usable = cores - 1 if cores == 2 else cores
+    share = max(1, usable // max(1, max_parallel))
     return {**os.environ, THREADS_ENV: str(min(share, thread_limit() or share))}
 
 

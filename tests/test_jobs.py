@@ -241,8 +241,11 @@ def test_runs_side_by_side_share_the_cores(monkeypatch):
     from cifar_core.runtime import THREADS_ENV
 
     monkeypatch.delenv(THREADS_ENV, raising=False)
-    assert job_environment(1, cores=2)[THREADS_ENV] == "2"
+    # Two cores: one is left to the dashboard and its browser, so a run trains on one.
+    assert job_environment(1, cores=2)[THREADS_ENV] == "1"
     assert job_environment(2, cores=2)[THREADS_ENV] == "1"
+    assert job_environment(1, cores=3)[THREADS_ENV] == "3"
+    assert job_environment(1, cores=1)[THREADS_ENV] == "1"
     assert job_environment(3, cores=2)[THREADS_ENV] == "1"
     assert job_environment(2, cores=8)[THREADS_ENV] == "4"
     assert job_environment(1, cores=2)["PATH"] == os.environ["PATH"]  # the rest is ours
