@@ -105,8 +105,11 @@ IDLE_MARGIN = 0.2
 # The longest CoreGovernor waits before it tries the second core again.
 MAX_WAIT_S = 8.0
 
-# The second core gives way when training on two is slower than this fraction of one's speed.
+# The second core gives way when training on two is slower than this fraction of one's speed
+# for two windows in a row, or slower than MUCH_SLOWER of it for one (another process holds a
+# core: no need to wait for a second window to know).
 SLOWER = 0.95
+MUCH_SLOWER = 0.6
 
 
 class CoreGovernor:
@@ -122,8 +125,9 @@ class CoreGovernor:
     the last `window_s`: how many steps were done (the speed on the current count), and how
     much CPU the other processes used (/proc/stat minus `own_cpu_s()`, the CPU time of this
     process and its helper). It goes to one core at once when other processes used more than
-    `margin` of a core, and after two windows in a row in which two cores trained slower than
-    one did before it took two; it tries two again only after `wait_s` on one with the other
+    `margin` of a core (math.inf: never for that reason), or when two cores trained much
+    slower than one did before it took two, and after two windows in a row in which they
+    trained a little slower; it tries two again only after `wait_s` on one with the other
     processes quiet. Each time two had to give way the wait doubles (up to MAX_WAIT_S), so a
     process that wakes up every second or two is not caught at every wake-up.
 
@@ -167,9 +171,9 @@ class CoreGovernor:
         quiet = self.cores - others >= self.high - self.margin
         if self.count == self.high:
             # One slow window can be a hiccup; two in a row are not.
-            slower = done / max(wall, 1e-9) < SLOWER * self.low_speed
-            self.slow_windows = self.slow_windows + 1 if slower else 0
-            if quiet and self.slow_windows < 2:
+            speed = done / max(wall, 1e-9)
+            self.slow_windows = self.slow_windows + 1 if speed < SLOWER * self.low_speed else 0
+            if quiet and self.slow_windows < 2 and speed >= MUCH_SLOWER * self.low_speed:
                 return self.count
             self.wait_s = min(2 * self.wait_s, MAX_WAIT_S)  # caught on two: wait longer
             self.try_at = now[0] + self.wait_s

@@ -226,3 +226,12 @@ def test_starting_on_two_cores_with_a_wider_margin(tmp_path):
     assert windows(machine, governor, 8, speed) == [1] * 7 + [2]  # after the doubled wait
     # Now two cores must keep up with the 250 steps/s measured on one.
     assert windows(machine, governor, 2, {1: 250, 2: 200}.get) == [2, 1]
+
+
+def test_two_cores_much_slower_than_one_give_way_at_once(tmp_path):
+    machine = FakeMachine(tmp_path / "stat")
+    governor = machine.governor()
+    assert windows(machine, governor, 4, {1: 400, 2: 440}.get)[-1] == 2  # 400 measured on one
+    # A process the governor cannot see takes a core: a little slower waits for a second
+    # window, much slower (under 0.6 of one core's speed) does not.
+    assert windows(machine, governor, 1, {1: 400, 2: 230}.get) == [1]
