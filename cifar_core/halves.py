@@ -77,10 +77,14 @@ def _wait(sem, alive: Callable[[], bool], timeout_s: float | None = None) -> boo
 class HalvesStep:
     """NetStep's step for minibatches of `batch_size` images or fewer, in two halves: the first
     ceil(n/2) images in this process, the rest in a helper process while `use_helper(True)`
-    (the default once `start()` succeeded), or here as well. Same interface as NetStep."""
+    (the default once `start()` succeeded), or here as well. Same interface as NetStep. Sets
+    this process to one PyTorch thread (runtime_settings puts the count back after training)."""
 
     def __init__(self, model: Net, lr: float, momentum: float, batch_size: int,
                  image_shape: tuple[int, ...] = (3, 32, 32)):
+        # One thread in each process, whether the helper runs or not: the halves' arithmetic
+        # must not depend on it (at 2 images, one and two threads round differently).
+        torch.set_num_threads(1)
         size = sum(p.numel() for p in model.parameters())
         self._memory = []
         weights = self._alloc(size, torch.float32)
@@ -113,8 +117,6 @@ class HalvesStep:
         that it computes a half's gradient exactly as this process does. True where it runs;
         where not (no fork, no answer, another result), this step computes both halves."""
         parent = os.getpid()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # each process one core, the helper as this one
         try:
             with warnings.catch_warnings():
                 # Python 3.12+ warns of fork() in a process with threads: the helper only runs
@@ -125,7 +127,6 @@ class HalvesStep:
                                                name="cifar_core halves helper")
                 helper.start()
         except (OSError, RuntimeError, ValueError):
-            torch.set_num_threads(threads)
             return False
         self.helper = helper
         n = len(labels)
@@ -136,7 +137,6 @@ class HalvesStep:
         self.net.gradients(*staged, n, self.other_views)
         if not (answered and torch.equal(theirs, self.other)):
             self.close()
-            torch.set_num_threads(threads)
             return False
         self.helping = True
         return True

@@ -37,7 +37,7 @@ def started(model, batch: int, lr=0.01, momentum=0.9) -> HalvesStep:
 
 @pytest.fixture
 def one_thread():
-    """start() sets one thread (as in training, inside runtime_settings); put it back."""
+    """HalvesStep sets one thread (in training, inside runtime_settings); put it back."""
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
@@ -119,12 +119,11 @@ def test_a_helper_whose_half_differs_is_not_used(one_thread, monkeypatch):
         original(self, parent)
 
     monkeypatch.setattr(HalvesStep, "_serve", off_by_a_bit)
-    threads = torch.get_num_threads()
     step = HalvesStep(twin_nets()[0], lr=0.01, momentum=0.9, batch_size=4)
     inputs, labels = minibatches(4, 1)[0]
     assert not step.start(inputs, labels)
     assert step.helper is None and not step.helping
-    assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == 1  # the halves on one thread all the same
     assert multiprocessing.active_children() == []
 
 

@@ -405,6 +405,9 @@ def test_the_helper_coming_and_going_mid_run_changes_no_weight(data, monkeypatch
     and off at every report, and never started (this process computes both halves)."""
     train_module = sys.modules["cifar_core.train"]
     monkeypatch.delenv("CIFAR_CORE_THREADS", raising=False)
+    # As on a machine with 3+ cores, where small batches start on two threads (at 2 images,
+    # one and two threads round differently: the halves must be on one either way).
+    monkeypatch.setattr(sys.modules["cifar_core.runtime"], "small_batch_threads", lambda: 2)
     config = TrainConfig(epochs=2, batch_size=4, log_every=2, seed=0, device="cpu")
     assert isinstance(make_step(build_model(config), config, torch.device("cpu")), HalvesStep)
     usual, _ = run(config, data)
