@@ -53,11 +53,11 @@ def helper_possible() -> bool:
         and "fork" in multiprocessing.get_all_start_methods()
 
 
-def _shared(size: int, dtype: torch.dtype) -> tuple[torch.Tensor, mmap.mmap]:
+def _shared(size: int, dtype: torch.dtype) -> torch.Tensor:
     """A zeroed 1-d tensor in anonymous shared memory, which a forked process shares (not a
-    copy-on-write copy), and the mapping that holds it."""
+    copy-on-write copy). The tensor keeps the mapping alive."""
     memory = mmap.mmap(-1, max(1, size * torch.empty((), dtype=dtype).element_size()))
-    return torch.frombuffer(memory, dtype=dtype, count=size), memory
+    return torch.frombuffer(memory, dtype=dtype, count=size)
 
 
 def _wait(sem, alive: Callable[[], bool], timeout_s: float | None = None) -> bool:
@@ -86,17 +86,15 @@ class HalvesStep:
         # must not depend on it (at 2 images, one and two threads round differently).
         torch.set_num_threads(1)
         size = sum(p.numel() for p in model.parameters())
-        self._memory = []
-        weights = self._alloc(size, torch.float32)
-        self.net = NetStep(model, lr, momentum, flat=weights)
+        self.net = NetStep(model, lr, momentum, flat=_shared(size, torch.float32))
         # What the helper reads (the weights above, its images and labels) and writes (its
         # gradient), all in memory shared with it.
-        self.other = self._alloc(size, torch.float32)
+        self.other = _shared(size, torch.float32)
         self.other_views = self.net.views_of(self.other)
         self.image_shape = tuple(image_shape)
         half = batch_size // 2
-        self.inputs = self._alloc(half * math.prod(self.image_shape), torch.float32)
-        self.labels = self._alloc(half, torch.int64)
+        self.inputs = _shared(half * math.prod(self.image_shape), torch.float32)
+        self.labels = _shared(half, torch.int64)
         context = multiprocessing.get_context("fork")
         self.go, self.done = context.Semaphore(0), context.Semaphore(0)
         # count of images, images in the whole minibatch, quit; the helper's loss sum.
@@ -104,11 +102,6 @@ class HalvesStep:
         self.helper: multiprocessing.process.BaseProcess | None = None
         self.helping = False
         self._context = context
-
-    def _alloc(self, size: int, dtype: torch.dtype) -> torch.Tensor:
-        tensor, memory = _shared(size, dtype)
-        self._memory.append(memory)
-        return tensor
 
     # -- the helper ---------------------------------------------------------------------
 
@@ -132,7 +125,8 @@ class HalvesStep:
         n = len(labels)
         h = (n + 1) // 2
         staged = self._stage(inputs[h:], labels[h:])
-        answered = self._ask(n - h, n)
+        self._order(n - h, n)
+        answered = self._answer()
         theirs = self.other.clone()
         self.net.gradients(*staged, n, self.other_views)
         if not (answered and torch.equal(theirs, self.other)):
@@ -157,14 +151,13 @@ class HalvesStep:
                                               self.other_views).item()
             self.done.release()
 
-    def _ask(self, count: int, n_total: int) -> bool:
-        """Order the helper to compute the staged half; False where it did not answer (it is
-        then stopped)."""
+    def _order(self, count: int, n_total: int) -> None:
+        """Tell the helper to compute the staged half (`count` of `n_total` images)."""
         self.orders[0], self.orders[1] = count, n_total
         self.go.release()
-        return self._answer()
 
     def _answer(self) -> bool:
+        """Wait for the helper's half; False where it did not answer (it is then stopped)."""
         if self.helper is not None and _wait(self.done, self.helper.is_alive, HELPER_TIMEOUT_S):
             return True
         self.close()
@@ -220,8 +213,7 @@ class HalvesStep:
             return loss.div_(n)
         staged = self._stage(x[h:], labels[h:])
         if self.helping:
-            self.orders[0], self.orders[1] = n - h, n
-            self.go.release()
+            self._order(n - h, n)
             loss = net.gradients(x[:h], labels[:h], n, net.grad_views)
             if self._answer():
                 loss.add_(self.loss[0])

@@ -262,7 +262,8 @@ def make_step(model: nn.Module, config: TrainConfig,
 def uses_halves(config: TrainConfig) -> bool:
     """Whether a CPU run of Net computes each minibatch in two halves (cifar_core.halves): on
     Linux machines with two cores or more, for batches of 2 to NETSTEP_MAX_BATCH images,
-    unless CIFAR_CORE_THREADS allows one core only (the job runner's runs side by side). It
+    unless CIFAR_CORE_THREADS allows one core only (the job runner's runs side by side, and
+    all its runs on a 2-core machine: jobs.job_environment). It
     depends on nothing that changes while the machine runs, so that a seed gives the same run
     each time; but not the same as on a machine that does not split (float rounding)."""
     cap = thread_limit()
@@ -270,8 +271,12 @@ def uses_halves(config: TrainConfig) -> bool:
         and (cap is None or cap >= 2)
 
 
-# Cores that other processes may use while the halves still go on two cores: they tolerate
-# a process that wakes up now and then (a browser redrawing a chart) far better than threads.
+# Cores that other processes may use while the halves still go on two cores. Beside a busy
+# loop the helper made steps over 2x slower than one core; beside a process busy 0.1 s in every
+# second the halves kept 1.0-1.2x the speed of whole minibatches. One busy 0.3 s in every
+# second also sends them to one core (0.73-0.77x of whole minibatches) where the helper would
+# still have been faster: a governor by speed alone did better there but far worse beside a
+# busy loop (bench/bench_load.py, bench/RESULTS.md).
 HALVES_MARGIN = 0.5
 
 
@@ -332,8 +337,8 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
     # The halves' helper process (its start and check count as training time, as the
     # tutorial's DataLoader workers' start-ups do).
     governor = None
-    if isinstance(stepper, HalvesStep):
-        first_batch = subset[:batch_size] if n >= 2 else subset.repeat(2)
+    if isinstance(stepper, HalvesStep) and n >= 2:  # (a single image is never split)
+        first_batch = subset[:batch_size]
         governor = start_helper(stepper, normalize(images_all[first_batch]),
                                 labels_all[first_batch])
     train_s, images_seen, step, epochs_done = time.perf_counter() - start, 0, 0, 0
