@@ -39,7 +39,7 @@ def job_environment(max_parallel: int, cores: int | None = None) -> dict[str, st
     that may go side by side, so that they do not fight over them (CIFAR_CORE_THREADS; a cap
     already set for the dashboard stays if it is lower). On a machine with two cores one of
     them is left to the dashboard and the browser that watch the run: a run that took both
-    (minibatches in two halves, cifar_core.halves) trained 20-25 % slower from the Train page
+    (minibatches in two halves, cifar_core.halves) trained about 25 % slower from the Train page
     than one on one core, as the page's redraws kept taking the second core back
     (bench/RESULTS.md)."""
     cores = cores or os.cpu_count() or 1
