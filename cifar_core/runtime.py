@@ -120,16 +120,16 @@ class CoreGovernor:
     on the other core) must compute the same weights bit for bit, so that a seed gives the
     same run whatever the switching did. Two cores are faster only while the other core is
     free: the two halves wait for each other at every step, so when another process holds
-    one of them up the other stalls too (3x slower than one core with a busy loop on the other
-    core, bench/RESULTS.md). So `update(steps)`, called every few dozen steps, looks back over
-    the last `window_s`: how many steps were done (the speed on the current count), and how
-    much CPU the other processes used (/proc/stat minus `own_cpu_s()`, the CPU time of this
-    process and its helper). It goes to one core at once when other processes used more than
-    `margin` of a core (math.inf: never for that reason), or when two cores trained much
-    slower than one did before it took two, and after two windows in a row in which they
-    trained a little slower; it tries two again only after `wait_s` on one with the other
-    processes quiet. Each time two had to give way the wait doubles (up to MAX_WAIT_S), so a
-    process that wakes up every second or two is not caught at every wake-up.
+    one of them up the other stalls too (with a busy loop on the other core, 2.4x slower than
+    both halves on one core, bench/RESULTS.md). So `update(steps)`, called every few dozen
+    steps, looks back over the last `window_s`: how many steps were done (the speed on the
+    current count), and how much CPU the other processes used (/proc/stat minus `own_cpu_s()`,
+    the CPU time of this process and its helper). It goes to one core at once when other
+    processes used more than `margin` of a core, or when two cores trained much slower than
+    one did before it took two, and after two windows in a row in which they trained a little
+    slower; it tries two again only after `wait_s` on one with the other processes quiet.
+    Each time two had to give way the wait doubles (up to MAX_WAIT_S), so a process that
+    wakes up every second or two is not caught at every wake-up.
 
     `start_high`: begin on two cores (the speed on one is then unknown until the governor has
     had to use one, and the speed check waits for it).
