@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from cifar_core.data import load_cifar10, normalize
+    from cifar_core.data import load_cifar10
+    from cifar_core.dataset import normalize
     from cifar_core.model import Net
     from cifar_core.runtime import runtime_settings
     from cifar_core.step import AutogradStep, NetStep

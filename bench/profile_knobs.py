@@ -86,7 +86,8 @@ def training_tensors(data_dir: Path | None, images: int, device: torch.device,
         inputs = torch.rand(images, 3, 32, 32, generator=generator).mul_(2).sub_(1)
         labels = torch.randint(10, (images,), generator=generator)
     else:
-        from cifar_core.data import load_cifar10, normalize
+        from cifar_core.data import load_cifar10
+        from cifar_core.dataset import normalize
 
         data = load_cifar10(data_dir)
         order = torch.randperm(len(data.train_labels), generator=generator)[:images]

@@ -1,4 +1,4 @@
-"""Pictures for people: CIFAR-10's 32x32 images enlarged (sharp, not blurred) and framed."""
+"""Pictures for people: CIFAR-10's 32x32 images enlarged (sharp, not blurred), framed, gridded."""
 
 from __future__ import annotations
 
@@ -35,3 +35,11 @@ def verdict_tiles(images: torch.Tensor, correct: list[bool] | np.ndarray,
     """Enlarged images framed green where the prediction was right, red where it was wrong."""
     return [framed(enlarge(img, scale), CORRECT_RGB if ok else WRONG_RGB, width=max(2, scale))
             for img, ok in zip(images, correct, strict=True)]
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """uint8 (N,3,H,W) -> one HWC uint8 picture, as torchvision.utils.make_grid lays it out."""
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=255)
+    return grid.permute(1, 2, 0).contiguous().numpy()

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from cifar_core.data import (
+from cifar_core.data import load_cifar10
+from cifar_core.dataset import (
     BATCH_DIR,
     OFFICIAL_CLASSES,
     TEST_BATCH,
     TRAIN_BATCHES,
     CifarData,
-    load_cifar10,
 )
 
 PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],

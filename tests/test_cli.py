@@ -20,7 +20,7 @@ import pytest
 
 from cifar_core import cli
 from cifar_core.checkpoint import load_checkpoint
-from cifar_core.data import OFFICIAL_CLASSES
+from cifar_core.dataset import OFFICIAL_CLASSES
 from cifar_core.evaluate import evaluate
 from cifar_core.runs import RunStore
 

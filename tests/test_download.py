@@ -1,24 +1,36 @@
-"""The default path: torchvision's own download, served here from a loopback HTTP server (the
-real CIFAR-10 host is unreachable from test machines), and its failure without a network."""
+"""cifar_core.download. The default path: torchvision's own download, served here from a
+loopback HTTP server (the real CIFAR-10 host is unreachable from test machines), and its failure
+without a network; the status file it reports to, and what the dashboard reads from it."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import http.server
+import json
+import os
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
+import urllib.error
 from pathlib import Path
 
 import pytest
+from conftest import write_cifar_batches
 from torchvision.datasets import CIFAR10
 
-from cifar_core.data import (
-    DOWNLOAD_MARKER,
-    OFFICIAL_ARCHIVE,
+import cifar_core.download as download_module
+from cifar_core.data import load_cifar10
+from cifar_core.dataset import DOWNLOAD_MARKER, OFFICIAL_ARCHIVE, OFFICIAL_ARCHIVE_BYTES
+from cifar_core.download import (
+    DOWNLOAD_LOG,
+    DOWNLOAD_STATUS_FILE,
     data_status,
-    load_cifar10,
+    download_status,
+    last_download,
+    start_data_download,
 )
 from cifar_core.errors import DataNotFoundError
 
@@ -89,12 +101,6 @@ def test_no_data_and_no_network_names_the_offline_options(tmp_path, monkeypatch)
 
 
 def test_status_follows_a_background_download_and_forgets_a_dead_one(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from cifar_core.data import OFFICIAL_ARCHIVE_BYTES
-
     root = tmp_path / "data"
     root.mkdir()
     (root / DOWNLOAD_MARKER).write_text(str(os.getpid()))  # a living downloader
@@ -111,3 +117,158 @@ def test_status_follows_a_background_download_and_forgets_a_dead_one(tmp_path):
     assert data_status(root).state == "missing"
     assert not (root / DOWNLOAD_MARKER).exists()
     assert not (root / OFFICIAL_ARCHIVE).exists(), "the half-done archive is dropped"
+
+
+def test_download_uses_torchvision_like_the_tutorial(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    calls = []
+
+    class FakeCIFAR10:
+        train_list = torchvision.datasets.CIFAR10.train_list  # the official md5 sums
+        test_list = torchvision.datasets.CIFAR10.test_list
+
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            assert (Path(root) / DOWNLOAD_MARKER).exists()  # visible to download_status
+            write_cifar_batches(Path(root))
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    messages = []
+    root = tmp_path / "fresh"
+
+    cifar = load_cifar10(root, progress=messages.append)
+
+    assert calls == [(str(root), True, True)]
+    assert len(cifar.train_labels) == 100
+    assert any("Downloading" in m for m in messages)
+    assert not (root / DOWNLOAD_MARKER).exists()
+
+
+def test_a_failed_download_removes_the_partial_archive_and_explains(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    class OfflineCIFAR10:
+        train_list = torchvision.datasets.CIFAR10.train_list
+        test_list = torchvision.datasets.CIFAR10.test_list
+
+        def __init__(self, root, train, download):
+            (Path(root) / OFFICIAL_ARCHIVE).write_bytes(b"\x1f\x8b" + b"0" * 1000)
+            assert download_status(root) == pytest.approx(1002 / OFFICIAL_ARCHIVE_BYTES)
+            raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", OfflineCIFAR10)
+    root = tmp_path / "offline"
+    with pytest.raises(DataNotFoundError) as err:
+        load_cifar10(root)
+    assert "download failed" in str(err.value)
+    assert "Name or service not known" in str(err.value)
+    assert "To work offline" in str(err.value)
+    assert not (root / OFFICIAL_ARCHIVE).exists()
+    assert download_status(root) is None
+
+
+def closed_port_url() -> str:
+    """The archive's address on a loopback port nobody listens on: a download fails at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{OFFICIAL_ARCHIVE}"
+
+
+def test_a_failed_download_reports_its_reason_in_the_status_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(CIFAR10, "url", closed_port_url())
+    root = tmp_path / "data"
+    with pytest.raises(DataNotFoundError) as error:
+        load_cifar10(root)
+
+    # The download wrote its own report; no printed log exists to parse (nothing ran in the
+    # background), so the dashboard's message can only come from the status file.
+    record = json.loads((root / DOWNLOAD_STATUS_FILE).read_text())
+    assert record["state"] == "failed" and record["pid"] == os.getpid()
+    assert record["message"] == str(error.value) and record["time"] > 0
+    assert not (root / DOWNLOAD_LOG).exists()
+    status = data_status(root)
+    assert status.state == "missing"
+    assert status.message == (f"No CIFAR-10 data in {root.resolve()}. "
+                              f"The last download failed: {error.value}")
+    assert "download failed" in status.message
+
+    (root / DOWNLOAD_STATUS_FILE).unlink()
+    assert data_status(root).message == f"No CIFAR-10 data in {root.resolve()}."
+
+
+def test_a_download_reports_downloading_then_done(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    seen = []
+
+    class FakeCIFAR10:
+        train_list = torchvision.datasets.CIFAR10.train_list
+        test_list = torchvision.datasets.CIFAR10.test_list
+
+        def __init__(self, root, train, download):
+            seen.append(last_download(root))
+            write_cifar_batches(Path(root))
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    root = tmp_path / "fresh"
+    load_cifar10(root)
+
+    [during] = seen
+    assert during.state == "downloading" and during.pid == os.getpid()
+    after = last_download(root)
+    assert after.state == "done" and "python batches" in after.message
+    assert data_status(root).state == "ready"
+
+
+def test_a_killed_download_is_found_by_its_missing_process(tmp_path):
+    """Killed, it never writes a final state: the status file still says 'downloading'."""
+    root = tmp_path / "data"
+    root.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (root / DOWNLOAD_MARKER).write_text(dead)
+    (root / DOWNLOAD_STATUS_FILE).write_text(json.dumps(
+        {"state": "downloading", "message": "", "pid": int(dead), "time": 1.0}))
+    with open(root / OFFICIAL_ARCHIVE, "wb") as f:
+        f.truncate(OFFICIAL_ARCHIVE_BYTES // 3)
+
+    status = data_status(root)
+
+    assert status.state == "missing"
+    assert status.message == f"No CIFAR-10 data in {root.resolve()}."
+    assert not (root / DOWNLOAD_MARKER).exists()
+    assert not (root / OFFICIAL_ARCHIVE).exists()
+
+
+def test_start_data_download_runs_the_cli_in_the_background(tmp_path, monkeypatch):
+    launched = []
+
+    class FakePopen:
+        pid = os.getpid()  # a living process, as the real child would be
+
+        def __init__(self, cmd, **kwargs):
+            launched.append((cmd, kwargs))
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(download_module.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(download_module, "_downloaders", {})
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / DOWNLOAD_STATUS_FILE).write_text(json.dumps(
+        {"state": "failed", "message": "an earlier try", "pid": 1, "time": 1.0}))
+
+    pid = start_data_download(root)
+
+    [(cmd, kwargs)] = launched
+    assert cmd[1:] == ["-m", "cifar_core", "data", "--data-dir", str(root.resolve())]
+    assert kwargs["start_new_session"] is True
+    assert pid == os.getpid()
+    assert (root / DOWNLOAD_MARKER).read_text() == str(pid)
+    assert (root / DOWNLOAD_LOG).exists()
+    # The earlier failure is not shown as this try's.
+    assert last_download(root).state == "downloading" and last_download(root).pid == pid
+    assert data_status(root).state == "downloading"

@@ -3,7 +3,15 @@
 import numpy as np
 import torch
 
-from cifar_core.pictures import CORRECT_RGB, WRONG_RGB, enlarge, framed, tiles, verdict_tiles
+from cifar_core.pictures import (
+    CORRECT_RGB,
+    WRONG_RGB,
+    enlarge,
+    framed,
+    image_grid,
+    tiles,
+    verdict_tiles,
+)
 
 
 def test_enlarge_keeps_pixels_square_and_accepts_chw_or_hwc():
@@ -28,3 +36,18 @@ def test_tiles_and_verdict_frames():
     right, wrong = verdict_tiles(batch, [True, False], scale=2)
     assert tuple(right[0, 0]) == CORRECT_RGB and tuple(wrong[0, 0]) == WRONG_RGB
     assert tuple(right[32, 32]) == (128, 128, 128)
+
+
+def test_image_grid_is_hwc_uint8_laid_out_like_make_grid(tiny_data):
+    from torchvision.utils import make_grid
+
+    images = tiny_data.test_images[:10]
+    grid = image_grid(images, nrow=4, padding=2)
+
+    reference = make_grid(images, nrow=4, padding=2, pad_value=255)
+    assert grid.dtype == np.uint8
+    assert grid.shape == (reference.shape[1], reference.shape[2], 3)
+    assert grid.shape == (3 * 34 + 2, 4 * 34 + 2, 3)  # 3 rows of 4, 2-pixel borders
+    assert np.array_equal(grid[2:34, 2:34], images[0].permute(1, 2, 0).numpy())
+    assert np.array_equal(grid[36:68, 2:34], images[4].permute(1, 2, 0).numpy())
+    assert (grid[:2] == 255).all() and (grid[:, :2] == 255).all()

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import REAL_ARCHIVE, in_memory_data
 
-from cifar_core.data import normalize
+from cifar_core.dataset import normalize
 from cifar_core.errors import ConfigError, DeviceError
 from cifar_core.evaluate import evaluate
 from cifar_core.halves import HalvesStep
