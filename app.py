@@ -5,11 +5,11 @@ import streamlit as st
 from cifar_core.model import Net, count_parameters
 from cifar_core.pictures import tiles
 from cifar_core.summaries import run_progress, runs_with_network
-from pages import ui
+from pages.shared import access, layout, navigation
 
 
 # Home: what this is, the data's state, and the run in progress.
-@ui.guard
+@layout.guard
 def home() -> None:
     st.title("Teach a computer to recognise pictures")
     st.markdown(
@@ -20,49 +20,52 @@ def home() -> None:
         "which training tunes by showing it labelled photos again and again. "
         "Here you can train it, watch it learn, and see which pictures it gets right and wrong."
     )
-    data = ui.data_or_status_ui()
+    data = layout.data_or_status_ui()
     if data is not None:
         examples = data.examples_per_class()
         st.subheader("One example of each class")
-        ui.show_tiles(tiles(examples.images, scale=3), examples.label_names)
+        layout.show_tiles(tiles(examples.images, scale=3), examples.label_names)
         st.caption(f"Data: {data.source} · {len(data.train_labels):,} training and "
                    f"{len(data.test_labels):,} test images.")
 
     st.subheader("Training")
-    active = ui.store().list(("running", "queued"))
+    active = access.store().list(("running", "queued"))
     if active:
         run = active[0]
         st.info(f"Run **{run.id}** is {run.status}.", icon=":material/model_training:")
-        st.page_link(ui.TRAIN, label="Watch it on the Train page", icon=":material/monitoring:")
+        st.page_link(navigation.TRAIN, label="Watch it on the Train page",
+                     icon=":material/monitoring:")
     else:
-        done = runs_with_network(ui.store().list())
+        done = runs_with_network(access.store().list())
         if done:
             st.write(f"No run is training. The latest finished run, **{done[0].id}**, "
                      f"reached {done[0].accuracy:.1f} % on the test images.")
         else:
             st.write("No runs yet.")
     cols = st.columns(4)
-    cols[0].page_link(ui.DATA, label="Look at the data", icon=":material/image:")
-    cols[1].page_link(ui.TRAIN, label="Train a network", icon=":material/model_training:")
-    cols[2].page_link(ui.EVALUATE, label="See what it learned", icon=":material/fact_check:")
-    cols[3].page_link(ui.RUNS, label="Compare runs", icon=":material/compare_arrows:")
+    cols[0].page_link(navigation.DATA, label="Look at the data", icon=":material/image:")
+    cols[1].page_link(navigation.TRAIN, label="Train a network",
+                      icon=":material/model_training:")
+    cols[2].page_link(navigation.EVALUATE, label="See what it learned",
+                      icon=":material/fact_check:")
+    cols[3].page_link(navigation.RUNS, label="Compare runs", icon=":material/compare_arrows:")
 
 
 # On every page: the run in progress, so a training is never out of sight.
 @st.fragment(run_every=2.0)
-@ui.guard
+@layout.guard
 def active_run_sidebar_ui() -> None:
-    active = ui.store().list(("running", "queued"))
+    active = access.store().list(("running", "queued"))
     if not active:
         return
     # On every page: a job that died (killed, out of memory) is marked failed and the next
     # queued run starts, within two seconds, not only when Train or Runs is opened.
-    ui.runner().schedule()
-    active = ui.store().list(("running", "queued"))
+    access.runner().schedule()
+    active = access.store().list(("running", "queued"))
     if not active:
         return
     run = active[0]
-    latest = ui.store().latest_event(run.id, kind="stats")
+    latest = access.store().latest_event(run.id, kind="stats")
     progress = run_progress(run, [latest] if latest else [])
     st.caption(f"**Training** run {run.id}")
     st.progress(progress.fraction, text=progress.text.split(" · ")[0])
@@ -74,11 +77,12 @@ st.set_page_config(page_title="CIFAR-10 dashboard", page_icon="🖼️",
                    layout="wide")
 page = st.navigation([
     st.Page(home, title="Home", icon=":material/home:", default=True),
-    st.Page(ui.DATA, title="Data", icon=":material/image:"),
-    st.Page(ui.TRAIN, title="Train", icon=":material/model_training:"),
-    st.Page(ui.EVALUATE, title="Evaluate", icon=":material/fact_check:"),
-    st.Page(ui.RUNS, title="Runs", icon=":material/compare_arrows:"),
+    st.Page(navigation.DATA, title="Data", icon=":material/image:"),
+    st.Page(navigation.TRAIN, title="Train", icon=":material/model_training:"),
+    st.Page(navigation.EVALUATE, title="Evaluate", icon=":material/fact_check:"),
+    st.Page(navigation.RUNS, title="Runs", icon=":material/compare_arrows:"),
 ])
 with st.sidebar:
     active_run_sidebar_ui()
-ui.guard(page.run)()
+with navigation.inside_app():
+    layout.guard(page.run)()

@@ -6,9 +6,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core.data import image_grid
-from cifar_core.pictures import tiles
-from pages import ui
+from cifar_core.pictures import image_grid, tiles
+from pages.shared import layout, navigation
 
 
 def batch_controls_ui(classes: tuple[str, ...]) -> tuple[str, int, list[str], int]:
@@ -41,16 +40,16 @@ def class_counts_chart(classes: tuple[str, ...], frame: pd.DataFrame) -> alt.Cha
     ).properties(height=260)
 
 
-@ui.guard
+@layout.guard
 def main() -> None:
-    ui.page_header("The data", "Random photos from CIFAR-10 with the class a person gave each "
-                   "one. This is all the network ever sees: 32 × 32 pixels and a label.")
-    data = ui.data_or_status_ui()
+    layout.page_header("The data", "Random photos from CIFAR-10 with the class a person gave each "
+                       "one. This is all the network ever sees: 32 × 32 pixels and a label.")
+    data = layout.data_or_status_ui()
     if data is None:
         return
     split, size, chosen, seed = batch_controls_ui(data.classes)
     batch = data.random_batch(split, size, seed=seed, classes=chosen or None)
-    ui.show_tiles(tiles(batch.images, scale=3), batch.label_names)
+    layout.show_tiles(tiles(batch.images, scale=3), batch.label_names)
     with st.expander("As one grid (torchvision make_grid), labels in reading order"):
         st.image(image_grid(batch.images, nrow=8), width=min(8, len(batch.labels)) * 34 * 3)
         st.caption(" · ".join(batch.label_names))
@@ -58,4 +57,4 @@ def main() -> None:
     st.altair_chart(class_counts_chart(data.classes, data.class_counts_table()), width="stretch")
 
 
-main()
+navigation.run_inside_app(main)

@@ -9,16 +9,16 @@ import streamlit as st
 from cifar_core.evaluate import Evaluation
 from cifar_core.pictures import tiles, verdict_tiles
 from cifar_core.summaries import run_label, runs_with_network
-from pages import ui
+from pages.shared import access, layout, navigation
 
 
 def run_picker_ui() -> str | None:
     """Choose a finished run (latest first); None when there is none."""
-    runs = runs_with_network(ui.store().list())
+    runs = runs_with_network(access.store().list())
     if not runs:
         st.info("No finished run to look at yet. Train one on the Train page first.",
                 icon=":material/info:")
-        st.page_link(ui.TRAIN, label="Go to Train", icon=":material/model_training:")
+        st.page_link(navigation.TRAIN, label="Go to Train", icon=":material/model_training:")
         return None
     labels = {r.id: run_label(r) for r in runs}
     return st.selectbox("Run", list(labels), format_func=labels.get, key="eval_run")
@@ -39,7 +39,7 @@ def predictions_ui(evaluation: Evaluation, data) -> None:
     rows = evaluation.rows(batch.indices.numpy())
     captions = [f"{'✓' if r.correct else '✗'} {r.predicted} ({r.confidence:.0%})"
                 + ("" if r.correct else f" · is {r.label}") for r in rows.itertuples()]
-    ui.show_tiles(verdict_tiles(batch.images, rows["correct"].tolist()), captions)
+    layout.show_tiles(verdict_tiles(batch.images, rows["correct"].tolist()), captions)
     st.caption(f"Green frame: right, red: wrong. The percentage is how sure the network was. "
                f"{int(rows['correct'].sum())} of {len(rows)} right in this batch.")
 
@@ -107,8 +107,8 @@ def confusion_ui(evaluation: Evaluation, data) -> None:
                  f"{true_name} image(s) called {predicted_name}"
                  + (" (most confident first):" if len(cell) else "."))
         if len(cell):
-            ui.show_tiles(tiles(data.images_at("test", cell["index"]), scale=2),
-                          [f"{c:.0%}" for c in cell["confidence"]])
+            layout.show_tiles(tiles(data.images_at("test", cell["index"]), scale=2),
+                              [f"{c:.0%}" for c in cell["confidence"]])
 
 
 def mistakes_ui(evaluation: Evaluation, data) -> None:
@@ -118,23 +118,23 @@ def mistakes_ui(evaluation: Evaluation, data) -> None:
     if worst.empty:
         st.write("No mistakes at all.")
         return
-    ui.show_tiles(tiles(data.images_at("test", worst["index"])),
-                  [f"{p} ({c:.0%}) · is {t}" for p, c, t in
-                   zip(worst["predicted"], worst["confidence"], worst["label"], strict=True)])
+    layout.show_tiles(tiles(data.images_at("test", worst["index"])),
+                      [f"{p} ({c:.0%}) · is {t}" for p, c, t in
+                       zip(worst["predicted"], worst["confidence"], worst["label"], strict=True)])
 
 
-@ui.guard
+@layout.guard
 def main() -> None:
-    ui.page_header("Evaluate", "How the trained network does on the 10,000 test images, which "
-                   "it never saw while training.")
-    data = ui.data_or_status_ui()
+    layout.page_header("Evaluate", "How the trained network does on the 10,000 test images, which "
+                       "it never saw while training.")
+    data = layout.data_or_status_ui()
     if data is None:
         return
     run_id = run_picker_ui()
     if run_id is None:
         return
-    run = ui.store().get(run_id)
-    evaluation = ui.run_evaluation(run)
+    run = access.store().get(run_id)
+    evaluation = access.run_evaluation(run)
     c1, c2, c3 = st.columns(3)
     c1.metric("Test accuracy", f"{evaluation.accuracy:.1f} %",
               help="Share of the test images whose class the network names right.")
@@ -146,4 +146,4 @@ def main() -> None:
     mistakes_ui(evaluation, data)
 
 
-main()
+navigation.run_inside_app(main)

@@ -15,7 +15,7 @@ from cifar_core.summaries import (
     run_label,
     runs_table,
 )
-from pages import ui
+from pages.shared import access, layout, navigation
 
 # Run ids are long: a legend under the chart leaves the plot its full width.
 RUN_COLOR = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
@@ -57,7 +57,7 @@ def compare_ui(runs: list[Run], picked: list[str]) -> None:
                             format_func=lambda i: run_label(by_id[i]), key="compare_runs")
     if not chosen:
         return
-    curves = [loss_curve([e for _, e in ui.store().events(i, kind="stats")], run_id=i)
+    curves = [loss_curve([e for _, e in access.store().events(i, kind="stats")], run_id=i)
               for i in chosen]
     curves = [c for c in curves if not c.empty]
     c1, c2 = st.columns(2)
@@ -128,7 +128,7 @@ def files_ui(runs: list[Run]) -> None:
         c3.warning(f"Delete run {run.id} and its files for good?")
         yes, no = c3.columns(2)
         if yes.button("Yes, delete", type="primary", key="delete_yes"):
-            ui.runner().delete(run.id)
+            access.runner().delete(run.id)
             st.session_state.pop("confirm_delete", None)
             st.toast(f"Deleted run {run.id}.")
             st.rerun()
@@ -140,15 +140,15 @@ def files_ui(runs: list[Run]) -> None:
         st.rerun()
 
 
-@ui.guard
+@layout.guard
 def main() -> None:
-    ui.page_header("Runs", "Every training so far. Tick rows to compare them: the loss curves "
-                   "show how fast each one learned, the bars what each one learned.")
-    ui.runner().schedule()
-    runs = ui.store().list()
+    layout.page_header("Runs", "Every training so far. Tick rows to compare them: the loss curves "
+                       "show how fast each one learned, the bars what each one learned.")
+    access.runner().schedule()
+    runs = access.store().list()
     if not runs:
         st.info("No runs yet: start one on the Train page.", icon=":material/info:")
-        st.page_link(ui.TRAIN, label="Go to Train", icon=":material/model_training:")
+        st.page_link(navigation.TRAIN, label="Go to Train", icon=":material/model_training:")
         return
     picked = runs_table_ui(runs)
     compare_ui(runs, picked)
@@ -156,4 +156,4 @@ def main() -> None:
     files_ui(runs)
 
 
-main()
+navigation.run_inside_app(main)

@@ -14,7 +14,7 @@ from cifar_core.summaries import (
     run_progress,
 )
 from cifar_core.train import LABELS, PRESETS, config_problems, device_advice
-from pages import ui
+from pages.shared import access, layout, navigation
 
 FIELDS = ("epochs", "lr", "momentum", "batch_size", "log_every", "train_size", "device", "seed")
 HELP = {
@@ -102,13 +102,13 @@ def start_ui(values: dict, problems: dict, images_per_epoch: int) -> None:
     if problems:
         c2.caption("Fix the settings marked in red to start.")
     else:
-        estimate = estimate_seconds(ui.store().list(), values, images_per_epoch)
+        estimate = estimate_seconds(access.store().list(), values, images_per_epoch)
         c2.caption(f"{values['epochs'] * images_per_epoch:,} images in all"
                    + (f" · about {format_duration(estimate)} here, judging by earlier runs"
                       if estimate else "")
                    + " · it keeps running if you leave this page.")
     if clicked and not problems:
-        run = ui.runner().start(TrainConfig(**values), ui.data_dir())
+        run = access.runner().start(TrainConfig(**values), access.data_dir())
         st.session_state.watch_run = run.id
         st.session_state.pop("events_cache", None)
         st.rerun()
@@ -118,7 +118,7 @@ def run_events(run_id: str) -> list[dict]:
     """All events of a run, reading only the new ones on each refresh."""
     cache = st.session_state.setdefault("events_cache", {})
     last_seq, events = cache.get(run_id, (0, []))
-    new = ui.store().events(run_id, since=last_seq)
+    new = access.store().events(run_id, since=last_seq)
     if new:
         events = events + [e for _, e in new]
         last_seq = new[-1][0]
@@ -175,19 +175,19 @@ def run_view_ui(run: Run, events: list[dict]) -> None:
 
 
 @st.fragment(run_every=1.0)
-@ui.guard
+@layout.guard
 def live_run_ui(run_id: str) -> None:
-    ui.runner().schedule()  # notices a crashed job and starts queued runs
-    run = ui.store().get(run_id)
+    access.runner().schedule()  # notices a crashed job and starts queued runs
+    run = access.store().get(run_id)
     if not run.is_active:
         st.rerun()  # redraw the page in its finished state
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
     c1.subheader(f"Run {run.id} · {run.status}")
     if c2.button("Stop", icon=":material/stop_circle:", key=f"stop_{run.id}",
                  disabled=run.stop_requested):
-        ui.runner().stop(run.id)
+        access.runner().stop(run.id)
         st.toast("Stopping after the current batch; the network learned so far is kept.")
-        run = ui.store().get(run_id)
+        run = access.store().get(run_id)
     if run.stop_requested and run.is_active:
         st.caption("Stopping ...")
     run_view_ui(run, run_events(run.id))
@@ -206,13 +206,13 @@ def finished_run_ui(run: Run) -> None:
         st.error(f"This run {run.status}: {run.message}", icon=":material/error:")
     run_view_ui(run, run_events(run.id))
     if run.checkpoint:
-        st.page_link(ui.EVALUATE, label="See what it learned on the Evaluate page",
+        st.page_link(navigation.EVALUATE, label="See what it learned on the Evaluate page",
                      icon=":material/fact_check:")
 
 
 def run_to_show() -> Run | None:
     """The run this page follows: the one started here, else the active one, else the latest."""
-    runs = ui.store().list()
+    runs = access.store().list()
     wanted = st.session_state.get("watch_run")
     by_id = {r.id: r for r in runs}
     if wanted in by_id:
@@ -224,12 +224,12 @@ def run_to_show() -> Run | None:
     return active[0] if active else (runs[0] if runs else None)
 
 
-@ui.guard
+@layout.guard
 def main() -> None:
-    ui.page_header("Train", "Pick the settings, press Start, and watch the loss fall: the lower "
-                   "the loss, the better the network fits the training images. Training runs "
-                   "in the background, so you can leave this page and come back.")
-    data = ui.data_or_status_ui()
+    layout.page_header("Train", "Pick the settings, press Start, and watch the loss fall: the "
+                       "lower the loss, the better the network fits the training images. Training "
+                       "runs in the background, so you can leave this page and come back.")
+    data = layout.data_or_status_ui()
     if data is None:
         return
     form = settings_form_ui(len(data.train_labels))
@@ -246,4 +246,4 @@ def main() -> None:
         finished_run_ui(run)
 
 
-main()
+navigation.run_inside_app(main)

@@ -9,7 +9,7 @@ import pytest
 from conftest import write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
-from cifar_core.data import OFFICIAL_CLASSES
+from cifar_core.dataset import OFFICIAL_CLASSES
 from cifar_core.jobs import execute_run
 from cifar_core.runs import RunStore
 from cifar_core.train import TrainConfig
@@ -91,6 +91,11 @@ def test_home_without_data_says_what_to_do(tmp_path, monkeypatch, runs_dir):
 
 # --- Data ---------------------------------------------------------------------------------------
 
+def shown_pictures(at: AppTest) -> list[tuple[str, str]]:
+    """The batch's tiles as (media URL, caption); the URL is a hash of the image's bytes."""
+    return [(img.url, img.caption) for img in at.get("image")[0].proto.imgs]
+
+
 def test_data_page_has_controls_and_new_batch_changes_the_batch(data_dir, runs_dir):
     at = app_at("pages/data.py")
     no_traceback(at)
@@ -98,11 +103,14 @@ def test_data_page_has_controls_and_new_batch_changes_the_batch(data_dir, runs_d
     assert at.slider[0].value == 16
     assert at.multiselect[0].options == CLASSES
     first_seed = at.number_input(key="data_seed").value
-    images_before = at.get("image")[0].proto.imgs
-    assert len(images_before) == 16
-    at.button[0].click().run()
+    before = shown_pictures(at)
+    assert len(before) == 16
+    next(b for b in at.button if b.label == "New batch").click().run()
     no_traceback(at)
     assert at.number_input(key="data_seed").value != first_seed
+    after = shown_pictures(at)
+    assert len(after) == 16
+    assert after != before, "New batch must show other pictures, not only another seed"
 
 
 def test_data_page_class_filter_and_counts(data_dir, runs_dir):
@@ -301,3 +309,20 @@ def test_runs_page_empty(data_dir, runs_dir):
     at = app_at("pages/runs.py")
     no_traceback(at)
     assert "No runs yet" in at.info[0].value
+
+
+def test_an_inner_page_opened_first_is_drawn_inside_the_app(data_dir, runs_dir):
+    # A bookmark of /runs as a fresh server's first request: Streamlit runs the page's file
+    # straight from pages/ until st.navigation has run once; the page must still get app.py's
+    # frame (the sidebar's run in progress here, the navigation in the browser test).
+    import os
+
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
+    run = RunStore(runs_dir).create(config, str(data_dir), "dashboard", status="running",
+                                    pid=os.getpid())  # alive, so the run stays "running"
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/runs.py")
+    at.run()
+    no_traceback(at)
+    assert at.title[0].value == "Runs"
+    assert any(run.id in c.value for c in at.sidebar.caption), "app.py's sidebar is missing"

@@ -1,5 +1,6 @@
 """One real-browser walk through the whole app: `streamlit run app.py` on a free localhost port,
-Debian's Chromium driven headless by Playwright.
+Debian's Chromium driven headless by Playwright. Before it, an inner page as a fresh server's
+first request (a bookmark after a restart), on a server of its own.
 
 Data: tiny generated batches by default. To take the README's screenshots on the real images:
     BROWSER_DATA_DIR=../shared/data BROWSER_SCREENSHOTS=docs BROWSER_TRAIN="2 4 10000 100" \
@@ -36,49 +37,74 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(data_dir: Path, runs_dir: Path) -> tuple[str, subprocess.Popen]:
+    """`streamlit run app.py` on a free port of 127.0.0.1; its URL once it accepts connections
+    (which opens no session: the first page request is still the test's to make)."""
+    env = {**os.environ, "CIFAR_DATA_DIR": str(Path(data_dir).resolve()),
+           "CIFAR_RUNS_DIR": str(runs_dir)}
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return f"http://127.0.0.1:{port}", proc
+        except OSError:
+            time.sleep(0.3)
+    output = stop_server(proc)
+    pytest.fail("streamlit did not start: " + output[-3000:])
+
+
+def stop_server(proc: subprocess.Popen) -> str:
+    """Stop the server (its own PID, politely first) and return what it printed."""
+    proc.terminate()
+    try:
+        output, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate(timeout=10)
+    return output
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The dashboard served by `streamlit run app.py` until the module's tests are done."""
     tmp = tmp_path_factory.mktemp("browser")
     data_dir = os.environ.get("BROWSER_DATA_DIR") or str(
         write_cifar_batches(tmp / "data", train_per_batch=500, test_size=200))
-    env = {**os.environ, "CIFAR_DATA_DIR": str(Path(data_dir).resolve()),
-           "CIFAR_RUNS_DIR": str(tmp / "runs")}
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
+    url, proc = start_server(Path(data_dir), tmp / "runs")
     yield url, tmp / "runs"
-    proc.terminate()
-    try:
-        output, _ = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        output, _ = proc.communicate()
+    output = stop_server(proc)
+    assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    """A dashboard of its own that has served no page yet, for what a first request sees."""
+    url, proc = start_server(tmp_path / "no-data", tmp_path / "runs")
+    yield url
+    output = stop_server(proc)
     assert "Traceback" not in output, output[-3000:]
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        tab = browser.new_page(viewport={"width": 1400, "height": 1500})
-        tab.set_default_timeout(60_000)
-        yield tab
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    tab = browser.new_page(viewport={"width": 1400, "height": 1500})
+    tab.set_default_timeout(60_000)
+    yield tab
+    tab.close()
 
 
 def shoot(page, name: str) -> None:
@@ -98,6 +124,34 @@ def assert_no_error_shown(page) -> None:
 def image_sources(page) -> list[str]:
     return page.locator("[data-testid=stMain] [data-testid=stImage] img").evaluate_all(
         "imgs => imgs.map(i => i.src)")
+
+
+def sidebar_navigation(page) -> list[str]:
+    """The page titles in the sidebar's navigation, top to bottom."""
+    links = page.locator("[data-testid=stSidebarNav] [data-testid=stSidebarNavLink]")
+    return [t.strip() for t in links.locator("[data-testid=stMarkdownContainer]").all_inner_texts()]
+
+
+def test_an_inner_page_as_a_fresh_servers_first_request_has_the_apps_navigation(fresh_server,
+                                                                               browser):
+    # A bookmark or reload of /runs after a restart: Streamlit runs pages/runs.py straight from
+    # the folder until st.navigation has run once, with a menu of the folder's file names
+    # (app, data, evaluate, runs, train, ...). The page must still get Home's navigation.
+    tab = browser.new_page()
+    tab.set_default_timeout(60_000)
+    try:
+        tab.goto(f"{fresh_server}/runs")
+        tab.get_by_text("No runs yet").wait_for()
+        tab.locator("[data-testid=stSidebarNav]").wait_for()
+        expected = ["Home", "Data", "Train", "Evaluate", "Runs"]
+        deadline = time.monotonic() + 10
+        while sidebar_navigation(tab) != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sidebar_navigation(tab) == expected
+        assert tab.locator("[data-testid=stMain] h1").first.inner_text() == "Runs"
+        assert_no_error_shown(tab)
+    finally:
+        tab.close()
 
 
 def test_click_through_the_whole_app(server, page):

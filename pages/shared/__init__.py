@@ -1,0 +1,3 @@
+"""What the pages share. A sub-folder of pages/, so Streamlit never lists it as a page:
+`access` (data, run store, runner, checkpoints, evaluations), `layout` (the error guard and
+drawing helpers), `navigation` (the pages' files, and drawing each inside app.py's navigation)."""

@@ -1,0 +1,76 @@
+"""Cached access to what the pages show: the data, the run store, the job runner, checkpoints and
+evaluations. No computation here: cifar_core computes, this keeps one copy per process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from cifar_core import (
+    CifarData,
+    CifarError,
+    JobRunner,
+    RunStore,
+    default_data_dir,
+    default_runs_dir,
+    load_checkpoint,
+    load_cifar10,
+)
+from cifar_core.evaluate import Evaluation, evaluate
+from cifar_core.runs import Run
+
+
+def data_dir() -> str:
+    return str(default_data_dir().resolve())
+
+
+def runs_dir() -> str:
+    return str(default_runs_dir().resolve())
+
+
+# Decoding takes seconds the first time in a process: keep one copy per data folder.
+@st.cache_resource(show_spinner="Loading CIFAR-10 ...")
+def get_data(folder: str) -> CifarData:
+    return load_cifar10(folder, download=False)
+
+
+# One store object per runs folder; it opens a short connection per call, so sharing is safe.
+@st.cache_resource
+def get_store(folder: str) -> RunStore:
+    return RunStore(folder)
+
+
+def store() -> RunStore:
+    return get_store(runs_dir())
+
+
+def runner() -> JobRunner:
+    return JobRunner(store())
+
+
+# A checkpoint is read once per file version (the mtime is part of the key).
+@st.cache_resource(max_entries=16, show_spinner=False)
+def get_checkpoint(path: str, mtime: float):
+    return load_checkpoint(path)
+
+
+# Evaluating 10,000 images takes about a second: once per run and data folder.
+@st.cache_data(max_entries=16, show_spinner="Testing the network on the test images ...")
+def get_evaluation(run_id: str, checkpoint: str, mtime: float, folder: str) -> Evaluation:
+    return evaluate(get_checkpoint(checkpoint, mtime).model, get_data(folder))
+
+
+def run_evaluation(run: Run) -> Evaluation:
+    """The run's network tested on the test split (cached); CifarError if it cannot be."""
+    if not run.checkpoint or not Path(run.checkpoint).is_file():
+        raise CifarError(f"Run {run.id} has no saved network (its checkpoint file is gone). "
+                         "Train a new run on the Train page.")
+    mtime = os.path.getmtime(run.checkpoint)
+    checkpoint = get_checkpoint(run.checkpoint, mtime)
+    data = get_data(data_dir())
+    if len(checkpoint.classes) != len(data.classes):
+        raise CifarError(f"Run {run.id} was trained on {len(checkpoint.classes)} classes but the "
+                         f"current data has {len(data.classes)}: pick another run.")
+    return get_evaluation(run.id, run.checkpoint, mtime, data_dir())

@@ -1,0 +1,78 @@
+"""How every page draws: the error guard that keeps tracebacks off the page, the page header,
+the data or why it is missing (with the download and its progress), and picture tiles."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import streamlit as st
+
+from cifar_core import CifarData, CifarError
+from cifar_core.dataset import OFFLINE_HELP
+from cifar_core.download import data_status, download_status, start_data_download
+from cifar_core.errors import DataNotFoundError
+from pages.shared.access import data_dir, get_data
+
+log = logging.getLogger("cifar_dashboard")
+
+
+def guard(fn):
+    """Show a user mistake as st.error and any other failure as a short message, never as a
+    traceback (the traceback goes to the server log)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CifarError as exc:
+            st.error(str(exc), icon=":material/error:")
+        except Exception as exc:
+            log.exception("page failed")
+            st.error(f"Something went wrong: {type(exc).__name__}: {exc}. Reload the page; if it "
+                     "happens again, the server log has the details.", icon=":material/error:")
+        return None
+    return wrapper
+
+
+def data_or_status_ui() -> CifarData | None:
+    """The data if it is there; otherwise say why not and offer the download."""
+    folder = data_dir()
+    if download_status(folder) is not None:
+        download_progress_ui()
+        return None
+    try:
+        # Cached after the first load, so a rerun costs nothing (no look at the files at all).
+        data = get_data(folder)
+    except DataNotFoundError:
+        st.warning(f"{data_status(folder).message} " + OFFLINE_HELP,
+                   icon=":material/folder_off:")
+        if st.button("Download CIFAR-10 (170 MB)", type="primary", icon=":material/download:"):
+            start_data_download(folder)
+            st.rerun()
+        return None
+    except CifarError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
+    for warning in data.warnings:
+        st.caption(f":material/info: {warning}")
+    return data
+
+
+@st.fragment(run_every=1.0)
+def download_progress_ui() -> None:
+    status = data_status(data_dir())
+    if status.state != "downloading":
+        st.rerun()  # finished (or failed): redraw the whole page with the new state
+    st.progress(status.fraction or 0.0, text=status.message)
+
+
+def show_tiles(images: list, captions: list[str]) -> None:
+    """Images in rows with a caption under each, at their own size (already enlarged sharply:
+    letting the browser scale them would blur them)."""
+    if images:
+        st.image(images, caption=captions, width=int(images[0].shape[1]))
+
+
+def page_header(title: str, intro: str) -> None:
+    st.title(title)
+    st.caption(intro)
