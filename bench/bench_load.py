@@ -2,7 +2,7 @@
 with the machine idle and under other load, interleaved.
 
 Each measurement is a fresh process that trains 1 epoch at the tutorial's settings through
-cifar_core.train.train; "whole" sets CIFAR_CORE_THREADS=1, which turns the halves off. A load
+cifar_core.train.train; "whole" sets CIFAR_CORE_THREADS=1, which turns the split batch off. A load
 process runs beside them: none, a busy loop, or one busy BUSY s in every PERIOD s. Prints
 images/s per run, how often the governor switched, and the median ratio halves / whole.
 
@@ -38,19 +38,20 @@ def load(busy: float, period: float) -> None:
 
 def worker(data_dir: str, images: int) -> None:
     sys.path.insert(0, str(ROOT))
-    import cifar_core.runtime as runtime
+    from cifar_core.config import TrainConfig
     from cifar_core.data import load_cifar10
-    from cifar_core.train import TrainConfig, build_model, train
+    from cifar_core.speed.governor import CoreGovernor
+    from cifar_core.train import build_model, train
 
     switches = []
-    original = runtime.CoreGovernor.set
+    original = CoreGovernor.set
 
     def counting_set(self, count):
         if count != self.count:
             switches.append(count)
         original(self, count)
 
-    runtime.CoreGovernor.set = counting_set
+    CoreGovernor.set = counting_set
     data = load_cifar10(data_dir)
     config = TrainConfig(epochs=1, seed=0, train_size=images)
     done = list(train(config, data, build_model(config)))[-1]

@@ -1,9 +1,9 @@
 """Training with and without keep_freed_memory() (glibc's malloc limits), interleaved.
 
 Each measurement is a fresh process that trains 1 epoch at the tutorial's settings (but the
-batch size) through cifar_core.train.train; "off" replaces runtime.keep_freed_memory with a no-op
-before training, so glibc keeps its defaults. Prints images/s and peak RSS per run, and the
-median ratio on/off per batch size.
+batch size) through cifar_core.train.train; "off" replaces cifar_core.speed.cpu's
+keep_freed_memory with a no-op before training, so glibc keeps its defaults. Prints images/s
+and peak RSS per run, and the median ratio on/off per batch size.
 
     python bench/bench_memory.py --data-dir /tmp/cifar/batches --batch-sizes 4 512 --rounds 3
 """
@@ -30,13 +30,14 @@ def worker(arm: str, batch: int, data_dir: Path, images: int | None) -> None:
 
     # The module (cifar_core's package namespace exports a function of the same name).
     train_module = importlib.import_module("cifar_core.train")
-    runtime = importlib.import_module("cifar_core.runtime")
+    from cifar_core.config import TrainConfig
+    from cifar_core.speed import cpu
 
     if arm == "off":
-        runtime.keep_freed_memory = lambda: False
+        cpu.keep_freed_memory = lambda: False
     data = load_cifar10(data_dir, download=False)
-    config = train_module.TrainConfig(epochs=1, batch_size=batch, log_every=2000, seed=0,
-                                      train_size=images, device="cpu")
+    config = TrainConfig(epochs=1, batch_size=batch, log_every=2000, seed=0,
+                         train_size=images, device="cpu")
     done = list(train_module.train(config, data, train_module.build_model(config)))[-1]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"images_per_s": done.images_per_s, "peak_rss_mb": peak_mb}))

@@ -1,7 +1,7 @@
-"""NetStep (backward written out) vs AutogradStep (the tutorial's step), interleaved.
+"""NetStep (backward written out) vs TutorialStep (the tutorial's autograd step), interleaved.
 
 Both train a fresh Net (same seed) on the same real training images in the same process,
-alternating, under runtime.runtime_settings for the batch size (threads, oneDNN) or under fixed
+alternating, under cifar_core.speed's CPU settings for the batch size (threads, oneDNN) or fixed
 threads (--threads). Prints images/s per round and the median ratio.
 
     python bench/bench_step.py --data-dir /tmp/cifar/batches --batch-sizes 4 16 32 --rounds 3
@@ -26,9 +26,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from cifar_core.data import load_cifar10
     from cifar_core.dataset import normalize
-    from cifar_core.model import Net
-    from cifar_core.runtime import runtime_settings
-    from cifar_core.step import AutogradStep, NetStep
+    from cifar_core.models import Net
+    from cifar_core.speed import cpu as cpu_settings
+    from cifar_core.speed.tutorial_step import TutorialStep as AutogradStep
+    from cifar_core.speed.written_out import NetStep
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path,
@@ -37,13 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=8000, help="images per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None,
-                        help="fixed thread count instead of runtime_settings")
+                        help="fixed thread count instead of the training settings")
     args = parser.parse_args(argv)
 
     data = load_cifar10(args.data_dir, download=False)
     inputs = normalize(data.train_images[:args.images])
     labels = data.train_labels[:args.images]
-    cpu = torch.device("cpu")
     print(f"{os.cpu_count()} cores, torch {torch.__version__}, {args.images:,} images per run")
 
     def measure(make, batch: int) -> float:
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     for batch in args.batch_sizes:
         if args.threads:
             torch.set_num_threads(args.threads)
-        settings = nullcontext() if args.threads else runtime_settings(batch, cpu)
+        settings = nullcontext() if args.threads else cpu_settings.settings(
+            cpu_settings.training_threads(batch), cpu_settings.onednn_convolutions(batch))
         ratios = []
         with settings:
             threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled

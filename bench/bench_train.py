@@ -148,8 +148,9 @@ def _ours_train(task: dict) -> dict:
     """cifar_core.train.train, as the CLI and the job runner call it."""
     import torch
 
+    from cifar_core.config import TrainConfig
     from cifar_core.data import load_cifar10
-    from cifar_core.train import TrainConfig, build_model, train
+    from cifar_core.train import build_model, train
 
     start = time.perf_counter()
     data = load_cifar10(task["data_dir"])
@@ -216,7 +217,7 @@ def _first(dataset, size: int | None):
 def _trained_net(task: dict):
     import torch
 
-    from cifar_core.model import Net
+    from cifar_core.models import Net
 
     torch.manual_seed(0)
     net = Net()
@@ -239,8 +240,8 @@ def _ours_eval(task: dict) -> dict:
     import torch
 
     from cifar_core.data import load_cifar10
+    from cifar_core.devices import resolve_device
     from cifar_core.evaluate import evaluate
-    from cifar_core.model import resolve_device
 
     data = load_cifar10(task["data_dir"])
     if task.get("test_size"):
@@ -352,9 +353,9 @@ def _run_cli(plan: Plan, args: argparse.Namespace, seed: int, tmp: Path) -> dict
 
 
 def _run_job(plan: Plan, args: argparse.Namespace, seed: int, tmp: Path) -> dict:
+    from cifar_core.config import TrainConfig
     from cifar_core.jobs import JobRunner
     from cifar_core.runs import RunStore
-    from cifar_core.train import TrainConfig
 
     runner = JobRunner(RunStore(tmp / "runs-jobs"))
     config = TrainConfig(epochs=1, train_size=plan.job_size, seed=seed, device=args.device)

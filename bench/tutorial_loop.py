@@ -29,7 +29,7 @@ from torchvision.datasets import CIFAR10
 
 # Run as a script, Python puts bench/ on the path, not the repository root that holds cifar_core.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from cifar_core.model import Net  # noqa: E402  (the tutorial's Net, layer for layer)
+from cifar_core.models import Net  # noqa: E402  (the tutorial's Net, layer for layer)
 from cifar_core.train import balanced_subset  # noqa: E402
 
 BATCH_SIZE = 4  # the tutorial's

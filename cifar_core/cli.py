@@ -18,13 +18,23 @@ from datetime import datetime
 from pathlib import Path
 
 from cifar_core.checkpoint import DEFAULT_NAME, load_checkpoint
-from cifar_core.data import default_data_dir, load_cifar10
+from cifar_core.config import (
+    PRESETS,
+    TrainConfig,
+    compared_settings,
+    defaults,
+    preset_values,
+    settings,
+)
+from cifar_core.data import load_cifar10
+from cifar_core.dataset import default_data_dir
+from cifar_core.devices import resolve_device
 from cifar_core.errors import CheckpointError, CifarError
 from cifar_core.evaluate import Evaluation, evaluate
-from cifar_core.jobs import JobRunner, execute_run
-from cifar_core.model import resolve_device
+from cifar_core.jobs import JobRunner
+from cifar_core.pipeline import execute_run
 from cifar_core.runs import STATUSES, Run, RunStore
-from cifar_core.train import TrainConfig
+from cifar_core.summaries import how_it_trained, setting_text
 
 USER_ERROR = 2
 
@@ -47,6 +57,27 @@ def _number(kind):
     return parse
 
 
+def setting_flags(parser: argparse.ArgumentParser) -> None:
+    """A flag for every TrainConfig setting, from its declaration (cifar_core.config). The
+    default is None (not given): the preset's value or the setting's default is used."""
+    for name, spec in settings().items():
+        kind = spec.kind if spec.kind is str else _number(spec.kind)
+        choices = f" Choices: {', '.join(spec.allowed())}." if spec.choices else ""
+        default = defaults()[name]
+        shown = spec.none_means if default is None else default
+        parser.add_argument(spec.flag, dest=name, type=kind, default=None,
+                            help=f"{spec.help}{choices} Default: {shown}.")
+
+
+def config_from_args(args) -> TrainConfig:
+    """The TrainConfig the flags ask for: the preset's settings (or the defaults), with each
+    flag given replacing its setting."""
+    values = preset_values(args.preset) if args.preset else {}
+    given = {name: getattr(args, name) for name in settings()
+             if getattr(args, name, None) is not None}
+    return TrainConfig.from_dict({**values, **given})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m cifar_core",
                      description="Train and inspect the PyTorch CIFAR-10 tutorial network.")
@@ -60,20 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--runs-dir", type=Path, default=None,
                        help="run store folder (default: $CIFAR_RUNS_DIR or ./runs)")
 
-    defaults = TrainConfig()
     t = sub.add_parser("train", help="train the network (recorded as a run)")
     data_flag(t)
     runs_flag(t)
-    t.add_argument("--epochs", type=_number(int), default=defaults.epochs)
-    t.add_argument("--lr", type=_number(float), default=defaults.lr, help="learning rate")
-    t.add_argument("--momentum", type=_number(float), default=defaults.momentum)
-    t.add_argument("--batch-size", type=_number(int), default=defaults.batch_size)
-    t.add_argument("--log-every", type=_number(int), default=defaults.log_every,
-                   help="minibatches between loss reports")
-    t.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:N or mps")
-    t.add_argument("--seed", type=_number(int), default=None)
-    t.add_argument("--train-size", type=_number(int), default=None,
-                   help="training images to use, class-balanced (default: all)")
+    t.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="start from a preset's settings (flags given beside it override it): "
+                        + "; ".join(f"{k} = {p.title}" for k, p in PRESETS.items()))
+    setting_flags(t)
     t.add_argument("--out", type=Path, default=Path(DEFAULT_NAME),
                    help=f"where to copy the trained network (default: {DEFAULT_NAME})")
     t.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -142,10 +166,7 @@ def cmd_train(args) -> int:
     if args.run_id:  # launched by the job runner: the run's settings are in the store
         run = execute_run(store, args.run_id, on_event=_print_event)
         return 0 if run.status in ("completed", "stopped") else 1
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, momentum=args.momentum,
-                         batch_size=args.batch_size, log_every=args.log_every,
-                         device=args.device, seed=args.seed,
-                         train_size=args.train_size).with_seed()
+    config = config_from_args(args).with_seed()
     device = resolve_device(config.device)
     data_dir = (args.data_dir or default_data_dir()).resolve()
     run = store.create(config.to_dict(), str(data_dir), origin="cli", status="running",
@@ -209,19 +230,26 @@ def cmd_runs(args) -> int:
         if not runs:
             print("No runs yet. Start one with: python -m cifar_core train")
             return 0
-        print(f"{'run':22} {'status':10} {'created':16} {'epochs':>6} {'lr':>8} {'batch':>5} "
-              f"{'accuracy':>8} {'images/s':>9}")
-        for run in runs:
-            c, m = run.config, run.metrics or {}
+        # A column per compared setting (cifar_core.config), then the results.
+        rows = [(run, {name: setting_text(name, run.settings[name])
+                       for name in compared_settings()}) for run in runs]
+        widths = {name: max(len(name), *(len(shown[name]) for _, shown in rows))
+                  for name in compared_settings()}
+        print(f"{'run':22} {'status':10} {'created':16} "
+              + " ".join(f"{name:>{width}}" for name, width in widths.items())
+              + f" {'accuracy':>8} {'images/s':>9}")
+        for run, shown in rows:
+            m = run.metrics or {}
             acc = f"{m['accuracy']:.1f} %" if m.get("accuracy") is not None else "-"
             ips = f"{m['images_per_s']:,.0f}" if m.get("images_per_s") else "-"
-            print(f"{run.id:22} {run.status:10} {_when(run.created):16} {c.get('epochs', '-'):>6} "
-                  f"{c.get('lr', 0):>8g} {c.get('batch_size', '-'):>5} {acc:>8} {ips:>9}")
+            values = " ".join(f"{shown[name]:>{width}}" for name, width in widths.items())
+            print(f"{run.id:22} {run.status:10} {_when(run.created):16} {values} {acc:>8} "
+                  f"{ips:>9}")
         return 0
     if args.action == "show":
         run = store.get(args.run_id)
         if args.json:
-            _emit({**run.to_dict(), "events": [e for _, e in store.events(run.id)]})
+            _emit({**run.to_dict(), "events": [e.to_dict() for _, e in store.events(run.id)]})
             return 0
         print(f"Run {run.id}: {run.status}" + (f" - {run.message}" if run.message else ""))
         print(f"  created {_when(run.created)}, origin {run.origin}, data {run.data_dir}")
@@ -229,8 +257,11 @@ def cmd_runs(args) -> int:
         stats = store.events(run.id, kind="stats")
         if stats:
             last = stats[-1][1]
-            print(f"  {len(stats)} loss reports; last: epoch {last['epoch']}, "
-                  f"loss {last['loss']:.3f}, {last['images_per_s']:,.0f} images/s")
+            print(f"  {len(stats)} loss reports; last: epoch {last.epoch}, "
+                  f"loss {last.loss:.3f}, {last.images_per_s:,.0f} images/s")
+        note = how_it_trained(run)
+        if note:
+            print(f"  {note}")
         if run.checkpoint:
             print(f"  checkpoint: {run.checkpoint}")
         if run.metrics:

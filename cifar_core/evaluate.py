@@ -8,46 +8,35 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from cifar_core.data import CifarData, normalize
-from cifar_core.model import Net
+from cifar_core.dataset import CifarData, normalize
+from cifar_core.models import inference_logits
+from cifar_core.speed.cpu import inference_settings
 
 # Measured fastest on a 2-core CPU (bench/RESULTS.md): conv1's output for 200 images (3.8 MB)
 # still fits the caches; at 500 and more the element-wise passes wait on memory.
 PREDICT_BATCH = 200
 
 
-def _pool(x: torch.Tensor) -> torch.Tensor:
-    """2x2 max-pool as two element-wise maxima (rows, then columns): the same values as
-    max_pool2d without its index bookkeeping, and vectorised in a channels-last layout, where
-    max_pool2d with 6 or 16 channels is not."""
-    t = x.permute(0, 2, 3, 1)  # (B, H, W, C): contiguous for a channels-last x
-    rows = torch.maximum(t[:, 0::2], t[:, 1::2])
-    return torch.maximum(rows[:, :, 0::2], rows[:, :, 1::2]).permute(0, 3, 1, 2)
-
-
-def _net_logits(net: Net, x: torch.Tensor) -> torch.Tensor:
-    """Net.forward for inference, with max-pool before ReLU (they commute; ReLU then sees a
-    quarter of the values) and the pooling above. Same logits as net(x) (tests/test_evaluate)."""
-    x = _pool(F.conv2d(x, net.conv1.weight, net.conv1.bias)).relu_()
-    x = _pool(F.conv2d(x, net.conv2.weight, net.conv2.bias)).relu_()
-    x = F.relu(net.fc1(torch.flatten(x, 1)))
-    x = F.relu(net.fc2(x))
-    return net.fc3(x)
-
-
-def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """model(x), by the faster route for the tutorial's Net (exactly that class)."""
-    return _net_logits(model, x) if type(model) is Net else model(x)
-
-
-@torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu",
             batch_size: int = PREDICT_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted class, confidence in 0..1) for uint8 images (N,3,32,32), returned on the CPU;
     the model is moved to `device` to compute them."""
+    probabilities = predict_probabilities(model, images, device, batch_size)
+    if not len(probabilities):
+        return torch.empty(0, dtype=torch.long), torch.empty(0)
+    confidence, predicted = probabilities.max(dim=1)
+    return predicted, confidence
+
+
+@torch.inference_mode()
+def predict_probabilities(model: nn.Module, images: torch.Tensor,
+                          device: torch.device | str = "cpu",
+                          batch_size: int = PREDICT_BATCH) -> torch.Tensor:
+    """Every class's probability (N, classes) for uint8 images (N,3,32,32), on the CPU; the
+    model is moved to `device` to compute them. With evaluation's CPU settings (oneDNN on),
+    also when called inside a training."""
     device = torch.device(device)
     layout = torch.contiguous_format
     if device.type == "cpu":
@@ -57,17 +46,13 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str =
         model = copy.deepcopy(model).to(memory_format=layout)
     was_training = model.training
     model.to(device).eval()
-    predicted, confidence = [], []
-    for start in range(0, len(images), batch_size):
-        chunk = normalize(images[start:start + batch_size].to(device, memory_format=layout))
-        probs = torch.softmax(logits(model, chunk), dim=1)
-        conf, pred = probs.max(dim=1)
-        predicted.append(pred.cpu())
-        confidence.append(conf.cpu())
+    chunks = []
+    with inference_settings(device):
+        for start in range(0, len(images), batch_size):
+            chunk = normalize(images[start:start + batch_size].to(device, memory_format=layout))
+            chunks.append(torch.softmax(inference_logits(model, chunk), dim=1).cpu())
     model.train(was_training)
-    if not predicted:
-        return torch.empty(0, dtype=torch.long), torch.empty(0)
-    return torch.cat(predicted), torch.cat(confidence)
+    return torch.cat(chunks) if chunks else torch.empty(0, 0)
 
 
 @dataclass(frozen=True)

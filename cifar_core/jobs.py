@@ -8,44 +8,32 @@ open. A job that dies without finishing is found by `reap` and marked failed.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-from cifar_core.checkpoint import DEFAULT_NAME, save_checkpoint
-from cifar_core.data import DOWNLOAD_LOG, DOWNLOAD_MARKER, default_data_dir, load_cifar10
-from cifar_core.errors import CifarError, RunError
-from cifar_core.evaluate import evaluate
-from cifar_core.model import resolve_device
-from cifar_core.procs import command_line, pid_alive
+from cifar_core.config import TrainConfig
+from cifar_core.dataset import default_data_dir
+from cifar_core.devices import resolve_device
+from cifar_core.errors import RunError
+from cifar_core.processes import command_line, pid_alive
 from cifar_core.runs import FINISHED, Run, RunStore
-from cifar_core.runtime import THREADS_ENV, thread_limit
-from cifar_core.train import TrainConfig, build_model, train
+from cifar_core.speed import threads_for_background_runs
+from cifar_core.speed.cpu import THREADS_ENV
 
 LOG_NAME = "log.txt"
-# How often a job looks for a stop request: well inside the 2 s a stop may take.
-STOP_POLL_S = 0.2
 # A claimed run whose process has not reported its pid by then is taken as failed to start.
 START_GRACE_S = 60.0
 
 
 def job_environment(max_parallel: int, cores: int | None = None) -> dict[str, str]:
-    """The environment of a training process: ours, with the cores shared out between the runs
-    that may go side by side, so that they do not fight over them (CIFAR_CORE_THREADS; a cap
-    already set for the dashboard stays if it is lower). On a machine with two cores one of
-    them is left to the dashboard and the browser that watch the run: a run that took both
-    (minibatches in two halves, cifar_core.halves) trained about 25 % slower from the Train page
-    than one on one core, as the page's redraws kept taking the second core back
-    (bench/RESULTS.md)."""
-    cores = cores or os.cpu_count() or 1
-    usable = cores - 1 if cores == 2 else cores
-    share = max(1, usable // max(1, max_parallel))
-    return {**os.environ, THREADS_ENV: str(min(share, thread_limit() or share))}
+    """The environment of a training process: ours, with CIFAR_CORE_THREADS set as
+    cifar_core.speed shares the cores out between runs side by side."""
+    threads = threads_for_background_runs(max_parallel, cores)
+    return {**os.environ, THREADS_ENV: str(threads)}
 
 
 class JobRunner:
@@ -155,23 +143,6 @@ class JobRunner:
             time.sleep(poll)
 
 
-def start_data_download(data_dir: Path | str | None = None) -> int:
-    """Download and decode CIFAR-10 in a background process (`python -m cifar_core data`);
-    follow it with data.data_status(). Returns the process id."""
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / DOWNLOAD_LOG, "wb") as log:  # a fresh log: only this try's errors
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cifar_core", "data", "--data-dir", str(data_dir.resolve())],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
-    _children[proc.pid] = proc
-    _exit_codes.pop(proc.pid, None)  # a reused pid: forget the old process
-    # Written here too (the child rewrites it), so the status says "downloading" at once.
-    (data_dir / DOWNLOAD_MARKER).write_text(str(proc.pid))
-    return proc.pid
-
-
 # Popen objects of the processes this process launched and has not yet seen exit; and the exit
 # codes of those that have (for the failure reason), so that no finished job stays a zombie.
 _children: dict[int, subprocess.Popen] = {}
@@ -211,59 +182,3 @@ def _last_line(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1][:300] if lines else ""
-
-
-def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
-                stop: threading.Event | None = None) -> Run:
-    """Train one stored run in this process: events go to the store (and to on_event), then
-    evaluate, save the checkpoint and record how it ended. Never raises for user errors."""
-    stop = stop or threading.Event()
-    finished = threading.Event()
-    if not store.set_running(run_id, os.getpid()):
-        return store.get(run_id)  # ended before this process got going (stopped, given up)
-    run = store.get(run_id)
-    watcher = threading.Thread(target=_forward_stop, args=(store, run_id, stop, finished),
-                               daemon=True)
-    watcher.start()
-    try:
-        config = TrainConfig.from_dict(run.config)
-        data = load_cifar10(run.data_dir, progress=lambda msg: on_event({"kind": "log",
-                                                                           "message": msg}))
-        model = build_model(config, len(data.classes))
-        done = None
-        for event in train(config, data, model, stop):
-            record = event.to_dict()
-            store.add_event(run_id, record)
-            on_event(record)
-            done = event if event.kind == "done" else done
-        metrics, checkpoint = None, None
-        if done.status != "diverged":
-            evaluation = evaluate(model, data, resolve_device(config.device))
-            metrics = {**evaluation.metrics(), "images_per_s": done.images_per_s,
-                       "train_s": done.train_s, "images_seen": done.images_seen,
-                       "epochs_done": done.epochs_done, "classes": list(data.classes)}
-            checkpoint = str(save_checkpoint(store.run_dir(run_id) / DEFAULT_NAME, model,
-                                             config.to_dict(), data.classes, metrics))
-        store.finish(run_id, done.status, done.message, metrics, checkpoint)
-    except CifarError as exc:
-        store.finish(run_id, "failed", str(exc))
-    except Exception as exc:  # an unexpected bug: keep the run, say what broke
-        store.finish(run_id, "failed", f"Training crashed: {type(exc).__name__}: {exc}")
-        raise
-    finally:
-        finished.set()
-        with contextlib.suppress(Exception):
-            JobRunner(store).schedule()  # free slot: start the next queued run
-    return store.get(run_id)
-
-
-def _forward_stop(store: RunStore, run_id: str, stop: threading.Event,
-                  finished: threading.Event) -> None:
-    while not finished.is_set() and not stop.is_set():
-        try:
-            if store.stop_requested(run_id):
-                stop.set()
-                return
-        except Exception:
-            pass  # a busy database must not kill the job; try again
-        finished.wait(STOP_POLL_S)

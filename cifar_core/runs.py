@@ -3,6 +3,10 @@
 One SQLite file (WAL mode, so pages read while a job writes) plus one folder per run for its
 checkpoint and log, under $CIFAR_RUNS_DIR or ./runs. Every call opens its own short-lived
 connection, so the store is safe to use from any thread or process.
+
+The file carries a schema version (`PRAGMA user_version`); opening it applies the MIGRATIONS it
+has not had yet, in order, each in one transaction, so a store written by an older version
+opens and keeps all its runs. To change the schema, append a migration; never edit one.
 """
 
 from __future__ import annotations
@@ -17,15 +21,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cifar_core.errors import RunError
+from cifar_core.events import Event, event_from_dict
+
+if TYPE_CHECKING:
+    from cifar_core.config import TrainConfig
 
 STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed")
 ACTIVE = ("queued", "running")
 FINISHED = ("completed", "stopped", "diverged", "failed")
 DB_NAME = "runs.sqlite"
 
-SCHEMA = """
+# Version 1 is the schema as it was before the store had versions: IF NOT EXISTS, so that a
+# file written then (user_version 0) takes it without a change.
+SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     created REAL NOT NULL,
@@ -50,6 +61,17 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id, seq);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+# (version, SQL): what turns a store of version - 1 into this version, in order. Statements are
+# split at ';' (so none may hold one inside a string or a trigger body).
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, SCHEMA_V1),
+]
+
+
+def schema_version() -> int:
+    """The schema version this code writes."""
+    return MIGRATIONS[-1][0]
 
 
 def default_runs_dir() -> Path:
@@ -90,6 +112,23 @@ class Run:
     def accuracy(self) -> float | None:
         return (self.metrics or {}).get("accuracy")
 
+    @property
+    def settings(self) -> dict:
+        """The run's settings for showing: as stored, with today's defaults for settings added
+        since it ran. Unlike train_config, never refuses a value (e.g. a model that only a
+        newer version knows), so one such run cannot hide the others."""
+        from cifar_core.config import defaults
+
+        known = defaults()
+        return {**known, **{k: v for k, v in self.config.items() if k in known}}
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The run's settings as a TrainConfig (settings added since it ran take defaults)."""
+        from cifar_core.config import TrainConfig  # torch only when settings are wanted
+
+        return TrainConfig.from_dict(self.config)
+
     def to_dict(self) -> dict:
         return {**self.__dict__, "duration_s": self.duration_s}
 
@@ -115,9 +154,30 @@ class RunStore:
             raise RunError(f"Cannot create the runs folder {self.root} ({exc.strerror}). "
                            "Set CIFAR_RUNS_DIR (or --runs-dir) to a writable folder.") from None
         self.db_path = self.root / DB_NAME
+        self._migrate()
+
+
+    def _migrate(self) -> None:
+        """Bring the file up to schema_version(), one migration per transaction."""
         with self._connect() as con:
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+        if version > schema_version():
+            raise RunError(f"The run store {self.db_path} was written by a newer version of this "
+                           f"app (schema {version}; this one knows up to {schema_version()}). "
+                           "Update the app, or set CIFAR_RUNS_DIR (or --runs-dir) to another "
+                           "folder.")
+        with self._connect() as con:  # (after the check: a newer file is left as it is)
             con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(SCHEMA)
+        for target, sql in MIGRATIONS:
+            if target <= version:
+                continue
+            with self._transaction() as con:
+                # Another process may have migrated meanwhile: the write lock makes this exact.
+                if con.execute("PRAGMA user_version").fetchone()[0] >= target:
+                    continue
+                for statement in filter(str.strip, sql.split(";")):
+                    con.execute(statement)
+                con.execute(f"PRAGMA user_version = {int(target)}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -234,7 +294,8 @@ class RunStore:
     def finish(self, run_id: str, status: str, message: str = "", metrics: dict | None = None,
                checkpoint: str | None = None) -> None:
         """Record the end of a run (only once: a finished run keeps its first ending)."""
-        assert status in FINISHED, status
+        if status not in FINISHED:
+            raise ValueError(f"a run ends as one of {', '.join(FINISHED)}, not {status!r}")
         with self._connect() as con:
             con.execute(
                 "UPDATE runs SET status=?, message=?, metrics=?, checkpoint=?, finished=? "
@@ -272,16 +333,18 @@ class RunStore:
 
     # --- events -----------------------------------------------------------------------------
 
-    def add_event(self, run_id: str, event: dict) -> int:
-        """Append one event (a dict with 'kind'); returns its sequence number."""
+    def add_event(self, run_id: str, event: Event | dict) -> int:
+        """Append one event (an Event, or its to_dict() form); returns its sequence number."""
+        record = event if isinstance(event, dict) else event.to_dict()
         with self._connect() as con:
             cur = con.execute("INSERT INTO events(run_id, kind, data) VALUES(?, ?, ?)",
-                              (run_id, event["kind"], json.dumps(event)))
+                              (run_id, record["kind"], json.dumps(record)))
             return cur.lastrowid
 
     def events(self, run_id: str, since: int = 0,
-               kind: str | None = None) -> list[tuple[int, dict]]:
-        """(seq, event) pairs after `since`, oldest first; pass the last seq for only new ones."""
+               kind: str | None = None) -> list[tuple[int, Event]]:
+        """(seq, event) pairs after `since`, oldest first; pass the last seq for only new ones.
+        A row that is not a readable event is skipped."""
         query = "SELECT seq, data FROM events WHERE run_id=? AND seq>?"
         args: tuple = (run_id, since)
         if kind:
@@ -289,13 +352,25 @@ class RunStore:
             args += (kind,)
         with self._connect() as con:
             rows = con.execute(query + " ORDER BY seq", args).fetchall()
-        return [(r["seq"], json.loads(r["data"])) for r in rows]
+        events = ((r["seq"], _event_or_none(r["data"])) for r in rows)
+        return [(seq, event) for seq, event in events if event is not None]
 
-    def latest_event(self, run_id: str, kind: str | None = None) -> dict | None:
-        """The newest event of a run (of one kind if given), or None."""
+    def latest_event(self, run_id: str, kind: str | None = None) -> Event | None:
+        """The newest event of a run (of one kind if given), or None. As in events(), a row
+        that is not a readable event is skipped."""
         query, args = "SELECT data FROM events WHERE run_id=?", (run_id,)
         if kind:
             query, args = query + " AND kind=?", (run_id, kind)
         with self._connect() as con:
-            row = con.execute(query + " ORDER BY seq DESC LIMIT 1", args).fetchone()
-        return json.loads(row["data"]) if row else None
+            for row in con.execute(query + " ORDER BY seq DESC", args):
+                event = _event_or_none(row["data"])
+                if event is not None:
+                    return event
+        return None
+
+
+def _event_or_none(data: str) -> Event | None:
+    try:
+        return event_from_dict(json.loads(data))
+    except (ValueError, TypeError):
+        return None

@@ -11,9 +11,12 @@ from datetime import datetime
 
 import pandas as pd
 
+from cifar_core.config import compared_settings, settings
+from cifar_core.events import EpochEvent, Event, StatsEvent
 from cifar_core.runs import Run
 
-SETTINGS = ("epochs", "lr", "momentum", "batch_size", "train_size", "log_every", "device", "seed")
+# The settings a comparison of runs shows, as declared in cifar_core.config.
+SETTINGS = compared_settings()
 
 
 def format_duration(seconds: float | None) -> str:
@@ -32,10 +35,30 @@ def format_duration(seconds: float | None) -> str:
 
 def run_label(run: Run) -> str:
     """A short name for menus: id, status, key settings and accuracy."""
-    c = run.config
+    c = run.settings
     acc = f", {run.accuracy:.1f} %" if run.accuracy is not None else ""
-    return (f"{run.id} ({run.status}{acc}; {c.get('epochs')} ep, lr {c.get('lr'):g}, "
-            f"batch {c.get('batch_size')})")
+    model = "" if c["model"] == "tutorial" else f"{c['model']}, "
+    return (f"{run.id} ({run.status}{acc}; {model}{c['epochs']} ep, lr {c['lr']:g}, "
+            f"batch {c['batch_size']})")
+
+
+def setting_text(name: str, value) -> str:
+    """A setting's value in words, e.g. 'all' for every training image."""
+    spec = settings()[name]
+    if value is None:
+        return spec.none_means or "-"
+    return f"{value:,}" if spec.kind is int else str(value)
+
+
+def how_it_trained(run: Run) -> str | None:
+    """Which training step computed the run, on how many cores (cifar_core.speed), in words;
+    None for a run that did not record it. The same seed gives the same weights only with the
+    same step and cores (float rounding)."""
+    metrics = run.metrics or {}
+    if not metrics.get("training_step"):
+        return None
+    cores = metrics.get("cores") or 1
+    return f"Trained with the {metrics['training_step']} on {cores} core{'s' * (cores != 1)}."
 
 
 def runs_with_network(runs: list[Run]) -> list[Run]:
@@ -47,12 +70,12 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
     """One row per run: status, settings, accuracy, duration, images/s."""
     rows = []
     for run in runs:
-        metrics = run.metrics or {}
+        metrics, config = run.metrics or {}, run.settings
         rows.append({
             "run": run.id,
             "status": run.status,
             "created": datetime.fromtimestamp(run.created),
-            **{k: run.config.get(k) for k in SETTINGS},
+            **{k: config[k] for k in SETTINGS},
             "accuracy": metrics.get("accuracy"),
             "duration_s": run.duration_s,
             "images_per_s": metrics.get("images_per_s"),
@@ -63,13 +86,13 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def loss_curve(events: list[dict], run_id: str | None = None) -> pd.DataFrame:
+def loss_curve(events: list[Event], run_id: str | None = None) -> pd.DataFrame:
     """The stats events as rows: epochs (fractional, for the x axis), loss, images_seen, ..."""
-    rows = [{"epochs": (e["images_seen"] / e["images_per_epoch"]
-                        if e.get("images_per_epoch") else float(e["epoch"])),
-             "loss": e["loss"], "epoch": e["epoch"], "minibatch": e["minibatch"],
-             "images_seen": e["images_seen"], "images_per_s": e["images_per_s"]}
-            for e in events if e.get("kind") == "stats"]
+    rows = [{"epochs": (e.images_seen / e.images_per_epoch
+                        if e.images_per_epoch else float(e.epoch)),
+             "loss": e.loss, "epoch": e.epoch, "minibatch": e.minibatch,
+             "images_seen": e.images_seen, "images_per_s": e.images_per_s}
+            for e in events if isinstance(e, StatsEvent)]
     frame = pd.DataFrame(rows, columns=["epochs", "loss", "epoch", "minibatch", "images_seen",
                                         "images_per_s"])
     if run_id is not None:
@@ -77,10 +100,10 @@ def loss_curve(events: list[dict], run_id: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def epoch_accuracies(events: list[dict]) -> pd.DataFrame:
+def epoch_accuracies(events: list[Event]) -> pd.DataFrame:
     """Test accuracy after each epoch: epoch, test_accuracy (%)."""
-    rows = [{"epoch": e["epoch"], "test_accuracy": e["test_accuracy"]}
-            for e in events if e.get("kind") == "epoch"]
+    rows = [{"epoch": e.epoch, "test_accuracy": e.test_accuracy}
+            for e in events if isinstance(e, EpochEvent)]
     return pd.DataFrame(rows, columns=["epoch", "test_accuracy"])
 
 
@@ -95,10 +118,10 @@ class Progress:
     last_loss: float | None
 
 
-def run_progress(run: Run, events: list[dict]) -> Progress:
+def run_progress(run: Run, events: list[Event]) -> Progress:
     """Progress of a run from its latest events."""
-    stats = [e for e in events if e.get("kind") == "stats"]
-    epochs = run.config.get("epochs", 1)
+    stats = [e for e in events if isinstance(e, StatsEvent)]
+    epochs = run.settings["epochs"]
     if run.status == "queued":
         return Progress(0.0, "Waiting for a free slot: another run is training.", None, None,
                         None)
@@ -109,15 +132,15 @@ def run_progress(run: Run, events: list[dict]) -> Progress:
         return Progress(1.0 if run.status == "completed" else 0.0,
                         run.message or run.status, None, None, None)
     last = stats[-1]
-    fraction = 1.0 if run.status == "completed" else min(1.0, last["fraction_done"])
+    fraction = 1.0 if run.status == "completed" else min(1.0, last.fraction_done)
     if run.status == "running":
-        text = (f"Epoch {last['epoch']} of {epochs} · {last['images_seen']:,} images seen · "
-                f"{last['images_per_s']:,.0f} images/s · about "
-                f"{format_duration(last['eta_s'])} left")
+        text = (f"Epoch {last.epoch} of {epochs} · {last.images_seen:,} images seen · "
+                f"{last.images_per_s:,.0f} images/s · about "
+                f"{format_duration(last.eta_s)} left")
     else:
-        text = (f"{run.status.capitalize()} after {last['images_seen']:,} images · "
-                f"{last['images_per_s']:,.0f} images/s · {format_duration(run.duration_s)}")
-    return Progress(fraction, text, last["images_per_s"], last["eta_s"], last["loss"])
+        text = (f"{run.status.capitalize()} after {last.images_seen:,} images · "
+                f"{last.images_per_s:,.0f} images/s · {format_duration(run.duration_s)}")
+    return Progress(fraction, text, last.images_per_s, last.eta_s, last.loss)
 
 
 def estimate_seconds(runs: list[Run], config: dict, images_per_epoch: int) -> float | None:
@@ -157,8 +180,9 @@ def metrics_csv(run: Run) -> str:
                  "total": sum(map(sum, confusion)) or None})
     frame = pd.DataFrame(rows)
     frame.insert(0, "run", run.id)
+    config = run.settings
     for key in SETTINGS:
-        frame[key] = run.config.get(key)
+        frame[key] = config[key]
     out = io.StringIO()
     frame.to_csv(out, index=False)
     return out.getvalue()

@@ -1,90 +1,16 @@
-"""How a training process uses the CPU: threads, oneDNN and the C allocator.
+"""The core governor: a second core for training while it trains faster than one.
 
-Each setting here was measured (bench/RESULTS.md) and changes only speed, never a result: the
-tutorial's 4-image batches are so small that PyTorch's defaults spend more time organising
-the work than doing it.
+Used by the split-batch step (cifar_core.speed.split_batch), whose two ways of computing a
+minibatch give the same weights bit for bit, so switching between them as the machine gets
+busy or quiet never changes a result.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-import torch
-
-# CPU batches up to this size take the small-batch settings below.
-SMALL_CPU_BATCH = 16
-
-# The most threads a training process may use; the job runner sets it when runs share the cores.
-THREADS_ENV = "CIFAR_CORE_THREADS"
-
-
-def thread_limit() -> int | None:
-    """CIFAR_CORE_THREADS as a number, or None where it is unset or not a whole number."""
-    value = os.environ.get(THREADS_ENV, "").strip()
-    return max(1, int(value)) if value.isdigit() else None
-
-
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Let this process's C allocator keep freed memory for the next step (glibc only).
-
-    By default glibc maps every block over its adaptive threshold afresh and hands free memory
-    at the heap's top back to the system, so tensors of a few hundred KB and up (conv1's im2col
-    copy is 940 KB at batch 4; most tensors at batch 512) page-fault on every training step.
-    Here blocks up to 32 MB come from the heap and up to 1 GB of it stays mapped once freed:
-    1.1-1.2x faster at batch 4 and steadier at large batches (bench/RESULTS.md). Both limits or
-    neither: setting either alone turns off glibc's adaptive thresholds, which made batch-4
-    training 1.4-2x slower. Process-wide, once; False where there is no glibc mallopt."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    # The mmap limit first: where it is refused (32-bit), the trim limit is left alone too.
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD,
-                                                                          1 << 30))
-
-
-def small_batch_threads() -> int:
-    """Threads for the tutorial's tiny batches: at most two, leaving a core for everything
-    else, and within CIFAR_CORE_THREADS."""
-    wanted = max(1, min(2, (os.cpu_count() or 1) - 1))
-    return min(wanted, thread_limit() or wanted)
-
-
-@contextmanager
-def runtime_settings(batch_size: int, device: torch.device) -> Iterator[None]:
-    """Runtime settings measured fastest on a CPU, restored on exit. For the tutorial's tiny
-    batches: PyTorch's own convolution, as oneDNN's cost more to set up than a 4-image
-    convolution takes, and small_batch_threads(). Larger batches keep torch's defaults, within
-    CIFAR_CORE_THREADS (the job runner sets it for runs side by side). Also, for good:
-    keep_freed_memory()."""
-    if device.type != "cpu":
-        yield
-        return
-    keep_freed_memory()
-    threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
-    small = batch_size <= SMALL_CPU_BATCH
-    torch.set_num_threads(small_batch_threads() if small else min(threads,
-                                                                   thread_limit() or threads))
-    if small:
-        torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        torch.backends.mkldnn.enabled = onednn
 
 
 def _machine_busy_s(stat_path: str) -> float | None:
@@ -116,20 +42,20 @@ class CoreGovernor:
     """A second core for training where it trains faster than one, measured as the run goes.
 
     The two ways of training that it switches between (`apply(1)`, `apply(2)`: in
-    cifar_core.halves, both halves of a minibatch in this process, or one in a helper process
-    on the other core) must compute the same weights bit for bit, so that a seed gives the
-    same run whatever the switching did. Two cores are faster only while the other core is
-    free: the two halves wait for each other at every step, so when another process holds
-    one of them up the other stalls too (with a busy loop on the other core, 2.4x slower than
-    both halves on one core, bench/RESULTS.md). So `update(steps)`, called every few dozen
-    steps, looks back over the last `window_s`: how many steps were done (the speed on the
-    current count), and how much CPU the other processes used (/proc/stat minus `own_cpu_s()`,
-    the CPU time of this process and its helper). It goes to one core at once when other
-    processes used more than `margin` of a core, or when two cores trained much slower than
-    one did before it took two, and after two windows in a row in which they trained a little
-    slower; it tries two again only after `wait_s` on one with the other processes quiet.
-    Each time two had to give way the wait doubles (up to MAX_WAIT_S), so a process that
-    wakes up every second or two is not caught at every wake-up.
+    cifar_core.speed.split_batch, both halves of a minibatch in this process, or one in a helper
+    process on the other core) must compute the same weights bit for bit, so that a seed gives
+    the same run whatever the switching did. Two cores are faster only while the other core is
+    free: the two halves wait for each other at every step, so when another process holds one of
+    them up the other stalls too (with a busy loop on the other core, 2.4x slower than both
+    halves on one core, bench/RESULTS.md). So `update(steps)`, called every few dozen steps,
+    looks back over the last `window_s`: how many steps were done (the speed on the current
+    count), and how much CPU the other processes used (/proc/stat minus `own_cpu_s()`, the CPU
+    time of this process and its helper). It goes to one core at once when other processes used
+    more than `margin` of a core, or when two cores trained much slower than one did before it
+    took two, and after two windows in a row in which they trained a little slower; it tries two
+    again only after `wait_s` on one with the other processes quiet. Each time two had to give
+    way the wait doubles (up to MAX_WAIT_S), so a process that wakes up every second or two is
+    not caught at every wake-up.
 
     `start_high`: begin on two cores (the speed on one is then unknown until the governor has
     had to use one, and the speed check waits for it).

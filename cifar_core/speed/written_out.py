@@ -19,9 +19,10 @@ computes for `Net` with `CrossEntropyLoss` and `SGD(lr, momentum)`, with fewer a
 - the weights live in one flat tensor (the model's parameters are views into it), so the
   momentum update is two ops on all 62,006 weights at once.
 
-The gradients match autograd's to float rounding (tests/test_step.py). Every op is a PyTorch
-op. Training uses it where it was measured faster: on a CPU, for batches of up to 32 images
-(train.make_step); larger batches are faster through autograd and oneDNN's convolutions, which
+The gradients match autograd's to float rounding (tests/test_written_out.py). Every op is a
+public PyTorch op but one (oneDNN's product, see _onednn_linear). Training uses it where it was
+measured faster: on a CPU, for batches of up to 32 images (cifar_core.speed.open_step); larger
+batches are faster through autograd and oneDNN's convolutions, which
 do not build im2col copies at all.
 """
 
@@ -30,15 +31,13 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch import nn, optim
+import torch.nn.functional as F
 
-from cifar_core.model import Net
+from cifar_core.models import Net
 
+# ATen's operators by their public names (torch.ops.aten): the backward pieces that autograd
+# itself calls, which torch.nn.functional has no function for.
 _aten = torch.ops.aten
-# What F.max_pool2d(..., return_indices=True) and F.nll_loss call, without their Python
-# wrappers (measured A/B: 7 us of a 440 us step); tests/test_step.py checks the results.
-_max_pool2d_with_indices = torch._C._nn.max_pool2d_with_indices
-_nll_loss = torch._C._nn.nll_loss_nd
 
 
 def _pool_planes(planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +46,7 @@ def _pool_planes(planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     p, h, w = planes.shape
     # P planes as the channels of one channels-last image: the vectorised kernel.
     image = planes.view(1, p, h, w).contiguous(memory_format=torch.channels_last)
-    pooled, indices = _max_pool2d_with_indices(image, 2)
+    pooled, indices = F.max_pool2d(image, 2, return_indices=True)
     return torch.relu_(pooled)[0], indices.contiguous()
 
 
@@ -62,6 +61,10 @@ def _unpool(grad: torch.Tensor, x: torch.Tensor, indices: torch.Tensor) -> torch
 ONEDNN_MIN_IMAGES = 3
 
 
+# The one private PyTorch op here. On a 2-core AMD EPYC it ran conv1's products 1.4-2.6x
+# faster than torch.mm (the step 1.07x); on a 2-core Intel Xeon the step is 0.85x with it
+# (bench/RESULTS.md, "Private ops"). Kept: changing it changes every seed's weights (float
+# rounding), and this reshaping of the code had to keep them bit for bit.
 @functools.cache
 def _onednn_linear():
     """oneDNN's matrix product as this PyTorch exposes it, linear(a, w) = a @ w.T, or None
@@ -178,12 +181,12 @@ class NetStep:
         size2 = a1.shape[2] - k + 1
         c2 = torch.addmm(b2, cols2.t(), w2_cols)
         c2 = c2.view(n, size2, size2, c2_channels).permute(0, 3, 1, 2)
-        p2, i2 = _max_pool2d_with_indices(c2, 2)
+        p2, i2 = F.max_pool2d(c2, 2, return_indices=True)
         a2 = p2.relu_().contiguous().view(n, -1)
         h1 = torch.relu(torch.addmm(b3, a2, w3_t))
         h2 = torch.relu(torch.addmm(b4, h1, w4_t))
         log_probs = torch.log_softmax(torch.addmm(b5, h2, w5_t), 1)
-        loss = _nll_loss(log_probs, labels, None, 2, -100)  # 2: the sum
+        loss = F.nll_loss(log_probs, labels, reduction="sum")
 
         # Backward: d(mean cross-entropy)/d(logits) = (softmax - one_hot) / n_total.
         d = log_probs.exp_().sub_(self.one_hot.index_select(0, labels)).div_(n_total)
@@ -217,24 +220,3 @@ class NetStep:
         for part in more:
             self.momentum_buffer.add_(part)
         self.flat.add_(self.momentum_buffer, alpha=-self.lr)
-
-
-class AutogradStep:
-    """The tutorial's step for any model: zero_grad, forward, loss, backward, optimizer step.
-    Same interface as NetStep, which does the same for Net faster."""
-
-    def __init__(self, model: nn.Module, lr: float, momentum: float):
-        self.model = model
-        self.criterion = nn.CrossEntropyLoss()
-        device = next(model.parameters()).device
-        # The fused SGD step is one kernel instead of a few per weight tensor (CPU and CUDA).
-        fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
-        self.optimizer = optim.SGD(model.parameters(), lr=lr, momentum=momentum, **fused)
-
-    def step(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self.optimizer.zero_grad()
-        loss = self.criterion(self.model(x), labels)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
-

@@ -1,4 +1,5 @@
-"""Each minibatch in two halves, the second one computed by a helper process on another core.
+"""The split-batch step: each minibatch in two halves, the second computed by a helper process
+on another core.
 
 At the tutorial's batch of 4 a training step is a chain of ~50 small ops, each too small to
 share between two threads (PyTorch's threads wait for each other at every op: a second thread
@@ -9,12 +10,12 @@ to its own in the SGD step. At batch 4 that is 1.2-1.25x one process's speed, at
 1.7x (bench/RESULTS.md).
 
 The arithmetic is the same whether the helper computes the second half or the main process
-does (`use_helper(False)`: both halves one after the other, on one core): the same code on the
-same inputs in a forked copy of the same process, checked bit for bit when the helper starts.
-So switching between the two as the machine gets busy or quiet (runtime.CoreGovernor) never
-changes a result: a seed gives the same run whatever else the machine was doing. One core
-alone computes the halves about 0.7x as fast as a whole minibatch, so the switch is for
-while another process needs the second core.
+does (`use_second_process(False)`: both halves one after the other, on one core): the same
+code on the same inputs in a forked copy of the same process, checked bit for bit when the
+helper starts. So switching between the two as the machine gets busy or quiet
+(cifar_core.speed.governor) never changes a result: a seed gives the same run whatever else
+the machine was doing. One core alone computes the halves about 0.7x as fast as a whole
+minibatch, so the switch is for while another process needs the second core.
 
 Linux only (fork, /proc); a helper that dies or stops answering is replaced by the main
 process computing both halves, with the same result.
@@ -34,8 +35,8 @@ from collections.abc import Callable
 
 import torch
 
-from cifar_core.model import Net
-from cifar_core.step import NetStep
+from cifar_core.models import Net
+from cifar_core.speed.written_out import NetStep
 
 # How long one process spins waiting for the other before it sleeps: longer than a step's
 # usual wait (tens of microseconds), short enough to cost nothing while the other is idle.
@@ -43,10 +44,10 @@ SPIN_S = 0.001
 
 # How long the main process waits for the helper's half before it takes the helper for
 # stuck, stops it and computes both halves itself from then on.
-HELPER_TIMEOUT_S = 10.0
+SECOND_PROCESS_TIMEOUT_S = 10.0
 
 
-def helper_possible() -> bool:
+def second_process_possible() -> bool:
     """Whether this machine can run the helper: Linux (fork; a core count the governor can
     read) and at least two cores."""
     return sys.platform.startswith("linux") and (os.cpu_count() or 1) >= 2 \
@@ -74,17 +75,16 @@ def _wait(sem, alive: Callable[[], bool], timeout_s: float | None = None) -> boo
     return True
 
 
-class HalvesStep:
+class SplitBatchStep:
     """NetStep's step for minibatches of `batch_size` images or fewer, in two halves: the first
-    ceil(n/2) images in this process, the rest in a helper process while `use_helper(True)`
-    (the default once `start()` succeeded), or here as well. Same interface as NetStep. Sets
-    this process to one PyTorch thread (runtime_settings puts the count back after training)."""
+    ceil(n/2) images in this process, the rest in a helper process while
+    `use_second_process(True)` (the default once `start()` succeeded), or here as well. Same
+    interface as NetStep. Both processes must compute on one PyTorch thread (the halves'
+    arithmetic must not depend on the helper: at 2 images, one and two threads round
+    differently): cifar_core.speed.open_step sets that on entering, the helper for itself."""
 
     def __init__(self, model: Net, lr: float, momentum: float, batch_size: int,
                  image_shape: tuple[int, ...] = (3, 32, 32)):
-        # One thread in each process, whether the helper runs or not: the halves' arithmetic
-        # must not depend on it (at 2 images, one and two threads round differently).
-        torch.set_num_threads(1)
         size = sum(p.numel() for p in model.parameters())
         self.net = NetStep(model, lr, momentum, flat=_shared(size, torch.float32))
         # What the helper reads (the weights above, its images and labels) and writes (its
@@ -114,10 +114,10 @@ class HalvesStep:
             with warnings.catch_warnings():
                 # Python 3.12+ warns of fork() in a process with threads: the helper only runs
                 # PyTorch ops on one thread, and one that never answers is stopped
-                # (HELPER_TIMEOUT_S).
+                # (SECOND_PROCESS_TIMEOUT_S).
                 warnings.simplefilter("ignore", DeprecationWarning)
                 helper = self._context.Process(target=self._serve, args=(parent,), daemon=True,
-                                               name="cifar_core halves helper")
+                                               name="cifar_core split-batch second process")
                 helper.start()
         except (OSError, RuntimeError, ValueError):
             return False
@@ -158,16 +158,17 @@ class HalvesStep:
 
     def _answer(self) -> bool:
         """Wait for the helper's half; False where it did not answer (it is then stopped)."""
-        if self.helper is not None and _wait(self.done, self.helper.is_alive, HELPER_TIMEOUT_S):
+        if self.helper is not None and _wait(self.done, self.helper.is_alive,
+                                            SECOND_PROCESS_TIMEOUT_S):
             return True
         self.close()
         return False
 
-    def use_helper(self, on: bool) -> None:
+    def use_second_process(self, on: bool) -> None:
         """Compute the second halves in the helper (where it runs) or here."""
         self.helping = on and self.helper is not None
 
-    def helper_cpu_s(self) -> float:
+    def second_process_cpu_s(self) -> float:
         """CPU seconds the helper has used (0 where there is none or it cannot be read)."""
         if self.helper is None or self.helper.pid is None:
             return 0.0

@@ -1,38 +1,10 @@
-"""The tutorial's network, layer for layer, and the choice of device it runs on."""
+"""Where a network runs: the devices this machine has, and what 'auto' picks."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from cifar_core.errors import DeviceError
-
-
-class Net(nn.Module):
-    """The CIFAR-10 tutorial's CNN: two conv+pool stages, three linear layers (62,006 params)."""
-
-    def __init__(self, num_classes: int = 10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 5)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(F.relu(self.conv1(x)))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = torch.flatten(x, 1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable weights."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def available_devices() -> list[str]:

@@ -1,0 +1,81 @@
+"""What a training reports while it runs: loss reports, epoch ends and how it ended.
+
+Frozen dataclasses; the run store keeps them as their to_dict() form and gives them back as
+these objects (event_from_dict).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+
+@dataclass(frozen=True)
+class StatsEvent:
+    """The mean loss of the last window of minibatches, like the tutorial's printed line."""
+
+    epoch: int  # 1-based
+    minibatch: int  # 1-based, within the epoch (the tutorial's i + 1)
+    step: int  # minibatches since the start
+    images_seen: int
+    loss: float  # mean over the window (the tutorial's running_loss / 2000)
+    images_per_s: float
+    elapsed_s: float
+    fraction_done: float
+    eta_s: float
+    images_per_epoch: int = 0  # training images in one epoch (for an x axis in epochs)
+    kind: str = "stats"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    """End of an epoch, with the test accuracy at that point."""
+
+    epoch: int
+    test_accuracy: float  # percent
+    images_seen: int
+    elapsed_s: float
+    kind: str = "epoch"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    """The end: completed, stopped (on request) or diverged (loss became NaN/inf)."""
+
+    status: str
+    message: str
+    epochs_done: int
+    images_seen: int
+    train_s: float  # seconds spent in minibatches (not evaluating)
+    images_per_s: float
+    elapsed_s: float
+    # How the minibatches were computed (cifar_core.speed): which step, on how many cores.
+    # A seed gives the same weights only with the same step and cores (float rounding).
+    training_step: str = ""
+    cores: int = 1
+    kind: str = "done"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Event = StatsEvent | EpochEvent | DoneEvent
+EVENT_TYPES = {"stats": StatsEvent, "epoch": EpochEvent, "done": DoneEvent}
+
+
+def event_from_dict(values: dict) -> Event:
+    """Rebuild an event from its to_dict() form (as stored in the run store); fields it does
+    not know (from a newer version) are ignored. ValueError for an unknown kind or for
+    something that is not a dict."""
+    if not isinstance(values, dict):
+        raise ValueError(f"not a training event: {type(values).__name__}")
+    cls = EVENT_TYPES.get(values.get("kind"))
+    if cls is None:
+        raise ValueError(f"not a training event: kind {values.get('kind')!r}")
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
