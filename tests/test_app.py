@@ -9,10 +9,12 @@ import pytest
 from conftest import write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
+from cifar_core.config import PRESETS, TrainConfig, settings
 from cifar_core.dataset import OFFICIAL_CLASSES
-from cifar_core.jobs import execute_run
+from cifar_core.models import model_spec
+from cifar_core.pipeline import execute_run
 from cifar_core.runs import RunStore
-from cifar_core.train import TrainConfig
+from cifar_core.summaries import SETTINGS
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 CLASSES = list(OFFICIAL_CLASSES)
@@ -146,16 +148,20 @@ def start_button(at: AppTest):
 def test_train_form_has_every_setting_and_presets(data_dir, runs_dir):
     at = app_at("pages/train.py")
     no_traceback(at)
-    for key in ("cfg_epochs", "cfg_lr", "cfg_momentum", "cfg_batch_size", "cfg_log_every",
-                "cfg_train_size", "cfg_seed"):
-        assert at.number_input(key=key) is not None
+    # A widget for every declared setting, labelled as declared (cifar_core.config).
+    for name, spec in settings().items():
+        widget = (at.selectbox(key=f"cfg_{name}") if spec.choices is not None
+                  else at.number_input(key=f"cfg_{name}"))
+        assert widget.label.startswith(spec.label) and widget.help == spec.help
+        if spec.optional:  # e.g. a random seed, all training images
+            assert at.checkbox(key=f"cfg_{name}_none").label == f"{spec.label}: {spec.none_means}"
     assert at.selectbox(key="cfg_device").options[0] == "auto"
     assert "cpu" in at.selectbox(key="cfg_device").options
     # The tutorial preset is the default; the quick demo changes the values.
     assert at.number_input(key="cfg_batch_size").value == 4
-    presets = at.selectbox(key="preset").options
-    at.selectbox(key="preset").set_value(next(p for p in presets if p.startswith("Quick"))).run()
-    assert at.number_input(key="cfg_batch_size").value != 4
+    assert at.selectbox(key="preset").value == "tutorial"
+    at.selectbox(key="preset").set_value("quick").run()
+    assert at.number_input(key="cfg_batch_size").value == PRESETS["quick"].values["batch_size"]
     assert not start_button(at).disabled
     assert "No runs yet" in texts(at)
 
@@ -169,11 +175,33 @@ def test_train_form_has_every_setting_and_presets(data_dir, runs_dir):
 ])
 def test_train_bad_values_get_a_message_and_no_run(data_dir, runs_dir, key, value, words):
     at = app_at("pages/train.py")
+    if key == "cfg_train_size":
+        at.checkbox(key="cfg_train_size_none").uncheck().run()  # not all: this many
     at.number_input(key=key).set_value(value).run()
     no_traceback(at)
     assert any(words in e.value for e in at.error), [e.value for e in at.error]
     assert start_button(at).disabled
     assert RunStore(runs_dir).list() == []
+
+
+def test_the_model_choice_says_what_each_model_is_and_a_run_records_it(data_dir, runs_dir):
+    at = app_at("pages/train.py")
+    model = at.selectbox(key="cfg_model")
+    assert model.value == "tutorial" and set(model.options) >= {
+        model_spec("tutorial").title, model_spec("tutorial-wide").title}
+    assert f"{model_spec('tutorial').parameter_count():,} weights" in texts(at)
+    model.set_value("tutorial-wide").run()
+    wide = model_spec("tutorial-wide")
+    assert wide.description in texts(at) and f"{wide.parameter_count():,} weights" in texts(at)
+    at.number_input(key="cfg_epochs").set_value(50).run()
+    start_button(at).click().run()
+    no_traceback(at)
+    run = RunStore(runs_dir).list()[0]
+    assert run.train_config.model == "tutorial-wide"
+    from cifar_core.jobs import JobRunner
+
+    JobRunner(RunStore(runs_dir)).stop(run.id)
+    assert JobRunner(RunStore(runs_dir)).wait(run.id, timeout=60).status == "stopped"
 
 
 def test_train_start_launches_a_background_run_that_can_be_stopped(data_dir, runs_dir):
@@ -219,8 +247,8 @@ def test_train_page_advises_the_cpu_for_tiny_batches_on_a_gpu(data_dir, runs_dir
 
     import torch
 
-    train_module = importlib.import_module("cifar_core.train")
-    monkeypatch.setattr(train_module, "resolve_device", lambda name: torch.device("cuda"))
+    config_module = importlib.import_module("cifar_core.config")
+    monkeypatch.setattr(config_module, "resolve_device", lambda name: torch.device("cuda"))
     at = app_at("pages/train.py")  # the defaults: the tutorial's batch of 4
     assert any("too small to keep a GPU busy" in i.value for i in at.info)
     assert not start_button(at).disabled  # advice, not an error
@@ -235,6 +263,9 @@ def test_train_page_shows_a_finished_run(data_dir, runs_dir):
     assert run_id in texts(at)
     assert at.success and "test images right" in at.success[0].value
     assert at.get("vega_lite_chart"), "the loss chart is drawn"
+    # Which step trained it, on how many cores: why the same seed can differ elsewhere.
+    step = RunStore(runs_dir).get(run_id).metrics["training_step"]
+    assert f"Trained with the {step} on" in texts(at)
 
 
 def test_train_page_explains_a_diverged_run(data_dir, runs_dir):
@@ -286,7 +317,7 @@ def test_evaluate_with_a_deleted_checkpoint_says_so(data_dir, runs_dir):
 
 def test_runs_table_compare_download_and_delete(data_dir, runs_dir):
     first = finish_run(runs_dir, data_dir, lr=0.01)
-    second = finish_run(runs_dir, data_dir, lr=0.05, momentum=0.5)
+    second = finish_run(runs_dir, data_dir, lr=0.05, momentum=0.5, model="tutorial-wide")
     at = app_at("pages/runs.py")
     no_traceback(at)
     table = at.dataframe[0].value
@@ -294,6 +325,11 @@ def test_runs_table_compare_download_and_delete(data_dir, runs_dir):
     assert set(table["lr"]) == {0.01, 0.05}
     assert set(at.multiselect(key="compare_runs").value) == {first, second}
     assert "Which settings pay off" in texts(at)
+    assert list(table.columns[2:2 + len(SETTINGS)]) == list(SETTINGS)  # as declared
+    assert set(table["train_size"]) == {"all"}  # not 'None'
+    for setting in SETTINGS:  # every compared setting, a choice (the model) too, as an axis
+        at.radio(key="scatter_setting").set_value(setting).run()
+        no_traceback(at)
     labels = [b.label for b in at.get("download_button")]
     assert "Network (cifar_net.pth)" in labels and "Metrics (CSV)" in labels
 

@@ -181,6 +181,9 @@ def test_click_through_the_whole_app(server, page):
     epochs, batch, size, log_every = (os.environ.get("BROWSER_TRAIN") or "10 1 2500 250").split()
     page.goto(f"{url}/train")
     page.get_by_role("button", name="Start training").wait_for()
+    page.get_by_text("Training images: all").click()  # not all of them: the number below
+    page.get_by_role("spinbutton", name=re.compile("^Training images")).and_(
+        page.locator(":enabled")).wait_for()
     for label, value in (("Epochs", epochs), ("Batch size", batch),
                          ("Training images", size), ("Log every", log_every)):
         field = page.get_by_role("spinbutton", name=re.compile(f"^{label}"))

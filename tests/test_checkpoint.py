@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from cifar_core.checkpoint import FORMAT, load_checkpoint, save_checkpoint
-from cifar_core.data import OFFICIAL_CLASSES
+from cifar_core.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import CheckpointError
-from cifar_core.model import Net
+from cifar_core.models import Net, model_spec
 
 
 @pytest.fixture
@@ -48,10 +48,46 @@ def test_the_tutorials_plain_state_dict_loads(net, images, tmp_path):
 
     loaded = load_checkpoint(path)
 
-    assert loaded.classes == OFFICIAL_CLASSES
+    assert loaded.classes == OFFICIAL_CLASSES and loaded.model_name == "tutorial"
     assert loaded.config == {} and loaded.metrics == {}
     with torch.no_grad():
         assert torch.equal(loaded.model(images), net.eval()(images))
+
+
+def test_a_checkpoint_records_its_model_and_rebuilds_it_from_the_registry(images, tmp_path):
+    torch.manual_seed(0)
+    wide = model_spec("tutorial-wide").build(10)
+    path = save_checkpoint(tmp_path / "wide.pth", wide, {"model": "tutorial-wide"},
+                           OFFICIAL_CLASSES, {})
+    loaded = load_checkpoint(path)
+    assert loaded.model_name == "tutorial-wide" and loaded.model.conv1.out_channels == 12
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), wide.eval()(images))
+    # The tutorial's own plain state_dict of the wide network loads as the model it fits.
+    torch.save(wide.state_dict(), tmp_path / "plain-wide.pth")
+    assert load_checkpoint(tmp_path / "plain-wide.pth").model_name == "tutorial-wide"
+
+
+def test_a_checkpoint_from_before_models_had_names_loads_as_the_tutorials_net(net, images,
+                                                                            tmp_path):
+    """What this app saved before the model registry: the same format, no 'model' key."""
+    state = {k: v.detach() for k, v in net.state_dict().items()}
+    torch.save({"format": FORMAT, "state_dict": state, "config": {"epochs": 2},
+                "classes": list(OFFICIAL_CLASSES), "metrics": {"accuracy": 50.0}},
+               tmp_path / "old.pth")
+    loaded = load_checkpoint(tmp_path / "old.pth")
+    assert loaded.model_name == "tutorial" and type(loaded.model) is Net
+    assert loaded.metrics == {"accuracy": 50.0}
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), net.eval()(images))
+
+
+def test_a_model_this_version_does_not_know_is_named(net, tmp_path):
+    torch.save({"format": FORMAT, "model": "resnet-9000", "state_dict": net.state_dict(),
+                "config": {}, "classes": list(OFFICIAL_CLASSES), "metrics": {}},
+               tmp_path / "future.pth")
+    with pytest.raises(CheckpointError, match="'resnet-9000' network, which this version"):
+        load_checkpoint(tmp_path / "future.pth")
 
 
 def test_a_missing_file_says_how_to_get_one(tmp_path):

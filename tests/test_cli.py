@@ -7,6 +7,7 @@ run as real `python -m cifar_core` processes to check what a user's shell sees.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -20,8 +21,10 @@ import pytest
 
 from cifar_core import cli
 from cifar_core.checkpoint import load_checkpoint
+from cifar_core.config import TrainConfig, compared_settings, defaults, preset_values, settings
 from cifar_core.dataset import OFFICIAL_CLASSES
 from cifar_core.evaluate import evaluate
+from cifar_core.models import count_parameters, model_names, model_spec
 from cifar_core.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,6 +151,87 @@ def test_train_on_damaged_data_fails_the_run_with_one_error_line(capsys, make_ci
     assert run.status == "failed" and "data_batch_3" in run.message
 
 
+def test_train_help_lists_a_flag_for_every_setting(capsys):
+    code, out, _ = run_cli(capsys, "train", "--help")
+    assert code == 0
+    listed = set(re.findall(r"^\s+(--[a-z][a-z-]*)", out, re.MULTILINE))
+    assert {spec.flag for spec in settings().values()} <= listed
+
+
+def other_than_the_default(name: str) -> object:
+    """A valid value for the setting `name` that is not its default."""
+    spec = settings()[name]
+    if spec.kind is str:
+        return next(c for c in spec.allowed() if c != defaults()[name])
+    if spec.kind is int:
+        return int(spec.high)
+    return (spec.low + spec.high) / 2
+
+
+@pytest.mark.parametrize("name", list(settings()))
+def test_each_setting_flag_sets_its_setting_and_no_other(name):
+    value = other_than_the_default(name)
+    args = cli.build_parser().parse_args(["train", settings()[name].flag, str(value)])
+    assert cli.config_from_args(args).to_dict() == {**defaults(), name: value}
+
+
+@pytest.mark.parametrize("order", ["preset first", "flag first"])
+def test_a_preset_gives_its_settings_and_a_flag_beside_it_overrides_that_one(order):
+    parser = cli.build_parser()
+    quick = cli.config_from_args(parser.parse_args(["train", "--preset", "quick"]))
+    assert quick == TrainConfig.from_dict(preset_values("quick"))
+    assert quick != TrainConfig()  # (so that the preset's values are seen to arrive)
+
+    epochs = quick.epochs + 1
+    flags = ["--preset", "quick", "--epochs", str(epochs)]
+    argv = flags if order == "preset first" else flags[2:] + flags[:2]
+    overridden = cli.config_from_args(parser.parse_args(["train", *argv]))
+    assert overridden == dataclasses.replace(quick, epochs=epochs)
+
+
+def test_an_unknown_model_is_one_error_line_naming_the_models(capsys, tmp_path, synthetic_dir):
+    runs_dir = tmp_path / "runs"
+    code, out, err = run_cli(capsys, "train", "--runs-dir", runs_dir, "--data-dir",
+                             synthetic_dir, "--model", "resnet50")
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith("error:") and "resnet50" in line and "Traceback" not in err
+    for name in model_names():
+        assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", line), name
+    assert not runs_dir.exists() or RunStore(runs_dir).list() == []
+
+
+WIDE = "tutorial-wide"  # the second registered model
+
+
+def test_the_second_model_trains_evaluates_and_is_listed_from_the_cli(capsys, tmp_path,
+                                                                     synthetic_dir, tiny_data):
+    assert WIDE in model_names()
+    net = tmp_path / "net.pth"
+    code, out, err = run_cli(capsys, "train", "--model", WIDE, "--epochs", "1",
+                             "--batch-size", "8", "--data-dir", synthetic_dir,
+                             "--runs-dir", tmp_path / "runs", "--out", net, "--json")
+    assert code == 0, err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["kind"] == "summary" and summary["status"] == "completed", summary
+
+    checkpoint = load_checkpoint(net)
+    assert checkpoint.model_name == WIDE and checkpoint.config["model"] == WIDE
+    assert count_parameters(checkpoint.model) == model_spec(WIDE).parameter_count() \
+        != model_spec(model_names()[0]).parameter_count()
+    assert evaluate(checkpoint.model, tiny_data).accuracy == pytest.approx(summary["accuracy"])
+
+    code, out, err = run_cli(capsys, "evaluate", net, "--data-dir", synthetic_dir, "--json")
+    assert code == 0, err
+    assert json.loads(out)["accuracy"] == pytest.approx(summary["accuracy"])
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", tmp_path / "runs", "list")
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split()[3:3 + len(compared_settings())] == list(compared_settings())
+    assert row.startswith(summary["run_id"]) and WIDE in row.split()
+
+
 # --- evaluate -----------------------------------------------------------------------------
 
 def test_evaluate_prints_the_accuracy_of_a_checkpoint(capsys, trained, synthetic_dir):
@@ -214,7 +298,9 @@ def test_runs_show_plain_and_json(capsys, trained):
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", runs_dir, "show", run_id)
     assert code == 0
     assert out.startswith(f"Run {run_id}: completed")
-    assert "settings: epochs=2, lr=0.002" in out
+    [shown_settings] = [ln for ln in out.splitlines() if ln.strip().startswith("settings:")]
+    assert {"model=tutorial", "epochs=2", "lr=0.002", "batch_size=10", "seed=0"} <= set(
+        shown_settings.split(":", 1)[1].replace(",", " ").split())
     assert f"{2 * REPORTS_PER_EPOCH} loss reports" in out
     assert f"checkpoint: {lines[-1]['checkpoint']}" in out
     assert "Accuracy of the network on the 50 test images" in out
@@ -280,6 +366,7 @@ MISTAKES = {
     "batch-size-fraction": (["train", "--batch-size", "2.5"], "'2.5' is not a whole number"),
     "device-tpu": (["train", "--device", "tpu"], "Device 'tpu' is not available"),
     "unknown-flag": (["train", "--learning-rate", "0.1"], "unrecognized arguments"),
+    "unknown-preset": (["train", "--preset", "fastest"], "invalid choice: 'fastest'"),
     "unknown-run-show": (["runs", "show", "nope"], "There is no run 'nope'"),
     "unknown-run-stop": (["runs", "stop", "nope"], "There is no run 'nope'"),
     "unknown-status": (["runs", "list", "--status", "done"], "invalid choice: 'done'"),

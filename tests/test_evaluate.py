@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cifar_core.data import normalize
-from cifar_core.evaluate import Evaluation, evaluate, logits, predict
-from cifar_core.model import Net
+from cifar_core.dataset import normalize
+from cifar_core.evaluate import Evaluation, evaluate, predict, predict_probabilities
+from cifar_core.models import Net
 
 CLASSES = ("plane", "car", "bird", "cat")
 
@@ -93,25 +93,38 @@ def test_predict_gives_the_most_likely_class_and_its_probability():
     assert torch.equal(same, predicted)
 
 
-@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_the_fast_inference_route_gives_the_networks_own_logits(layout):
-    torch.manual_seed(1)
-    net = Net().eval().to(memory_format=layout)
-    # Whole numbers make equal neighbours (ties in the pooling windows) common.
-    x = torch.randint(-2, 3, (6, 3, 32, 32)).float().contiguous(memory_format=layout)
-    with torch.no_grad():
-        assert torch.equal(logits(net, x), net(x))
-
-
-def test_a_model_of_another_class_keeps_its_own_forward():
-    class Shifted(Net):
-        def forward(self, x):
-            return super().forward(x) + 1.0
-
+def test_predict_probabilities_gives_every_class_summing_to_one():
     torch.manual_seed(0)
-    model, x = Shifted().eval(), torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(logits(model, x), Net.forward(model, x) + 1.0)
+    model = Net(num_classes=4)
+    images = torch.randint(0, 256, (7, 3, 32, 32), dtype=torch.uint8)
+    probabilities = predict_probabilities(model, images, batch_size=3)
+    assert probabilities.shape == (7, 4)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(7), atol=1e-6)
+    predicted, confidence = predict(model, images)
+    assert torch.equal(probabilities.argmax(dim=1), predicted)
+    assert torch.equal(probabilities.max(dim=1).values, confidence)
+
+
+def test_prediction_uses_onednn_even_inside_a_training_that_turned_it_off(monkeypatch):
+    """The test after each epoch runs inside training's settings (oneDNN off for tiny
+    batches); evaluation must switch it back on, and leave training's settings as they were."""
+    import sys
+
+    from cifar_core.speed import cpu
+
+    evaluate_module = sys.modules["cifar_core.evaluate"]  # the package's `evaluate` is a function
+
+    seen = []
+
+    def spy(model, x):
+        seen.append(torch.backends.mkldnn.enabled)
+        return model(x)
+
+    monkeypatch.setattr(evaluate_module, "inference_logits", spy)
+    with cpu.settings(threads=1, onednn=False):
+        predict(Net(), torch.zeros(3, 3, 32, 32, dtype=torch.uint8))
+        assert torch.backends.mkldnn.enabled is False and torch.get_num_threads() == 1
+    assert seen == [True]
 
 
 def test_predict_of_no_images_is_empty():

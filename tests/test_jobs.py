@@ -18,11 +18,13 @@ import pytest
 
 from cifar_core import jobs
 from cifar_core.checkpoint import load_checkpoint
+from cifar_core.config import TrainConfig
 from cifar_core.errors import ConfigError, DeviceError, RunError
 from cifar_core.evaluate import evaluate
-from cifar_core.jobs import JobRunner
+from cifar_core.events import StatsEvent
+from cifar_core.jobs import JobRunner, job_environment
 from cifar_core.runs import FINISHED, RunStore
-from cifar_core.train import TrainConfig
+from cifar_core.speed.cpu import THREADS_ENV
 
 START_TIMEOUT = 60  # a job imports torch and reads the data: seconds on a busy machine
 QUICK = dict(epochs=1, batch_size=20, log_every=1, lr=0.002, seed=0, device="cpu")
@@ -70,7 +72,7 @@ def finished(store: RunStore, run_id: str):
     return run if run.status in FINISHED else None
 
 
-def stats_events(store: RunStore, run_id: str) -> list[dict]:
+def stats_events(store: RunStore, run_id: str) -> list[StatsEvent]:
     return [e for _, e in store.events(run_id, kind="stats")]
 
 
@@ -90,7 +92,8 @@ def test_a_job_reports_events_and_completes_with_a_usable_checkpoint(store, synt
     run = runner.wait(run.id, timeout=START_TIMEOUT)
 
     assert run.status == "completed", run.message
-    kinds = [e["kind"] for _, e in store.events(run.id)]
+    events = [e for _, e in store.events(run.id)]
+    kinds = [e.kind for e in events]
     assert kinds.count("stats") == 20 * 5 and kinds.count("epoch") == 20
     assert kinds[-1] == "done"
     assert run.finished >= run.started
@@ -99,6 +102,11 @@ def test_a_job_reports_events_and_completes_with_a_usable_checkpoint(store, synt
     assert checkpoint.config["seed"] == 0 and checkpoint.classes == tiny_data.classes
     assert evaluate(checkpoint.model, tiny_data).accuracy == pytest.approx(run.accuracy)
     assert run.metrics["images_seen"] == 20 * 100 and run.metrics["images_per_s"] > 0
+    # Which step trained it, on how many cores: no more than the job was given.
+    done = events[-1]
+    assert run.metrics["training_step"] and run.metrics["training_step"] == done.training_step
+    assert run.metrics["cores"] == done.cores
+    assert 1 <= run.metrics["cores"] <= int(job_environment(1)[THREADS_ENV])
     assert "Finished Training" in (store.run_dir(run.id) / jobs.LOG_NAME).read_text()
 
 
@@ -118,7 +126,7 @@ def test_stop_ends_a_running_job_within_2_seconds_with_a_checkpoint(store, synth
     assert run.status == "stopped", run.message
     assert took < 2.0
     assert "Stopped on request" in run.message
-    assert store.events(run.id, kind="done")[-1][1]["status"] == "stopped"
+    assert store.events(run.id, kind="done")[-1][1].status == "stopped"
     checkpoint = load_checkpoint(run.checkpoint)
     assert evaluate(checkpoint.model, tiny_data).accuracy == pytest.approx(run.accuracy)
 
@@ -236,18 +244,35 @@ def test_reap_fails_a_claimed_run_whose_process_never_reported(store, monkeypatc
     assert "never started" in store.get(run.id).message
 
 
-def test_runs_side_by_side_share_the_cores(monkeypatch):
-    from cifar_core.jobs import job_environment
-    from cifar_core.runtime import THREADS_ENV
-
+def test_a_job_gets_our_environment_with_its_share_of_the_cores(monkeypatch):
     monkeypatch.delenv(THREADS_ENV, raising=False)
-    # Two cores: one is left to the dashboard and its browser, so a run trains on one.
-    assert job_environment(1, cores=2)[THREADS_ENV] == "1"
-    assert job_environment(2, cores=2)[THREADS_ENV] == "1"
-    assert job_environment(1, cores=3)[THREADS_ENV] == "3"
-    assert job_environment(1, cores=1)[THREADS_ENV] == "1"
+    monkeypatch.setenv("CIFAR_TEST_PASSED_ON", "yes")
+    env = job_environment(1, cores=2)
+    assert env["CIFAR_TEST_PASSED_ON"] == "yes" and env["PATH"] == os.environ["PATH"]
+    # Two cores: a run leaves one to the dashboard and the browser that watch it.
+    assert env[THREADS_ENV] == "1"
+    # More cores: a lone run is not held to one.
+    assert int(job_environment(1, cores=8)[THREADS_ENV]) > 1
+
+
+@pytest.mark.parametrize("cap", [None, "64"])
+def test_runs_side_by_side_never_take_more_threads_than_the_cores(monkeypatch, cap):
+    if cap is None:
+        monkeypatch.delenv(THREADS_ENV, raising=False)
+    else:  # a cap above the machine's cores does not raise a run's share
+        monkeypatch.setenv(THREADS_ENV, cap)
+    for cores in range(1, 17):
+        for side_by_side in range(1, cores + 1):
+            threads = int(job_environment(side_by_side, cores=cores)[THREADS_ENV])
+            assert threads >= 1
+            assert threads * side_by_side <= cores, (cores, side_by_side, threads)
+    # More runs than cores: each still gets a thread.
     assert job_environment(3, cores=2)[THREADS_ENV] == "1"
-    assert job_environment(2, cores=8)[THREADS_ENV] == "4"
-    assert job_environment(1, cores=2)["PATH"] == os.environ["PATH"]  # the rest is ours
-    monkeypatch.setenv(THREADS_ENV, "1")  # a lower cap the dashboard was started with stays
+
+
+def test_a_lower_thread_cap_already_set_stays(monkeypatch):
+    monkeypatch.setenv(THREADS_ENV, "1")  # e.g. the dashboard was started with it
     assert job_environment(1, cores=8)[THREADS_ENV] == "1"
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert job_environment(1, cores=16)[THREADS_ENV] == "3"
+    assert int(job_environment(2, cores=16)[THREADS_ENV]) <= 3

@@ -1,19 +1,43 @@
-"""cifar_core.runs: the run store (SQLite + one folder per run)."""
+"""cifar_core.runs: the run store (SQLite + one folder per run), and its schema versions."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import re
+import sqlite3
 import time
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 import torch
 
+from cifar_core import runs
+from cifar_core.config import TrainConfig, defaults
 from cifar_core.errors import RunError
-from cifar_core.runs import FINISHED, RunStore, default_runs_dir
+from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
+from cifar_core.runs import DB_NAME, FINISHED, RunStore, default_runs_dir, schema_version
 
 CONFIG = {"epochs": 2, "lr": 0.001, "momentum": 0.9, "batch_size": 4}
+
+
+def stats_event(epoch: int = 1, minibatch: int = 1, loss: float = 2.0) -> StatsEvent:
+    return StatsEvent(epoch=epoch, minibatch=minibatch, step=minibatch,
+                      images_seen=4 * minibatch, loss=loss, images_per_s=100.0,
+                      elapsed_s=0.1 * minibatch, fraction_done=0.5, eta_s=1.0,
+                      images_per_epoch=100)
+
+
+def epoch_event(epoch: int = 1, accuracy: float = 40.0) -> EpochEvent:
+    return EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=100 * epoch,
+                      elapsed_s=2.0 * epoch)
+
+
+def done_event(status: str = "completed") -> DoneEvent:
+    return DoneEvent(status=status, message="Finished Training", epochs_done=1,
+                     images_seen=100, train_s=1.5, images_per_s=66.7, elapsed_s=2.0,
+                     training_step="tutorial step (autograd)", cores=2)
 
 
 @pytest.fixture
@@ -68,18 +92,30 @@ def test_list_is_newest_first_and_filters_by_status(store):
 def test_events_are_numbered_and_can_be_read_since_a_sequence_number(store):
     run = store.create(CONFIG, "/data", "cli")
     other = store.create(CONFIG, "/data", "cli")
-    seqs = [store.add_event(run.id, {"kind": "stats", "loss": 2.0 - i}) for i in range(3)]
-    store.add_event(other.id, {"kind": "stats", "loss": 9.0})
-    seqs.append(store.add_event(run.id, {"kind": "epoch", "test_accuracy": 40.0}))
+    seqs = [store.add_event(run.id, stats_event(minibatch=i + 1, loss=2.0 - i))
+            for i in range(3)]
+    store.add_event(other.id, stats_event(loss=9.0))
+    seqs.append(store.add_event(run.id, epoch_event(accuracy=40.0)))
 
     assert seqs == sorted(seqs) and len(set(seqs)) == 4
     everything = store.events(run.id)
     assert [s for s, _ in everything] == seqs
-    assert [e["loss"] for _, e in everything[:3]] == [2.0, 1.0, 0.0]
+    assert [e.loss for _, e in everything[:3]] == [2.0, 1.0, 0.0]
     assert store.events(run.id, since=seqs[1]) == everything[2:]
     assert store.events(run.id, since=seqs[-1]) == []
-    assert [e["kind"] for _, e in store.events(run.id, kind="epoch")] == ["epoch"]
-    assert [e["loss"] for _, e in store.events(other.id)] == [9.0]
+    assert [e.test_accuracy for _, e in store.events(run.id, kind="epoch")] == [40.0]
+    assert [e.loss for _, e in store.events(other.id)] == [9.0]
+
+
+def test_events_come_back_as_the_objects_stored_whether_given_as_objects_or_dicts(store):
+    run = store.create(CONFIG, "/data", "cli")
+    sent = [stats_event(), epoch_event(), done_event()]
+    store.add_event(run.id, sent[0])
+    store.add_event(run.id, sent[1].to_dict())  # the form a job's on_event sees
+    store.add_event(run.id, sent[2])
+
+    assert [e for _, e in store.events(run.id)] == sent
+    assert store.latest_event(run.id, kind="done").training_step == "tutorial step (autograd)"
 
 
 def test_finish_records_the_end_only_once(store):
@@ -109,9 +145,11 @@ def test_stop_requests_are_recorded(store):
 def test_delete_removes_the_run_its_events_and_folder(store):
     run = store.create(CONFIG, "/data", "cli")
     keep = store.create(CONFIG, "/data", "cli")
-    store.add_event(run.id, {"kind": "stats"})
+    store.add_event(run.id, stats_event())
+    store.add_event(keep.id, stats_event())
     (store.run_dir(run.id) / "cifar_net.pth").write_bytes(b"weights")
     store.finish(run.id, "completed")
+    assert len(store.events(run.id)) == 1
 
     store.delete(run.id)
 
@@ -120,6 +158,7 @@ def test_delete_removes_the_run_its_events_and_folder(store):
     with pytest.raises(RunError):
         store.get(run.id)
     assert [r.id for r in store.list()] == [keep.id]
+    assert len(store.events(keep.id)) == 1
 
 
 def test_deleting_a_running_run_is_refused(store):
@@ -180,7 +219,7 @@ def _write_events(root: str, run_id: str, writer: int, errors) -> None:
     store = RunStore(root)
     try:
         for i in range(EVENTS_PER_WRITER):
-            store.add_event(run_id, {"kind": "stats", "writer": writer, "i": i})
+            store.add_event(run_id, stats_event(epoch=writer, minibatch=i))
             if i % 50 == 0:
                 store.set_running(run_id, 1000 + writer)
     except Exception as exc:  # reported to the test, which fails on any
@@ -232,12 +271,12 @@ def test_two_writers_and_a_reader_at_once_lose_nothing(store):
     assert seen.get(timeout=5) == 2 * EVENTS_PER_WRITER
     events = [e for _, e in store.events(run.id)]
     for w in (1, 2):
-        assert [e["i"] for e in events if e["writer"] == w] == list(range(EVENTS_PER_WRITER))
+        assert [e.minibatch for e in events if e.epoch == w] == list(range(EVENTS_PER_WRITER))
 
 
 def test_load_model_gives_the_runs_network_or_says_why_not(store, tmp_path):
     from cifar_core.checkpoint import save_checkpoint
-    from cifar_core.model import Net
+    from cifar_core.models import Net
 
     run = store.create({"epochs": 1}, "/data", "test", status="running")
     with pytest.raises(RunError, match="no saved network"):
@@ -255,8 +294,242 @@ def test_load_model_gives_the_runs_network_or_says_why_not(store, tmp_path):
 def test_latest_event_is_the_newest_of_its_kind(store):
     run = store.create({"epochs": 1}, "/data", "test", status="running")
     assert store.latest_event(run.id) is None
-    store.add_event(run.id, {"kind": "stats", "loss": 2.0})
-    store.add_event(run.id, {"kind": "stats", "loss": 1.5})
-    store.add_event(run.id, {"kind": "epoch", "test_accuracy": 30.0})
-    assert store.latest_event(run.id, kind="stats")["loss"] == 1.5
-    assert store.latest_event(run.id)["kind"] == "epoch"
+    store.add_event(run.id, stats_event(loss=2.0))
+    store.add_event(run.id, stats_event(minibatch=2, loss=1.5))
+    store.add_event(run.id, epoch_event(accuracy=30.0))
+    assert store.latest_event(run.id, kind="stats").loss == 1.5
+    assert store.latest_event(run.id) == epoch_event(accuracy=30.0)
+    assert store.latest_event(run.id, kind="done") is None
+
+
+def test_finish_with_a_status_that_is_not_an_ending_is_refused_and_changes_nothing(store):
+    run = store.create(CONFIG, "/data", "cli", status="running", pid=1)
+    for status in ("running", "queued", "done", ""):
+        with pytest.raises(ValueError, match="completed"):
+            store.finish(run.id, status, "a bad ending", {"accuracy": 1.0}, "/runs/x.pth")
+        assert store.get(run.id) == run
+    store.finish(run.id, "completed", "ok")  # a real ending is still taken afterwards
+    assert store.get(run.id).status == "completed"
+
+
+def test_a_damaged_event_row_is_skipped_and_the_others_are_still_returned(store):
+    run = store.create(CONFIG, "/data", "cli", status="running", pid=1)
+    first = store.add_event(run.id, stats_event(loss=2.0))
+    damaged = [("stats", "{not json"), ("stats", "[1, 2]"), ("stats", "null"),
+               ("stats", json.dumps({"kind": "stats", "loss": 1.0})),  # fields missing
+               ("log", json.dumps({"kind": "log", "message": "a kind this version lacks"}))]
+    with closing(sqlite3.connect(store.db_path)) as con, con:
+        for kind, data in damaged[:2]:
+            con.execute("INSERT INTO events(run_id, kind, data) VALUES(?, ?, ?)",
+                        (run.id, kind, data))
+    second = store.add_event(run.id, stats_event(minibatch=2, loss=1.5))
+    with closing(sqlite3.connect(store.db_path)) as con, con:  # the newest rows are damaged
+        for kind, data in damaged[2:]:
+            con.execute("INSERT INTO events(run_id, kind, data) VALUES(?, ?, ?)",
+                        (run.id, kind, data))
+
+    expected = [(first, stats_event(loss=2.0)), (second, stats_event(minibatch=2, loss=1.5))]
+    assert store.events(run.id) == expected
+    assert store.events(run.id, kind="stats") == expected
+    assert store.events(run.id, since=first) == expected[1:]
+    assert store.latest_event(run.id) == expected[-1][1]
+    assert store.latest_event(run.id, kind="stats") == expected[-1][1]
+
+
+def test_train_config_is_a_train_config_and_an_older_runs_settings_get_the_defaults(store):
+    # What a run stored before models had names (and before any later setting) holds.
+    older = {"epochs": 3, "lr": 0.01, "momentum": 0.8, "batch_size": 8, "log_every": 10,
+             "device": "cpu", "seed": 5, "train_size": 1000}
+    run = store.create(older, "/data", "cli")
+
+    config = run.train_config
+    assert isinstance(config, TrainConfig)
+    assert config.model == defaults()["model"]
+    assert config.to_dict() == {**defaults(), **older}
+
+    wide = store.create({**older, "model": "tutorial-wide"}, "/data", "cli")
+    assert wide.train_config.model == "tutorial-wide"
+    # A setting only a newer version knows is left out rather than refused.
+    newer = store.create({**older, "warmup_epochs": 2}, "/data", "cli")
+    assert newer.train_config == config
+
+
+# --- schema versions ------------------------------------------------------------------------
+
+# The store's schema before it had versions (cifar_core/runs.py at 598490c): a file written then
+# has user_version 0.
+UNVERSIONED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    config TEXT NOT NULL,
+    data_dir TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pid INTEGER,
+    started REAL,
+    finished REAL,
+    message TEXT NOT NULL DEFAULT '',
+    metrics TEXT,
+    checkpoint TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id, seq);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# Settings and events as that version wrote them: no model, a DoneEvent without the step.
+OLD_CONFIG = {"epochs": 1, "lr": 0.002, "momentum": 0.9, "batch_size": 4, "log_every": 5,
+              "device": "cpu", "seed": 7, "train_size": None}
+OLD_STATS = {"epoch": 1, "minibatch": 5, "step": 5, "images_seen": 20, "loss": 2.25,
+             "images_per_s": 900.0, "elapsed_s": 0.1, "fraction_done": 0.2, "eta_s": 0.4,
+             "images_per_epoch": 100, "kind": "stats"}
+OLD_EPOCH = {"epoch": 1, "test_accuracy": 30.0, "images_seen": 100, "elapsed_s": 0.5,
+             "kind": "epoch"}
+OLD_DONE = {"status": "completed", "message": "Finished Training", "epochs_done": 1,
+            "images_seen": 100, "train_s": 0.4, "images_per_s": 250.0, "elapsed_s": 0.6,
+            "kind": "done"}
+
+
+def user_version(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as con:
+        return con.execute("PRAGMA user_version").fetchone()[0]
+
+
+def everything_in(path: Path) -> dict[str, list[tuple]]:
+    """Every row of every table of the store's file."""
+    with closing(sqlite3.connect(path)) as con:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+
+
+def write_unversioned_store(root: Path) -> tuple[str, str]:
+    """A run store as the version before schema versions left it: a completed run with its
+    events and checkpoint, a failed run, and a setting. Returns the two run ids."""
+    root.mkdir(parents=True)
+    done_id, failed_id = "20250101-120000-aaaa", "20250101-130000-bbbb"
+    with closing(sqlite3.connect(root / DB_NAME)) as con, con:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.executescript(UNVERSIONED_SCHEMA)
+        con.execute(
+            "INSERT INTO runs(id, created, config, data_dir, origin, status, pid, started, "
+            "finished, message, metrics, checkpoint, stop_requested) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (done_id, 1735732800.0, json.dumps(OLD_CONFIG), "/data", "cli", "completed", 41,
+             1735732801.0, 1735732810.0, "Finished Training",
+             json.dumps({"accuracy": 30.0, "per_class": {"cat": 30.0}}),
+             str(root / done_id / "cifar_net.pth"), 0))
+        con.execute(
+            "INSERT INTO runs(id, created, config, data_dir, origin, status, message, "
+            "stop_requested) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+            (failed_id, 1735736400.0, json.dumps({**OLD_CONFIG, "seed": 8}), "/data",
+             "dashboard", "failed", "The training process never started.", 1))
+        for event in (OLD_STATS, OLD_EPOCH, OLD_DONE):
+            con.execute("INSERT INTO events(run_id, kind, data) VALUES(?, ?, ?)",
+                        (done_id, event["kind"], json.dumps(event)))
+        con.execute("INSERT INTO settings(key, value) VALUES('max_parallel', '2')")
+    assert user_version(root / DB_NAME) == 0
+    return done_id, failed_id
+
+
+def test_a_store_from_before_schema_versions_opens_and_keeps_everything(tmp_path):
+    root = tmp_path / "runs"
+    done_id, failed_id = write_unversioned_store(root)
+    before = everything_in(root / DB_NAME)
+
+    store = RunStore(root)
+
+    assert user_version(root / DB_NAME) == schema_version()
+    assert everything_in(root / DB_NAME) == before
+    assert [r.id for r in store.list()] == [failed_id, done_id]
+    done, failed = store.get(done_id), store.get(failed_id)
+    assert (done.status, done.pid, done.message, done.accuracy) == (
+        "completed", 41, "Finished Training", 30.0)
+    assert done.duration_s == pytest.approx(9.0)
+    assert done.checkpoint == str(root / done_id / "cifar_net.pth")
+    assert done.train_config.model == defaults()["model"] and done.train_config.seed == 7
+    assert (failed.status, failed.origin, failed.stop_requested) == ("failed", "dashboard", True)
+    stats, epoch, end = [e for _, e in store.events(done_id)]
+    assert stats == StatsEvent(**{k: v for k, v in OLD_STATS.items() if k != "kind"})
+    assert epoch == EpochEvent(epoch=1, test_accuracy=30.0, images_seen=100, elapsed_s=0.5)
+    assert (end.status, end.images_per_s, end.training_step) == ("completed", 250.0, "")
+    assert store.get_setting("max_parallel") == "2"
+    # ... and it goes on working: new events follow the old ones.
+    assert store.add_event(done_id, stats_event()) > max(s for s, _ in store.events(done_id)[:3])
+
+
+def test_a_store_from_a_newer_version_is_refused_and_left_as_it_was(tmp_path):
+    root = tmp_path / "runs"
+    newer = RunStore(root)
+    run = newer.create(CONFIG, "/data", "cli")
+    newer.add_event(run.id, stats_event())
+    with closing(sqlite3.connect(root / DB_NAME, isolation_level=None)) as con:
+        con.execute(f"PRAGMA user_version = {schema_version() + 1}")
+    before = (root / DB_NAME).read_bytes()
+
+    with pytest.raises(RunError) as err:
+        RunStore(root)
+
+    message = str(err.value)
+    assert "newer version" in message and str(root / DB_NAME) in message
+    assert "Update the app" in message and "CIFAR_RUNS_DIR" in message
+    assert (root / DB_NAME).read_bytes() == before
+    assert user_version(root / DB_NAME) == schema_version() + 1
+
+
+ADD_NOTE_COLUMN = ("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';\n"
+                   "INSERT INTO settings(key, value) VALUES('note column', 'added')")
+
+
+def columns(path: Path, table: str) -> list[str]:
+    with closing(sqlite3.connect(path)) as con:
+        return [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+
+
+def test_an_appended_migration_is_applied_once_and_keeps_the_rows(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    old = RunStore(root)
+    run = old.create(CONFIG, "/data", "cli")
+    seq = old.add_event(run.id, stats_event())
+    old.set_setting("max_parallel", "2")
+    version = schema_version()
+
+    monkeypatch.setattr(runs, "MIGRATIONS", [*runs.MIGRATIONS, (version + 1, ADD_NOTE_COLUMN)])
+    store = RunStore(root)
+
+    assert schema_version() == version + 1 == user_version(root / DB_NAME)
+    assert "note" in columns(root / DB_NAME, "runs")
+    assert store.get(run.id) == run and store.events(run.id) == [(seq, stats_event())]
+    assert store.get_setting("max_parallel") == "2"
+    assert store.get_setting("note column") == "added"
+    # Opened again, nothing is re-applied (the ALTER and the INSERT would both fail).
+    again = RunStore(root)
+    assert user_version(root / DB_NAME) == version + 1
+    assert again.get(run.id) == run
+
+
+def test_a_failing_migration_leaves_the_store_as_it_was(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    run = RunStore(root).create(CONFIG, "/data", "cli")
+    version = schema_version()
+    before = everything_in(root / DB_NAME)
+
+    broken = ADD_NOTE_COLUMN + ";\nINSERT INTO no_such_table VALUES(1)"
+    monkeypatch.setattr(runs, "MIGRATIONS", [*runs.MIGRATIONS, (version + 1, broken)])
+    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+        RunStore(root)
+
+    assert user_version(root / DB_NAME) == version
+    assert "note" not in columns(root / DB_NAME, "runs")  # the first statement was undone
+    assert everything_in(root / DB_NAME) == before
+    monkeypatch.setattr(runs, "MIGRATIONS", [*runs.MIGRATIONS[:-1],
+                                             (version + 1, ADD_NOTE_COLUMN)])
+    assert RunStore(root).get(run.id) == run  # the mended migration goes through
+    assert "note" in columns(root / DB_NAME, "runs")

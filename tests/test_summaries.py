@@ -7,27 +7,35 @@ import io
 import pandas as pd
 import pytest
 
+from cifar_core.config import TrainConfig
+from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
 from cifar_core.runs import RunStore
 from cifar_core.summaries import (
     epoch_accuracies,
     estimate_seconds,
     format_duration,
+    how_it_trained,
     loss_curve,
     metrics_csv,
     per_class_comparison,
+    run_label,
     run_progress,
     runs_table,
     runs_with_network,
+    setting_text,
 )
-from cifar_core.train import TrainConfig
 
 CLASSES = ["cat", "dog"]
 
 
 def stats(epoch, minibatch, seen, loss, per_epoch=100, fraction=0.5, ips=1000.0, eta=5.0):
-    return {"kind": "stats", "epoch": epoch, "minibatch": minibatch, "step": minibatch,
-            "images_seen": seen, "loss": loss, "images_per_s": ips, "elapsed_s": 1.0,
-            "fraction_done": fraction, "eta_s": eta, "images_per_epoch": per_epoch}
+    return StatsEvent(epoch=epoch, minibatch=minibatch, step=minibatch, images_seen=seen,
+                      loss=loss, images_per_s=ips, elapsed_s=1.0, fraction_done=fraction,
+                      eta_s=eta, images_per_epoch=per_epoch)
+
+
+def epoch_end(epoch, accuracy, seen=100):
+    return EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=seen, elapsed_s=2.0)
 
 
 @pytest.fixture
@@ -50,15 +58,31 @@ def test_format_duration(seconds, text):
 
 
 def test_loss_curve_puts_reports_on_an_epoch_axis():
-    events = [stats(1, 50, 200, 2.3), {"kind": "epoch", "epoch": 1, "test_accuracy": 40.0},
-              stats(2, 50, 600, 1.9, per_epoch=400)]
+    done = DoneEvent(status="completed", message="Finished Training", epochs_done=2,
+                     images_seen=800, train_s=1.0, images_per_s=800.0, elapsed_s=1.5)
+    events = [stats(1, 50, 200, 2.3), epoch_end(1, 40.0),
+              stats(2, 50, 600, 1.9, per_epoch=400), epoch_end(2, 55.0, seen=800), done]
     curve = loss_curve(events, run_id="r1")
     assert list(curve["epochs"]) == [2.0, 1.5]
     assert list(curve["loss"]) == [2.3, 1.9]
     assert set(curve["run"]) == {"r1"}
     assert loss_curve([]).empty
     accuracy = epoch_accuracies(events)
-    assert accuracy.to_dict("records") == [{"epoch": 1, "test_accuracy": 40.0}]
+    assert accuracy.to_dict("records") == [{"epoch": 1, "test_accuracy": 40.0},
+                                           {"epoch": 2, "test_accuracy": 55.0}]
+
+
+def test_a_loss_report_without_images_per_epoch_sits_at_its_epoch():
+    # Events stored before images_per_epoch existed have its default, 0.
+    curve = loss_curve([stats(3, 10, 40, 1.2, per_epoch=0)])
+    assert list(curve["epochs"]) == [3.0]
+
+
+def test_setting_text_says_what_an_unset_setting_means():
+    assert setting_text("train_size", None) == "all"
+    assert setting_text("seed", None) == "random"
+    assert setting_text("train_size", 12000) == "12,000"
+    assert setting_text("model", "tutorial-wide") == "tutorial-wide"
 
 
 def test_progress_of_queued_starting_running_and_finished_runs(store):
@@ -67,7 +91,10 @@ def test_progress_of_queued_starting_running_and_finished_runs(store):
     store.set_running(run.id, 123)
     running = store.get(run.id)
     assert "Starting" in run_progress(running, []).text
-    progress = run_progress(running, [stats(1, 10, 40, 2.0, fraction=0.2, ips=800, eta=65)])
+    # The latest loss report counts, whatever came after it.
+    progress = run_progress(running, [stats(1, 5, 20, 2.2, fraction=0.1, ips=500, eta=90),
+                                      stats(1, 10, 40, 2.0, fraction=0.2, ips=800, eta=65),
+                                      epoch_end(1, 30.0)])
     assert progress.fraction == 0.2 and progress.last_loss == 2.0
     assert "Epoch 1 of 2" in progress.text and "800 images/s" in progress.text
     assert "1 min 05 s left" in progress.text
@@ -122,3 +149,22 @@ def test_runs_with_network_keeps_completed_and_stopped_runs_that_saved_one(store
     kept = runs_with_network(store.list())
     assert {r.id for r in kept} == {with_file.id, stopped_file.id}
     assert not {done.id, stopped.id, failed.id} & {r.id for r in kept}
+
+
+def test_how_it_trained_names_the_step_and_cores(store):
+    run = finished(store, {"accuracy": 50.0, "training_step": "written-out step", "cores": 2})
+    assert how_it_trained(run) == "Trained with the written-out step on 2 cores."
+    one = finished(store, {"accuracy": 50.0, "training_step": "tutorial step", "cores": 1})
+    assert how_it_trained(one) == "Trained with the tutorial step on 1 core."
+    assert how_it_trained(finished(store, {"accuracy": 50.0})) is None  # an older run
+
+
+def test_a_run_with_a_model_only_a_newer_version_knows_does_not_hide_the_others(store):
+    finished(store, {"accuracy": 40.0})
+    newer = store.create({**TrainConfig(seed=0).to_dict(), "model": "resnet-9000"}, "/data",
+                         "test", status="running")
+    store.finish(newer.id, "completed", "done", {"accuracy": 90.0}, None)
+    table = runs_table(store.list())
+    assert set(table["model"]) == {"tutorial", "resnet-9000"}
+    assert "resnet-9000" in run_label(store.get(newer.id))
+    assert "resnet-9000" in metrics_csv(store.get(newer.id))

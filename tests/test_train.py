@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shutil
-import sys
 import threading
 
 import numpy as np
@@ -13,23 +11,15 @@ import pytest
 import torch
 from conftest import REAL_ARCHIVE, in_memory_data
 
+from cifar_core.config import TrainConfig
 from cifar_core.dataset import normalize
 from cifar_core.errors import ConfigError, DeviceError
 from cifar_core.evaluate import evaluate
-from cifar_core.halves import HalvesStep
-from cifar_core.step import NetStep
-from cifar_core.train import (
-    DIVERGENCE_CHECK_EVERY,
-    DoneEvent,
-    EpochEvent,
-    StatsEvent,
-    TrainConfig,
-    balanced_subset,
-    build_model,
-    event_from_dict,
-    make_step,
-    train,
-)
+from cifar_core.events import DoneEvent, EpochEvent, StatsEvent, event_from_dict
+from cifar_core.speed.split_batch import SplitBatchStep
+from cifar_core.speed.tutorial_step import TutorialStep
+from cifar_core.speed.written_out import NetStep
+from cifar_core.train import DIVERGENCE_CHECK_EVERY, balanced_subset, build_model, train
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +30,7 @@ def data():
 def record_steps(monkeypatch, record):
     """Call record(inputs, labels, loss) after each training step, whichever step trains (in
     halves or not; the helper's start-up check is no step)."""
-    for cls in (NetStep, HalvesStep):
+    for cls in (NetStep, SplitBatchStep, TutorialStep):
         def recording(self, inputs, labels, original=cls.step):
             loss = original(self, inputs, labels)
             record(inputs, labels, loss)
@@ -51,65 +41,6 @@ def record_steps(monkeypatch, record):
 def run(config: TrainConfig, data, stop=None):
     model = build_model(config, len(data.classes))
     return model, list(train(config, data, model, stop))
-
-
-# --- the config ---------------------------------------------------------------------------
-
-def test_defaults_are_the_tutorials():
-    config = TrainConfig()
-    assert (config.epochs, config.lr, config.momentum, config.batch_size, config.log_every) \
-        == (2, 0.001, 0.9, 4, 2000)
-    assert config.device == "auto" and config.train_size is None
-
-
-@pytest.mark.parametrize(("settings", "field", "words"), [
-    ({"lr": 0}, "lr", "above 0"),
-    ({"lr": -0.1}, "lr", "above 0"),
-    ({"lr": 11}, "lr", "too high"),
-    ({"lr": float("nan")}, "lr", "must be a number"),
-    ({"lr": float("inf")}, "lr", "must be a number"),
-    ({"lr": "0.1"}, "lr", "must be a number"),
-    ({"lr": True}, "lr", "must be a number"),
-    ({"momentum": 1.0}, "momentum", "below 1"),
-    ({"momentum": -0.1}, "momentum", "at least 0"),
-    ({"momentum": None}, "momentum", "must be a number"),
-    ({"epochs": 0}, "epochs", "between 1"),
-    ({"epochs": 1001}, "epochs", "between 1"),
-    ({"epochs": 1.5}, "epochs", "whole number"),
-    ({"epochs": "2"}, "epochs", "whole number"),
-    ({"epochs": True}, "epochs", "whole number"),
-    ({"batch_size": 0}, "batch_size", "between 1"),
-    ({"batch_size": 4.0}, "batch_size", "whole number"),
-    ({"log_every": 0}, "log_every", "between 1"),
-    ({"seed": -1}, "seed", "between 0"),
-    ({"seed": 1.5}, "seed", "whole number"),
-    ({"train_size": 0}, "train_size", "between"),
-    ({"device": ""}, "device", "auto, cpu or cuda"),
-    ({"device": None}, "device", "auto, cpu or cuda"),
-])
-def test_out_of_range_settings_raise_config_error_naming_the_field(settings, field, words):
-    with pytest.raises(ConfigError) as err:
-        TrainConfig(**settings)
-    assert err.value.field == field
-    assert words in str(err.value)
-
-
-def test_edge_values_inside_the_range_are_accepted():
-    config = TrainConfig(epochs=1000, lr=10, momentum=0.0, batch_size=1, log_every=1, seed=0)
-    assert config.lr == 10 and config.momentum == 0.0
-    assert TrainConfig(momentum=0.999).momentum == 0.999
-
-
-def test_with_seed_fills_in_a_seed_only_when_missing():
-    assert TrainConfig(seed=None).with_seed().seed is not None
-    assert TrainConfig(seed=5).with_seed().seed == 5
-
-
-def test_dict_round_trip_ignores_unknown_keys():
-    config = TrainConfig(epochs=3, lr=0.01, seed=4, train_size=50)
-    assert TrainConfig.from_dict({**config.to_dict(), "from_a_newer_version": 1}) == config
-    with pytest.raises(ConfigError):
-        TrainConfig.from_dict({"lr": -1})
 
 
 # --- choosing training images -------------------------------------------------------------
@@ -188,7 +119,7 @@ def test_stats_loss_is_the_mean_over_its_window(data, monkeypatch):
 def test_each_epoch_steps_through_a_fresh_shuffle_of_the_normalised_images(data, monkeypatch):
     # Images are normalised a few at a time into one reused buffer: with a chunk of 6 images
     # (batches of 3) and 100 images, chunks and the last, 1-image, batch end unevenly.
-    monkeypatch.setattr(sys.modules["cifar_core.train"], "NORMALIZE_CHUNK", 8)
+    monkeypatch.setattr("cifar_core.speed.minibatches.NORMALIZE_CHUNK", 8)
     seen = []
     record_steps(monkeypatch, lambda inputs, labels, loss: seen.append((inputs.clone(),
                                                                         labels.clone())))
@@ -266,6 +197,23 @@ def test_the_same_seed_gives_identical_training(data):
     assert losses(events_a) != losses(events_c)
 
 
+def test_a_config_without_a_seed_is_refused_so_that_one_seed_means_one_run(data):
+    """build_model and train drawing a random seed each would start the weights from one seed
+    and shuffle by another, neither of them recorded."""
+    with pytest.raises(ConfigError) as err:
+        build_model(TrainConfig())
+    assert err.value.field == "seed" and "with_seed()" in str(err.value)
+    with pytest.raises(ConfigError):
+        next(train(TrainConfig(), data, build_model(TrainConfig(seed=1))))
+    config = TrainConfig(epochs=1, log_every=5).with_seed()
+    first, events_first = run(config, data)
+    second, events_second = run(TrainConfig(**config.to_dict()), data)
+    assert [e.loss for e in events_first if e.kind == "stats"] == \
+        [e.loss for e in events_second if e.kind == "stats"]
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters(),
+                                                   strict=True))
+
+
 def test_build_model_weights_are_fixed_by_the_seed():
     a = build_model(TrainConfig(seed=3)).state_dict()
     b = build_model(TrainConfig(seed=3)).state_dict()
@@ -331,7 +279,7 @@ def test_divergence_is_noticed_between_loss_reports(data):
 
 def test_an_unavailable_device_is_refused_before_training(data):
     with pytest.raises(DeviceError):
-        run(TrainConfig(device="tpu"), data)
+        run(TrainConfig(device="tpu", seed=0), data)
 
 
 def test_events_survive_a_dict_round_trip(data):
@@ -365,77 +313,3 @@ def test_one_epoch_on_real_images_beats_35_percent(tmp_path):
 
     assert events[-1].status == "completed"
     assert evaluate(model, cifar).accuracy > 35
-
-
-def test_tiny_batches_on_a_gpu_get_advice_and_the_cpu_none(monkeypatch):
-    import importlib
-
-    # (cifar_core.train, the attribute, is the function of that name)
-    train_module = importlib.import_module("cifar_core.train")
-    assert train_module.device_advice("cpu", 4) is None
-    assert train_module.device_advice("no-such-device", 4) is None  # config checks say so
-    monkeypatch.setattr(train_module, "resolve_device", lambda name: torch.device("cuda"))
-    advice = train_module.device_advice("auto", 4)
-    assert advice and "batch of 4" in advice and "cpu" in advice
-    assert train_module.device_advice("auto", 16) is not None
-    assert train_module.device_advice("auto", 32) is None
-
-
-def test_halves_on_two_cores_for_batches_of_2_to_32_unless_one_core_is_allowed(monkeypatch):
-    train_module = sys.modules["cifar_core.train"]
-    monkeypatch.setattr(train_module, "helper_possible", lambda: True)
-    monkeypatch.delenv("CIFAR_CORE_THREADS", raising=False)
-    halves = [b for b in (1, 2, 4, 5, 16, 32, 33, 128)
-              if train_module.uses_halves(TrainConfig(batch_size=b))]
-    assert halves == [2, 4, 5, 16, 32]
-    monkeypatch.setenv("CIFAR_CORE_THREADS", "1")  # runs side by side: one core each
-    assert not train_module.uses_halves(TrainConfig(batch_size=4))
-    monkeypatch.setenv("CIFAR_CORE_THREADS", "2")
-    assert train_module.uses_halves(TrainConfig(batch_size=4))
-    monkeypatch.setattr(train_module, "helper_possible", lambda: False)
-    assert not train_module.uses_halves(TrainConfig(batch_size=4))
-    config = TrainConfig(batch_size=4, device="cpu")
-    assert type(make_step(build_model(config), config, torch.device("cpu"))) is NetStep
-
-
-@pytest.mark.skipif(not sys.modules["cifar_core.halves"].helper_possible(),
-                    reason="no helper process on this machine (Linux, 2+ cores)")
-def test_the_helper_coming_and_going_mid_run_changes_no_weight(data, monkeypatch):
-    """The same run three ways: the helper as the governor likes (this machine), switched on
-    and off at every report, and never started (this process computes both halves)."""
-    train_module = sys.modules["cifar_core.train"]
-    monkeypatch.delenv("CIFAR_CORE_THREADS", raising=False)
-    # As on a machine with 3+ cores, where small batches start on two threads (at 2 images,
-    # one and two threads round differently: the halves must be on one either way).
-    monkeypatch.setattr(sys.modules["cifar_core.runtime"], "small_batch_threads", lambda: 2)
-    config = TrainConfig(epochs=2, batch_size=4, log_every=2, seed=0, device="cpu")
-    assert isinstance(make_step(build_model(config), config, torch.device("cpu")), HalvesStep)
-    usual, _ = run(config, data)
-
-    switches = []
-
-    class Flipping:  # a governor that switches the helper at every report
-        def __init__(self, stepper):
-            self.stepper = stepper
-
-        def update(self, steps):
-            self.stepper.use_helper(not self.stepper.helping)
-            switches.append(self.stepper.helping)
-
-        def paused(self, steps):
-            return contextlib.nullcontext()
-
-    real_start = train_module.start_helper
-
-    def flipping_start(stepper, inputs, labels):
-        assert real_start(stepper, inputs, labels) is not None  # it started
-        return Flipping(stepper)
-
-    monkeypatch.setattr(train_module, "start_helper", flipping_start)
-    flipping, _ = run(config, data)
-    assert True in switches and False in switches
-    monkeypatch.setattr(train_module, "start_helper", lambda *args: None)
-    alone, _ = run(config, data)
-    for model in (flipping, alone):
-        assert all(torch.equal(a, b)
-                   for a, b in zip(usual.parameters(), model.parameters(), strict=True))

@@ -1,5 +1,6 @@
-"""cifar_core.halves: minibatches in two halves, one in a helper process; the same weights as
-the tutorial's step to rounding, and bit for bit the same with or without the helper."""
+"""cifar_core.speed.split_batch: minibatches in two halves, one in a helper process; the same
+weights as the tutorial's step to rounding, and bit for bit the same with or without the
+helper."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import time
 import pytest
 import torch
 from conftest import in_memory_data
-from test_step import largest_difference, tutorial_step, twin_nets
+from test_written_out import largest_difference, tutorial_step, twin_nets
 from torch import optim
 
-from cifar_core import halves as halves_module
-from cifar_core.halves import HalvesStep, helper_possible
-from cifar_core.train import TrainConfig, build_model, train
+from cifar_core.config import TrainConfig
+from cifar_core.speed import split_batch as split_batch_module
+from cifar_core.speed.split_batch import SplitBatchStep, second_process_possible
+from cifar_core.train import build_model, train
 
-needs_helper = pytest.mark.skipif(not helper_possible(),
+needs_helper = pytest.mark.skipif(not second_process_possible(),
                                   reason="no helper process on this machine (Linux, 2+ cores)")
 
 
@@ -28,8 +30,8 @@ def minibatches(batch: int, count: int, seed: int = 0, classes: int = 10):
              torch.randint(0, classes, (batch,), generator=generator)) for _ in range(count)]
 
 
-def started(model, batch: int, lr=0.01, momentum=0.9) -> HalvesStep:
-    step = HalvesStep(model, lr=lr, momentum=momentum, batch_size=batch)
+def started(model, batch: int, lr=0.01, momentum=0.9) -> SplitBatchStep:
+    step = SplitBatchStep(model, lr=lr, momentum=momentum, batch_size=batch)
     inputs, labels = minibatches(batch, 1, seed=99)[0]
     assert step.start(inputs, labels)
     return step
@@ -37,8 +39,9 @@ def started(model, batch: int, lr=0.01, momentum=0.9) -> HalvesStep:
 
 @pytest.fixture
 def one_thread():
-    """HalvesStep sets one thread (in training, inside runtime_settings); put it back."""
+    """One thread, as cifar_core.speed.open_step sets it for split batches; put back after."""
     threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
@@ -55,20 +58,41 @@ def test_halves_match_autograd_and_torch_sgd(batch, one_thread):
             loss = step.step(inputs, labels)
             assert loss.item() == pytest.approx(
                 tutorial_step(reference, optimizer, inputs, labels), rel=1e-5, abs=1e-6)
-        assert step.helping and step.helper_cpu_s() >= 0
+        assert step.helping
         assert largest_difference(ours, reference) < 1e-5
     finally:
         step.close()
 
 
 @needs_helper
+def test_the_helpers_cpu_time_is_read_while_it_works_and_is_zero_without_it(one_thread):
+    """The governor subtracts it from the machine's busy time: a helper's work that went
+    uncounted would look like another process, and send training to one core."""
+    step = started(twin_nets()[0], 8)
+    try:
+        deadline = time.monotonic() + 10
+        inputs, labels = minibatches(8, 1)[0]
+        while step.second_process_cpu_s() == 0 and time.monotonic() < deadline:
+            for _ in range(20):
+                step.step(inputs, labels)
+        busy = step.second_process_cpu_s()
+        assert busy > 0
+        for _ in range(200):
+            step.step(inputs, labels)
+        assert step.second_process_cpu_s() >= busy  # a clock: it only moves forward
+    finally:
+        step.close()
+    assert step.second_process_cpu_s() == 0.0
+
+
+@needs_helper
 def test_with_and_without_the_helper_the_weights_are_the_same_bit_for_bit(one_thread):
     helped, alone = twin_nets(seed=1)
     step_helped = started(helped, 8)
-    step_alone = HalvesStep(alone, lr=0.01, momentum=0.9, batch_size=8)
+    step_alone = SplitBatchStep(alone, lr=0.01, momentum=0.9, batch_size=8)
     try:
         for i, (inputs, labels) in enumerate(minibatches(8, 30, seed=2)):
-            step_helped.use_helper(i % 7 != 3)  # now and then without it
+            step_helped.use_second_process(i % 7 != 3)  # now and then without it
             step_helped.step(inputs, labels)
             step_alone.step(inputs, labels)
         assert all(torch.equal(a, b)
@@ -81,10 +105,10 @@ def test_with_and_without_the_helper_the_weights_are_the_same_bit_for_bit(one_th
 @pytest.mark.parametrize("how", ["killed", "stuck"])
 def test_a_helper_that_dies_or_stops_answering_is_replaced_with_the_same_result(
         how, one_thread, monkeypatch):
-    monkeypatch.setattr(halves_module, "HELPER_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(split_batch_module, "SECOND_PROCESS_TIMEOUT_S", 0.2)
     helped, alone = twin_nets(seed=2)
     step_helped = started(helped, 4)
-    step_alone = HalvesStep(alone, lr=0.01, momentum=0.9, batch_size=4)
+    step_alone = SplitBatchStep(alone, lr=0.01, momentum=0.9, batch_size=4)
     batches = minibatches(4, 12, seed=3)
     try:
         for inputs, labels in batches[:6]:
@@ -105,7 +129,7 @@ def test_a_helper_that_dies_or_stops_answering_is_replaced_with_the_same_result(
 
 @needs_helper
 def test_a_helper_whose_half_differs_is_not_used(one_thread, monkeypatch):
-    original = HalvesStep._serve
+    original = SplitBatchStep._serve
 
     def off_by_a_bit(self, parent):  # a helper whose arithmetic is not this process's
         compute = self.net.gradients
@@ -118,12 +142,11 @@ def test_a_helper_whose_half_differs_is_not_used(one_thread, monkeypatch):
         self.net.gradients = gradients  # in the helper's copy of the step only
         original(self, parent)
 
-    monkeypatch.setattr(HalvesStep, "_serve", off_by_a_bit)
-    step = HalvesStep(twin_nets()[0], lr=0.01, momentum=0.9, batch_size=4)
+    monkeypatch.setattr(SplitBatchStep, "_serve", off_by_a_bit)
+    step = SplitBatchStep(twin_nets()[0], lr=0.01, momentum=0.9, batch_size=4)
     inputs, labels = minibatches(4, 1)[0]
     assert not step.start(inputs, labels)
     assert step.helper is None and not step.helping
-    assert torch.get_num_threads() == 1  # the halves on one thread all the same
     assert multiprocessing.active_children() == []
 
 

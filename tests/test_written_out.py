@@ -8,14 +8,11 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import in_memory_data
 from torch import nn, optim
 
-from cifar_core import step as step_module
-from cifar_core.halves import HalvesStep
-from cifar_core.model import Net
-from cifar_core.step import AutogradStep, NetStep, _pool_planes
-from cifar_core.train import NETSTEP_MAX_BATCH, TrainConfig, make_step, train
+from cifar_core.models import Net
+from cifar_core.speed import written_out as step_module
+from cifar_core.speed.written_out import NetStep, _pool_planes
 
 
 def twin_nets(seed: int = 0, classes: int = 10) -> tuple[Net, Net]:
@@ -105,34 +102,3 @@ def test_the_model_keeps_its_trained_weights_and_saves_as_usual():
     restored = Net()
     restored.load_state_dict(torch.load(buffer, weights_only=True))
     assert torch.equal(restored(inputs), model(inputs).detach())
-
-
-def test_the_written_out_step_is_used_for_net_in_small_cpu_batches_only():
-    class Wider(Net):  # a subclass may change forward(): it must go through autograd
-        pass
-
-    cpu = torch.device("cpu")
-    small = TrainConfig(batch_size=NETSTEP_MAX_BATCH)
-    large = TrainConfig(batch_size=NETSTEP_MAX_BATCH + 1)
-    assert isinstance(make_step(Net(), small, cpu), (NetStep, HalvesStep))  # halves: 2+ cores
-    assert isinstance(make_step(Net(), large, cpu), AutogradStep)
-    assert isinstance(make_step(Wider(), small, cpu), AutogradStep)
-    other = nn.Sequential(nn.Flatten(), nn.Linear(3072, 10))
-    assert isinstance(make_step(other, small, cpu), AutogradStep)
-
-
-def test_training_with_either_step_ends_with_the_same_weights():
-    class SameNet(Net):
-        pass
-
-    data = in_memory_data(train_n=80, test_n=20, seed=3)
-    config = TrainConfig(epochs=2, batch_size=4, log_every=5, lr=0.001, seed=0, device="cpu")
-    fast, plain = Net(), SameNet()
-    torch.manual_seed(0)
-    fast.load_state_dict(Net().state_dict())
-    plain.load_state_dict(fast.state_dict())
-    fast_events = list(train(config, data, fast))
-    plain_events = list(train(config, data, plain))
-    assert largest_difference(fast, plain) < 1e-5
-    assert [e.kind for e in fast_events] == [e.kind for e in plain_events]
-    assert fast_events[-1].status == plain_events[-1].status == "completed"
