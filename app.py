@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cifar_core.model import Net, count_parameters
+from cifar_core.models import Net, count_parameters
 from cifar_core.pictures import tiles
 from cifar_core.summaries import run_progress, runs_with_network
 from pages.shared import access, layout, navigation

@@ -6,38 +6,47 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from cifar_core.config import Setting, settings
 from cifar_core.runs import Run
 from cifar_core.summaries import (
+    SETTINGS,
     format_duration,
     loss_curve,
     metrics_csv,
     per_class_comparison,
     run_label,
     runs_table,
+    setting_text,
 )
 from pages.shared import access, layout, navigation
 
 # Run ids are long: a legend under the chart leaves the plot its full width.
 RUN_COLOR = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
-SCATTER_SETTINGS = {"lr": "learning rate", "momentum": "momentum", "batch_size": "batch size",
-                    "epochs": "epochs", "train_size": "training images"}
+
+
+def setting_column(name: str, spec: Setting):
+    """A Runs-table column for a setting, from its declaration."""
+    if spec.kind is str or spec.optional:  # text: choices, or 'all'/'random' for none
+        return st.column_config.TextColumn(spec.label, help=spec.help)
+    return st.column_config.NumberColumn(spec.label, format=spec.format, help=spec.help)
 
 
 def runs_table_ui(runs: list[Run]) -> list[str]:
-    """All runs as a table; returns the ids of the rows the user ticked."""
+    """All runs as a table, a column per compared setting; returns the ids of ticked rows."""
     table = runs_table(runs)
     table["duration"] = [format_duration(s) for s in table["duration_s"]]
-    shown = table[["run", "status", "epochs", "lr", "momentum", "batch_size", "train_size",
-                   "accuracy", "duration", "images_per_s", "created", "message"]]
+    declared = settings()
+    for name in SETTINGS:
+        if declared[name].optional:
+            table[name] = [setting_text(name, value) for value in table[name]]
+    shown = table[["run", "status", *SETTINGS, "accuracy", "duration", "images_per_s",
+                   "created", "message"]]
     event = st.dataframe(
         shown, hide_index=True, width="stretch", on_select="rerun",
         selection_mode="multi-row", key="runs_table",
         column_config={
-            "run": "Run", "status": "Status", "epochs": "Epochs",
-            "lr": st.column_config.NumberColumn("Learning rate", format="%.4f"),
-            "momentum": st.column_config.NumberColumn("Momentum", format="%.2f"),
-            "batch_size": "Batch", "train_size": st.column_config.NumberColumn(
-                "Training images", help="empty = all"),
+            "run": "Run", "status": "Status",
+            **{name: setting_column(name, declared[name]) for name in SETTINGS},
             "accuracy": st.column_config.ProgressColumn("Test accuracy", format="%.1f %%",
                                                         min_value=0, max_value=100),
             "duration": "Took",
@@ -93,16 +102,19 @@ def scatter_ui(runs: list[Run]) -> None:
     if len(table) < 2:
         st.caption("Finish at least two runs with different settings to see a pattern here.")
         return
-    setting = st.radio("Setting", list(SCATTER_SETTINGS), format_func=SCATTER_SETTINGS.get,
+    declared = settings()
+    setting = st.radio("Setting", list(SETTINGS), format_func=lambda n: declared[n].label,
                        horizontal=True, key="scatter_setting")
-    log_scale = setting in ("lr", "batch_size")
+    spec = declared[setting]
+    if spec.kind is str:  # a choice, e.g. the model: one column of dots per value
+        x = alt.X(f"{setting}:N", title=spec.label, axis=alt.Axis(labelAngle=0))
+    else:
+        x = alt.X(f"{setting}:Q", title=spec.label,
+                  scale=alt.Scale(type="log" if spec.log_scale else "linear", zero=False))
     chart = alt.Chart(table).mark_circle(size=120, opacity=0.8).encode(
-        x=alt.X(f"{setting}:Q", title=SCATTER_SETTINGS[setting],
-                scale=alt.Scale(type="log" if log_scale else "linear", zero=False)),
-        y=alt.Y("accuracy:Q", title="test accuracy (%)"),
+        x=x, y=alt.Y("accuracy:Q", title="test accuracy (%)"),
         color=alt.Color("status:N"),
-        tooltip=["run", "epochs", "lr", "momentum", "batch_size",
-                 alt.Tooltip("accuracy:Q", format=".1f")])
+        tooltip=["run", *SETTINGS, alt.Tooltip("accuracy:Q", format=".1f")])
     st.altair_chart(chart.properties(height=300), width="stretch")
 
 

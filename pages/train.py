@@ -4,87 +4,109 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core import TrainConfig, available_devices
+from cifar_core import CifarError, TrainConfig
+from cifar_core.config import (
+    PRESETS,
+    Setting,
+    config_problems,
+    defaults,
+    device_advice,
+    preset_values,
+    settings,
+)
+from cifar_core.events import Event
+from cifar_core.models import model_spec
 from cifar_core.runs import ACTIVE, Run
 from cifar_core.summaries import (
     epoch_accuracies,
     estimate_seconds,
     format_duration,
+    how_it_trained,
     loss_curve,
     run_progress,
 )
-from cifar_core.train import LABELS, PRESETS, config_problems, device_advice
 from pages.shared import access, layout, navigation
 
-FIELDS = ("epochs", "lr", "momentum", "batch_size", "log_every", "train_size", "device", "seed")
-HELP = {
-    "epochs": "How many times the network sees every training image.",
-    "lr": "How big a step each correction takes. Too high and learning falls apart; too low "
-          "and it crawls.",
-    "momentum": "How much of the previous step carries into the next (0 = none, 0.9 = a lot).",
-    "batch_size": "Images looked at before each correction. Bigger is faster per image, but "
-                  "gives fewer corrections per epoch.",
-    "log_every": "Report the average loss every this many batches (one point on the chart).",
-    "train_size": "How many training images to use, the same number from every class.",
-    "device": "Where to compute: 'auto' picks a GPU when there is one.",
-    "seed": "Fixes the starting weights and the order of images, so a run can be repeated.",
-}
+# How the settings are laid out: rows of this many, in the order cifar_core.config declares them.
+FORM_COLUMNS = 4
+
+
+def _fallback(name: str, max_train: int):
+    """The number shown (greyed out) for an optional setting left at its 'none' meaning."""
+    return max_train if name == "train_size" else 0
 
 
 def _apply_preset() -> None:
-    values = {**TrainConfig().to_dict(), **PRESETS[st.session_state.preset]}
-    for name in ("epochs", "lr", "momentum", "batch_size", "log_every"):
-        st.session_state[f"cfg_{name}"] = values[name]
-    if values["train_size"] is None:
-        st.session_state.cfg_train_size = st.session_state.get("max_train", 50_000)
+    """Fill the form with a preset's settings (the device and the seed stay as chosen)."""
+    values = preset_values(st.session_state.preset)
+    max_train = st.session_state.get("max_train", 50_000)
+    for name, spec in settings().items():
+        if name in ("device", "seed"):
+            continue
+        value = values[name]
+        if spec.optional:
+            st.session_state[f"cfg_{name}_none"] = value is None
+            value = _fallback(name, max_train) if value is None else value
+        st.session_state[f"cfg_{name}"] = value
+
+
+def _init_form(max_train: int) -> None:
+    st.session_state.preset = next(iter(PRESETS))
+    for name, spec in settings().items():
+        default = defaults()[name]
+        if spec.optional:
+            st.session_state[f"cfg_{name}_none"] = default is None
+        st.session_state[f"cfg_{name}"] = _fallback(name, max_train) if default is None \
+            else default
+    _apply_preset()
+
+
+def setting_ui(name: str, spec: Setting, max_train: int):
+    """One setting's widget, made from its declaration; returns its value (None: the setting's
+    'none' meaning, e.g. a random seed)."""
+    key = f"cfg_{name}"
+    if spec.choices is not None:
+        choices = spec.allowed()
+        labels = {n: model_spec(n).title for n in choices} if name == "model" else {}
+        st.selectbox(spec.label, choices, key=key, help=spec.help,
+                     format_func=lambda c: labels.get(c, c))
+        return st.session_state[key]
+    none = spec.optional and st.checkbox(f"{spec.label}: {spec.none_means}",
+                                         key=f"{key}_none")
+    label = f"{spec.label} (of {max_train:,})" if name == "train_size" else spec.label
+    step = int(spec.step) if spec.kind is int else spec.step
+    st.number_input(label, step=step, format=spec.format, key=key, help=spec.help,
+                    disabled=bool(none))
+    return None if none else st.session_state[key]
+
+
+def model_caption_ui(name: str) -> None:
+    """What the chosen model is, in one sentence, and its size."""
+    try:
+        spec = model_spec(name)
+    except CifarError:
+        return
+    st.caption(f"{spec.description} {spec.parameter_count():,} weights.")
 
 
 def settings_form_ui(max_train: int) -> dict:
-    """The settings widgets, with each problem shown under its field; returns the values."""
+    """A widget for every setting (cifar_core.config declares them), each problem shown under
+    its field; returns the values and the problems."""
     st.session_state.max_train = max_train
     if "cfg_epochs" not in st.session_state:
-        st.session_state.preset = next(iter(PRESETS))
-        _apply_preset()
-        st.session_state.cfg_seed = 0
-        st.session_state.cfg_random_seed = True
-    st.selectbox("Start from a preset", list(PRESETS), key="preset", on_change=_apply_preset)
-    c1, c2, c3, c4 = st.columns(4)
-    slots = {}
-    with c1:
-        st.number_input(LABELS["epochs"], step=1, key="cfg_epochs", help=HELP["epochs"])
-        slots["epochs"] = st.empty()
-        st.number_input(LABELS["batch_size"], step=1, key="cfg_batch_size",
-                        help=HELP["batch_size"])
-        slots["batch_size"] = st.empty()
-    with c2:
-        st.number_input(LABELS["lr"], step=0.001, format="%.4f", key="cfg_lr", help=HELP["lr"])
-        slots["lr"] = st.empty()
-        st.number_input(LABELS["momentum"], step=0.05, format="%.2f", key="cfg_momentum",
-                        help=HELP["momentum"])
-        slots["momentum"] = st.empty()
-    with c3:
-        st.number_input(f"{LABELS['train_size']} (of {max_train:,})", step=1000,
-                        key="cfg_train_size", help=HELP["train_size"])
-        slots["train_size"] = st.empty()
-        st.number_input(LABELS["log_every"], step=1, key="cfg_log_every",
-                        help=HELP["log_every"])
-        slots["log_every"] = st.empty()
-    with c4:
-        st.selectbox(LABELS["device"], available_devices(), key="cfg_device", help=HELP["device"])
-        slots["device"] = st.empty()
-        random_seed = st.checkbox("Random seed", key="cfg_random_seed")
-        st.number_input(LABELS["seed"], step=1, key="cfg_seed", disabled=random_seed,
-                        help=HELP["seed"])
-        slots["seed"] = st.empty()
-    train_size = st.session_state.cfg_train_size
-    values = {
-        "epochs": st.session_state.cfg_epochs, "lr": st.session_state.cfg_lr,
-        "momentum": st.session_state.cfg_momentum, "batch_size": st.session_state.cfg_batch_size,
-        "log_every": st.session_state.cfg_log_every, "device": st.session_state.cfg_device,
-        "seed": None if random_seed else st.session_state.cfg_seed,
-        "train_size": None if isinstance(train_size, int) and train_size >= max_train
-        else train_size,
-    }
+        _init_form(max_train)
+    st.selectbox("Start from a preset", list(PRESETS), key="preset", on_change=_apply_preset,
+                 format_func=lambda preset_id: PRESETS[preset_id].title)
+    values, slots = {}, {}
+    declared = list(settings().items())
+    for row in range(0, len(declared), FORM_COLUMNS):
+        for column, (name, spec) in zip(st.columns(FORM_COLUMNS), declared[row:row + FORM_COLUMNS],
+                                        strict=False):
+            with column:
+                values[name] = setting_ui(name, spec, max_train)
+                slots[name] = st.empty()
+                if name == "model":
+                    model_caption_ui(values[name])
     problems = config_problems(values)
     for name, message in problems.items():
         slots[name].error(message, icon=":material/error:")
@@ -114,7 +136,7 @@ def start_ui(values: dict, problems: dict, images_per_epoch: int) -> None:
         st.rerun()
 
 
-def run_events(run_id: str) -> list[dict]:
+def run_events(run_id: str) -> list[Event]:
     """All events of a run, reading only the new ones on each refresh."""
     cache = st.session_state.setdefault("events_cache", {})
     last_seq, events = cache.get(run_id, (0, []))
@@ -128,7 +150,7 @@ def run_events(run_id: str) -> list[dict]:
 
 def loss_chart(run: Run, curve: pd.DataFrame, accuracy: pd.DataFrame) -> alt.LayerChart:
     """Loss per report (line with points), epoch boundaries (dashed), test accuracy (right)."""
-    epochs = run.config.get("epochs", 1)
+    epochs = run.settings["epochs"]
     x = alt.X("epochs:Q", title="epochs", scale=alt.Scale(domain=[0, epochs]))
     line = alt.Chart(curve).mark_line(point=True, color="#4C78A8").encode(
         x=x, y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
@@ -165,12 +187,12 @@ def run_view_ui(run: Run, events: list[dict]) -> None:
     curve = loss_curve(events)
     if curve.empty:
         st.caption("The loss chart starts with the first report "
-                   f"(every {run.config.get('log_every')} batches).")
+                   f"(every {run.settings['log_every']} batches).")
     else:
         st.altair_chart(loss_chart(run, curve, accuracy), width="stretch")
         reports = len(curve)
         st.caption(f"{reports} loss report{'s' if reports != 1 else ''} so far, one every "
-                   f"{run.config.get('log_every')} batches. Dashed lines: epoch ends; "
+                   f"{run.settings['log_every']} batches. Dashed lines: epoch ends; "
                    "red diamonds: test accuracy after each epoch.")
 
 
@@ -205,6 +227,10 @@ def finished_run_ui(run: Run) -> None:
     else:
         st.error(f"This run {run.status}: {run.message}", icon=":material/error:")
     run_view_ui(run, run_events(run.id))
+    note = how_it_trained(run)
+    if note:
+        st.caption(note + " The same seed gives the same network only with the same step "
+                          "and cores.")
     if run.checkpoint:
         st.page_link(navigation.EVALUATE, label="See what it learned on the Evaluate page",
                      icon=":material/fact_check:")
