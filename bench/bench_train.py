@@ -86,6 +86,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, one seed, one repeat: checks the script in ~1 minute")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a checkout of the code before a change (e.g. `git worktree add "
+                             "/tmp/before <commit>`): (a) also trains with its cifar_core, "
+                             "interleaved, and reports the ratio now / before")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one measurement, in a child
     return parser.parse_args(argv)
 
@@ -273,23 +277,29 @@ def worker_main(task_json: str) -> int:
     return 0
 
 
-def measure(task: dict, tmp: Path) -> dict:
-    """Parent side: run one task in a fresh interpreter; its output goes to our stderr."""
+def measure(task: dict, tmp: Path, root: Path = ROOT) -> dict:
+    """Parent side: run one task in a fresh interpreter, with the cifar_core (and this script)
+    of the checkout `root`; its output goes to our stderr."""
     result = tmp / f"result-{time.monotonic_ns()}.json"
     meter = LoadMeter()
-    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker",
+    subprocess.run([sys.executable, str(root / "bench" / "bench_train.py"), "--worker",
                     json.dumps({**task, "result": str(result)})],
-                   cwd=ROOT, stdout=sys.stderr, check=True)
+                   cwd=root, stdout=sys.stderr, check=True)
     return {**json.loads(result.read_text()), "other_cores": meter.other_cores()}
 
 
 # --- the four benchmarks ------------------------------------------------------------------------
 
 def bench_training(plan: Plan, args: argparse.Namespace, tmp: Path) -> list[dict]:
-    """(a) tutorial seed0, ours seed0, tutorial seed1, ours seed1, ..."""
+    """(a) tutorial seed0, ours seed0, tutorial seed1, ours seed1, ... (with --before, the
+    earlier cifar_core beside ours, in alternating order)"""
     rows = []
-    for seed in plan.seeds:
-        for loop in ("tutorial", "cifar_core"):
+    for i, seed in enumerate(plan.seeds):
+        # With --before, the two cifar_cores take turns at running right after the tutorial
+        # (the machine right after 100 s of a 2-thread loop is not the same machine).
+        ours = ("cifar_core", "before") if i % 2 == 0 else ("before", "cifar_core")
+        loops = ("tutorial", *ours) if args.before else ("tutorial", "cifar_core")
+        for loop in loops:
             _log(f"== (a) training: {loop}, seed {seed}")
             task = {"kind": "tutorial_train" if loop == "tutorial" else "ours_train",
                     "data_dir": str(args.data_dir), "epochs": plan.epochs, "seed": seed,
@@ -297,7 +307,8 @@ def bench_training(plan: Plan, args: argparse.Namespace, tmp: Path) -> list[dict
                     "batch_size": 4, "device": args.device}
             if seed == plan.seeds[0] and loop == "tutorial":
                 task["save_model"] = str(tmp / "tutorial_net.pth")
-            rows.append({"loop": loop, "seed": seed, **measure(task, tmp)})
+            root = args.before.resolve() if loop == "before" else ROOT
+            rows.append({"loop": loop, "seed": seed, **measure(task, tmp, root)})
     return rows
 
 
@@ -412,6 +423,14 @@ def summarise(results: dict) -> dict:
                if ("cifar_core", s) in by and ("tutorial", s) in by]
         out["train_images_per_s_ratio"] = _median(ratios)
         out["train_end_to_end_speedup"] = _median(e2e)
+        before = [by[("before", s)]["images_per_s"] / by[("tutorial", s)]["images_per_s"]
+                  for s in sorted({r["seed"] for r in train})
+                  if ("before", s) in by and ("tutorial", s) in by]
+        now_vs_before = [by[("cifar_core", s)]["images_per_s"] / by[("before", s)]["images_per_s"]
+                         for s in sorted({r["seed"] for r in train})
+                         if ("before", s) in by and ("cifar_core", s) in by]
+        out["before_images_per_s_ratio"] = _median(before)
+        out["now_vs_before"] = _median(now_vs_before)
     evals = results.get("eval") or []
     if evals:
         tut = _median(r["eval_s"] for r in evals if r["loop"] == "tutorial")
@@ -469,6 +488,11 @@ def markdown(report: dict) -> str:
                       f"**{_fmt(s['train_images_per_s_ratio'], '.2f')}x**; end-to-end "
                       f"(load + train + test) speed-up: "
                       f"{_fmt(s['train_end_to_end_speedup'], '.2f')}x.", ""]
+        if s.get("now_vs_before") is not None:
+            lines += [f"'before' is the cifar_core of {report['argv_before']}: its median ratio "
+                      f"to the tutorial {_fmt(s['before_images_per_s_ratio'], '.2f')}x; "
+                      f"now / before, median per seed: "
+                      f"**{_fmt(s['now_vs_before'], '.3f')}x**.", ""]
     if res.get("eval"):
         tests = ("10,000" if plan["test_size"] is None
                  else f"{plan['test_size']:,} evenly spaced")
@@ -535,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     report = {"started": started, "argv": sys.argv[1:], "machine": machine_info(args.device),
               "plan": {**plan.__dict__, "quick": args.quick}, "loadavg_start": _loadavg(),
+              "argv_before": str(args.before) if args.before else None,
               "results": {}}
     meter = LoadMeter()
     benches = {"train": bench_training, "eval": bench_eval, "scaling": bench_scaling,
