@@ -145,11 +145,11 @@ def run_progress(run: Run, events: list[Event]) -> Progress:
 
 def estimate_seconds(runs: list[Run], config: dict, images_per_epoch: int) -> float | None:
     """Rough training time for `config`: its images divided by the median speed of earlier runs
-    with the same batch size and device; None when there are none to go by."""
+    with the same model, batch size and device; None when there are none to go by."""
     speeds = sorted(r.metrics["images_per_s"] for r in runs
                     if r.metrics and r.metrics.get("images_per_s")
-                    and r.config.get("batch_size") == config.get("batch_size")
-                    and r.config.get("device") == config.get("device"))
+                    and all(r.settings[k] == config.get(k)
+                            for k in ("model", "batch_size", "device")))
     if not speeds:
         return None
     return images_per_epoch * config.get("epochs", 1) / speeds[len(speeds) // 2]

@@ -128,13 +128,17 @@ def test_metrics_csv_has_a_row_per_class_and_overall(store):
     assert set(frame["run"]) == {run.id} and set(frame["lr"]) == {0.02}
 
 
-def test_estimate_uses_earlier_runs_with_the_same_batch_and_device(store):
+def test_estimate_uses_earlier_runs_with_the_same_model_batch_and_device(store):
     finished(store, {"accuracy": 1, "per_class": {}, "images_per_s": 1000.0}, batch_size=4)
     finished(store, {"accuracy": 1, "per_class": {}, "images_per_s": 3000.0}, batch_size=4)
     finished(store, {"accuracy": 1, "per_class": {}, "images_per_s": 9e9}, batch_size=64)
+    finished(store, {"accuracy": 1, "per_class": {}, "images_per_s": 10.0}, batch_size=4,
+             model="tutorial-wide")
     config = TrainConfig(epochs=2, batch_size=4).to_dict()
     assert estimate_seconds(store.list(), config, 3000) == pytest.approx(2.0)
     assert estimate_seconds(store.list(), {**config, "batch_size": 8}, 3000) is None
+    assert estimate_seconds(store.list(), {**config, "model": "tutorial-wide"}, 3000) == \
+        pytest.approx(600.0)
 
 
 def test_runs_with_network_keeps_completed_and_stopped_runs_that_saved_one(store):
