@@ -6,18 +6,24 @@ is keyed by the source's file sizes and times, so a changed source is decoded ag
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cifar_core.dataset import SPLITS
+from cifar_core.processes import pid_alive
 from cifar_core.sources import Source
 
 # Bump when the cache's contents change meaning, so old caches are decoded again.
 CACHE_VERSION = 1
+# A partial cache file untouched this long is stale even if a process with its writer's pid
+# runs (pids are reused); a writer at work touches it every moment (seconds for the whole file).
+STALE_PARTIAL_S = 3600.0
 
 
 def cache_dir(root: Path) -> Path:
@@ -58,9 +64,9 @@ def cache_file(root: Path, source: Source) -> Path:
 
 def write_cache(path: Path, decoded: dict) -> None:
     """Save decoded arrays atomically and drop older caches; a failure is silently skipped."""
+    tmp = _partial_file(path, os.getpid())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save({k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
                     for k, v in decoded.items()}, tmp)
         os.replace(tmp, path)
@@ -69,6 +75,36 @@ def write_cache(path: Path, decoded: dict) -> None:
                 old.unlink(missing_ok=True)
     except OSError:
         pass  # a cache we cannot write only costs time on the next start
+    finally:
+        # A write cut short (Ctrl-C, a full disk) leaves no partial file; a killed process
+        # does, and remove_stale_partials clears it on a later load.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _partial_file(path: Path, pid: int) -> Path:
+    """Where process pid writes the cache file path before renaming it into place."""
+    return path.with_suffix(f".tmp{pid}")
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Delete the partial cache files in folder that no process is writing any more: those
+    whose writer has exited, or untouched for STALE_PARTIAL_S. Returns what it deleted."""
+    removed = []
+    for partial in Path(folder).glob("cifar10-*.tmp*"):
+        pid = partial.suffix.removeprefix(".tmp")
+        try:
+            untouched_s = time.time() - partial.stat().st_mtime
+        except OSError:
+            continue  # renamed into place or removed meanwhile
+        if not pid.isdigit():
+            continue  # not one of ours
+        if pid_alive(int(pid)) and untouched_s < STALE_PARTIAL_S:
+            continue  # its writer may be at it now
+        with contextlib.suppress(OSError):
+            partial.unlink()
+            removed.append(partial)
+    return removed
 
 
 def read_cache(path: Path) -> dict | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cifar_core.cache import cache_file, read_cache, write_cache
+from cifar_core.cache import cache_file, read_cache, remove_stale_partials, write_cache
 from cifar_core.dataset import OFFLINE_HELP, CifarData, Progress, default_data_dir
 from cifar_core.download import download_cifar10
 from cifar_core.errors import DataNotFoundError
@@ -31,6 +31,7 @@ def load_cifar10(root: Path | str | None = None, download: bool = True,
             raise DataNotFoundError(f"No CIFAR-10 data in {root.resolve()}. " + OFFLINE_HELP)
         source = download_cifar10(root, progress)
     cache = cache_file(root, source)
+    remove_stale_partials(cache.parent)
     decoded = read_cache(cache) if cache.is_file() else None
     if decoded is None:
         progress(f"Decoding {source.describe()} (once; later starts use a cache) ...")
