@@ -177,7 +177,14 @@ def cmd_train(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if not args.json:
         print(f"Run {run.id} on {device} (data: {data_dir})", file=sys.stderr, flush=True)
-    run = execute_run(store, run.id, on_event=_emit if args.json else _print_event, stop=stop)
+    from cifar_core.dataset import WARNING_PREFIX
+
+    def emit_json(event: dict) -> None:  # the data's warnings arrive as progress lines
+        if event["kind"] == "log" and event["message"].startswith(WARNING_PREFIX):
+            event = {"kind": "warning", "message": event["message"][len(WARNING_PREFIX):]}
+        _emit(event)
+
+    run = execute_run(store, run.id, on_event=emit_json if args.json else _print_event, stop=stop)
     if run.checkpoint and args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run.checkpoint, args.out)
@@ -285,8 +292,7 @@ def cmd_data(args) -> int:
         _emit({"source": data.source, "classes": list(data.classes), "counts": counts,
                "warnings": list(data.warnings)})
         return 0
-    for warning in data.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    # Its warnings were printed on stderr as it loaded (load_cifar10 passes them to progress).
     print(f"{data.source}: {len(data.train_labels):,} training and "
           f"{len(data.test_labels):,} test images, {len(data.classes)} classes "
           f"({', '.join(data.classes)})")

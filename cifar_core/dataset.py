@@ -31,6 +31,10 @@ OFFLINE_HELP = (
 )
 
 Progress = Callable[[str], None]
+# load_cifar10 also passes the data's warnings to its progress callback, each after this prefix,
+# so that whatever shows progress (the CLI, a job's log) shows them; `train --json` turns such a
+# line into a warning event.
+WARNING_PREFIX = "warning: "
 
 
 def default_data_dir() -> Path:

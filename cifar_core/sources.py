@@ -126,6 +126,8 @@ def _decode_batches(files: dict[str, bytes], where: str) -> dict:
             classes = tuple(pickle.loads(files["batches.meta"], encoding="latin1")["label_names"])
         except Exception:
             warnings.append("batches.meta is unreadable: using the official class names.")
+    labels = {**{n: y for n, (_, y) in zip(TRAIN_BATCHES, train, strict=True)}, TEST_BATCH: test_y}
+    warnings += _check_labels_against_names(labels, classes, where)
     md5s = _official_md5s()
     changed = [n for n in (*TRAIN_BATCHES, TEST_BATCH)
                if hashlib.md5(files[n]).hexdigest() != md5s.get(n)]
@@ -140,6 +142,31 @@ def _decode_batches(files: dict[str, bytes], where: str) -> dict:
         "test_images": test_x, "test_labels": test_y,
         "classes": list(classes), "warnings": warnings,
     }
+
+
+def _check_labels_against_names(labels: dict[str, np.ndarray], classes: tuple[str, ...],
+                                where: str) -> list[str]:
+    """CorruptDataError naming the file when a label has no class name (training would crash on
+    it); a warning for names that no image has. Labels are positions in batches.meta's list."""
+    names = (f"{len(classes)} class names ({', '.join(map(str, classes[:12]))}"
+             f"{', ...' if len(classes) > 12 else ''}), so labels can only be 0 to "
+             f"{len(classes) - 1}" if classes else "no class names")
+    for name, ys in labels.items():
+        low, high = int(ys.min()), int(ys.max())
+        if low < 0 or high >= len(classes):
+            raise CorruptDataError(
+                f"The labels in '{name}' in {where} go from {low} to {high}, but there are "
+                f"{names}. The names come from batches.meta (the official ten when it is "
+                "missing or unreadable): give it one name per label, in label order, or delete "
+                "it to use the official names."
+            )
+    used = set(np.unique(np.concatenate(list(labels.values()))).tolist())
+    unused = [f"{c} ({i})" for i, c in enumerate(classes) if i not in used]
+    if unused:
+        return [f"No image in {where} is labelled {', '.join(unused[:5])}"
+                f"{', ...' if len(unused) > 5 else ''}: of the {len(classes)} class names, these "
+                "get an output of the network that nothing trains."]
+    return []
 
 
 def _read_batches_dir(path: Path) -> dict:
