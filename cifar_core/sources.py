@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import pickle
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from cifar_core.dataset import (
     TRAIN_BATCHES,
 )
 from cifar_core.errors import CorruptDataError, ImageFolderError
+from cifar_core.safe_pickle import load_cifar_pickle
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 
@@ -94,13 +94,15 @@ def _official_md5s() -> dict[str, str]:
     return dict(CIFAR10.train_list + CIFAR10.test_list)
 
 
-def _unpickle_batch(name: str, raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _unpickle_batch(name: str, raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     try:
-        entry = pickle.loads(raw, encoding="latin1")
+        entry = load_cifar_pickle(raw, f"'{name}' in {where}")
         data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
         if len(labels) != len(data) or len(data) == 0:
             raise ValueError("labels and images differ in number")
+    except CorruptDataError:
+        raise  # it asked to run code: say so, not "damaged"
     except Exception as exc:
         raise CorruptDataError(
             f"The CIFAR-10 file '{name}' is truncated or damaged ({type(exc).__name__}). "
@@ -118,12 +120,15 @@ def _decode_batches(files: dict[str, bytes], where: str) -> dict:
             f"{', '.join(TRAIN_BATCHES)} and {TEST_BATCH}: copy the missing file back, or delete "
             "the folder to download it again."
         )
-    train = [_unpickle_batch(n, files[n]) for n in TRAIN_BATCHES]
-    test_x, test_y = _unpickle_batch(TEST_BATCH, files[TEST_BATCH])
+    train = [_unpickle_batch(n, files[n], where) for n in TRAIN_BATCHES]
+    test_x, test_y = _unpickle_batch(TEST_BATCH, files[TEST_BATCH], where)
     classes, warnings = OFFICIAL_CLASSES, []
     if "batches.meta" in files:
         try:
-            classes = tuple(pickle.loads(files["batches.meta"], encoding="latin1")["label_names"])
+            meta = load_cifar_pickle(files["batches.meta"], f"'batches.meta' in {where}")
+            classes = tuple(meta["label_names"])
+        except CorruptDataError:
+            raise  # it asked to run code: refused, not merely unreadable
         except Exception:
             warnings.append("batches.meta is unreadable: using the official class names.")
     labels = {**{n: y for n, (_, y) in zip(TRAIN_BATCHES, train, strict=True)}, TEST_BATCH: test_y}
