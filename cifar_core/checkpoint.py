@@ -8,7 +8,11 @@ the registered model whose weights it fits.
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
+import pickletools
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,12 +62,7 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint (corrupt, truncated, or it holds "
-            f"code rather than weights: {first}). Use a cifar_net.pth saved by this app or by "
-            "the tutorial."
-        ) from None
+        raise CheckpointError(why_unreadable(path, exc)) from None
     if isinstance(saved, dict) and saved.get("format") == FORMAT:
         state, config = saved.get("state_dict"), saved.get("config") or {}
         classes, metrics = tuple(saved.get("classes") or OFFICIAL_CLASSES), saved.get("metrics")
@@ -78,6 +77,82 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     model.eval()
     return Checkpoint(model=model, model_name=name, config=config, classes=classes,
                       metrics=metrics or {})
+
+
+# What torch.save writes: a zip archive holding `<name>/data.pkl` and the tensors' bytes; or, in the
+# legacy format (torch < 1.6, or _use_new_zipfile_serialization=False), pickles in a row, the first
+# of them this number, then the protocol version, the system info and the saved object.
+_ZIP_START = b"PK\x03\x04"
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_NAMES_A_FUNCTION = {"GLOBAL", "STACK_GLOBAL", "INST"}
+_WHAT_TO_USE = "Use a cifar_net.pth saved by this app or by the tutorial."
+
+
+def why_unreadable(path: Path, error: Exception) -> str:
+    """Our own words for why torch.load refused `path` (it raised `error`), from a look at the
+    file itself. Torch's text is never shown: it suggests loading again with weights_only=False,
+    which would run whatever code the file holds, and some of it carries terminal colour codes."""
+    # torch's weights-only reader refuses a name it does not allow with an UnpicklingError.
+    try:
+        kind = _kind_of_unreadable(path, refused=isinstance(error, pickle.UnpicklingError))
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror or 'the system refused'}."
+    return {
+        "empty": f"{path} is not a PyTorch file: it is empty. {_WHAT_TO_USE}",
+        "other zip": f"{path} is not a PyTorch file: it is a zip archive of something else. "
+                     f"{_WHAT_TO_USE}",
+        "not pytorch": f"{path} is not a PyTorch file. {_WHAT_TO_USE}",
+        "damaged": f"{path} is cut short or damaged (an interrupted download or copy?), so it "
+                   "cannot be read. Copy it again, or use another cifar_net.pth saved by this app "
+                   "or by the tutorial.",
+        "code": f"{path} holds code or objects that are not plain weights, so it was not opened: "
+                f"opening it could run that code. {_WHAT_TO_USE}",
+    }[kind]
+
+
+def _kind_of_unreadable(path: Path, refused: bool) -> str:
+    """empty, other zip, not pytorch, damaged or code: what the file torch refused is."""
+    with open(path, "rb") as f:
+        head = f.read(len(_ZIP_START))
+        if not head:
+            return "empty"
+        if head == _ZIP_START:
+            try:
+                with zipfile.ZipFile(f) as archive:
+                    pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+                    if not pickles:
+                        return "other zip"
+                    if archive.testzip() is not None:
+                        return "damaged"
+                    data = io.BytesIO(archive.read(pickles[0]))
+            except Exception:  # BadZipFile, EOFError, zlib.error ... whatever a broken zip raises
+                return "damaged"
+            return "code" if refused and _names_functions(_pickle_ops(data)) else "damaged"
+        f.seek(0)
+        first = _pickle_ops(f)
+        if first is None:
+            return "not pytorch"
+        if not any(op.name == "LONG1" and arg == _LEGACY_MAGIC for op, arg, _ in first):
+            # A pickle, but not one torch.save wrote: what matters is whether it names code.
+            return "code" if refused and _names_functions(first) else "not pytorch"
+        rest = [_pickle_ops(f) for _ in range(3)]  # protocol, system info, the saved object
+        if any(ops is None for ops in rest):
+            return "damaged"
+        return "code" if refused and any(_names_functions(ops) for ops in rest) else "damaged"
+
+
+def _pickle_ops(stream) -> list | None:
+    """The opcodes of the next whole pickle in `stream` (read, never run); None if there is none."""
+    try:
+        ops = list(pickletools.genops(stream))
+    except Exception:  # genops raises ValueError, EOFError, struct errors ... on damaged bytes
+        return None
+    return ops if ops and ops[-1][0].name == "STOP" else None
+
+
+def _names_functions(ops: list | None) -> bool:
+    """True when these opcodes of a whole pickle name a function or class."""
+    return ops is not None and any(op.name in _NAMES_A_FUNCTION for op, _, _ in ops)
 
 
 def _rebuild(path: Path, state: dict, name: str | None,
