@@ -5,7 +5,7 @@ import streamlit as st
 from cifar_core.models import Net, count_parameters
 from cifar_core.pictures import tiles
 from cifar_core.summaries import run_progress, runs_with_network
-from pages.shared import access, layout, navigation
+from pages.shared import access, gate, layout, navigation
 
 
 # Home: what this is, the data's state, and the run in progress.
@@ -75,13 +75,21 @@ def active_run_sidebar_ui() -> None:
 
 st.set_page_config(page_title="CIFAR-10 dashboard", page_icon="🖼️",
                    layout="wide")
-page = st.navigation([
+pages = [
     st.Page(home, title="Home", icon=":material/home:", default=True),
     st.Page(navigation.DATA, title="Data", icon=":material/image:"),
     st.Page(navigation.TRAIN, title="Train", icon=":material/model_training:"),
     st.Page(navigation.EVALUATE, title="Evaluate", icon=":material/fact_check:"),
     st.Page(navigation.RUNS, title="Runs", icon=":material/compare_arrows:"),
-])
+]
+if not gate.is_open():
+    # Where a password is set (README, "Showing it to others"): until this session gives it, the
+    # password form is all it sees; no page and no sidebar runs, so nothing can start, stop,
+    # delete or download. The navigation stays, hidden, so the page asked for opens afterwards.
+    st.navigation(pages, position="hidden")
+    gate.password_ui()
+    st.stop()
+page = st.navigation(pages)
 with st.sidebar:
     active_run_sidebar_ui()
 with navigation.inside_app():

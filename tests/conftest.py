@@ -144,6 +144,8 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("CIFAR_DATA_DIR", str(tmp_path / "default-data"))
     monkeypatch.setenv("CIFAR_RUNS_DIR", str(tmp_path / "default-runs"))
+    # A password in the developer's shell would put every page test behind the password form.
+    monkeypatch.delenv("CIFAR_DASHBOARD_PASSWORD", raising=False)
 
 
 @pytest.fixture(scope="session")

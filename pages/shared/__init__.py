@@ -1,3 +1,4 @@
 """What the pages share. A sub-folder of pages/, so Streamlit never lists it as a page:
 `access` (data, run store, runner, checkpoints, evaluations), `layout` (the error guard and
-drawing helpers), `navigation` (the pages' files, and drawing each inside app.py's navigation)."""
+drawing helpers), `navigation` (the pages' files, and drawing each inside app.py's navigation),
+`gate` (the password form in front of every page, where a password is set)."""
