@@ -71,12 +71,15 @@ def setting_ui(name: str, spec: Setting, max_train: int):
         st.selectbox(spec.label, choices, key=key, help=spec.help,
                      format_func=lambda c: labels.get(c, c))
         return st.session_state[key]
-    none = spec.optional and st.checkbox(f"{spec.label}: {spec.none_means}",
-                                         key=f"{key}_none")
+    # The 'none' checkbox goes under the number, so that the numbers of a row line up; its
+    # state is known before it is drawn (it changes only by a click, which reruns the page).
+    none = spec.optional and bool(st.session_state.get(f"{key}_none"))
     label = f"{spec.label} (of {max_train:,})" if name == "train_size" else spec.label
     step = int(spec.step) if spec.kind is int else spec.step
     st.number_input(label, step=step, format=spec.format, key=key, help=spec.help,
-                    disabled=bool(none))
+                    disabled=none)
+    if spec.optional:
+        st.checkbox(f"{spec.label}: {spec.none_means}", key=f"{key}_none")
     return None if none else st.session_state[key]
 
 
