@@ -42,3 +42,13 @@ class CheckpointError(CifarError):
 
 class RunError(CifarError):
     """A request about a run cannot be done (unknown id, wrong state, ...)."""
+
+
+class StoreError(RunError):
+    """The run store cannot be read or written: a damaged file, a read-only folder, a full disk.
+    `reason` says which ('damaged', 'read_only', 'full', 'busy' or 'other'), so that the store
+    can mend what it can (a damaged file is moved aside) and say what to do about the rest."""
+
+    def __init__(self, message: str, reason: str = "other", detail: str = ""):
+        super().__init__(message)
+        self.reason, self.detail = reason, detail  # detail: what SQLite or the OS said

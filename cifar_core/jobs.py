@@ -65,7 +65,10 @@ class JobRunner:
         return self.store.get(run.id)
 
     def schedule(self) -> list[Run]:
-        """Mark dead jobs failed, then launch queued runs into free slots; returns the launched."""
+        """Mark dead jobs failed, then launch queued runs into free slots; returns the launched.
+        (Nothing, in a store that can only be read.)"""
+        if self.store.read_only:
+            return []
         self.reap()
         launched = []
         for run in self.store.claim_queued(self.max_parallel):
@@ -74,7 +77,12 @@ class JobRunner:
         return launched
 
     def _launch(self, run: Run) -> None:
-        log = open(self.store.run_dir(run.id) / LOG_NAME, "ab")  # noqa: SIM115 (child keeps it)
+        try:
+            log = open(self.store.run_dir(run.id) / LOG_NAME, "ab")  # noqa: SIM115 (child keeps it)
+        except OSError as exc:  # a run that cannot write its folder could not save either
+            self.store.finish(run.id, "failed", f"The run's folder cannot be written "
+                              f"({exc.strerror or exc}): {self.store.run_dir(run.id)}.")
+            return
         cmd = [sys.executable, "-m", "cifar_core", "train", "--run-id", run.id,
                "--runs-dir", str(self.store.root.resolve()), "--data-dir", run.data_dir]
         try:
@@ -108,6 +116,8 @@ class JobRunner:
     def reap(self) -> list[str]:
         """Mark runs whose process is gone as failed; returns their ids."""
         _collect_exited_children()
+        if self.store.read_only:
+            return []
         failed = []
         for run in self.store.list("running"):
             if run.pid is None:

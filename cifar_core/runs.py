@@ -7,10 +7,17 @@ connection, so the store is safe to use from any thread or process.
 The file carries a schema version (`PRAGMA user_version`); opening it applies the MIGRATIONS it
 has not had yet, in order, each in one transaction, so a store written by an older version
 opens and keeps all its runs. To change the schema, append a migration; never edit one.
+
+Nothing stored can send a file operation outside the runs folder: run ids and checkpoint paths
+are resolved and checked (run_dir, checkpoint_path). A row that cannot be read is left out of
+the lists (damaged_runs says which); a store file that is not a database is moved aside and a
+fresh one started with what can be recovered, and a read-only folder opens read-only (see
+cifar_core.store_faults; `notices` says what was done).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -23,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cifar_core.errors import RunError
+from cifar_core import store_faults
+from cifar_core.errors import RunError, StoreError
 from cifar_core.events import Event, event_from_dict
+from cifar_core.run_folders import RunFolders, is_plain_name
 
 if TYPE_CHECKING:
     from cifar_core.config import TrainConfig
@@ -133,14 +142,12 @@ class Run:
         return {**self.__dict__, "duration_s": self.duration_s}
 
 
-def _row_to_run(row: sqlite3.Row) -> Run:
-    return Run(
-        id=row["id"], created=row["created"], config=json.loads(row["config"]),
-        data_dir=row["data_dir"], origin=row["origin"], status=row["status"], pid=row["pid"],
-        started=row["started"], finished=row["finished"], message=row["message"],
-        metrics=json.loads(row["metrics"]) if row["metrics"] else None,
-        checkpoint=row["checkpoint"], stop_requested=bool(row["stop_requested"]),
-    )
+class _DamagedRow(Exception):
+    """A runs row that cannot be read as a Run (edited or damaged)."""
+
+    def __init__(self, run_id: str, why: str):
+        super().__init__(f"Run {run_id!r} cannot be read: {why}.")
+        self.run_id, self.why = run_id, why
 
 
 class RunStore:
@@ -154,13 +161,64 @@ class RunStore:
             raise RunError(f"Cannot create the runs folder {self.root} ({exc.strerror}). "
                            "Set CIFAR_RUNS_DIR (or --runs-dir) to a writable folder.") from None
         self.db_path = self.root / DB_NAME
-        self._migrate()
+        self.folders = RunFolders(self.root)
+        self._read_only_uri: str | None = None
+        # What opening the store had to do or cannot do, in words for the user (CLI warnings,
+        # the dashboard's message): a damaged file replaced, a read-only folder.
+        self.notices: list[str] = []
+        try:
+            self._migrate()
+        except StoreError as exc:
+            if exc.reason == "damaged":
+                self.notices.append(store_faults.replace_damaged(
+                    self.db_path, exc.detail, migrate=self._migrate, put_back=self._put_back))
+            elif exc.reason == "read_only":
+                self._open_read_only(exc)
+            else:
+                raise
 
+    @property
+    def read_only(self) -> bool:
+        """True when the folder cannot be written: runs can be read, not started or changed."""
+        return self._read_only_uri is not None
+
+    def _open_read_only(self, refusal: StoreError) -> None:
+        uri = store_faults.read_only_uri(self.db_path) if self.db_path.exists() else None
+        if uri is None:
+            raise refusal
+        self._read_only_uri = uri
+        if self._stored_version() != schema_version():  # it cannot be brought up to date
+            self._read_only_uri = None
+            raise refusal
+        self.notices.append(f"{refusal} Meanwhile its runs can be looked at, not changed.")
+
+    def _stored_version(self) -> int:
+        with self._connect() as con:
+            return con.execute("PRAGMA user_version").fetchone()[0]
+
+    def _put_back(self, runs: list[dict], events: list[dict], settings: list[dict]) -> list[str]:
+        """Insert recovered rows (as stored) that read as runs; returns their ids."""
+        with self._transaction() as con:
+            return store_faults.put_back(con, runs, events, settings, self._readable)
+
+    def _readable(self, row: dict) -> bool:
+        try:
+            self._run_from_row(row)
+            return True
+        except (_DamagedRow, KeyError):
+            return False
 
     def _migrate(self) -> None:
-        """Bring the file up to schema_version(), one migration per transaction."""
+        """Bring the file up to schema_version(), one migration per transaction; StoreError
+        (reason 'damaged') for a file that is not a sound database."""
         with self._connect() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
+            # A truncated file can still give its header: read every page once (~10 ms for
+            # 8 MB), so that damage is found here, where it can be mended, not in a page.
+            problem = con.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if problem != "ok":
+            raise StoreError(store_faults.damaged_message(self.db_path, problem), "damaged",
+                             problem)
         if version > schema_version():
             raise RunError(f"The run store {self.db_path} was written by a newer version of this "
                            f"app (schema {version}; this one knows up to {schema_version()}). "
@@ -181,17 +239,28 @@ class RunStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own; a failing SQLite call comes out as a StoreError that says
+        what to do (IntegrityError excepted: create() handles an id that is taken)."""
         try:
-            con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            if self._read_only_uri:
+                con = sqlite3.connect(self._read_only_uri, uri=True, timeout=30,
+                                      isolation_level=None)
+            else:
+                con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         except sqlite3.Error as exc:
-            raise RunError(f"Cannot open the run store {self.db_path} ({exc}).") from None
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA foreign_keys=ON")
-        con.execute("PRAGMA busy_timeout=30000")
+            raise store_faults.store_error(exc, self.db_path) from None
         try:
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA foreign_keys=ON")
+            con.execute("PRAGMA busy_timeout=30000")
             yield con
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise store_faults.store_error(exc, self.db_path) from None
         finally:
-            con.close()
+            with contextlib.suppress(sqlite3.Error):
+                con.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -202,7 +271,8 @@ class RunStore:
                 yield con
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # the error that got here says more
+                    con.execute("ROLLBACK")
                 raise
 
     # --- settings ---------------------------------------------------------------------------
@@ -220,8 +290,57 @@ class RunStore:
     # --- runs -------------------------------------------------------------------------------
 
     def run_dir(self, run_id: str) -> Path:
-        """The folder holding this run's checkpoint and log."""
-        return self.root / run_id
+        """The folder holding this run's checkpoint and log, directly inside the runs folder;
+        RunError for an id that would lead anywhere else (see cifar_core.run_folders)."""
+        return self.folders.folder(run_id)
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        """Where the run's saved network is; RunError if it has none, or if the store points
+        outside the run's folder (then nothing is read)."""
+        with self._connect() as con:
+            row = con.execute("SELECT status, message, checkpoint FROM runs WHERE id=?",
+                              (run_id,)).fetchone()
+        if row is None:
+            raise RunError(f"There is no run '{run_id}'. List the runs with "
+                           "'python -m cifar_core runs list'.")
+        if not row["checkpoint"]:
+            raise RunError(f"Run {run_id} has no saved network ({row['status']}"
+                           + (f": {row['message']}" if row["message"] else "") + ").")
+        inside = self.folders.checkpoint(run_id, row["checkpoint"])
+        if inside is None:
+            raise self.folders.refused_checkpoint(run_id, row["checkpoint"])
+        return Path(inside)
+
+    def _run_from_row(self, row) -> Run:
+        """The Run a row describes; _DamagedRow if it cannot be read as one. A checkpoint path
+        outside the run's folder is dropped (and the run's message says so)."""
+        run_id = row["id"]
+        try:
+            config = json.loads(row["config"])
+            metrics = json.loads(row["metrics"]) if row["metrics"] else None
+        except (ValueError, TypeError) as exc:
+            raise _DamagedRow(run_id, f"its settings or results are not readable JSON ({exc})") \
+                from None
+        if not isinstance(config, dict) or not isinstance(metrics, dict | None):
+            raise _DamagedRow(run_id, "its settings or results are not a JSON object")
+        if row["status"] not in STATUSES:
+            raise _DamagedRow(run_id, f"its status {row['status']!r} is not one this app knows")
+        try:
+            self.run_dir(run_id)
+        except RunError:
+            raise _DamagedRow(run_id, "its id is not a folder name inside the runs folder "
+                                      "(the run store may have been edited)") from None
+        stored, message = row["checkpoint"], row["message"]
+        checkpoint = self.folders.checkpoint(run_id, stored) if stored else None
+        if stored and checkpoint is None:
+            message = (f"{message} (Its checkpoint path {stored} lies outside its folder, so it "
+                       "is ignored: the run store may have been edited.)").strip()
+        return Run(
+            id=run_id, created=row["created"], config=config, data_dir=row["data_dir"],
+            origin=row["origin"], status=row["status"], pid=row["pid"], started=row["started"],
+            finished=row["finished"], message=message, metrics=metrics, checkpoint=checkpoint,
+            stop_requested=bool(row["stop_requested"]),
+        )
 
     def create(self, config: dict, data_dir: str, origin: str, status: str = "queued",
                pid: int | None = None) -> Run:
@@ -239,7 +358,12 @@ class RunStore:
                 break
             except sqlite3.IntegrityError:
                 continue
-        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a run without its folder could save nothing: take it back
+            with contextlib.suppress(StoreError), self._connect() as con:
+                con.execute("DELETE FROM runs WHERE id=?", (run_id,))
+            raise store_faults.folder_error(exc, self.root) from None
         return self.get(run_id)
 
     def get(self, run_id: str) -> Run:
@@ -249,10 +373,15 @@ class RunStore:
         if row is None:
             raise RunError(f"There is no run '{run_id}'. List the runs with "
                            "'python -m cifar_core runs list'.")
-        return _row_to_run(row)
+        try:
+            return self._run_from_row(row)
+        except _DamagedRow as exc:
+            raise RunError(f"{exc} Delete it with 'python -m cifar_core runs delete "
+                           f"{run_id}'.") from None
 
     def list(self, status: str | tuple[str, ...] | None = None) -> list[Run]:
-        """All runs, newest first; only those with the given status(es) if any."""
+        """All runs, newest first; only those with the given status(es) if any. A row that
+        cannot be read is left out (damaged_runs says which), so it cannot hide the others."""
         query, args = "SELECT * FROM runs", ()
         if status:
             wanted = (status,) if isinstance(status, str) else tuple(status)
@@ -263,7 +392,25 @@ class RunStore:
             args = wanted
         with self._connect() as con:
             rows = con.execute(query + " ORDER BY created DESC, id DESC", args).fetchall()
-        return [_row_to_run(r) for r in rows]
+        runs = []
+        for row in rows:
+            with contextlib.suppress(_DamagedRow):
+                runs.append(self._run_from_row(row))
+        return runs
+
+    def damaged_runs(self) -> list[str]:
+        """A warning for each run row that cannot be read (and so is left out of list())."""
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM runs ORDER BY created DESC, id DESC").fetchall()
+        warnings = []
+        for row in rows:
+            try:
+                self._run_from_row(row)
+            except _DamagedRow as exc:
+                fix = ("" if not is_plain_name(str(exc.run_id)) else
+                       f" 'python -m cifar_core runs delete {exc.run_id}' removes it.")
+                warnings.append(f"{exc} It is left out of the lists.{fix}")
+        return warnings
 
     def set_running(self, run_id: str, pid: int) -> bool:
         """Record the process training this run; False (and no change) if the run has already
@@ -313,23 +460,26 @@ class RunStore:
         return bool(row and row[0])
 
     def load_model(self, run_id: str):
-        """The run's trained network as a checkpoint.Checkpoint; RunError if it has none."""
+        """The run's trained network as a checkpoint.Checkpoint; RunError if it has none (or
+        the store points outside the run's folder)."""
         from cifar_core.checkpoint import load_checkpoint  # torch only when a model is wanted
 
-        run = self.get(run_id)
-        if not run.checkpoint:
-            raise RunError(f"Run {run_id} has no saved network ({run.status}"
-                           + (f": {run.message}" if run.message else "") + ").")
-        return load_checkpoint(run.checkpoint)
+        return load_checkpoint(self.checkpoint_path(run_id))
 
     def delete(self, run_id: str) -> None:
-        """Remove a run that is not running, with its events and files."""
-        run = self.get(run_id)
-        if run.status == "running":
+        """Remove a run that is not running, with its events and files (a run whose row is
+        damaged too). RunError, and nothing touched, for an id that leads outside the folder."""
+        folder = self.run_dir(run_id)
+        with self._connect() as con:
+            row = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise RunError(f"There is no run '{run_id}'. List the runs with "
+                           "'python -m cifar_core runs list'.")
+        if row["status"] == "running":
             raise RunError(f"Run {run_id} is still running: stop it first, then delete it.")
         with self._connect() as con:
             con.execute("DELETE FROM runs WHERE id=?", (run_id,))
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
     # --- events -----------------------------------------------------------------------------
 

@@ -121,14 +121,15 @@ def test_events_come_back_as_the_objects_stored_whether_given_as_objects_or_dict
 def test_finish_records_the_end_only_once(store):
     run = store.create(CONFIG, "/data", "cli", status="running", pid=1)
     metrics = {"accuracy": 61.5, "per_class": {"cat": 40.0}}
-    store.finish(run.id, "completed", "Finished", metrics, "/runs/x/cifar_net.pth")
+    checkpoint = str(store.run_dir(run.id) / "cifar_net.pth")  # (one elsewhere is refused)
+    store.finish(run.id, "completed", "Finished", metrics, checkpoint)
     first = store.get(run.id)
     store.finish(run.id, "failed", "a later, wrong ending")
 
     final = store.get(run.id)
     assert final == first
     assert (final.status, final.message, final.metrics) == ("completed", "Finished", metrics)
-    assert final.checkpoint == "/runs/x/cifar_net.pth"
+    assert final.checkpoint == checkpoint
     assert final.accuracy == 61.5
     assert final.finished >= final.started and not final.is_active
     assert final.status in FINISHED
@@ -523,7 +524,7 @@ def test_a_failing_migration_leaves_the_store_as_it_was(tmp_path, monkeypatch):
 
     broken = ADD_NOTE_COLUMN + ";\nINSERT INTO no_such_table VALUES(1)"
     monkeypatch.setattr(runs, "MIGRATIONS", [*runs.MIGRATIONS, (version + 1, broken)])
-    with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+    with pytest.raises(RunError, match="no_such_table"):  # said as the store's error
         RunStore(root)
 
     assert user_version(root / DB_NAME) == version

@@ -43,7 +43,21 @@ def get_store(folder: str) -> RunStore:
 
 
 def store() -> RunStore:
-    return get_store(runs_dir())
+    opened = get_store(runs_dir())
+    _store_notices_ui(opened)
+    return opened
+
+
+def _store_notices_ui(opened: RunStore) -> None:
+    """Say once per browser session what opening the store had to do or cannot do (a damaged
+    file moved aside, a read-only folder) and which runs are left out as damaged: one message
+    each, which stays until closed, on whichever page comes first."""
+    told = st.session_state.setdefault("store_notices_told", set())
+    if str(opened.root) in told:
+        return
+    told.add(str(opened.root))
+    for notice in [*opened.notices, *opened.damaged_runs()]:
+        st.toast(notice, icon=":material/warning:", duration="infinite")
 
 
 def runner() -> JobRunner:
