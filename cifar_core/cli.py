@@ -29,7 +29,7 @@ from cifar_core.config import (
 from cifar_core.data import load_cifar10
 from cifar_core.dataset import default_data_dir
 from cifar_core.devices import resolve_device
-from cifar_core.errors import CheckpointError, CifarError
+from cifar_core.errors import CheckpointError, CifarError, StoreError
 from cifar_core.evaluate import Evaluation, evaluate
 from cifar_core.jobs import JobRunner
 from cifar_core.pipeline import execute_run
@@ -37,6 +37,11 @@ from cifar_core.runs import STATUSES, Run, RunStore
 from cifar_core.summaries import how_it_trained, setting_text
 
 USER_ERROR = 2
+# Flags that may come before or after the command, and before or after the runs action (e.g.
+# `runs --runs-dir D list` and `runs list --runs-dir D`). Each level accepts them with no
+# default of its own, so a later level cannot undo an earlier one; parse_args then gives those
+# not given anywhere these defaults.
+SHARED_DEFAULTS = {"data_dir": None, "runs_dir": None, "json": False}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,18 +83,32 @@ def config_from_args(args) -> TrainConfig:
     return TrainConfig.from_dict({**values, **given})
 
 
+def _out_file(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a file for the trained network, e.g. "
+                                         f"{DEFAULT_NAME}")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m cifar_core",
                      description="Train and inspect the PyTorch CIFAR-10 tutorial network.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def data_flag(p):
-        p.add_argument("--data-dir", type=Path, default=None,
+        p.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                        help="data folder (default: $CIFAR_DATA_DIR or ./data)")
 
     def runs_flag(p):
-        p.add_argument("--runs-dir", type=Path, default=None,
+        p.add_argument("--runs-dir", type=Path, default=argparse.SUPPRESS,
                        help="run store folder (default: $CIFAR_RUNS_DIR or ./runs)")
+
+    def json_flag(p):
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                       help="one JSON object per line")
+
+    for flag in (data_flag, runs_flag, json_flag):  # also accepted before the command
+        flag(parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train the network (recorded as a run)")
     data_flag(t)
@@ -98,33 +117,72 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from a preset's settings (flags given beside it override it): "
                         + "; ".join(f"{k} = {p.title}" for k, p in PRESETS.items()))
     setting_flags(t)
-    t.add_argument("--out", type=Path, default=Path(DEFAULT_NAME),
+    t.add_argument("--out", type=_out_file, default=Path(DEFAULT_NAME),
                    help=f"where to copy the trained network (default: {DEFAULT_NAME})")
-    t.add_argument("--json", action="store_true", help="one JSON object per line")
+    json_flag(t)
     t.add_argument("--run-id", help=argparse.SUPPRESS)  # a queued run, started by the job runner
 
     e = sub.add_parser("evaluate", help="test a saved network on the test images")
     e.add_argument("checkpoint", type=Path)
     data_flag(e)
     e.add_argument("--device", default="auto")
-    e.add_argument("--json", action="store_true")
+    json_flag(e)
 
     r = sub.add_parser("runs", help="list, show, stop or delete runs")
     runs_flag(r)
+    json_flag(r)
     rsub = r.add_subparsers(dest="action", required=True, parser_class=_Parser)
     rl = rsub.add_parser("list", help="all runs, newest first")
     rl.add_argument("--status", choices=STATUSES)
-    rl.add_argument("--json", action="store_true")
     rs = rsub.add_parser("show", help="one run in detail")
     rs.add_argument("run_id")
-    rs.add_argument("--json", action="store_true")
-    rsub.add_parser("stop", help="stop a queued or running run").add_argument("run_id")
-    rsub.add_parser("delete", help="delete a finished run and its files").add_argument("run_id")
+    rst = rsub.add_parser("stop", help="stop a queued or running run")
+    rst.add_argument("run_id")
+    rd = rsub.add_parser("delete", help="delete a finished run and its files")
+    rd.add_argument("run_id")
+    for action in (rl, rs, rst, rd):
+        runs_flag(action)
+        json_flag(action)
 
     d = sub.add_parser("data", help="download or decode the data set and describe it")
     data_flag(d)
-    d.add_argument("--json", action="store_true")
+    json_flag(d)
     return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's arguments, the shared flags wherever they were given."""
+    args = build_parser().parse_args(argv)
+    for name, default in SHARED_DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    return args
+
+
+def _open_store(runs_dir: Path | None) -> RunStore:
+    """The run store, with a warning on stderr for what opening it had to do (a damaged file
+    moved aside, a read-only folder)."""
+    store = RunStore(runs_dir)
+    for notice in store.notices:
+        print(f"warning: {notice}", file=sys.stderr, flush=True)
+    return store
+
+
+def _out_problem(out: Path) -> str | None:
+    """Why --out could not take the trained network, found before any training; or None."""
+    if out.is_dir():
+        return f"--out {out} is a folder: give a file in it, e.g. {out / DEFAULT_NAME}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        existed = out.exists()
+        with open(out, "ab"):  # appending nothing changes nothing, but needs the right to write
+            pass
+        if not existed:
+            out.unlink()
+    except OSError as exc:
+        return (f"--out {out} cannot be written ({exc.strerror or exc}): give a file in a "
+                "folder you can write to")
+    return None
 
 
 def _emit(obj: dict) -> None:
@@ -162,9 +220,16 @@ def _summary(run: Run) -> dict:
 
 
 def cmd_train(args) -> int:
-    store = RunStore(args.runs_dir)
+    if not args.run_id:  # checked before anything is recorded or trained: no run is made
+        problem = _out_problem(args.out)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return USER_ERROR
+    store = _open_store(args.runs_dir)
     if args.run_id:  # launched by the job runner: the run's settings are in the store
         run = execute_run(store, args.run_id, on_event=_print_event)
+        if run.status == "failed":
+            print(f"error: {run.message}", file=sys.stderr)
         return 0 if run.status in ("completed", "stopped") else 1
     config = config_from_args(args).with_seed()
     device = resolve_device(config.device)
@@ -184,17 +249,24 @@ def cmd_train(args) -> int:
             event = {"kind": "warning", "message": event["message"][len(WARNING_PREFIX):]}
         _emit(event)
 
-    run = execute_run(store, run.id, on_event=emit_json if args.json else _print_event, stop=stop)
-    if run.checkpoint and args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run.checkpoint, args.out)
+    run = execute_run(store, run.id, on_event=emit_json if args.json else _print_event, stop=stop,
+                      out=args.out)
+    if run.checkpoint:
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run.checkpoint, args.out)
+        except OSError as exc:
+            print(f"error: the network could not be copied to {args.out} "
+                  f"({exc.strerror or exc}); it is saved in {run.checkpoint}", file=sys.stderr)
+            return 1
+        if not args.json:
+            print(f"Saved {args.out}")
     if args.json:
         _emit(_summary(run))
     if run.status == "failed":
         print(f"error: {run.message}", file=sys.stderr)
         return USER_ERROR
     if run.metrics and not args.json:
-        print(f"Saved {args.out}")
         _print_accuracy(run.metrics["accuracy"], run.metrics["per_class"],
                         run.metrics["test_images"])
     return 0 if run.status in ("completed", "stopped") else 1
@@ -225,11 +297,16 @@ def _when(ts: float | None) -> str:
 
 
 def cmd_runs(args) -> int:
-    store = RunStore(args.runs_dir)
+    store = _open_store(args.runs_dir)
     runner = JobRunner(store)
-    runner.schedule()  # reap dead jobs and start queued ones, so what we show is current
+    try:
+        runner.schedule()  # reap dead jobs and start queued ones, so what we show is current
+    except StoreError as exc:  # what is there can still be shown
+        print(f"warning: {exc}", file=sys.stderr)
     if args.action == "list":
         runs = store.list(args.status)
+        for warning in store.damaged_runs():
+            print(f"warning: {warning}", file=sys.stderr)
         if args.json:
             for run in runs:
                 _emit(run.to_dict())
@@ -277,10 +354,16 @@ def cmd_runs(args) -> int:
         return 0
     if args.action == "stop":
         run = runner.stop(args.run_id)
+        if args.json:
+            _emit({"run_id": run.id, "status": run.status, "stop_requested": True})
+            return 0
         print(f"Run {run.id}: " + ("stopped." if run.status == "stopped" else
                                    "stop requested; it ends after its current minibatch."))
         return 0
     runner.delete(args.run_id)
+    if args.json:
+        _emit({"run_id": args.run_id, "deleted": True})
+        return 0
     print(f"Deleted run {args.run_id} and its files.")
     return 0
 
@@ -304,7 +387,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "dat
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except CifarError as exc:
