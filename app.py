@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from cifar_core.errors import StoreError
 from cifar_core.models import Net, count_parameters
 from cifar_core.pictures import tiles
 from cifar_core.summaries import run_progress, runs_with_network
@@ -55,7 +56,10 @@ def home() -> None:
 @st.fragment(run_every=2.0)
 @layout.guard
 def active_run_sidebar_ui() -> None:
-    active = access.store().list(("running", "queued"))
+    try:
+        active = access.store().list(("running", "queued"))
+    except StoreError:
+        return  # the page itself says what is wrong with the store, once
     if not active:
         return
     # On every page: a job that died (killed, out of memory) is marked failed and the next
