@@ -747,3 +747,43 @@ def test_keep_two_starts_at_once_queue(tmp_path, monkeypatch, synthetic_dir):
     statuses = sorted(store.get(i).status for i in started)
     assert statuses == ["queued", "running"] and len(launched) == 1
     assert runner.max_parallel == 1
+
+
+def test_keep_a_run_outlives_the_dashboard_that_started_it_being_killed(tmp_path,
+                                                                        synthetic_dir):
+    """The dashboard's process group (here a stand-in that starts a run as the Train page does,
+    then waits) is killed with SIGKILL mid-run, as a terminal's Ctrl-C or a service stop reaches
+    the whole group: the run goes on in its own session and finishes, with its events and
+    network, and a later dashboard sees it completed."""
+    runs = tmp_path / "runs"
+    config = TrainConfig(epochs=3, batch_size=4, log_every=5, seed=0, device="cpu")
+    dashboard = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import json, sys, time
+            from cifar_core.config import TrainConfig
+            from cifar_core.jobs import JobRunner
+            from cifar_core.runs import RunStore
+            run = JobRunner(RunStore({str(runs)!r})).start(
+                TrainConfig(**json.loads(sys.argv[1])), {str(synthetic_dir)!r})
+            print(run.id, flush=True)
+            time.sleep(120)
+        """), json.dumps(config.to_dict())],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+        start_new_session=True)
+    try:
+        run_id = dashboard.stdout.readline().strip()
+        store = RunStore(runs)
+        deadline = time.monotonic() + 60
+        while not store.events(run_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.events(run_id), "the run should have started training"
+        os.killpg(dashboard.pid, signal.SIGKILL)
+        dashboard.wait(10)
+        final = JobRunner(store).wait(run_id, timeout=120)
+    finally:
+        if dashboard.poll() is None:
+            dashboard.kill()
+            dashboard.wait()
+    assert final.status == "completed", final.message
+    assert final.checkpoint and load_checkpoint(final.checkpoint).model_name == "tutorial"
+    assert [e.kind for _, e in store.events(run_id)][-1] == "done"
