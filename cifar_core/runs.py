@@ -518,6 +518,27 @@ class RunStore:
                     return event
         return None
 
+    def spread_events(self, run_id: str, kind: str, limit: int,
+                      recent: int = 0) -> tuple[int, list[tuple[int, int, Event]]]:
+        """For a chart of a long run: how many events of this kind the run has, and (position,
+        seq, event) for those cifar_core.curves.spread_positions picks (the first, the last, the
+        `recent` most recent and an even spread of the rest; at most `limit`), oldest first.
+        Reads the JSON of the picked rows only. As in events(), an unreadable row is skipped."""
+        from cifar_core.curves import spread_positions
+
+        with self._connect() as con:
+            seqs = [row[0] for row in con.execute(
+                "SELECT seq FROM events WHERE run_id=? AND kind=? ORDER BY seq", (run_id, kind))]
+            position_of = {seqs[p]: p for p in spread_positions(len(seqs), limit, recent)}
+            wanted, rows = list(position_of), []
+            for start in range(0, len(wanted), 500):  # SQLite allows 999 parameters or more
+                chunk = wanted[start:start + 500]
+                rows += con.execute(f"SELECT seq, data FROM events WHERE seq IN "
+                                    f"({','.join('?' * len(chunk))}) ORDER BY seq",
+                                    chunk).fetchall()
+        events = ((position_of[r["seq"]], r["seq"], _event_or_none(r["data"])) for r in rows)
+        return len(seqs), [(p, seq, event) for p, seq, event in events if event is not None]
+
 
 def _event_or_none(data: str) -> Event | None:
     try:

@@ -337,6 +337,34 @@ def test_a_damaged_event_row_is_skipped_and_the_others_are_still_returned(store)
     assert store.latest_event(run.id, kind="stats") == expected[-1][1]
 
 
+def test_spread_events_picks_a_spread_of_one_kind_and_reads_only_those_rows(store,
+                                                                           monkeypatch):
+    from cifar_core.curves import spread_positions
+
+    run = store.create(CONFIG, "/data", "cli", status="running", pid=1)
+    other = store.create(CONFIG, "/data", "cli", status="running", pid=2)
+    rows = [(run.id, "stats", json.dumps(stats_event(minibatch=i + 1).to_dict()))
+            for i in range(5_000)]
+    rows.insert(2_500, (run.id, "epoch", json.dumps(epoch_event().to_dict())))
+    rows += [(other.id, "stats", json.dumps(stats_event().to_dict()))] * 10
+    with closing(sqlite3.connect(store.db_path)) as con, con:
+        con.executemany("INSERT INTO events(run_id, kind, data) VALUES(?, ?, ?)", rows)
+    everything = store.events(run.id, kind="stats")
+    parsed = []
+    original = runs._event_or_none
+    monkeypatch.setattr(runs, "_event_or_none", lambda data: parsed.append(1) or original(data))
+
+    count, spread = store.spread_events(run.id, "stats", limit=300, recent=50)
+
+    positions = spread_positions(5_000, 300, 50)
+    assert count == 5_000 and len(parsed) == len(positions) <= 300
+    assert spread == [(p, *everything[p]) for p in positions]
+    assert store.spread_events(run.id, "epoch", limit=300) == (
+        1, [(0, *store.events(run.id, kind="epoch")[0])])
+    assert store.spread_events(run.id, "done", limit=300) == (0, [])
+    assert store.spread_events(other.id, "stats", limit=300)[0] == 10
+
+
 def test_train_config_is_a_train_config_and_an_older_runs_settings_get_the_defaults(store):
     # What a run stored before models had names (and before any later setting) holds.
     older = {"epochs": 3, "lr": 0.01, "momentum": 0.8, "batch_size": 8, "log_every": 10,

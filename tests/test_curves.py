@@ -1,0 +1,123 @@
+"""cifar_core.curves: which loss reports a chart of a long run draws, and a run's curve kept up to
+date from its new events."""
+
+from __future__ import annotations
+
+import pytest
+
+from cifar_core.curves import RunCurve, spread_positions
+from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
+from cifar_core.runs import RunStore
+
+
+def report(step: int) -> StatsEvent:
+    return StatsEvent(epoch=1, minibatch=step, step=step, images_seen=4 * step,
+                      loss=2.0 / step, images_per_s=100.0, elapsed_s=0.04 * step,
+                      fraction_done=0.5, eta_s=1.0, images_per_epoch=10_000)
+
+
+# --- spread_positions ---------------------------------------------------------------------------
+
+def test_a_curve_that_fits_is_drawn_whole():
+    assert spread_positions(0, 10) == []
+    assert spread_positions(7, 10, recent=3) == list(range(7))
+    assert spread_positions(10, 10) == list(range(10))
+
+
+@pytest.mark.parametrize("count", [11, 12, 100, 1_001, 4_097, 100_000, 123_457])
+@pytest.mark.parametrize(("limit", "recent"), [(10, 0), (10, 3), (2_000, 500), (2_000, 0),
+                                               (2, 0), (5, 3)])
+def test_a_long_curve_keeps_first_last_recent_and_an_even_spread_within_the_limit(count, limit,
+                                                                                 recent):
+    positions = spread_positions(count, limit, recent)
+
+    if count <= limit:
+        assert positions == list(range(count))
+        return
+    assert len(positions) <= limit
+    assert positions == sorted(set(positions))  # ascending, no repeats
+    assert positions[0] == 0 and positions[-1] == count - 1
+    assert positions[len(positions) - recent:] == list(range(count - recent, count))
+    older = [p for p in positions if p < count - recent]
+    gaps = {b - a for a, b in zip(older, older[1:], strict=False)}
+    if recent == 0:  # the last one closes the spread, wherever it falls
+        gaps = {b - a for a, b in zip(older[:-1], older[1:-1], strict=False)}
+    assert len(gaps) <= 1, "an even spread: one stride"
+    stride = gaps.pop() if gaps else 1
+    assert stride & (stride - 1) == 0, "a power of two"
+    # Not needlessly sparse: half the stride would not have fitted.
+    room = limit - recent - 1
+    assert stride == 1 or -(-(count - recent) // (stride // 2)) > room
+
+
+def test_a_longer_curve_keeps_nothing_a_shorter_one_dropped():
+    # So a page can keep a spread and thin it as reports arrive, never needing one it dropped.
+    for limit, recent in ((50, 10), (50, 0), (2_000, 500)):
+        before = set(spread_positions(40, limit, recent))
+        for count in range(41, 20_000, 37):
+            now = set(spread_positions(count, limit, recent))
+            assert now <= before | set(range(count - 37, count))
+            before = now
+
+
+def test_a_limit_without_room_for_the_first_and_last_is_refused():
+    with pytest.raises(ValueError, match="first and the last"):
+        spread_positions(100, 1)
+    with pytest.raises(ValueError, match="first and the last"):
+        spread_positions(100, 11, recent=10)
+
+
+# --- RunCurve -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    return RunStore(tmp_path / "runs")
+
+
+def add_reports(store: RunStore, run_id: str, steps: range) -> None:
+    for step in steps:
+        store.add_event(run_id, report(step))
+
+
+def test_a_curve_read_at_once_is_the_spread_of_the_reports_with_every_epoch(store):
+    run = store.create({"epochs": 2}, "/data", "test", status="running")
+    add_reports(store, run.id, range(1, 301))
+    store.add_event(run.id, EpochEvent(epoch=1, test_accuracy=40.0, images_seen=1200,
+                                       elapsed_s=12.0))
+    add_reports(store, run.id, range(301, 451))
+
+    curve = RunCurve.read(store, run.id, limit=60, recent=10)
+
+    assert curve.reports == 450 and curve.thinned
+    assert [e.step - 1 for e in curve.stats] == spread_positions(450, 60, 10)
+    assert curve.stats[-1] == report(450)
+    assert [e.epoch for e in curve.epochs] == [1]
+
+
+def test_a_curve_kept_up_to_date_reads_only_new_events_and_stays_the_spread(store,
+                                                                           monkeypatch):
+    run = store.create({"epochs": 2}, "/data", "test", status="running")
+    curve = RunCurve.read(store, run.id, limit=60, recent=10)
+    assert curve.reports == 0 and curve.stats == [] and not curve.thinned
+    assert not curve.update(store)
+
+    read = []
+    original = RunStore.events
+    monkeypatch.setattr(RunStore, "events", lambda self, *a, **k: read.append(
+        len(result := original(self, *a, **k))) or result)
+    step = 0
+    for chunk in (5, 50, 1, 200, 3, 500):  # refreshes, each after this many new reports
+        add_reports(store, run.id, range(step + 1, step + chunk + 1))
+        step += chunk
+        assert curve.update(store)
+        assert read[-1] == chunk, "only the new events are read"
+        assert len(curve.stats) <= 60
+        assert [e.step - 1 for e in curve.stats] == spread_positions(step, 60, 10)
+    store.add_event(run.id, EpochEvent(epoch=1, test_accuracy=40.0, images_seen=4 * step,
+                                       elapsed_s=1.0))
+    store.add_event(run.id, DoneEvent(status="completed", message="", epochs_done=1,
+                                      images_seen=4 * step, train_s=1.0, images_per_s=1.0,
+                                      elapsed_s=1.0))
+    assert curve.update(store) and not curve.update(store)
+    assert curve.reports == step and [e.epoch for e in curve.epochs] == [1]
+    assert curve.stats == RunCurve.read(store, run.id, limit=60, recent=10).stats
