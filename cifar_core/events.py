@@ -18,10 +18,13 @@ class StatsEvent:
     step: int  # minibatches since the start
     images_seen: int
     loss: float  # mean over the window (the tutorial's running_loss / 2000)
+    # Images per second of training as the user lives it: the loop's wall time so far with the
+    # handling of every event (the run store's write, a printed line), without the tests after
+    # each epoch (cifar_core.train's _Clock).
     images_per_s: float
-    elapsed_s: float
+    elapsed_s: float  # wall time since training started, tests included
     fraction_done: float
-    eta_s: float
+    eta_s: float  # the images left at images_per_s (the tests still to come not included)
     images_per_epoch: int = 0  # training images in one epoch (for an x axis in epochs)
     kind: str = "stats"
 
@@ -51,7 +54,9 @@ class DoneEvent:
     message: str
     epochs_done: int
     images_seen: int
-    train_s: float  # seconds spent in minibatches (not evaluating)
+    # Seconds of training: the loop's wall time with the handling of its events, without the
+    # tests after each epoch; images_per_s is images_seen / train_s.
+    train_s: float
     images_per_s: float
     elapsed_s: float
     # How the minibatches were computed (cifar_core.speed): which step, on how many cores.

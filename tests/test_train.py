@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import shutil
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -20,6 +22,9 @@ from cifar_core.speed.split_batch import SplitBatchStep
 from cifar_core.speed.tutorial_step import TutorialStep
 from cifar_core.speed.written_out import NetStep
 from cifar_core.train import DIVERGENCE_CHECK_EVERY, balanced_subset, build_model, train
+
+# The module itself (cifar_core's package exports the function train under the same name).
+train_module = importlib.import_module("cifar_core.train")
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +104,30 @@ def test_events_come_every_log_every_minibatches_then_epoch_then_done(data):
     assert (done.status, done.epochs_done, done.images_seen) == ("completed", 2, 200)
     assert "2 epoch(s) on 100 images" in done.message
     assert 0 < done.train_s <= done.elapsed_s and done.images_per_s > 0
+
+
+def test_the_reported_speed_counts_the_time_spent_on_events_but_not_the_tests(data,
+                                                                              monkeypatch):
+    # A consumer that takes time over each event (the run store's write) slows the training the
+    # user waits for: images/s and time left say so. The tests after each epoch are left out.
+    original, test_pause, event_pause = train_module.test_accuracy, 0.3, 0.01
+    monkeypatch.setattr(train_module, "test_accuracy",
+                        lambda *a: time.sleep(test_pause) or original(*a))
+    config = TrainConfig(epochs=2, batch_size=10, log_every=1, seed=0, device="cpu")
+    model = build_model(config, len(data.classes))
+    events = []
+    for event in train(config, data, model):
+        events.append(event)
+        time.sleep(event_pause)
+
+    for handled, event in enumerate(events):  # the events before this one were handled
+        if isinstance(event, StatsEvent):
+            assert event.images_seen / event.images_per_s >= handled * event_pause
+            assert event.eta_s == pytest.approx((200 - event.images_seen) / event.images_per_s)
+    done = events[-1]
+    assert done.train_s >= (len(events) - 1) * event_pause
+    assert done.images_per_s == pytest.approx(done.images_seen / done.train_s)
+    assert done.elapsed_s - done.train_s >= 2 * test_pause
 
 
 def test_stats_loss_is_the_mean_over_its_window(data, monkeypatch):
