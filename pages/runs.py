@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from cifar_core.config import Setting, settings
+from cifar_core.curves import RunCurve
 from cifar_core.runs import Run
 from cifar_core.summaries import (
     SETTINGS,
@@ -22,6 +23,26 @@ from pages.shared import access, layout, navigation
 
 # Run ids are long: a legend under the chart leaves the plot its full width.
 RUN_COLOR = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
+# The loss chart draws at most this many reports in all, an even spread of each run's
+# (cifar_core.curves): a browser draws a few thousand points at once, 100,000 in seconds.
+CHART_POINTS = 2000
+# Below this many points per run each report is drawn as a dot too.
+DOTS_UP_TO = 100
+
+
+# A finished run's curve never changes: its spread is read once per server process, not on
+# every click (an active run's is read each time).
+@st.cache_data(max_entries=64, show_spinner=False)
+def finished_loss_curve(runs_dir: str, run_id: str, finished: float, points: int) -> pd.DataFrame:
+    curve = RunCurve.read(access.get_store(runs_dir), run_id, points)
+    return loss_curve(curve.stats, run_id=run_id)
+
+
+def run_loss_curve(run: Run, points: int) -> pd.DataFrame:
+    """The run's loss reports as a curve of at most `points` points."""
+    if run.finished is not None and not run.is_active:
+        return finished_loss_curve(access.runs_dir(), run.id, run.finished, points)
+    return loss_curve(RunCurve.read(access.store(), run.id, points).stats, run_id=run.id)
 
 
 def setting_column(name: str, spec: Setting):
@@ -50,7 +71,9 @@ def runs_table_ui(runs: list[Run]) -> list[str]:
             "accuracy": st.column_config.ProgressColumn("Test accuracy", format="%.1f %%",
                                                         min_value=0, max_value=100),
             "duration": "Took",
-            "images_per_s": st.column_config.NumberColumn("Images/s", format="%.0f"),
+            "images_per_s": st.column_config.NumberColumn(
+                "Images/s", format="%.0f", help="Training images per second of the run's wall "
+                "time, writing its loss reports included, the tests after each epoch not."),
             "created": st.column_config.DatetimeColumn("Started", format="D MMM, HH:mm"),
             "message": "Note",
         })
@@ -66,20 +89,24 @@ def compare_ui(runs: list[Run], picked: list[str]) -> None:
                             format_func=lambda i: run_label(by_id[i]), key="compare_runs")
     if not chosen:
         return
-    curves = [loss_curve([e for _, e in access.store().events(i, kind="stats")], run_id=i)
-              for i in chosen]
+    points = max(2, CHART_POINTS // len(chosen))
+    curves = [run_loss_curve(by_id[i], points) for i in chosen]
     curves = [c for c in curves if not c.empty]
     c1, c2 = st.columns(2)
     with c1:
         st.markdown("**Training loss**")
         if curves:
             frame = pd.concat(curves)
-            chart = alt.Chart(frame).mark_line(point=True).encode(
+            # Many dots hide the lines; invisible ones still carry the tooltips.
+            dots = True if max(map(len, curves)) <= DOTS_UP_TO else alt.OverlayMarkDef(opacity=0)
+            chart = alt.Chart(frame).mark_line(point=dots).encode(
                 x=alt.X("epochs:Q", title="epochs"),
                 y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
                 color=RUN_COLOR,
                 tooltip=["run", "epoch", alt.Tooltip("loss:Q", format=".3f")])
             st.altair_chart(chart.properties(height=320), width="stretch")
+            st.caption(f"Up to {points:,} loss reports of each run: an even spread of the "
+                       "longer ones.")
         else:
             st.caption("No loss reports yet.")
     with c2:

@@ -14,7 +14,7 @@ from cifar_core.config import (
     preset_values,
     settings,
 )
-from cifar_core.events import Event
+from cifar_core.curves import RunCurve
 from cifar_core.models import model_spec
 from cifar_core.runs import ACTIVE, Run
 from cifar_core.summaries import (
@@ -28,7 +28,17 @@ from cifar_core.summaries import (
 from pages.shared import access, layout, navigation
 
 # How the settings are laid out: rows of this many, in the order cifar_core.config declares them.
-FORM_COLUMNS = 4
+FORM_COLUMNS = 3
+# The loss chart draws at most this many reports, the most recent ones all (cifar_core.curves):
+# a browser draws a few thousand points at once, 100,000 in seconds (bench/bench_pages.py).
+CHART_POINTS = 2000
+RECENT_POINTS = 500
+# Below this many points each report is drawn as a dot too.
+DOTS_UP_TO = 200
+SPEED_HELP = ("Training images per second of the run's wall time, writing every loss report "
+              "included (the more often it reports, the more that costs), the test after each "
+              "epoch not.")
+TIME_LEFT_HELP = "The images still to train at this speed; the test after each epoch comes on top."
 
 
 def _fallback(name: str, max_train: int):
@@ -135,27 +145,28 @@ def start_ui(values: dict, problems: dict, images_per_epoch: int) -> None:
     if clicked and not problems:
         run = access.runner().start(TrainConfig(**values), access.data_dir())
         st.session_state.watch_run = run.id
-        st.session_state.pop("events_cache", None)
+        st.session_state.pop("run_curves", None)
         st.rerun()
 
 
-def run_events(run_id: str) -> list[Event]:
-    """All events of a run, reading only the new ones on each refresh."""
-    cache = st.session_state.setdefault("events_cache", {})
-    last_seq, events = cache.get(run_id, (0, []))
-    new = access.store().events(run_id, since=last_seq)
-    if new:
-        events = events + [e for _, e in new]
-        last_seq = new[-1][0]
-    cache[run_id] = (last_seq, events)
-    return events
+def run_curve(run_id: str) -> RunCurve:
+    """The run's events as this session shows them: read once as a spread of its loss reports,
+    then only the new events on each refresh."""
+    curves = st.session_state.setdefault("run_curves", {})
+    if run_id in curves:
+        curves[run_id].update(access.store())
+    else:
+        curves[run_id] = RunCurve.read(access.store(), run_id, CHART_POINTS, RECENT_POINTS)
+    return curves[run_id]
 
 
 def loss_chart(run: Run, curve: pd.DataFrame, accuracy: pd.DataFrame) -> alt.LayerChart:
     """Loss per report (line with points), epoch boundaries (dashed), test accuracy (right)."""
     epochs = run.settings["epochs"]
     x = alt.X("epochs:Q", title="epochs", scale=alt.Scale(domain=[0, epochs]))
-    line = alt.Chart(curve).mark_line(point=True, color="#4C78A8").encode(
+    # Many dots hide the line; invisible ones still carry the tooltips.
+    dots = True if len(curve) <= DOTS_UP_TO else alt.OverlayMarkDef(opacity=0)
+    line = alt.Chart(curve).mark_line(point=dots, color="#4C78A8").encode(
         x=x, y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
         tooltip=["epoch", "minibatch", alt.Tooltip("loss:Q", format=".3f"),
                  alt.Tooltip("images_seen:Q", format=",")])
@@ -173,30 +184,34 @@ def loss_chart(run: Run, curve: pd.DataFrame, accuracy: pd.DataFrame) -> alt.Lay
         .properties(height=320)
 
 
-def run_view_ui(run: Run, events: list[dict]) -> None:
+def run_view_ui(run: Run, curve: RunCurve) -> None:
     """Progress, figures and chart of one run (live or finished)."""
-    progress = run_progress(run, events)
+    progress = run_progress(run, curve.stats)
     st.progress(progress.fraction, text=progress.text)
-    accuracy = epoch_accuracies(events)
+    accuracy = epoch_accuracies(curve.epochs)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Latest loss", f"{progress.last_loss:.3f}" if progress.last_loss else "-")
     c2.metric("Images per second",
-              f"{progress.images_per_s:,.0f}" if progress.images_per_s else "-")
+              f"{progress.images_per_s:,.0f}" if progress.images_per_s else "-",
+              help=SPEED_HELP)
     c3.metric("Time left" if run.is_active else "Took",
               format_duration(progress.eta_s) if run.is_active else
-              format_duration(run.duration_s))
+              format_duration(run.duration_s),
+              help=TIME_LEFT_HELP if run.is_active else None)
     c4.metric("Test accuracy", f"{accuracy.test_accuracy.iloc[-1]:.1f} %" if len(accuracy)
               else "after epoch 1")
-    curve = loss_curve(events)
-    if curve.empty:
-        st.caption("The loss chart starts with the first report "
-                   f"(every {run.settings['log_every']} batches).")
-    else:
-        st.altair_chart(loss_chart(run, curve, accuracy), width="stretch")
-        reports = len(curve)
-        st.caption(f"{reports} loss report{'s' if reports != 1 else ''} so far, one every "
-                   f"{run.settings['log_every']} batches. Dashed lines: epoch ends; "
-                   "red diamonds: test accuracy after each epoch.")
+    log_every = run.settings["log_every"]
+    every = "every batch" if log_every == 1 else f"every {log_every:,} batches"
+    points = loss_curve(curve.stats)
+    if points.empty:
+        st.caption(f"The loss chart starts with the first report ({every}).")
+        return
+    st.altair_chart(loss_chart(run, points, accuracy), width="stretch")
+    reports = curve.reports
+    shown = (f" The chart draws {len(points):,} of them: the latest {RECENT_POINTS:,} and an "
+             "even spread of the others." if curve.thinned else "")
+    st.caption(f"{reports:,} loss report{'s' if reports != 1 else ''} so far, one {every}."
+               f"{shown} Dashed lines: epoch ends; red diamonds: test accuracy after each epoch.")
 
 
 @st.fragment(run_every=1.0)
@@ -215,7 +230,7 @@ def live_run_ui(run_id: str) -> None:
         run = access.store().get(run_id)
     if run.stop_requested and run.is_active:
         st.caption("Stopping ...")
-    run_view_ui(run, run_events(run.id))
+    run_view_ui(run, run_curve(run.id))
 
 
 def finished_run_ui(run: Run) -> None:
@@ -229,7 +244,7 @@ def finished_run_ui(run: Run) -> None:
         st.warning(f"{run.message}{accuracy}", icon=":material/stop_circle:")
     else:
         st.error(f"This run {run.status}: {run.message}", icon=":material/error:")
-    run_view_ui(run, run_events(run.id))
+    run_view_ui(run, run_curve(run.id))
     note = how_it_trained(run)
     if note:
         st.caption(note + " The same seed gives the same network only with the same step "

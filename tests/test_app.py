@@ -3,14 +3,19 @@ runs made by cifar_core itself."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from conftest import write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
 from cifar_core.config import PRESETS, TrainConfig, settings
 from cifar_core.dataset import OFFICIAL_CLASSES
+from cifar_core.events import EpochEvent, StatsEvent
 from cifar_core.models import model_spec
 from cifar_core.pipeline import execute_run
 from cifar_core.runs import RunStore
@@ -266,6 +271,51 @@ def test_train_page_shows_a_finished_run(data_dir, runs_dir):
     # Which step trained it, on how many cores: why the same seed can differ elsewhere.
     step = RunStore(runs_dir).get(run_id).metrics["training_step"]
     assert f"Trained with the {step} on" in texts(at)
+
+
+def add_long_run(runs_dir: Path, data_dir: Path, reports: int) -> str:
+    """A completed run with `log_every` 1 and this many loss reports over two epochs, written
+    with one insert (add_event would open a connection per event)."""
+    store = RunStore(runs_dir)
+    config = TrainConfig(epochs=2, batch_size=4, log_every=1, seed=0)
+    run = store.create(config.to_dict(), str(data_dir), origin="test", status="running")
+    per_epoch = reports // 2
+    events = [StatsEvent(epoch=1 + i // per_epoch, minibatch=1 + i % per_epoch, step=i + 1,
+                         images_seen=4 * (i + 1), loss=2.3 - i / reports, images_per_s=9e3,
+                         elapsed_s=i / 2e3, fraction_done=(i + 1) / reports, eta_s=1.0,
+                         images_per_epoch=4 * per_epoch) for i in range(reports)]
+    events.insert(per_epoch, EpochEvent(epoch=1, test_accuracy=45.0, images_seen=4 * per_epoch,
+                                        elapsed_s=1.0))
+    events.append(EpochEvent(epoch=2, test_accuracy=52.0, images_seen=4 * reports,
+                             elapsed_s=2.0))
+    with closing(sqlite3.connect(store.db_path)) as con, con:
+        con.executemany("INSERT INTO events(run_id, kind, data) VALUES(?, ?, ?)",
+                        [(run.id, e.kind, json.dumps(e.to_dict())) for e in events])
+    store.finish(run.id, "completed", "Finished 2 epoch(s).",
+                 {"accuracy": 52.0, "per_class": dict.fromkeys(CLASSES, 52.0),
+                  "images_per_s": 9e3})
+    return run.id
+
+
+def chart_rows(chart) -> int:
+    """How many rows of data a drawn chart sends to the browser."""
+    tables = [d.data.data for d in chart.proto.datasets] + [chart.proto.data.data]
+    return sum(pa.ipc.open_stream(t).read_all().num_rows for t in tables if t)
+
+
+def test_train_and_runs_pages_draw_a_run_of_100000_reports_as_a_spread(data_dir, runs_dir):
+    run_id = add_long_run(runs_dir, data_dir, 100_000)
+    at = app_at("pages/train.py")
+    no_traceback(at)
+    assert run_id in texts(at)
+    chart = at.get("vega_lite_chart")[0]
+    assert 1_000 < chart_rows(chart) <= 2_000 + 10  # the reports drawn, epoch marks beside them
+    assert "100,000 loss reports so far" in texts(at)
+    assert "The chart draws" in texts(at)
+    at = app_at("pages/runs.py")
+    no_traceback(at)
+    assert at.multiselect(key="compare_runs").value == [run_id]
+    assert chart_rows(at.get("vega_lite_chart")[0]) <= 2_000
 
 
 def test_train_page_explains_a_diverged_run(data_dir, runs_dir):
