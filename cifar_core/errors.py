@@ -40,6 +40,16 @@ class CheckpointError(CifarError):
     """A checkpoint file is missing, corrupt, foreign or does not fit the network."""
 
 
+class ImageError(CifarError):
+    """An uploaded picture cannot be used. `reason` says which kind of problem it is ('empty',
+    'not_image', 'unsupported', 'too_large', 'too_small', 'too_thin' or 'damaged'), so that a
+    caller can tell them apart without reading the message."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 class RunError(CifarError):
     """A request about a run cannot be done (unknown id, wrong state, ...)."""
 

@@ -1,0 +1,235 @@
+"""A picture someone brings (an uploaded file, a camera shot) as the network's input.
+
+Any size and most colour kinds are taken: the picture is turned upright (EXIF orientation),
+made RGB (transparency on white; grey, palette, CMYK and 16-bit pictures converted), its centre
+square is cut out and resized to 32 x 32. A file that cannot be used raises ImageError with a
+sentence saying what to do, and a `reason` naming the kind of problem.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cifar_core.errors import ImageError
+
+SIDE = 32  # what the network sees: SIDE x SIDE pixels
+# Formats we promise to read (the JPEG reader also opens the JPEGs with extra preview pictures
+# that many phones write, which Pillow then calls MPO). Restricting Image.open to these also
+# keeps the parsers of rarer formats away from uploaded bytes.
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+FORMAT_NAMES = "JPEG, PNG, WebP, BMP or GIF"
+# Pictures over this are refused before they are decoded: a 48-megapixel phone photo fits;
+# decoded, the largest takes about 256 MB. (PIL's own guard, which we also catch, only warns
+# up to 89 million pixels and refuses above 179 million.)
+MAX_PIXELS = 64_000_000
+MIN_SIDE = 16  # fewer pixels a side carry too little to recognise anything
+MAX_ASPECT = 8  # the centre square of a longer strip is a thin slice of it
+DISPLAY_SIDE = 512  # the original is shown at most this many pixels on its longer side
+
+# How files of our formats start (JPEG, PNG, GIF, WebP, BMP).
+_OUR_FORMATS = re.compile(
+    rb"^(\xff\xd8\xff|\x89PNG\r\n\x1a\n|GIF8[79]a|RIFF....WEBP|BM....\x00\x00\x00\x00)", re.S)
+# What other picture formats start with, to name them instead of calling them "not a picture".
+_OTHER_FORMATS = (
+    (re.compile(rb"^....ftyp(heic|heix|hevc|heim|heis|mif1|msf1)", re.S),
+     "a HEIC photo (the iPhone's own format)"),
+    (re.compile(rb"^....ftyp(avif|avis)", re.S), "an AVIF picture"),
+    (re.compile(rb"^(II\*\x00|MM\x00\*)"), "a TIFF picture"),
+    (re.compile(rb"^%PDF"), "a PDF document"),
+    (re.compile(rb"^\s*(<\?xml[^>]*>\s*)?<svg", re.I), "an SVG drawing"),
+)
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An uploaded picture: what the network sees, and what people see."""
+
+    name: str
+    network_input: torch.Tensor  # uint8 (3, 32, 32): the centre square, resized
+    original: np.ndarray  # HWC uint8 RGB, upright, longer side at most DISPLAY_SIDE
+    size: tuple[int, int]  # (width, height) of the uploaded picture, upright
+    format: str  # as Pillow names it: 'JPEG', 'PNG', 'WEBP', 'BMP', 'GIF', 'MPO'
+
+
+def read_photo(file: bytes | bytearray | memoryview | BinaryIO, name: str | None = None) -> Photo:
+    """The picture in `file` (its bytes, or a binary file such as Streamlit's UploadedFile)
+    ready for the network; ImageError with a sentence saying what to do if it cannot be used.
+    `name` (default: the file's own name) is how the messages call it."""
+    data, name = _bytes_and_name(file, name)
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes): the upload may have failed. Choose the "
+                         "file again, or another picture.", "empty")
+    picture = _open(data, name)
+    width, height = picture.size
+    _check_size(name, width, height)
+    if picture.format in ("JPEG", "MPO"):
+        # Let the JPEG decoder itself scale down (by 1/2, 1/4 or 1/8) to no less than what is
+        # shown: a phone photo then decodes several times faster.
+        scale = min(1.0, DISPLAY_SIDE / max(width, height))
+        picture.draft(None, (max(SIDE, round(width * scale)), max(SIDE, round(height * scale))))
+    _decode(picture, name)
+    upright = _upright(picture)
+    turned = upright.size != picture.size  # a quarter turn swaps width and height
+    rgb = _as_rgb(upright, name)
+    return Photo(name=name, network_input=_centre_square(rgb), original=_for_display(rgb),
+                 size=(height, width) if turned else (width, height), format=str(picture.format))
+
+
+def network_inputs(photos: list[Photo]) -> torch.Tensor:
+    """The photos' network inputs as one uint8 (N, 3, 32, 32) batch."""
+    if not photos:
+        return torch.empty(0, 3, SIDE, SIDE, dtype=torch.uint8)
+    return torch.stack([photo.network_input for photo in photos])
+
+
+def _bytes_and_name(file, name: str | None) -> tuple[bytes, str]:
+    if hasattr(file, "getvalue"):
+        data = file.getvalue()
+    elif hasattr(file, "read"):
+        data = file.read()
+    else:
+        data = bytes(file)
+    name = name or getattr(file, "name", None) or "This file"
+    return bytes(data), str(name)
+
+
+def _open(data: bytes, name: str) -> Image.Image:
+    """The picture's header read (nothing decoded yet)."""
+    try:
+        return Image.open(io.BytesIO(data), formats=FORMATS)
+    except UnidentifiedImageError:
+        if _OUR_FORMATS.match(data[:16]):
+            # It starts as one of our formats, but Pillow's reader gave up on the header.
+            raise ImageError(_damaged(name), "damaged") from None
+        raise ImageError(_not_a_picture(data, name), "not_image" if not _other_format(data)
+                         else "unsupported") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # (the warning arrives as an exception where warnings are made errors)
+        raise ImageError(_too_large(name, _pixels_in(str(exc))), "too_large") from None
+    except Exception:
+        # The start looked like one of our formats but the header that follows is broken.
+        raise ImageError(_damaged(name), "damaged") from None
+
+
+def _not_a_picture(data: bytes, name: str) -> str:
+    other = _other_format(data)
+    if other:
+        return (f"{name} is {other}, which this cannot read: save it as {FORMAT_NAMES} "
+                "(a photo app or editor can export it) and upload that.")
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    renamed = (f", although its name ends in .{extension}"
+               if extension in ("jpg", "jpeg", "png", "webp", "bmp", "gif") else "")
+    return (f"{name} is not a picture{renamed}. Upload a photo or picture file "
+            f"({FORMAT_NAMES}).")
+
+
+def _other_format(data: bytes) -> str | None:
+    head = data[:256]
+    return next((what for pattern, what in _OTHER_FORMATS if pattern.match(head)), None)
+
+
+def _check_size(name: str, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageError(_too_large(name, width * height, (width, height)), "too_large")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{name} is only {width} × {height} pixels: too small to show anything "
+                         f"(the network looks at {SIDE} × {SIDE}; at least {MIN_SIDE} pixels "
+                         "a side are needed). Use a larger picture.", "too_small")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        ratio = max(width, height) / min(width, height)
+        raise ImageError(f"{name} is {width:,} × {height:,} pixels, one side {ratio:.0f} times "
+                         "the other: the network looks at the middle square, which would be a "
+                         "thin slice of it. Crop it closer to a square (at most "
+                         f"{MAX_ASPECT} to 1) and upload it again.", "too_thin")
+
+
+def _too_large(name: str, pixels: int | None, size: tuple[int, int] | None = None) -> str:
+    limit = f"pictures of up to {MAX_PIXELS // 1_000_000} megapixels can be used"
+    if size:
+        what = f"{size[0]:,} × {size[1]:,} pixels ({pixels / 1e6:,.0f} megapixels)"
+    elif pixels:
+        what = f"{pixels / 1e6:,.0f} megapixels"
+    else:
+        what = "far too large"
+    return (f"{name} is {what}; {limit}. Make it smaller (a photo editor's 'resize' or "
+            "'export') and upload it again.")
+
+
+def _pixels_in(pil_message: str) -> int | None:
+    found = re.search(r"\((\d+) pixels\)", pil_message)
+    return int(found.group(1)) if found else None
+
+
+def _damaged(name: str) -> str:
+    return (f"{name} is damaged or cut short: it could not be read to the end. Upload it "
+            "again, or open it in a photo viewer and save a fresh copy.")
+
+
+def _decode(picture: Image.Image, name: str) -> None:
+    try:
+        picture.seek(0)  # GIF, animated WebP: the first frame
+        picture.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(_too_large(name, _pixels_in(str(exc))), "too_large") from None
+    except MemoryError:
+        raise ImageError(_too_large(name, None), "too_large") from None
+    except Exception:
+        raise ImageError(_damaged(name), "damaged") from None
+
+
+def _upright(picture: Image.Image) -> Image.Image:
+    """Turned as its EXIF orientation says (phones store portrait photos lying on their side)."""
+    try:
+        return ImageOps.exif_transpose(picture)
+    except Exception:
+        return picture  # unreadable EXIF: shown as stored, which is better than refusing it
+
+
+def _as_rgb(picture: Image.Image, name: str) -> Image.Image:
+    try:
+        if picture.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+            picture = _eight_bit_grey(picture)
+        if picture.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in picture.info:
+            rgba = picture.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
+        return picture.convert("RGB")
+    except Exception:
+        raise ImageError(f"{name} uses a colour format this cannot convert ({picture.mode}): "
+                         "save it as an ordinary RGB JPEG or PNG and upload that.",
+                         "unsupported") from None
+
+
+def _eight_bit_grey(picture: Image.Image) -> Image.Image:
+    """16-bit (or 32-bit integer) grey as 8-bit grey; Pillow's own convert would clip it."""
+    values = np.asarray(picture, dtype=np.float64)
+    if picture.mode.startswith("I;16") or values.max(initial=0) > 255:
+        values = values / 257  # 65535 -> 255
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+
+
+def _centre_square(rgb: Image.Image) -> torch.Tensor:
+    width, height = rgb.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    # Lanczos in Pillow widens its kernel with the reduction, so every source pixel counts
+    # (no aliasing); reducing_gap first box-averages very large pictures, which is faster.
+    small = rgb.resize((SIDE, SIDE), Image.Resampling.LANCZOS,
+                       box=(left, top, left + side, top + side), reducing_gap=3.0)
+    return torch.from_numpy(np.asarray(small, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def _for_display(rgb: Image.Image) -> np.ndarray:
+    width, height = rgb.size
+    scale = DISPLAY_SIDE / max(width, height)
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return np.array(rgb, dtype=np.uint8)
