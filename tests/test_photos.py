@@ -106,6 +106,13 @@ def test_an_animated_webp_gives_its_first_frame(tmp_path):
     assert close_to(photo.network_input[:, 16, 16], BLUE, 2)
 
 
+def test_a_phones_multi_picture_jpeg_gives_its_main_picture(tmp_path):
+    """Many phones write MPO: a JPEG followed by more pictures (previews, a second lens)."""
+    data = encoded(solid(RED), "MPO", save_all=True, append_images=[solid(BLUE)])
+    photo = read_photo(saved(tmp_path, "phone.jpg", data))
+    assert photo.format == "MPO" and close_to(photo.network_input[:, 16, 16], RED)
+
+
 @pytest.mark.parametrize("mode, colour", [("RGBA", (*RED, 0)), ("LA", (90, 0)),
                                           ("RGBA", (*BLUE, 0))])
 def test_transparent_pixels_are_white(tmp_path, mode, colour):
