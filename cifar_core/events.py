@@ -34,12 +34,15 @@ class StatsEvent:
 
 @dataclass(frozen=True)
 class EpochEvent:
-    """End of an epoch, with the test accuracy at that point."""
+    """End of an epoch, with the test accuracy at that point and the confusion behind it."""
 
     epoch: int
     test_accuracy: float  # percent
     images_seen: int
     elapsed_s: float
+    # counts[true class][predicted class] on the test images (None in runs from before it was
+    # kept): how the network's mistakes changed from epoch to epoch.
+    confusion: list[list[int]] | None = None
     kind: str = "epoch"
 
     def to_dict(self) -> dict:

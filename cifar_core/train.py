@@ -70,8 +70,18 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.
 
 def test_accuracy(model: nn.Module, data: CifarData, device: torch.device) -> float:
     """Percent of the test images the model gets right."""
+    return test_results(model, data, device)[0]
+
+
+def test_results(model: nn.Module, data: CifarData,
+                 device: torch.device) -> tuple[float, list[list[int]]]:
+    """Percent of the test images the model gets right, and the confusion matrix
+    (counts[true class][predicted class]) behind it."""
     predicted, _ = predict(model, data.test_images, device)
-    return 100.0 * (predicted == data.test_labels).float().mean().item()
+    k = len(data.classes)
+    cells = torch.bincount(data.test_labels * k + predicted, minlength=k * k)
+    accuracy = 100.0 * (predicted == data.test_labels).float().mean().item()
+    return accuracy, cells.view(k, k).tolist()
 
 
 def train(config: TrainConfig, data: CifarData, model: nn.Module,
@@ -158,10 +168,10 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
                     window = 0
             epochs_done = epoch
             with clock.testing(), step.paused(steps):
-                accuracy = test_accuracy(model, data, device)
+                accuracy, confusion = test_results(model, data, device)
             model.train()
             yield EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=images_seen,
-                             elapsed_s=clock.elapsed_s())
+                             elapsed_s=clock.elapsed_s(), confusion=confusion)
         yield done("completed", f"Finished {config.epochs} epoch(s) on "
                                 f"{batches.images_per_epoch:,} images.")
 

@@ -110,8 +110,8 @@ def test_the_reported_speed_counts_the_time_spent_on_events_but_not_the_tests(da
                                                                               monkeypatch):
     # A consumer that takes time over each event (the run store's write) slows the training the
     # user waits for: images/s and time left say so. The tests after each epoch are left out.
-    original, test_pause, event_pause = train_module.test_accuracy, 0.3, 0.01
-    monkeypatch.setattr(train_module, "test_accuracy",
+    original, test_pause, event_pause = train_module.test_results, 0.3, 0.01
+    monkeypatch.setattr(train_module, "test_results",
                         lambda *a: time.sleep(test_pause) or original(*a))
     config = TrainConfig(epochs=2, batch_size=10, log_every=1, seed=0, device="cpu")
     model = build_model(config, len(data.classes))
@@ -183,6 +183,17 @@ def test_a_subset_is_seen_once_per_epoch_with_its_own_labels(data, monkeypatch):
         got = sorted((image.tolist(), int(label)) for inputs, labels in epoch
                      for image, label in zip(inputs.flatten(1), labels, strict=True))
         assert got == wanted
+
+
+def test_each_epoch_keeps_its_confusion_matrix_behind_its_accuracy(data):
+    _, events = run(TrainConfig(epochs=2, batch_size=10, log_every=5, seed=0, device="cpu"),
+                    data)
+    for event in (e for e in events if isinstance(e, EpochEvent)):
+        matrix = np.array(event.confusion)
+        assert matrix.shape == (10, 10) and matrix.sum() == len(data.test_labels)
+        assert matrix.sum(axis=1).tolist() == np.bincount(data.test_labels.numpy(),
+                                                          minlength=10).tolist()
+        assert 100 * np.trace(matrix) / matrix.sum() == pytest.approx(event.test_accuracy)
 
 
 def test_each_epoch_reports_the_test_accuracy(data):
