@@ -9,6 +9,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from cifar_core.config import compared_settings, settings
@@ -98,6 +99,33 @@ def loss_curve(events: list[Event], run_id: str | None = None) -> pd.DataFrame:
     if run_id is not None:
         frame.insert(0, "run", run_id)
     return frame
+
+
+def epoch_confusions(events: list[Event]) -> dict[int, np.ndarray]:
+    """epoch -> the confusion matrix (counts[true, predicted]) of the test after it, for the
+    epochs that kept one (runs from before it was kept have none)."""
+    return {e.epoch: np.asarray(e.confusion, dtype=np.int64) for e in events
+            if isinstance(e, EpochEvent) and e.confusion}
+
+
+def confusion_rows(matrix: np.ndarray, classes: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """A confusion matrix as rows: true, predicted, images (for a heatmap)."""
+    return pd.DataFrame([{"true": classes[i], "predicted": classes[j],
+                          "images": int(matrix[i, j])}
+                         for i in range(len(classes)) for j in range(len(classes))])
+
+
+def per_class_by_epoch(events: list[Event], classes: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """Each class's test accuracy (%) after each epoch that kept its confusion: epoch, class,
+    accuracy."""
+    rows = []
+    for epoch, matrix in sorted(epoch_confusions(events).items()):
+        totals = matrix.sum(axis=1)
+        for c, name in enumerate(classes[:len(matrix)]):
+            if totals[c]:
+                rows.append({"epoch": epoch, "class": name,
+                             "accuracy": 100.0 * matrix[c, c] / totals[c]})
+    return pd.DataFrame(rows, columns=["epoch", "class", "accuracy"])
 
 
 def epoch_accuracies(events: list[Event]) -> pd.DataFrame:

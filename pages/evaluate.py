@@ -8,7 +8,13 @@ import streamlit as st
 
 from cifar_core.evaluate import Evaluation
 from cifar_core.pictures import tiles, verdict_tiles
-from cifar_core.summaries import run_label, runs_with_network
+from cifar_core.summaries import (
+    confusion_rows,
+    epoch_confusions,
+    per_class_by_epoch,
+    run_label,
+    runs_with_network,
+)
 from pages.shared import access, layout, navigation
 
 
@@ -123,6 +129,46 @@ def mistakes_ui(evaluation: Evaluation, data) -> None:
                        zip(worst["predicted"], worst["confidence"], worst["label"], strict=True)])
 
 
+def learning_ui(run_id: str, classes: tuple[str, ...]) -> None:
+    """How the mistakes changed while it learned: the confusion matrix after a chosen epoch,
+    and each class's accuracy after every epoch."""
+    events = [e for _, e in access.store().events(run_id, kind="epoch")]
+    confusions = epoch_confusions(events)
+    if not confusions:
+        return  # a run from before each epoch's confusion was kept, or an imported network
+    st.subheader("How it learned")
+    st.caption("The test after each epoch, kept with the run: what the network mistook for "
+               "what at that point, and each class's accuracy epoch by epoch.")
+    epochs = sorted(confusions)
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        epoch = epochs[-1] if len(epochs) == 1 else st.select_slider(
+            "After epoch", options=epochs, value=epochs[-1], key=f"learn_epoch_{run_id}")
+        matrix = confusions[epoch]
+        frame = confusion_rows(matrix, classes)
+        base = alt.Chart(frame).encode(
+            x=alt.X("predicted:N", sort=list(classes), title="predicted"),
+            y=alt.Y("true:N", sort=list(classes), title="true class"))
+        heat = base.mark_rect().encode(
+            color=alt.Color("images:Q", scale=alt.Scale(scheme="blues"), legend=None),
+            tooltip=["true", "predicted", "images"])
+        text = base.mark_text(fontSize=11).encode(
+            text="images:Q",
+            color=alt.condition(alt.datum.images > matrix.max() / 2, alt.value("white"),
+                                alt.value("#222")))
+        st.altair_chart((heat + text).properties(height=380, title=f"After epoch {epoch}"),
+                        width="stretch")
+    with c2:
+        lines = per_class_by_epoch(events, classes)
+        chart = alt.Chart(lines).mark_line(point=True).encode(
+            x=alt.X("epoch:O", title="epoch"),
+            y=alt.Y("accuracy:Q", title="accuracy (%)", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("class:N", sort=list(classes), title="class"),
+            tooltip=["epoch", "class", alt.Tooltip("accuracy:Q", format=".1f")])
+        st.altair_chart(chart.properties(height=380, title="Accuracy per class"),
+                        width="stretch")
+
+
 @layout.guard
 def main() -> None:
     layout.page_header("Evaluate", "How the trained network does on the 10,000 test images, which "
@@ -143,6 +189,7 @@ def main() -> None:
     predictions_ui(evaluation, data)
     per_class_ui(evaluation)
     confusion_ui(evaluation, data)
+    learning_ui(run.id, evaluation.classes)
     mistakes_ui(evaluation, data)
 
 

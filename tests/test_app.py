@@ -349,6 +349,18 @@ def test_evaluate_shows_accuracy_per_class_and_confusions(data_dir, runs_dir):
     assert "The most confident mistakes" in texts(at)
 
 
+def test_evaluate_shows_how_the_mistakes_changed_epoch_by_epoch(data_dir, runs_dir):
+    run_id = finish_run(runs_dir, data_dir, epochs=3)
+    at = app_at("pages/evaluate.py")
+    no_traceback(at)
+    assert "How it learned" in texts(at)
+    slider = at.select_slider(key=f"learn_epoch_{run_id}")
+    assert slider.value == 3 and list(slider.options) == ["1", "2", "3"]
+    slider.set_value(1).run()
+    no_traceback(at)
+    assert at.select_slider(key=f"learn_epoch_{run_id}").value == 1
+
+
 def test_evaluate_without_runs_points_to_train(data_dir, runs_dir):
     at = app_at("pages/evaluate.py")
     no_traceback(at)

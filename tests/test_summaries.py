@@ -11,12 +11,15 @@ from cifar_core.config import TrainConfig
 from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
 from cifar_core.runs import RunStore
 from cifar_core.summaries import (
+    confusion_rows,
     epoch_accuracies,
+    epoch_confusions,
     estimate_seconds,
     format_duration,
     how_it_trained,
     loss_curve,
     metrics_csv,
+    per_class_by_epoch,
     per_class_comparison,
     run_label,
     run_progress,
@@ -172,3 +175,19 @@ def test_a_run_with_a_model_only_a_newer_version_knows_does_not_hide_the_others(
     assert set(table["model"]) == {"tutorial", "resnet-9000"}
     assert "resnet-9000" in run_label(store.get(newer.id))
     assert "resnet-9000" in metrics_csv(store.get(newer.id))
+
+
+def test_per_epoch_confusions_and_each_classs_accuracy_across_epochs():
+    first = EpochEvent(epoch=1, test_accuracy=50.0, images_seen=4, elapsed_s=1.0,
+                       confusion=[[1, 1], [1, 1]])
+    second = EpochEvent(epoch=2, test_accuracy=75.0, images_seen=8, elapsed_s=2.0,
+                        confusion=[[2, 0], [1, 1]])
+    old = epoch_end(3, 80.0)  # from before confusions were kept: skipped
+    events = [stats(1, 1, 4, 2.0), first, second, old]
+    confusions = epoch_confusions(events)
+    assert sorted(confusions) == [1, 2] and confusions[2].tolist() == [[2, 0], [1, 1]]
+    lines = per_class_by_epoch(events, ("cat", "dog"))
+    assert list(lines.itertuples(index=False, name=None)) == [
+        (1, "cat", 50.0), (1, "dog", 50.0), (2, "cat", 100.0), (2, "dog", 50.0)]
+    rows = confusion_rows(confusions[2], ("cat", "dog"))
+    assert rows["images"].sum() == 4 and len(rows) == 4
