@@ -4,9 +4,8 @@ One SQLite file (WAL mode, so pages read while a job writes) plus one folder per
 checkpoint and log, under $CIFAR_RUNS_DIR or ./runs. Every call opens its own short-lived
 connection, so the store is safe to use from any thread or process.
 
-The file carries a schema version (`PRAGMA user_version`); opening it applies the MIGRATIONS it
-has not had yet, in order, each in one transaction, so a store written by an older version
-opens and keeps all its runs. To change the schema, append a migration; never edit one.
+The file carries a schema version and migrations (cifar_core.store_file, which also opens it,
+damaged or read-only), so a store written by an older version opens and keeps all its runs.
 
 Nothing stored can send a file operation outside the runs folder: run ids and checkpoint paths
 are resolved and checked (run_dir, checkpoint_path). A row that cannot be read is left out of
@@ -24,8 +23,6 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +31,7 @@ from cifar_core import store_faults
 from cifar_core.errors import RunError, StoreError
 from cifar_core.events import Event, event_from_dict
 from cifar_core.run_folders import RunFolders, is_plain_name
+from cifar_core.store_file import DB_NAME, StoreFile
 
 if TYPE_CHECKING:
     from cifar_core.config import TrainConfig
@@ -41,47 +39,6 @@ if TYPE_CHECKING:
 STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed")
 ACTIVE = ("queued", "running")
 FINISHED = ("completed", "stopped", "diverged", "failed")
-DB_NAME = "runs.sqlite"
-
-# Version 1 is the schema as it was before the store had versions: IF NOT EXISTS, so that a
-# file written then (user_version 0) takes it without a change.
-SCHEMA_V1 = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    created REAL NOT NULL,
-    config TEXT NOT NULL,
-    data_dir TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    status TEXT NOT NULL,
-    pid INTEGER,
-    started REAL,
-    finished REAL,
-    message TEXT NOT NULL DEFAULT '',
-    metrics TEXT,
-    checkpoint TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id, seq);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-# (version, SQL): what turns a store of version - 1 into this version, in order. Statements are
-# split at ';' (so none may hold one inside a string or a trigger body).
-MIGRATIONS: list[tuple[int, str]] = [
-    (1, SCHEMA_V1),
-]
-
-
-def schema_version() -> int:
-    """The schema version this code writes."""
-    return MIGRATIONS[-1][0]
-
 
 def default_runs_dir() -> Path:
     """The runs folder: $CIFAR_RUNS_DIR, else ./runs."""
@@ -150,7 +107,7 @@ class _DamagedRow(Exception):
         self.run_id, self.why = run_id, why
 
 
-class RunStore:
+class RunStore(StoreFile):
     """Runs and their events in `root/runs.sqlite`, files in `root/<run id>/`."""
 
     def __init__(self, root: Path | str | None = None):
@@ -160,46 +117,8 @@ class RunStore:
         except OSError as exc:
             raise RunError(f"Cannot create the runs folder {self.root} ({exc.strerror}). "
                            "Set CIFAR_RUNS_DIR (or --runs-dir) to a writable folder.") from None
-        self.db_path = self.root / DB_NAME
         self.folders = RunFolders(self.root)
-        self._read_only_uri: str | None = None
-        # What opening the store had to do or cannot do, in words for the user (CLI warnings,
-        # the dashboard's message): a damaged file replaced, a read-only folder.
-        self.notices: list[str] = []
-        try:
-            self._migrate()
-        except StoreError as exc:
-            if exc.reason == "damaged":
-                self.notices.append(store_faults.replace_damaged(
-                    self.db_path, exc.detail, migrate=self._migrate, put_back=self._put_back))
-            elif exc.reason == "read_only":
-                self._open_read_only(exc)
-            else:
-                raise
-
-    @property
-    def read_only(self) -> bool:
-        """True when the folder cannot be written: runs can be read, not started or changed."""
-        return self._read_only_uri is not None
-
-    def _open_read_only(self, refusal: StoreError) -> None:
-        uri = store_faults.read_only_uri(self.db_path) if self.db_path.exists() else None
-        if uri is None:
-            raise refusal
-        self._read_only_uri = uri
-        if self._stored_version() != schema_version():  # it cannot be brought up to date
-            self._read_only_uri = None
-            raise refusal
-        self.notices.append(f"{refusal} Meanwhile its runs can be looked at, not changed.")
-
-    def _stored_version(self) -> int:
-        with self._connect() as con:
-            return con.execute("PRAGMA user_version").fetchone()[0]
-
-    def _put_back(self, runs: list[dict], events: list[dict], settings: list[dict]) -> list[str]:
-        """Insert recovered rows (as stored) that read as runs; returns their ids."""
-        with self._transaction() as con:
-            return store_faults.put_back(con, runs, events, settings, self._readable)
+        self._open_file(self.root / DB_NAME)
 
     def _readable(self, row: dict) -> bool:
         try:
@@ -207,73 +126,6 @@ class RunStore:
             return True
         except (_DamagedRow, KeyError):
             return False
-
-    def _migrate(self) -> None:
-        """Bring the file up to schema_version(), one migration per transaction; StoreError
-        (reason 'damaged') for a file that is not a sound database."""
-        with self._connect() as con:
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            # A truncated file can still give its header: read every page once (~10 ms for
-            # 8 MB), so that damage is found here, where it can be mended, not in a page.
-            problem = con.execute("PRAGMA quick_check(1)").fetchone()[0]
-        if problem != "ok":
-            raise StoreError(store_faults.damaged_message(self.db_path, problem), "damaged",
-                             problem)
-        if version > schema_version():
-            raise RunError(f"The run store {self.db_path} was written by a newer version of this "
-                           f"app (schema {version}; this one knows up to {schema_version()}). "
-                           "Update the app, or set CIFAR_RUNS_DIR (or --runs-dir) to another "
-                           "folder.")
-        with self._connect() as con:  # (after the check: a newer file is left as it is)
-            con.execute("PRAGMA journal_mode=WAL")
-        for target, sql in MIGRATIONS:
-            if target <= version:
-                continue
-            with self._transaction() as con:
-                # Another process may have migrated meanwhile: the write lock makes this exact.
-                if con.execute("PRAGMA user_version").fetchone()[0] >= target:
-                    continue
-                for statement in filter(str.strip, sql.split(";")):
-                    con.execute(statement)
-                con.execute(f"PRAGMA user_version = {int(target)}")
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection of its own; a failing SQLite call comes out as a StoreError that says
-        what to do (IntegrityError excepted: create() handles an id that is taken)."""
-        try:
-            if self._read_only_uri:
-                con = sqlite3.connect(self._read_only_uri, uri=True, timeout=30,
-                                      isolation_level=None)
-            else:
-                con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise store_faults.store_error(exc, self.db_path) from None
-        try:
-            con.row_factory = sqlite3.Row
-            con.execute("PRAGMA foreign_keys=ON")
-            con.execute("PRAGMA busy_timeout=30000")
-            yield con
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.Error as exc:
-            raise store_faults.store_error(exc, self.db_path) from None
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                con.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE: take the write lock up front, so read-then-write steps are atomic."""
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-                con.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):  # the error that got here says more
-                    con.execute("ROLLBACK")
-                raise
 
     # --- settings ---------------------------------------------------------------------------
 

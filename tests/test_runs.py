@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifar_core import runs
+from cifar_core import runs, store_file
 from cifar_core.config import TrainConfig, defaults
 from cifar_core.errors import RunError
 from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
-from cifar_core.runs import DB_NAME, FINISHED, RunStore, default_runs_dir, schema_version
+from cifar_core.runs import DB_NAME, FINISHED, RunStore, default_runs_dir
+from cifar_core.store_file import schema_version
 
 CONFIG = {"epochs": 2, "lr": 0.001, "momentum": 0.9, "batch_size": 4}
 
@@ -530,7 +531,8 @@ def test_an_appended_migration_is_applied_once_and_keeps_the_rows(tmp_path, monk
     old.set_setting("max_parallel", "2")
     version = schema_version()
 
-    monkeypatch.setattr(runs, "MIGRATIONS", [*runs.MIGRATIONS, (version + 1, ADD_NOTE_COLUMN)])
+    monkeypatch.setattr(store_file, "MIGRATIONS",
+                        [*store_file.MIGRATIONS, (version + 1, ADD_NOTE_COLUMN)])
     store = RunStore(root)
 
     assert schema_version() == version + 1 == user_version(root / DB_NAME)
@@ -551,14 +553,14 @@ def test_a_failing_migration_leaves_the_store_as_it_was(tmp_path, monkeypatch):
     before = everything_in(root / DB_NAME)
 
     broken = ADD_NOTE_COLUMN + ";\nINSERT INTO no_such_table VALUES(1)"
-    monkeypatch.setattr(runs, "MIGRATIONS", [*runs.MIGRATIONS, (version + 1, broken)])
+    monkeypatch.setattr(store_file, "MIGRATIONS", [*store_file.MIGRATIONS, (version + 1, broken)])
     with pytest.raises(RunError, match="no_such_table"):  # said as the store's error
         RunStore(root)
 
     assert user_version(root / DB_NAME) == version
     assert "note" not in columns(root / DB_NAME, "runs")  # the first statement was undone
     assert everything_in(root / DB_NAME) == before
-    monkeypatch.setattr(runs, "MIGRATIONS", [*runs.MIGRATIONS[:-1],
+    monkeypatch.setattr(store_file, "MIGRATIONS", [*store_file.MIGRATIONS[:-1],
                                              (version + 1, ADD_NOTE_COLUMN)])
     assert RunStore(root).get(run.id) == run  # the mended migration goes through
     assert "note" in columns(root / DB_NAME, "runs")
