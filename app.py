@@ -84,6 +84,7 @@ pages = [
     st.Page(navigation.DATA, title="Data", icon=":material/image:"),
     st.Page(navigation.TRAIN, title="Train", icon=":material/model_training:"),
     st.Page(navigation.EVALUATE, title="Evaluate", icon=":material/fact_check:"),
+    st.Page(navigation.TRY_IT, title="Try it", icon=":material/photo_camera:"),
     st.Page(navigation.RUNS, title="Runs", icon=":material/compare_arrows:"),
 ]
 if not gate.is_open():

@@ -1,0 +1,279 @@
+"""Try it page: show a network a picture (uploaded, from the camera, or a test image) and see its
+answer, where it looked, and what its layers make of the picture; or bring your own network."""
+
+import random
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from cifar_core import CifarData, CifarError
+from cifar_core.checkpoint import Checkpoint
+from cifar_core.errors import ImageError
+from cifar_core.explain import (
+    ATTRIBUTION_METHODS,
+    answer_sentence,
+    attribution,
+    class_probabilities,
+    overlay,
+    probabilities_table,
+)
+from cifar_core.imports import import_network, network_label, networks_to_try
+from cifar_core.inside import feature_map_grid, feature_maps, first_layer_filters, layer_table
+from cifar_core.models import count_parameters
+from cifar_core.photos import SIDE, Photo, network_inputs, read_photo
+from cifar_core.pictures import enlarge
+from cifar_core.runs import Run
+from pages.shared import access, layout, navigation
+
+# What the picture uploader lets through. HEIC, AVIF and TIFF are let through too, so that
+# read_photo can say what to do with them (the uploader's own refusal would not).
+PICTURE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "heic", "heif", "avif", "tif", "tiff"]
+NETWORK_TYPES = ["pth", "pt"]
+SOURCES = {"upload": "Upload pictures", "camera": "Take a photo", "test": "A test image"}
+SCALE = 8  # the 32 x 32 picture is drawn this many times larger, pixels kept square
+GRID_SCALE = 3  # several pictures: each drawn this many times larger
+TOP_COLOUR, OTHER_COLOUR = "#3B6EA5", "#A9B8C8"
+
+
+def upload_limit() -> int:
+    """Bytes a file may have: the server's upload limit (.streamlit/config.toml)."""
+    return int(st.get_option("server.maxUploadSize")) * 2**20
+
+
+def test_data() -> CifarData | None:
+    """The data, for its test images and for testing imported networks; None if not here."""
+    try:
+        return access.get_data(access.data_dir())
+    except CifarError:
+        return None
+
+
+def network_picker_ui() -> Run | None:
+    """Choose a network: a finished or imported run, the most accurate first (and chosen)."""
+    runs = networks_to_try(access.store().list())
+    if not runs:
+        st.info("No network to try yet: train one on the Train page, or bring your own below.",
+                icon=":material/info:")
+        return None
+    by_id = {r.id: r for r in runs}
+    pick = st.session_state.pop("try_pick", None)  # a network just imported
+    if pick in by_id or st.session_state.get("try_run") not in by_id:
+        st.session_state.try_run = pick if pick in by_id else runs[0].id
+    run_id = st.selectbox("Network", list(by_id), format_func=lambda i: network_label(by_id[i]),
+                          key="try_run", help="Finished runs and imported networks, the most "
+                          "accurate on the test images first.")
+    return by_id[run_id]
+
+
+def network_of(run: Run) -> Checkpoint:
+    """The run's network (read once per file version)."""
+    if not run.checkpoint or not Path(run.checkpoint).is_file():
+        raise CifarError(f"Run {run.id} has no saved network (its checkpoint file is gone). "
+                         "Pick another network.")
+    return access.get_checkpoint(run.checkpoint, Path(run.checkpoint).stat().st_mtime)
+
+
+@layout.guard
+def import_ui(data: CifarData | None, first: bool) -> None:
+    """Bring your own network: an uploaded .pth kept as an imported run, or its refusal."""
+    with st.expander("Bring your own network (.pth)", expanded=first,
+                     icon=":material/upload_file:"):
+        st.caption("The tutorial's `cifar_net.pth` (what `torch.save(net.state_dict(), PATH)` "
+                   "writes), or a network downloaded from the Runs page. Only plain weights are "
+                   "read: a file that holds code is refused, and nothing in it runs. It is then "
+                   "kept as an imported run, tested on the test images, and can be tried here, "
+                   "evaluated and deleted like any run.")
+        generation = st.session_state.setdefault("try_import_generation", 0)
+        upload = st.file_uploader("Network file", type=NETWORK_TYPES,
+                                  key=f"try_import_{generation}")
+        done = st.session_state.pop("try_imported", None)
+        if done:
+            st.success(done, icon=":material/check_circle:")
+        if upload is None:
+            return
+        refusals = st.session_state.setdefault("try_import_refusals", {})
+        if upload.file_id not in refusals:
+            try:
+                run = import_network(access.store(), upload, data=data,
+                                     data_dir=access.data_dir(), max_bytes=upload_limit())
+            except CifarError as exc:
+                refusals[upload.file_id] = str(exc)
+            else:
+                tested = (f" It gets {run.accuracy:.1f} % of the test images right."
+                          if run.accuracy is not None else "")
+                st.session_state.try_imported = (
+                    f"Imported {run.config['imported_from']} as run {run.id}.{tested}")
+                st.session_state.try_pick = run.id
+                st.session_state.try_import_generation = generation + 1  # an empty uploader
+                st.rerun()
+        st.error(refusals[upload.file_id], icon=":material/block:")
+
+
+def _new_test_seed() -> None:
+    st.session_state.try_seed = random.randrange(1_000_000)
+
+
+def test_image_ui(data: CifarData | None) -> list[Photo]:
+    """A test image, random or of a chosen class."""
+    if data is None:
+        st.info("There are no test images here yet: the Home page downloads CIFAR-10. Upload a "
+                "picture instead.", icon=":material/folder_off:")
+        return []
+    if "try_seed" not in st.session_state:
+        _new_test_seed()
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = c1.selectbox("Of the class", ["any class", *data.classes], key="try_class")
+    c2.button("Another one", icon=":material/shuffle:", on_click=_new_test_seed,
+              key="try_another")
+    batch = data.random_batch("test", 1, seed=int(st.session_state.try_seed),
+                              classes=None if chosen == "any class" else [chosen])
+    index, image = int(batch.indices[0]), batch.images[0]
+    return [Photo(name=f"test image {index:,}: {batch.label_names[0]}", network_input=image,
+                  original=enlarge(image, SCALE), size=(SIDE, SIDE), format="CIFAR-10")]
+
+
+def readable(files: list) -> list[Photo]:
+    """The files that are usable pictures; a message for each that is not."""
+    photos = []
+    for file in files:
+        try:
+            photos.append(read_photo(file))
+        except ImageError as exc:
+            st.error(str(exc), icon=":material/broken_image:")
+    return photos
+
+
+def pictures_ui(data: CifarData | None) -> list[Photo]:
+    """The pictures to show the network: uploaded files, a camera photo or a test image."""
+    st.subheader("The picture")
+    source = st.radio("Where from", list(SOURCES), format_func=SOURCES.get, horizontal=True,
+                      index=2 if data is not None else 0, key="try_source",
+                      label_visibility="collapsed")
+    if source == "test":
+        return test_image_ui(data)
+    if source == "camera":
+        # Off until asked for: the browser asks for the camera when the widget appears.
+        if not st.toggle("Turn the camera on", key="try_camera_on"):
+            st.caption("Your browser asks whether this page may use the camera once you turn "
+                       "it on; the photo stays on this computer and the dashboard's server.")
+            return []
+        shot = st.camera_input("Take a photo", key="try_camera")
+        return readable([shot]) if shot is not None else []
+    files = st.file_uploader(
+        "Pictures (JPEG, PNG, WebP, BMP or GIF; several at once if you like)",
+        type=PICTURE_TYPES, accept_multiple_files=True, key="try_files")
+    return readable(files or [])
+
+
+def several_ui(photos: list[Photo], probabilities, classes: tuple[str, ...]) -> int:
+    """Several pictures: each with its top answer, a CSV of every probability; returns the
+    position of the one to look at closer."""
+    st.subheader("The network's answers")
+    table = probabilities_table(probabilities, classes, [p.name for p in photos])
+    captions = [f"{name}: {answer} ({row.max():.0%})" for name, answer, row in
+                zip(table["picture"], table["answer"], table[list(classes)].to_numpy(),
+                    strict=True)]
+    st.image([enlarge(p.network_input, GRID_SCALE) for p in photos], caption=captions,
+             width=SIDE * GRID_SCALE, output_format="PNG")
+    st.download_button("All probabilities (CSV)", table.to_csv(index=False),
+                       file_name="probabilities.csv", mime="text/csv", icon=":material/table:",
+                       key="try_csv")
+    return st.selectbox("Look closer at", range(len(photos)), format_func=lambda i: photos[i].name,
+                        key="try_closer")
+
+
+def answer_ui(photo: Photo, probabilities, classes: tuple[str, ...]) -> None:
+    """The picture beside what the network sees, and every class's probability."""
+    left, right = st.columns([2, 3])
+    with left:
+        a, b = st.columns(2)
+        width = SIDE * SCALE
+        a.image(photo.original, width=width, output_format="JPEG",
+                caption=f"{photo.name}, {photo.size[0]:,} × {photo.size[1]:,} pixels")
+        b.image(enlarge(photo.network_input, SCALE), width=width, output_format="PNG",
+                caption=f"What the network sees: {SIDE} × {SIDE} pixels")
+    with right:
+        st.markdown(f"**{answer_sentence(probabilities, classes)}**")
+        frame = pd.DataFrame({"class": list(classes),
+                              "percent": [float(p) * 100 for p in probabilities]})
+        top = frame["class"][frame["percent"].idxmax()]
+        chart = alt.Chart(frame).mark_bar().encode(
+            x=alt.X("percent:Q", title="how sure (%)", scale=alt.Scale(domain=[0, 100])),
+            y=alt.Y("class:N", sort="-x", title=None),
+            color=alt.condition(alt.datum["class"] == top, alt.value(TOP_COLOUR),
+                                alt.value(OTHER_COLOUR)),
+            tooltip=["class", alt.Tooltip("percent:Q", format=".1f", title="%")])
+        st.altair_chart(chart.properties(height=260), width="stretch", key="try_chart")
+
+
+# A change of method redraws only this part of the page.
+@st.fragment
+@layout.guard
+def where_it_looked_ui(checkpoint: Checkpoint, photo: Photo, answer: str) -> None:
+    st.subheader("Where it looked")
+    method = st.radio("Map", list(ATTRIBUTION_METHODS), horizontal=True, key="try_method",
+                      format_func=lambda m: ATTRIBUTION_METHODS[m].title)
+    st.caption(ATTRIBUTION_METHODS[method].description)
+    heat = attribution(checkpoint.model, photo.network_input, method=method)
+    a, b, _ = st.columns([1, 1, 2])
+    a.image(enlarge(photo.network_input, SCALE), width=SIDE * SCALE, output_format="PNG",
+            caption="The picture")
+    b.image(overlay(photo.network_input, heat, SCALE), width=SIDE * SCALE, output_format="PNG",
+            caption=f"Where it looked to answer {answer}: bright is most")
+
+
+@layout.guard
+def inside_ui(checkpoint: Checkpoint, photo: Photo) -> None:
+    with st.expander("Inside the network", icon=":material/account_tree:"):
+        st.markdown("**The first layer's filters**")
+        st.caption("The small patterns the first layer looks for, each drawn as a colour "
+                   "picture: every other layer builds on what these find.")
+        st.image(first_layer_filters(checkpoint.model), output_format="PNG")
+        st.markdown("**What each convolution makes of this picture**")
+        st.caption("Each grey square is one feature map: bright where the layer found its "
+                   "pattern in the picture.")
+        for name, maps in feature_maps(checkpoint.model, photo.network_input).items():
+            st.image(feature_map_grid(maps), output_format="PNG",
+                     caption=f"{name}: {maps.shape[0]} maps of {maps.shape[1]} × "
+                             f"{maps.shape[2]} pixels")
+        st.markdown("**The layers**")
+        rows = layer_table(checkpoint.model)
+        st.dataframe(pd.DataFrame({
+            "layer": [r.name for r in rows], "kind": [r.kind for r in rows],
+            "output": [" × ".join(map(str, r.output_shape)) or "-" for r in rows],
+            "parameters": [r.parameters for r in rows]}), hide_index=True, width="content",
+            column_config={"layer": "Layer", "kind": "Kind", "output": "Output shape",
+                           "parameters": st.column_config.NumberColumn("Parameters",
+                                                                       format="localized")})
+        st.caption(f"{count_parameters(checkpoint.model):,} parameters in all.")
+
+
+@layout.guard
+def main() -> None:
+    layout.page_header("Try it", "Show the network a picture, your own or one of the test "
+                       "images: see how sure it is of each class, where in the picture it "
+                       "looked, and what its layers make of it.")
+    data = test_data()
+    run = network_picker_ui()
+    import_ui(data, first=run is None)
+    if run is None:
+        return
+    checkpoint = network_of(run)
+    photos = pictures_ui(data)
+    if not photos:
+        return
+    probabilities = class_probabilities(checkpoint.model, network_inputs(photos)).numpy()
+    chosen = 0
+    if len(photos) > 1:
+        chosen = several_ui(photos, probabilities, checkpoint.classes)
+    photo, answer = photos[chosen], probabilities[chosen]
+    if len(photos) > 1:
+        st.subheader(photo.name)
+    answer_ui(photo, answer, checkpoint.classes)
+    where_it_looked_ui(checkpoint, photo, checkpoint.classes[int(answer.argmax())])
+    inside_ui(checkpoint, photo)
+
+
+navigation.run_inside_app(main)

@@ -1,0 +1,372 @@
+"""The Try it page through streamlit.testing.v1.AppTest: a finished run made by cifar_core on tiny
+generated data, test images and uploaded pictures, bad uploads, and networks brought from
+elsewhere (imported, refused, then used on Evaluate and deleted on Runs)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from conftest import write_cifar_batches
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+from test_app import APP, TIMEOUT, finish_run, texts
+
+from cifar_core.checkpoint import load_checkpoint
+from cifar_core.data import load_cifar10
+from cifar_core.explain import ATTRIBUTION_METHODS, answer_sentence, class_probabilities
+from cifar_core.imports import IMPORTED
+from cifar_core.models import Net
+from cifar_core.photos import read_photo
+from cifar_core.runs import RunStore
+
+PAGE = "pages/try_it.py"
+TITLES = [m.title for m in ATTRIBUTION_METHODS.values()]
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    root = write_cifar_batches(tmp_path / "data")
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "runs"
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def run_id(data_dir, runs_dir) -> str:
+    return finish_run(runs_dir, data_dir)
+
+
+def try_it(page: str = PAGE) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page(page)
+    at.run()
+    no_traceback(at)
+    return at
+
+
+def no_traceback(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    body = texts(at)
+    assert "Traceback" not in body and "Something went wrong" not in body, body
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def uploader(at: AppTest, label: str):
+    return next(u for u in at.get("file_uploader") if u.label.startswith(label))
+
+
+def probability_chart(at: AppTest) -> dict[str, float]:
+    """The bar chart's data: class -> percent."""
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 1, "one probability chart"
+    chart = charts[0]
+    tables = [d.data.data for d in chart.proto.datasets] + [chart.proto.data.data]
+    frame = pa.concat_tables([pa.ipc.open_stream(t).read_all() for t in tables if t]).to_pandas()
+    return dict(zip(frame["class"], frame["percent"], strict=True))
+
+
+def images(at: AppTest) -> list[tuple[str, str]]:
+    """Every picture on the page as (media URL, caption); the URL is a hash of its bytes."""
+    return [(img.url, img.caption) for element in at.get("image") for img in element.proto.imgs]
+
+
+def caption_of(at: AppTest, start: str) -> str:
+    return next(c for _, c in images(at) if c.startswith(start))
+
+
+def jpeg(size=(256, 256), seed=0) -> bytes:
+    """A photo-like JPEG: smooth colours with some noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size[1], 0:size[0]]
+    pixels = np.stack([x * 255 // size[0], y * 255 // size[1], (x + y) % 256], axis=-1)
+    pixels = np.clip(pixels + rng.normal(0, 10, pixels.shape), 0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def png(size, colour=50) -> bytes:
+    out = io.BytesIO()
+    Image.new("L", size, colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims width x height pixels: a decompression bomb's header."""
+    import struct
+    import zlib
+
+    data = bytearray(png((16, 16)))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def saved(obj) -> bytes:
+    out = io.BytesIO()
+    torch.save(obj, out)
+    return out.getvalue()
+
+
+# A test image ----------------------------------------------------------------------------------
+
+def test_a_test_image_gets_the_bar_chart_and_the_sentence(data_dir, runs_dir, run_id):
+    at = try_it()
+    assert at.selectbox(key="try_run").value == run_id
+    assert at.radio(key="try_source").value == "test"  # with data here, a test image to start
+    shown = caption_of(at, "test image ")
+    index = int(re.match(r"test image ([\d,]+):", shown).group(1).replace(",", ""))
+    # The chart and the sentence say what the run's network answers for that very image.
+    model = RunStore(runs_dir).load_model(run_id).model
+    image = load_cifar10(data_dir, download=False).images_at("test", [index])[0]
+    expected = class_probabilities(model, image)[0].numpy()
+    percent = probability_chart(at)
+    assert list(percent) == list(RunStore(runs_dir).load_model(run_id).classes)
+    assert np.allclose(list(percent.values()), expected * 100, atol=1e-3)
+    assert answer_sentence(expected, list(percent)) in texts(at)
+    assert any(c.startswith("What the network sees: 32 × 32") for _, c in images(at))
+    assert any(c.startswith("Where it looked to answer") for _, c in images(at))
+
+
+def test_a_test_image_of_a_chosen_class_and_another_one(data_dir, runs_dir, run_id):
+    at = try_it()
+    at.selectbox(key="try_class").select("frog").run()
+    no_traceback(at)
+    first = caption_of(at, "test image ")
+    assert ": frog," in first
+    seen = {first}
+    for _ in range(3):  # a new random frog each time (the tiny data has five)
+        at.button(key="try_another").click().run()
+        seen.add(caption_of(at, "test image "))
+    assert all(": frog," in c for c in seen) and len(seen) > 1
+
+
+def test_each_attribution_method_has_its_description_and_its_own_map(data_dir, runs_dir,
+                                                                     run_id):
+    at = try_it()
+    assert at.radio(key="try_method").options == TITLES
+    maps = set()
+    for method in ATTRIBUTION_METHODS.values():
+        at.radio(key="try_method").set_value(method.name).run()
+        no_traceback(at)
+        assert method.description in texts(at)
+        maps.add(next(url for url, c in images(at) if c.startswith("Where it looked")))
+    assert len(maps) == len(ATTRIBUTION_METHODS)
+
+
+def test_inside_the_network_shows_filters_feature_maps_and_layers(data_dir, runs_dir, run_id):
+    at = try_it()
+    inside = next(e for e in at.expander if e.label == "Inside the network")
+    captions = [img.caption for element in inside.get("image") for img in element.proto.imgs]
+    assert captions[1:] == ["conv1: 6 maps of 28 × 28 pixels", "conv2: 16 maps of 10 × 10 pixels"]
+    layers = inside.dataframe[0].value
+    assert list(layers["layer"])[:3] == ["input", "conv1", "pool"]
+    assert "6 × 28 × 28" in set(layers["output"])
+    assert layers["parameters"].sum() == sum(p.numel() for p in Net().parameters())
+    assert "62,006 parameters in all." in texts(at)
+
+
+# Uploaded pictures -----------------------------------------------------------------------------
+
+def test_an_uploaded_photo_gets_its_answer_and_map(data_dir, runs_dir, run_id):
+    at = try_it()
+    at.radio(key="try_source").set_value("upload").run()
+    photo = jpeg()
+    uploader(at, "Pictures").set_value(("holiday.jpg", photo, "image/jpeg")).run()
+    no_traceback(at)
+    assert not errors(at)
+    model = RunStore(runs_dir).load_model(run_id).model
+    expected = class_probabilities(model, read_photo(photo).network_input)[0].numpy()
+    assert np.allclose(list(probability_chart(at).values()), expected * 100, atol=1e-3)
+    assert caption_of(at, "holiday.jpg") == "holiday.jpg, 256 × 256 pixels"
+    assert any(c.startswith("Where it looked to answer") for _, c in images(at))
+
+
+def test_several_photos_get_a_grid_of_answers_and_a_csv(data_dir, runs_dir, run_id):
+    at = try_it()
+    at.radio(key="try_source").set_value("upload").run()
+    files = [(f"photo{i}.jpg", jpeg(seed=i, size=(200 + 40 * i, 240)), "image/jpeg")
+             for i in range(3)]
+    uploader(at, "Pictures").set_value(files).run()
+    no_traceback(at)
+    grid = [c for _, c in images(at) if re.match(r"photo\d\.jpg: \w+ \(\d+%\)$", c)]
+    assert len(grid) == 3
+    csv = next(d for d in at.get("download_button") if "CSV" in d.proto.label)
+    assert csv.proto.label == "All probabilities (CSV)"
+    # The closer look starts at the first picture and moves to the one chosen.
+    assert caption_of(at, "photo0.jpg,") == "photo0.jpg, 200 × 240 pixels"
+    at.selectbox(key="try_closer").set_value(2).run()
+    no_traceback(at)
+    assert caption_of(at, "photo2.jpg,") == "photo2.jpg, 280 × 240 pixels"
+    assert len(at.get("vega_lite_chart")) == 1
+
+
+BAD_PICTURES = [
+    ("notes.png", b"Shopping list: milk, eggs\n", "notes.png is not a picture, although its "
+     "name ends in .png"),
+    ("empty.jpg", b"", "empty.jpg is empty (0 bytes)"),
+    ("bomb.png", png_claiming(30_000, 30_000), "bomb.png is 900 megapixels"),
+    ("dot.png", png((1, 1)), "dot.png is only 1 × 1 pixels"),
+    ("strip.png", png((20_000, 200)), "strip.png is 20,000 × 200 pixels, one side 100 times"),
+    ("cut.jpg", jpeg()[:3000], "cut.jpg is damaged or cut short"),
+]
+
+
+@pytest.mark.parametrize("name, content, message", BAD_PICTURES,
+                         ids=[b[0] for b in BAD_PICTURES])
+def test_a_bad_picture_gets_its_message_and_nothing_else_breaks(data_dir, runs_dir, run_id,
+                                                                name, content, message):
+    at = try_it()
+    at.radio(key="try_source").set_value("upload").run()
+    uploader(at, "Pictures").set_value([(name, content, "image/png"),
+                                        ("good.jpg", jpeg(), "image/jpeg")]).run()
+    no_traceback(at)
+    assert len(errors(at)) == 1 and errors(at)[0].startswith(message), errors(at)
+    # The good picture beside it is still answered.
+    assert caption_of(at, "good.jpg") == "good.jpg, 256 × 256 pixels"
+    assert len(probability_chart(at)) == 10
+    # Alone, the bad one leaves the page as it was, waiting for a picture.
+    uploader(at, "Pictures").set_value((name, content, "image/png")).run()
+    no_traceback(at)
+    assert errors(at)[0].startswith(message) and not at.get("vega_lite_chart")
+
+
+def test_the_camera_is_asked_for_only_when_turned_on(data_dir, runs_dir, run_id):
+    at = try_it()
+    at.radio(key="try_source").set_value("camera").run()
+    no_traceback(at)
+    assert not at.camera_input, "no camera before the user turns it on"
+    at.toggle(key="try_camera_on").set_value(True).run()
+    at.camera_input[0].set_value(("shot.jpg", jpeg((640, 480)), "image/jpeg")).run()
+    no_traceback(at)
+    assert caption_of(at, "shot.jpg") == "shot.jpg, 640 × 480 pixels"
+    assert len(probability_chart(at)) == 10
+
+
+# Bring your own network ------------------------------------------------------------------------
+
+def import_file(at: AppTest, name: str, content: bytes) -> AppTest:
+    uploader(at, "Network file").set_value((name, content, "application/octet-stream")).run()
+    no_traceback(at)
+    return at
+
+
+def test_an_imported_network_appears_as_a_run_here_on_evaluate_and_runs(data_dir, runs_dir,
+                                                                       run_id):
+    at = try_it()
+    torch.manual_seed(5)
+    net = Net()
+    import_file(at, "cifar_net.pth", saved(net.state_dict()))
+    store = RunStore(runs_dir)
+    imported = next(r for r in store.list() if r.origin == IMPORTED)
+    assert imported.status == "completed" and imported.accuracy is not None
+    assert Path(imported.checkpoint).parent == store.run_dir(imported.id)
+    assert torch.equal(load_checkpoint(imported.checkpoint).model.fc3.weight, net.fc3.weight)
+    # Chosen at once, said so, and the uploader is empty again.
+    assert at.selectbox(key="try_run").value == imported.id
+    assert any(run_id in option for option in at.selectbox(key="try_run").options)
+    assert any(f"Imported cifar_net.pth as run {imported.id}" in s.value for s in at.success)
+    assert uploader(at, "Network file").value is None
+    assert len(probability_chart(at)) == 10
+    # Evaluate tests it like a run.
+    evaluate = try_it("pages/evaluate.py")
+    assert any(imported.id in option for option in evaluate.selectbox(key="eval_run").options)
+    evaluate.selectbox(key="eval_run").select(imported.id).run()
+    no_traceback(evaluate)
+    assert "Accuracy per class" in texts(evaluate)
+    # Runs deletes it with its folder.
+    runs = try_it("pages/runs.py")
+    runs.selectbox(key="files_run").select(imported.id).run()
+    runs.button(key="delete_ask").click().run()
+    runs.button(key="delete_yes").click().run()
+    no_traceback(runs)
+    assert [r.id for r in store.list()] == [run_id]
+    assert not store.run_dir(imported.id).exists()
+
+
+def test_with_no_run_yet_an_imported_network_can_be_tried(data_dir, runs_dir):
+    at = try_it()
+    assert "No network to try yet" in texts(at)
+    assert next(e for e in at.expander if e.label.startswith("Bring your own")).proto.expanded
+    import_file(at, "cifar_net.pth", saved(Net().state_dict()))
+    assert at.selectbox(key="try_run").value == RunStore(runs_dir).list()[0].id
+    assert len(probability_chart(at)) == 10
+
+
+class RunsCommand:
+    """Unpickling this runs a shell command that creates `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {shlex.quote(self.marker)}",))
+
+
+def malicious_checkpoint(marker: Path, tmp_path: Path) -> bytes:
+    """A cifar_net.pth whose pickle runs a command; shown to run under torch.load without
+    weights_only in another process (the marker appears, and is removed again)."""
+    content = saved({"state_dict": Net().state_dict(), "note": RunsCommand(marker)})
+    proof = tmp_path / "proof.pth"
+    proof.write_bytes(content)
+    subprocess.run([sys.executable, "-c", "import sys, torch; "
+                    "torch.load(sys.argv[1], weights_only=False)", str(proof)],
+                   capture_output=True, timeout=120)
+    assert marker.exists(), "the payload should run under torch.load(weights_only=False)"
+    marker.unlink()
+    return content
+
+
+def test_bad_network_files_are_refused_each_with_its_sentence(data_dir, runs_dir, run_id,
+                                                              tmp_path):
+    marker = tmp_path / "payload-ran"
+    small = saved(Net().state_dict())
+    three = io.BytesIO()
+    torch.save({"format": "cifar_core.checkpoint/1", "model": "tutorial",
+                "state_dict": Net(num_classes=3).state_dict(), "config": {},
+                "classes": ["cat", "dog", "frog"], "metrics": {}}, three)
+    cases = [
+        ("cifar_net.pth", malicious_checkpoint(marker, tmp_path),
+         "cifar_net.pth holds code or objects that are not plain weights, so it was not opened"),
+        ("five.pth", saved(Net(num_classes=5).state_dict()),
+         "five.pth holds a 'tutorial' network that tells 5 classes apart, not CIFAR-10's 10"),
+        ("three.pth", three.getvalue(),
+         "three.pth holds a network for 3 classes (cat, dog, frog), but the data here has 10"),
+        ("other.pth", saved(torch.nn.Linear(3072, 10).state_dict()),
+         "other.pth holds the weights of a network this dashboard does not know"),
+        ("cut.pth", small[:len(small) // 2], "cut.pth is cut short or damaged"),
+        ("photo.pth", jpeg(), "photo.pth is not a PyTorch file"),
+        ("empty.pth", b"", "empty.pth is empty (0 bytes)"),
+        ("huge.pth", bytes(20 * 2**20 + 1), "huge.pth is 20.0 MB; a network file may be at "
+         "most 20.0 MB"),
+    ]
+    at = try_it()
+    for name, content, message in cases:
+        import_file(at, name, content)
+        assert len(errors(at)) == 1 and errors(at)[0].startswith(message), (name, errors(at))
+        assert "weights_only" not in errors(at)[0]
+        # Nothing was kept, and the page goes on answering with the run's network.
+        assert [r.id for r in RunStore(runs_dir).list()] == [run_id]
+        assert at.selectbox(key="try_run").value == run_id
+        assert len(probability_chart(at)) == 10
+    assert not marker.exists(), "the payload ran"
