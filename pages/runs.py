@@ -84,6 +84,11 @@ def runs_table_ui(runs: list[Run]) -> list[str]:
 def compare_ui(runs: list[Run], picked: list[str]) -> None:
     by_id = {r.id: r for r in runs}
     default = picked or [r.id for r in runs[:3]]
+    # Ticking rows replaces the choice (the box keeps its own state otherwise); the box can
+    # still change it afterwards.
+    if picked and picked != st.session_state.get("compare_ticked"):
+        st.session_state.compare_ticked = picked
+        st.session_state.compare_runs = [i for i in picked if i in by_id]
     chosen = st.multiselect("Runs to compare (or tick rows above)", list(by_id),
                             default=[d for d in default if d in by_id],
                             format_func=lambda i: run_label(by_id[i]), key="compare_runs")
