@@ -10,17 +10,26 @@ Data: tiny generated batches by default. To take the README's screenshots on the
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import write_cifar_batches
-from test_app import CLASSES
+import torch
+from conftest import REAL_ARCHIVE, write_cifar_batches
+from PIL import Image
+from test_app import CLASSES, finish_run
+
+from cifar_core.models import Net
+from cifar_core.runs import RunStore
 
 pytestmark = pytest.mark.browser
 
@@ -143,7 +152,7 @@ def test_an_inner_page_as_a_fresh_servers_first_request_has_the_apps_navigation(
         tab.goto(f"{fresh_server}/runs")
         tab.get_by_text("No runs yet").wait_for()
         tab.locator("[data-testid=stSidebarNav]").wait_for()
-        expected = ["Home", "Data", "Train", "Evaluate", "Runs"]
+        expected = ["Home", "Data", "Train", "Evaluate", "Try it", "Runs"]
         deadline = time.monotonic() + 10
         while sidebar_navigation(tab) != expected and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -229,4 +238,86 @@ def test_click_through_the_whole_app(server, page):
     page.get_by_text(run_id).first.wait_for(state="attached")
     assert_no_error_shown(page)
     shoot(page, "runs")
+
+
+def real_photo(folder: Path, side: int = 256) -> Path:
+    """One of the real CIFAR-10 JPEGs (../shared/data) scaled to side x side, as someone's photo
+    would be uploaded; a smooth synthetic picture where the archive is absent."""
+    if REAL_ARCHIVE.is_file():
+        with tarfile.open(REAL_ARCHIVE) as archive:
+            small = Image.open(io.BytesIO(archive.extractfile("test/cat/0000.jpg").read()))
+    else:
+        y, x = np.mgrid[0:32, 0:32]
+        small = Image.fromarray(np.stack([x * 8, y * 8, (x + y) * 4], axis=-1).astype(np.uint8))
+    path = folder / "my_cat.jpg"
+    small.convert("RGB").resize((side, side), Image.Resampling.BICUBIC).save(path, quality=90)
+    return path
+
+
+class RunsCommand:
+    """Unpickling this runs a shell command that creates `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {shlex.quote(self.marker)}",))
+
+
+def test_try_it_answers_a_real_photo_and_refuses_bad_files(server, page, tmp_path):
+    url, runs_dir = server
+    # A finished run: the walk's own when it ran before, else one trained here on tiny data.
+    if not any(r.checkpoint for r in RunStore(runs_dir).list()):
+        finish_run(runs_dir, write_cifar_batches(tmp_path / "data"))
+    page.goto(f"{url}/try_it")
+    page.get_by_text("Upload pictures").click()
+    pictures = page.locator("[data-testid=stFileUploader]").filter(has_text="Pictures")
+
+    # A real photo: the probability chart with a bar per class, the sentence, and a map.
+    pictures.locator("input[type=file]").set_input_files(real_photo(tmp_path))
+    page.get_by_text("my_cat.jpg, 256 × 256 pixels").wait_for()
+    page.get_by_text(re.compile(r"^The network (is|cannot)")).wait_for()
+    # One bar per class, drawn.
+    page.wait_for_function(f"document.querySelectorAll('[data-testid=stMain] "
+                           f"[data-testid=stVegaLiteChart] svg.marks .mark-rect path').length "
+                           f"=== {len(CLASSES)}")
+    overlay = page.locator("[data-testid=stImage]").filter(has_text="Where it looked to answer")
+    overlay.locator("img").wait_for()
+    before = overlay.locator("img").get_attribute("src")
+    page.get_by_text("Occlusion", exact=True).click()
+    page.wait_for_function(
+        "before => [...document.querySelectorAll('[data-testid=stImage]')].some(e => "
+        "e.innerText.includes('Where it looked to answer') && e.querySelector('img').src "
+        "!== before)", arg=before)
+    page.get_by_text("hiding the picture under a small grey square").wait_for()
+    assert_no_error_shown(page)
+    shoot(page, "try_it")
+
+    # A text file renamed .png: its sentence, and the photo is still answered.
+    notes = tmp_path / "notes.png"
+    notes.write_text("Shopping list: milk, eggs\n")
+    pictures.locator("input[type=file]").set_input_files(notes)
+    page.get_by_text("notes.png is not a picture, although its name ends in .png").wait_for()
+    page.get_by_text("my_cat.jpg, 256 × 256 pixels").wait_for()
+    assert_no_error_shown(page)
+
+    # A malicious pickle named cifar_net.pth: refused, and its payload never runs.
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "cifar_net.pth"
+    torch.save({"state_dict": Net().state_dict(), "note": RunsCommand(marker)}, evil)
+    subprocess.run([sys.executable, "-c", "import sys, torch; "
+                    "torch.load(sys.argv[1], weights_only=False)", str(evil)],
+                   capture_output=True, timeout=120)
+    assert marker.exists(), "the payload should run under torch.load(weights_only=False)"
+    marker.unlink()
+    runs_before = {r.id for r in RunStore(runs_dir).list()}
+    page.get_by_text("Bring your own network (.pth)").click()
+    networks = page.locator("[data-testid=stFileUploader]").filter(has_text="Network file")
+    networks.locator("input[type=file]").set_input_files(evil)
+    page.get_by_text("cifar_net.pth holds code or objects that are not plain weights, so it "
+                     "was not opened").wait_for()
+    time.sleep(1)  # anything the server would still do with the file, it has done by now
+    assert not marker.exists(), "the payload ran"
+    assert {r.id for r in RunStore(runs_dir).list()} == runs_before
+    assert_no_error_shown(page)
 
