@@ -32,9 +32,11 @@ from pages.shared import access, layout, navigation
 PICTURE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "heic", "heif", "avif", "tif", "tiff"]
 NETWORK_TYPES = ["pth", "pt"]
 SOURCES = {"upload": "Upload pictures", "camera": "Take a photo", "test": "A test image"}
-SCALE = 8  # the 32 x 32 picture is drawn this many times larger, pixels kept square
+SCALE = 6  # the 32 x 32 picture is drawn this many times larger, pixels kept square
 GRID_SCALE = 3  # several pictures: each drawn this many times larger
 TOP_COLOUR, OTHER_COLOUR = "#3B6EA5", "#A9B8C8"
+BAR_HEIGHT = 34  # pixels per class in the probability chart: room for every class's name
+TEST_IMAGE = "CIFAR-10"  # the format a test image is given as a Photo
 
 
 def upload_limit() -> int:
@@ -131,7 +133,7 @@ def test_image_ui(data: CifarData | None) -> list[Photo]:
                               classes=None if chosen == "any class" else [chosen])
     index, image = int(batch.indices[0]), batch.images[0]
     return [Photo(name=f"test image {index:,}: {batch.label_names[0]}", network_input=image,
-                  original=enlarge(image, SCALE), size=(SIDE, SIDE), format="CIFAR-10")]
+                  original=enlarge(image, SCALE), size=(SIDE, SIDE), format=TEST_IMAGE)]
 
 
 def readable(files: list) -> list[Photo]:
@@ -186,15 +188,18 @@ def several_ui(photos: list[Photo], probabilities, classes: tuple[str, ...]) -> 
 
 def answer_ui(photo: Photo, probabilities, classes: tuple[str, ...]) -> None:
     """The picture beside what the network sees, and every class's probability."""
-    left, right = st.columns([2, 3])
-    with left:
-        a, b = st.columns(2)
-        width = SIDE * SCALE
-        a.image(photo.original, width=width, output_format="JPEG",
-                caption=f"{photo.name}, {photo.size[0]:,} × {photo.size[1]:,} pixels")
-        b.image(enlarge(photo.network_input, SCALE), width=width, output_format="PNG",
-                caption=f"What the network sees: {SIDE} × {SIDE} pixels")
-    with right:
+    seen = enlarge(photo.network_input, SCALE)
+    if photo.format == TEST_IMAGE:  # its original is what the network sees
+        picture, answer = st.columns([1, 3], gap="medium")
+        picture.image(seen, width=SIDE * SCALE, output_format="PNG",
+                      caption=f"{photo.name}: what the network sees, {SIDE} × {SIDE} pixels")
+    else:
+        original, picture, answer = st.columns([1, 1, 2], gap="medium")
+        original.image(photo.original, width=SIDE * SCALE, output_format="JPEG",
+                       caption=f"{photo.name}, {photo.size[0]:,} × {photo.size[1]:,} pixels")
+        picture.image(seen, width=SIDE * SCALE, output_format="PNG",
+                      caption=f"What the network sees: {SIDE} × {SIDE} pixels")
+    with answer:
         st.markdown(f"**{answer_sentence(probabilities, classes)}**")
         frame = pd.DataFrame({"class": list(classes),
                               "percent": [float(p) * 100 for p in probabilities]})
@@ -205,7 +210,8 @@ def answer_ui(photo: Photo, probabilities, classes: tuple[str, ...]) -> None:
             color=alt.condition(alt.datum["class"] == top, alt.value(TOP_COLOUR),
                                 alt.value(OTHER_COLOUR)),
             tooltip=["class", alt.Tooltip("percent:Q", format=".1f", title="%")])
-        st.altair_chart(chart.properties(height=260), width="stretch", key="try_chart")
+        st.altair_chart(chart.properties(height=BAR_HEIGHT * len(classes)), width="stretch",
+                        key="try_chart")
 
 
 # A change of method redraws only this part of the page.
@@ -213,15 +219,17 @@ def answer_ui(photo: Photo, probabilities, classes: tuple[str, ...]) -> None:
 @layout.guard
 def where_it_looked_ui(checkpoint: Checkpoint, photo: Photo, answer: str) -> None:
     st.subheader("Where it looked")
-    method = st.radio("Map", list(ATTRIBUTION_METHODS), horizontal=True, key="try_method",
-                      format_func=lambda m: ATTRIBUTION_METHODS[m].title)
-    st.caption(ATTRIBUTION_METHODS[method].description)
+    picture, looked, choice = st.columns([1, 1, 2], gap="medium")
+    with choice:
+        method = st.radio("Map", list(ATTRIBUTION_METHODS), key="try_method",
+                          format_func=lambda m: ATTRIBUTION_METHODS[m].title)
+        st.caption(ATTRIBUTION_METHODS[method].description)
     heat = attribution(checkpoint.model, photo.network_input, method=method)
-    a, b, _ = st.columns([1, 1, 2])
-    a.image(enlarge(photo.network_input, SCALE), width=SIDE * SCALE, output_format="PNG",
-            caption="The picture")
-    b.image(overlay(photo.network_input, heat, SCALE), width=SIDE * SCALE, output_format="PNG",
-            caption=f"Where it looked to answer {answer}: bright is most")
+    picture.image(enlarge(photo.network_input, SCALE), width=SIDE * SCALE, output_format="PNG",
+                  caption="What the network sees")
+    looked.image(overlay(photo.network_input, heat, SCALE), width=SIDE * SCALE,
+                 output_format="PNG", caption=f"Where it looked to answer {answer}: bright "
+                 "is most")
 
 
 @layout.guard

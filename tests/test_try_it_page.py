@@ -144,7 +144,8 @@ def test_a_test_image_gets_the_bar_chart_and_the_sentence(data_dir, runs_dir, ru
     assert list(percent) == list(RunStore(runs_dir).load_model(run_id).classes)
     assert np.allclose(list(percent.values()), expected * 100, atol=1e-3)
     assert answer_sentence(expected, list(percent)) in texts(at)
-    assert any(c.startswith("What the network sees: 32 × 32") for _, c in images(at))
+    # A test image is what the network sees: shown once, large.
+    assert shown.endswith(": what the network sees, 32 × 32 pixels")
     assert any(c.startswith("Where it looked to answer") for _, c in images(at))
 
 
@@ -153,12 +154,12 @@ def test_a_test_image_of_a_chosen_class_and_another_one(data_dir, runs_dir, run_
     at.selectbox(key="try_class").select("frog").run()
     no_traceback(at)
     first = caption_of(at, "test image ")
-    assert ": frog," in first
+    assert ": frog: " in first
     seen = {first}
     for _ in range(3):  # a new random frog each time (the tiny data has five)
         at.button(key="try_another").click().run()
         seen.add(caption_of(at, "test image "))
-    assert all(": frog," in c for c in seen) and len(seen) > 1
+    assert all(": frog: " in c for c in seen) and len(seen) > 1
 
 
 def test_each_attribution_method_has_its_description_and_its_own_map(data_dir, runs_dir,
@@ -199,6 +200,7 @@ def test_an_uploaded_photo_gets_its_answer_and_map(data_dir, runs_dir, run_id):
     expected = class_probabilities(model, read_photo(photo).network_input)[0].numpy()
     assert np.allclose(list(probability_chart(at).values()), expected * 100, atol=1e-3)
     assert caption_of(at, "holiday.jpg") == "holiday.jpg, 256 × 256 pixels"
+    assert "What the network sees: 32 × 32 pixels" in [c for _, c in images(at)]
     assert any(c.startswith("Where it looked to answer") for _, c in images(at))
 
 
