@@ -113,7 +113,7 @@ def network_label(run: Run) -> str:
         return run_label(run)
     accuracy = f", {run.accuracy:.1f} %" if run.accuracy is not None else ", not tested"
     model = run.config.get("model", "?")
-    return f"{run.config.get('imported_from', 'network')} (imported {model}{accuracy}; {run.id})"
+    return f"{run.config.get('imported_from', 'network')} (imported, {model}{accuracy}; {run.id})"
 
 
 def display_name(name: str | None) -> str:

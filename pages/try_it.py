@@ -33,7 +33,7 @@ PICTURE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "heic", "heif", "av
 NETWORK_TYPES = ["pth", "pt"]
 SOURCES = {"upload": "Upload pictures", "camera": "Take a photo", "test": "A test image"}
 SCALE = 6  # the 32 x 32 picture is drawn this many times larger, pixels kept square
-GRID_SCALE = 3  # several pictures: each drawn this many times larger
+GRID_SCALE = 4  # several pictures: each drawn this many times larger
 TOP_COLOUR, OTHER_COLOUR = "#3B6EA5", "#A9B8C8"
 BAR_HEIGHT = 34  # pixels per class in the probability chart: room for every class's name
 TEST_IMAGE = "CIFAR-10"  # the format a test image is given as a Photo
@@ -132,7 +132,7 @@ def test_image_ui(data: CifarData | None) -> list[Photo]:
     batch = data.random_batch("test", 1, seed=int(st.session_state.try_seed),
                               classes=None if chosen == "any class" else [chosen])
     index, image = int(batch.indices[0]), batch.images[0]
-    return [Photo(name=f"test image {index:,}: {batch.label_names[0]}", network_input=image,
+    return [Photo(name=f"test image {index:,} ({batch.label_names[0]})", network_input=image,
                   original=enlarge(image, SCALE), size=(SIDE, SIDE), format=TEST_IMAGE)]
 
 

@@ -144,7 +144,7 @@ def test_networks_to_try_most_accurate_first_untested_last(store, tiny_data, syn
     assert accuracies == sorted(accuracies, reverse=True)
     assert {r.id for r in ordered} == {low.id, *(r.id for r in tested)}
     label = network_label(ordered[0])
-    assert label.startswith("n") and "imported tutorial" in label and "%" in label
+    assert label.startswith("n") and "(imported, tutorial, " in label and "%" in label
 
 
 def test_display_name_is_the_last_part_without_control_characters():
