@@ -372,3 +372,14 @@ def test_bad_network_files_are_refused_each_with_its_sentence(data_dir, runs_dir
         assert at.selectbox(key="try_run").value == run_id
         assert len(probability_chart(at)) == 10
     assert not marker.exists(), "the payload ran"
+
+
+def test_with_a_password_set_the_page_is_the_password_form_alone(data_dir, runs_dir,
+                                                                 monkeypatch):
+    monkeypatch.setenv("CIFAR_DASHBOARD_PASSWORD", "a long passphrase")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page(PAGE)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [b.label for b in at.button] == ["Open the dashboard"]
+    assert not at.get("file_uploader") and not at.selectbox and not at.radio
