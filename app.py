@@ -43,13 +43,15 @@ def home() -> None:
                      f"reached {done[0].accuracy:.1f} % on the test images.")
         else:
             st.write("No runs yet.")
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].page_link(navigation.DATA, label="Look at the data", icon=":material/image:")
     cols[1].page_link(navigation.TRAIN, label="Train a network",
                       icon=":material/model_training:")
     cols[2].page_link(navigation.EVALUATE, label="See what it learned",
                       icon=":material/fact_check:")
-    cols[3].page_link(navigation.RUNS, label="Compare runs", icon=":material/compare_arrows:")
+    cols[3].page_link(navigation.TRY_IT, label="Try your own picture",
+                      icon=":material/photo_camera:")
+    cols[4].page_link(navigation.RUNS, label="Compare runs", icon=":material/compare_arrows:")
 
 
 # On every page: the run in progress, so a training is never out of sight.

@@ -107,13 +107,8 @@ def networks_to_try(runs: list[Run]) -> list[Run]:
 
 
 def network_label(run: Run) -> str:
-    """A short name for menus: an imported network by its file name, a trained one as
-    summaries.run_label says it."""
-    if run.origin != IMPORTED:
-        return run_label(run)
-    accuracy = f", {run.accuracy:.1f} %" if run.accuracy is not None else ", not tested"
-    model = run.config.get("model", "?")
-    return f"{run.config.get('imported_from', 'network')} (imported, {model}{accuracy}; {run.id})"
+    """A short name for menus (summaries.run_label: an imported network by its file name)."""
+    return run_label(run)
 
 
 def display_name(name: str | None) -> str:

@@ -36,6 +36,10 @@ def format_duration(seconds: float | None) -> str:
 
 def run_label(run: Run) -> str:
     """A short name for menus: id, status, key settings and accuracy."""
+    if run.origin == "imported":  # not trained here: its file, not settings it never had
+        accuracy = f", {run.accuracy:.1f} %" if run.accuracy is not None else ", not tested"
+        return (f"{run.config.get('imported_from', 'network')} (imported, "
+                f"{run.config.get('model', '?')}{accuracy}; {run.id})")
     c = run.settings
     acc = f", {run.accuracy:.1f} %" if run.accuracy is not None else ""
     model = "" if c["model"] == "tutorial" else f"{c['model']}, "

@@ -150,9 +150,11 @@ def test_runs_with_network_keeps_completed_and_stopped_runs_that_saved_one(store
     stopped = finished(store, metrics, status="stopped")
     failed = finished(store, None, status="failed")
     with_file = store.create({}, "/data", "test", status="running")
-    store.finish(with_file.id, "completed", "ok", metrics, "/runs/x/cifar_net.pth")
+    store.finish(with_file.id, "completed", "ok", metrics,
+                 str(store.run_dir(with_file.id) / "cifar_net.pth"))
     stopped_file = store.create({}, "/data", "test", status="running")
-    store.finish(stopped_file.id, "stopped", "ok", metrics, "/runs/y/cifar_net.pth")
+    store.finish(stopped_file.id, "stopped", "ok", metrics,
+                 str(store.run_dir(stopped_file.id) / "cifar_net.pth"))
     kept = runs_with_network(store.list())
     assert {r.id for r in kept} == {with_file.id, stopped_file.id}
     assert not {done.id, stopped.id, failed.id} & {r.id for r in kept}
