@@ -226,10 +226,11 @@ def live_run_ui(run_id: str) -> None:
     if c2.button("Stop", icon=":material/stop_circle:", key=f"stop_{run.id}",
                  disabled=run.stop_requested):
         access.runner().stop(run.id)
-        st.toast("Stopping after the current batch; the network learned so far is kept.")
         run = access.store().get(run_id)
     if run.stop_requested and run.is_active:
-        st.caption("Stopping ...")
+        # A caption in the live view, not a toast: a toast sent from this fragment, which keeps
+        # rerunning, came back on other pages long after the run had stopped.
+        st.caption("Stopping after the current batch; the network learned so far is kept.")
     run_view_ui(run, run_curve(run.id))
 
 

@@ -225,6 +225,11 @@ def test_train_start_launches_a_background_run_that_can_be_stopped(data_dir, run
 
     final = JobRunner(RunStore(runs_dir)).wait(runs[0].id, timeout=60)
     assert final.status == "stopped"
+    # What Stop said does not outlive its moment: no toast on the pages opened afterwards.
+    for page in ("pages/runs.py", "pages/evaluate.py", "pages/train.py"):
+        at.switch_page(page).run()
+        no_traceback(at)
+        assert not [t.value for t in at.toast], page
 
 
 def test_any_page_notices_a_dead_job_and_starts_the_next_queued_run(data_dir, runs_dir):
