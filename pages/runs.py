@@ -56,6 +56,9 @@ def runs_table_ui(runs: list[Run]) -> list[str]:
     """All runs as a table, a column per compared setting; returns the ids of ticked rows."""
     table = runs_table(runs)
     table["duration"] = [format_duration(s) for s in table["duration_s"]]
+    # Text, so that a run without a speed (queued, failed) shows '-', not a table's "None".
+    table["images_per_s"] = ["-" if v != v or v is None else f"{v:,.0f}"
+                             for v in table["images_per_s"]]
     declared = settings()
     for name in SETTINGS:
         if declared[name].optional:
@@ -71,8 +74,8 @@ def runs_table_ui(runs: list[Run]) -> list[str]:
             "accuracy": st.column_config.ProgressColumn("Test accuracy", format="%.1f %%",
                                                         min_value=0, max_value=100),
             "duration": "Took",
-            "images_per_s": st.column_config.NumberColumn(
-                "Images/s", format="%.0f", help="Training images per second of the run's wall "
+            "images_per_s": st.column_config.TextColumn(
+                "Images/s", help="Training images per second of the run's wall "
                 "time, writing its loss reports included, the tests after each epoch not."),
             "created": st.column_config.DatetimeColumn("Started", format="D MMM, HH:mm"),
             "message": "Note",

@@ -429,3 +429,34 @@ def test_an_inner_page_opened_first_is_drawn_inside_the_app(data_dir, runs_dir):
     no_traceback(at)
     assert at.title[0].value == "Runs"
     assert any(run.id in c.value for c in at.sidebar.caption), "app.py's sidebar is missing"
+
+
+def test_no_page_says_none_or_nan_for_runs_in_every_state(data_dir, runs_dir):
+    """A store with a run in every state (and an older run without newer settings): no page
+    shows Python's None or a float's nan to the user. (Runs' accuracy column is a progress
+    bar, left empty for a run without one.)"""
+    import os
+    import re
+
+    done = finish_run(runs_dir, data_dir)
+    store = RunStore(runs_dir)
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
+    for status, message in (("stopped", "Stopped on request after 0 images."),
+                            ("diverged", "The loss became NaN in epoch 1."),
+                            ("failed", "The training process never started.")):
+        run = store.create(config, str(data_dir), "dashboard", status="running")
+        store.finish(run.id, status, message)
+    store.create(config, str(data_dir), "dashboard")  # queued
+    old = {k: v for k, v in config.items() if k not in ("model", "train_size")}
+    store.create(old, str(data_dir), "cli", status="running", pid=os.getpid())
+    word = re.compile(r"\b(None|nan|NaN)\b")
+    for page in (None, "pages/data.py", "pages/train.py", "pages/evaluate.py",
+                 "pages/try_it.py", "pages/runs.py"):
+        at = app_at(page)
+        no_traceback(at)
+        shown = texts(at).replace("The loss became NaN", "")  # the diverged run's own words
+        assert not word.search(shown), (page, word.findall(shown))
+        for frame in at.dataframe:  # a missing value shows as "None" in a table's cell
+            missing = frame.value.drop(columns=["accuracy"], errors="ignore").isna().any()
+            assert not missing.any(), (page, list(missing[missing].index))
+    assert done
