@@ -7,6 +7,7 @@ learn the classes in a fraction of a second, and tests can check that it does.
 from __future__ import annotations
 
 import pickle
+import signal
 import tarfile
 from pathlib import Path
 
@@ -176,3 +177,43 @@ def in_memory_data(train_n: int = 100, test_n: int = 50, num_classes: int = 10,
         test_labels=torch.from_numpy(test_y),
         classes=OFFICIAL_CLASSES[:num_classes], source="in memory",
     )
+
+
+# --- for the dashboard's page tests and the CLI's ------------------------------------------------
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """A tiny official-format data folder, as the dashboard's data folder (CIFAR_DATA_DIR)."""
+    root = write_cifar_batches(tmp_path / "data")
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """An empty runs folder, as the dashboard's (CIFAR_RUNS_DIR)."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def in_tmp_and_signals_kept(tmp_path, monkeypatch):
+    """`train` writes ./cifar_net.pth by default and catches Ctrl-C while it runs."""
+    monkeypatch.chdir(tmp_path)
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of cifar_core.cli.main(argv)."""
+    from cifar_core import cli
+
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse's way out
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
 from cifar_core.config import PRESETS, TrainConfig, settings
@@ -24,20 +23,6 @@ from cifar_core.summaries import SETTINGS
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 CLASSES = list(OFFICIAL_CLASSES)
 TIMEOUT = 60
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    root = write_cifar_batches(tmp_path / "data")
-    monkeypatch.setenv("CIFAR_DATA_DIR", str(root))
-    return root
-
-
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "runs"
-    monkeypatch.setenv("CIFAR_RUNS_DIR", str(root))
-    return root
 
 
 def finish_run(runs_dir: Path, data_dir: Path, **settings) -> str:

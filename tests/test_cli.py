@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from cifar_core import cli
 from cifar_core.checkpoint import load_checkpoint
@@ -35,23 +36,8 @@ REPORTS_PER_EPOCH = 4
 
 
 @pytest.fixture(autouse=True)
-def in_tmp_and_signals_kept(tmp_path, monkeypatch):
-    """`train` writes ./cifar_net.pth by default and catches Ctrl-C while it runs."""
-    monkeypatch.chdir(tmp_path)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, handler in saved.items():
-        signal.signal(s, handler)
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of cli.main(argv)."""
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exit_:  # argparse's way out
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
+def _in_tmp(in_tmp_and_signals_kept):
+    """Every test here: see conftest.in_tmp_and_signals_kept."""
 
 
 @pytest.fixture(scope="module")

@@ -151,20 +151,6 @@ def test_dashboard_listens_on_loopback_only_by_default(tmp_path):
             server.wait(timeout=10)
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    root = write_cifar_batches(tmp_path / "data")
-    monkeypatch.setenv("CIFAR_DATA_DIR", str(root))
-    return root
-
-
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "runs"
-    monkeypatch.setenv("CIFAR_RUNS_DIR", str(root))
-    return root
-
-
 def button(at: AppTest, label: str):
     return next((b for b in at.button if b.label == label), None)
 

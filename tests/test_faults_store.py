@@ -26,7 +26,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from conftest import write_cifar_batches
+from conftest import run_cli, write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
 from cifar_core import cli, jobs
@@ -48,23 +48,8 @@ LONG = dict(epochs=200, batch_size=10, log_every=1, lr=0.002, seed=0, device="cp
 
 
 @pytest.fixture(autouse=True)
-def in_tmp_and_signals_kept(tmp_path, monkeypatch):
-    """`train` writes ./cifar_net.pth by default and catches Ctrl-C while it runs."""
-    monkeypatch.chdir(tmp_path)
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, handler in saved.items():
-        signal.signal(s, handler)
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of cli.main(argv)."""
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exit_:  # argparse's way out
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
+def _in_tmp(in_tmp_and_signals_kept):
+    """Every test here: see conftest.in_tmp_and_signals_kept."""
 
 
 def insert_row(root: Path, run_id: str, status: str = "completed", config: str | None = None,

@@ -16,7 +16,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-from conftest import write_cifar_batches
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 from test_app import APP, TIMEOUT, finish_run, texts
@@ -31,20 +30,6 @@ from cifar_core.runs import RunStore
 
 PAGE = "pages/try_it.py"
 TITLES = [m.title for m in ATTRIBUTION_METHODS.values()]
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    root = write_cifar_batches(tmp_path / "data")
-    monkeypatch.setenv("CIFAR_DATA_DIR", str(root))
-    return root
-
-
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "runs"
-    monkeypatch.setenv("CIFAR_RUNS_DIR", str(root))
-    return root
 
 
 @pytest.fixture
@@ -340,7 +325,13 @@ def malicious_checkpoint(marker: Path, tmp_path: Path) -> bytes:
 
 
 def test_bad_network_files_are_refused_each_with_its_sentence(data_dir, runs_dir, run_id,
-                                                              tmp_path):
+                                                              tmp_path, monkeypatch):
+    # The project's limit (.streamlit/config.toml), whichever folder this process first read
+    # Streamlit's config from (a test that ran earlier may have been in another).
+    import streamlit
+
+    monkeypatch.setattr(streamlit, "get_option", lambda key, _get=streamlit.get_option:
+                        20 if key == "server.maxUploadSize" else _get(key))
     marker = tmp_path / "payload-ran"
     small = saved(Net().state_dict())
     three = io.BytesIO()
