@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,9 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from dashboard_server import start_server  # noqa: E402
+
 from cifar_core.runs import RunStore  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,28 +42,6 @@ PAGES = {"": "One example of each class", "data": "Images per class",
 TITLES = {"": "Home", "data": "Data", "train": "Train", "evaluate": "Evaluate", "runs": "Runs"}
 IMAGES_JS = ("[...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img')]"
              ".map(i => i.src)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir: Path, runs_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "CIFAR_DATA_DIR": str(data_dir), "CIFAR_RUNS_DIR": str(runs_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
-                             "--server.port", str(port), "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def timed_load(page, url: str, marker: str) -> float:

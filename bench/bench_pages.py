@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -43,6 +42,9 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from dashboard_server import start_server  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import write_cifar_batches  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
@@ -124,30 +126,6 @@ def build_store(folder: Path, count: int, data_dir: Path) -> dict:
 
 
 # --- the browser --------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir: Path, runs_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "CIFAR_DATA_DIR": str(data_dir), "CIFAR_RUNS_DIR": str(runs_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    return proc, f"http://127.0.0.1:{port}"
-
 
 class Reruns:
     """Counts the finished script runs (not fragment runs) the server reports to the page."""

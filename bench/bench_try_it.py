@@ -28,9 +28,7 @@ import io
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -43,6 +41,9 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from dashboard_server import start_server  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import REAL_ARCHIVE, write_cifar_batches  # noqa: E402
 
@@ -85,30 +86,6 @@ def network_bytes(checkpoint: str | None) -> bytes:
     out = io.BytesIO()
     torch.save(Net().state_dict(), out)
     return out.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir: Path, runs_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "CIFAR_DATA_DIR": str(data_dir), "CIFAR_RUNS_DIR": str(runs_dir)}
-    env.pop("CIFAR_DASHBOARD_PASSWORD", None)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def settled(page) -> None:
