@@ -55,6 +55,14 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor,
     return torch.cat(chunks) if chunks else torch.empty(0, 0)
 
 
+def confusion_rows(matrix: np.ndarray, classes: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """A confusion matrix (counts[true, predicted]) as rows: true, predicted, images (for a
+    heatmap)."""
+    return pd.DataFrame([{"true": classes[i], "predicted": classes[j],
+                          "images": int(matrix[i, j])}
+                         for i in range(len(classes)) for j in range(len(classes))])
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Ground truth, prediction and confidence for every test image."""
@@ -86,9 +94,7 @@ class Evaluation:
 
     def confusion_table(self) -> pd.DataFrame:
         """The confusion matrix as rows: true, predicted, images (for a heatmap)."""
-        matrix, names = self.confusion_matrix(), self.classes
-        return pd.DataFrame([{"true": names[i], "predicted": names[j], "images": int(matrix[i, j])}
-                             for i in range(len(names)) for j in range(len(names))])
+        return confusion_rows(self.confusion_matrix(), self.classes)
 
     def most_confused(self) -> tuple[int, int]:
         """(true class, predicted class) of the most frequent mistake."""

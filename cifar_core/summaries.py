@@ -112,13 +112,6 @@ def epoch_confusions(events: list[Event]) -> dict[int, np.ndarray]:
             if isinstance(e, EpochEvent) and e.confusion}
 
 
-def confusion_rows(matrix: np.ndarray, classes: tuple[str, ...] | list[str]) -> pd.DataFrame:
-    """A confusion matrix as rows: true, predicted, images (for a heatmap)."""
-    return pd.DataFrame([{"true": classes[i], "predicted": classes[j],
-                          "images": int(matrix[i, j])}
-                         for i in range(len(classes)) for j in range(len(classes))])
-
-
 def per_class_by_epoch(events: list[Event], classes: tuple[str, ...] | list[str]) -> pd.DataFrame:
     """Each class's test accuracy (%) after each epoch that kept its confusion: epoch, class,
     accuracy."""

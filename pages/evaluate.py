@@ -6,10 +6,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core.evaluate import Evaluation
+from cifar_core.evaluate import Evaluation, confusion_rows
 from cifar_core.pictures import tiles, verdict_tiles
 from cifar_core.summaries import (
-    confusion_rows,
     epoch_confusions,
     per_class_by_epoch,
     run_label,
@@ -70,6 +69,21 @@ def per_class_ui(evaluation: Evaluation) -> None:
     c2.altair_chart((chart + chance).properties(height=300), width="stretch")
 
 
+def confusion_layers(frame: pd.DataFrame, classes: list[str]) -> tuple[alt.Chart, alt.Chart]:
+    """A confusion matrix's heatmap (rows: true class, columns: predicted) and its counts."""
+    base = alt.Chart(frame).encode(
+        x=alt.X("predicted:N", sort=classes, title="predicted"),
+        y=alt.Y("true:N", sort=classes, title="true class"))
+    heat = base.mark_rect().encode(
+        color=alt.Color("images:Q", scale=alt.Scale(scheme="blues"), legend=None),
+        tooltip=["true", "predicted", "images"])
+    text = base.mark_text(fontSize=11).encode(
+        text="images:Q",
+        color=alt.condition(alt.datum.images > frame["images"].max() / 2, alt.value("white"),
+                            alt.value("#222")))
+    return heat, text
+
+
 def confusion_ui(evaluation: Evaluation, data) -> None:
     st.subheader("What gets mistaken for what")
     st.caption("Rows: the true class. Columns: what the network said. The diagonal is right; "
@@ -78,17 +92,9 @@ def confusion_ui(evaluation: Evaluation, data) -> None:
     matrix = evaluation.confusion_matrix()
     frame = evaluation.confusion_table()
     pick = alt.selection_point(name="cell", fields=["true", "predicted"], on="click")
-    base = alt.Chart(frame).encode(
-        x=alt.X("predicted:N", sort=classes, title="predicted"),
-        y=alt.Y("true:N", sort=classes, title="true class"))
-    heat = base.mark_rect().encode(
-        color=alt.Color("images:Q", scale=alt.Scale(scheme="blues"), legend=None),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
-        tooltip=["true", "predicted", "images"]).add_params(pick)
-    text = base.mark_text(fontSize=11).encode(
-        text="images:Q",
-        color=alt.condition(alt.datum.images > matrix.max() / 2, alt.value("white"),
-                            alt.value("#222")))
+    heat, text = confusion_layers(frame, classes)
+    heat = heat.encode(opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35))
+                       ).add_params(pick)
     c1, c2 = st.columns([3, 2])
     with c1:
         event = st.altair_chart((heat + text).properties(height=420), width="stretch",
@@ -145,17 +151,7 @@ def learning_ui(run_id: str, classes: tuple[str, ...]) -> None:
         epoch = epochs[-1] if len(epochs) == 1 else st.select_slider(
             "After epoch", options=epochs, value=epochs[-1], key=f"learn_epoch_{run_id}")
         matrix = confusions[epoch]
-        frame = confusion_rows(matrix, classes)
-        base = alt.Chart(frame).encode(
-            x=alt.X("predicted:N", sort=list(classes), title="predicted"),
-            y=alt.Y("true:N", sort=list(classes), title="true class"))
-        heat = base.mark_rect().encode(
-            color=alt.Color("images:Q", scale=alt.Scale(scheme="blues"), legend=None),
-            tooltip=["true", "predicted", "images"])
-        text = base.mark_text(fontSize=11).encode(
-            text="images:Q",
-            color=alt.condition(alt.datum.images > matrix.max() / 2, alt.value("white"),
-                                alt.value("#222")))
+        heat, text = confusion_layers(confusion_rows(matrix, classes), list(classes))
         st.altair_chart((heat + text).properties(height=380, title=f"After epoch {epoch}"),
                         width="stretch")
     with c2:

@@ -46,28 +46,32 @@ def _fallback(name: str, max_train: int):
     return max_train if name == "train_size" else 0
 
 
-def _apply_preset() -> None:
-    """Fill the form with a preset's settings (the device and the seed stay as chosen)."""
-    values = preset_values(st.session_state.preset)
+# Settings that a preset leaves as the user chose them.
+KEPT_BY_PRESETS = ("device", "seed")
+
+
+def _fill_form(values: dict, names) -> None:
+    """Put these settings' values into the form (an optional one left at its 'none' meaning
+    ticks its box and shows a greyed-out number)."""
     max_train = st.session_state.get("max_train", 50_000)
-    for name, spec in settings().items():
-        if name in ("device", "seed"):
-            continue
+    declared = settings()
+    for name in names:
         value = values[name]
-        if spec.optional:
+        if declared[name].optional:
             st.session_state[f"cfg_{name}_none"] = value is None
             value = _fallback(name, max_train) if value is None else value
         st.session_state[f"cfg_{name}"] = value
 
 
-def _init_form(max_train: int) -> None:
+def _apply_preset() -> None:
+    """Fill the form with a preset's settings (the device and the seed stay as chosen)."""
+    _fill_form(preset_values(st.session_state.preset),
+               [n for n in settings() if n not in KEPT_BY_PRESETS])
+
+
+def _init_form() -> None:
     st.session_state.preset = next(iter(PRESETS))
-    for name, spec in settings().items():
-        default = defaults()[name]
-        if spec.optional:
-            st.session_state[f"cfg_{name}_none"] = default is None
-        st.session_state[f"cfg_{name}"] = _fallback(name, max_train) if default is None \
-            else default
+    _fill_form(defaults(), KEPT_BY_PRESETS)
     _apply_preset()
 
 
@@ -107,7 +111,7 @@ def settings_form_ui(max_train: int) -> dict:
     its field; returns the values and the problems."""
     st.session_state.max_train = max_train
     if "cfg_epochs" not in st.session_state:
-        _init_form(max_train)
+        _init_form()
     st.selectbox("Start from a preset", list(PRESETS), key="preset", on_change=_apply_preset,
                  format_func=lambda preset_id: PRESETS[preset_id].title)
     values, slots = {}, {}

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from cifar_core.config import TrainConfig
+from cifar_core.evaluate import confusion_rows
 from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
 from cifar_core.runs import RunStore
 from cifar_core.summaries import (
-    confusion_rows,
     epoch_accuracies,
     epoch_confusions,
     estimate_seconds,
