@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cifar_core.augment import TEST_TIME_AUGMENTATIONS
 from cifar_core.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import CheckpointError
 from cifar_core.models import MODELS, model_spec
+from cifar_core.recipe import PRECISIONS
 
 FORMAT = "cifar_core.checkpoint/1"
 DEFAULT_NAME = "cifar_net.pth"
@@ -37,6 +39,13 @@ class Checkpoint:
     classes: tuple[str, ...]
     metrics: dict
 
+    def prediction_options(self) -> dict:
+        """How the training tested it: test-time augmentation and precision (keyword
+        arguments of cifar_core.evaluate's predict and evaluate)."""
+        tta, precision = self.config.get("tta"), self.config.get("precision")
+        return {"tta": tta if tta in TEST_TIME_AUGMENTATIONS else "none",
+                "precision": precision if precision in PRECISIONS else "fp32"}
+
 
 def save_checkpoint(path: Path | str, model: nn.Module, config: dict, classes: tuple[str, ...],
                     metrics: dict) -> Path:
@@ -47,7 +56,7 @@ def save_checkpoint(path: Path | str, model: nn.Module, config: dict, classes: t
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save({"format": FORMAT, "model": config.get("model") or "tutorial",
-                "state_dict": state, "config": dict(config),
+                "width": getattr(model, "width", None), "state_dict": state, "config": dict(config),
                 "classes": list(classes), "metrics": metrics}, tmp)
     os.replace(tmp, path)
     return path
@@ -73,7 +82,9 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         raise CheckpointError(f"{path} is a PyTorch file but not a CIFAR-10 network checkpoint.")
     name = saved.get("model") if state is not saved else None
     name = name if isinstance(name, str) else None
-    model, name = _rebuild(path, state, name, len(classes))
+    width = saved.get("width") if state is not saved else None
+    width = width if isinstance(width, int) and not isinstance(width, bool) else None
+    model, name = _rebuild(path, state, name, len(classes), width)
     model.eval()
     return Checkpoint(model=model, model_name=name, config=config, classes=classes,
                       metrics=metrics or {})
@@ -155,17 +166,18 @@ def _names_functions(ops: list | None) -> bool:
     return ops is not None and any(op.name in _NAMES_A_FUNCTION for op, _, _ in ops)
 
 
-def _rebuild(path: Path, state: dict, name: str | None,
-             num_classes: int) -> tuple[nn.Module, str]:
-    """The registered network called `name` with these weights; without a name, the first
-    registered one they fit. CheckpointError where none fits."""
+def _rebuild(path: Path, state: dict, name: str | None, num_classes: int,
+             width: int | None = None) -> tuple[nn.Module, str]:
+    """The registered network called `name` (of `width`, where it has one) with these
+    weights; without a name, the first registered one they fit. CheckpointError where none
+    fits."""
     if name is not None and name not in MODELS:
         raise CheckpointError(f"{path} holds a '{name}' network, which this version does not "
                               f"know (it knows {', '.join(MODELS)}).")
     detail = ""
     for candidate in [name] if name is not None else list(MODELS):
-        model = model_spec(candidate).build(num_classes)
         try:
+            model = model_spec(candidate).build(num_classes, width)
             model.load_state_dict(state)
             return model, candidate
         except (RuntimeError, TypeError, AttributeError) as exc:

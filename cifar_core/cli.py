@@ -66,10 +66,15 @@ def setting_flags(parser: argparse.ArgumentParser) -> None:
     """A flag for every TrainConfig setting, from its declaration (cifar_core.config). The
     default is None (not given): the preset's value or the setting's default is used."""
     for name, spec in settings().items():
-        kind = spec.kind if spec.kind is str else _number(spec.kind)
         choices = f" Choices: {', '.join(spec.allowed())}." if spec.choices else ""
         default = defaults()[name]
         shown = spec.none_means if default is None else default
+        if spec.kind is bool:  # --nesterov / --no-nesterov
+            parser.add_argument(spec.flag, dest=name, action=argparse.BooleanOptionalAction,
+                                default=None, help=f"{spec.help} Default: "
+                                                   f"{'on' if default else 'off'}.")
+            continue
+        kind = spec.kind if spec.kind is str else _number(spec.kind)
         parser.add_argument(spec.flag, dest=name, type=kind, default=None,
                             help=f"{spec.help}{choices} Default: {shown}.")
 
@@ -280,7 +285,8 @@ def cmd_evaluate(args) -> int:
         raise CheckpointError(f"{args.checkpoint} was trained on {len(checkpoint.classes)} "
                               f"classes but the data has {len(data.classes)}.")
     start = time.perf_counter()
-    result: Evaluation = evaluate(checkpoint.model, data, device)
+    result: Evaluation = evaluate(checkpoint.model, data, device,
+                                  **checkpoint.prediction_options())
     seconds = time.perf_counter() - start
     metrics = result.metrics()
     if args.json:

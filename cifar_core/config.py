@@ -13,9 +13,11 @@ import random
 from collections.abc import Callable
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 
+from cifar_core.augment import AUGMENTATIONS, TEST_TIME_AUGMENTATIONS
 from cifar_core.devices import available_devices, resolve_device
 from cifar_core.errors import ConfigError, DeviceError
-from cifar_core.models import model_names
+from cifar_core.models import MODELS, model_names
+from cifar_core.recipe import PRECISIONS, SCHEDULES, precision_problem
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class Setting:
 
     label: str  # how it is called on screen and in messages
     help: str  # one or two sentences for people who do not program
-    kind: type  # int, float or str
+    kind: type  # int, float, str or bool
     flag: str  # the command line's option
     low: float | None = None  # smallest allowed value (numbers)
     high: float | None = None  # largest allowed value (numbers)
@@ -42,6 +44,7 @@ class Setting:
     format: str | None = None  # how the form and tables show a number, printf-style
     log_scale: bool = False  # spread over orders of magnitude (charts use a log axis)
     compare: bool = True  # a column on the Runs page and an axis of its scatter chart
+    advanced: bool = False  # part of the training recipe beyond the tutorial's (its own section)
 
     def allowed(self) -> tuple[str, ...]:
         """The choices, called if they are computed."""
@@ -104,6 +107,50 @@ class TrainConfig:
         None, label="Training images", kind=int, flag="--train-size", low=10,
         high=10_000_000, optional=True, none_means="all", step=1000, log_scale=True,
         help="How many training images to use, the same number from every class.")
+    width: int | None = setting(
+        None, label="Width", kind=int, flag="--width", low=1, high=1024, optional=True,
+        none_means="standard", step=8, log_scale=True,
+        help="How many pattern detectors the fast network's first layers have (the deeper "
+             "ones have four times as many). Wider learns more and takes longer. Empty: the "
+             "model's standard size for the device.")
+    augment: str = setting(
+        "none", label="Augmentation", kind=str, flag="--augment", choices=AUGMENTATIONS,
+        advanced=True,
+        help="Show each training picture a little changed every epoch: mirrored (flip), and "
+             "also shifted by a pixel or two (translate). The network then learns what a cat "
+             "looks like rather than memorising these pictures.")
+    label_smoothing: float = setting(
+        0.0, label="Label smoothing", kind=float, flag="--label-smoothing", low=0, high=1,
+        below_high=True, step=0.05, format="%.2f", advanced=True,
+        help="Teach the network to be a little less than 100 % sure of each answer (0 = off, "
+             "0.2 = the fast recipe's). Over-confident networks generalise worse.")
+    weight_decay: float = setting(
+        0.0, label="Weight decay", kind=float, flag="--weight-decay", low=0, high=1,
+        step=0.0001, format="%.5f", advanced=True,
+        help="Pull every weight slightly towards zero at each step, so the network keeps "
+             "simple explanations (0 = off; 0.0005 is a common value).")
+    nesterov: bool = setting(
+        False, label="Nesterov momentum", kind=bool, flag="--nesterov", advanced=True,
+        help="Look ahead along the momentum before correcting: usually a little better and "
+             "steadier. Needs a momentum above 0.")
+    schedule: str = setting(
+        "constant", label="Learning-rate schedule", kind=str, flag="--schedule",
+        choices=SCHEDULES, advanced=True,
+        help="How the learning rate changes during training: constant (the tutorial's); "
+             "warm-up then linear decay (start gently, end with fine steps); one-cycle (up, "
+             "then down along a curve).")
+    tta: str = setting(
+        "none", label="Test-time augmentation", kind=str, flag="--tta",
+        choices=TEST_TIME_AUGMENTATIONS, advanced=True,
+        help="When testing, also ask the network about the mirror image of each picture "
+             "(flip), and shifted copies (flip+translate), and average its answers: a little "
+             "more accurate, two or six times the work.")
+    precision: str = setting(
+        "fp32", label="Precision", kind=str, flag="--precision", choices=PRECISIONS,
+        advanced=True,
+        help="The number format of the heavy arithmetic: fp32 (exact, the tutorial's), bf16 "
+             "or fp16 (half the bits: much faster on hardware made for it, fp16 only on a "
+             "GPU), auto (bf16 where this machine computes it faster).")
 
     def __post_init__(self):
         self.validate()
@@ -149,6 +196,8 @@ def problem(name: str, spec: Setting, value) -> str | None:
     """What is wrong with `value` for the setting `name`, in words; None if it is fine."""
     if value is None and spec.optional:
         return None
+    if spec.kind is bool:
+        return None if isinstance(value, bool) else f"{spec.label} must be on or off."
     if spec.kind is str:
         if not isinstance(value, str) or not value.strip():
             choices = spec.allowed()
@@ -182,7 +231,47 @@ def config_problems(values: dict) -> dict[str, str]:
         message = problem(name, spec, given.get(name))
         if message:
             problems[name] = message
+    for name, message in _combination_problems(given).items():
+        problems.setdefault(name, message)
     return problems
+
+
+def _combination_problems(given: dict) -> dict[str, str]:
+    """Settings that are each fine but do not go together, field -> message."""
+    problems = {}
+    spec = MODELS.get(given.get("model"))
+    width = given.get("width")
+    if spec is not None and isinstance(width, int) and not isinstance(width, bool):
+        if spec.widths is None:
+            problems["width"] = (f"The {spec.title.lower()} has no width setting: leave Width "
+                                 "empty, or choose the fast network.")
+        elif not spec.widths[0] <= width <= spec.widths[1]:
+            problems["width"] = (f"Width must be between {spec.widths[0]} and "
+                                 f"{spec.widths[1]} for the {spec.title.lower()} (got "
+                                 f"{width}); {spec.cpu_width} suits a CPU, {spec.gpu_width} "
+                                 "a GPU.")
+    momentum = given.get("momentum")
+    if given.get("nesterov") is True and isinstance(momentum, (int, float)) and momentum <= 0:
+        problems["nesterov"] = ("Nesterov momentum needs a momentum above 0: raise Momentum "
+                                "(e.g. 0.9) or turn Nesterov off.")
+    precision = given.get("precision")
+    if precision in PRECISIONS:
+        try:
+            device = resolve_device(given.get("device"))
+        except (DeviceError, TypeError, ValueError, RuntimeError):
+            device = None  # the device's own message says what is wrong
+        message = device is not None and precision_problem(precision, device)
+        if message:
+            problems["precision"] = message
+    return problems
+
+
+def plain_recipe(config: TrainConfig) -> bool:
+    """Whether the config trains with the tutorial's recipe: plain SGD at a constant rate,
+    plain cross-entropy, float32 (augmentation and test-time augmentation aside, which change
+    the data and the test, not the step)."""
+    return (config.label_smoothing == 0 and config.weight_decay == 0 and not config.nesterov
+            and config.schedule == "constant" and config.precision == "fp32")
 
 
 @dataclass(frozen=True)
@@ -192,6 +281,16 @@ class Preset:
 
     title: str
     values: dict
+    needs_gpu: bool = False  # offered only where CUDA is present
+
+
+# The fast network's recipe (airbench94's, in this config's terms: its learning rate and
+# weight decay are per example summed, ours for the batch's mean loss, hence lr = 0.0015 x
+# batch size and weight decay 0.0013). The CPU presets' width, epochs and batch size were
+# chosen by measurement (bench/bench_fast.py, bench/RESULTS.md).
+FAST_RECIPE = dict(model="fast", momentum=0.85, nesterov=True, weight_decay=0.0013,
+                   label_smoothing=0.2, schedule="warmup-linear", augment="flip+translate",
+                   tta="flip+translate", train_size=None, device="auto")
 
 
 # Ids are stable: the CLI's --preset takes them.
@@ -200,7 +299,24 @@ PRESETS = {
         epochs=2, lr=0.001, momentum=0.9, batch_size=4, log_every=2000, train_size=None)),
     "quick": Preset("Quick demo: about a minute on a laptop CPU", dict(
         epochs=3, lr=0.01, momentum=0.9, batch_size=16, log_every=250, train_size=None)),
+    "cpu-3min": Preset("Best in about 3 minutes on a CPU (fast network)", dict(
+        FAST_RECIPE, width=24, epochs=8, batch_size=512, lr=0.75, log_every=20,
+        precision="auto", device="cpu")),
+    "cpu-5min": Preset("Best in 5 minutes on a CPU (fast network)", dict(
+        FAST_RECIPE, width=32, epochs=10, batch_size=512, lr=0.75, log_every=20,
+        precision="auto", device="cpu")),
+    "gpu": Preset("GPU: 94 % in seconds (fast network)", dict(
+        FAST_RECIPE, width=64, epochs=10, batch_size=1024, lr=1.5, log_every=10,
+        precision="auto", device="cuda"), needs_gpu=True),
 }
+
+
+def offered_presets() -> dict[str, Preset]:
+    """The presets this machine can run (the GPU one only where CUDA is present)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {key: p for key, p in PRESETS.items() if cuda or not p.needs_gpu}
 
 
 def preset_values(preset_id: str) -> dict:
@@ -208,6 +324,10 @@ def preset_values(preset_id: str) -> dict:
     if preset_id not in PRESETS:
         raise ConfigError("preset", f"There is no preset '{preset_id}': choose one of "
                                     f"{', '.join(PRESETS)}.")
+    if preset_id not in offered_presets():
+        raise ConfigError("preset", f"The preset '{preset_id}' needs a GPU (CUDA), and this "
+                                    f"machine has none: choose one of "
+                                    f"{', '.join(offered_presets())}.")
     return {**defaults(), **PRESETS[preset_id].values}
 
 

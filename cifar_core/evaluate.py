@@ -10,8 +10,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from cifar_core.augment import test_time_logits
 from cifar_core.dataset import CifarData, normalize
 from cifar_core.models import inference_logits
+from cifar_core.recipe import autocast
 from cifar_core.speed.cpu import inference_settings
 
 # Measured fastest on a 2-core CPU (bench/RESULTS.md): conv1's output for 200 images (3.8 MB)
@@ -20,10 +22,12 @@ PREDICT_BATCH = 200
 
 
 def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu",
-            batch_size: int = PREDICT_BATCH) -> tuple[torch.Tensor, torch.Tensor]:
+            batch_size: int = PREDICT_BATCH, tta: str = "none",
+            precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted class, confidence in 0..1) for uint8 images (N,3,32,32), returned on the CPU;
-    the model is moved to `device` to compute them."""
-    probabilities = predict_probabilities(model, images, device, batch_size)
+    the model is moved to `device` to compute them. `tta` and `precision`: the training
+    config's test-time augmentation and number format."""
+    probabilities = predict_probabilities(model, images, device, batch_size, tta, precision)
     if not len(probabilities):
         return torch.empty(0, dtype=torch.long), torch.empty(0)
     confidence, predicted = probabilities.max(dim=1)
@@ -33,7 +37,8 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str =
 @torch.inference_mode()
 def predict_probabilities(model: nn.Module, images: torch.Tensor,
                           device: torch.device | str = "cpu",
-                          batch_size: int = PREDICT_BATCH) -> torch.Tensor:
+                          batch_size: int = PREDICT_BATCH, tta: str = "none",
+                          precision: str = "fp32") -> torch.Tensor:
     """Every class's probability (N, classes) for uint8 images (N,3,32,32), on the CPU; the
     model is moved to `device` to compute them. With evaluation's CPU settings (oneDNN on),
     also when called inside a training."""
@@ -50,7 +55,9 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor,
     with inference_settings(device):
         for start in range(0, len(images), batch_size):
             chunk = normalize(images[start:start + batch_size].to(device, memory_format=layout))
-            chunks.append(torch.softmax(inference_logits(model, chunk), dim=1).cpu())
+            with autocast(precision, device):
+                logits = test_time_logits(lambda x: inference_logits(model, x), chunk, tta)
+            chunks.append(torch.softmax(logits.float(), dim=1).cpu())
     model.train(was_training)
     return torch.cat(chunks) if chunks else torch.empty(0, 0)
 
@@ -139,8 +146,11 @@ class Evaluation:
         }
 
 
-def evaluate(model: nn.Module, data: CifarData, device: torch.device | str = "cpu") -> Evaluation:
-    """Run the model over the whole test split."""
-    predicted, confidence = predict(model, data.test_images, device)
+def evaluate(model: nn.Module, data: CifarData, device: torch.device | str = "cpu",
+             tta: str = "none", precision: str = "fp32") -> Evaluation:
+    """Run the model over the whole test split (with the training config's test-time
+    augmentation and precision: a checkpoint's `prediction_options`)."""
+    predicted, confidence = predict(model, data.test_images, device, tta=tta,
+                                    precision=precision)
     return Evaluation(labels=data.test_labels.numpy(), predicted=predicted.numpy(),
                       confidence=confidence.numpy(), classes=data.classes)

@@ -59,7 +59,8 @@ def import_network(store: RunStore, file: bytes | bytearray | memoryview | Binar
     # is kept.
     metrics = None
     if data is not None:
-        metrics = {**evaluate(checkpoint.model, data).metrics(), "classes": list(data.classes)}
+        metrics = {**evaluate(checkpoint.model, data, **checkpoint.prediction_options())
+                   .metrics(), "classes": list(data.classes)}
     config = {**checkpoint.config, "model": checkpoint.model_name, "imported_from": name}
     how = ("a checkpoint of this tool" if _is_ours(checkpoint) else "plain weights (a state_dict)")
     message = (f"Imported from {name}, {how}: a '{checkpoint.model_name}' network" +

@@ -64,17 +64,29 @@ class ModelSpec:
     name: str  # the setting's value, e.g. 'tutorial'
     title: str  # a few words for menus
     description: str  # one sentence for people who do not program
-    build: Callable[[int], nn.Module]  # number of classes -> a freshly initialised network
+    # (number of classes, width or None for the standard one) -> a freshly initialised network
+    build: Callable[[int, int | None], nn.Module]
     # The network class these apply to (checkpoints and evaluation find the spec by it).
     architecture: type[nn.Module] = nn.Module
     # A faster forward pass for inference, giving the same logits as model(x); None: model(x).
     inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
     # Whether cifar_core.speed's step with the backward pass written out can train it.
     written_out_step: bool = False
+    # The width setting's range and its standard value on a CPU and on a GPU (None: the
+    # network has no width setting).
+    widths: tuple[int, int] | None = None
+    cpu_width: int | None = None
+    gpu_width: int | None = None
+    # The weights in groups with their learning-rate multiple (None: one group at 1).
+    lr_scales: Callable[[nn.Module], list[tuple[list, float]]] | None = None
+    # Set up from the normalised training images before the first step (e.g. whitening).
+    prepare: Callable[[nn.Module, torch.Tensor], None] | None = None
+    # Trains and predicts faster with channels-last tensors on a CPU (oneDNN convolutions).
+    channels_last: bool = False
 
-    def parameter_count(self, num_classes: int = 10) -> int:
+    def parameter_count(self, num_classes: int = 10, width: int | None = None) -> int:
         """Number of trainable weights of this network for `num_classes` classes."""
-        return count_parameters(self.build(num_classes))
+        return count_parameters(self.build(num_classes, width))
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -90,14 +102,59 @@ register(ModelSpec(
     name="tutorial", title="Tutorial network",
     description="The small network of PyTorch's CIFAR-10 tutorial: two layers that look for "
                 "patterns, then three that decide.",
-    build=Net, architecture=Net, inference=net_inference_logits, written_out_step=True))
+    build=lambda num_classes, width=None: Net(num_classes), architecture=Net,
+    inference=net_inference_logits, written_out_step=True))
 
 register(ModelSpec(
     name="tutorial-wide", title="Tutorial network, twice as wide",
     description="The tutorial's network with twice as many pattern detectors in each of its "
                 "two looking layers: slower, and it can learn a little more.",
-    build=lambda num_classes: Net(num_classes, width=2), architecture=Net,
+    build=lambda num_classes, width=None: Net(num_classes, width=2), architecture=Net,
     inference=net_inference_logits))
+
+
+def _fast(num_classes: int, width: int | None = None) -> nn.Module:
+    from cifar_core.fastnet import FastNet
+
+    return FastNet(num_classes, width or MODELS["fast"].cpu_width)
+
+
+def _fast_lr_scales(model: nn.Module):
+    from cifar_core.fastnet import bias_lr_scales
+
+    return bias_lr_scales(model)
+
+
+def _fast_prepare(model: nn.Module, images: torch.Tensor) -> None:
+    from cifar_core.fastnet import whiten_from
+
+    whiten_from(model, images)
+
+
+def _resnet18(num_classes: int, width: int | None = None) -> nn.Module:
+    """torchvision's ResNet-18 for 32x32 images: a 3x3 first convolution with stride 1 and no
+    max-pool (the ImageNet stem would shrink a CIFAR image to 8x8 before the first block)."""
+    from torchvision.models import resnet18
+
+    model = resnet18(num_classes=num_classes)
+    model.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+register(ModelSpec(
+    name="fast", title="Fast network (airbench94's layout)",
+    description="A modern small network built for fast training: it looks for patterns at "
+                "three scales, with each layer's output kept in a steady range. Learns far "
+                "more than the tutorial's in the same minutes.",
+    build=_fast, widths=(4, 256), cpu_width=32, gpu_width=64, lr_scales=_fast_lr_scales,
+    prepare=_fast_prepare, channels_last=True))
+
+register(ModelSpec(
+    name="resnet18", title="ResNet-18 (torchvision)",
+    description="The well-known ResNet-18, adapted to small pictures: large and accurate, "
+                "but slow without a GPU.",
+    build=_resnet18, channels_last=True))
 
 
 def model_names() -> tuple[str, ...]:

@@ -73,7 +73,8 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
             done = event if event.kind == "done" else done
         metrics, checkpoint, saved = None, None, ""
         if done.status != "diverged":
-            evaluation = evaluate(model, data, resolve_device(config.device))
+            evaluation = evaluate(model, data, resolve_device(config.device),
+                                  tta=config.tta, precision=config.precision)
             metrics = {**evaluation.metrics(), "images_per_s": done.images_per_s,
                        "train_s": done.train_s, "images_seen": done.images_seen,
                        "epochs_done": done.epochs_done, "classes": list(data.classes),

@@ -44,7 +44,16 @@ def build_model(config: TrainConfig, num_classes: int = 10) -> nn.Module:
     """A freshly initialised network of the config's model; the config's seed fixes its weights
     (ConfigError without one: call config.with_seed() first and train with that config too)."""
     torch.manual_seed(_seed_of(config))
-    return model_spec(config.model).build(num_classes)
+    return model_spec(config.model).build(num_classes, model_width(config))
+
+
+def model_width(config: TrainConfig) -> int | None:
+    """The width the config's network is built with: its own, else the model's standard one
+    for the config's device (None for a network without a width)."""
+    spec = model_spec(config.model)
+    if spec.widths is None or config.width is not None:
+        return config.width
+    return spec.gpu_width if resolve_device(config.device).type == "cuda" else spec.cpu_width
 
 
 def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.Tensor:
@@ -68,16 +77,18 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.
     return chosen.sort().values
 
 
-def test_accuracy(model: nn.Module, data: CifarData, device: torch.device) -> float:
+def test_accuracy(model: nn.Module, data: CifarData, device: torch.device,
+                  tta: str = "none", precision: str = "fp32") -> float:
     """Percent of the test images the model gets right."""
-    return test_results(model, data, device)[0]
+    return test_results(model, data, device, tta, precision)[0]
 
 
-def test_results(model: nn.Module, data: CifarData,
-                 device: torch.device) -> tuple[float, list[list[int]]]:
+def test_results(model: nn.Module, data: CifarData, device: torch.device, tta: str = "none",
+                 precision: str = "fp32") -> tuple[float, list[list[int]]]:
     """Percent of the test images the model gets right, and the confusion matrix
-    (counts[true class][predicted class]) behind it."""
-    predicted, _ = predict(model, data.test_images, device)
+    (counts[true class][predicted class]) behind it; with test-time augmentation `tta` and
+    the forward pass in `precision` (the config's)."""
+    predicted, _ = predict(model, data.test_images, device, tta=tta, precision=precision)
     k = len(data.classes)
     cells = torch.bincount(data.test_labels * k + predicted, minlength=k * k)
     accuracy = 100.0 * (predicted == data.test_labels).float().mean().item()
@@ -123,8 +134,10 @@ class _Clock:
 def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: torch.device,
                 stop: threading.Event | None) -> Iterator[Event]:
     batches = Minibatches(data, balanced_subset(data.train_labels, config.train_size,
-                                                config.seed), config.batch_size, device)
+                                                config.seed), config.batch_size, device,
+                          augment=config.augment)
     total_images = batches.images_per_epoch * config.epochs
+    prepare = model_spec(config.model).prepare
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     images_seen = steps = epochs_done = 0
 
@@ -136,8 +149,10 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
                          elapsed_s=clock.elapsed_s(), training_step=step.description,
                          cores=step.cores)
 
-    with open_step(model, config, device) as step:
+    with open_step(model, config, device, batches.per_epoch * config.epochs) as step:
         clock = _Clock()
+        if prepare is not None:  # e.g. the fast network's whitening, from the training images
+            prepare(model, batches.first_images())
         for epoch in range(1, config.epochs + 1):
             running_loss, window = torch.zeros((), device=device), 0
             for i, (inputs, labels) in enumerate(batches.epoch(generator)):
@@ -168,7 +183,8 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
                     window = 0
             epochs_done = epoch
             with clock.testing(), step.paused(steps):
-                accuracy, confusion = test_results(model, data, device)
+                accuracy, confusion = test_results(model, data, device, config.tta,
+                                                   config.precision)
             model.train()
             yield EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=images_seen,
                              elapsed_s=clock.elapsed_s(), confusion=confusion)

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from cifar_core.config import plain_recipe
 from cifar_core.models import model_spec
 from cifar_core.speed import cpu
 from cifar_core.speed.governor import CoreGovernor
@@ -159,14 +160,19 @@ class SplitBatchTraining(TrainingStep):
 
 
 @contextmanager
-def open_step(model: nn.Module, config, device: torch.device) -> Iterator[TrainingStep]:
+def open_step(model: nn.Module, config, device: torch.device,
+              total_steps: int = 0) -> Iterator[TrainingStep]:
     """The fastest step measured for this model, config and device, with its process-wide
     settings in place until the block ends (then put back, and its processes stopped). The
     model trains in place; made before a training's clock starts, as the tutorial makes its
-    optimizer before its loop (a first torch optimizer takes about a second of imports)."""
+    optimizer before its loop (a first torch optimizer takes about a second of imports).
+    `total_steps`: how many steps the training will take (a learning-rate schedule's length)."""
     model.to(device).train()
+    spec = model_spec(config.model)
+    if spec.channels_last and device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
     if device.type != "cpu":
-        step = TrainingStep(TutorialStep(model, config.lr, config.momentum), device, cores=1,
+        step = TrainingStep(TutorialStep(model, config, total_steps), device, cores=1,
                             outer_threads=torch.get_num_threads())
         try:
             yield step
@@ -175,8 +181,9 @@ def open_step(model: nn.Module, config, device: torch.device) -> Iterator[Traini
         return
     cpu.keep_freed_memory()
     batch_size, outer_threads = config.batch_size, torch.get_num_threads()
-    written_out = model_spec(config.model).written_out_step \
-        and batch_size <= WRITTEN_OUT_MAX_BATCH
+    # The written-out step knows only the tutorial's recipe (plain SGD and cross-entropy).
+    written_out = spec.written_out_step and batch_size <= WRITTEN_OUT_MAX_BATCH \
+        and plain_recipe(config)
     split = written_out and splits_batches(batch_size)
     # One thread in each process of a split batch, whether the second process runs or not.
     threads = 1 if split else cpu.training_threads(batch_size)
@@ -188,7 +195,7 @@ def open_step(model: nn.Module, config, device: torch.device) -> Iterator[Traini
             step = WrittenOutStep(NetStep(model, config.lr, config.momentum), device,
                                   cores=threads, outer_threads=outer_threads)
         else:
-            step = TrainingStep(TutorialStep(model, config.lr, config.momentum), device,
+            step = TrainingStep(TutorialStep(model, config, total_steps), device,
                                 cores=threads, outer_threads=outer_threads)
         try:
             yield step

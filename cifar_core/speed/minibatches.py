@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
+from cifar_core.augment import augment as augmented
 from cifar_core.dataset import CifarData, normalize
 
 # Images normalised at a time (rounded up to whole minibatches): about 3 MB of floats, which
@@ -26,12 +27,12 @@ class Minibatches:
     set), in a new order each epoch; the last one of an epoch may be short."""
 
     def __init__(self, data: CifarData, subset: torch.Tensor, batch_size: int,
-                 device: torch.device):
+                 device: torch.device, augment: str = "none"):
         # Each epoch gathers the subset in its own order straight from the (device's copy of
         # the) whole set, so a subset is never copied.
         self.subset = subset.to(device)
         self.images, self.labels = data.train_images.to(device), data.train_labels.to(device)
-        self.batch_size, self.device = batch_size, device
+        self.batch_size, self.device, self.augment = batch_size, device, augment
         self.images_per_epoch = len(subset)
         self.per_epoch = math.ceil(self.images_per_epoch / batch_size)
         n, shape = self.images_per_epoch, self.images.shape[1:]
@@ -39,6 +40,11 @@ class Minibatches:
         self._images_epoch = torch.empty((n, *shape), dtype=self.images.dtype, device=device)
         self._labels_epoch = torch.empty(n, dtype=self.labels.dtype, device=device)
         self._inputs_chunk = torch.empty((min(self.chunk, n), *shape), device=device)
+
+    def first_images(self, count: int = 5000) -> torch.Tensor:
+        """The first `count` images of the subset, normalised (for a network that sets itself
+        up from the data before training)."""
+        return normalize(self.images[self.subset[:count]])
 
     def epoch(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(inputs, labels) of each minibatch of one epoch, shuffled by `generator`. The
@@ -54,6 +60,9 @@ class Minibatches:
             offset = first % self.chunk
             if offset == 0:
                 chunk_images = self._images_epoch[first:first + self.chunk]
-                normalize(chunk_images, out=self._inputs_chunk[:len(chunk_images)])
+                inputs = self._inputs_chunk[:len(chunk_images)]
+                normalize(chunk_images, out=inputs)
+                if self.augment != "none":  # new copies each epoch, drawn from `generator`
+                    inputs.copy_(augmented(inputs, self.augment, generator))
             labels = self._labels_epoch[first:first + self.batch_size]
             yield self._inputs_chunk[offset:offset + len(labels)], labels
