@@ -73,7 +73,8 @@ def get_checkpoint(path: str, mtime: float):
 # Evaluating 10,000 images takes about a second: once per run and data folder.
 @st.cache_data(max_entries=16, show_spinner="Testing the network on the test images ...")
 def get_evaluation(run_id: str, checkpoint: str, mtime: float, folder: str) -> Evaluation:
-    return evaluate(get_checkpoint(checkpoint, mtime).model, get_data(folder))
+    loaded = get_checkpoint(checkpoint, mtime)
+    return evaluate(loaded.model, get_data(folder), **loaded.prediction_options())
 
 
 def run_evaluation(run: Run) -> Evaluation:
