@@ -290,7 +290,7 @@ class Preset:
 # chosen by measurement (bench/bench_fast.py, bench/RESULTS.md).
 FAST_RECIPE = dict(model="fast", momentum=0.85, nesterov=True, weight_decay=0.0013,
                    label_smoothing=0.2, schedule="warmup-linear", augment="flip+translate",
-                   tta="flip+translate", train_size=None, device="auto")
+                   tta="flip", train_size=None, device="auto")
 
 
 # Ids are stable: the CLI's --preset takes them.

@@ -43,6 +43,9 @@ class EpochEvent:
     # counts[true class][predicted class] on the test images (None in runs from before it was
     # kept): how the network's mistakes changed from epoch to epoch.
     confusion: list[list[int]] | None = None
+    # Seconds of training up to this epoch's end, its tests left out (None in older runs):
+    # accuracy against training time, e.g. what a run reached after 1, 2, 3 minutes.
+    train_s: float | None = None
     kind: str = "epoch"
 
     def to_dict(self) -> dict:
