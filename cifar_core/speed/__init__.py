@@ -6,9 +6,10 @@
         with step.paused():           # a while that is not training (the test after an epoch)
             ...
 
-Which step it is (the training loop never asks): the tutorial's own autograd step everywhere,
-except on a CPU in batches of up to WRITTEN_OUT_MAX_BATCH images of a model registered with
-`written_out_step` (the tutorial's Net), which take the step with the backward pass written out
+Which step it is (the training loop never asks): the tutorial's own autograd step everywhere
+(with the config's recipe: cifar_core.recipe), except on a CPU in batches of up to
+WRITTEN_OUT_MAX_BATCH images of a model registered with `written_out_step` (the tutorial's
+Net) trained with the tutorial's recipe, which take the step with the backward pass written out
 (written_out.py), split into two halves on two processes where the machine allows it
 (split_batch.py, switched by governor.py). What each changes process-wide (threads, oneDNN) is
 set on entering and put back on leaving (cpu.py). Every choice depends only on the settings,
@@ -174,9 +175,14 @@ def open_step(model: nn.Module, config, device: torch.device,
     if device.type != "cpu":
         step = TrainingStep(TutorialStep(model, config, total_steps), device, cores=1,
                             outer_threads=torch.get_num_threads())
+        # cuDNN tries its convolution algorithms once per shape and keeps the fastest: the
+        # shapes of a training repeat thousands of times.
+        benchmark = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = device.type == "cuda" or benchmark
         try:
             yield step
         finally:
+            torch.backends.cudnn.benchmark = benchmark
             step.close()
         return
     cpu.keep_freed_memory()
