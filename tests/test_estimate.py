@@ -1,0 +1,135 @@
+"""cifar_core/estimate.py: a training's time from earlier runs like it, else a short measurement."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from cifar_core.config import TrainConfig
+from cifar_core.estimate import (
+    TimeEstimate,
+    earlier_speeds,
+    estimate_training_time,
+    measure_images_per_s,
+    rough_duration,
+    speed_key,
+)
+from cifar_core.models import model_spec
+from cifar_core.runs import RunStore
+from cifar_core.speed.cpu import THREADS_ENV
+
+FAST = dict(model="fast", batch_size=256, device="cpu")
+
+
+def finished(store: RunStore, images_per_s: float | None, origin: str = "cli",
+             status: str = "completed", **settings) -> str:
+    """A run in the store that ended with this speed (None: no metrics, e.g. a failed one)."""
+    config = {**TrainConfig(**settings).to_dict(), **settings}
+    run = store.create(config, "data", origin, status="running")
+    store.finish(run.id, status, metrics=None if images_per_s is None
+                 else {"accuracy": 50.0, "images_per_s": images_per_s})
+    return run.id
+
+
+def no_measure(config):
+    raise AssertionError("runs like it are there: nothing should be measured")
+
+
+def test_speed_key_ignores_what_does_not_change_the_speed():
+    base = TrainConfig(**FAST)
+    assert speed_key(base) == speed_key(TrainConfig(**FAST, epochs=9, lr=0.5, seed=3,
+                                                    label_smoothing=0.2))
+    # Width left empty means the model's standard width for the device: the same network.
+    assert speed_key(base) == speed_key(TrainConfig(**FAST, width=model_spec("fast").cpu_width))
+    for change in (dict(width=8), dict(batch_size=512), dict(precision="bf16"),
+                   dict(augment="flip"), dict(model="resnet18")):
+        assert speed_key(TrainConfig(**{**FAST, **change})) != speed_key(base), change
+    # The tutorial's network trains through another step with any other recipe.
+    assert speed_key(TrainConfig()) != speed_key(TrainConfig(nesterov=True))
+
+
+def test_the_estimate_takes_the_median_speed_of_earlier_runs_like_it(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    for speed in (1000.0, 4000.0, 2000.0):
+        finished(store, speed, **FAST, epochs=3)
+    # Not like it: another width, batch, precision or model; imported; no speed recorded.
+    finished(store, 99.0, **FAST, width=8)
+    finished(store, 99.0, **{**FAST, "batch_size": 512})
+    finished(store, 99.0, **FAST, precision="bf16")
+    finished(store, 99.0, model="tutorial", batch_size=256, device="cpu")
+    finished(store, 99.0, origin="imported", **FAST)
+    finished(store, None, status="failed", **FAST)
+
+    config = TrainConfig(**FAST, epochs=2, lr=0.3)
+    assert sorted(earlier_speeds(store.list(), config)) == [1000.0, 2000.0, 4000.0]
+    estimate = estimate_training_time(config, 5000, store.list(), measure=no_measure)
+    assert estimate == TimeEstimate(seconds=2 * 5000 / 2000.0, images_per_s=2000.0,
+                                    source="runs", runs=3)
+    assert estimate.sentence() == "about 5 s of training here (from 3 of your earlier runs)"
+
+
+def test_a_run_this_version_cannot_read_is_passed_over(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    finished(store, 1500.0, **FAST)
+    # Stored by a newer version with a model this one does not know, or a GPU this lacks.
+    odd = store.create({**TrainConfig(**FAST).to_dict(), "width": 5000}, "data", "cli",
+                       status="running")
+    store.finish(odd.id, "completed", metrics={"images_per_s": 9.0})
+    assert earlier_speeds(store.list(), TrainConfig(**FAST)) == [1500.0]
+
+
+def test_without_runs_like_it_the_estimate_is_measured_or_none(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    finished(store, 1500.0, **FAST)
+    config = TrainConfig(**FAST, width=8, epochs=4)
+    asked = []
+
+    def measure(c):
+        asked.append(c)
+        return 800.0
+
+    estimate = estimate_training_time(config, 1000, store.list(), measure=measure)
+    assert asked == [config]
+    assert (estimate.source, estimate.seconds, estimate.runs) == ("measured", 5.0, 0)
+    assert estimate.sentence() == "about 5 s of training here (measured just now)"
+    assert estimate_training_time(config, 1000, store.list()) is None
+
+
+@pytest.mark.parametrize("seconds, words", [
+    (0.2, "1 s"), (42.4, "42 s"), (61, "1 min"), (4 * 60 + 29, "4 min"),
+    (4 * 60 + 31, "5 min"), (3600 + 5 * 60, "1 h 05 min"), (3 * 3600, "3 h 00 min")])
+def test_rough_duration(seconds, words):
+    assert rough_duration(seconds) == words
+
+
+@pytest.mark.parametrize("settings", [
+    dict(batch_size=4),  # the tutorial's network and batch (the written-out step)
+    dict(model="fast", width=4, batch_size=32, augment="flip+translate", nesterov=True,
+         schedule="warmup-linear", label_smoothing=0.2),
+])
+def test_measuring_a_few_steps_gives_a_speed_and_leaves_the_process_as_it_was(settings,
+                                                                              monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    threads = torch.get_num_threads()
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+
+    speed = measure_images_per_s(TrainConfig(device="cpu", **settings), threads=1,
+                                 budget_s=0.05)
+
+    assert speed > 0 and speed == speed and speed != float("inf")
+    assert THREADS_ENV not in os.environ  # the cap was for the measurement only
+    assert torch.get_num_threads() == threads
+    assert torch.equal(torch.rand(3), expected_next), "the global random numbers were used"
+
+
+def test_measuring_a_batch_larger_than_the_budget_allows_still_gives_a_speed(monkeypatch):
+    # A budget so small that the probe's speed is taken for the whole batch.
+    monkeypatch.setenv(THREADS_ENV, "1")
+    speed = measure_images_per_s(TrainConfig(model="fast", width=4, batch_size=4096,
+                                             device="cpu"), budget_s=1e-6)
+    assert speed > 0
+    assert os.environ[THREADS_ENV] == "1"
