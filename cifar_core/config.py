@@ -74,7 +74,8 @@ class TrainConfig:
 
     model: str = setting(
         "tutorial", label="Model", kind=str, flag="--model", choices=model_names,
-        help="Which network to train: the tutorial's, or another registered one.")
+        help="Which network to train: the tutorial's small one, a fast modern one, or the "
+             "well-known ResNet-18. What it is, its size and how long it takes show below it.")
     epochs: int = setting(
         2, label="Epochs", kind=int, flag="--epochs", low=1, high=1000,
         help="How many times the network sees every training image.")
@@ -123,7 +124,8 @@ class TrainConfig:
         0.0, label="Label smoothing", kind=float, flag="--label-smoothing", low=0, high=1,
         below_high=True, step=0.05, format="%.2f", advanced=True,
         help="Teach the network to be a little less than 100 % sure of each answer (0 = off, "
-             "0.2 = the fast recipe's). Over-confident networks generalise worse.")
+             "0.2 = the fast recipe's). An over-confident network does worse on pictures it "
+             "has not seen.")
     weight_decay: float = setting(
         0.0, label="Weight decay", kind=float, flag="--weight-decay", low=0, high=1,
         step=0.0001, format="%.5f", advanced=True,
@@ -148,9 +150,10 @@ class TrainConfig:
     precision: str = setting(
         "fp32", label="Precision", kind=str, flag="--precision", choices=PRECISIONS,
         advanced=True,
-        help="The number format of the heavy arithmetic: fp32 (exact, the tutorial's), bf16 "
-             "or fp16 (half the bits: much faster on hardware made for it, fp16 only on a "
-             "GPU), auto (bf16 where this machine computes it faster).")
+        help="How precisely the heavy arithmetic is done: fp32 (full precision, the "
+             "tutorial's), bf16 or fp16 (half the digits: much faster on hardware made for "
+             "it, about as accurate; fp16 only on a GPU), auto (bf16 where this machine "
+             "computes it faster, else fp32).")
 
     def __post_init__(self):
         self.validate()
