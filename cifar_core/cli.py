@@ -69,14 +69,16 @@ def setting_flags(parser: argparse.ArgumentParser) -> None:
         choices = f" Choices: {', '.join(spec.allowed())}." if spec.choices else ""
         default = defaults()[name]
         shown = spec.none_means if default is None else default
+        # argparse expands %-formats in help; a help text such as '100 % sure' broke --help.
+        text = spec.help.replace("%", "%%")
         if spec.kind is bool:  # --nesterov / --no-nesterov
             parser.add_argument(spec.flag, dest=name, action=argparse.BooleanOptionalAction,
-                                default=None, help=f"{spec.help} Default: "
+                                default=None, help=f"{text} Default: "
                                                    f"{'on' if default else 'off'}.")
             continue
         kind = spec.kind if spec.kind is str else _number(spec.kind)
         parser.add_argument(spec.flag, dest=name, type=kind, default=None,
-                            help=f"{spec.help}{choices} Default: {shown}.")
+                            help=f"{text}{choices} Default: {shown}.")
 
 
 def config_from_args(args) -> TrainConfig:
@@ -120,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     runs_flag(t)
     t.add_argument("--preset", choices=list(PRESETS), default=None,
                    help="start from a preset's settings (flags given beside it override it): "
-                        + "; ".join(f"{k} = {p.title}" for k, p in PRESETS.items()))
+                        + "; ".join(f"{k} = {p.title}" for k, p in PRESETS.items())
+                        .replace("%", "%%"))  # (argparse expands %-formats in help)
     setting_flags(t)
     t.add_argument("--out", type=_out_file, default=Path(DEFAULT_NAME),
                    help=f"where to copy the trained network (default: {DEFAULT_NAME})")
