@@ -200,7 +200,8 @@ def problem(name: str, spec: Setting, value) -> str | None:
     if value is None and spec.optional:
         return None
     if spec.kind is bool:
-        return None if isinstance(value, bool) else f"{spec.label} must be on or off."
+        return None if isinstance(value, bool) else (f"{spec.label} must be on or off "
+                                                     f"(True or False), not {value!r}.")
     if spec.kind is str:
         if not isinstance(value, str) or not value.strip():
             choices = spec.allowed()
@@ -221,7 +222,12 @@ def problem(name: str, spec: Setting, value) -> str | None:
         return None
     if spec.advice is not None:
         return spec.advice(value)
-    return f"{spec.label} must be between {spec.low:,} and {spec.high:,} (got {value:,})."
+    if not (spec.above_low or spec.below_high):
+        return f"{spec.label} must be between {spec.low:,} and {spec.high:,} (got {value:,})."
+    # 'between 0 and 1 (got 1)' would read as if 1 were allowed: say which end is excluded.
+    lowest = f"above {spec.low:,}" if spec.above_low else f"at least {spec.low:,}"
+    highest = f"below {spec.high:,}" if spec.below_high else f"at most {spec.high:,}"
+    return f"{spec.label} must be {lowest} and {highest} (got {value:,})."
 
 
 def config_problems(values: dict) -> dict[str, str]:
@@ -249,10 +255,9 @@ def _combination_problems(given: dict) -> dict[str, str]:
             problems["width"] = (f"The {spec.title.lower()} has no width setting: leave Width "
                                  "empty, or choose the fast network.")
         elif not spec.widths[0] <= width <= spec.widths[1]:
-            problems["width"] = (f"Width must be between {spec.widths[0]} and "
-                                 f"{spec.widths[1]} for the {spec.title.lower()} (got "
-                                 f"{width}); {spec.cpu_width} suits a CPU, {spec.gpu_width} "
-                                 "a GPU.")
+            problems["width"] = (f"For the {spec.title.lower()}, Width must be between "
+                                 f"{spec.widths[0]} and {spec.widths[1]} (got {width}); "
+                                 f"{spec.cpu_width} suits a CPU, {spec.gpu_width} a GPU.")
     momentum = given.get("momentum")
     if given.get("nesterov") is True and isinstance(momentum, (int, float)) and momentum <= 0:
         problems["nesterov"] = ("Nesterov momentum needs a momentum above 0: raise Momentum "

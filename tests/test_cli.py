@@ -22,7 +22,14 @@ from conftest import run_cli
 
 from cifar_core import cli
 from cifar_core.checkpoint import load_checkpoint
-from cifar_core.config import TrainConfig, compared_settings, defaults, preset_values, settings
+from cifar_core.config import (
+    TrainConfig,
+    compared_settings,
+    config_problems,
+    defaults,
+    preset_values,
+    settings,
+)
 from cifar_core.dataset import OFFICIAL_CLASSES
 from cifar_core.evaluate import evaluate
 from cifar_core.models import count_parameters, model_names, model_spec
@@ -146,21 +153,80 @@ def test_train_help_lists_a_flag_for_every_setting(capsys):
     assert {spec.flag for spec in settings().values()} <= listed
 
 
-def other_than_the_default(name: str) -> object:
-    """A valid value for the setting `name` that is not its default."""
-    spec = settings()[name]
-    if spec.kind is str:
-        return next(c for c in spec.allowed() if c != defaults()[name])
-    if spec.kind is int:
-        return int(spec.high)
-    return (spec.low + spec.high) / 2
+def candidate_values(name: str) -> list:
+    """Values of the setting `name` other than its default, from its declaration: its other
+    choices or truth value, or numbers across its range (its ends, its middle, powers of two)."""
+    spec, default = settings()[name], defaults()[name]
+    if spec.kind is bool:
+        values = [not default]
+    elif spec.kind is str:
+        values = list(spec.allowed())
+    else:
+        low = spec.low if spec.low is not None else 0
+        high = spec.high if spec.high is not None else low + 1000
+        values = [high, low, (low + high) / 2]
+        power = 1
+        while power < high:
+            values.append(power)
+            power *= 2
+        if spec.kind is int:
+            values = [int(v) for v in values]
+    return [v for v in values if v != default]
+
+
+def companions(name: str, value) -> dict | None:
+    """The other settings (at most one, changed from its default) that `value` of `name` needs
+    to be valid: {} where it is valid alone; None where no single other setting makes it so."""
+    if not config_problems({name: value}):
+        return {}
+    for other in settings():
+        for other_value in candidate_values(other) if other != name else ():
+            if not config_problems({name: value, other: other_value}):
+                return {other: other_value}
+    return None
+
+
+def other_than_the_default(name: str) -> tuple[object, dict]:
+    """A valid value for the setting `name` that is not its default, and the companion
+    settings it needs (e.g. a width needs a model that has one)."""
+    for value in candidate_values(name):
+        needed = companions(name, value)
+        if needed is not None:
+            return value, needed
+    raise AssertionError(f"no valid value other than the default for {name}")
+
+
+def flag_args(name: str, value) -> list[str]:
+    """The command line that gives the setting `name` this value."""
+    flag = settings()[name].flag
+    if settings()[name].kind is bool:  # --nesterov, --no-nesterov
+        return [flag if value else f"--no-{flag[2:]}"]
+    return [flag, str(value)]
 
 
 @pytest.mark.parametrize("name", list(settings()))
 def test_each_setting_flag_sets_its_setting_and_no_other(name):
-    value = other_than_the_default(name)
-    args = cli.build_parser().parse_args(["train", settings()[name].flag, str(value)])
-    assert cli.config_from_args(args).to_dict() == {**defaults(), name: value}
+    value, needed = other_than_the_default(name)
+    argv = flag_args(name, value) + [a for k, v in needed.items() for a in flag_args(k, v)]
+    args = cli.build_parser().parse_args(["train", *argv])
+    assert cli.config_from_args(args).to_dict() == {**defaults(), name: value, **needed}
+
+
+def test_a_width_is_given_with_a_model_that_has_one():
+    value, needed = other_than_the_default("width")
+    assert model_spec(needed["model"]).widths is not None
+    assert config_problems({"width": value}) and not config_problems({"width": value, **needed})
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_an_on_off_setting_takes_its_flag_alone_or_with_no(value):
+    names = [n for n, spec in settings().items() if spec.kind is bool]
+    assert names
+    for name in names:
+        args = cli.build_parser().parse_args(["train", *flag_args(name, value)])
+        assert getattr(cli.config_from_args(args), name) is value
+        args = cli.build_parser().parse_args(["train"])
+        assert getattr(cli.config_from_args(args), name) is defaults()[name]
 
 
 @pytest.mark.parametrize("order", ["preset first", "flag first"])
@@ -218,6 +284,50 @@ def test_the_second_model_trains_evaluates_and_is_listed_from_the_cli(capsys, tm
     header, row = out.splitlines()
     assert header.split()[3:3 + len(compared_settings())] == list(compared_settings())
     assert row.startswith(summary["run_id"]) and WIDE in row.split()
+
+
+def test_the_fast_network_and_its_recipe_train_and_evaluate_from_the_cli(capsys, tmp_path,
+                                                                         synthetic_dir,
+                                                                         tiny_data):
+    net = tmp_path / "net.pth"
+    recipe = ["--model", "fast", "--width", "4", "--augment", "flip+translate",
+              "--label-smoothing", "0.1", "--weight-decay", "0.001", "--nesterov",
+              "--schedule", "one-cycle", "--tta", "flip", "--precision", "bf16"]
+    code, out, err = run_cli(capsys, "train", *recipe, "--epochs", "1", "--batch-size", "10",
+                             "--lr", "0.05", "--seed", "0", "--device", "cpu",
+                             "--data-dir", synthetic_dir, "--runs-dir", tmp_path / "runs",
+                             "--out", net, "--json")
+    assert code == 0, err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["status"] == "completed", summary
+
+    checkpoint = load_checkpoint(net)
+    assert checkpoint.model_name == "fast" and checkpoint.model.width == 4
+    assert checkpoint.config["nesterov"] is True and checkpoint.config["schedule"] == "one-cycle"
+    assert checkpoint.prediction_options() == {"tta": "flip", "precision": "bf16"}
+    tested = evaluate(checkpoint.model, tiny_data, **checkpoint.prediction_options())
+    assert tested.accuracy == pytest.approx(summary["accuracy"])
+
+    code, out, err = run_cli(capsys, "evaluate", net, "--data-dir", synthetic_dir, "--json")
+    assert code == 0, err
+    assert json.loads(out)["accuracy"] == pytest.approx(summary["accuracy"])
+    [run] = RunStore(tmp_path / "runs").list()
+    assert TrainConfig.from_dict(run.config) == TrainConfig.from_dict(checkpoint.config)
+    assert run.config["width"] == 4 and run.config["nesterov"] is True
+
+
+def test_the_gpu_preset_on_a_machine_without_cuda_is_one_error_line(capsys, tmp_path,
+                                                                   synthetic_dir, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    runs_dir = tmp_path / "runs"
+    code, out, err = run_cli(capsys, "train", "--runs-dir", runs_dir, "--data-dir",
+                             synthetic_dir, "--preset", "gpu")
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert line.startswith("error:") and "needs a GPU" in line and "cpu-3min" in line
+    assert not runs_dir.exists() or RunStore(runs_dir).list() == []
 
 
 # --- evaluate -----------------------------------------------------------------------------
@@ -357,6 +467,21 @@ MISTAKES = {
     "device-tpu": (["train", "--device", "tpu"], "Device 'tpu' is not available"),
     "unknown-flag": (["train", "--learning-rate", "0.1"], "unrecognized arguments"),
     "unknown-preset": (["train", "--preset", "fastest"], "invalid choice: 'fastest'"),
+    "width-with-the-tutorial": (["train", "--width", "8"], "has no width setting"),
+    "width-too-narrow": (["train", "--model", "fast", "--width", "2"], "between 4 and 256"),
+    "width-fraction": (["train", "--model", "fast", "--width", "8.5"], "not a whole number"),
+    "augment-unknown": (["train", "--augment", "rotate"], "Augmentation must be one of"),
+    "label-smoothing-1": (["train", "--label-smoothing", "1"], "at least 0 and below 1"),
+    "label-smoothing-text": (["train", "--label-smoothing", "lots"], "'lots' is not a number"),
+    "weight-decay-negative": (["train", "--weight-decay", "-0.1"], "between 0 and 1"),
+    "nesterov-with-a-value": (["train", "--nesterov", "1"], "unrecognized arguments: 1"),
+    "nesterov-equals": (["train", "--nesterov=yes"], "ignored explicit argument 'yes'"),
+    "nesterov-without-momentum": (["train", "--nesterov", "--momentum", "0"],
+                                  "needs a momentum above 0"),
+    "schedule-unknown": (["train", "--schedule", "cosine"], "warmup-linear, one-cycle"),
+    "tta-unknown": (["train", "--tta", "rotate"], "Test-time augmentation must be one of"),
+    "precision-unknown": (["train", "--precision", "fp8"], "(got 'fp8')"),
+    "fp16-on-a-cpu": (["train", "--precision", "fp16", "--device", "cpu"], "needs a GPU"),
     "unknown-run-show": (["runs", "show", "nope"], "There is no run 'nope'"),
     "unknown-run-stop": (["runs", "stop", "nope"], "There is no run 'nope'"),
     "unknown-status": (["runs", "list", "--status", "done"], "invalid choice: 'done'"),

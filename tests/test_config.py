@@ -13,6 +13,8 @@ from cifar_core.config import (
     compared_settings,
     config_problems,
     defaults,
+    offered_presets,
+    plain_recipe,
     preset_values,
     settings,
 )
@@ -90,6 +92,73 @@ def test_the_model_must_be_a_registered_one(settings_, words):
     assert TrainConfig(model="tutorial-wide").model == "tutorial-wide"
 
 
+# The recipe's settings: (settings, field named, words of its message).
+RECIPE_MISTAKES = [
+    ({"width": 0}, "width", "between 1 and 1,024 (got 0)"),
+    ({"width": 2000, "model": "fast"}, "width", "between 1 and 1,024"),
+    ({"width": 8.5, "model": "fast"}, "width", "whole number"),
+    ({"width": 8}, "width", "tutorial network has no width setting"),
+    ({"width": 8, "model": "tutorial-wide"}, "width", "has no width setting"),
+    ({"width": 2, "model": "fast"}, "width", "between 4 and 256 (got 2); 32 suits a CPU"),
+    ({"width": 300, "model": "fast"}, "width", "between 4 and 256 (got 300)"),
+    ({"augment": "rotate"}, "augment", "one of none, flip, flip+translate (got 'rotate')"),
+    ({"augment": ""}, "augment", "must be one of"),
+    ({"augment": 1}, "augment", "must be one of"),
+    ({"label_smoothing": 1.0}, "label_smoothing", "at least 0 and below 1 (got 1.0)"),
+    ({"label_smoothing": -0.1}, "label_smoothing", "at least 0 and below 1"),
+    ({"label_smoothing": "0.1"}, "label_smoothing", "must be a number"),
+    ({"label_smoothing": float("nan")}, "label_smoothing", "must be a number"),
+    ({"weight_decay": -0.001}, "weight_decay", "between 0 and 1"),
+    ({"weight_decay": 2}, "weight_decay", "between 0 and 1 (got 2)"),
+    ({"weight_decay": True}, "weight_decay", "must be a number"),
+    ({"nesterov": 1}, "nesterov", "on or off"),
+    ({"nesterov": 0}, "nesterov", "on or off"),
+    ({"nesterov": "true"}, "nesterov", "on or off"),
+    ({"nesterov": None}, "nesterov", "on or off"),
+    ({"nesterov": True, "momentum": 0.0}, "nesterov", "needs a momentum above 0"),
+    ({"schedule": "cosine"}, "schedule", "one of constant, warmup-linear, one-cycle"),
+    ({"schedule": None}, "schedule", "must be one of"),
+    ({"tta": "rotate"}, "tta", "one of none, flip, flip+translate (got 'rotate')"),
+    ({"precision": "fp8"}, "precision", "one of fp32, auto, bf16, fp16 (got 'fp8')"),
+    ({"precision": "fp16", "device": "cpu"}, "precision", "fp16) needs a GPU"),
+]
+
+
+@pytest.mark.parametrize(("settings_", "field", "words"), RECIPE_MISTAKES)
+def test_a_recipe_setting_out_of_place_is_named_with_its_message(settings_, field, words):
+    problems = config_problems(settings_)
+    assert set(problems) == {field}, problems
+    assert words in problems[field]
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(**settings_)
+    assert err.value.field == field and words in str(err.value)
+
+
+def test_the_recipe_settings_accept_their_values():
+    config = TrainConfig(model="fast", width=4, augment="flip+translate", label_smoothing=0.2,
+                         weight_decay=0.0005, nesterov=True, schedule="one-cycle",
+                         tta="flip", precision="bf16", device="cpu")
+    assert (config.width, config.nesterov, config.precision) == (4, True, "bf16")
+    assert TrainConfig(model="fast", width=256).width == 256
+    assert TrainConfig(model="fast").width is None  # the standard width for the device
+    assert TrainConfig(nesterov=False, momentum=0.0).momentum == 0.0
+
+
+def test_fp16_on_a_machine_without_cuda_is_refused_for_auto_too(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "precision" in config_problems({"precision": "fp16", "device": "auto"})
+    assert "precision" not in config_problems({"precision": "bf16", "device": "auto"})
+
+
+def test_the_tutorials_recipe_is_the_default_and_any_other_setting_leaves_it():
+    assert plain_recipe(TrainConfig())
+    # Augmentation and test-time augmentation change the data, not the step.
+    assert plain_recipe(TrainConfig(augment="flip", tta="flip"))
+    for changed in ({"label_smoothing": 0.1}, {"weight_decay": 0.001}, {"nesterov": True},
+                    {"schedule": "warmup-linear"}, {"precision": "bf16"}):
+        assert not plain_recipe(TrainConfig(**changed)), changed
+
+
 def test_every_setting_is_declared_with_what_the_ui_and_cli_need():
     declared = settings()
     assert list(declared) == [f.name for f in dataclasses.fields(TrainConfig)]
@@ -97,8 +166,10 @@ def test_every_setting_is_declared_with_what_the_ui_and_cli_need():
     assert len(set(flags)) == len(flags)
     for name, spec in declared.items():
         assert spec.label and spec.help.endswith(".") and spec.flag.startswith("--")
-        assert spec.kind in (int, float, str)
-        assert (spec.kind is str) == (spec.low is None and spec.high is None), name
+        assert spec.kind in (int, float, str, bool)
+        # Numbers have a range; text and on/off settings have none.
+        assert (spec.kind in (int, float)) == (spec.low is not None and spec.high is not None), \
+            name
         # The default passes the setting's own check, and a value of the wrong kind does not.
         assert name not in config_problems({name: defaults()[name]})
         assert name in config_problems({name: [] if spec.kind is not str else ""})
@@ -116,15 +187,41 @@ def test_runs_are_compared_by_the_settings_that_shape_a_result():
 
 
 def test_presets_have_stable_ids_and_only_known_settings():
-    assert list(PRESETS)[:2] == ["tutorial", "quick"]
-    for preset_id, preset in PRESETS.items():
+    assert list(PRESETS) == ["tutorial", "quick", "cpu-3min", "cpu-5min", "gpu"]
+    for preset in PRESETS.values():
         assert preset.title and set(preset.values) <= set(settings())
-        TrainConfig(**preset_values(preset_id))  # every preset is a valid config
+    for preset_id in offered_presets():
+        TrainConfig(**preset_values(preset_id))  # every preset offered here is a valid config
     assert preset_values("tutorial") == {**defaults(), **PRESETS["tutorial"].values}
     assert TrainConfig(**preset_values("tutorial")) == TrainConfig()
     with pytest.raises(ConfigError) as err:
         preset_values("fastest")
     assert "tutorial" in str(err.value) and "quick" in str(err.value)
+
+
+def test_the_gpu_preset_is_offered_only_where_cuda_is(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "gpu" not in offered_presets()
+    assert {"tutorial", "quick", "cpu-3min", "cpu-5min"} <= set(offered_presets())
+    with pytest.raises(ConfigError) as err:
+        preset_values("gpu")
+    assert err.value.field == "preset"
+    assert "needs a GPU" in str(err.value) and "cpu-3min" in str(err.value)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert "gpu" in offered_presets()
+    values = preset_values("gpu")
+    assert values["model"] == "fast" and values["device"] == "cuda"
+    assert set(values) == set(settings())
+
+
+def test_the_fast_presets_train_the_fast_network_with_its_recipe():
+    for preset_id in ("cpu-3min", "cpu-5min", "gpu"):
+        values = {**defaults(), **PRESETS[preset_id].values}
+        assert values["model"] == "fast" and values["augment"] != "none", preset_id
+        assert not plain_recipe(TrainConfig.from_dict({**values, "device": "cpu",
+                                                       "precision": "fp32"})), preset_id
+    assert PRESETS["gpu"].needs_gpu and not PRESETS["cpu-3min"].needs_gpu
 
 
 def test_tiny_batches_on_a_gpu_get_advice_and_the_cpu_none(monkeypatch):

@@ -83,6 +83,24 @@ def test_the_wide_tutorial_net_has_twice_the_channels():
     assert model_spec("tutorial-wide").parameter_count() > model_spec("tutorial").parameter_count()
 
 
+@pytest.mark.parametrize("name", [n for n in MODELS if MODELS[n].widths is not None])
+def test_a_model_with_a_width_builds_at_it_and_its_standard_widths_are_in_its_range(name):
+    spec = model_spec(name)
+    low, high = spec.widths
+    assert low <= spec.cpu_width <= high and low <= spec.gpu_width <= high
+    assert spec.parameter_count(10, low) < spec.parameter_count(10, 2 * low)
+    assert spec.parameter_count(10) == spec.parameter_count(10, spec.cpu_width)
+    torch.manual_seed(0)
+    assert spec.build(3, low)(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_resnet18_keeps_a_32x32_picture_large_in_its_first_layers():
+    model = model_spec("resnet18").build(10)
+    assert model.conv1.stride == (1, 1) and isinstance(model.maxpool, torch.nn.Identity)
+    features = model.layer1(model.conv1(torch.randn(1, 3, 32, 32)))
+    assert features.shape[-2:] == (32, 32)
+
+
 def test_an_unknown_model_is_refused_naming_the_choices():
     with pytest.raises(ConfigError) as err:
         model_spec("resnet-9000")
@@ -98,7 +116,8 @@ def test_a_registered_model_is_a_choice_everywhere(monkeypatch):
     monkeypatch.setattr("cifar_core.models.MODELS", dict(MODELS))
     register(ModelSpec(
         name="tiny-linear", title="Tiny", description="One linear layer.",
-        build=lambda n: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, n))))
+        build=lambda n, width=None: torch.nn.Sequential(torch.nn.Flatten(),
+                                                        torch.nn.Linear(3072, n))))
     assert "model" in config_problems({"model": "tiny-linear-2"})
     config = TrainConfig(model="tiny-linear", seed=1)
     assert isinstance(build_model(config, 10)[1], torch.nn.Linear)
