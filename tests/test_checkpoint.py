@@ -174,3 +174,58 @@ def test_a_checkpoint_for_fewer_classes_keeps_its_class_names(tmp_path, images):
     assert loaded.classes == ("cat", "dog", "frog")
     with torch.no_grad():
         assert torch.equal(loaded.model(images), net.eval()(images))
+
+
+# --- the fast network, the recipe's settings, files of the previous version ------------------
+
+def test_a_fast_network_keeps_its_width_and_predictions(images, tmp_path):
+    torch.manual_seed(0)
+    fast = model_spec("fast").build(10, 8)
+    with torch.no_grad():  # whitening and BatchNorm statistics as after a training
+        fast.whiten.weight.normal_()
+        fast.group1.norm1.running_mean.uniform_(-1, 1)
+    config = {"model": "fast", "width": 8, "tta": "flip+translate", "precision": "bf16"}
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "fast.pth", fast, config,
+                                             OFFICIAL_CLASSES, {}))
+    assert loaded.model_name == "fast" and loaded.model.width == 8
+    assert loaded.model.group1.conv1.out_channels == 8
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), fast.eval()(images))
+    assert loaded.prediction_options() == {"tta": "flip+translate", "precision": "bf16"}
+
+
+def test_prediction_options_of_a_checkpoint_without_them_are_the_tutorials(net, tmp_path):
+    plain = tmp_path / "plain.pth"
+    torch.save(net.state_dict(), plain)
+    assert load_checkpoint(plain).prediction_options() == {"tta": "none", "precision": "fp32"}
+    odd = save_checkpoint(tmp_path / "odd.pth", net, {"tta": "rotate", "precision": 16},
+                          OFFICIAL_CLASSES, {})
+    assert load_checkpoint(odd).prediction_options() == {"tta": "none", "precision": "fp32"}
+
+
+@pytest.mark.parametrize("name", ["tutorial", "tutorial-wide"])
+def test_a_checkpoint_of_the_previous_version_loads(name, images, tmp_path):
+    """What this app saved before the fast network: a 'model' key, no 'width' key and none
+    of the recipe's settings in its config."""
+    torch.manual_seed(0)
+    model = model_spec(name).build(10)
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    torch.save({"format": FORMAT, "model": name, "state_dict": state,
+                "config": {"model": name, "epochs": 2, "lr": 0.001},
+                "classes": list(OFFICIAL_CLASSES), "metrics": {"accuracy": 50.0}},
+               tmp_path / "previous.pth")
+    loaded = load_checkpoint(tmp_path / "previous.pth")
+    assert loaded.model_name == name and loaded.metrics == {"accuracy": 50.0}
+    assert loaded.prediction_options() == {"tta": "none", "precision": "fp32"}
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), model.eval()(images))
+
+
+def test_a_plain_state_dict_of_the_fast_network_at_its_standard_width_loads(images, tmp_path):
+    torch.manual_seed(0)
+    fast = model_spec("fast").build(10)
+    torch.save(fast.state_dict(), tmp_path / "fast-plain.pth")
+    loaded = load_checkpoint(tmp_path / "fast-plain.pth")
+    assert loaded.model_name == "fast" and loaded.model.width == fast.width
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), fast.eval()(images))

@@ -127,6 +127,40 @@ def test_prediction_uses_onednn_even_inside_a_training_that_turned_it_off(monkey
     assert seen == [True]
 
 
+def test_predict_with_flip_tta_averages_the_answers_for_the_picture_and_its_mirror():
+    torch.manual_seed(0)
+    model = Net().eval()
+    images = torch.randint(0, 256, (9, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        x = normalize(images)
+        expected = torch.softmax((model(x) + model(x.flip(3))) / 2, dim=1)
+    got = predict_probabilities(model, images, batch_size=4, tta="flip")
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert not torch.allclose(got, predict_probabilities(model, images), atol=1e-4)
+    predicted, _ = predict(model, images, tta="flip")
+    assert torch.equal(predicted, expected.argmax(dim=1))
+
+
+def test_predict_in_bf16_is_close_to_fp32_but_computed_otherwise():
+    torch.manual_seed(0)
+    model = Net()
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    exact = predict_probabilities(model, images)
+    rounded = predict_probabilities(model, images, precision="bf16")
+    assert rounded.dtype == torch.float32
+    assert torch.allclose(rounded, exact, atol=0.02) and not torch.equal(rounded, exact)
+
+
+def test_evaluate_takes_a_checkpoints_prediction_options(tiny_data):
+    torch.manual_seed(0)
+    model = Net()
+    plain = evaluate(model, tiny_data)
+    flipped = evaluate(model, tiny_data, tta="flip")
+    want, _ = predict(model, tiny_data.test_images, tta="flip")
+    assert np.array_equal(flipped.predicted, want.numpy())
+    assert not np.allclose(flipped.confidence, plain.confidence)
+
+
 def test_predict_of_no_images_is_empty():
     predicted, confidence = predict(Net(), torch.empty(0, 3, 32, 32, dtype=torch.uint8))
     assert predicted.shape == (0,) and confidence.shape == (0,)

@@ -24,6 +24,7 @@ from cifar_core.speed import (
     threads_for_background_runs,
 )
 from cifar_core.speed.split_batch import second_process_possible
+from cifar_core.speed.tutorial_step import TutorialStep
 from cifar_core.train import build_model, train
 
 CPU = torch.device("cpu")
@@ -70,6 +71,28 @@ def test_the_written_out_step_is_for_registered_models_in_small_cpu_batches_only
     assert kind_of_step(TrainConfig(batch_size=WRITTEN_OUT_MAX_BATCH + 1)) is TrainingStep
     # The wide Net has the same layers, but its registry entry does not claim the step.
     assert kind_of_step(TrainConfig(model="tutorial-wide", batch_size=4)) is TrainingStep
+
+
+@pytest.mark.parametrize("recipe", [{"label_smoothing": 0.1}, {"weight_decay": 0.0005},
+                                    {"nesterov": True}, {"schedule": "warmup-linear"},
+                                    {"schedule": "one-cycle"}, {"precision": "bf16"}])
+def test_the_written_out_step_trains_the_tutorials_recipe_only(recipe, monkeypatch):
+    monkeypatch.setenv("CIFAR_CORE_THREADS", "1")
+    assert kind_of_step(TrainConfig(batch_size=4)) is WrittenOutStep
+    # Augmentation changes the data, not the step.
+    assert kind_of_step(TrainConfig(batch_size=4, augment="flip")) is WrittenOutStep
+    with open_step(build_model(TrainConfig(seed=0)), TrainConfig(batch_size=4, **recipe),
+                   CPU, total_steps=10) as step:
+        assert type(step) is TrainingStep and isinstance(step.stepper, TutorialStep)
+
+
+def test_a_run_with_label_smoothing_records_the_tutorial_step(data, monkeypatch):
+    monkeypatch.delenv("CIFAR_CORE_THREADS", raising=False)
+    _, events = run(TrainConfig(epochs=1, batch_size=4, log_every=50, seed=0,
+                                label_smoothing=0.1), data)
+    assert events[-1].training_step == TrainingStep.description
+    _, events = run(TrainConfig(epochs=1, batch_size=4, log_every=50, seed=0), data)
+    assert events[-1].training_step != TrainingStep.description
 
 
 @needs_second_process

@@ -13,15 +13,25 @@ import pytest
 import torch
 from conftest import REAL_ARCHIVE, in_memory_data
 
+from cifar_core.checkpoint import load_checkpoint, save_checkpoint
 from cifar_core.config import TrainConfig
 from cifar_core.dataset import normalize
 from cifar_core.errors import ConfigError, DeviceError
-from cifar_core.evaluate import evaluate
+from cifar_core.evaluate import evaluate, predict_probabilities
 from cifar_core.events import DoneEvent, EpochEvent, StatsEvent, event_from_dict
+from cifar_core.fastnet import FastNet, whiten_from
+from cifar_core.models import model_names, model_spec
+from cifar_core.recipe import warmup_linear_factor
 from cifar_core.speed.split_batch import SplitBatchStep
 from cifar_core.speed.tutorial_step import TutorialStep
 from cifar_core.speed.written_out import NetStep
-from cifar_core.train import DIVERGENCE_CHECK_EVERY, balanced_subset, build_model, train
+from cifar_core.train import (
+    DIVERGENCE_CHECK_EVERY,
+    balanced_subset,
+    build_model,
+    model_width,
+    train,
+)
 
 # The module itself (cifar_core's package exports the function train under the same name).
 train_module = importlib.import_module("cifar_core.train")
@@ -328,6 +338,179 @@ def test_events_survive_a_dict_round_trip(data):
     assert {e.kind for e in events} == {"stats", "epoch", "done"}
     for event in events:
         assert event_from_dict({**event.to_dict(), "unknown": 1}) == event
+
+
+# --- the registered models and the recipe -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny():
+    return in_memory_data(train_n=20, test_n=10)
+
+
+def smallest_width(name: str) -> int | None:
+    widths = model_spec(name).widths
+    return None if widths is None else widths[0]
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_each_model_trains_on_tiny_data_and_its_checkpoint_round_trips(name, tiny, tmp_path):
+    config = TrainConfig(model=name, width=smallest_width(name), epochs=1, batch_size=10,
+                         log_every=1, seed=0, device="cpu", tta="flip")
+    model, events = run(config, tiny)
+    assert events[-1].status == "completed"
+    losses = [e.loss for e in events if e.kind == "stats"]
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    assert not same_weights(model, build_model(config, 10))  # it learned something
+
+    path = save_checkpoint(tmp_path / "net.pth", model, config.to_dict(), tiny.classes, {})
+    loaded = load_checkpoint(path)
+    assert loaded.model_name == name and type(loaded.model) is type(model)
+    assert getattr(loaded.model, "width", None) == config.width
+    assert loaded.prediction_options() == {"tta": "flip", "precision": "fp32"}
+    want = predict_probabilities(model, tiny.test_images, tta="flip")
+    got = predict_probabilities(loaded.model, tiny.test_images, **loaded.prediction_options())
+    assert torch.allclose(got, want, atol=1e-6)
+    assert not torch.allclose(got, predict_probabilities(model, tiny.test_images), atol=1e-6)
+
+
+def test_the_fast_network_without_a_width_is_built_at_its_cpu_width_and_saved_so():
+    config = TrainConfig(model="fast", seed=0, device="cpu")
+    model = build_model(config)
+    assert model.width == model_spec("fast").cpu_width
+    assert model_width(TrainConfig(model="fast", width=12)) == 12
+    assert model_width(TrainConfig()) is None
+
+
+def test_the_fast_networks_whitening_comes_from_the_training_images_and_stays(tiny,
+                                                                            monkeypatch):
+    at_first_step = []
+    original = TutorialStep.step
+
+    def recording(self, inputs, labels):
+        if not at_first_step:
+            at_first_step.append(self.model.whiten.weight.detach().clone())
+        return original(self, inputs, labels)
+
+    monkeypatch.setattr(TutorialStep, "step", recording)
+    config = TrainConfig(model="fast", width=4, epochs=2, batch_size=10, log_every=100,
+                         seed=0, device="cpu", weight_decay=0.01, lr=0.05)
+    model, events = run(config, tiny)
+    assert events[-1].status == "completed"
+    expected = FastNet(width=4)
+    whiten_from(expected, normalize(tiny.train_images))
+    # (To eigen-decomposition rounding: the weights of the faintest directions are large.)
+    assert torch.allclose(at_first_step[0], expected.whiten.weight, rtol=1e-2, atol=1e-3)
+    assert torch.equal(model.whiten.weight, at_first_step[0])  # frozen, weight decay or not
+
+
+def fast_config(**changes) -> TrainConfig:
+    return TrainConfig(**{**dict(model="fast", width=4, epochs=2, batch_size=10,
+                                 log_every=100, seed=3, device="cpu", lr=0.05,
+                                 augment="flip+translate"), **changes})
+
+
+def test_an_augmented_fast_run_is_repeated_by_its_seed(tiny):
+    first, _ = run(fast_config(), tiny)
+    again, _ = run(fast_config(), tiny)
+    other_seed, _ = run(fast_config(seed=4), tiny)
+    assert same_weights(first, again)
+    assert not same_weights(first, other_seed)
+    # The augmentation reaches the training: without it, the same seed learns otherwise.
+    plain, _ = run(fast_config(augment="none"), tiny)
+    assert not same_weights(first, plain)
+
+
+def test_flipped_minibatches_hold_each_image_or_its_mirror_with_its_own_label(data,
+                                                                            monkeypatch):
+    seen = []
+    record_steps(monkeypatch, lambda inputs, labels, loss: seen.append((inputs.clone(),
+                                                                        labels.clone())))
+    run(TrainConfig(epochs=2, batch_size=10, log_every=100, seed=1, device="cpu", lr=0.002,
+                    augment="flip"), data)
+    images = normalize(data.train_images)
+    mirrored_per_epoch = [0, 0]
+    for step, (inputs, labels) in enumerate(seen):
+        for image, label in zip(inputs, labels, strict=True):
+            [same] = torch.nonzero((images == image).flatten(1).all(1)).flatten().tolist() or [None]
+            [mirror] = torch.nonzero((images.flip(3) == image).flatten(1).all(1)) \
+                .flatten().tolist() or [None]
+            assert (same is None) != (mirror is None)
+            assert data.train_labels[same if same is not None else mirror] == label
+            mirrored_per_epoch[step // 10] += mirror is not None
+    assert len(seen) == 20
+    assert all(0 < m < 100 for m in mirrored_per_epoch)
+
+
+def test_a_fast_run_in_bf16_on_a_cpu_trains_and_computes_otherwise_than_fp32(tiny):
+    config = fast_config(precision="bf16", augment="none", log_every=1)
+    model, events = run(config, tiny)
+    assert events[-1].status == "completed"
+    assert all(math.isfinite(e.loss) for e in events if e.kind == "stats")
+    fp32, _ = run(fast_config(augment="none", log_every=1), tiny)
+    assert not same_weights(model, fp32)
+
+
+@pytest.mark.parametrize("schedule", ["warmup-linear", "one-cycle"])
+def test_the_learning_rate_schedule_spans_the_whole_training(schedule, data, monkeypatch):
+    rates = []
+    original = TutorialStep.step
+
+    def recording(self, inputs, labels):
+        rates.append(self.optimizer.param_groups[0]["lr"])
+        return original(self, inputs, labels)
+
+    monkeypatch.setattr(TutorialStep, "step", recording)
+    config = TrainConfig(epochs=2, batch_size=10, log_every=100, seed=0, device="cpu",
+                         lr=0.01, schedule=schedule)
+    _, events = run(config, data)  # (one-cycle refuses a step beyond its length)
+    assert events[-1].status == "completed"
+    steps = 2 * 100 // 10
+    assert len(rates) == steps
+    if schedule == "warmup-linear":
+        assert rates == pytest.approx([0.01 * warmup_linear_factor(k, steps)
+                                       for k in range(steps)])
+    assert max(rates) == pytest.approx(0.01) and rates[-1] < 0.01 / 5
+
+
+# --- on a GPU (skipped where there is none) -------------------------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["auto", "fp16", "fp32"])
+def test_the_fast_network_trains_on_a_gpu_and_its_checkpoint_loads_on_the_cpu(
+        precision, tiny, tmp_path):
+    config = fast_config(device="cuda", precision=precision, log_every=1, tta="flip")
+    model, events = run(config, tiny)
+    assert events[-1].status == "completed"
+    assert all(math.isfinite(e.loss) for e in events if e.kind == "stats")
+    assert next(model.parameters()).device.type == "cuda"
+    path = save_checkpoint(tmp_path / "net.pth", model, config.to_dict(), tiny.classes, {})
+    loaded = load_checkpoint(path)
+    assert loaded.model.width == 4 and loaded.prediction_options()["precision"] == precision
+    on_gpu = predict_probabilities(model, tiny.test_images, "cuda", tta="flip")
+    on_cpu = predict_probabilities(loaded.model, tiny.test_images, "cpu", tta="flip")
+    assert torch.allclose(on_gpu, on_cpu, atol=1e-2)  # (TF32 convolutions on the GPU)
+
+
+@needs_cuda
+def test_fp16_on_a_gpu_scales_its_gradients_and_bf16_does_not():
+    model = build_model(fast_config(device="cuda")).cuda()
+    fp16 = TutorialStep(model, fast_config(device="cuda", precision="fp16"), total_steps=10)
+    assert isinstance(fp16.scaler, torch.amp.GradScaler)
+    x = torch.randn(10, 3, 32, 32, device="cuda")
+    labels = torch.arange(10, device="cuda")
+    loss = fp16.step(x, labels)
+    assert math.isfinite(loss.item()) and fp16.scaler.get_scale() > 1
+    if torch.cuda.is_bf16_supported():
+        bf16 = TutorialStep(model, fast_config(device="cuda", precision="bf16"), 10)
+        assert bf16.scaler is None and math.isfinite(bf16.step(x, labels).item())
 
 
 # --- real images --------------------------------------------------------------------------
