@@ -321,3 +321,37 @@ def test_try_it_answers_a_real_photo_and_refuses_bad_files(server, page, tmp_pat
     assert {r.id for r in RunStore(runs_dir).list()} == runs_before
     assert_no_error_shown(page)
 
+
+
+def test_a_short_fast_run_from_the_train_page(server, page):
+    """The fast network chosen in the form (width 8, 1 epoch, 500 images) trains to the end."""
+    url, runs_dir = server
+
+    def run_ids() -> set[str]:
+        return {p.name for p in runs_dir.iterdir() if p.is_dir()} if runs_dir.exists() else set()
+
+    before = run_ids()
+    page.goto(f"{url}/train")
+    page.get_by_role("button", name="Start training").wait_for()
+    page.locator("[data-testid=stSelectbox]").filter(has_text="Model").first.click()
+    page.get_by_role("option", name="Fast network").click()
+    page.get_by_text(re.compile(r"^Width: standard \(\d+\)$")).click()  # this width instead
+    if page.get_by_text("Training images: all").is_checked():
+        page.get_by_text("Training images: all").click()
+    for label, value in (("Width", "8"), ("Epochs", "1"), ("Batch size", "50"),
+                         ("Training images", "500"), ("Log every", "5")):
+        field = page.get_by_role("spinbutton", name=re.compile(f"^{label}"))
+        field.and_(page.locator(":enabled")).wait_for()
+        field.fill(value)
+        field.press("Enter")
+        time.sleep(0.5)
+    page.get_by_text(re.compile(r"weights at width 8\.")).wait_for()
+    page.get_by_role("button", name="Start training").click()
+    deadline = time.monotonic() + 30
+    while not run_ids() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [run_id] = run_ids() - before
+    page.get_by_text(f"Run {run_id} · completed").wait_for(timeout=240_000)
+    assert_no_error_shown(page)
+    config = RunStore(runs_dir).get(run_id).train_config
+    assert (config.model, config.width, config.epochs) == ("fast", 8, 1)
