@@ -1,31 +1,46 @@
 """Train page: choose settings, start a background run, watch it learn live, stop it."""
 
+import logging
+
 import altair as alt
 import pandas as pd
 import streamlit as st
+import torch
 
 from cifar_core import CifarError, TrainConfig
+from cifar_core.augment import augment
 from cifar_core.config import (
     PRESETS,
     Setting,
     config_problems,
     defaults,
     device_advice,
+    offered_presets,
     preset_values,
     settings,
 )
 from cifar_core.curves import RunCurve
+from cifar_core.estimate import (
+    TimeEstimate,
+    estimate_training_time,
+    measure_images_per_s,
+    speed_key,
+)
 from cifar_core.models import model_spec
+from cifar_core.pictures import tiles
 from cifar_core.runs import ACTIVE, Run
+from cifar_core.speed import threads_for_background_runs
 from cifar_core.summaries import (
     epoch_accuracies,
-    estimate_seconds,
     format_duration,
     how_it_trained,
     loss_curve,
     run_progress,
 )
+from cifar_core.train import model_width
 from pages.shared import access, layout, navigation
+
+log = logging.getLogger("cifar_dashboard")
 
 # How the settings are laid out: rows of this many, in the order cifar_core.config declares them.
 FORM_COLUMNS = 3
@@ -46,8 +61,12 @@ def _fallback(name: str, max_train: int):
     return max_train if name == "train_size" else 0
 
 
-# Settings that a preset leaves as the user chose them.
+# Settings that a preset leaves as the user chose them, unless it names them (the CPU and
+# GPU presets name their device).
 KEPT_BY_PRESETS = ("device", "seed")
+# The augmentation picture: this many copies of one training image, drawn from this seed.
+AUGMENTED_COPIES = 5
+AUGMENTATION_SEED = 0
 
 
 def _fill_form(values: dict, names) -> None:
@@ -63,22 +82,33 @@ def _fill_form(values: dict, names) -> None:
         st.session_state[f"cfg_{name}"] = value
 
 
+def preset_fields(preset_id: str) -> list[str]:
+    """The settings a preset fills in: all but the device and the seed, unless it names them."""
+    named = PRESETS[preset_id].values
+    return [n for n in settings() if n not in KEPT_BY_PRESETS or n in named]
+
+
 def _apply_preset() -> None:
-    """Fill the form with a preset's settings (the device and the seed stay as chosen)."""
-    _fill_form(preset_values(st.session_state.preset),
-               [n for n in settings() if n not in KEPT_BY_PRESETS])
+    """Fill the form with the chosen preset's settings, the Advanced ones included."""
+    preset_id = st.session_state.preset
+    _fill_form(preset_values(preset_id), preset_fields(preset_id))
 
 
 def _init_form() -> None:
-    st.session_state.preset = next(iter(PRESETS))
+    st.session_state.preset = next(iter(offered_presets()))
     _fill_form(defaults(), KEPT_BY_PRESETS)
     _apply_preset()
 
 
-def setting_ui(name: str, spec: Setting, max_train: int):
+def setting_ui(name: str, spec: Setting, max_train: int, standard=None, off: str = ""):
     """One setting's widget, made from its declaration; returns its value (None: the setting's
-    'none' meaning, e.g. a random seed)."""
+    'none' meaning, e.g. a random seed). `standard`: the number an optional setting left at
+    its 'none' meaning stands for here (shown greyed out). `off`: why the setting does not
+    apply to the other choices (e.g. a model without a width): then it invites no value."""
     key = f"cfg_{name}"
+    if spec.kind is bool:
+        st.toggle(spec.label, key=key, help=spec.help)
+        return st.session_state[key]
     if spec.choices is not None:
         choices = spec.allowed()
         labels = {n: model_spec(n).title for n in choices} if name == "model" else {}
@@ -88,63 +118,187 @@ def setting_ui(name: str, spec: Setting, max_train: int):
     # The 'none' checkbox goes under the number, so that the numbers of a row line up; its
     # state is known before it is drawn (it changes only by a click, which reruns the page).
     none = spec.optional and bool(st.session_state.get(f"{key}_none"))
+    if none and standard is not None:
+        st.session_state[key] = standard
     label = f"{spec.label} (of {max_train:,})" if name == "train_size" else spec.label
     step = int(spec.step) if spec.kind is int else spec.step
     st.number_input(label, step=step, format=spec.format, key=key, help=spec.help,
-                    disabled=none)
+                    disabled=none or bool(off))
     if spec.optional:
-        st.checkbox(f"{spec.label}: {spec.none_means}", key=f"{key}_none")
+        # A value set where it does not apply can still be taken back (its message says so).
+        meaning = spec.none_means + (f" ({standard})" if standard is not None else "")
+        st.checkbox(f"{spec.label}: {meaning}", key=f"{key}_none", disabled=bool(off) and none)
+    if off:
+        st.caption(off)
     return None if none else st.session_state[key]
 
 
-def model_caption_ui(name: str) -> None:
-    """What the chosen model is, in one sentence, and its size."""
+def standard_width(values: dict) -> int | None:
+    """The width the chosen model is built with here when Width is left empty (None: the
+    model has no width, or the model or device is not one this machine knows)."""
     try:
-        spec = model_spec(name)
+        return model_width(TrainConfig(model=values["model"], device=values["device"]))
+    except CifarError:
+        return None
+
+
+def width_note(model: str) -> str:
+    """Why Width does not apply to `model` (empty when it does)."""
+    try:
+        spec = model_spec(model)
+    except CifarError:
+        return ""
+    return "" if spec.widths else f"The {spec.title.lower()} has no width setting."
+
+
+# Building a network to count its weights takes up to a second (ResNet-18): once per size.
+@st.cache_data(max_entries=64, show_spinner=False)
+def parameter_count(model: str, width: int | None, num_classes: int) -> int:
+    return model_spec(model).parameter_count(num_classes, width)
+
+
+# A few timed training steps (about a second): once per combination of the settings that
+# decide the speed, not on every change of the others (epochs, learning rate, ...).
+@st.cache_data(max_entries=64, show_spinner="Timing a few training steps on this machine ...")
+def measured_speed(key: tuple, threads: int, _config: TrainConfig) -> float:
+    return measure_images_per_s(_config, threads)
+
+
+def training_estimate(values: dict, images_per_epoch: int) -> TimeEstimate | None:
+    """How long these settings train here: from earlier runs like it, else measured (cached);
+    None if it cannot be told (the failure goes to the server log, not onto the page)."""
+    try:
+        config = TrainConfig(**values)
+        # Measured as a dashboard run would train: with the cores the job runner gives it.
+        threads = threads_for_background_runs(access.runner().max_parallel)
+        return estimate_training_time(
+            config, images_per_epoch, access.store().list(),
+            measure=lambda c: measured_speed(speed_key(c), threads, c))
+    except Exception:
+        log.exception("training time estimate failed")
+        return None
+
+
+def model_caption_ui(values: dict, num_classes: int, estimate: TimeEstimate | None,
+                     problems: dict) -> None:
+    """What the chosen model is, in one sentence, its size at the chosen width and how long
+    the current settings train here."""
+    try:
+        spec = model_spec(values["model"])
     except CifarError:
         return
-    st.caption(f"{spec.description} {spec.parameter_count():,} weights.")
+    width = None if "width" in problems else values.get("width") or standard_width(values)
+    size = f"{parameter_count(spec.name, width, num_classes):,} weights"
+    if width is not None:
+        size += f" at width {width}"
+    if estimate is not None:
+        when = estimate.sentence().capitalize() + "."
+    elif problems:
+        when = "The time it takes shows once the settings marked in red are fixed."
+    else:
+        when = ""
+    st.caption(f"{spec.description} {size}. {when}".strip())
 
 
-def settings_form_ui(max_train: int) -> dict:
-    """A widget for every setting (cifar_core.config declares them), each problem shown under
-    its field; returns the values and the problems."""
-    st.session_state.max_train = max_train
-    if "cfg_epochs" not in st.session_state:
-        _init_form()
-    st.selectbox("Start from a preset", list(PRESETS), key="preset", on_change=_apply_preset,
-                 format_func=lambda preset_id: PRESETS[preset_id].title)
-    values, slots = {}, {}
-    declared = list(settings().items())
+# The same copies on every rerun: one image, one seed, one augmentation.
+@st.cache_data(max_entries=8, show_spinner=False)
+def augmentation_pictures(folder: str, mode: str) -> list:
+    image = access.get_data(folder).train_images[:1]
+    copies = augment(image.expand(AUGMENTED_COPIES, -1, -1, -1), mode,
+                     torch.Generator().manual_seed(AUGMENTATION_SEED))
+    return tiles(torch.cat([image, copies]), scale=3)
+
+
+def augmentation_picture_ui(mode: str) -> None:
+    """One training image and a few copies as the chosen augmentation changes them."""
+    shown = mode if mode != "none" else "flip+translate"
+    pictures = augmentation_pictures(access.data_dir(), shown)
+    st.markdown("**What augmentation does**")
+    st.caption(("Augmentation is off, so the network sees this picture the same every epoch. "
+                f"With {shown} it would see copies like these instead:" if mode == "none"
+                else f"With {shown}, each epoch shows the network a new copy such as these "
+                "instead of the picture itself:")
+               + " flip mirrors it left-right, translate moves it a pixel or two (filling the "
+                 "gap with the mirrored edge).")
+    layout.show_tiles(pictures, ["original", *[f"copy {i}" for i in range(1, len(pictures))]])
+
+
+def settings_grid_ui(declared: list, values: dict, slots: dict, max_train: int) -> None:
+    """These settings' widgets in rows of FORM_COLUMNS, each with a slot for its message under
+    it; their values go into `values`."""
     for row in range(0, len(declared), FORM_COLUMNS):
         for column, (name, spec) in zip(st.columns(FORM_COLUMNS), declared[row:row + FORM_COLUMNS],
                                         strict=False):
             with column:
-                values[name] = setting_ui(name, spec, max_train)
+                if name == "width":
+                    values[name] = setting_ui(name, spec, max_train, standard_width(values),
+                                              width_note(values["model"]))
+                else:
+                    values[name] = setting_ui(name, spec, max_train)
                 slots[name] = st.empty()
-                if name == "model":
-                    model_caption_ui(values[name])
+                if name == "model":  # what it is, its size, the time: once all is chosen
+                    slots["model_caption"] = st.empty()
+
+
+def settings_form_ui(max_train: int, num_classes: int = 10) -> dict:
+    """A widget for every setting (cifar_core.config declares them), the recipe's under
+    "Advanced", each problem shown under its field, and under the Model what it is, its size
+    and how long the settings train here; returns the values, the problems and the estimate."""
+    st.session_state.max_train = max_train
+    if "cfg_epochs" not in st.session_state:
+        _init_form()
+    presets = offered_presets()
+    if st.session_state.get("preset") not in presets:  # e.g. the GPU's, kept from elsewhere
+        st.session_state.preset = next(iter(presets))
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1.selectbox("Start from a preset", list(presets), key="preset", on_change=_apply_preset,
+                 format_func=lambda preset_id: presets[preset_id].title,
+                 help="Fills in every setting below, the Advanced ones too; you can change any "
+                      "of them afterwards.")
+    back_slot = c2.empty()
+    values, slots = {}, {}
+    basic = [(n, s) for n, s in settings().items() if not s.advanced]
+    advanced = [(n, s) for n, s in settings().items() if s.advanced]
+    settings_grid_ui(basic, values, slots, max_train)
+    with st.expander("Advanced: the training recipe", icon=":material/tune:"):
+        st.caption("How the network is taught, beyond the tutorial's plain recipe. The fast "
+                   "network's presets turn these on; the tutorial preset turns them off.")
+        settings_grid_ui(advanced, values, slots, max_train)
+        if "augment" in values:
+            augmentation_picture_ui(values["augment"])
+    # Choosing the preset already shown changes nothing: a button takes the form back to it.
+    preset = preset_values(st.session_state.preset)
+    if any(values[n] != preset[n] for n in preset_fields(st.session_state.preset)):
+        back_slot.button("Back to the preset", on_click=_apply_preset,
+                         icon=":material/settings_backup_restore:",
+                         help="Set every field to the chosen preset's value again.")
     problems = config_problems(values)
     for name, message in problems.items():
         slots[name].error(message, icon=":material/error:")
     advice = None if problems else device_advice(values["device"], values["batch_size"])
     if advice:
         slots["device"].info(advice, icon=":material/speed:")
-    return {"values": values, "problems": problems}
+    size = values["train_size"] or max_train
+    estimate = None if problems else training_estimate(values, min(size, max_train))
+    with slots["model_caption"].container():
+        model_caption_ui(values, num_classes, estimate, problems)
+    return {"values": values, "problems": problems, "estimate": estimate}
 
 
-def start_ui(values: dict, problems: dict, images_per_epoch: int) -> None:
+def start_ui(values: dict, problems: dict, images_per_epoch: int,
+             estimate: TimeEstimate | None = None) -> None:
     """The Start button (disabled while a setting is wrong) and a time estimate."""
     c1, c2 = st.columns([1, 4], vertical_alignment="center")
     clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:",
                         disabled=bool(problems))
     if problems:
-        c2.caption("Fix the settings marked in red to start.")
+        declared = settings()
+        where = ", ".join(declared[n].label + (" (under Advanced)" if declared[n].advanced
+                                               else "") for n in problems if n in declared)
+        c2.caption(f"Fix the settings marked in red to start: {where}.")
     else:
-        estimate = estimate_seconds(access.store().list(), values, images_per_epoch)
         c2.caption(f"{values['epochs'] * images_per_epoch:,} images in all"
-                   + (f" · about {format_duration(estimate)} here, judging by earlier runs"
-                      if estimate else "")
+                   + (f" · {estimate.sentence()}" if estimate else "")
                    + " · it keeps running if you leave this page.")
     if clicked and not problems:
         run = access.runner().start(TrainConfig(**values), access.data_dir())
@@ -281,10 +435,10 @@ def main() -> None:
     data = layout.data_or_status_ui()
     if data is None:
         return
-    form = settings_form_ui(len(data.train_labels))
+    form = settings_form_ui(len(data.train_labels), len(data.classes))
     values = form["values"]
     size = values["train_size"] or len(data.train_labels)
-    start_ui(values, form["problems"], min(size, len(data.train_labels)))
+    start_ui(values, form["problems"], min(size, len(data.train_labels)), form["estimate"])
     st.divider()
     run = run_to_show()
     if run is None:

@@ -140,7 +140,8 @@ def test_train_form_has_every_setting_and_presets(data_dir, runs_dir):
     no_traceback(at)
     # A widget for every declared setting, labelled as declared (cifar_core.config).
     for name, spec in settings().items():
-        widget = (at.selectbox(key=f"cfg_{name}") if spec.choices is not None
+        widget = (at.toggle(key=f"cfg_{name}") if spec.kind is bool
+                  else at.selectbox(key=f"cfg_{name}") if spec.choices is not None
                   else at.number_input(key=f"cfg_{name}"))
         assert widget.label.startswith(spec.label) and widget.help == spec.help
         if spec.optional:  # e.g. a random seed, all training images
