@@ -50,9 +50,10 @@ def run_label(run: Run) -> str:
 def setting_text(name: str, value) -> str:
     """A setting's value in words, e.g. 'all' for every training image."""
     spec = settings()[name]
-    if value is None:
+    if value is None or value != value:  # NaN: a table column's None beside numbers
         return spec.none_means or "-"
-    return f"{value:,}" if spec.kind is int else str(value)
+    # (A table column of whole numbers and Nones holds floats: 4.0 is shown as 4.)
+    return f"{int(value):,}" if spec.kind is int else str(value)
 
 
 def how_it_trained(run: Run) -> str | None:

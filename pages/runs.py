@@ -47,6 +47,8 @@ def run_loss_curve(run: Run, points: int) -> pd.DataFrame:
 
 def setting_column(name: str, spec: Setting):
     """A Runs-table column for a setting, from its declaration."""
+    if spec.kind is bool:  # on or off, e.g. Nesterov momentum
+        return st.column_config.CheckboxColumn(spec.label, help=spec.help)
     if spec.kind is str or spec.optional:  # text: choices, or 'all'/'random' for none
         return st.column_config.TextColumn(spec.label, help=spec.help)
     return st.column_config.NumberColumn(spec.label, format=spec.format, help=spec.help)
@@ -141,7 +143,7 @@ def scatter_ui(runs: list[Run]) -> None:
     setting = st.radio("Setting", list(SETTINGS), format_func=lambda n: declared[n].label,
                        horizontal=True, key="scatter_setting")
     spec = declared[setting]
-    if spec.kind is str:  # a choice, e.g. the model: one column of dots per value
+    if spec.kind in (str, bool):  # a choice, e.g. the model, or on/off: a column per value
         x = alt.X(f"{setting}:N", title=spec.label, axis=alt.Axis(labelAngle=0))
     else:
         x = alt.X(f"{setting}:Q", title=spec.label,

@@ -348,3 +348,25 @@ def test_a_fast_run_started_from_the_form_records_its_recipe_and_runs_shows_it(d
     at.switch_page("pages/evaluate.py").run()
     no_traceback(at)
     assert any(run.id in str(s.value) for s in at.selectbox)
+
+
+def test_the_runs_table_shows_width_and_nesterov_as_settings(data_dir, runs_dir):
+    import json
+
+    store = RunStore(runs_dir)
+    for settings_ in (dict(), dict(model="fast", width=4, nesterov=True, augment="flip")):
+        run = store.create(TrainConfig(seed=0, **settings_).to_dict(), str(data_dir), "cli",
+                           status="running")
+        store.finish(run.id, "completed", metrics={"accuracy": 40.0, "images_per_s": 100.0})
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/runs.py").run()
+    no_traceback(at)
+    table = at.dataframe[0].value.set_index("model")
+    # A column of a width and a None must not read '4.0' and 'nan'.
+    assert table.loc["fast", "width"] == "4" and table.loc["tutorial", "width"] == "standard"
+    assert bool(table.loc["fast", "nesterov"]) and not bool(table.loc["tutorial", "nesterov"])
+    columns = json.loads(at.dataframe[0].proto.columns)
+    assert columns["nesterov"]["type_config"]["type"] == "checkbox"  # on/off, not a number
+    at.radio(key="scatter_setting").set_value("nesterov").run()
+    no_traceback(at)
