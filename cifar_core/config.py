@@ -74,8 +74,8 @@ class TrainConfig:
 
     model: str = setting(
         "tutorial", label="Model", kind=str, flag="--model", choices=model_names,
-        help="Which network to train: the tutorial's small one, a fast modern one, or the "
-             "well-known ResNet-18. What it is, its size and how long it takes show below it.")
+        help="Which network to train: the tutorial's small one, a fast modern one built for "
+             "quick training, or the well-known (large, slow on a CPU) ResNet-18.")
     epochs: int = setting(
         2, label="Epochs", kind=int, flag="--epochs", low=1, high=1000,
         help="How many times the network sees every training image.")
