@@ -290,6 +290,25 @@ def test_the_preset_menu_offers_what_this_machine_can_run(data_dir, runs_dir):
         assert PRESETS["gpu"].title not in options
 
 
+def test_where_cuda_is_present_the_gpu_preset_is_offered_and_fills_the_fields(
+        data_dir, runs_dir, monkeypatch):
+    # No GPU is needed: CUDA is only said to be there, and the speed is not measured on it.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(cifar_core.estimate, "measure_images_per_s",
+                        lambda config, threads=None: 10_000.0)
+    at = train_page()
+    assert PRESETS["gpu"].title in at.selectbox(key="preset").options
+    choose_preset(at, "gpu")
+    wanted = {**defaults(), **PRESETS["gpu"].values}
+    for name in settings():
+        if name != "seed":
+            assert form_value(at, name) == wanted[name], name
+    at.checkbox(key="cfg_width_none").check().run()  # the standard width here: the GPU's
+    assert at.number_input(key="cfg_width").value == model_spec("fast").gpu_width
+    at.selectbox(key="cfg_precision").set_value("fp16").run()  # allowed on a GPU
+    assert not errors(at) and not start_button(at).disabled
+
+
 @pytest.mark.parametrize("preset_id", ["cpu-3min", "cpu-5min"])
 def test_a_cpu_preset_fills_every_field_and_the_tutorial_preset_resets_them(data_dir, runs_dir,
                                                                            preset_id):
