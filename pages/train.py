@@ -192,7 +192,8 @@ def model_caption_ui(values: dict, num_classes: int, estimate: TimeEstimate | No
     if width is not None:
         size += f" at width {width}"
     if estimate is not None:
-        when = estimate.sentence().capitalize() + "."
+        sentence = estimate.sentence()
+        when = sentence[:1].upper() + sentence[1:] + "."
     elif problems:
         when = "The time it takes shows once the settings marked in red are fixed."
     else:
