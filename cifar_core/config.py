@@ -308,10 +308,10 @@ PRESETS = {
     "quick": Preset("Quick demo: about a minute on a laptop CPU", dict(
         epochs=3, lr=0.01, momentum=0.9, batch_size=16, log_every=250, train_size=None)),
     "cpu-3min": Preset("Best in about 3 minutes on a CPU (fast network)", dict(
-        FAST_RECIPE, width=24, epochs=8, batch_size=512, lr=0.75, log_every=20,
+        FAST_RECIPE, width=16, epochs=8, batch_size=512, lr=0.75, log_every=20,
         precision="auto", device="cpu")),
     "cpu-5min": Preset("Best in 5 minutes on a CPU (fast network)", dict(
-        FAST_RECIPE, width=32, epochs=10, batch_size=512, lr=0.75, log_every=20,
+        FAST_RECIPE, width=32, epochs=8, batch_size=512, lr=0.75, log_every=20,
         precision="auto", device="cpu")),
     "gpu": Preset("GPU: 94 % in seconds (fast network)", dict(
         FAST_RECIPE, width=64, epochs=10, batch_size=1024, lr=1.5, log_every=10,
