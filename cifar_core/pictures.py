@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import io
+
 import numpy as np
 import torch
+from PIL import Image
 
 CORRECT_RGB = (34, 160, 70)
 WRONG_RGB = (214, 40, 40)
@@ -43,3 +47,23 @@ def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndar
 
     grid = make_grid(images, nrow=nrow, padding=padding, pad_value=255)
     return grid.permute(1, 2, 0).contiguous().numpy()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """An HWC uint8 picture as a PNG file's bytes: lossless, so enlarged pixels stay sharp
+    squares (JPEG smears their edges)."""
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_png(shape: tuple[int, ...], raw: bytes) -> bytes:
+    return png_bytes(np.frombuffer(raw, dtype=np.uint8).reshape(shape))
+
+
+def encoded(image: np.ndarray) -> bytes:
+    """png_bytes, encoded once per distinct picture in this process: the same tiles come back
+    on every visit to a page (bench/RESULTS.md, issue 16)."""
+    array = np.ascontiguousarray(image, dtype=np.uint8)
+    return _cached_png(array.shape, array.tobytes())

@@ -6,8 +6,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from cifar_core import CifarData
 from cifar_core.pictures import image_grid, tiles
-from pages.shared import layout, navigation
+from pages.shared import access, layout, navigation
 
 
 def batch_controls_ui(classes: tuple[str, ...]) -> tuple[str, int, list[str], int]:
@@ -40,6 +41,27 @@ def class_counts_chart(classes: tuple[str, ...], frame: pd.DataFrame) -> alt.Cha
     ).properties(height=260)
 
 
+# The counts never change for a data folder: the chart's spec is built (and checked by Altair,
+# the slow part) once per server, not on every visit (bench/RESULTS.md, issue 16).
+@st.cache_data(max_entries=4, show_spinner=False)
+def class_counts_spec(folder: str) -> dict:
+    data = access.get_data(folder)
+    return class_counts_chart(data.classes, data.class_counts_table()).to_dict()
+
+
+# The batch and its settings redraw alone: a click on New batch, a class or the size reruns only
+# this, not the page's header, the counts chart or the sidebar (bench/bench_clicks.py).
+@st.fragment
+def batch_ui(data: CifarData) -> None:
+    split, size, chosen, seed = batch_controls_ui(data.classes)
+    batch = data.random_batch(split, size, seed=seed, classes=chosen or None)
+    layout.show_tiles(tiles(batch.images, scale=3), batch.label_names)
+    with st.expander("As one grid (torchvision make_grid), labels in reading order"):
+        st.image(image_grid(batch.images, nrow=8), width=min(8, len(batch.labels)) * 34 * 3,
+                 output_format="PNG")
+        st.caption(" · ".join(batch.label_names))
+
+
 @layout.guard
 def main() -> None:
     layout.page_header("The data", "Random photos from CIFAR-10 with the class a person gave each "
@@ -47,14 +69,9 @@ def main() -> None:
     data = layout.data_or_status_ui()
     if data is None:
         return
-    split, size, chosen, seed = batch_controls_ui(data.classes)
-    batch = data.random_batch(split, size, seed=seed, classes=chosen or None)
-    layout.show_tiles(tiles(batch.images, scale=3), batch.label_names)
-    with st.expander("As one grid (torchvision make_grid), labels in reading order"):
-        st.image(image_grid(batch.images, nrow=8), width=min(8, len(batch.labels)) * 34 * 3)
-        st.caption(" · ".join(batch.label_names))
+    batch_ui(data)
     st.subheader("Images per class")
-    st.altair_chart(class_counts_chart(data.classes, data.class_counts_table()), width="stretch")
+    st.vega_lite_chart(class_counts_spec(access.data_dir()), width="stretch")
 
 
 navigation.run_inside_app(main)

@@ -33,6 +33,10 @@ def _new_seed() -> None:
     st.session_state.eval_seed = random.randrange(100_000)
 
 
+# New batch (or a seed) redraws only these pictures, not the charts and the other pictures of
+# the page (bench/bench_clicks.py).
+@st.fragment
+@layout.guard
 def predictions_ui(evaluation: Evaluation, data) -> None:
     st.subheader("Truth and prediction")
     if "eval_seed" not in st.session_state:
@@ -49,7 +53,20 @@ def predictions_ui(evaluation: Evaluation, data) -> None:
                f"{int(rows['correct'].sum())} of {len(rows)} right in this batch.")
 
 
-def per_class_ui(evaluation: Evaluation) -> None:
+# A run's charts never change once it has finished: each spec is built (and checked by Altair,
+# the slow part of drawing this page) once per run and server (bench/RESULTS.md, issue 16).
+@st.cache_data(max_entries=64, show_spinner=False)
+def per_class_spec(run_key: tuple, _table: pd.DataFrame) -> dict:
+    chart = alt.Chart(_table).mark_bar(color="#4C78A8").encode(
+        x=alt.X("accuracy:Q", title="accuracy (%)", scale=alt.Scale(domain=[0, 100])),
+        y=alt.Y("class:N", sort="-x", title=None),
+        tooltip=["class", alt.Tooltip("accuracy:Q", format=".1f"), "correct", "total"])
+    chance = alt.Chart(pd.DataFrame({"x": [100 / len(_table)]})).mark_rule(
+        strokeDash=[4, 4], color="#999").encode(x="x:Q")
+    return (chart + chance).properties(height=300).to_dict()
+
+
+def per_class_ui(evaluation: Evaluation, run_key: tuple) -> None:
     st.subheader("Accuracy per class")
     table = evaluation.per_class_accuracy()
     c1, c2 = st.columns([2, 3])
@@ -60,13 +77,7 @@ def per_class_ui(evaluation: Evaluation) -> None:
         "accuracy": st.column_config.ProgressColumn("Accuracy", format="%.1f %%",
                                                     min_value=0, max_value=100),
     })
-    chart = alt.Chart(table).mark_bar(color="#4C78A8").encode(
-        x=alt.X("accuracy:Q", title="accuracy (%)", scale=alt.Scale(domain=[0, 100])),
-        y=alt.Y("class:N", sort="-x", title=None),
-        tooltip=["class", alt.Tooltip("accuracy:Q", format=".1f"), "correct", "total"])
-    chance = alt.Chart(pd.DataFrame({"x": [100 / len(table)]})).mark_rule(
-        strokeDash=[4, 4], color="#999").encode(x="x:Q")
-    c2.altair_chart((chart + chance).properties(height=300), width="stretch")
+    c2.vega_lite_chart(per_class_spec(run_key, table), width="stretch")
 
 
 def confusion_layers(frame: pd.DataFrame, classes: list[str]) -> tuple[alt.Chart, alt.Chart]:
@@ -84,21 +95,30 @@ def confusion_layers(frame: pd.DataFrame, classes: list[str]) -> tuple[alt.Chart
     return heat, text
 
 
-def confusion_ui(evaluation: Evaluation, data) -> None:
+@st.cache_data(max_entries=64, show_spinner=False)
+def confusion_spec(run_key: tuple, _frame: pd.DataFrame, classes: list[str]) -> dict:
+    """The confusion matrix's heatmap whose squares can be clicked (selection 'cell')."""
+    pick = alt.selection_point(name="cell", fields=["true", "predicted"], on="click")
+    heat, text = confusion_layers(_frame, classes)
+    heat = heat.encode(opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35))
+                       ).add_params(pick)
+    return (heat + text).properties(height=420).to_dict()
+
+
+# A click on a square or a change of the menus redraws only this section.
+@st.fragment
+@layout.guard
+def confusion_ui(evaluation: Evaluation, data, run_key: tuple) -> None:
     st.subheader("What gets mistaken for what")
     st.caption("Rows: the true class. Columns: what the network said. The diagonal is right; "
                "every other square is a kind of mistake. Click a square to see its images.")
     classes = list(evaluation.classes)
     matrix = evaluation.confusion_matrix()
-    frame = evaluation.confusion_table()
-    pick = alt.selection_point(name="cell", fields=["true", "predicted"], on="click")
-    heat, text = confusion_layers(frame, classes)
-    heat = heat.encode(opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35))
-                       ).add_params(pick)
+    spec = confusion_spec(run_key, evaluation.confusion_table(), classes)
     c1, c2 = st.columns([3, 2])
     with c1:
-        event = st.altair_chart((heat + text).properties(height=420), width="stretch",
-                                on_select="rerun", key="confusion_chart")
+        event = st.vega_lite_chart(spec, width="stretch", on_select="rerun",
+                                   key="confusion_chart")
     chosen = (event or {}).get("selection", {}).get("cell") or []
     # A new click picks the cell; the menus below can still change it afterwards.
     if chosen and chosen[0] != st.session_state.get("last_cell"):
@@ -183,8 +203,9 @@ def main() -> None:
     c2.metric("Test images", f"{len(evaluation.labels):,}")
     c3.metric("Guessing would get", f"{100 / len(evaluation.classes):.0f} %")
     predictions_ui(evaluation, data)
-    per_class_ui(evaluation)
-    confusion_ui(evaluation, data)
+    run_key = (run.id, run.checkpoint, run.finished)
+    per_class_ui(evaluation, run_key)
+    confusion_ui(evaluation, data, run_key)
     learning_ui(run.id, evaluation.classes)
     mistakes_ui(evaluation, data)
 

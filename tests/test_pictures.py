@@ -51,3 +51,21 @@ def test_image_grid_is_hwc_uint8_laid_out_like_make_grid(tiny_data):
     assert np.array_equal(grid[2:34, 2:34], images[0].permute(1, 2, 0).numpy())
     assert np.array_equal(grid[36:68, 2:34], images[4].permute(1, 2, 0).numpy())
     assert (grid[:2] == 255).all() and (grid[:, :2] == 255).all()
+
+
+def test_png_bytes_keep_every_pixel_and_encoded_reuses_the_first_encoding():
+    import io
+
+    from PIL import Image
+
+    from cifar_core.pictures import encoded, png_bytes
+
+    rng = np.random.default_rng(0)
+    picture = enlarge(rng.integers(0, 256, (3, 32, 32), dtype=np.uint8), 3)
+    decoded = np.asarray(Image.open(io.BytesIO(png_bytes(picture))))
+    assert np.array_equal(decoded, picture)  # lossless: the enlarged pixels stay sharp
+    first = encoded(picture)
+    assert encoded(picture.copy()) is first  # the same picture again: no second encoding
+    other = picture.copy()
+    other[0, 0, 0] ^= 1
+    assert encoded(other) != first  # one pixel differs: its own encoding
