@@ -1,5 +1,7 @@
 """CIFAR-10 dashboard: `streamlit run app.py`. This file picks the page and draws Home."""
 
+import contextlib
+
 import streamlit as st
 
 from cifar_core.errors import StoreError
@@ -97,6 +99,10 @@ if not gate.is_open():
     gate.password_ui()
     st.stop()
 page = st.navigation(pages)
+# The store's one-time notices, sent from this full run rather than from a fragment; a store
+# that cannot open is the page's to explain.
+with contextlib.suppress(StoreError):
+    access.store()
 with st.sidebar:
     active_run_sidebar_ui()
 with navigation.inside_app():

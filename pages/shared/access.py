@@ -44,14 +44,16 @@ def get_store(folder: str) -> RunStore:
 
 def store() -> RunStore:
     opened = get_store(runs_dir())
-    _store_notices_ui(opened)
+    store_notices_ui(opened)
     return opened
 
 
-def _store_notices_ui(opened: RunStore) -> None:
+def store_notices_ui(opened: RunStore) -> None:
     """Say once per browser session what opening the store had to do or cannot do (a damaged
     file moved aside, a read-only folder) and which runs are left out as damaged: one message
-    each, which stays until closed, on whichever page comes first."""
+    each, which stays until closed, on whichever page comes first. app.py calls it before any
+    fragment runs: a toast sent from inside a fragment that reruns by itself came back on later
+    pages after it had been closed or had timed out (issue 16)."""
     told = st.session_state.setdefault("store_notices_told", set())
     if str(opened.root) in told:
         return
