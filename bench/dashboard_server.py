@@ -19,16 +19,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data_dir: Path, runs_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(data_dir: Path, runs_dir: Path,
+                 root: Path = ROOT) -> tuple[subprocess.Popen, str]:
     """(the server's process, its address) once it accepts connections (at most 60 s); the
-    caller stops it with proc.terminate()."""
+    caller stops it with proc.terminate(). `root`: the checkout whose app.py is served (another
+    one, e.g. a `git worktree` of an earlier commit, to compare before and after)."""
     port = free_port()
     env = {**os.environ, "CIFAR_DATA_DIR": str(data_dir), "CIFAR_RUNS_DIR": str(runs_dir)}
     env.pop("CIFAR_DASHBOARD_PASSWORD", None)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
                              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            cwd=root, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:
