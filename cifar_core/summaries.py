@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,8 +69,11 @@ def how_it_trained(run: Run) -> str | None:
 
 
 def runs_with_network(runs: list[Run]) -> list[Run]:
-    """The runs that saved a network to inspect (completed or stopped), in the given order."""
-    return [r for r in runs if r.checkpoint and r.status in ("completed", "stopped")]
+    """The runs that saved a network to inspect (completed or stopped): those whose network
+    file is still there first, each group in the given order (a page that shows the first
+    one by default shows one it can draw, not a deleted file's error)."""
+    saved = [r for r in runs if r.checkpoint and r.status in ("completed", "stopped")]
+    return sorted(saved, key=lambda r: not Path(r.checkpoint).is_file())
 
 
 def runs_table(runs: list[Run]) -> pd.DataFrame:

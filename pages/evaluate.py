@@ -187,8 +187,8 @@ def learning_ui(run_id: str, classes: tuple[str, ...]) -> None:
 
 @layout.guard
 def main() -> None:
-    layout.page_header("Evaluate", "How the trained network does on the 10,000 test images, which "
-                       "it never saw while training.")
+    layout.page_header("Evaluate", "How the trained network does on the test images, which it "
+                       "never saw while training.")
     data = layout.data_or_status_ui()
     if data is None:
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -193,3 +194,21 @@ def test_per_epoch_confusions_and_each_classs_accuracy_across_epochs():
         (1, "cat", 50.0), (1, "dog", 50.0), (2, "cat", 100.0), (2, "dog", 50.0)]
     rows = confusion_rows(confusions[2], ("cat", "dog"))
     assert rows["images"].sum() == 4 and len(rows) == 4
+
+
+def test_runs_with_network_puts_runs_whose_file_is_gone_last(store):
+    metrics = {"accuracy": 1.0, "per_class": {}}
+    runs = []
+    for _ in range(3):
+        run = store.create({}, "/data", "test", status="running")
+        path = store.run_dir(run.id) / "cifar_net.pth"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"weights")
+        store.finish(run.id, "completed", "ok", metrics, str(path))
+        runs.append(store.get(run.id))
+    Path(runs[2].checkpoint).unlink()  # the newest run's network deleted: listed first
+    listed = store.list()
+    kept = runs_with_network(listed)
+    assert listed[0].id == runs[2].id
+    present = [r.id for r in listed if r.id != runs[2].id]
+    assert [r.id for r in kept] == [*present, runs[2].id]  # the store's order kept otherwise
