@@ -417,13 +417,10 @@ def test_an_inner_page_opened_first_is_drawn_inside_the_app(data_dir, runs_dir):
     assert any(run.id in c.value for c in at.sidebar.caption), "app.py's sidebar is missing"
 
 
-def test_no_page_says_none_or_nan_for_runs_in_every_state(data_dir, runs_dir):
-    """A store with a run in every state (and an older run without newer settings): no page
-    shows Python's None or a float's nan to the user. (Runs' accuracy column is a progress
-    bar, left empty for a run without one.)"""
-    import os
-    import re
-
+def store_with_every_state(runs_dir: Path, data_dir: Path, running_pid: int) -> str:
+    """A run store with a completed run (trained here; its id is returned), stopped, diverged
+    and failed ones, a queued one and a running one (process `running_pid`) made by an older
+    version without the newer settings."""
     done = finish_run(runs_dir, data_dir)
     store = RunStore(runs_dir)
     config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
@@ -434,7 +431,18 @@ def test_no_page_says_none_or_nan_for_runs_in_every_state(data_dir, runs_dir):
         store.finish(run.id, status, message)
     store.create(config, str(data_dir), "dashboard")  # queued
     old = {k: v for k, v in config.items() if k not in ("model", "train_size")}
-    store.create(old, str(data_dir), "cli", status="running", pid=os.getpid())
+    store.create(old, str(data_dir), "cli", status="running", pid=running_pid)
+    return done
+
+
+def test_no_page_says_none_or_nan_for_runs_in_every_state(data_dir, runs_dir):
+    """A store with a run in every state (and an older run without newer settings): no page
+    shows Python's None or a float's nan to the user. (Runs' accuracy column is a progress
+    bar, left empty for a run without one.)"""
+    import os
+    import re
+
+    done = store_with_every_state(runs_dir, data_dir, running_pid=os.getpid())
     word = re.compile(r"\b(None|nan|NaN)\b")
     for page in (None, "pages/data.py", "pages/train.py", "pages/evaluate.py",
                  "pages/try_it.py", "pages/runs.py"):

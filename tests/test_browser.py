@@ -26,7 +26,7 @@ import pytest
 import torch
 from conftest import REAL_ARCHIVE, write_cifar_batches
 from PIL import Image
-from test_app import CLASSES, finish_run
+from test_app import CLASSES, finish_run, store_with_every_state
 
 from cifar_core.models import Net
 from cifar_core.runs import RunStore
@@ -238,6 +238,123 @@ def test_click_through_the_whole_app(server, page):
     page.get_by_text(run_id).first.wait_for(state="attached")
     assert_no_error_shown(page)
     shoot(page, "runs")
+
+
+# Each page's address, its title in the sidebar and its heading.
+PAGES = {"": ("Home", "Teach a computer to recognise pictures"), "data": ("Data", "The data"),
+         "train": ("Train", "Train"), "evaluate": ("Evaluate", "Evaluate"),
+         "try_it": ("Try it", "Try it"), "runs": ("Runs", "Runs")}
+NONE_OR_NAN = re.compile(r"\b(None|nan|NaN)\b")
+STOPPING = "Stopping after the current batch"
+
+
+def wait_drawn(page, heading: str, settle_s: float = 1.0) -> None:
+    """The page with this heading is on screen: no skeleton, nothing stale (left over from the
+    page before), and it stayed so for settle_s (the script's last elements have arrived)."""
+    page.wait_for_function(
+        """(heading) => { const h = document.querySelector('[data-testid=stMain] h1');
+          return h && h.innerText.trim() === heading &&
+            !document.querySelector('[data-testid=stSkeleton], [data-stale=true]'); }""",
+        arg=heading)
+    time.sleep(settle_s)
+    page.wait_for_function("!document.querySelector('[data-testid=stSkeleton], "
+                           "[data-stale=true]')")
+
+
+def shown_text(page) -> str:
+    """Everything a person can read: the page, the sidebar, toasts and the tables' cells."""
+    cells = page.locator("[data-testid=stDataFrame] [role=gridcell]").all_text_contents()
+    return page.locator("body").inner_text() + "\n" + "\n".join(cells)
+
+
+def toasts(page) -> list[str]:
+    return page.locator("[data-testid=stToast]").all_inner_texts()
+
+
+def switch_page(page, path: str) -> None:
+    title, heading = PAGES[path]
+    page.locator("[data-testid=stSidebarNav] a").filter(has_text=title).first.click()
+    wait_drawn(page, heading, settle_s=0.2)
+
+
+def test_what_stop_says_stays_with_the_stopping_run(server, page):
+    """Stop's words belong to the Train page while the run stops: never a toast, and nothing
+    of them on the pages opened right afterwards or on Train once the run has stopped (issue
+    16: a toast sent from the Train page's self-refreshing view came back on Evaluate)."""
+    url, runs_dir = server
+    page.goto(f"{url}/train", timeout=180_000)  # a fresh server's first page, if it is
+    page.get_by_role("button", name="Start training").wait_for(timeout=180_000)
+    field = page.get_by_role("spinbutton", name=re.compile("^Epochs"))
+    field.fill("1000")  # far longer than the test: it is stopped
+    field.press("Enter")
+    time.sleep(0.5)
+    before = {r.id for r in RunStore(runs_dir).list()}
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_role("button", name="Stop").wait_for()
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text(STOPPING).or_(page.get_by_text("Stopped")).first.wait_for()
+    time.sleep(1)  # what Stop says has had its moment on Train (a toast would show by now)
+    for path in ("evaluate", "runs", "data", "", "evaluate"):
+        switch_page(page, path)
+        deadline = time.monotonic() + 4  # such a toast came back about 3 s after the switch
+        while time.monotonic() < deadline:
+            assert not toasts(page), (path, toasts(page))
+            assert STOPPING not in shown_text(page), path
+            time.sleep(0.25)
+    [run] = [r for r in RunStore(runs_dir).list() if r.id not in before]
+    deadline = time.monotonic() + 120
+    while RunStore(runs_dir).get(run.id).is_active and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert RunStore(runs_dir).get(run.id).status == "stopped"
+    switch_page(page, "train")
+    time.sleep(2)
+    assert STOPPING not in shown_text(page) and not toasts(page)
+    assert_no_error_shown(page)
+
+
+@pytest.fixture
+def seeded_store_server(tmp_path):
+    """A dashboard over a store with a run in every state: completed, stopped, diverged,
+    failed, queued, running (a stand-in process), and a completed run whose checkpoint file
+    was deleted."""
+    data_dir = write_cifar_batches(tmp_path / "data", train_per_batch=100, test_size=100)
+    runs_dir = tmp_path / "runs"
+    # Its command line names cifar_core, so the job runner takes it for a live training job.
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)",
+                                 "cifar_core-test-stand-in"])
+    try:
+        store_with_every_state(runs_dir, data_dir, running_pid=stand_in.pid)
+        gone = RunStore(runs_dir).get(finish_run(runs_dir, data_dir, lr=0.02))
+        Path(gone.checkpoint).unlink()
+        url, proc = start_server(data_dir, runs_dir)
+        yield url
+        output = stop_server(proc)
+        assert "Traceback" not in output, output[-3000:]
+    finally:
+        stand_in.terminate()
+        stand_in.wait(timeout=10)
+
+
+def test_no_page_of_a_seeded_store_shows_none_or_nan(seeded_store_server, browser):
+    """What a newcomer reads on every page, runs in every state: never Python's None or a
+    float's nan (in the text, the sidebar or a table's cells), never an error. Screenshots of
+    each page go to BROWSER_WALK when it names a folder (to look at them as a newcomer)."""
+    tab = browser.new_page(viewport={"width": 1400, "height": 1500})
+    tab.set_default_timeout(60_000)
+    walk = os.environ.get("BROWSER_WALK")
+    try:
+        for path, (_, heading) in PAGES.items():
+            tab.goto(f"{seeded_store_server}/{path}")
+            wait_drawn(tab, heading)
+            shown = shown_text(tab).replace("The loss became NaN", "")  # the diverged run's
+            assert not NONE_OR_NAN.search(shown), (path, NONE_OR_NAN.findall(shown))
+            assert_no_error_shown(tab)
+            if walk:
+                Path(walk).mkdir(parents=True, exist_ok=True)
+                tab.screenshot(path=str(Path(walk) / f"seeded-{path or 'home'}.png"),
+                               full_page=True)
+    finally:
+        tab.close()
 
 
 def real_photo(folder: Path, side: int = 256) -> Path:
