@@ -360,8 +360,10 @@ def main() -> int:
                 for tree in trees:
                     page, runs, times = tabs[tree["label"]]
                     one_round(browser, page, runs, tree["url"], r, times)
-                    print(f"round {r + 1} of {tree['label']} done, {time.strftime('%H:%M:%S')}",
-                          file=sys.stderr)
+                    print(json.dumps({"round": r + 1, "tree": tree["label"],
+                                      "at": time.strftime("%H:%M:%S"),
+                                      "load": os.getloadavg(), "times": times}),
+                          file=sys.stderr, flush=True)
             report["idle"] = {label: summary(times) for label, (_, _, times) in tabs.items()}
             report["load_after_idle"] = os.getloadavg()
             for page, _, _ in tabs.values():
