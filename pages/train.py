@@ -120,6 +120,8 @@ def setting_ui(name: str, spec: Setting, max_train: int, standard=None, off: str
     none = spec.optional and bool(st.session_state.get(f"{key}_none"))
     if none and standard is not None:
         st.session_state[key] = standard
+    elif none and off:
+        st.session_state[key] = None  # an empty field: no number applies (it showed 0)
     label = f"{spec.label} (of {max_train:,})" if name == "train_size" else spec.label
     step = int(spec.step) if spec.kind is int else spec.step
     st.number_input(label, step=step, format=spec.format, key=key, help=spec.help,

@@ -169,6 +169,7 @@ def test_width_invites_no_value_for_the_tutorial_model_and_its_message_shows_if_
         data_dir, runs_dir):
     at = train_page()
     assert at.number_input(key="cfg_width").disabled
+    assert at.number_input(key="cfg_width").value is None  # an empty field, not a '0'
     assert at.checkbox(key="cfg_width_none").disabled  # nothing to choose
     assert "The tutorial network has no width setting." in texts(at)
 
