@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,19 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
 DEFAULT_DATA_DIR = Path(os.environ.get("CIFAR_DATA_DIR") or "/tmp/cifar/batches")
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_train import machine_info  # noqa: E402  (the machine, as every benchmark names it)
 
 
 def machine() -> str:
     """The CPU's name and core count (figures compare only within one machine)."""
-    name = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores"
+    info = machine_info("cpu")
+    return f"{info['cpu']}, {info['cores']} cores"
 
 
 def flags_of(assignments: list[str]) -> list[str]:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cifar_core.errors import ConfigError
+from cifar_core.fastnet import FastNet, bias_lr_scales, whiten_from
 
 
 class Net(nn.Module):
@@ -114,21 +115,7 @@ register(ModelSpec(
 
 
 def _fast(num_classes: int, width: int | None = None) -> nn.Module:
-    from cifar_core.fastnet import FastNet
-
     return FastNet(num_classes, width or MODELS["fast"].cpu_width)
-
-
-def _fast_lr_scales(model: nn.Module):
-    from cifar_core.fastnet import bias_lr_scales
-
-    return bias_lr_scales(model)
-
-
-def _fast_prepare(model: nn.Module, images: torch.Tensor) -> None:
-    from cifar_core.fastnet import whiten_from
-
-    whiten_from(model, images)
 
 
 def _resnet18(num_classes: int, width: int | None = None) -> nn.Module:
@@ -147,8 +134,8 @@ register(ModelSpec(
     description="A modern small network built for fast training: it looks for patterns at "
                 "three scales, with each layer's output kept in a steady range. Learns far "
                 "more than the tutorial's in the same minutes.",
-    build=_fast, widths=(4, 256), cpu_width=32, gpu_width=64, lr_scales=_fast_lr_scales,
-    prepare=_fast_prepare, channels_last=True))
+    build=_fast, widths=(4, 256), cpu_width=32, gpu_width=64, lr_scales=bias_lr_scales,
+    prepare=whiten_from, channels_last=True))
 
 register(ModelSpec(
     name="resnet18", title="ResNet-18 (torchvision)",

@@ -70,9 +70,7 @@ def make_schedule(optimizer: optim.Optimizer, schedule: str,
 
 def loss_function(config) -> nn.CrossEntropyLoss:
     """Cross-entropy, with the config's label smoothing (0: the tutorial's plain one)."""
-    if config.label_smoothing:
-        return nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    return nn.CrossEntropyLoss()
+    return nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
 
 @functools.cache

@@ -173,18 +173,6 @@ def run_progress(run: Run, events: list[Event]) -> Progress:
     return Progress(fraction, text, last.images_per_s, last.eta_s, last.loss)
 
 
-def estimate_seconds(runs: list[Run], config: dict, images_per_epoch: int) -> float | None:
-    """Rough training time for `config`: its images divided by the median speed of earlier runs
-    with the same model, batch size and device; None when there are none to go by."""
-    speeds = sorted(r.metrics["images_per_s"] for r in runs
-                    if r.metrics and r.metrics.get("images_per_s")
-                    and all(r.settings[k] == config.get(k)
-                            for k in ("model", "batch_size", "device")))
-    if not speeds:
-        return None
-    return images_per_epoch * config.get("epochs", 1) / speeds[len(speeds) // 2]
-
-
 def per_class_comparison(runs: list[Run]) -> pd.DataFrame:
     """Long table run, class, accuracy (%) for the runs that have metrics."""
     rows = [{"run": run.id, "class": name, "accuracy": value}

@@ -15,7 +15,6 @@ from cifar_core.runs import RunStore
 from cifar_core.summaries import (
     epoch_accuracies,
     epoch_confusions,
-    estimate_seconds,
     format_duration,
     how_it_trained,
     loss_curve,
@@ -130,19 +129,6 @@ def test_metrics_csv_has_a_row_per_class_and_overall(store):
     assert list(frame["correct"]) == [5, 6, 11] and list(frame["total"]) == [10, 10, 20]
     assert list(frame["accuracy_percent"]) == [50.0, 60.0, 55.0]
     assert set(frame["run"]) == {run.id} and set(frame["lr"]) == {0.02}
-
-
-def test_estimate_uses_earlier_runs_with_the_same_model_batch_and_device(store):
-    finished(store, {"accuracy": 1, "per_class": {}, "images_per_s": 1000.0}, batch_size=4)
-    finished(store, {"accuracy": 1, "per_class": {}, "images_per_s": 3000.0}, batch_size=4)
-    finished(store, {"accuracy": 1, "per_class": {}, "images_per_s": 9e9}, batch_size=64)
-    finished(store, {"accuracy": 1, "per_class": {}, "images_per_s": 10.0}, batch_size=4,
-             model="tutorial-wide")
-    config = TrainConfig(epochs=2, batch_size=4).to_dict()
-    assert estimate_seconds(store.list(), config, 3000) == pytest.approx(2.0)
-    assert estimate_seconds(store.list(), {**config, "batch_size": 8}, 3000) is None
-    assert estimate_seconds(store.list(), {**config, "model": "tutorial-wide"}, 3000) == \
-        pytest.approx(600.0)
 
 
 def test_runs_with_network_keeps_completed_and_stopped_runs_that_saved_one(store):
