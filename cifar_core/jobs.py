@@ -48,11 +48,17 @@ class JobRunner:
 
     @property
     def max_parallel(self) -> int:
-        """How many runs may train at once (stored, so every process agrees); default 1."""
+        """How many runs may train at once: the stored setting (so every process agrees;
+        default 1), or more while a sweep on this machine runs more side by side."""
         try:
-            return max(1, int(self.store.get_setting("max_parallel", "1")))
+            stored = max(1, int(self.store.get_setting("max_parallel", "1")))
         except ValueError:
-            return 1
+            stored = 1
+        from cifar_core.sweep_store import SweepStore
+
+        sweeps = [s.parallel for s in SweepStore(self.store).list("running")
+                  if s.engine == "local"]
+        return max([stored, *sweeps])
 
     def start(self, config: TrainConfig, data_dir: Path | str | None = None,
               origin: str = "dashboard") -> Run:
@@ -70,6 +76,10 @@ class JobRunner:
         if self.store.read_only:
             return []
         self.reap()
+        from cifar_core import sweeps  # (sweeps start runs through this runner)
+
+        sweeps.advance(self.store)
+        sweeps.revive_drivers(self.store)
         launched = []
         for run in self.store.claim_queued(self.max_parallel):
             self._launch(run)
@@ -95,8 +105,7 @@ class JobRunner:
             return
         finally:
             log.close()
-        _children[proc.pid] = proc
-        _exit_codes.pop(proc.pid, None)  # a reused pid: forget the old process
+        remember_child(proc)  # (a reused pid: the old process is forgotten)
         self.store.set_running(run.id, proc.pid)
 
     def stop(self, run_id: str) -> Run:
@@ -157,6 +166,12 @@ class JobRunner:
 # codes of those that have (for the failure reason), so that no finished job stays a zombie.
 _children: dict[int, subprocess.Popen] = {}
 _exit_codes: dict[int, int] = {}
+
+
+def remember_child(proc: subprocess.Popen) -> None:
+    """Watch a process this process started (a sweep's driver) so that it is waited for."""
+    _children[proc.pid] = proc
+    _exit_codes.pop(proc.pid, None)
 
 
 def _collect_exited_children() -> None:

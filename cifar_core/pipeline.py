@@ -57,7 +57,7 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
         data = load_cifar10(run.data_dir, progress=lambda msg: _tell(on_event, {
             "kind": "log", "message": msg}))
         model = build_model(config, len(data.classes))
-        done, fault = None, None
+        done, fault, early = None, None, None
         for event in train(config, data, model, stop):
             record = event.to_dict()
             if fault is None:
@@ -71,6 +71,10 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
                         "to save what it has learned.")})
             _tell(on_event, record)
             done = event if event.kind == "done" else done
+            if event.kind == "epoch" and run.sweep_id and early is None and not stop.is_set():
+                early = _stop_early_message(store, run, event, on_event)
+                if early:
+                    stop.set()  # the loop ends at the next minibatch, keeping what it learned
         metrics, checkpoint, saved = None, None, ""
         if done.status != "diverged":
             evaluation = evaluate(model, data, resolve_device(config.device),
@@ -88,6 +92,8 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
             return _record_end(store, run, "failed", f"{fault} Training {ended} after "
                                f"{done.images_seen:,} images. {saved}".strip(), metrics,
                                checkpoint)
+        if early and done.status == "stopped":
+            return _record_end(store, run, "pruned", early, metrics, checkpoint)
         return _record_end(store, run, done.status, done.message, metrics, checkpoint)
     except CifarError as exc:
         return _record_end(store, run, "failed", str(exc))
@@ -98,6 +104,20 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
         finished.set()
         with contextlib.suppress(Exception):
             JobRunner(store).schedule()  # free slot: start the next queued run
+
+
+def _stop_early_message(store: RunStore, run: Run, event, on_event) -> str | None:
+    """Whether the run's sweep stops it early after this epoch (why, in words), else None.
+    A sweep whose judge cannot be asked (its study unreadable) lets the run go on, and its
+    log says why."""
+    from cifar_core.sweeps import stop_early_message
+
+    try:
+        return stop_early_message(store, run, event.epoch, event.test_accuracy)
+    except Exception as exc:  # the training matters more than the judging
+        _tell(on_event, {"kind": "log", "message": f"Early stopping could not judge this run "
+                                                   f"({type(exc).__name__}: {exc})."})
+        return None
 
 
 def _tell(on_event, record: dict) -> None:

@@ -36,9 +36,12 @@ from cifar_core.store_file import DB_NAME, StoreFile
 if TYPE_CHECKING:
     from cifar_core.config import TrainConfig
 
-STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed")
+# 'pruned': stopped early by its sweep, as behind the others (cifar_core.sweeps).
+STATUSES = ("queued", "running", "completed", "stopped", "pruned", "diverged", "failed")
 ACTIVE = ("queued", "running")
-FINISHED = ("completed", "stopped", "diverged", "failed")
+FINISHED = ("completed", "stopped", "pruned", "diverged", "failed")
+# The endings that leave a network to look at.
+SAVED = ("completed", "stopped", "pruned")
 
 def default_runs_dir() -> Path:
     """The runs folder: $CIFAR_RUNS_DIR, else ./runs."""
@@ -62,6 +65,8 @@ class Run:
     metrics: dict | None
     checkpoint: str | None
     stop_requested: bool
+    sweep_id: str | None = None  # the sweep it belongs to (cifar_core.sweep_store)
+    trial: int | None = None  # its number in that sweep
 
     @property
     def is_active(self) -> bool:
@@ -97,6 +102,10 @@ class Run:
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "duration_s": self.duration_s}
+
+
+class TrialTaken(RunError):
+    """A sweep's trial that already has its run (made by another process meanwhile)."""
 
 
 class _DamagedRow(Exception):
@@ -192,11 +201,16 @@ class RunStore(StoreFile):
             origin=row["origin"], status=row["status"], pid=row["pid"], started=row["started"],
             finished=row["finished"], message=message, metrics=metrics, checkpoint=checkpoint,
             stop_requested=bool(row["stop_requested"]),
+            # (sqlite3.Row's `in` looks at the values, hence keys(); a recovered row is a dict)
+            sweep_id=row["sweep_id"] if "sweep_id" in row.keys() else None,  # noqa: SIM118
+            trial=row["trial"] if "trial" in row.keys() else None,  # noqa: SIM118
         )
 
     def create(self, config: dict, data_dir: str, origin: str, status: str = "queued",
-               pid: int | None = None) -> Run:
-        """A new run with a fresh id, e.g. 20261126-153012-a1b2."""
+               pid: int | None = None, sweep_id: str | None = None,
+               trial: int | None = None) -> Run:
+        """A new run with a fresh id, e.g. 20261126-153012-a1b2 (in a sweep: its trial
+        number there)."""
         now = time.time()
         for _ in range(20):  # ids are short to read; on the rare clash, draw another
             run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
@@ -204,11 +218,14 @@ class RunStore(StoreFile):
                 with self._connect() as con:
                     con.execute(
                         "INSERT INTO runs(id, created, config, data_dir, origin, status, pid, "
-                        "started) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                        "started, sweep_id, trial) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (run_id, now, json.dumps(config), str(data_dir), origin, status, pid,
-                         now if status == "running" else None))
+                         now if status == "running" else None, sweep_id, trial))
                 break
-            except sqlite3.IntegrityError:
+            except sqlite3.IntegrityError as exc:
+                if "sweep_id" in str(exc):  # another process made this trial's run first
+                    raise TrialTaken(f"Trial {trial} of sweep {sweep_id} already has its run.") \
+                        from None
                 continue
         try:
             self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
@@ -231,17 +248,24 @@ class RunStore(StoreFile):
             raise RunError(f"{exc} Delete it with 'python -m cifar_core runs delete "
                            f"{run_id}'.") from None
 
-    def list(self, status: str | tuple[str, ...] | None = None) -> list[Run]:
-        """All runs, newest first; only those with the given status(es) if any. A row that
-        cannot be read is left out (damaged_runs says which), so it cannot hide the others."""
-        query, args = "SELECT * FROM runs", ()
+    def list(self, status: str | tuple[str, ...] | None = None,
+             sweep_id: str | None = None) -> list[Run]:
+        """All runs, newest first; only those with the given status(es) if any, of one sweep
+        if given. A row that cannot be read is left out (damaged_runs says which), so it cannot
+        hide the others."""
+        conditions, args = [], ()
         if status:
             wanted = (status,) if isinstance(status, str) else tuple(status)
             unknown = [s for s in wanted if s not in STATUSES]
             if unknown:
                 raise RunError(f"Unknown status '{unknown[0]}': use one of {', '.join(STATUSES)}.")
-            query += f" WHERE status IN ({','.join('?' * len(wanted))})"
+            conditions.append(f"status IN ({','.join('?' * len(wanted))})")
             args = wanted
+        if sweep_id is not None:
+            conditions.append("sweep_id=?")
+            args += (sweep_id,)
+        query = "SELECT * FROM runs" + (f" WHERE {' AND '.join(conditions)}" if conditions
+                                        else "")
         with self._connect() as con:
             rows = con.execute(query + " ORDER BY created DESC, id DESC", args).fetchall()
         runs = []
@@ -274,14 +298,19 @@ class RunStore(StoreFile):
             return cur.rowcount == 1
 
     def claim_queued(self, max_parallel: int) -> list[Run]:
-        """Atomically mark as many queued runs 'running' (oldest first) as free slots allow."""
+        """Atomically mark as many queued runs 'running' (oldest first) as free slots allow.
+        Runs of a sweep on another engine (Ray) are left to it, and do not take slots here."""
+        local = ("(sweep_id IS NULL OR sweep_id NOT IN "
+                 "(SELECT id FROM sweeps WHERE engine != 'local'))")
         with self._connect() as con:  # the common case, nothing queued, needs no write lock
-            if not con.execute("SELECT 1 FROM runs WHERE status='queued' LIMIT 1").fetchone():
+            if not con.execute(f"SELECT 1 FROM runs WHERE status='queued' AND {local} "
+                               "LIMIT 1").fetchone():
                 return []
         with self._transaction() as con:
-            running = con.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0]
+            running = con.execute(f"SELECT COUNT(*) FROM runs WHERE status='running' "
+                                  f"AND {local}").fetchone()[0]
             free = max(0, max_parallel - running)
-            rows = con.execute("SELECT id FROM runs WHERE status='queued' "
+            rows = con.execute(f"SELECT id FROM runs WHERE status='queued' AND {local} "
                                "ORDER BY created, id LIMIT ?", (free,)).fetchall()
             ids = [r["id"] for r in rows]
             now = time.time()

@@ -52,6 +52,30 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 # split at ';' (so none may hold one inside a string or a trigger body).
 MIGRATIONS: list[tuple[int, str]] = [
     (1, SCHEMA_V1),
+    # Sweeps (cifar_core.sweep_store): a named set of runs over a search space. A run knows its
+    # sweep and its trial number there (Optuna's, for the smart strategy and early stopping), once.
+    # No foreign key: a run recovered from a damaged file without its sweep must still load.
+    (2, """
+CREATE TABLE sweeps (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    name TEXT NOT NULL,
+    space TEXT NOT NULL,
+    data_dir TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    engine TEXT NOT NULL DEFAULT 'local',
+    address TEXT NOT NULL DEFAULT '',
+    parallel INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    finished REAL,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER
+);
+ALTER TABLE runs ADD COLUMN sweep_id TEXT;
+ALTER TABLE runs ADD COLUMN trial INTEGER;
+CREATE UNIQUE INDEX runs_by_sweep ON runs(sweep_id, trial)
+"""),
 ]
 
 

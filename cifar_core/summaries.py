@@ -15,7 +15,7 @@ import pandas as pd
 
 from cifar_core.config import compared_settings, settings
 from cifar_core.events import EpochEvent, Event, StatsEvent
-from cifar_core.runs import Run
+from cifar_core.runs import SAVED, Run
 
 # The settings a comparison of runs shows, as declared in cifar_core.config.
 SETTINGS = compared_settings()
@@ -69,10 +69,10 @@ def how_it_trained(run: Run) -> str | None:
 
 
 def runs_with_network(runs: list[Run]) -> list[Run]:
-    """The runs that saved a network to inspect (completed or stopped): those whose network
+    """The runs that saved a network to inspect (completed, stopped or pruned): those whose network
     file is still there first, each group in the given order (a page that shows the first
     one by default shows one it can draw, not a deleted file's error)."""
-    saved = [r for r in runs if r.checkpoint and r.status in ("completed", "stopped")]
+    saved = [r for r in runs if r.checkpoint and r.status in SAVED]
     return sorted(saved, key=lambda r: not Path(r.checkpoint).is_file())
 
 

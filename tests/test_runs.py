@@ -432,12 +432,23 @@ def user_version(path: Path) -> int:
         return con.execute("PRAGMA user_version").fetchone()[0]
 
 
-def everything_in(path: Path) -> dict[str, list[tuple]]:
-    """Every row of every table of the store's file."""
+def everything_in(path: Path, like: dict | None = None) -> dict[str, list[tuple]]:
+    """Every row of every table of the store's file; with `like` (an earlier everything_in),
+    only its tables and, in each, only as many columns as it had (those added since are
+    checked apart)."""
     with closing(sqlite3.connect(path)) as con:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' "
                                             "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-        return {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+        found = {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+    if like is None:
+        return found
+    return {t: [row[:len(like[t][0])] if like[t] else row for row in found[t]] for t in like}
+
+
+def columns_added_since(path: Path, before: dict) -> dict[str, set]:
+    """The values of the columns a migration added to the tables in `before`, per table."""
+    now = everything_in(path)
+    return {t: {row[len(before[t][0]):] for row in now[t]} for t in before if before[t]}
 
 
 def write_unversioned_store(root: Path) -> tuple[str, str]:
@@ -477,7 +488,11 @@ def test_a_store_from_before_schema_versions_opens_and_keeps_everything(tmp_path
     store = RunStore(root)
 
     assert user_version(root / DB_NAME) == schema_version()
-    assert everything_in(root / DB_NAME) == before
+    assert everything_in(root / DB_NAME, like=before) == before
+    # The columns added since (a run's sweep and trial) are empty for the old runs.
+    added = columns_added_since(root / DB_NAME, before)
+    assert added["runs"] == {(None, None)}
+    assert all(len(values) == 1 and not any(next(iter(values))) for values in added.values())
     assert [r.id for r in store.list()] == [failed_id, done_id]
     done, failed = store.get(done_id), store.get(failed_id)
     assert (done.status, done.pid, done.message, done.accuracy) == (

@@ -1,0 +1,175 @@
+"""Sweeps as the run store keeps them: a named set of runs over a search space, where they run
+(this machine or a Ray cluster), how many side by side, and how the sweep stands.
+
+A sweep's runs are ordinary runs (cifar_core.runs) that know their sweep and trial number; the
+sweep's row holds what is common. What a sweep does next is cifar_core.sweeps'.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from cifar_core.errors import RunError
+from cifar_core.runs import ACTIVE, Run, RunStore, TrialTaken
+from cifar_core.search_space import SearchSpace
+
+SWEEP_STATUSES = ("running", "completed", "stopped", "failed")
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One sweep as the store knows it."""
+
+    id: str
+    created: float  # unix time
+    name: str
+    space: SearchSpace
+    data_dir: str
+    origin: str  # 'cli' or 'dashboard'
+    engine: str  # 'local' or 'ray'
+    address: str  # the Ray cluster's address ('' : a cluster of this machine alone)
+    parallel: int  # runs side by side (local engine)
+    status: str
+    message: str
+    finished: float | None
+    stop_requested: bool
+    pid: int | None  # the process driving it (Ray engine)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def deadline(self) -> float | None:
+        """After this time no run of the sweep starts (its minutes budget)."""
+        return None if self.space.minutes is None else self.created + self.space.minutes * 60
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "space": self.space.to_dict()}
+
+
+class SweepStore:
+    """The sweeps of one run store."""
+
+    def __init__(self, store: RunStore):
+        self.store = store
+
+    def create(self, name: str, space: SearchSpace, data_dir: str, origin: str,
+               engine: str = "local", address: str = "", parallel: int = 1) -> Sweep:
+        """A new running sweep with a fresh id, e.g. sweep-20261202-101500-a1b2."""
+        if engine not in ENGINES:
+            raise RunError(f"The engine must be one of {', '.join(ENGINES)} (got {engine!r}).")
+        now = time.time()
+        for _ in range(20):
+            sweep_id = time.strftime("sweep-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+            try:
+                with self.store._connect() as con:
+                    con.execute(
+                        "INSERT INTO sweeps(id, created, name, space, data_dir, origin, engine, "
+                        "address, parallel, status) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+                        (sweep_id, now, name or sweep_id, json.dumps(space.to_dict()),
+                         str(data_dir), origin, engine, address, int(parallel)))
+                break
+            except sqlite3.IntegrityError:
+                continue
+        return self.get(sweep_id)
+
+    @staticmethod
+    def _from_row(row) -> Sweep:
+        return Sweep(id=row["id"], created=row["created"], name=row["name"],
+                     space=SearchSpace.from_dict(json.loads(row["space"])),
+                     data_dir=row["data_dir"], origin=row["origin"], engine=row["engine"],
+                     address=row["address"], parallel=row["parallel"], status=row["status"],
+                     message=row["message"], finished=row["finished"],
+                     stop_requested=bool(row["stop_requested"]), pid=row["pid"])
+
+    def get(self, sweep_id: str) -> Sweep:
+        """The sweep with this id; RunError if there is none."""
+        with self.store._connect() as con:
+            row = con.execute("SELECT * FROM sweeps WHERE id=?", (sweep_id,)).fetchone()
+        if row is None:
+            raise RunError(f"There is no sweep '{sweep_id}'. List the sweeps with "
+                           "'python -m cifar_core sweep list'.")
+        try:
+            return self._from_row(row)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RunError(f"Sweep {sweep_id} cannot be read ({exc}).") from None
+
+    def list(self, status: str | tuple[str, ...] | None = None) -> list[Sweep]:
+        """All sweeps, newest first (those with the given status(es) if any); a row that
+        cannot be read is left out."""
+        query, args = "SELECT * FROM sweeps", ()
+        if status:
+            wanted = (status,) if isinstance(status, str) else tuple(status)
+            query += f" WHERE status IN ({','.join('?' * len(wanted))})"
+            args = wanted
+        with self.store._connect() as con:
+            rows = con.execute(query + " ORDER BY created DESC, id DESC", args).fetchall()
+        sweeps = []
+        for row in rows:
+            try:
+                sweeps.append(self._from_row(row))
+            except (ValueError, TypeError, KeyError):
+                continue
+        return sweeps
+
+    def runs(self, sweep_id: str) -> list[Run]:
+        """The sweep's runs, in the order they were made (trial order)."""
+        return sorted(self.store.list(sweep_id=sweep_id), key=lambda r: (r.created, r.id))
+
+    def add_run(self, sweep: Sweep, config: dict, trial: int) -> Run | None:
+        """Queue one more run of the sweep, unless this trial's run has been made already
+        (another process advancing the same sweep) or the sweep has ended: then None."""
+        with self.store._connect() as con:
+            row = con.execute("SELECT status FROM sweeps WHERE id=?", (sweep.id,)).fetchone()
+        if row is None or row["status"] != "running":
+            return None
+        try:
+            return self.store.create(config, sweep.data_dir, sweep.origin, sweep_id=sweep.id,
+                                     trial=trial)
+        except TrialTaken:
+            return None
+
+    def set_pid(self, sweep_id: str, pid: int | None) -> None:
+        with self.store._connect() as con:
+            con.execute("UPDATE sweeps SET pid=? WHERE id=?", (pid, sweep_id))
+
+    def request_stop(self, sweep_id: str) -> None:
+        with self.store._connect() as con:
+            con.execute("UPDATE sweeps SET stop_requested=1 WHERE id=?", (sweep_id,))
+
+    def finish(self, sweep_id: str, status: str, message: str) -> None:
+        """Record the end of a sweep (only once)."""
+        if status not in SWEEP_STATUSES[1:]:
+            raise ValueError(f"a sweep ends as one of {', '.join(SWEEP_STATUSES[1:])}, "
+                             f"not {status!r}")
+        with self.store._connect() as con:
+            con.execute("UPDATE sweeps SET status=?, message=?, finished=? "
+                        "WHERE id=? AND status='running'",
+                        (status, message, time.time(), sweep_id))
+
+    def delete(self, sweep_id: str) -> None:
+        """Delete a sweep and all its runs with their files; RunError while one still runs."""
+        sweep = self.get(sweep_id)
+        runs = self.runs(sweep.id)
+        busy = [r.id for r in runs if r.status in ACTIVE]
+        if busy:
+            raise RunError(f"Sweep {sweep.id} still has {len(busy)} run(s) queued or running: "
+                           "stop it first, then delete it.")
+        for run in runs:
+            self.store.delete(run.id)
+        with self.store._connect() as con:
+            con.execute("DELETE FROM sweeps WHERE id=?", (sweep.id,))
+        journal = optuna_journal(self.store, sweep.id)
+        journal.unlink(missing_ok=True)
+
+
+def optuna_journal(store: RunStore, sweep_id: str):
+    """Where Optuna keeps the sweep's trials (smart strategy, early stopping): a journal file
+    beside the run store."""
+    return store.root / "sweeps" / f"{sweep_id}.optuna.log"

@@ -1,0 +1,253 @@
+"""Sweeps: many runs over a search space, started, advanced, judged and stopped together.
+
+A sweep makes its runs as it goes, at most `parallel` of them queued or running at a time:
+grid and random take the next settings of their list, smart asks Optuna (cifar_core.
+smart_search). On this machine (the local engine) the job runner trains them like any other
+run, and every call to its `schedule` first advances the sweeps (`advance`): so a sweep goes on
+with no browser open and after a server restart, as its queued runs do. A sweep on a Ray cluster
+is advanced by its own driver process instead (cifar_core.ray_engine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+from cifar_core import smart_search
+from cifar_core.errors import RunError
+from cifar_core.processes import pid_alive
+from cifar_core.runs import ACTIVE, SAVED, Run, RunStore
+from cifar_core.search_space import SearchSpace, SweepError
+from cifar_core.sweep_store import Sweep, SweepStore, optuna_journal
+
+DRIVER_LOG = "driver.log"
+
+
+def default_parallel(space: SearchSpace, cores: int | None = None) -> int:
+    """How many of a sweep's runs train side by side on this machine by default: one per core
+    on a CPU, each on one thread (small networks use one core poorly: bench/RESULTS.md,
+    'Sweeps'); one at a time on a GPU."""
+    from cifar_core.devices import resolve_device
+
+    with contextlib.suppress(Exception):
+        if resolve_device(space.fixed.get("device", "auto")).type == "cuda":
+            return 1
+    return max(1, cores or os.cpu_count() or 1)
+
+
+def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name: str = "",
+                origin: str = "cli", engine: str = "local", address: str = "",
+                parallel: int | None = None) -> Sweep:
+    """Check the space, record the sweep and start its first runs. Unless the space sets the
+    seed, every run of the sweep gets the same one (drawn now), so that runs differ only in
+    the settings the sweep varies."""
+    space = space.validate()
+    if space.axis("seed") is None and space.base.get("seed") is None:
+        space = replace(space, base={**space.base, "seed": random.randrange(2**31)})
+    if engine == "local":
+        from cifar_core.devices import resolve_device
+
+        resolve_device(space.fixed.get("device", "auto"))  # refused now, not in every run
+    if parallel is not None and (isinstance(parallel, bool) or not isinstance(parallel, int)
+                                 or not 1 <= parallel <= 64):
+        raise SweepError("parallel", f"Runs side by side must be from 1 to 64 (got {parallel!r}).")
+    sweeps = SweepStore(store)
+    sweep = sweeps.create(name, space, str(Path(data_dir).resolve()), origin, engine, address,
+                          parallel or default_parallel(space))
+    if smart_search.uses_optuna(space):
+        smart_search.create_study(optuna_journal(store, sweep.id), sweep.id, space)
+    if engine == "local":
+        from cifar_core.jobs import JobRunner
+
+        JobRunner(store).schedule()  # advances the sweep: its first runs start
+    else:
+        launch_driver(store, sweep)
+    return sweeps.get(sweep.id)
+
+
+def advance(store: RunStore) -> list[Run]:
+    """Advance every running sweep of the local engine (the job runner calls this before it
+    starts queued runs); returns the runs made."""
+    made = []
+    for sweep in SweepStore(store).list("running"):
+        if sweep.engine == "local":
+            made += advance_sweep(store, sweep)
+    return made
+
+
+def advance_sweep(store: RunStore, sweep: Sweep) -> list[Run]:
+    """One sweep's next step: tell Optuna how runs ended, stop it if asked, make runs up to
+    `parallel` queued or running (not after its time budget), and record its end once nothing
+    is left to do. Returns the runs made. Safe to call from several processes at once."""
+    with _sweep_lock(store, sweep.id):
+        sweep = SweepStore(store).get(sweep.id)
+        if not sweep.is_active:
+            return []
+        sweeps, made = SweepStore(store), []
+        runs = sweeps.runs(sweep.id)
+        if smart_search.uses_optuna(sweep.space):
+            smart_search.tell(optuna_journal(store, sweep.id), sweep.id, sweep.space, runs)
+        active = [r for r in runs if r.status in ACTIVE]
+        if sweep.stop_requested:
+            _stop_runs(store, active)
+            if not any(r.status in ACTIVE for r in sweeps.runs(sweep.id)):
+                sweeps.finish(sweep.id, "stopped", "Stopped on request. " + summary(sweeps.runs(
+                    sweep.id)))
+            return []
+        planned = sweep.space.size()
+        out_of_time = sweep.deadline is not None and time.time() >= sweep.deadline
+        while len(active) < sweep.parallel and len(runs) < planned and not out_of_time:
+            run = _make_run(store, sweep, len(runs))
+            if run is None:
+                break
+            runs.append(run)
+            active.append(run)
+            made.append(run)
+        if not active and (len(runs) >= planned or out_of_time):
+            why = (f"Its {sweep.space.minutes:g}-minute budget was spent after {len(runs)} of "
+                   f"{planned} runs. " if out_of_time and len(runs) < planned else "")
+            sweeps.finish(sweep.id, "completed", why + summary(runs))
+        return made
+
+
+def _make_run(store: RunStore, sweep: Sweep, index: int) -> Run | None:
+    """The sweep's next run, queued: the index-th of a grid or random list, or the smart
+    strategy's next trial."""
+    space = sweep.space
+    fixed = space.fixed
+    if space.strategy == "smart":
+        number, params = smart_search.ask(optuna_journal(store, sweep.id), sweep.id, space)
+        config = {**fixed, **params}
+    else:
+        config = space.configs()[index]
+        number = index
+        if smart_search.uses_optuna(space):  # early stopping: each run is a trial too
+            params = {a.name: config[a.name] for a in space.varied}
+            number, _ = smart_search.ask(optuna_journal(store, sweep.id), sweep.id, space,
+                                         fixed_params=params)
+    return SweepStore(store).add_run(sweep, config, number)
+
+
+def _stop_runs(store: RunStore, runs: list[Run]) -> None:
+    from cifar_core.jobs import JobRunner
+
+    runner = JobRunner(store)
+    for run in runs:
+        with contextlib.suppress(RunError):
+            runner.stop(run.id)
+
+
+def stop_sweep(store: RunStore, sweep_id: str) -> Sweep:
+    """Stop a whole sweep: no run starts any more, queued ones end at once, running ones after
+    their minibatch (keeping what they learned)."""
+    sweeps = SweepStore(store)
+    sweep = sweeps.get(sweep_id)
+    if not sweep.is_active:
+        raise RunError(f"Sweep {sweep_id} has already ended ({sweep.status}); nothing to stop.")
+    sweeps.request_stop(sweep_id)
+    _stop_runs(store, [r for r in sweeps.runs(sweep_id) if r.status in ACTIVE])
+    if sweep.engine == "local":
+        advance_sweep(store, sweeps.get(sweep_id))
+    return sweeps.get(sweep_id)
+
+
+def delete_sweep(store: RunStore, sweep_id: str) -> None:
+    """Delete a sweep that has ended, with all its runs and their files."""
+    SweepStore(store).delete(sweep_id)
+
+
+def stop_early_message(store: RunStore, run: Run, epoch: int, accuracy: float) -> str | None:
+    """For a run of a sweep with early stopping: report its accuracy after an epoch and say
+    why it stops early if its sweep's pruner finds it hopeless (else None). None for other
+    runs."""
+    if run.sweep_id is None or run.trial is None:
+        return None
+    try:
+        sweep = SweepStore(store).get(run.sweep_id)
+    except RunError:
+        return None
+    if sweep.space.prune == "none":
+        return None
+    return smart_search.stop_early_message(optuna_journal(store, sweep.id), sweep.id,
+                                           sweep.space, run.trial, epoch, accuracy)
+
+
+def best_run(runs: list[Run]) -> Run | None:
+    """The run with the highest test accuracy among those that finished their training (a
+    run stopped early or by hand only if none did)."""
+    for statuses in (("completed",), SAVED):
+        done = [r for r in runs if r.status in statuses and r.accuracy is not None]
+        if done:
+            return max(done, key=lambda r: (r.accuracy, -r.created))
+    return None
+
+
+def summary(runs: list[Run]) -> str:
+    """How the sweep's runs ended and the best of them, in a sentence."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.status] = counts.get(run.status, 0) + 1
+    ended = ", ".join(f"{n} {status}" for status, n in counts.items())
+    best = best_run(runs)
+    tail = f" Best: run {best.id}, {best.accuracy:.1f} %." if best else ""
+    return f"{len(runs)} run{'s' * (len(runs) != 1)} ({ended or 'none'}).{tail}"
+
+
+@contextlib.contextmanager
+def _sweep_lock(store: RunStore, sweep_id: str) -> Iterator[None]:
+    """One process at a time advances a sweep (the web server and a finishing job may try
+    together): an exclusive lock on a file beside the run store."""
+    try:
+        import fcntl
+    except ImportError:  # not on this system: the store's trial numbers still keep runs unique
+        yield
+        return
+    path = store.root / "sweeps" / f"{sweep_id}.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")  # noqa: SIM115 (held for the block)
+    except OSError:  # a read-only folder: nothing will be written anyway
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()
+
+
+def launch_driver(store: RunStore, sweep: Sweep) -> int | None:
+    """Start the process that drives a sweep on a Ray cluster (cifar_core.ray_engine), its
+    output in the sweep's log; returns its pid."""
+    folder = store.root / "sweeps"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{sweep.id}.{DRIVER_LOG}", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cifar_core", "sweep", "drive", sweep.id,
+             "--runs-dir", str(store.root.resolve())],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=str(Path(__file__).resolve().parent.parent))
+    SweepStore(store).set_pid(sweep.id, proc.pid)
+    from cifar_core import jobs
+
+    jobs.remember_child(proc)
+    return proc.pid
+
+
+def revive_drivers(store: RunStore) -> list[str]:
+    """Start again the driver of every running Ray sweep whose driver is gone (a restart of
+    the machine, a killed process), so its queued runs still start; returns their ids."""
+    revived = []
+    for sweep in SweepStore(store).list("running"):
+        if sweep.engine == "local" or (sweep.pid is not None and pid_alive(sweep.pid)):
+            continue
+        launch_driver(store, sweep)
+        revived.append(sweep.id)
+    return revived
