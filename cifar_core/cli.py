@@ -1,4 +1,4 @@
-"""Command line: `python -m cifar_core train | evaluate | runs | data`.
+"""Command line: `python -m cifar_core train | lr-find | evaluate | runs | data`.
 
 Plain output reads like the tutorial; `--json` prints one JSON object per line instead.
 A user mistake prints one line starting with 'error:' and exits with status 2.
@@ -32,6 +32,15 @@ from cifar_core.devices import resolve_device
 from cifar_core.errors import CheckpointError, CifarError, StoreError
 from cifar_core.evaluate import Evaluation, evaluate
 from cifar_core.jobs import JobRunner
+from cifar_core.lr_find import (
+    DEFAULT_END_LR,
+    DEFAULT_START_LR,
+    DEFAULT_STEPS,
+    LrFinding,
+    check_range,
+    find_learning_rate,
+    rounded_lr,
+)
 from cifar_core.pipeline import execute_run
 from cifar_core.runs import STATUSES, Run, RunStore
 from cifar_core.summaries import how_it_trained, setting_text
@@ -117,18 +126,36 @@ def build_parser() -> argparse.ArgumentParser:
         flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def preset_flag(p):
+        p.add_argument("--preset", choices=list(PRESETS), default=None,
+                       help="start from a preset's settings (flags given beside it override "
+                            "it): " + "; ".join(f"{k} = {preset.title}"
+                                                for k, preset in PRESETS.items())
+                       .replace("%", "%%"))  # (argparse expands %-formats in help)
+
     t = sub.add_parser("train", help="train the network (recorded as a run)")
     data_flag(t)
     runs_flag(t)
-    t.add_argument("--preset", choices=list(PRESETS), default=None,
-                   help="start from a preset's settings (flags given beside it override it): "
-                        + "; ".join(f"{k} = {p.title}" for k, p in PRESETS.items())
-                        .replace("%", "%%"))  # (argparse expands %-formats in help)
+    preset_flag(t)
     setting_flags(t)
     t.add_argument("--out", type=_out_file, default=Path(DEFAULT_NAME),
                    help=f"where to copy the trained network (default: {DEFAULT_NAME})")
     json_flag(t)
     t.add_argument("--run-id", help=argparse.SUPPRESS)  # a queued run, started by the job runner
+
+    f = sub.add_parser("lr-find", help="find a learning rate for these settings (a short "
+                                       "test run; nothing is recorded)")
+    data_flag(f)
+    preset_flag(f)
+    setting_flags(f)
+    f.add_argument("--start-lr", type=_number(float), default=DEFAULT_START_LR,
+                   help=f"the first learning rate tried (default: {DEFAULT_START_LR:g})")
+    f.add_argument("--end-lr", type=_number(float), default=DEFAULT_END_LR,
+                   help=f"the last learning rate tried (default: {DEFAULT_END_LR:g})")
+    f.add_argument("--steps", type=_number(int), default=DEFAULT_STEPS,
+                   help=f"minibatches in the test, one learning rate each (default: "
+                        f"{DEFAULT_STEPS})")
+    json_flag(f)
 
     e = sub.add_parser("evaluate", help="test a saved network on the test images")
     e.add_argument("checkpoint", type=Path)
@@ -280,6 +307,34 @@ def cmd_train(args) -> int:
     return 0 if run.status in ("completed", "stopped") else 1
 
 
+# The plain output's table of the loss has about this many lines.
+LR_TABLE_LINES = 10
+
+
+def _print_finding(finding: LrFinding) -> None:
+    every = max(1, len(finding.lrs) // LR_TABLE_LINES)
+    print(f"{'learning rate':>13}  smoothed loss")
+    for i, (lr, loss) in enumerate(zip(finding.lrs, finding.smoothed, strict=True)):
+        if i % every == 0 or i == len(finding.lrs) - 1:
+            print(f"{lr:13.2e}  {loss:13.3f}")
+    print(finding.message)
+    print(f"Suggested learning rate: {rounded_lr(finding.suggestion):g} "
+          f"({finding.suggestion_kind}); minimum loss at {rounded_lr(finding.min_loss_lr):g}, "
+          f"/ 10 = {rounded_lr(finding.tenth_of_min_loss_lr):g}")
+
+
+def cmd_lr_find(args) -> int:
+    config = config_from_args(args)
+    check_range(args.start_lr, args.end_lr, args.steps)  # before the data takes its time
+    data = load_cifar10(args.data_dir, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    finding = find_learning_rate(config, data, args.start_lr, args.end_lr, args.steps)
+    if args.json:
+        _emit({"kind": "lr_find", **finding.to_dict()})
+    else:
+        _print_finding(finding)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     checkpoint = load_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
@@ -391,7 +446,8 @@ def cmd_data(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "runs": cmd_runs, "data": cmd_data}
+COMMANDS = {"train": cmd_train, "lr-find": cmd_lr_find, "evaluate": cmd_evaluate,
+            "runs": cmd_runs, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

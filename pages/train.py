@@ -39,6 +39,7 @@ from cifar_core.summaries import (
 )
 from cifar_core.train import model_width
 from pages.shared import access, layout, navigation
+from pages.shared.lr_find_ui import lr_find_ui
 
 log = logging.getLogger("cifar_dashboard")
 
@@ -440,6 +441,7 @@ def main() -> None:
         return
     form = settings_form_ui(len(data.train_labels), len(data.classes))
     values = form["values"]
+    lr_find_ui(values, form["problems"], data)
     size = values["train_size"] or len(data.train_labels)
     start_ui(values, form["problems"], min(size, len(data.train_labels)), form["estimate"])
     st.divider()

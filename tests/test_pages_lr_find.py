@@ -1,0 +1,110 @@
+"""The Train page's "Find a learning rate" section (pages/shared/lr_find_ui.py), through
+streamlit.testing.v1.AppTest on tiny generated data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import cifar_core.estimate
+from cifar_core.lr_find import rounded_lr
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def quick_page(monkeypatch):
+    """No timed training steps for the estimate (they are not what is tested here), and no
+    cached values from other tests."""
+    monkeypatch.setattr(cifar_core.estimate, "measure_images_per_s",
+                        lambda config, threads=None: 50.0)
+    st.cache_data.clear()
+    yield
+    st.cache_data.clear()
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error]
+    return "\n".join(str(p) for p in parts)
+
+
+def no_traceback(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Something went wrong" not in texts(at)
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def charts(at: AppTest) -> list:
+    return at.get("vega_lite_chart")
+
+
+def train_page_with_a_finding(steps: int = 20) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    no_traceback(at)
+    assert not charts(at)  # no run yet, no finding yet
+    at.number_input(key="lrf_steps").set_value(steps).run()
+    button(at, "Find a learning rate").click().run()
+    no_traceback(at)
+    return at
+
+
+def test_the_test_draws_its_chart_and_use_it_fills_the_learning_rate(data_dir, runs_dir):
+    at = train_page_with_a_finding()
+    assert len(charts(at)) == 1
+    finding = at.session_state["lr_finding"]
+    assert len(finding.lrs) <= 20
+    suggestion = rounded_lr(finding.suggestion)
+    assert f"Suggested: **{suggestion:g}** ({finding.suggestion_kind})" in texts(at)
+    spec = charts(at)[0].proto.spec
+    assert '"log"' in spec  # the learning rate on a log axis
+    for label, lr in finding.marks():  # both suggestions marked, with their values
+        assert f"{label}: {rounded_lr(lr):g}" in str(charts(at)[0].proto)
+
+    button(at, "Use it").click().run()
+    no_traceback(at)
+    assert at.number_input(key="cfg_lr").value == pytest.approx(suggestion)
+    # The learning rate does not change what the test measured: the finding stays.
+    assert len(charts(at)) == 1
+
+
+def test_the_finding_is_cleared_when_a_setting_it_depends_on_changes(data_dir, runs_dir):
+    at = train_page_with_a_finding(steps=10)
+    assert len(charts(at)) == 1
+    at.number_input(key="cfg_epochs").set_value(3).run()  # epochs: the test does not use them
+    assert len(charts(at)) == 1
+    at.number_input(key="cfg_batch_size").set_value(8).run()
+    no_traceback(at)
+    assert not charts(at)
+    assert "lr_finding" not in at.session_state
+
+
+def test_a_bad_range_shows_what_to_do_not_a_traceback(data_dir, runs_dir):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="lrf_start").set_value(1.0).run()
+    at.number_input(key="lrf_end").set_value(0.1).run()
+    button(at, "Find a learning rate").click().run()
+    no_traceback(at)
+    assert any("must be above the first" in e.value for e in at.error)
+    assert not charts(at)
+
+
+def test_the_button_waits_for_the_settings_marked_in_red(data_dir, runs_dir):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    at.number_input(key="cfg_momentum").set_value(1.0).run()
+    no_traceback(at)
+    assert button(at, "Find a learning rate").disabled
+    assert "Fix the settings marked in red first." in texts(at)
