@@ -316,7 +316,7 @@ def parse_axis(name: str, text: str) -> Axis:
     if name not in settings():
         raise SweepError(name, f"'{name}' is not a setting.")
     label = settings()[name].label
-    if ":" in text:
+    if ":" in text and settings()[name].kind in (int, float):  # ('cuda:1' is a device)
         parts = text.split(":")
         log = parts[-1].strip().lower() == "log"
         if log:

@@ -75,12 +75,16 @@ def create_study(journal: Path, study_name: str, space: SearchSpace) -> None:
 
 def _load(journal: Path, study_name: str, space: SearchSpace):
     optuna = _optuna()
+    study = optuna.load_study(storage=_storage(journal), study_name=study_name,
+                              pruner=_pruner(space))
     # TPE draws at random for its first few trials, then from what worked; with runs side by
     # side, the constant liar counts running trials as bad, so they are not all asked alike.
-    sampler = optuna.samplers.TPESampler(seed=space.seed, n_startup_trials=min(
-        4, max(1, (space.runs or 4) // 3)), constant_liar=True)
-    return optuna.load_study(storage=_storage(journal), study_name=study_name,
-                             sampler=sampler, pruner=_pruner(space))
+    # Each ask comes from a freshly loaded study (whichever process asks): its seed moves on
+    # with the trials made, else every fresh sampler would draw the same first values.
+    study.sampler = optuna.samplers.TPESampler(
+        seed=space.seed + len(study.get_trials(deepcopy=False)),
+        n_startup_trials=min(4, max(1, (space.runs or 4) // 3)), constant_liar=True)
+    return study
 
 
 def ask(journal: Path, study_name: str, space: SearchSpace,
