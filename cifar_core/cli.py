@@ -236,8 +236,9 @@ def sweep_parser(sub, data_flag, runs_flag, json_flag) -> None:
                    help="start the sweep and return; it goes on in the background")
     for name, spec in settings().items():
         w.add_argument(spec.flag, dest=f"vary_{name}", default=None, metavar="VALUES",
-                       help=argparse.SUPPRESS)
-    actions = w.add_subparsers(dest="action", required=False, parser_class=_Parser)
+                       help=f"{spec.label}: a value, a list or a range".replace("%", "%%"))
+    actions = w.add_subparsers(dest="action", required=False, parser_class=_Parser,
+                               metavar="{list,show,stop,delete}")
     actions.add_parser("list", help="all sweeps, newest first")
     for action, text in (("show", "one sweep and its runs"),
                          ("stop", "stop a sweep: no more runs start, running ones stop"),
