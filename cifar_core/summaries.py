@@ -6,6 +6,7 @@ Kept here, not in the pages, so every number on screen comes from a tested funct
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -148,8 +149,12 @@ class Progress:
     last_loss: float | None
 
 
-def run_progress(run: Run, events: list[Event]) -> Progress:
-    """Progress of a run from its latest events."""
+# A running run with no loss report after this long is said to be slow to report, and why.
+SILENT_AFTER_S = 60.0
+
+
+def run_progress(run: Run, events: list[Event], now: float | None = None) -> Progress:
+    """Progress of a run from its latest events (`now`: the time to measure waits against)."""
     stats = [e for e in events if isinstance(e, StatsEvent)]
     epochs = run.settings["epochs"]
     if run.status == "queued":
@@ -157,8 +162,17 @@ def run_progress(run: Run, events: list[Event]) -> Progress:
                         None)
     if not stats:
         if run.status == "running":
-            return Progress(0.0, "Starting: loading the data and building the network ...",
-                            None, None, None)
+            waited = max(0.0, (now or time.time()) - (run.started or run.created))
+            if waited < SILENT_AFTER_S:
+                return Progress(0.0, "Starting: loading the data and building the network "
+                                     f"({format_duration(waited)} so far) ...", None, None,
+                                None)
+            every = run.settings["log_every"]
+            return Progress(0.0, f"Training, no loss report yet after "
+                                 f"{format_duration(waited)}: the first comes after "
+                                 f"{every:,} minibatch{'es' * (every != 1)} (Log every), and a "
+                                 "first run on new data also prepares the data.", None, None,
+                            None)
         return Progress(1.0 if run.status == "completed" else 0.0,
                         run.message or run.status, None, None, None)
     last = stats[-1]

@@ -94,6 +94,10 @@ def test_progress_of_queued_starting_running_and_finished_runs(store):
     store.set_running(run.id, 123)
     running = store.get(run.id)
     assert "Starting" in run_progress(running, []).text
+    # A run that has not reported for long says so, and why that may be, not 'Starting'.
+    later = run_progress(running, [], now=running.started + 125)
+    assert later.text.startswith("Training, no loss report yet after 2 min 05 s")
+    assert f"after {running.settings['log_every']:,} minibatches" in later.text
     # The latest loss report counts, whatever came after it.
     progress = run_progress(running, [stats(1, 5, 20, 2.2, fraction=0.1, ips=500, eta=90),
                                       stats(1, 10, 40, 2.0, fraction=0.2, ips=800, eta=65),
