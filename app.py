@@ -45,15 +45,17 @@ def home() -> None:
                      f"reached {done[0].accuracy:.1f} % on the test images.")
         else:
             st.write("No runs yet.")
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].page_link(navigation.DATA, label="Look at the data", icon=":material/image:")
     cols[1].page_link(navigation.TRAIN, label="Train a network",
                       icon=":material/model_training:")
-    cols[2].page_link(navigation.EVALUATE, label="See what it learned",
+    cols[2].page_link(navigation.SWEEP, label="Explore settings",
+                      icon=":material/travel_explore:")
+    cols[3].page_link(navigation.EVALUATE, label="See what it learned",
                       icon=":material/fact_check:")
-    cols[3].page_link(navigation.TRY_IT, label="Try your own picture",
+    cols[4].page_link(navigation.TRY_IT, label="Try your own picture",
                       icon=":material/photo_camera:")
-    cols[4].page_link(navigation.RUNS, label="Compare runs", icon=":material/compare_arrows:")
+    cols[5].page_link(navigation.RUNS, label="Compare runs", icon=":material/compare_arrows:")
 
 
 # On every page: the run in progress, so a training is never out of sight.
@@ -87,6 +89,7 @@ pages = [
     st.Page(home, title="Home", icon=":material/home:", default=True),
     st.Page(navigation.DATA, title="Data", icon=":material/image:"),
     st.Page(navigation.TRAIN, title="Train", icon=":material/model_training:"),
+    st.Page(navigation.SWEEP, title="Sweep", icon=":material/travel_explore:"),
     st.Page(navigation.EVALUATE, title="Evaluate", icon=":material/fact_check:"),
     st.Page(navigation.TRY_IT, title="Try it", icon=":material/photo_camera:"),
     st.Page(navigation.RUNS, title="Runs", icon=":material/compare_arrows:"),

@@ -475,3 +475,19 @@ def train_form_values(run: Run) -> dict:
         return TrainConfig(**values).to_dict()
     except CifarError:
         return {n: v for n, v in values.items() if n in settings()}
+
+
+def sweep_label(sweep: Sweep, runs: list[Run]) -> str:
+    """A sweep in a menu: its name, how it stands, its runs and the best accuracy."""
+    best = best_run(runs)
+    name = sweep.name if sweep.name != sweep.id else sweep.id
+    accuracy = f", best {best.accuracy:.1f} %" if best else ""
+    return (f"{name} ({sweep.status}, {len(runs)} of {sweep.space.size()} "
+            f"run{'s' * (sweep.space.size() != 1)}{accuracy})")
+
+
+def panel_title(run: Run) -> str:
+    """A run's small chart's title: its trial number and accuracy or status."""
+    trial = f"Trial {run.trial}" if run.trial is not None else run.id
+    return f"{trial} · {run.accuracy:.1f} %" if run.accuracy is not None else \
+        f"{trial} · {status_text(run)}"

@@ -19,6 +19,8 @@ from cifar_core.summaries import (
     runs_table,
     setting_text,
 )
+from cifar_core.sweep_store import SweepStore
+from cifar_core.sweep_views import status_text, sweep_label
 from pages.shared import access, layout, navigation
 
 # Run ids are long: a legend under the chart leaves the plot its full width.
@@ -54,9 +56,10 @@ def setting_column(name: str, spec: Setting):
     return st.column_config.NumberColumn(spec.label, format=spec.format, help=spec.help)
 
 
-def runs_table_ui(runs: list[Run]) -> list[str]:
-    """All runs as a table, a column per compared setting; returns the ids of ticked rows."""
+def runs_table_ui(runs: list[Run], key: str = "runs_table") -> list[str]:
+    """These runs as a table, a column per compared setting; returns the ids of ticked rows."""
     table = runs_table(runs)
+    table["status"] = [status_text(r) for r in runs]  # 'stopped early' for a pruned run
     table["duration"] = [format_duration(s) for s in table["duration_s"]]
     # Text, so that a run without a speed (queued, failed) shows '-', not a table's "None".
     table["images_per_s"] = ["-" if v != v or v is None else f"{v:,.0f}"
@@ -69,7 +72,7 @@ def runs_table_ui(runs: list[Run]) -> list[str]:
                    "created", "message"]]
     event = st.dataframe(
         shown, hide_index=True, width="stretch", on_select="rerun",
-        selection_mode="multi-row", key="runs_table",
+        selection_mode="multi-row", key=key,
         column_config={
             "run": "Run", "status": "Status",
             **{name: setting_column(name, declared[name]) for name in SETTINGS},
@@ -84,6 +87,26 @@ def runs_table_ui(runs: list[Run]) -> list[str]:
         })
     rows = (event or {}).get("selection", {}).get("rows", [])
     return [table.iloc[i]["run"] for i in rows]
+
+
+def grouped_tables_ui(runs: list[Run]) -> list[str]:
+    """The runs outside sweeps in one table, each sweep's runs under it in their own (newest
+    sweep first); returns the ids of the rows ticked in any of them."""
+    sweeps = SweepStore(access.store()).list()
+    known = {s.id for s in sweeps}
+    alone = [r for r in runs if r.sweep_id not in known]
+    picked = runs_table_ui(alone) if alone else []
+    for sweep in sweeps:
+        members = [r for r in runs if r.sweep_id == sweep.id]
+        if not members:
+            continue
+        with st.expander(f"Sweep {sweep_label(sweep, members)}", icon=":material/travel_explore:"):
+            picked += runs_table_ui(members, key=f"runs_table_{sweep.id}")
+            if st.button("Open it on the Sweep page", icon=":material/travel_explore:",
+                         key=f"open_sweep_{sweep.id}"):
+                st.session_state.sw_chosen = sweep.id
+                st.switch_page(navigation.SWEEP)
+    return picked
 
 
 def compare_ui(runs: list[Run], picked: list[str]) -> None:
@@ -191,15 +214,16 @@ def files_ui(runs: list[Run]) -> None:
 
 @layout.guard
 def main() -> None:
-    layout.page_header("Runs", "Every training so far. Tick rows to compare them: the loss curves "
-                       "show how fast each one learned, the bars what each one learned.")
+    layout.page_header("Runs", "Every training so far, a sweep's runs under their sweep. Tick "
+                       "rows to compare them: the loss curves show how fast each one learned, "
+                       "the bars what each one learned.")
     access.runner().schedule()
     runs = access.store().list()
     if not runs:
         st.info("No runs yet: start one on the Train page.", icon=":material/info:")
         st.page_link(navigation.TRAIN, label="Go to Train", icon=":material/model_training:")
         return
-    picked = runs_table_ui(runs)
+    picked = grouped_tables_ui(runs)
     compare_ui(runs, picked)
     scatter_ui(runs)
     files_ui(runs)

@@ -40,6 +40,7 @@ from cifar_core.summaries import (
 from cifar_core.train import model_width
 from pages.shared import access, layout, navigation
 from pages.shared.lr_find_ui import lr_find_ui
+from pages.shared.train_form import fill_form
 
 log = logging.getLogger("cifar_dashboard")
 
@@ -57,30 +58,12 @@ SPEED_HELP = ("Training images per second of the run's wall time, writing every 
 TIME_LEFT_HELP = "The images still to train at this speed; the test after each epoch comes on top."
 
 
-def _fallback(name: str, max_train: int):
-    """The number shown (greyed out) for an optional setting left at its 'none' meaning."""
-    return max_train if name == "train_size" else 0
-
-
 # Settings that a preset leaves as the user chose them, unless it names them (the CPU and
 # GPU presets name their device).
 KEPT_BY_PRESETS = ("device", "seed")
 # The augmentation picture: this many copies of one training image, drawn from this seed.
 AUGMENTED_COPIES = 5
 AUGMENTATION_SEED = 0
-
-
-def _fill_form(values: dict, names) -> None:
-    """Put these settings' values into the form (an optional one left at its 'none' meaning
-    ticks its box and shows a greyed-out number)."""
-    max_train = st.session_state.get("max_train", 50_000)
-    declared = settings()
-    for name in names:
-        value = values[name]
-        if declared[name].optional:
-            st.session_state[f"cfg_{name}_none"] = value is None
-            value = _fallback(name, max_train) if value is None else value
-        st.session_state[f"cfg_{name}"] = value
 
 
 def preset_fields(preset_id: str) -> list[str]:
@@ -92,12 +75,12 @@ def preset_fields(preset_id: str) -> list[str]:
 def _apply_preset() -> None:
     """Fill the form with the chosen preset's settings, the Advanced ones included."""
     preset_id = st.session_state.preset
-    _fill_form(preset_values(preset_id), preset_fields(preset_id))
+    fill_form(preset_values(preset_id), preset_fields(preset_id))
 
 
 def _init_form() -> None:
     st.session_state.preset = next(iter(offered_presets()))
-    _fill_form(defaults(), KEPT_BY_PRESETS)
+    fill_form(defaults(), KEPT_BY_PRESETS)
     _apply_preset()
 
 
@@ -401,7 +384,7 @@ def finished_run_ui(run: Run) -> None:
     if run.status == "completed":
         st.success(f"Finished: the network gets {run.accuracy:.1f} % of the test images right "
                    "(guessing would get 10 %).", icon=":material/check_circle:")
-    elif run.status == "stopped":
+    elif run.status in ("stopped", "pruned"):  # pruned: its sweep stopped it early (says why)
         accuracy = f" It gets {run.accuracy:.1f} % of the test images right." \
             if run.accuracy is not None else ""
         st.warning(f"{run.message}{accuracy}", icon=":material/stop_circle:")

@@ -254,3 +254,12 @@ def test_value_positions_never_nan_for_one_value():
     chart = parallel_coordinates(LR_MOMENTUM, runs, ["lr"])
     assert not any(math.isnan(p) for p in chart.lines["position"])
     assert set(chart.lines["position"]) == {0.5}
+
+
+def test_labels_of_a_sweep_and_of_a_runs_small_chart():
+    from cifar_core.sweep_views import panel_title, sweep_label
+
+    runs = [run(0, 30.0), run(1, 55.5), run(2, status="running")]
+    assert sweep_label(sweep(LR_MOMENTUM), runs) == "sweep-1 (running, 3 of 6 runs, best 55.5 %)"
+    assert panel_title(runs[1]) == "Trial 1 · 55.5 %"
+    assert panel_title(run(3, status="pruned")) == "Trial 3 · stopped early"

@@ -1,4 +1,5 @@
 """What the pages share. A sub-folder of pages/, so Streamlit never lists it as a page:
 `access` (data, run store, runner, checkpoints, evaluations), `layout` (the error guard and
 drawing helpers), `navigation` (the pages' files, and drawing each inside app.py's navigation),
-`gate` (the password form in front of every page, where a password is set)."""
+`gate` (the password form in front of every page, where a password is set), `train_form` (the
+Train page's form as session state, which the Sweep page fills too)."""
