@@ -72,17 +72,12 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
             _tell(on_event, record)
             done = event if event.kind == "done" else done
             if event.kind == "epoch" and run.sweep_id and early is None and not stop.is_set():
-                early = _stop_early_message(store, run, event, on_event)
+                early = early_stop_message(store, run, event, on_event)
                 if early:
                     stop.set()  # the loop ends at the next minibatch, keeping what it learned
         metrics, checkpoint, saved = None, None, ""
         if done.status != "diverged":
-            evaluation = evaluate(model, data, resolve_device(config.device),
-                                  tta=config.tta, precision=config.precision)
-            metrics = {**evaluation.metrics(), "images_per_s": done.images_per_s,
-                       "train_s": done.train_s, "images_seen": done.images_seen,
-                       "epochs_done": done.epochs_done, "classes": list(data.classes),
-                       "training_step": done.training_step, "cores": done.cores}
+            metrics = final_metrics(model, data, config, done)
             checkpoint, saved = _save_somewhere(store, run_id, out, model, config,
                                                 data.classes, metrics)
             if checkpoint is None:  # saved elsewhere, or nowhere: the run cannot be complete
@@ -106,7 +101,18 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
             JobRunner(store).schedule()  # free slot: start the next queued run
 
 
-def _stop_early_message(store: RunStore, run: Run, event, on_event) -> str | None:
+def final_metrics(model, data, config: TrainConfig, done) -> dict:
+    """What a run keeps once its training is done (the DoneEvent): the test's metrics, with
+    how fast, how long and how it trained. The Ray engine's runs keep the same."""
+    evaluation = evaluate(model, data, resolve_device(config.device), tta=config.tta,
+                          precision=config.precision)
+    return {**evaluation.metrics(), "images_per_s": done.images_per_s,
+            "train_s": done.train_s, "images_seen": done.images_seen,
+            "epochs_done": done.epochs_done, "classes": list(data.classes),
+            "training_step": done.training_step, "cores": done.cores}
+
+
+def early_stop_message(store: RunStore, run: Run, event, on_event) -> str | None:
     """Whether the run's sweep stops it early after this epoch (why, in words), else None.
     A sweep whose judge cannot be asked (its study unreadable) lets the run go on, and its
     log says why."""

@@ -135,6 +135,24 @@ class SweepStore:
         except TrialTaken:
             return None
 
+    def claim_queued(self, sweep_id: str, pid: int) -> list[Run]:
+        """Atomically mark the sweep's queued runs 'running' in the process `pid` (a Ray
+        sweep's driver, which trains them on its cluster), oldest first; returns them."""
+        with self.store._transaction() as con:
+            ids = [r["id"] for r in con.execute(
+                "SELECT id FROM runs WHERE sweep_id=? AND status='queued' ORDER BY created, id",
+                (sweep_id,)).fetchall()]
+            now = time.time()
+            for run_id in ids:
+                con.execute("UPDATE runs SET status='running', pid=?, started=? WHERE id=?",
+                            (pid, now, run_id))
+        return [self.store.get(run_id) for run_id in ids]
+
+    def set_parallel(self, sweep_id: str, parallel: int) -> None:
+        """How many of the sweep's runs train side by side from now on."""
+        with self.store._connect() as con:
+            con.execute("UPDATE sweeps SET parallel=? WHERE id=?", (int(parallel), sweep_id))
+
     def set_pid(self, sweep_id: str, pid: int | None) -> None:
         with self.store._connect() as con:
             con.execute("UPDATE sweeps SET pid=? WHERE id=?", (pid, sweep_id))
