@@ -265,12 +265,9 @@ class _Driver:
     """The driver's loop: advance the sweep, submit its runs, pass stops on, take events in."""
 
     def __init__(self, store: RunStore, sweep: Sweep, ray, data):
-        from cifar_core.sweeps import default_parallel
-
         self.store, self.sweeps, self.sweep_id, self.ray = store, SweepStore(store), sweep.id, ray
-        # A parallel the user did not choose (start_sweep's local default, or 0) follows the
-        # cluster's size.
-        self.auto_parallel = sweep.parallel in (0, default_parallel(sweep.space))
+        # A parallel the user did not choose (start_sweep stores 0) follows the cluster's size.
+        self.auto_parallel = sweep.parallel == 0
         self.cpus = cpus_per_run()
         self.data_ref = ray.put(data)  # once: every task reads it from the object store
         # On the driver's own machine: a board on a machine that died could stop nothing.

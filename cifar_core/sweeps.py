@@ -59,8 +59,10 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
                                  or not 1 <= parallel <= 64):
         raise SweepError("parallel", f"Runs side by side must be from 1 to 64 (got {parallel!r}).")
     sweeps = SweepStore(store)
+    # A Ray sweep given no number follows its cluster's size (0: the driver decides).
+    chosen = parallel or (0 if engine == "ray" else default_parallel(space))
     sweep = sweeps.create(name, space, str(Path(data_dir).resolve()), origin, engine, address,
-                          parallel or default_parallel(space))
+                          chosen)
     if smart_search.uses_optuna(space):
         smart_search.create_study(optuna_journal(store, sweep.id), sweep.id, space)
     if engine == "local":
