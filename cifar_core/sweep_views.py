@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 import pandas as pd
 
@@ -484,6 +485,13 @@ def sweep_label(sweep: Sweep, runs: list[Run]) -> str:
     accuracy = f", best {best.accuracy:.1f} %" if best else ""
     return (f"{name} ({sweep.status}, {len(runs)} of {sweep.space.size()} "
             f"run{'s' * (sweep.space.size() != 1)}{accuracy})")
+
+
+def sweep_menu_label(sweep: Sweep) -> str:
+    """A sweep in a menu, in words that do not change while it runs (a menu keeps showing
+    the label its choice had when it was made): its name and when it started."""
+    started = datetime.fromtimestamp(sweep.created).strftime("%d %b, %H:%M")
+    return sweep.id if sweep.name == sweep.id else f"{sweep.name} (started {started})"
 
 
 def panel_title(run: Run) -> str:

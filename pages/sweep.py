@@ -3,6 +3,7 @@
 import logging
 import os
 import warnings
+import zlib
 
 import altair as alt
 import pandas as pd
@@ -37,7 +38,7 @@ from cifar_core.sweep_views import (
     runs_in_ranges,
     status_text,
     sweep_estimate,
-    sweep_label,
+    sweep_menu_label,
     sweep_progress,
     sweep_runs_table,
     train_form_values,
@@ -364,15 +365,22 @@ def small_multiples_ui(runs: list[Run]) -> None:
         return
     frame = pd.concat(frames)
     order = [panel_title(r) for r in shown]
+    present = [s for s in STATUS_COLOURS if s in set(frame["status"])]
     chart = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
         x=alt.X("epochs:Q", title="epochs"),
         y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
-        color=STATUS_COLOUR,
+        # Only the statuses there are, each in its own colour whichever others are missing.
+        color=alt.Color("status:N", title="status", legend=alt.Legend(orient="top"),
+                        scale=alt.Scale(domain=present,
+                                        range=[STATUS_COLOURS[s] for s in present])),
         tooltip=["title", "status", alt.Tooltip("epochs:Q", format=".2f"),
                  alt.Tooltip("loss:Q", format=".3f")],
     ).properties(width=150, height=90).facet(
-        facet=alt.Facet("title:N", sort=order, title=None), columns=5)
-    st.altair_chart(chart, width="content")
+        facet=alt.Facet("title:N", sort=order, title=None), columns=4)
+    # A key that changes with the panels: Streamlit kept drawing a faceted chart's old panels
+    # after the sweep's last runs finished (seen in Chromium), a new element draws them afresh.
+    panels = zlib.crc32("|".join(order + present).encode())
+    st.altair_chart(chart, width="content", key=f"sw_panels_{panels}")
     more = f" The first {PANELS} of {len(runs)} runs." if len(runs) > len(shown) else ""
     st.caption(f"Training loss of each run, coloured by its status.{more}")
 
@@ -616,11 +624,10 @@ def importance_ui(sweep: Sweep, runs: list[Run]) -> None:
     table = importance_table(found)
     bars = alt.Chart(table).mark_bar(color="#4C78A8").encode(
         x=alt.X("importance:Q", title="share of the accuracy's differences",
-                axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+                axis=alt.Axis(format="%", tickCount=5), scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("setting:N", title=None, sort=list(table["setting"])))
     labels = bars.mark_text(align="left", dx=4).encode(text="label:N")
-    st.altair_chart(alt.layer(bars, labels).properties(height=40 + 30 * len(table)),
-                    width="stretch")
+    st.altair_chart(alt.layer(bars, labels).properties(height=alt.Step(34)), width="stretch")
     st.caption("How much each setting mattered to the test accuracy of the finished runs "
                "(Optuna's importance evaluator).")
 
@@ -657,7 +664,7 @@ def sweeps_ui() -> None:
                 icon=":material/info:")
         return
     runs_of = {s.id: sweeps.runs(s.id) for s in found}
-    labels = {s.id: sweep_label(s, runs_of[s.id]) for s in found}
+    labels = {s.id: sweep_menu_label(s) for s in found}
     if st.session_state.get("sw_chosen") not in labels:
         st.session_state.sw_chosen = found[0].id
     sweep_id = st.selectbox("Sweep", list(labels), format_func=labels.get, key="sw_chosen")

@@ -30,6 +30,8 @@ from test_app import CLASSES, finish_run, store_with_every_state
 
 from cifar_core.models import Net
 from cifar_core.runs import RunStore
+from cifar_core.sweep_store import SweepStore
+from cifar_core.sweeps import best_run
 
 pytestmark = pytest.mark.browser
 
@@ -152,7 +154,7 @@ def test_an_inner_page_as_a_fresh_servers_first_request_has_the_apps_navigation(
         tab.goto(f"{fresh_server}/runs")
         tab.get_by_text("No runs yet").wait_for()
         tab.locator("[data-testid=stSidebarNav]").wait_for()
-        expected = ["Home", "Data", "Train", "Evaluate", "Try it", "Runs"]
+        expected = ["Home", "Data", "Train", "Sweep", "Evaluate", "Try it", "Runs"]
         deadline = time.monotonic() + 10
         while sidebar_navigation(tab) != expected and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -242,7 +244,8 @@ def test_click_through_the_whole_app(server, page):
 
 # Each page's address, its title in the sidebar and its heading.
 PAGES = {"": ("Home", "Teach a computer to recognise pictures"), "data": ("Data", "The data"),
-         "train": ("Train", "Train"), "evaluate": ("Evaluate", "Evaluate"),
+         "train": ("Train", "Train"), "sweep": ("Sweep", "Sweep"),
+         "evaluate": ("Evaluate", "Evaluate"),
          "try_it": ("Try it", "Try it"), "runs": ("Runs", "Runs")}
 NONE_OR_NAN = re.compile(r"\b(None|nan|NaN)\b")
 STOPPING = "Stopping after the current batch"
@@ -472,3 +475,60 @@ def test_a_short_fast_run_from_the_train_page(server, page):
     assert_no_error_shown(page)
     config = RunStore(runs_dir).get(run_id).train_config
     assert (config.model, config.width, config.epochs) == ("fast", 8, 1)
+
+
+def test_a_sweep_from_the_sweep_page_answers_and_its_best_settings_fill_the_train_form(server,
+                                                                                      page):
+    """Four runs (two learning rates by two momenta, 1 epoch of 500 images) defined with the
+    Sweep page's fields and started there; once they are done, the parallel-coordinates chart
+    is drawn, and "Use the best settings" fills the Train page's form with the best run's."""
+    url, runs_dir = server
+    before = {s.id for s in SweepStore(RunStore(runs_dir)).list()} if runs_dir.exists() \
+        else set()
+    page.goto(f"{url}/sweep")
+    page.get_by_role("button", name="Start the sweep").wait_for()
+    main = page.locator("[data-testid=stMain]")
+    for label, value in (("Epochs", "1"), ("Batch size", "10"), ("Log every", "10"),
+                         ("Training images", "500")):
+        field = main.get_by_role("spinbutton", name=re.compile(f"^{label}"))
+        field.fill(value)
+        field.press("Enter")
+        time.sleep(0.5)
+    for label, values in (("Learning rate", "0.002, 0.05"), ("Momentum", "0.5, 0.9")):
+        main.get_by_role("radiogroup", name=label, exact=True).get_by_text(
+            "list", exact=True).click()
+        field = main.get_by_role("textbox", name=f"{label} values")
+        field.fill(values)
+        field.press("Enter")
+        time.sleep(0.5)
+    page.get_by_text(re.compile(r"^4 runs, about ")).wait_for()
+    page.get_by_role("button", name="Start the sweep").click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+            {s.id for s in SweepStore(RunStore(runs_dir)).list()} - before):
+        time.sleep(0.2)
+    [sweep_id] = {s.id for s in SweepStore(RunStore(runs_dir)).list()} - before
+    page.get_by_text("Every run at a glance").wait_for(timeout=300_000)
+    sweep = SweepStore(RunStore(runs_dir)).get(sweep_id)
+    assert sweep.status == "completed", sweep.message
+    assert sweep.space.size() == 4
+    # The parallel-coordinates chart, drawn: an axis per varied setting and the accuracy.
+    chart = main.locator("[data-testid=stVegaLiteChart]").filter(has_text="Momentum").filter(
+        has_text="Test accuracy")
+    chart.locator("svg, canvas").first.wait_for()
+    # Every run's small loss chart, the last one's too (drawn once the sweep has ended).
+    page.wait_for_function("[...document.querySelectorAll('[data-testid=stVegaLiteChart] svg "
+                           "text')].some(t => t.textContent.startsWith('Trial 3 ·'))")
+    assert_no_error_shown(page)
+    # The README's picture of the Sweep page: its answer at the top of the window.
+    page.get_by_text("The answer").evaluate("e => e.scrollIntoView({block: 'start'})")
+    shoot(page, "sweep")
+
+    best = best_run(SweepStore(RunStore(runs_dir)).runs(sweep_id))
+    page.get_by_role("button", name="Use the best settings").click()
+    wait_drawn(page, "Train")
+    field = main.get_by_role("spinbutton", name=re.compile("^Learning rate"))
+    assert float(field.input_value()) == pytest.approx(best.settings["lr"])
+    assert float(main.get_by_role("spinbutton", name=re.compile("^Momentum")).input_value()) \
+        == pytest.approx(best.settings["momentum"])
+    assert_no_error_shown(page)

@@ -257,9 +257,14 @@ def test_value_positions_never_nan_for_one_value():
 
 
 def test_labels_of_a_sweep_and_of_a_runs_small_chart():
-    from cifar_core.sweep_views import panel_title, sweep_label
+    from dataclasses import replace
+
+    from cifar_core.sweep_views import panel_title, sweep_label, sweep_menu_label
 
     runs = [run(0, 30.0), run(1, 55.5), run(2, status="running")]
     assert sweep_label(sweep(LR_MOMENTUM), runs) == "sweep-1 (running, 3 of 6 runs, best 55.5 %)"
+    assert sweep_menu_label(sweep(LR_MOMENTUM)) == "sweep-1"
+    named = replace(sweep(LR_MOMENTUM), name="rates")
+    assert sweep_menu_label(named).startswith("rates (started ")
     assert panel_title(runs[1]) == "Trial 1 · 55.5 %"
     assert panel_title(run(3, status="pruned")) == "Trial 3 · stopped early"
