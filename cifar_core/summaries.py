@@ -36,6 +36,11 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def status_text(run: Run) -> str:
+    """A run's status in words: 'stopped early' for one its sweep stopped (pruned)."""
+    return "stopped early" if run.status == "pruned" else run.status
+
+
 def run_label(run: Run) -> str:
     """A short name for menus: id, status, key settings and accuracy."""
     if run.origin == "imported":  # not trained here: its file, not settings it never had
@@ -45,7 +50,7 @@ def run_label(run: Run) -> str:
     c = run.settings
     acc = f", {run.accuracy:.1f} %" if run.accuracy is not None else ""
     model = "" if c["model"] == "tutorial" else f"{c['model']}, "
-    return (f"{run.id} ({run.status}{acc}; {model}{c['epochs']} ep, lr {c['lr']:g}, "
+    return (f"{run.id} ({status_text(run)}{acc}; {model}{c['epochs']} ep, lr {c['lr']:g}, "
             f"batch {c['batch_size']})")
 
 
@@ -182,7 +187,7 @@ def run_progress(run: Run, events: list[Event], now: float | None = None) -> Pro
                 f"{last.images_per_s:,.0f} images/s · about "
                 f"{format_duration(last.eta_s)} left")
     else:
-        text = (f"{run.status.capitalize()} after {last.images_seen:,} images · "
+        text = (f"{status_text(run).capitalize()} after {last.images_seen:,} images · "
                 f"{last.images_per_s:,.0f} images/s · {format_duration(run.duration_s)}")
     return Progress(fraction, text, last.images_per_s, last.eta_s, last.loss)
 

@@ -21,6 +21,7 @@ from cifar_core.errors import CifarError
 from cifar_core.estimate import estimate_training_time, rough_duration, speed_key
 from cifar_core.runs import ACTIVE, FINISHED, SAVED, Run
 from cifar_core.search_space import Axis, SearchSpace, SweepError, parse_axis, space_problems
+from cifar_core.summaries import status_text
 from cifar_core.sweep_store import Sweep
 from cifar_core.sweeps import best_run
 
@@ -220,11 +221,6 @@ def value_text(name: str, value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
-
-
-def status_text(run: Run) -> str:
-    """A run's status as a table shows it: 'stopped early' for a pruned one."""
-    return "stopped early" if run.status == "pruned" else run.status
 
 
 def sweep_runs_table(space: SearchSpace, runs: list[Run]) -> pd.DataFrame:

@@ -18,9 +18,10 @@ from cifar_core.summaries import (
     run_label,
     runs_table,
     setting_text,
+    status_text,
 )
 from cifar_core.sweep_store import SweepStore
-from cifar_core.sweep_views import status_text, sweep_label
+from cifar_core.sweep_views import sweep_label
 from pages.shared import access, layout, navigation
 
 # Run ids are long: a legend under the chart leaves the plot its full width.

@@ -18,7 +18,7 @@ from cifar_core.runs import Run
 from cifar_core.search_space import MAX_POINTS, MAX_RUNS, PRUNERS, STRATEGIES, SearchSpace
 from cifar_core.smart_search import parameter_importance
 from cifar_core.speed import threads_for_background_runs
-from cifar_core.summaries import format_duration, loss_curve
+from cifar_core.summaries import format_duration, loss_curve, status_text
 from cifar_core.sweep_store import Sweep, SweepStore
 from cifar_core.sweep_views import (
         AxisForm,
@@ -36,7 +36,6 @@ from cifar_core.sweep_views import (
     parallel_coordinates,
     range_text,
     runs_in_ranges,
-    status_text,
     sweep_estimate,
     sweep_menu_label,
     sweep_progress,

@@ -268,3 +268,11 @@ def test_labels_of_a_sweep_and_of_a_runs_small_chart():
     assert sweep_menu_label(named).startswith("rates (started ")
     assert panel_title(runs[1]) == "Trial 1 · 55.5 %"
     assert panel_title(run(3, status="pruned")) == "Trial 3 · stopped early"
+
+
+def test_a_run_stopped_early_says_so_in_menus_too():
+    from cifar_core.summaries import run_label, status_text
+
+    pruned = run(4, 20.0, status="pruned")
+    assert status_text(pruned) == "stopped early"
+    assert "(stopped early, 20.0 %;" in run_label(pruned)
