@@ -302,12 +302,19 @@ def new_sweep_ui(max_train: int) -> None:
                                 placeholder="empty: a cluster of this machine alone",
                                 help="e.g. ray://head-node:10001; $CIFAR_RAY_ADDRESS is the "
                                      "default.")
-    if "sw_parallel" not in st.session_state:
-        st.session_state.sw_parallel = default_parallel(space)
-    parallel = c3.number_input("Runs side by side", min_value=1, max_value=64, step=1,
-                               key="sw_parallel",
-                               help="On a CPU, one run per core, each on one core, uses small "
-                                    "networks best; on a GPU, one at a time.")
+    if engine == "ray":  # empty: the driver follows the cluster's size
+        chosen_parallel = c3.number_input(
+            "Runs side by side", min_value=1, max_value=64, step=1, value=None,
+            key="sw_parallel_ray", placeholder="one per CPU of the cluster",
+            help="Empty: as many as the cluster has CPUs for (one CPU per run).")
+        parallel = chosen_parallel or default_parallel(space)
+    else:
+        if "sw_parallel" not in st.session_state:
+            st.session_state.sw_parallel = default_parallel(space)
+        parallel = chosen_parallel = c3.number_input(
+            "Runs side by side", min_value=1, max_value=64, step=1, key="sw_parallel",
+            help="On a CPU, one run per core, each on one core, uses small networks best; on "
+                 "a GPU, one at a time.")
     name = st.text_input("Name (optional)", key="sw_name", placeholder="e.g. learning rates")
 
     estimate = None if problems else sweep_estimate_ui(space, max_train, int(parallel))
@@ -327,7 +334,7 @@ def new_sweep_ui(max_train: int) -> None:
         try:
             sweep = start_sweep(access.store(), space, access.data_dir(), name=name.strip(),
                                 origin="dashboard", engine=engine, address=address.strip(),
-                                parallel=int(parallel))
+                                parallel=int(chosen_parallel) if chosen_parallel else None)
         except CifarError as exc:
             st.error(str(exc), icon=":material/error:")
             return

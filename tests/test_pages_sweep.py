@@ -243,3 +243,22 @@ def test_a_run_stopped_early_says_so_on_the_runs_and_train_pages(data_dir, runs_
     no_traceback(at)
     assert any(w.value.startswith("Stopped early: behind the others") for w in at.warning)
     assert not at.error
+
+
+def test_the_ray_engine_takes_the_address_from_the_environment_or_says_why_not(
+        data_dir, runs_dir, quick_speed, monkeypatch):
+    import cifar_core.ray_engine
+
+    monkeypatch.setenv("CIFAR_RAY_ADDRESS", "head-node:6379")
+    monkeypatch.setattr(cifar_core.ray_engine, "ray_problem", lambda: None)
+    at = sweep_page()
+    at.radio(key="sw_engine").set_value("ray").run()
+    no_traceback(at)
+    assert at.text_input(key="sw_address").value == "head-node:6379"
+    assert at.number_input(key="sw_parallel_ray").value is None  # the cluster's size
+
+    monkeypatch.setattr(cifar_core.ray_engine, "ray_problem",
+                        lambda: "Sweeps on a Ray cluster need Ray, which is not installed here.")
+    at = sweep_page()
+    assert at.radio(key="sw_engine").disabled
+    assert "need Ray, which is not installed" in texts(at)
