@@ -2,51 +2,31 @@
 
 import logging
 import os
-import warnings
-import zlib
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 from cifar_core import CifarError, TrainConfig
 from cifar_core.config import offered_presets, preset_values, settings
-from cifar_core.curves import RunCurve
 from cifar_core.estimate import measure_images_per_s, speed_key
 from cifar_core.models import model_spec
 from cifar_core.runs import Run
 from cifar_core.search_space import MAX_POINTS, MAX_RUNS, PRUNERS, STRATEGIES, SearchSpace
-from cifar_core.smart_search import parameter_importance
 from cifar_core.speed import threads_for_background_runs
-from cifar_core.summaries import format_duration, loss_curve, status_text
 from cifar_core.sweep_store import Sweep, SweepStore
 from cifar_core.sweep_views import (
-        AxisForm,
+    AxisForm,
     SweepEstimate,
-    accuracy_by_setting,
-    answered_runs,
-    brushed_ranges,
     build_space,
-    curve_runs,
-    heatmap_table,
-    importance_missing,
-    importance_table,
     modes_for,
-    panel_title,
-    parallel_coordinates,
-    range_text,
-    runs_in_ranges,
     sweep_estimate,
     sweep_menu_label,
     sweep_progress,
-    sweep_runs_table,
-    train_form_values,
-    value_text,
-    varied_names,
 )
-from cifar_core.sweeps import best_run, default_parallel, delete_sweep, start_sweep, stop_sweep
+from cifar_core.sweeps import default_parallel, delete_sweep, start_sweep, stop_sweep
 from pages.shared import access, layout, navigation
-from pages.shared.train_form import fill_form, form_values
+from pages.shared.sweep_answer_ui import answer_ui
+from pages.shared.sweep_runs_ui import runs_table_ui, small_multiples_ui
+from pages.shared.train_form import form_values
 
 log = logging.getLogger("cifar_dashboard")
 
@@ -56,16 +36,6 @@ STRATEGY_WORDS = {"grid": "Grid: every combination", "random": "Random: draw com
 PRUNE_WORDS = {"none": "Off: every run trains to the end",
                "median": "Median: stop a run behind the median after an epoch",
                "halving": "Halving: keep the best third at each step"}
-STATUS_COLOURS = {"completed": "#54A24B", "running": "#4C78A8", "queued": "#9D9D9D",
-                  "stopped": "#F58518", "stopped early": "#B279A2", "diverged": "#E45756",
-                  "failed": "#E45756"}
-STATUS_COLOUR = alt.Color("status:N", title="status", scale=alt.Scale(
-    domain=list(STATUS_COLOURS), range=list(STATUS_COLOURS.values())))
-# The small loss charts: at most this many runs, of this many points each.
-PANELS = 48
-PANEL_POINTS = 30
-# A picked run's loss curve: at most this many points.
-CURVE_POINTS = 300
 
 
 # --- the new sweep's form -----------------------------------------------------------------
@@ -344,74 +314,6 @@ def new_sweep_ui(max_train: int) -> None:
 
 # --- a sweep as it runs, or a past one ------------------------------------------------------
 
-# A finished run's small curve never changes: read once per server process.
-@st.cache_data(max_entries=1024, show_spinner=False)
-def finished_curve(runs_dir: str, run_id: str, finished: float, points: int) -> pd.DataFrame:
-    return loss_curve(RunCurve.read(access.get_store(runs_dir), run_id, points).stats)
-
-
-def run_curve(run: Run, points: int) -> pd.DataFrame:
-    """A run's loss reports, at most `points` of them (an even spread)."""
-    if run.finished is not None and not run.is_active:
-        return finished_curve(access.runs_dir(), run.id, run.finished, points)
-    return loss_curve(RunCurve.read(access.store(), run.id, points).stats)
-
-
-def small_multiples_ui(runs: list[Run]) -> None:
-    """A small loss chart per run, coloured by how it stands."""
-    shown = curve_runs(runs, PANELS)
-    frames = []
-    for run in shown:
-        curve = run_curve(run, PANEL_POINTS)
-        if not curve.empty:
-            frames.append(curve.assign(title=panel_title(run), status=status_text(run),
-                                       trial=run.trial))
-    if not frames:
-        st.caption("The loss charts start with the runs' first reports.")
-        return
-    frame = pd.concat(frames)
-    order = [panel_title(r) for r in shown]
-    present = [s for s in STATUS_COLOURS if s in set(frame["status"])]
-    chart = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
-        x=alt.X("epochs:Q", title="epochs"),
-        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
-        # Only the statuses there are, each in its own colour whichever others are missing.
-        color=alt.Color("status:N", title="status", legend=alt.Legend(orient="top"),
-                        scale=alt.Scale(domain=present,
-                                        range=[STATUS_COLOURS[s] for s in present])),
-        tooltip=["title", "status", alt.Tooltip("epochs:Q", format=".2f"),
-                 alt.Tooltip("loss:Q", format=".3f")],
-    ).properties(width=150, height=90).facet(
-        facet=alt.Facet("title:N", sort=order, title=None), columns=4)
-    # A key that changes with the panels: Streamlit kept drawing a faceted chart's old panels
-    # after the sweep's last runs finished (seen in Chromium), a new element draws them afresh.
-    panels = zlib.crc32("|".join(order + present).encode())
-    st.altair_chart(chart, width="content", key=f"sw_panels_{panels}")
-    more = f" The first {PANELS} of {len(runs)} runs." if len(runs) > len(shown) else ""
-    st.caption(f"Training loss of each run, coloured by its status.{more}")
-
-
-def runs_table_ui(sweep: Sweep, runs: list[Run], key: str) -> None:
-    """The sweep's runs, best first, the best one highlighted."""
-    table = sweep_runs_table(sweep.space, runs)
-    table["took"] = [format_duration(s) for s in table["duration_s"]]
-    declared = settings()
-    names = varied_names(sweep.space)
-    styled = table.style.apply(
-        lambda row: ["background-color: rgba(84, 162, 75, 0.25)" if row["best"] else ""]
-        * len(row), axis=1)
-    st.dataframe(
-        styled, hide_index=True, width="stretch", key=key,
-        column_order=["trial", "status", *names, "accuracy", "took", "run", "message"],
-        column_config={
-            "trial": st.column_config.NumberColumn("Trial", format="%d"),
-            "status": "Status",
-            **{n: st.column_config.TextColumn(declared[n].label) for n in names},
-            "accuracy": st.column_config.ProgressColumn("Test accuracy", format="%.1f %%",
-                                                        min_value=0, max_value=100),
-            "took": "Took", "run": "Run", "message": "Note"})
-
-
 def sweep_view_ui(sweep: Sweep, runs: list[Run]) -> None:
     """How the sweep stands: progress, Stop or Delete, the runs' loss charts and table."""
     progress = sweep_progress(sweep, runs)
@@ -459,206 +361,6 @@ def live_sweep_ui(sweep_id: str) -> None:
         st.rerun()  # redraw the page with the sweep's answer
     sweep_view_ui(sweep, sweeps.runs(sweep_id))
 
-
-# --- the answer -----------------------------------------------------------------------------
-
-def _use_best(run: Run) -> None:
-    fill_form(train_form_values(run), list(settings()))
-    st.switch_page(navigation.TRAIN)
-
-
-def best_ui(sweep: Sweep, runs: list[Run]) -> None:
-    """The best run's settings, and the buttons that train them again or look at it."""
-    best = best_run(runs)
-    if best is None:
-        st.caption("No run of this sweep has finished with an accuracy yet.")
-        return
-    names = varied_names(sweep.space)
-    declared = settings()
-    chosen = ", ".join(f"{declared[n].label.lower()} {value_text(n, best.settings.get(n))}"
-                       for n in names)
-    st.success(f"Best: trial {best.trial}, **{best.accuracy:.1f} %** of the test images right"
-               + (f", with {chosen}." if chosen else "."), icon=":material/emoji_events:")
-    c1, c2, _ = st.columns([1, 1, 2])
-    if c1.button("Use the best settings", icon=":material/input:", key="sw_use_best",
-                 help="Fill the Train page's form with this run's settings (its seed too)."):
-        _use_best(best)
-    has_network = bool(best.checkpoint) and os.path.isfile(best.checkpoint)
-    if c2.button("Evaluate the best", icon=":material/fact_check:", key="sw_evaluate_best",
-                 disabled=not has_network,
-                 help="Open the Evaluate page on this run." if has_network
-                 else "Its network file is gone."):
-        st.session_state.eval_run = best.id
-        st.switch_page(navigation.EVALUATE)
-
-
-def parallel_chart(chart, best_id: str | None) -> alt.LayerChart:
-    """One line per run through an axis per setting and the accuracy; a box drawn on the axes
-    filters the runs, a click on a line picks its run."""
-    n = len(chart.axes)
-    titles = " : ".join(f"datum.value == {i} ? '{t}'" for i, t in enumerate(chart.axes))
-    x = alt.X("axis_index:Q", title=None, scale=alt.Scale(domain=[-0.15, n - 1 + 0.6]),
-              axis=alt.Axis(values=list(range(n)), labelExpr=f"{titles} : ''", grid=False,
-                            orient="top", labelFontSize=12, labelFontWeight="bold",
-                            labelAngle=0, labelLimit=160, ticks=False, domain=False))
-    y = alt.Y("position:Q", axis=None, scale=alt.Scale(domain=[-0.04, 1.04]))
-    box = alt.selection_interval(name="brush", encodings=["x", "y"])
-    picked = alt.selection_point(name="picked", fields=["run"], on="click")
-    axes = alt.Chart(pd.DataFrame({"axis_index": list(range(n))})).mark_rule(
-        color="#888").encode(x=x)
-    lines = alt.Chart(chart.lines).mark_line(point=alt.OverlayMarkDef(size=40)).encode(
-        x=x, y=y, detail="run:N",
-        color=alt.Color("accuracy:Q", title="test accuracy (%)",
-                        scale=alt.Scale(scheme="viridis"), legend=alt.Legend(format=".1f")),
-        strokeWidth=alt.condition(f"datum.run == '{best_id}'", alt.value(4), alt.value(2)),
-        opacity=alt.condition(picked, alt.value(0.95), alt.value(0.35)),
-        tooltip=["run", "status", "axis", "value",
-                 alt.Tooltip("accuracy:Q", format=".1f", title="accuracy %")],
-    ).add_params(box, picked)
-    ticks = alt.Chart(chart.ticks).mark_text(align="left", dx=5, fontSize=11,
-                                             color="#555").encode(x=x, y=y, text="label:N")
-    return alt.layer(axes, lines, ticks).properties(height=380)
-
-
-def picked_curve_ui(runs: list[Run], run_id: str) -> None:
-    by_id = {r.id: r for r in runs}
-    run = by_id.get(run_id)
-    if run is None:
-        return
-    curve = run_curve(run, CURVE_POINTS)
-    st.markdown(f"**Loss of {panel_title(run)}** ({run.id})")
-    if curve.empty:
-        st.caption("This run has no loss reports.")
-        return
-    chart = alt.Chart(curve).mark_line(color="#4C78A8").encode(
-        x=alt.X("epochs:Q", title="epochs"),
-        y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
-        tooltip=["epoch", alt.Tooltip("loss:Q", format=".3f")])
-    st.altair_chart(chart.properties(height=220), width="stretch")
-
-
-def parallel_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
-    chart = parallel_coordinates(sweep.space, runs, names)
-    best = best_run(runs)
-    event = st.altair_chart(parallel_chart(chart, best.id if best else None), width="stretch",
-                            on_select="rerun", key=f"sw_pc_{sweep.id}")
-    selection = (event or {}).get("selection", {})
-    ranges = brushed_ranges(chart, selection.get("brush"))
-    picked = [p.get("run") for p in selection.get("picked") or [] if p.get("run")]
-    st.caption("One line per run, through the value of each setting it varied and its test "
-               "accuracy (the thick line: the best run). Draw a box over an axis to keep the "
-               "runs that pass through it; click a line to see its run's loss below.")
-    if ranges:
-        kept = runs_in_ranges(chart, ranges)
-        st.markdown(f"**{len(kept)} of {len(runs)} runs** pass through "
-                    f"{range_text(chart, ranges) or 'the box'}.")
-        if kept:
-            runs_table_ui(sweep, [r for r in runs if r.id in set(kept)],
-                          key=f"sw_kept_{sweep.id}")
-    if picked:
-        picked_curve_ui(runs, picked[0])
-
-
-def one_setting_ui(runs: list[Run], name: str) -> None:
-    spec = settings()[name]
-    table = accuracy_by_setting(runs, name)
-    numeric = spec.kind in (int, float) and table["value"].map(
-        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all()
-    if numeric:
-        x = alt.X("value:Q", title=spec.label, scale=alt.Scale(
-            type="log" if spec.log_scale and (table["value"] > 0).all() else "linear",
-            zero=False))
-    else:
-        x = alt.X("value_text:N", title=spec.label, sort=list(dict.fromkeys(
-            table["value_text"])), axis=alt.Axis(labelAngle=0))
-    points = alt.Chart(table).mark_circle(size=140, opacity=0.85).encode(
-        x=x, y=alt.Y("accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
-        color=STATUS_COLOUR,
-        tooltip=["run", "status", alt.Tooltip("value_text:N", title=spec.label),
-                 alt.Tooltip("accuracy:Q", format=".1f")])
-    line = alt.Chart(table).mark_line(color="#999", strokeDash=[4, 4]).encode(
-        x=x, y="mean(accuracy):Q")
-    st.altair_chart(alt.layer(line, points).properties(height=320), width="stretch")
-    st.caption(f"Test accuracy of each run against its {spec.label.lower()}; the dashed line "
-               "joins the means.")
-
-
-def heatmap_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
-    declared = settings()
-    c1, c2 = st.columns(2)
-    x = c1.selectbox("Across", names, index=0, key=f"sw_hx_{sweep.id}",
-                     format_func=lambda n: declared[n].label)
-    y = c2.selectbox("Down", names, index=1, key=f"sw_hy_{sweep.id}",
-                     format_func=lambda n: declared[n].label)
-    if x == y:
-        st.caption("Choose two different settings.")
-        return
-    table = heatmap_table(runs, x, y)
-    xs = alt.X("x:N", title=declared[x].label, sort=alt.SortField("x_order"),
-               axis=alt.Axis(labelAngle=0))
-    ys = alt.Y("y:N", title=declared[y].label, sort=alt.SortField("y_order"))
-    cells = alt.Chart(table).mark_rect().encode(
-        x=xs, y=ys, color=alt.Color("accuracy:Q", title="mean accuracy (%)",
-                                    scale=alt.Scale(scheme="viridis"),
-                                    legend=alt.Legend(format=".1f")),
-        tooltip=[alt.Tooltip("x:N", title=declared[x].label),
-                 alt.Tooltip("y:N", title=declared[y].label),
-                 alt.Tooltip("accuracy:Q", format=".1f", title="mean accuracy %"), "runs"])
-    labels = alt.Chart(table).mark_text(fontSize=13).encode(
-        x=xs, y=ys, text="label:N",
-        color=alt.condition(alt.datum.accuracy > table["accuracy"].mean(),
-                            alt.value("black"), alt.value("white")))
-    st.altair_chart(alt.layer(cells, labels).properties(height=60 + 40 * table["y"].nunique()),
-                    width="stretch")
-    st.caption("Mean test accuracy of the runs with each pair of values.")
-
-
-# Optuna's importance takes a moment: once per sweep and set of finished runs.
-@st.cache_data(max_entries=32, show_spinner="Weighing the settings ...")
-def importance(sweep_id: str, finished: tuple, _space: SearchSpace, _runs: list[Run]):
-    with warnings.catch_warnings():  # equal importances are an answer, not a warning to log
-        warnings.simplefilter("ignore", UserWarning)
-        return parameter_importance(_space, _runs)
-
-
-def importance_ui(sweep: Sweep, runs: list[Run]) -> None:
-    finished = tuple((r.id, r.status, r.accuracy) for r in runs)
-    found = importance(sweep.id, finished, sweep.space, runs)
-    if not found:
-        st.caption(importance_missing(sweep.space, runs))
-        return
-    table = importance_table(found)
-    bars = alt.Chart(table).mark_bar(color="#4C78A8").encode(
-        x=alt.X("importance:Q", title="share of the accuracy's differences",
-                axis=alt.Axis(format="%", tickCount=5), scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("setting:N", title=None, sort=list(table["setting"])))
-    labels = bars.mark_text(align="left", dx=4).encode(text="label:N")
-    st.altair_chart(alt.layer(bars, labels).properties(height=alt.Step(34)), width="stretch")
-    st.caption("How much each setting mattered to the test accuracy of the finished runs "
-               "(Optuna's importance evaluator).")
-
-
-def answer_ui(sweep: Sweep, all_runs: list[Run]) -> None:
-    """Which settings pay off: pictures chosen from what the sweep varied."""
-    st.subheader("The answer")
-    runs = answered_runs(all_runs)
-    best_ui(sweep, all_runs)
-    if not runs:
-        return
-    names = varied_names(sweep.space, runs)
-    if len(names) >= 2:
-        st.markdown("**Every run at a glance**")
-        parallel_ui(sweep, runs, names)
-        st.markdown("**Two settings together**")
-        heatmap_ui(sweep, runs, names)
-    elif len(names) == 1:
-        st.markdown("**Accuracy against the setting**")
-        one_setting_ui(runs, names[0])
-    else:
-        st.caption("The finished runs do not differ in any setting the sweep varies.")
-    if names:
-        st.markdown("**Which settings mattered**")
-        importance_ui(sweep, all_runs)
 
 
 def sweeps_ui() -> None:

@@ -1,0 +1,237 @@
+"""The Sweep page's answer, its pictures chosen from what the sweep varied: parallel
+coordinates (a box filters the runs, a click shows a run's loss), accuracy against one setting,
+a heatmap of two, Optuna's importance; and the buttons that take the best run to Train or
+Evaluate. The tables come from cifar_core.sweep_views."""
+
+import os
+import warnings
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from cifar_core.config import settings
+from cifar_core.runs import Run
+from cifar_core.search_space import SearchSpace
+from cifar_core.smart_search import parameter_importance
+from cifar_core.sweep_store import Sweep
+from cifar_core.sweep_views import (
+    accuracy_by_setting,
+    answered_runs,
+    brushed_ranges,
+    heatmap_table,
+    importance_missing,
+    importance_table,
+    panel_title,
+    parallel_coordinates,
+    range_text,
+    runs_in_ranges,
+    train_form_values,
+    value_text,
+    varied_names,
+)
+from cifar_core.sweeps import best_run
+from pages.shared import navigation
+from pages.shared.sweep_runs_ui import STATUS_COLOUR, run_curve, runs_table_ui
+from pages.shared.train_form import fill_form
+
+# A picked run's loss curve: at most this many points.
+CURVE_POINTS = 300
+
+def _use_best(run: Run) -> None:
+    fill_form(train_form_values(run), list(settings()))
+    st.switch_page(navigation.TRAIN)
+
+
+def best_ui(sweep: Sweep, runs: list[Run]) -> None:
+    """The best run's settings, and the buttons that train them again or look at it."""
+    best = best_run(runs)
+    if best is None:
+        st.caption("No run of this sweep has finished with an accuracy yet.")
+        return
+    names = varied_names(sweep.space)
+    declared = settings()
+    chosen = ", ".join(f"{declared[n].label.lower()} {value_text(n, best.settings.get(n))}"
+                       for n in names)
+    st.success(f"Best: trial {best.trial}, **{best.accuracy:.1f} %** of the test images right"
+               + (f", with {chosen}." if chosen else "."), icon=":material/emoji_events:")
+    c1, c2, _ = st.columns([1, 1, 2])
+    if c1.button("Use the best settings", icon=":material/input:", key="sw_use_best",
+                 help="Fill the Train page's form with this run's settings (its seed too)."):
+        _use_best(best)
+    has_network = bool(best.checkpoint) and os.path.isfile(best.checkpoint)
+    if c2.button("Evaluate the best", icon=":material/fact_check:", key="sw_evaluate_best",
+                 disabled=not has_network,
+                 help="Open the Evaluate page on this run." if has_network
+                 else "Its network file is gone."):
+        st.session_state.eval_run = best.id
+        st.switch_page(navigation.EVALUATE)
+
+
+def parallel_chart(chart, best_id: str | None) -> alt.LayerChart:
+    """One line per run through an axis per setting and the accuracy; a box drawn on the axes
+    filters the runs, a click on a line picks its run."""
+    n = len(chart.axes)
+    titles = " : ".join(f"datum.value == {i} ? '{t}'" for i, t in enumerate(chart.axes))
+    x = alt.X("axis_index:Q", title=None, scale=alt.Scale(domain=[-0.15, n - 1 + 0.6]),
+              axis=alt.Axis(values=list(range(n)), labelExpr=f"{titles} : ''", grid=False,
+                            orient="top", labelFontSize=12, labelFontWeight="bold",
+                            labelAngle=0, labelLimit=160, ticks=False, domain=False))
+    y = alt.Y("position:Q", axis=None, scale=alt.Scale(domain=[-0.04, 1.04]))
+    box = alt.selection_interval(name="brush", encodings=["x", "y"])
+    picked = alt.selection_point(name="picked", fields=["run"], on="click")
+    axes = alt.Chart(pd.DataFrame({"axis_index": list(range(n))})).mark_rule(
+        color="#888").encode(x=x)
+    lines = alt.Chart(chart.lines).mark_line(point=alt.OverlayMarkDef(size=40)).encode(
+        x=x, y=y, detail="run:N",
+        color=alt.Color("accuracy:Q", title="test accuracy (%)",
+                        scale=alt.Scale(scheme="viridis"), legend=alt.Legend(format=".1f")),
+        strokeWidth=alt.condition(f"datum.run == '{best_id}'", alt.value(4), alt.value(2)),
+        opacity=alt.condition(picked, alt.value(0.95), alt.value(0.35)),
+        tooltip=["run", "status", "axis", "value",
+                 alt.Tooltip("accuracy:Q", format=".1f", title="accuracy %")],
+    ).add_params(box, picked)
+    ticks = alt.Chart(chart.ticks).mark_text(align="left", dx=5, fontSize=11,
+                                             color="#555").encode(x=x, y=y, text="label:N")
+    return alt.layer(axes, lines, ticks).properties(height=380)
+
+
+def picked_curve_ui(runs: list[Run], run_id: str) -> None:
+    by_id = {r.id: r for r in runs}
+    run = by_id.get(run_id)
+    if run is None:
+        return
+    curve = run_curve(run, CURVE_POINTS)
+    st.markdown(f"**Loss of {panel_title(run)}** ({run.id})")
+    if curve.empty:
+        st.caption("This run has no loss reports.")
+        return
+    chart = alt.Chart(curve).mark_line(color="#4C78A8").encode(
+        x=alt.X("epochs:Q", title="epochs"),
+        y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
+        tooltip=["epoch", alt.Tooltip("loss:Q", format=".3f")])
+    st.altair_chart(chart.properties(height=220), width="stretch")
+
+
+def parallel_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
+    chart = parallel_coordinates(sweep.space, runs, names)
+    best = best_run(runs)
+    event = st.altair_chart(parallel_chart(chart, best.id if best else None), width="stretch",
+                            on_select="rerun", key=f"sw_pc_{sweep.id}")
+    selection = (event or {}).get("selection", {})
+    ranges = brushed_ranges(chart, selection.get("brush"))
+    picked = [p.get("run") for p in selection.get("picked") or [] if p.get("run")]
+    st.caption("One line per run, through the value of each setting it varied and its test "
+               "accuracy (the thick line: the best run). Draw a box over an axis to keep the "
+               "runs that pass through it; click a line to see its run's loss below.")
+    if ranges:
+        kept = runs_in_ranges(chart, ranges)
+        st.markdown(f"**{len(kept)} of {len(runs)} runs** pass through "
+                    f"{range_text(chart, ranges) or 'the box'}.")
+        if kept:
+            runs_table_ui(sweep, [r for r in runs if r.id in set(kept)],
+                          key=f"sw_kept_{sweep.id}")
+    if picked:
+        picked_curve_ui(runs, picked[0])
+
+
+def one_setting_ui(runs: list[Run], name: str) -> None:
+    spec = settings()[name]
+    table = accuracy_by_setting(runs, name)
+    numeric = spec.kind in (int, float) and table["value"].map(
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all()
+    if numeric:
+        x = alt.X("value:Q", title=spec.label, scale=alt.Scale(
+            type="log" if spec.log_scale and (table["value"] > 0).all() else "linear",
+            zero=False))
+    else:
+        x = alt.X("value_text:N", title=spec.label, sort=list(dict.fromkeys(
+            table["value_text"])), axis=alt.Axis(labelAngle=0))
+    points = alt.Chart(table).mark_circle(size=140, opacity=0.85).encode(
+        x=x, y=alt.Y("accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
+        color=STATUS_COLOUR,
+        tooltip=["run", "status", alt.Tooltip("value_text:N", title=spec.label),
+                 alt.Tooltip("accuracy:Q", format=".1f")])
+    line = alt.Chart(table).mark_line(color="#999", strokeDash=[4, 4]).encode(
+        x=x, y="mean(accuracy):Q")
+    st.altair_chart(alt.layer(line, points).properties(height=320), width="stretch")
+    st.caption(f"Test accuracy of each run against its {spec.label.lower()}; the dashed line "
+               "joins the means.")
+
+
+def heatmap_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
+    declared = settings()
+    c1, c2 = st.columns(2)
+    x = c1.selectbox("Across", names, index=0, key=f"sw_hx_{sweep.id}",
+                     format_func=lambda n: declared[n].label)
+    y = c2.selectbox("Down", names, index=1, key=f"sw_hy_{sweep.id}",
+                     format_func=lambda n: declared[n].label)
+    if x == y:
+        st.caption("Choose two different settings.")
+        return
+    table = heatmap_table(runs, x, y)
+    xs = alt.X("x:N", title=declared[x].label, sort=alt.SortField("x_order"),
+               axis=alt.Axis(labelAngle=0))
+    ys = alt.Y("y:N", title=declared[y].label, sort=alt.SortField("y_order"))
+    cells = alt.Chart(table).mark_rect().encode(
+        x=xs, y=ys, color=alt.Color("accuracy:Q", title="mean accuracy (%)",
+                                    scale=alt.Scale(scheme="viridis"),
+                                    legend=alt.Legend(format=".1f")),
+        tooltip=[alt.Tooltip("x:N", title=declared[x].label),
+                 alt.Tooltip("y:N", title=declared[y].label),
+                 alt.Tooltip("accuracy:Q", format=".1f", title="mean accuracy %"), "runs"])
+    labels = alt.Chart(table).mark_text(fontSize=13).encode(
+        x=xs, y=ys, text="label:N",
+        color=alt.condition(alt.datum.accuracy > table["accuracy"].mean(),
+                            alt.value("black"), alt.value("white")))
+    st.altair_chart(alt.layer(cells, labels).properties(height=60 + 40 * table["y"].nunique()),
+                    width="stretch")
+    st.caption("Mean test accuracy of the runs with each pair of values.")
+
+
+# Optuna's importance takes a moment: once per sweep and set of finished runs.
+@st.cache_data(max_entries=32, show_spinner="Weighing the settings ...")
+def importance(sweep_id: str, finished: tuple, _space: SearchSpace, _runs: list[Run]):
+    with warnings.catch_warnings():  # equal importances are an answer, not a warning to log
+        warnings.simplefilter("ignore", UserWarning)
+        return parameter_importance(_space, _runs)
+
+
+def importance_ui(sweep: Sweep, runs: list[Run]) -> None:
+    finished = tuple((r.id, r.status, r.accuracy) for r in runs)
+    found = importance(sweep.id, finished, sweep.space, runs)
+    if not found:
+        st.caption(importance_missing(sweep.space, runs))
+        return
+    table = importance_table(found)
+    bars = alt.Chart(table).mark_bar(color="#4C78A8").encode(
+        x=alt.X("importance:Q", title="share of the accuracy's differences",
+                axis=alt.Axis(format="%", tickCount=5), scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("setting:N", title=None, sort=list(table["setting"])))
+    labels = bars.mark_text(align="left", dx=4).encode(text="label:N")
+    st.altair_chart(alt.layer(bars, labels).properties(height=alt.Step(34)), width="stretch")
+    st.caption("How much each setting mattered to the test accuracy of the finished runs "
+               "(Optuna's importance evaluator).")
+
+
+def answer_ui(sweep: Sweep, all_runs: list[Run]) -> None:
+    """Which settings pay off: pictures chosen from what the sweep varied."""
+    st.subheader("The answer")
+    runs = answered_runs(all_runs)
+    best_ui(sweep, all_runs)
+    if not runs:
+        return
+    names = varied_names(sweep.space, runs)
+    if len(names) >= 2:
+        st.markdown("**Every run at a glance**")
+        parallel_ui(sweep, runs, names)
+        st.markdown("**Two settings together**")
+        heatmap_ui(sweep, runs, names)
+    elif len(names) == 1:
+        st.markdown("**Accuracy against the setting**")
+        one_setting_ui(runs, names[0])
+    else:
+        st.caption("The finished runs do not differ in any setting the sweep varies.")
+    if names:
+        st.markdown("**Which settings mattered**")
+        importance_ui(sweep, all_runs)
