@@ -114,6 +114,7 @@ def fixed_value_ui(name: str) -> None:
 
 
 def list_ui(name: str) -> None:
+    """A list of values: numbers as text separated by commas, choices and switches ticked."""
     spec = settings()[name]
     if spec.kind in (int, float):
         st.text_input(f"{spec.label} values", key=_key(name, "list"),
@@ -129,6 +130,7 @@ def list_ui(name: str) -> None:
 
 
 def range_ui(name: str) -> None:
+    """A range: its ends, the points a grid takes, and whether they go on a log scale."""
     spec = settings()[name]
     step = int(spec.step) if spec.kind is int else None
     number_format = "%d" if spec.kind is int else "%g"
@@ -334,6 +336,7 @@ def sweep_view_ui(sweep: Sweep, runs: list[Run]) -> None:
 
 
 def delete_ui(sweep: Sweep) -> None:
+    """Delete an ended sweep with its runs, once a second click confirms it."""
     if st.session_state.get("sw_confirm_delete") == sweep.id:
         st.warning(f"Delete sweep {sweep.name} and all its runs, with their files, for good?")
         yes, no, _ = st.columns([1, 1, 4])
@@ -354,6 +357,8 @@ def delete_ui(sweep: Sweep) -> None:
 @st.fragment(run_every=2.0)
 @layout.guard
 def live_sweep_ui(sweep_id: str) -> None:
+    """The running sweep, redrawn every 2 s until it ends (then the whole page, with its
+    answer)."""
     access.runner().schedule()  # advances the sweep and starts its queued runs
     sweeps = SweepStore(access.store())
     sweep = sweeps.get(sweep_id)
@@ -386,6 +391,7 @@ def sweeps_ui() -> None:
 
 @layout.guard
 def main() -> None:
+    """The page: a new sweep's form, then the chosen sweep and its answer."""
     layout.page_header("Sweep", "Try many settings at once: give the settings to compare a list "
                        "or a range of values, start, and see which ones pay off. The runs train "
                        "in the background, as many side by side as the machine allows.")

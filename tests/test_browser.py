@@ -524,6 +524,18 @@ def test_a_sweep_from_the_sweep_page_answers_and_its_best_settings_fill_the_trai
     page.get_by_text("The answer").evaluate("e => e.scrollIntoView({block: 'start'})")
     shoot(page, "sweep")
 
+    # A click on a line (one of its points) shows that run's loss; a box drawn over the first
+    # axis keeps the runs through it (both selections come back to Python).
+    chart.locator("svg .mark-symbol path").first.click(force=True)
+    page.get_by_text(re.compile(r"^Loss of Trial \d")).first.wait_for()
+    box = chart.bounding_box()
+    page.mouse.move(box["x"] + 30, box["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 90, box["y"] + 240, steps=8)
+    page.mouse.up()
+    page.get_by_text(re.compile(r"^\d of 4 runs pass through Learning rate")).wait_for()
+    assert_no_error_shown(page)
+
     best = best_run(SweepStore(RunStore(runs_dir)).runs(sweep_id))
     page.get_by_role("button", name="Use the best settings").click()
     wait_drawn(page, "Train")

@@ -39,6 +39,8 @@ from pages.shared.train_form import fill_form
 CURVE_POINTS = 300
 
 def _use_best(run: Run) -> None:
+    """Fill the Train page's form with the run's settings and open it (it is not drawn in this
+    run, so its fields can still be set)."""
     fill_form(train_form_values(run), list(settings()))
     st.switch_page(navigation.TRAIN)
 
@@ -97,6 +99,7 @@ def parallel_chart(chart, best_id: str | None) -> alt.LayerChart:
 
 
 def picked_curve_ui(runs: list[Run], run_id: str) -> None:
+    """The loss curve of the run picked on the chart."""
     by_id = {r.id: r for r in runs}
     run = by_id.get(run_id)
     if run is None:
@@ -114,6 +117,8 @@ def picked_curve_ui(runs: list[Run], run_id: str) -> None:
 
 
 def parallel_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
+    """The parallel-coordinates chart, the runs a box drawn on it keeps, and the loss of the
+    line clicked."""
     chart = parallel_coordinates(sweep.space, runs, names)
     best = best_run(runs)
     event = st.altair_chart(parallel_chart(chart, best.id if best else None), width="stretch",
@@ -136,6 +141,8 @@ def parallel_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
 
 
 def one_setting_ui(runs: list[Run], name: str) -> None:
+    """Accuracy against the one setting the sweep varied (a log axis where it spreads over
+    orders of magnitude)."""
     spec = settings()[name]
     table = accuracy_by_setting(runs, name)
     numeric = spec.kind in (int, float) and table["value"].map(
@@ -160,6 +167,7 @@ def one_setting_ui(runs: list[Run], name: str) -> None:
 
 
 def heatmap_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
+    """The mean accuracy over two chosen settings, the figure in each cell."""
     declared = settings()
     c1, c2 = st.columns(2)
     x = c1.selectbox("Across", names, index=0, key=f"sw_hx_{sweep.id}",
@@ -198,6 +206,7 @@ def importance(sweep_id: str, finished: tuple, _space: SearchSpace, _runs: list[
 
 
 def importance_ui(sweep: Sweep, runs: list[Run]) -> None:
+    """How much each setting mattered, as bars, or why that cannot be told yet."""
     finished = tuple((r.id, r.status, r.accuracy) for r in runs)
     found = importance(sweep.id, finished, sweep.space, runs)
     if not found:
