@@ -8,6 +8,8 @@ from cifar_core.errors import StoreError
 from cifar_core.models import Net, count_parameters
 from cifar_core.pictures import tiles
 from cifar_core.summaries import run_progress, runs_with_network
+from cifar_core.sweep_store import SweepStore
+from cifar_core.sweep_views import sweep_menu_label, sweep_progress
 from pages.shared import access, gate, layout, navigation
 
 
@@ -74,6 +76,11 @@ def active_run_sidebar_ui() -> None:
     active = access.store().list(("running", "queued"))
     if not active:
         return
+    # A sweep's runs come and go: the sweep's own progress says more than its current run.
+    for sweep in SweepStore(access.store()).list("running"):
+        progress = sweep_progress(sweep, SweepStore(access.store()).runs(sweep.id))
+        st.caption(f"**Sweep** {sweep_menu_label(sweep)}")
+        st.progress(progress.fraction, text=progress.text)
     run = active[0]
     latest = access.store().latest_event(run.id, kind="stats")
     progress = run_progress(run, [latest] if latest else [])

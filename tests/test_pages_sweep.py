@@ -205,6 +205,9 @@ def test_a_sweep_stops_in_one_action_and_is_deleted_with_its_runs_after_confirmi
     tiny_sweep(at, epochs=500)  # far longer than the test: it is stopped
     start_button(at).click().run()
     [sweep] = SweepStore(RunStore(runs_dir)).list()
+    # Every page's sidebar follows the sweep while it runs.
+    assert any(c.value == f"**Sweep** {sweep.id}" for c in at.sidebar.caption)
+    assert any("of 4 runs finished" in p.proto.text for p in at.sidebar.get("progress"))
     stop = at.button(key=f"stop_{sweep.id}")
     stop.click().run()
     no_traceback(at)
