@@ -76,6 +76,8 @@ def _defaults_for_other_modes(name: str) -> None:
             low, high = number * 0.5, number * 1.5 if number else 1
         if spec.high is not None:
             high = min(high, spec.high * (0.99 if spec.below_high else 1))
+        if spec.low is not None and not spec.above_low:
+            low = max(low, spec.low)  # e.g. at least 10 training images
         if spec.kind is int:
             low, high = max(1, int(round(low))), max(2, int(round(high)))
         st.session_state.setdefault(_key(name, "list"), "" if value is None else f"{value:g}")

@@ -265,3 +265,18 @@ def test_the_ray_engine_takes_the_address_from_the_environment_or_says_why_not(
     at = sweep_page()
     assert at.radio(key="sw_engine").disabled
     assert "need Ray, which is not installed" in texts(at)
+
+
+def test_a_range_starts_around_the_fixed_value_within_the_settings_limits(data_dir, runs_dir,
+                                                                        quick_speed):
+    at = sweep_page()
+    at.radio(key="sw_train_size_mode").set_value("range").run()
+    at.radio(key="sw_lr_mode").set_value("range").run()
+    at.radio(key="sw_momentum_mode").set_value("range").run()
+    no_traceback(at)
+    assert at.number_input(key="sw_train_size_low").value >= 10
+    assert (at.number_input(key="sw_lr_low").value, at.number_input(key="sw_lr_high").value) \
+        == pytest.approx((0.0001, 0.01))  # the tutorial's 0.001, a tenth to ten times
+    assert at.checkbox(key="sw_lr_log").value
+    assert at.number_input(key="sw_momentum_high").value < 1
+    assert not at.error and not start_button(at).disabled
