@@ -139,8 +139,8 @@ def compare_ui(runs: list[Run], picked: list[str]) -> None:
                 color=RUN_COLOR,
                 tooltip=["run", "epoch", alt.Tooltip("loss:Q", format=".3f")])
             st.altair_chart(chart.properties(height=320), width="stretch")
-            st.caption(f"Up to {points:,} loss reports of each run: an even spread of the "
-                       "longer ones.")
+            st.caption("A long run's loss is drawn from an even spread of its reports, so "
+                       "that the chart stays quick.")
         else:
             st.caption("No loss reports yet.")
     with c2:

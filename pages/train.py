@@ -56,6 +56,8 @@ SPEED_HELP = ("Training images per second of the run's wall time, writing every 
               "included (the more often it reports, the more that costs), the test after each "
               "epoch not.")
 TIME_LEFT_HELP = "The images still to train at this speed; the test after each epoch comes on top."
+TEST_ACCURACY_HELP = ("The share of the test images the network gets right, measured after each "
+                      "epoch: the first after epoch 1.")
 
 
 # Settings that a preset leaves as the user chose them, unless it names them (the CPU and
@@ -343,8 +345,9 @@ def run_view_ui(run: Run, curve: RunCurve) -> None:
               format_duration(progress.eta_s) if run.is_active else
               format_duration(run.duration_s),
               help=TIME_LEFT_HELP if run.is_active else None)
+    # Before the first epoch ends there is no measurement: a dash, and the help says when.
     c4.metric("Test accuracy", f"{accuracy.test_accuracy.iloc[-1]:.1f} %" if len(accuracy)
-              else "after epoch 1")
+              else "-", help=TEST_ACCURACY_HELP)
     log_every = run.settings["log_every"]
     every = "every batch" if log_every == 1 else f"every {log_every:,} batches"
     points = loss_curve(curve.stats)

@@ -307,6 +307,9 @@ def test_train_and_runs_pages_draw_a_run_of_100000_reports_as_a_spread(data_dir,
     no_traceback(at)
     assert at.multiselect(key="compare_runs").value == [run_id]
     assert chart_rows(at.get("vega_lite_chart")[0]) <= 2_000
+    # The spread is said in words, not as the budget divided by the runs compared ("Up to 666").
+    assert "drawn from an even spread of its reports" in texts(at)
+    assert "Up to" not in texts(at)
 
 
 def test_train_page_explains_a_diverged_run(data_dir, runs_dir):
@@ -317,6 +320,24 @@ def test_train_page_explains_a_diverged_run(data_dir, runs_dir):
     at = app_at("pages/train.py")
     no_traceback(at)
     assert any("Lower it" in e.value for e in at.error)
+
+
+def test_train_page_shows_no_test_accuracy_before_the_first_epoch_ends(data_dir, runs_dir):
+    # A run that reported its loss but has not finished epoch 1: "after epoch 1" as the value
+    # read as if it were a measurement; a dash, and the help says when it comes.
+    import os
+
+    store = RunStore(runs_dir)
+    config = TrainConfig(epochs=2, batch_size=10, log_every=2, seed=0).to_dict()
+    run = store.create(config, str(data_dir), "dashboard", status="running", pid=os.getpid())
+    store.add_event(run.id, StatsEvent(epoch=1, minibatch=2, step=2, images_seen=20, loss=2.3,
+                                       images_per_s=100.0, elapsed_s=0.2, fraction_done=0.05,
+                                       eta_s=4.0, images_per_epoch=200))
+    at = app_at("pages/train.py")
+    no_traceback(at)
+    accuracy = next(m for m in at.metric if m.label == "Test accuracy")
+    assert accuracy.value == "-"
+    assert "after each epoch" in accuracy.proto.help and "epoch 1" in accuracy.proto.help
 
 
 # --- Evaluate -----------------------------------------------------------------------------------
