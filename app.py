@@ -47,17 +47,15 @@ def home() -> None:
                      f"reached {done[0].accuracy:.1f} % on the test images.")
         else:
             st.write("No runs yet.")
-    cols = st.columns(6)
-    cols[0].page_link(navigation.DATA, label="Look at the data", icon=":material/image:")
-    cols[1].page_link(navigation.TRAIN, label="Train a network",
-                      icon=":material/model_training:")
-    cols[2].page_link(navigation.SWEEP, label="Explore settings",
-                      icon=":material/travel_explore:")
-    cols[3].page_link(navigation.EVALUATE, label="See what it learned",
-                      icon=":material/fact_check:")
-    cols[4].page_link(navigation.TRY_IT, label="Try your own picture",
-                      icon=":material/photo_camera:")
-    cols[5].page_link(navigation.RUNS, label="Compare runs", icon=":material/compare_arrows:")
+    # Two rows of three: six in a row cut their labels short ("Look at the dat") on a laptop.
+    links = [(navigation.DATA, "Look at the data", ":material/image:"),
+             (navigation.TRAIN, "Train a network", ":material/model_training:"),
+             (navigation.SWEEP, "Explore settings", ":material/travel_explore:"),
+             (navigation.EVALUATE, "See what it learned", ":material/fact_check:"),
+             (navigation.TRY_IT, "Try your own picture", ":material/photo_camera:"),
+             (navigation.RUNS, "Compare runs", ":material/compare_arrows:")]
+    for column, (page, label, icon) in zip(st.columns(3) + st.columns(3), links, strict=True):
+        column.page_link(page, label=label, icon=icon)
 
 
 # On every page: the run in progress, so a training is never out of sight.

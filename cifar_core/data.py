@@ -75,7 +75,7 @@ def _refuse_half_an_image_tree(root: Path) -> None:
         [missing] = [split for split in SPLITS if split != there]
         raise ImageFolderError(
             f"{root.resolve()} has a {there}/ folder but no {missing}/ folder beside it. An "
-            f"image-folder data set needs both, train/<class>/* and test/<class>/* (the test "
+            f"image-folder data set needs both, train/<class>/ and test/<class>/ (the test "
             f"images measure the accuracy): add {missing}/, or point --data-dir (or "
             "CIFAR_DATA_DIR) at another folder."
         )

@@ -26,7 +26,7 @@ DOWNLOAD_MARKER = ".cifar_core_downloading"
 OFFLINE_HELP = (
     "To work offline, put one of these into the data folder: the official "
     f"'{OFFICIAL_ARCHIVE}' or its unpacked '{BATCH_DIR}/' folder; an image-folder tree "
-    "'train/<class>/*.png|jpg' + 'test/<class>/*'; or a .tar.gz of either. "
+    "of .png or .jpg files, 'train/<class>/' and 'test/<class>/'; or a .tar.gz of either. "
     "Or set CIFAR_DATA_DIR (or --data-dir) to a folder that has one."
 )
 

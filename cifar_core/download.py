@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -68,6 +69,21 @@ def last_download(root: Path | str) -> LastDownload | None:
         return None
 
 
+def download_failure_reason(exc: BaseException) -> str:
+    """Why a download failed, in words that end a sentence ("... failed: <reason>")."""
+    if isinstance(exc, urllib.error.URLError):
+        cause = exc.reason
+        detail = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+        if isinstance(cause, socket.gaierror) or "Name or service not known" in detail:
+            return (f"this machine cannot reach the CIFAR-10 server (its name could not be "
+                    f"looked up: {detail}). Is it connected to the internet?")
+        return f"the CIFAR-10 server could not be reached ({detail})."
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}."
+    return f"{str(exc).rstrip('.')}."
+
+
 def download_cifar10(root: Path | str, progress: Progress) -> Source:
     """The tutorial's own download: torchvision.datasets.CIFAR10(root, download=True); returns the
     source it left. DataNotFoundError, with the offline options, if it fails."""
@@ -85,18 +101,21 @@ def download_cifar10(root: Path | str, progress: Progress) -> Source:
         partial = root / OFFICIAL_ARCHIVE
         if partial.is_file() and partial.stat().st_size < OFFICIAL_ARCHIVE_BYTES:
             partial.unlink(missing_ok=True)
+        reason = download_failure_reason(exc)
         error = DataNotFoundError(
-            f"No CIFAR-10 data in {root.resolve()} and the download failed ({exc}). "
+            f"No CIFAR-10 data in {root.resolve()} and the download failed: {reason} "
             + OFFLINE_HELP
         )
-        _report(root, "failed", str(error))
+        # The status file keeps the reason alone: the dashboard puts it after its own "No
+        # CIFAR-10 data in ..." and the offline options (they were there twice).
+        _report(root, "failed", reason)
         raise error from None
     finally:
         marker.unlink(missing_ok=True)
     source = find_source(root)
     if source is None:
         error = DataNotFoundError(f"The download left no data in {root}. " + OFFLINE_HELP)
-        _report(root, "failed", str(error))
+        _report(root, "failed", f"it left no data in {root}.")
         raise error
     _report(root, "done", f"Downloaded {source.describe()}.")
     return source

@@ -221,7 +221,7 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
         if not items.get(split):
             raise ImageFolderError(
                 f"No '{split}/<class>/' folders with images in {where}. Lay it out as "
-                "train/<class>/*.png and test/<class>/*.png (one folder per class)."
+                "train/<class>/ and test/<class>/, the pictures in them (one folder per class)."
             )
     classes = sorted(items["train"])
     extra = sorted(set(items["test"]) - set(classes))

@@ -65,6 +65,9 @@ def download_progress_ui() -> None:
     if status.state != "downloading":
         st.rerun()  # finished (or failed): redraw the whole page with the new state
     st.progress(status.fraction or 0.0, text=status.message)
+    # A bar alone left a newcomer wondering what comes after it.
+    st.caption("This page fills in by itself once the data is there; the download goes on if "
+               "you leave it.")
 
 
 def show_tiles(images: list, captions: list[str]) -> None:
