@@ -2,7 +2,7 @@
 (issue 14).
 
     python bench/bench_sweep.py [--data-dir D] [--rounds 2] [--modes local-1 local-2 ray]
-                                [--ray-address ADDR] [--train-size 10000]
+                                [--ray-address ADDR | --start-ray] [--train-size 10000]
 
 The grid: lr 0.001 / 0.01 / 0.05 x momentum 0.8 / 0.9 x batch size 4 / 16, 1 epoch on 10,000
 training images, the tutorial's network, one seed for all. Each mode starts the sweep exactly
@@ -14,18 +14,28 @@ Reported per mode: the wall time from the start to the sweep's end; the sum of i
 times (each run's start to end, its process start and data loading included); and the ideal:
 the runs' times *alone* (measured one at a time, mode local-1) summed and divided by how many
 run side by side. Goal: wall <= 1.1 x ideal; Ray's wall at most 1.1 x the local runner's with
-the same parallelism. Results and the commands: bench/RESULTS.md ("Sweeps").
+the same parallelism. `--start-ray` starts a Ray head node of this machine for the benchmark
+(as a cluster is used: it runs before the sweep and after it) and ends it by its process group;
+without an address the sweep's driver starts its own, which then counts in the wall time.
+Results and the commands: bench/RESULTS.md ("Sweeps").
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import secrets
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +86,45 @@ def one_sweep(mode: str, data_dir: Path, train_size: int, address: str) -> dict:
                          for r in runs]}
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def ray_head(cpus: int) -> Iterator[str]:
+    """A Ray head node of this machine with token authentication, for the benchmark's time:
+    its address (the token is put in this process's environment, which drivers inherit)."""
+    token = secrets.token_hex(32)
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0")
+    folder = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    port = _free_port()
+    ray_bin = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
+    with open(os.path.join(folder, "head.log"), "wb") as log:
+        head = subprocess.Popen(
+            [ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+             f"--num-cpus={cpus}", "--num-gpus=0", "--include-dashboard=false",
+             "--disable-usage-stats", "--block", f"--temp-dir={folder}"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the Ray head did not start; see {folder}/head.log")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(head.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                head.wait(5)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -83,8 +132,19 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--ray-address", default="",
                         help="a running Ray cluster (default: the driver starts one)")
+    parser.add_argument("--start-ray", action="store_true",
+                        help="start a Ray head of this machine for the benchmark")
     parser.add_argument("--train-size", type=int, default=10_000)
     args = parser.parse_args()
+    if args.start_ray and "ray" in args.modes:
+        with ray_head(os.cpu_count() or 1) as address:
+            args.ray_address = address
+            run(args)
+    else:
+        run(args)
+
+
+def run(args) -> None:
     info = machine_info("cpu")
     print(f"# {info['cpu']}, {info['cores']} cores; torch {info['torch']}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
