@@ -7,7 +7,7 @@ import streamlit as st
 from cifar_core.errors import StoreError
 from cifar_core.models import Net, count_parameters
 from cifar_core.pictures import tiles
-from cifar_core.summaries import run_progress, runs_with_network
+from cifar_core.summaries import active_runs, run_progress, runs_with_network
 from cifar_core.sweep_store import SweepStore
 from cifar_core.sweep_views import sweep_menu_label, sweep_progress
 from pages.shared import access, gate, layout, navigation
@@ -34,7 +34,7 @@ def home() -> None:
                    f"{len(data.test_labels):,} test images.")
 
     st.subheader("Training")
-    active = access.store().list(("running", "queued"))
+    active = active_runs(access.store().list(("running", "queued")))
     if active:
         run = active[0]
         st.info(f"Run **{run.id}** is {run.status}.", icon=":material/model_training:")
@@ -71,7 +71,7 @@ def active_run_sidebar_ui() -> None:
     # On every page: a job that died (killed, out of memory) is marked failed and the next
     # queued run starts, within two seconds, not only when Train or Runs is opened.
     access.runner().schedule()
-    active = access.store().list(("running", "queued"))
+    active = active_runs(access.store().list(("running", "queued")))
     if not active:
         return
     # A sweep's runs come and go: the sweep's own progress says more than its current run.

@@ -16,7 +16,7 @@ import pandas as pd
 
 from cifar_core.config import compared_settings, settings
 from cifar_core.events import EpochEvent, Event, StatsEvent
-from cifar_core.runs import SAVED, Run
+from cifar_core.runs import ACTIVE, SAVED, Run
 
 # The settings a comparison of runs shows, as declared in cifar_core.config.
 SETTINGS = compared_settings()
@@ -72,6 +72,12 @@ def how_it_trained(run: Run) -> str | None:
         return None
     cores = metrics.get("cores") or 1
     return f"Trained with the {metrics['training_step']} on {cores} core{'s' * (cores != 1)}."
+
+
+def active_runs(runs: list[Run]) -> list[Run]:
+    """The queued and running runs, those training before those waiting, each group in the
+    given order: a page that follows the first follows a training, not the run waiting for it."""
+    return sorted((r for r in runs if r.status in ACTIVE), key=lambda r: r.status != "running")
 
 
 def runs_with_network(runs: list[Run]) -> list[Run]:

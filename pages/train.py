@@ -28,9 +28,10 @@ from cifar_core.estimate import (
 )
 from cifar_core.models import model_spec
 from cifar_core.pictures import tiles
-from cifar_core.runs import ACTIVE, Run
+from cifar_core.runs import Run
 from cifar_core.speed import threads_for_background_runs
 from cifar_core.summaries import (
+    active_runs,
     epoch_accuracies,
     format_duration,
     how_it_trained,
@@ -331,6 +332,14 @@ def loss_chart(run: Run, curve: pd.DataFrame, accuracy: pd.DataFrame) -> alt.Lay
         .properties(height=320)
 
 
+# A finished run's chart never changes: its spec is built (and checked by Altair, most of this
+# page's Python time) once per run and server, not on every visit (bench/bench_reruns.py).
+@st.cache_data(max_entries=32, show_spinner=False)
+def finished_loss_chart_spec(run_key: tuple, _run: Run, _curve: pd.DataFrame,
+                             _accuracy: pd.DataFrame) -> dict:
+    return loss_chart(_run, _curve, _accuracy).to_dict()
+
+
 def run_view_ui(run: Run, curve: RunCurve) -> None:
     """Progress, figures and chart of one run (live or finished)."""
     progress = run_progress(run, curve.stats)
@@ -354,7 +363,11 @@ def run_view_ui(run: Run, curve: RunCurve) -> None:
     if points.empty:
         st.caption(f"The loss chart starts with the first report ({every}).")
         return
-    st.altair_chart(loss_chart(run, points, accuracy), width="stretch")
+    if run.is_active:
+        st.altair_chart(loss_chart(run, points, accuracy), width="stretch")
+    else:
+        spec = finished_loss_chart_spec((run.id, run.finished), run, points, accuracy)
+        st.vega_lite_chart(spec, width="stretch")
     reports = curve.reports
     shown = (f" The chart draws {len(points):,} of them: the latest {RECENT_POINTS:,} and an "
              "even spread of the others." if curve.thinned else "")
@@ -410,10 +423,10 @@ def run_to_show() -> Run | None:
     by_id = {r.id: r for r in runs}
     if wanted in by_id:
         chosen = by_id[wanted]
-        active = [r for r in runs if r.status in ACTIVE]
+        active = active_runs(runs)
         # Reattach to a newer active run (e.g. started from another tab) once ours has ended.
         return active[0] if not chosen.is_active and active else chosen
-    active = [r for r in runs if r.status in ACTIVE]
+    active = active_runs(runs)  # a training before the runs waiting for it
     return active[0] if active else (runs[0] if runs else None)
 
 

@@ -341,6 +341,21 @@ def test_train_page_shows_no_test_accuracy_before_the_first_epoch_ends(data_dir,
     assert "after each epoch" in accuracy.proto.help and "epoch 1" in accuracy.proto.help
 
 
+def test_train_page_and_sidebar_follow_the_training_run_not_the_one_waiting(data_dir, runs_dir):
+    import os
+
+    store = RunStore(runs_dir)
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
+    training = store.create(config, str(data_dir), "dashboard", status="running", pid=os.getpid())
+    waiting = store.create(config, str(data_dir), "dashboard")  # newer, queued behind it
+    at = app_at("pages/train.py")
+    no_traceback(at)
+    assert any(f"Run {training.id} · running" in h.value for h in at.subheader)
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert training.id in sidebar and waiting.id not in sidebar
+    assert "1 more waiting or running" in sidebar
+
+
 # --- Evaluate -----------------------------------------------------------------------------------
 
 def test_evaluate_shows_accuracy_per_class_and_confusions(data_dir, runs_dir):

@@ -13,6 +13,7 @@ from cifar_core.evaluate import confusion_rows
 from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
 from cifar_core.runs import RunStore
 from cifar_core.summaries import (
+    active_runs,
     epoch_accuracies,
     epoch_confusions,
     format_duration,
@@ -184,6 +185,18 @@ def test_per_epoch_confusions_and_each_classs_accuracy_across_epochs():
         (1, "cat", 50.0), (1, "dog", 50.0), (2, "cat", 100.0), (2, "dog", 50.0)]
     rows = confusion_rows(confusions[2], ("cat", "dog"))
     assert rows["images"].sum() == 4 and len(rows) == 4
+
+
+def test_active_runs_put_the_training_ones_before_those_waiting(store):
+    # Newest first, a queued run came before the one training: pages following the first
+    # active run followed the waiting one ("Waiting for a free slot") (issue 16 walk).
+    older = store.create({}, "/data", "test", status="running")
+    done = store.create({}, "/data", "test", status="running")
+    store.finish(done.id, "completed", "ok")
+    waiting = store.create({}, "/data", "test")
+    newer = store.create({}, "/data", "test", status="running")
+    assert [r.id for r in active_runs(store.list())] == [newer.id, older.id, waiting.id]
+    assert active_runs([]) == []
 
 
 def test_runs_with_network_puts_runs_whose_file_is_gone_last(store):
