@@ -342,6 +342,11 @@ def finished_loss_chart_spec(run_key: tuple, _run: Run, _curve: pd.DataFrame,
 
 def run_view_ui(run: Run, curve: RunCurve) -> None:
     """Progress, figures and chart of one run (live or finished)."""
+    if not run.is_active and not curve.stats:
+        # Its status box above says how it ended; a bar, four dashes and "the chart starts with
+        # the first report" would only repeat it or promise what never comes.
+        st.caption("It ended before its first loss report, so there is nothing to chart.")
+        return
     progress = run_progress(run, curve.stats)
     st.progress(progress.fraction, text=progress.text)
     accuracy = epoch_accuracies(curve.epochs)

@@ -321,6 +321,10 @@ def test_train_page_explains_a_diverged_run(data_dir, runs_dir):
     at = app_at("pages/train.py")
     no_traceback(at)
     assert any("Lower it" in e.value for e in at.error)
+    # It ended before any report: said once, no bar repeating the message, no empty figures.
+    assert "ended before its first loss report" in texts(at)
+    assert "starts with the first report" not in texts(at)
+    assert not at.get("progress") and not at.metric
 
 
 def test_train_page_shows_no_test_accuracy_before_the_first_epoch_ends(data_dir, runs_dir):
