@@ -6,6 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from cifar_core import CifarError
 from cifar_core.evaluate import Evaluation, confusion_rows
 from cifar_core.pictures import tiles, verdict_tiles
 from cifar_core.summaries import (
@@ -155,7 +156,7 @@ def mistakes_ui(evaluation: Evaluation, data) -> None:
                        zip(worst["predicted"], worst["confidence"], worst["label"], strict=True)])
 
 
-def learning_ui(run_id: str, classes: tuple[str, ...]) -> None:
+def learning_ui(run_id: str, classes: tuple[str, ...], run_key: tuple) -> None:
     """How the mistakes changed while it learned: the confusion matrix after a chosen epoch,
     and each class's accuracy after every epoch."""
     events = [e for _, e in access.store().events(run_id, kind="epoch")]
@@ -170,19 +171,28 @@ def learning_ui(run_id: str, classes: tuple[str, ...]) -> None:
     with c1:
         epoch = epochs[-1] if len(epochs) == 1 else st.select_slider(
             "After epoch", options=epochs, value=epochs[-1], key=f"learn_epoch_{run_id}")
-        matrix = confusions[epoch]
-        heat, text = confusion_layers(confusion_rows(matrix, classes), list(classes))
-        st.altair_chart((heat + text).properties(height=380, title=f"After epoch {epoch}"),
-                        width="stretch")
+        st.vega_lite_chart(epoch_confusion_spec(run_key, epoch, confusions[epoch], classes),
+                           width="stretch")
     with c2:
-        lines = per_class_by_epoch(events, classes)
-        chart = alt.Chart(lines).mark_line(point=True).encode(
-            x=alt.X("epoch:O", title="epoch"),
-            y=alt.Y("accuracy:Q", title="accuracy (%)", scale=alt.Scale(domain=[0, 100])),
-            color=alt.Color("class:N", sort=list(classes), title="class"),
-            tooltip=["epoch", "class", alt.Tooltip("accuracy:Q", format=".1f")])
-        st.altair_chart(chart.properties(height=380, title="Accuracy per class"),
-                        width="stretch")
+        st.vega_lite_chart(per_class_by_epoch_spec(run_key, events, classes), width="stretch")
+
+
+# The epochs' charts of a run never change either: built once per run (and epoch) and server.
+@st.cache_data(max_entries=64, show_spinner=False)
+def epoch_confusion_spec(run_key: tuple, epoch: int, _matrix, classes: tuple[str, ...]) -> dict:
+    heat, text = confusion_layers(confusion_rows(_matrix, classes), list(classes))
+    return (heat + text).properties(height=380, title=f"After epoch {epoch}").to_dict()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def per_class_by_epoch_spec(run_key: tuple, _events: list, classes: tuple[str, ...]) -> dict:
+    lines = per_class_by_epoch(_events, classes)
+    chart = alt.Chart(lines).mark_line(point=True).encode(
+        x=alt.X("epoch:O", title="epoch"),
+        y=alt.Y("accuracy:Q", title="accuracy (%)", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("class:N", sort=list(classes), title="class"),
+        tooltip=["epoch", "class", alt.Tooltip("accuracy:Q", format=".1f")])
+    return chart.properties(height=380, title="Accuracy per class").to_dict()
 
 
 @layout.guard
@@ -196,7 +206,12 @@ def main() -> None:
     if run_id is None:
         return
     run = access.store().get(run_id)
-    evaluation = access.run_evaluation(run)
+    try:
+        evaluation = access.run_evaluation(run)
+    except CifarError as exc:
+        # A deleted network file or another data set: nothing broke, another run will do.
+        st.warning(str(exc), icon=":material/folder_off:")
+        return
     c1, c2, c3 = st.columns(3)
     c1.metric("Test accuracy", f"{evaluation.accuracy:.1f} %",
               help="Share of the test images whose class the network names right.")
@@ -206,7 +221,7 @@ def main() -> None:
     run_key = (run.id, run.checkpoint, run.finished)
     per_class_ui(evaluation, run_key)
     confusion_ui(evaluation, data, run_key)
-    learning_ui(run.id, evaluation.classes)
+    learning_ui(run.id, tuple(evaluation.classes), run_key)
     mistakes_ui(evaluation, data)
 
 
