@@ -34,11 +34,13 @@ import argparse
 import json
 import os
 import platform
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -49,7 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from dashboard_server import start_server  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
-from cifar_core.runs import RunStore  # noqa: E402
+from cifar_core.processes import pid_alive  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -250,7 +252,33 @@ def summary(times: dict) -> dict:
 
 # --- training started from the dashboard -----------------------------------------------------
 
-def start_training(page, url: str, store: RunStore, epochs: int) -> str:
+class TreeRuns:
+    """A checkout's runs, read straight from its run store's file, read-only: opening it as a
+    RunStore of this checkout would bring it up to this checkout's schema, which an older
+    checkout's jobs then refuse to write (that stopped the training phase of a before/after
+    run once the store had a schema 2)."""
+
+    def __init__(self, root):
+        self.db = Path(root) / "runs.sqlite"
+
+    def _rows(self, query: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)) as con:
+            con.row_factory = sqlite3.Row
+            return con.execute(query, args).fetchall()
+
+    def ids(self) -> set[str]:
+        return {row["id"] for row in self._rows("SELECT id FROM runs")}
+
+    def run(self, run_id: str) -> dict:
+        row = self._rows("SELECT status, pid, metrics FROM runs WHERE id=?", (run_id,))[0]
+        active = row["status"] in ("queued", "running")
+        if row["status"] == "running" and row["pid"] and not pid_alive(row["pid"]):
+            active = False  # its job died, and no page is open to mark it failed
+        return {"status": row["status"], "active": active,
+                "metrics": json.loads(row["metrics"]) if row["metrics"] else {}}
+
+
+def start_training(page, url: str, store: TreeRuns, epochs: int) -> str:
     """Start a run of `epochs` epochs (all training images, other settings as the form has
     them) from the Train page; its id."""
     page.goto(f"{url}/train")
@@ -259,29 +287,29 @@ def start_training(page, url: str, store: RunStore, epochs: int) -> str:
     field.fill(str(epochs))
     field.press("Enter")
     time.sleep(1.0)
-    before = {r.id for r in store.list()}
+    before = store.ids()
     page.get_by_role("button", name="Start training").click()
     for _ in range(600):
-        new = [r for r in store.list() if r.id not in before]
+        new = store.ids() - before
         if new:
-            return new[0].id
+            return next(iter(new))
         time.sleep(0.1)
     raise RuntimeError("the Train page started no run")
 
 
-def wait_run(store: RunStore, run_id: str, timeout: float = 1800) -> dict:
+def wait_run(store: TreeRuns, run_id: str, timeout: float = 1800) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = store.get(run_id)
-        if not run.is_active:
-            return {"run": run_id, "status": run.status,
-                    "images_per_s": (run.metrics or {}).get("images_per_s")}
+        run = store.run(run_id)
+        if not run["active"]:
+            return {"run": run_id, "status": run["status"],
+                    "images_per_s": run["metrics"].get("images_per_s")}
         time.sleep(0.5)
     raise RuntimeError(f"run {run_id} did not finish")
 
 
 def training_phase(browser, tree: dict, epochs: int, repeats: int) -> dict:
-    store = RunStore(tree["runs"])
+    store = TreeRuns(tree["runs"])
     tab = browser.new_page(viewport=VIEWPORT)
     run_id = start_training(tab, tree["url"], store, epochs)
     tab.close()  # no browser open while it trains
@@ -291,10 +319,10 @@ def training_phase(browser, tree: dict, epochs: int, repeats: int) -> dict:
     run_id = start_training(page, tree["url"], store, epochs)
     times: dict[str, list[float]] = {}
     rounds = 0
-    while store.get(run_id).is_active and rounds < repeats:
+    while store.run(run_id)["active"] and rounds < repeats:
         one_round(browser, page, runs, tree["url"], rounds, times)
         rounds += 1
-    still_running = store.get(run_id).is_active
+    still_running = store.run(run_id)["active"]
     busy = wait_run(store, run_id)
     page.close()
     return {"quiet_run": quiet, "browsed_run": busy, "rounds": rounds,
