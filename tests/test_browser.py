@@ -4,8 +4,9 @@ first request (a bookmark after a restart), on a server of its own.
 
 Data: tiny generated batches by default. To take the README's screenshots on the real images:
     BROWSER_DATA_DIR=../shared/data BROWSER_SCREENSHOTS=docs BROWSER_TRAIN="2 4 10000 100" \
-        python -m pytest tests/test_browser.py
-(BROWSER_TRAIN = epochs, batch size, training images, log every).
+        BROWSER_SWEEP="2 16 5000 50 0.002,0.02" python -m pytest tests/test_browser.py
+(BROWSER_TRAIN = epochs, batch size, training images, log every; BROWSER_SWEEP the same for the
+Sweep page's four runs, and their two learning rates).
 """
 
 from __future__ import annotations
@@ -488,13 +489,18 @@ def test_a_sweep_from_the_sweep_page_answers_and_its_best_settings_fill_the_trai
     page.goto(f"{url}/sweep")
     page.get_by_role("button", name="Start the sweep").wait_for()
     main = page.locator("[data-testid=stMain]")
-    for label, value in (("Epochs", "1"), ("Batch size", "10"), ("Log every", "10"),
-                         ("Training images", "500")):
+    # BROWSER_SWEEP = epochs, batch size, training images, log every, learning rates: for the
+    # README's picture on the real images, runs long enough to learn something.
+    epochs, batch, size, log_every, rates = (
+        os.environ.get("BROWSER_SWEEP") or "1 10 500 10 0.002,0.05").split()
+    for label, value in (("Epochs", epochs), ("Batch size", batch), ("Log every", log_every),
+                         ("Training images", size)):
         field = main.get_by_role("spinbutton", name=re.compile(f"^{label}"))
         field.fill(value)
         field.press("Enter")
         time.sleep(0.5)
-    for label, values in (("Learning rate", "0.002, 0.05"), ("Momentum", "0.5, 0.9")):
+    for label, values in (("Learning rate", rates.replace(",", ", ")),
+                          ("Momentum", "0.5, 0.9")):
         main.get_by_role("radiogroup", name=label, exact=True).get_by_text(
             "list", exact=True).click()
         field = main.get_by_role("textbox", name=f"{label} values")

@@ -301,6 +301,16 @@ def test_parameter_importance_says_which_setting_mattered(store):
     assert smart_search.parameter_importance(space, runs[:2]) is None  # too few finished
 
 
+def test_importance_of_a_small_grid_names_the_setting_that_made_more_difference(store):
+    """Four runs: the learning rate moved the accuracy by ~16 points, momentum by ~10."""
+    space = SearchSpace(axes=(Axis("lr", (0.002, 0.02)), Axis("momentum", (0.5, 0.9))))
+    accuracy = {(0.002, 0.5): 9.9, (0.002, 0.9): 19.4, (0.02, 0.5): 25.7, (0.02, 0.9): 35.7}
+    runs = [_ended_run(store, "completed", accuracy[c["lr"], c["momentum"]], **c)
+            for c in space.configs()]
+    importance = smart_search.parameter_importance(space, runs)
+    assert importance["lr"] > importance["momentum"]
+
+
 def test_a_cpu_sweep_runs_one_per_core_by_default():
     space = SearchSpace(axes=(Axis("device", ("cpu",)),))
     assert default_parallel(space, cores=2) == 2
