@@ -53,7 +53,7 @@ from cifar_core.search_space import (
     space_from_toml,
     with_axis,
 )
-from cifar_core.summaries import how_it_trained, setting_text
+from cifar_core.summaries import how_it_trained, run_setting_text, setting_text
 from cifar_core.sweep_store import ENGINES, Sweep, SweepStore
 from cifar_core.sweeps import best_run, delete_sweep, start_sweep, stop_sweep
 
@@ -446,8 +446,8 @@ def cmd_runs(args) -> int:
             print("No runs yet. Start one with: python -m cifar_core train")
             return 0
         # A column per compared setting (cifar_core.config), then the results.
-        rows = [(run, {name: setting_text(name, run.settings[name])
-                       for name in compared_settings()}) for run in runs]
+        rows = [(run, {name: run_setting_text(run, name) for name in compared_settings()})
+                for run in runs]
         widths = {name: max(len(name), *(len(shown[name]) for _, shown in rows))
                   for name in compared_settings()}
         print(f"{'run':22} {'status':10} {'created':16} "

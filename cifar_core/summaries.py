@@ -54,6 +54,17 @@ def run_label(run: Run) -> str:
             f"batch {c['batch_size']})")
 
 
+def run_setting_text(run: Run, name: str) -> str:
+    """A run's setting in words for a table: '-' where it does not apply to the run's network
+    (a width for the tutorial's, which has none), else setting_text."""
+    from cifar_core.models import MODELS
+
+    spec = MODELS.get(run.settings.get("model"))
+    if name == "width" and spec is not None and spec.widths is None:
+        return "-"
+    return setting_text(name, run.settings.get(name))
+
+
 def setting_text(name: str, value) -> str:
     """A setting's value in words, e.g. 'all' for every training image."""
     spec = settings()[name]

@@ -16,8 +16,8 @@ from cifar_core.summaries import (
     metrics_csv,
     per_class_comparison,
     run_label,
+    run_setting_text,
     runs_table,
-    setting_text,
     status_text,
 )
 from cifar_core.sweep_store import SweepStore
@@ -67,8 +67,8 @@ def runs_table_ui(runs: list[Run], key: str = "runs_table") -> list[str]:
                              for v in table["images_per_s"]]
     declared = settings()
     for name in SETTINGS:
-        if declared[name].optional:
-            table[name] = [setting_text(name, value) for value in table[name]]
+        if declared[name].optional:  # '-' where it does not apply (a tutorial run's width)
+            table[name] = [run_setting_text(run, name) for run in runs]
     shown = table[["run", "status", *SETTINGS, "accuracy", "duration", "images_per_s",
                    "created", "message"]]
     event = st.dataframe(

@@ -24,6 +24,7 @@ from cifar_core.summaries import (
     per_class_comparison,
     run_label,
     run_progress,
+    run_setting_text,
     runs_table,
     runs_with_network,
     setting_text,
@@ -215,3 +216,13 @@ def test_runs_with_network_puts_runs_whose_file_is_gone_last(store):
     assert listed[0].id == runs[2].id
     present = [r.id for r in listed if r.id != runs[2].id]
     assert [r.id for r in kept] == [*present, runs[2].id]  # the store's order kept otherwise
+
+
+def test_a_setting_that_does_not_apply_to_the_run_s_network_reads_as_a_dash(store):
+    tutorial = store.create(TrainConfig(model="tutorial").to_dict(), "/data", "test")
+    fast = store.create(TrainConfig(model="fast").to_dict(), "/data", "test")
+    sized = store.create(TrainConfig(model="fast", width=16).to_dict(), "/data", "test")
+    assert run_setting_text(tutorial, "width") == "-"  # it has no width at all
+    assert run_setting_text(fast, "width") == "standard"  # the model's own, for its device
+    assert run_setting_text(sized, "width") == "16"
+    assert run_setting_text(tutorial, "train_size") == "all"
