@@ -383,8 +383,9 @@ def test_the_runs_table_shows_width_and_nesterov_as_settings(data_dir, runs_dir)
     at.switch_page("pages/runs.py").run()
     no_traceback(at)
     table = at.dataframe[0].value.set_index("model")
-    # A column of a width and a None must not read '4.0' and 'nan'.
-    assert table.loc["fast", "width"] == "4" and table.loc["tutorial", "width"] == "standard"
+    # A column of a width and a None must not read '4.0' and 'nan'; the tutorial's network has
+    # no width at all, so its cell reads '-'.
+    assert table.loc["fast", "width"] == "4" and table.loc["tutorial", "width"] == "-"
     assert bool(table.loc["fast", "nesterov"]) and not bool(table.loc["tutorial", "nesterov"])
     columns = json.loads(at.dataframe[0].proto.columns)
     assert columns["nesterov"]["type_config"]["type"] == "checkbox"  # on/off, not a number
