@@ -66,8 +66,9 @@ def _pruner(space: SearchSpace):
     return optuna.pruners.NopPruner()
 
 
-def create_study(journal: Path, study_name: str, space: SearchSpace) -> None:
-    """The sweep's study (maximising test accuracy), with its sampler and pruner."""
+def create_study(journal: Path, study_name: str) -> None:
+    """The sweep's study, maximising test accuracy (its sampler and pruner come with each
+    load: _load)."""
     optuna = _optuna()
     optuna.create_study(storage=_storage(journal), study_name=study_name, direction="maximize",
                         load_if_exists=True)

@@ -12,6 +12,7 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from cifar_core.errors import RunError
 from cifar_core.runs import ACTIVE, Run, RunStore, TrialTaken
@@ -183,11 +184,20 @@ class SweepStore:
             self.store.delete(run.id)
         with self.store._connect() as con:
             con.execute("DELETE FROM sweeps WHERE id=?", (sweep.id,))
-        journal = optuna_journal(self.store, sweep.id)
-        journal.unlink(missing_ok=True)
+        for kind in SWEEP_FILES:
+            sweep_file(self.store, sweep.id, kind).unlink(missing_ok=True)
 
 
-def optuna_journal(store: RunStore, sweep_id: str):
-    """Where Optuna keeps the sweep's trials (smart strategy, early stopping): a journal file
-    beside the run store."""
-    return store.root / "sweeps" / f"{sweep_id}.optuna.log"
+# A sweep's files beside the run store: Optuna's journal of its trials (smart strategy, early
+# stopping), the lock that lets one process at a time advance it, its Ray driver's output.
+SWEEP_FILES = ("optuna.log", "lock", "driver.log")
+
+
+def sweep_file(store: RunStore, sweep_id: str, kind: str) -> Path:
+    """One of the sweep's files (a kind in SWEEP_FILES), in the runs folder's 'sweeps'."""
+    return store.root / "sweeps" / f"{sweep_id}.{kind}"
+
+
+def optuna_journal(store: RunStore, sweep_id: str) -> Path:
+    """Where Optuna keeps the sweep's trials."""
+    return sweep_file(store, sweep_id, "optuna.log")

@@ -25,9 +25,12 @@ from cifar_core.errors import RunError
 from cifar_core.processes import pid_alive
 from cifar_core.runs import ACTIVE, SAVED, Run, RunStore
 from cifar_core.search_space import SearchSpace, SweepError
-from cifar_core.sweep_store import Sweep, SweepStore, optuna_journal
+from cifar_core.sweep_store import Sweep, SweepStore, optuna_journal, sweep_file
 
-DRIVER_LOG = "driver.log"
+# Per process: how many ended runs each sweep's study was last told about. Telling it again
+# reads its journal for nothing, and advance_sweep runs on every schedule() (every page's
+# sidebar, every 2 s).
+_ended_told: dict[str, int] = {}
 
 
 def default_parallel(space: SearchSpace, cores: int | None = None) -> int:
@@ -64,7 +67,7 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
     sweep = sweeps.create(name, space, str(Path(data_dir).resolve()), origin, engine, address,
                           chosen)
     if smart_search.uses_optuna(space):
-        smart_search.create_study(optuna_journal(store, sweep.id), sweep.id, space)
+        smart_search.create_study(optuna_journal(store, sweep.id), sweep.id)
     if engine == "local":
         from cifar_core.jobs import JobRunner
 
@@ -94,8 +97,10 @@ def advance_sweep(store: RunStore, sweep: Sweep) -> list[Run]:
             return []
         sweeps, made = SweepStore(store), []
         runs = sweeps.runs(sweep.id)
-        if smart_search.uses_optuna(sweep.space):
+        ended = sum(not r.is_active for r in runs)
+        if smart_search.uses_optuna(sweep.space) and _ended_told.get(sweep.id) != ended:
             smart_search.tell(optuna_journal(store, sweep.id), sweep.id, sweep.space, runs)
+            _ended_told[sweep.id] = ended
         active = [r for r in runs if r.status in ACTIVE]
         if sweep.stop_requested:
             _stop_runs(store, active)
@@ -211,7 +216,7 @@ def _sweep_lock(store: RunStore, sweep_id: str) -> Iterator[None]:
     except ImportError:  # not on this system: the store's trial numbers still keep runs unique
         yield
         return
-    path = store.root / "sweeps" / f"{sweep_id}.lock"
+    path = sweep_file(store, sweep_id, "lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a")  # noqa: SIM115 (held for the block)
@@ -228,9 +233,9 @@ def _sweep_lock(store: RunStore, sweep_id: str) -> Iterator[None]:
 def launch_driver(store: RunStore, sweep: Sweep) -> int | None:
     """Start the process that drives a sweep on a Ray cluster (cifar_core.ray_engine), its
     output in the sweep's log; returns its pid."""
-    folder = store.root / "sweeps"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{sweep.id}.{DRIVER_LOG}", "ab") as log:
+    log_file = sweep_file(store, sweep.id, "driver.log")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cifar_core", "sweep", "drive", sweep.id,
              "--runs-dir", str(store.root.resolve())],

@@ -197,20 +197,10 @@ def files_ui(runs: list[Run]) -> None:
                            mime="text/csv", icon=":material/table:", key="dl_metrics")
     if run.status == "running":
         c3.caption("A running run cannot be deleted: stop it on the Train page first.")
-    elif st.session_state.get("confirm_delete") == run.id:
-        c3.warning(f"Delete run {run.id} and its files for good?")
-        yes, no = c3.columns(2)
-        if yes.button("Yes, delete", type="primary", key="delete_yes"):
-            access.runner().delete(run.id)
-            st.session_state.pop("confirm_delete", None)
-            st.toast(f"Deleted run {run.id}.")
-            st.rerun()
-        if no.button("Cancel", key="delete_no"):
-            st.session_state.pop("confirm_delete", None)
-            st.rerun()
-    elif c3.button("Delete this run ...", icon=":material/delete:", key="delete_ask"):
-        st.session_state.confirm_delete = run.id
-        st.rerun()
+    else:
+        layout.delete_with_confirmation_ui(
+            c3, run.id, f"Delete run {run.id} and its files for good?", "Delete this run ...",
+            lambda: access.runner().delete(run.id), f"Deleted run {run.id}.")
 
 
 @layout.guard

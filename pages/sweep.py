@@ -339,21 +339,14 @@ def sweep_view_ui(sweep: Sweep, runs: list[Run]) -> None:
 
 def delete_ui(sweep: Sweep) -> None:
     """Delete an ended sweep with its runs, once a second click confirms it."""
-    if st.session_state.get("sw_confirm_delete") == sweep.id:
-        st.warning(f"Delete sweep {sweep.name} and all its runs, with their files, for good?")
-        yes, no, _ = st.columns([1, 1, 4])
-        if yes.button("Yes, delete", type="primary", key="sw_delete_yes"):
-            delete_sweep(access.store(), sweep.id)
-            st.session_state.pop("sw_confirm_delete", None)
-            st.session_state.pop("sw_chosen", None)
-            st.toast(f"Deleted sweep {sweep.name}.")
-            st.rerun()
-        if no.button("Cancel", key="sw_delete_no"):
-            st.session_state.pop("sw_confirm_delete", None)
-            st.rerun()
-    elif st.button("Delete this sweep ...", icon=":material/delete:", key="sw_delete_ask"):
-        st.session_state.sw_confirm_delete = sweep.id
-        st.rerun()
+    def delete() -> None:
+        delete_sweep(access.store(), sweep.id)
+        st.session_state.pop("sw_chosen", None)
+
+    layout.delete_with_confirmation_ui(
+        st, sweep.id, f"Delete sweep {sweep.name} and all its runs, with their files, for good?",
+        "Delete this sweep ...", delete, f"Deleted sweep {sweep.name}.", prefix="sw_",
+        widths=(1, 1, 4))
 
 
 @st.fragment(run_every=2.0)

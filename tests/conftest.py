@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 import signal
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,25 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
         code = exit_.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
+    """condition()'s first true value, asked every `interval` s; fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def end_jobs_of(store) -> None:
+    """Kill what a failing test left running of this store's jobs (and sweep drivers): only
+    the processes this test process started for it, by pid."""
+    from cifar_core import jobs
+
+    for proc in list(jobs._children.values()):
+        if proc.poll() is None and str(store.root.resolve()) in " ".join(map(str, proc.args)):
+            proc.kill()
+            proc.wait()

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from conftest import end_jobs_of, wait_for
 
 from cifar_core import jobs
 from cifar_core.checkpoint import load_checkpoint
@@ -32,14 +33,6 @@ QUICK = dict(epochs=1, batch_size=20, log_every=1, lr=0.002, seed=0, device="cpu
 LONG = dict(epochs=1000, batch_size=4, log_every=5, lr=0.002, seed=0, device="cpu")
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _cmdline(pid: int) -> str:
@@ -57,10 +50,7 @@ def store(tmp_path) -> RunStore:
     for run in store.list("running"):
         if run.pid and run.pid != os.getpid() and run.id in _cmdline(run.pid):
             os.kill(run.pid, signal.SIGKILL)
-    for proc in list(jobs._children.values()):
-        if proc.poll() is None and str(store.root.resolve()) in " ".join(proc.args):
-            proc.kill()
-            proc.wait()
+    end_jobs_of(store)
 
 
 def started(store: RunStore, run_id: str) -> bool:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import end_jobs_of, run_cli, wait_for
 
 from cifar_core import jobs, ray_engine, smart_search
 from cifar_core.checkpoint import load_checkpoint
@@ -32,7 +32,7 @@ from cifar_core.jobs import LOG_NAME, JobRunner
 from cifar_core.processes import pid_alive
 from cifar_core.runs import ACTIVE, RunStore
 from cifar_core.search_space import Axis, SearchSpace
-from cifar_core.sweep_store import SweepStore, optuna_journal
+from cifar_core.sweep_store import SweepStore, optuna_journal, sweep_file
 from cifar_core.sweeps import advance_sweep, launch_driver, start_sweep, stop_early_message
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -125,20 +125,9 @@ def store(tmp_path) -> RunStore:
     yield store
     # A driver a failing test left running is ended here: only this store's, by pid (Ray then
     # ends its tasks).
-    for proc in list(jobs._children.values()):
-        if proc.poll() is None and str(store.root.resolve()) in " ".join(map(str, proc.args)):
-            proc.kill()
-            proc.wait()
+    end_jobs_of(store)
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def ended(store: RunStore, sweep_id: str, schedule: bool = False):
@@ -150,7 +139,7 @@ def ended(store: RunStore, sweep_id: str, schedule: bool = False):
 
 def driver_log(store: RunStore, sweep_id: str) -> str:
     with contextlib.suppress(OSError):
-        return (store.root / "sweeps" / f"{sweep_id}.driver.log").read_text(errors="replace")
+        return sweep_file(store, sweep_id, "driver.log").read_text(errors="replace")
     return ""
 
 
@@ -302,7 +291,7 @@ def test_a_run_behind_the_others_is_pruned_by_the_driver_keeping_its_network(
     sweeps = SweepStore(store)
     sweep = sweeps.create("judged", space, str(synthetic_dir), "cli", engine="ray",
                           address=ray_cluster, parallel=1)
-    smart_search.create_study(optuna_journal(store, sweep.id), sweep.id, space)
+    smart_search.create_study(optuna_journal(store, sweep.id), sweep.id)
     # Two runs that reached what no real run on this data reaches after one epoch.
     for _ in range(2):
         (done,) = advance_sweep(store, sweeps.get(sweep.id))

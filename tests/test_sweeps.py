@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
+from conftest import end_jobs_of, wait_for
 
-from cifar_core import jobs, smart_search
+from cifar_core import smart_search
 from cifar_core.checkpoint import load_checkpoint
 from cifar_core.errors import RunError
 from cifar_core.events import EpochEvent
@@ -20,7 +20,7 @@ from cifar_core.jobs import JobRunner
 from cifar_core.pipeline import execute_run
 from cifar_core.runs import ACTIVE, FINISHED, Run, RunStore
 from cifar_core.search_space import Axis, SearchSpace
-from cifar_core.sweep_store import SweepStore, optuna_journal
+from cifar_core.sweep_store import SweepStore, optuna_journal, sweep_file
 from cifar_core.sweeps import (
     advance_sweep,
     best_run,
@@ -40,14 +40,6 @@ LONG = (Axis("epochs", (1000,)), Axis("batch_size", (4,)), Axis("log_every", (5,
         Axis("device", ("cpu",)))
 
 
-def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
@@ -55,10 +47,7 @@ def store(tmp_path) -> RunStore:
     store = RunStore(tmp_path / "runs")
     yield store
     # Whatever a failing test left training is ended here: only this store's jobs, by pid.
-    for proc in list(jobs._children.values()):
-        if proc.poll() is None and str(store.root.resolve()) in " ".join(map(str, proc.args)):
-            proc.kill()
-            proc.wait()
+    end_jobs_of(store)
 
 
 def ended(store: RunStore, sweep_id: str, schedule: bool = True):
@@ -183,8 +172,10 @@ def test_delete_refuses_a_running_sweep_then_removes_it_with_its_runs(store, syn
     wait_for(lambda: ended(store, sweep.id), 60, "the sweep to stop")
     folder = store.run_dir(run.id)
     assert folder.exists()
+    assert sweep_file(store, sweep.id, "lock").exists()  # advancing it took the lock
     delete_sweep(store, sweep.id)
     assert not folder.exists() and store.list(sweep_id=sweep.id) == []
+    assert not list((store.root / "sweeps").glob(f"{sweep.id}.*"))  # nor its files
     with pytest.raises(RunError, match="no sweep"):
         SweepStore(store).get(sweep.id)
 
@@ -210,7 +201,7 @@ def test_a_run_behind_the_others_is_stopped_early_with_why(store, synthetic_dir,
                               Axis("device", ("cpu",))), prune=pruner)
     sweeps = SweepStore(store)
     sweep = sweeps.create("judged", space.validate(), str(synthetic_dir), "cli", parallel=1)
-    smart_search.create_study(optuna_journal(store, sweep.id), sweep.id, space)
+    smart_search.create_study(optuna_journal(store, sweep.id), sweep.id)
     for accuracies in ([60.0, 70.0, 80.0], [62.0, 72.0, 82.0], [64.0, 74.0, 84.0]):
         _finished_trial(store, sweep, accuracies)
     (behind,) = advance_sweep(store, sweeps.get(sweep.id))
@@ -224,7 +215,7 @@ def test_a_run_ahead_of_the_others_goes_on(store, synthetic_dir):
     space = SearchSpace(axes=(Axis("lr", (0.001, 0.002, 0.003)), Axis("epochs", (3,)),
                               Axis("device", ("cpu",))), prune="median")
     sweep = SweepStore(store).create("judged", space.validate(), str(synthetic_dir), "cli")
-    smart_search.create_study(optuna_journal(store, sweep.id), sweep.id, space)
+    smart_search.create_study(optuna_journal(store, sweep.id), sweep.id)
     _finished_trial(store, sweep, [30.0, 40.0, 50.0])
     _finished_trial(store, sweep, [32.0, 42.0, 52.0])
     (ahead,) = advance_sweep(store, SweepStore(store).get(sweep.id))
@@ -236,7 +227,7 @@ def test_a_pruned_run_ends_as_pruned_keeping_its_events_and_network(store, synth
                               Axis("batch_size", (20,)), Axis("log_every", (1,)),
                               Axis("device", ("cpu",)), Axis("seed", (0,))), prune="median")
     sweep = SweepStore(store).create("judged", space.validate(), str(synthetic_dir), "cli")
-    smart_search.create_study(optuna_journal(store, sweep.id), sweep.id, space)
+    smart_search.create_study(optuna_journal(store, sweep.id), sweep.id)
     # Two runs that reached what no real run on this data reaches after one epoch.
     _finished_trial(store, sweep, [99.0, 99.5, 99.9, 100.0, 100.0])
     _finished_trial(store, sweep, [99.0, 99.5, 99.9, 100.0, 100.0])

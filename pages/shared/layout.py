@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -81,3 +82,26 @@ def show_tiles(images: list, captions: list[str]) -> None:
 def page_header(title: str, intro: str) -> None:
     st.title(title)
     st.caption(intro)
+
+
+def delete_with_confirmation_ui(where, target: str, question: str, label: str,
+                                delete: Callable[[], None], done: str, prefix: str = "",
+                                widths: tuple[int, ...] = (1, 1)) -> None:
+    """A Delete button (`label`) in `where` that asks `question` first, and on "Yes, delete"
+    calls `delete` and says `done`. `target`: what it deletes (the question stays with it);
+    `prefix`: this button's keys ('<prefix>delete_ask', '..._yes', '..._no')."""
+    pending = f"{prefix}confirm_delete"
+    if st.session_state.get(pending) == target:
+        where.warning(question)
+        yes, no, *_ = where.columns(widths)
+        if yes.button("Yes, delete", type="primary", key=f"{prefix}delete_yes"):
+            delete()
+            st.session_state.pop(pending, None)
+            st.toast(done)
+            st.rerun()
+        if no.button("Cancel", key=f"{prefix}delete_no"):
+            st.session_state.pop(pending, None)
+            st.rerun()
+    elif where.button(label, icon=":material/delete:", key=f"{prefix}delete_ask"):
+        st.session_state[pending] = target
+        st.rerun()
