@@ -57,44 +57,47 @@ CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VIEWPORT = {"width": 1400, "height": 1200}
 TIMEOUT_MS = 120_000
-# Each page's address, its title in the sidebar, the text of its last section and the fewest
-# charts it draws (with the one finished run this benchmark seeds).
+# Each page's address, its title in the sidebar, a text of the page (in every checkout compared)
+# and the fewest charts it draws (with the one finished run this benchmark seeds).
 PAGES = {
     "home": ("", "Home", "Compare runs", 0),
     "data": ("data", "Data", "Images per class", 1),
     "train": ("train", "Train", "See what it learned on the Evaluate page", 0),
-    "evaluate": ("evaluate", "Evaluate", "The most confident mistakes", 2),
+    "evaluate": ("evaluate", "Evaluate", "Green frame: right", 0),
     "try_it": ("try_it", "Try it", "Inside the network", 1),
     "runs": ("runs", "Runs", "Download or delete a run", 2),
 }
-# Drawn: the marker's text on the page (the last section: everything before it has arrived), no
+# Drawn: the page's script run has finished (the app's data-test-script-state, which Streamlit
+# sets for tests: everything the run sent has arrived), the marker's text is on the page, no
 # skeleton and nothing stale (Streamlit marks what a rerun has not re-sent yet), every visible
 # picture loaded, every chart's marks drawn and at least `charts` charts.
 DRAWN_JS = """([marker, charts]) => {
   const main = document.querySelector('[data-testid=stMain]');
+  if (!document.querySelector('[data-test-script-state=notRunning]')) return false;
   if (!main || !main.innerText.includes(marker)) return false;
   if (document.querySelector('[data-testid=stSkeleton], [data-testid=stAppSkeleton]'))
     return false;
   if (document.querySelector('[data-stale=true]')) return false;
-  const imgs = [...main.querySelectorAll('[data-testid=stImage] img')]
+  const imgs = [...main.querySelectorAll('img')]
     .filter(i => i.checkVisibility());
   if (!imgs.every(i => i.complete && i.naturalWidth > 0)) return false;
   const drawn = [...main.querySelectorAll('[data-testid=stVegaLiteChart]')].map(
     c => c.querySelector('.marks') !== null);
   return drawn.length >= charts && drawn.every(d => d);
 }"""
-# The batch's pictures: the first picture element of the page (outside any expander).
+# The batch's pictures: the first element of the page with pictures (outside any expander;
+# st.image's pictures or a show_tiles HTML block of them).
 TILES_JS = """() => {
   const main = document.querySelector('[data-testid=stMain]');
   const first = [...main.querySelectorAll('[data-testid=stElementContainer]')].find(
-    e => e.querySelector('[data-testid=stImage]') && !e.closest('[data-testid=stExpander]'));
+    e => e.querySelector('img') && !e.closest('[data-testid=stExpander]'));
   return first ? [...first.querySelectorAll('img')].map(i => i.src) : [];
 }"""
 NEW_TILES_JS = """([before, count]) => {
   const main = document.querySelector('[data-testid=stMain]');
   if (document.querySelector('[data-stale=true]')) return false;
   const first = [...main.querySelectorAll('[data-testid=stElementContainer]')].find(
-    e => e.querySelector('[data-testid=stImage]') && !e.closest('[data-testid=stExpander]'));
+    e => e.querySelector('img') && !e.closest('[data-testid=stExpander]'));
   if (!first) return false;
   const imgs = [...first.querySelectorAll('img')];
   return imgs.length === count && imgs.map(i => i.src).join() !== before.join()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import html
 import io
 
 import numpy as np
@@ -67,3 +69,25 @@ def encoded(image: np.ndarray) -> bytes:
     on every visit to a page (bench/RESULTS.md, issue 16)."""
     array = np.ascontiguousarray(image, dtype=np.uint8)
     return _cached_png(array.shape, array.tobytes())
+
+
+def tiles_html(images: list[np.ndarray], captions: list[str]) -> str:
+    """HWC uint8 pictures, each at its own size with its caption under it, in rows that wrap, as
+    one piece of HTML with the pictures inline (data: URLs). One element and no picture
+    requests: a browser draws 16 tiles as soon as the page's message arrives instead of
+    fetching them one by one after it (bench/RESULTS.md, issue 16)."""
+    if len(images) != len(captions):
+        raise ValueError(f"{len(images)} pictures but {len(captions)} captions")
+    figures = []
+    for image, caption in zip(images, captions, strict=True):
+        height, width = image.shape[:2]
+        source = base64.b64encode(encoded(image)).decode("ascii")
+        text = html.escape(caption)
+        figures.append(
+            f'<figure style="margin:0;width:{width}px">'
+            f'<img src="data:image/png;base64,{source}" width="{width}" height="{height}" '
+            f'alt="{text}" style="display:block">'
+            f'<figcaption style="font-size:0.875rem;opacity:0.6;text-align:center;'
+            f'overflow-wrap:anywhere">{text}</figcaption></figure>')
+    return ('<div class="cifar-tiles" style="display:flex;flex-wrap:wrap;gap:0.5rem 1rem">'
+            + "".join(figures) + "</div>")

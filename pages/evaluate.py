@@ -39,7 +39,6 @@ def _new_seed() -> None:
 @st.fragment
 @layout.guard
 def predictions_ui(evaluation: Evaluation, data) -> None:
-    st.subheader("Truth and prediction")
     if "eval_seed" not in st.session_state:
         _new_seed()
     c1, c2 = st.columns([1, 5], vertical_alignment="bottom")
@@ -68,7 +67,6 @@ def per_class_spec(run_key: tuple, _table: pd.DataFrame) -> dict:
 
 
 def per_class_ui(evaluation: Evaluation, run_key: tuple) -> None:
-    st.subheader("Accuracy per class")
     table = evaluation.per_class_accuracy()
     c1, c2 = st.columns([2, 3])
     c1.dataframe(table, hide_index=True, width="stretch", column_config={
@@ -110,7 +108,6 @@ def confusion_spec(run_key: tuple, _frame: pd.DataFrame, classes: list[str]) -> 
 @st.fragment
 @layout.guard
 def confusion_ui(evaluation: Evaluation, data, run_key: tuple) -> None:
-    st.subheader("What gets mistaken for what")
     st.caption("Rows: the true class. Columns: what the network said. The diagonal is right; "
                "every other square is a kind of mistake. Click a square to see its images.")
     classes = list(evaluation.classes)
@@ -145,7 +142,6 @@ def confusion_ui(evaluation: Evaluation, data, run_key: tuple) -> None:
 
 
 def mistakes_ui(evaluation: Evaluation, data) -> None:
-    st.subheader("The most confident mistakes")
     st.caption("Pictures the network was surest about and still got wrong.")
     worst = evaluation.most_confident_mistakes(16)
     if worst.empty:
@@ -161,9 +157,11 @@ def learning_ui(run_id: str, classes: tuple[str, ...], run_key: tuple) -> None:
     and each class's accuracy after every epoch."""
     events = [e for _, e in access.store().events(run_id, kind="epoch")]
     confusions = epoch_confusions(events)
-    if not confusions:
-        return  # a run from before each epoch's confusion was kept, or an imported network
-    st.subheader("How it learned")
+    if not confusions:  # a run from before each epoch's confusion was kept, or an imported one
+        st.info("This network kept no test of each epoch (an imported network, or a run from "
+                "an earlier version of this dashboard): train a run to see how it learned.",
+                icon=":material/info:")
+        return
     st.caption("The test after each epoch, kept with the run: what the network mistook for "
                "what at that point, and each class's accuracy epoch by epoch.")
     epochs = sorted(confusions)
@@ -195,6 +193,10 @@ def per_class_by_epoch_spec(run_key: tuple, _events: list, classes: tuple[str, .
     return chart.properties(height=380, title="Accuracy per class").to_dict()
 
 
+SECTIONS = ("Truth and prediction", "Accuracy per class", "Mistaken for what", "How it learned",
+            "Most confident mistakes")
+
+
 @layout.guard
 def main() -> None:
     layout.page_header("Evaluate", "How the trained network does on the test images, which it "
@@ -217,12 +219,20 @@ def main() -> None:
               help="Share of the test images whose class the network names right.")
     c2.metric("Test images", f"{len(evaluation.labels):,}")
     c3.metric("Guessing would get", f"{100 / len(evaluation.classes):.0f} %")
-    predictions_ui(evaluation, data)
     run_key = (run.id, run.checkpoint, run.finished)
-    per_class_ui(evaluation, run_key)
-    confusion_ui(evaluation, data, run_key)
-    learning_ui(run.id, tuple(evaluation.classes), run_key)
-    mistakes_ui(evaluation, data)
+    # One section at a time, drawn only when its tab is open: all five at once took a browser
+    # on 2 cores about 0.6 s to draw on every visit (4 charts, 3 sets of pictures), the first
+    # alone about 0.2 s (bench/RESULTS.md, issue 16).
+    shown = st.tabs(SECTIONS, key="eval_section", on_change="rerun")
+    sections = (lambda: predictions_ui(evaluation, data),
+                lambda: per_class_ui(evaluation, run_key),
+                lambda: confusion_ui(evaluation, data, run_key),
+                lambda: learning_ui(run.id, tuple(evaluation.classes), run_key),
+                lambda: mistakes_ui(evaluation, data))
+    for tab, draw in zip(shown, sections, strict=True):
+        if tab.open:
+            with tab:
+                draw()
 
 
 navigation.run_inside_app(main)

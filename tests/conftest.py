@@ -6,7 +6,9 @@ learn the classes in a fraction of a second, and tests can check that it does.
 
 from __future__ import annotations
 
+import html
 import pickle
+import re
 import signal
 import tarfile
 import time
@@ -240,3 +242,11 @@ def end_jobs_of(store) -> None:
         if proc.poll() is None and str(store.root.resolve()) in " ".join(map(str, proc.args)):
             proc.kill()
             proc.wait()
+
+
+def shown_tiles(at, which: int = 0) -> list[tuple[str, str]]:
+    """An AppTest page's `which`-th set of picture tiles (layout.show_tiles: one HTML element,
+    the pictures inline) as (data URL, caption); the URL is the picture's PNG."""
+    body = at.get("html")[which].proto.body
+    return [(source, html.unescape(caption)) for source, caption in
+            re.findall(r'<img src="(data:image/png;base64,[^"]+)"[^>]*alt="([^"]*)"', body)]

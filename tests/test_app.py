@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from conftest import shown_tiles
 from streamlit.testing.v1 import AppTest
 
 from cifar_core.config import PRESETS, TrainConfig, settings
@@ -84,11 +85,6 @@ def test_home_without_data_says_what_to_do(tmp_path, monkeypatch, runs_dir):
 
 # --- Data ---------------------------------------------------------------------------------------
 
-def shown_pictures(at: AppTest) -> list[tuple[str, str]]:
-    """The batch's tiles as (media URL, caption); the URL is a hash of the image's bytes."""
-    return [(img.url, img.caption) for img in at.get("image")[0].proto.imgs]
-
-
 def test_data_page_has_controls_and_new_batch_changes_the_batch(data_dir, runs_dir):
     at = app_at("pages/data.py")
     no_traceback(at)
@@ -96,12 +92,12 @@ def test_data_page_has_controls_and_new_batch_changes_the_batch(data_dir, runs_d
     assert at.slider[0].value == 16
     assert at.multiselect[0].options == CLASSES
     first_seed = at.number_input(key="data_seed").value
-    before = shown_pictures(at)
+    before = shown_tiles(at)
     assert len(before) == 16
     next(b for b in at.button if b.label == "New batch").click().run()
     no_traceback(at)
     assert at.number_input(key="data_seed").value != first_seed
-    after = shown_pictures(at)
+    after = shown_tiles(at)
     assert len(after) == 16
     assert after != before, "New batch must show other pictures, not only another seed"
 
@@ -111,8 +107,7 @@ def test_data_page_class_filter_and_counts(data_dir, runs_dir):
     at.multiselect[0].set_value(["cat"]).run()
     at.slider[0].set_value(8).run()
     no_traceback(at)
-    captions = [img.caption for img in at.get("image")[0].proto.imgs]
-    assert captions == ["cat"] * 8
+    assert [caption for _, caption in shown_tiles(at)] == ["cat"] * 8
     assert "Images per class" in texts(at)
 
 
@@ -370,22 +365,40 @@ def test_evaluate_shows_accuracy_per_class_and_confusions(data_dir, runs_dir):
     assert at.selectbox(key="eval_run").value == run_id
     accuracy = next(m for m in at.metric if m.label == "Test accuracy")
     assert accuracy.value == f"{run.metrics['accuracy']:.1f} %"
+    # A visit draws the first section only: 16 test pictures with their verdicts.
+    assert len(shown_tiles(at)) == 16
+    assert not at.dataframe and not at.get("vega_lite_chart")
+    open_section(at, "Accuracy per class")
     table = at.dataframe[0].value
     assert list(table["class"]) == CLASSES
     assert table["total"].sum() == 50
+    assert not at.get("html"), "the first section's pictures are not drawn under another tab"
+    open_section(at, "Mistaken for what")
     assert at.selectbox(key="cell_true").options == CLASSES
     at.selectbox(key="cell_true").set_value("cat").run()
     at.selectbox(key="cell_predicted").set_value("cat").run()
     no_traceback(at)
     assert "cat image(s) called cat" in texts(at)
-    assert "The most confident mistakes" in texts(at)
+    open_section(at, "Most confident mistakes")
+    assert "surest about and still got wrong" in texts(at)
+    open_section(at, "Truth and prediction")
+    assert len(shown_tiles(at)) == 16
+
+
+def open_section(at: AppTest, label: str) -> None:
+    """Evaluate: a click on one of its tabs (its state, as the click sets it)."""
+    assert label in [t.label for t in at.tabs]
+    at.session_state["eval_section"] = label
+    at.run()
+    no_traceback(at)
 
 
 def test_evaluate_shows_how_the_mistakes_changed_epoch_by_epoch(data_dir, runs_dir):
     run_id = finish_run(runs_dir, data_dir, epochs=3)
     at = app_at("pages/evaluate.py")
     no_traceback(at)
-    assert "How it learned" in texts(at)
+    open_section(at, "How it learned")
+    assert "The test after each epoch" in texts(at)
     slider = at.select_slider(key=f"learn_epoch_{run_id}")
     assert slider.value == 3 and list(slider.options) == ["1", "2", "3"]
     slider.set_value(1).run()

@@ -134,7 +134,8 @@ def assert_no_error_shown(page) -> None:
 
 
 def image_sources(page) -> list[str]:
-    return page.locator("[data-testid=stMain] [data-testid=stImage] img").evaluate_all(
+    """The sources of the page's picture tiles (layout.show_tiles)."""
+    return page.locator("[data-testid=stMain] .cifar-tiles img").evaluate_all(
         "imgs => imgs.map(i => i.src)")
 
 
@@ -178,13 +179,13 @@ def test_click_through_the_whole_app(server, page):
     page.goto(f"{url}/data")
     page.get_by_text("Images per class").wait_for()
     page.wait_for_function("document.querySelectorAll('[data-testid=stMain] "
-                           "[data-testid=stImage] img').length >= 16")
+                           ".cifar-tiles img').length >= 16")
     before = image_sources(page)
     shoot(page, "data")
     page.get_by_role("button", name="New batch").click()
     page.wait_for_function(
         "before => { const now = [...document.querySelectorAll('[data-testid=stMain] "
-        "[data-testid=stImage] img')].map(i => i.src); "
+        ".cifar-tiles img')].map(i => i.src); "
         "return now.length >= 16 && now.join() !== before.join(); }", arg=before)
     assert_no_error_shown(page)
 
@@ -223,15 +224,19 @@ def test_click_through_the_whole_app(server, page):
     if len(seen) < 3:
         shoot(page, "train")
 
-    # Evaluate: the per-class table lists every class.
+    # Evaluate: its first section's 16 pictures; the per-class table lists every class.
     page.goto(f"{url}/evaluate")
-    page.get_by_text("Accuracy per class").wait_for()
+    page.get_by_text("Green frame: right").wait_for()
+    assert len(image_sources(page)) == 16
+    shoot(page, "evaluate")
+    page.get_by_role("tab", name="Accuracy per class").click()
     page.locator("[data-testid=stDataFrame] [role=gridcell]").first.wait_for(state="attached")
     cells = page.locator("[data-testid=stDataFrame]").first.locator("[role=gridcell]")
     texts = {t.strip() for t in cells.all_text_contents()}
     assert set(CLASSES) <= texts, texts
     assert_no_error_shown(page)
-    shoot(page, "evaluate")
+    assert not image_sources(page), "another section's pictures stay off the page"
+    shoot(page, "evaluate-per-class")
 
     # Runs: the run is there.
     run_id = next(p.name for p in runs_dir.iterdir() if p.is_dir())
@@ -350,13 +355,20 @@ def test_no_page_of_a_seeded_store_shows_none_or_nan(seeded_store_server, browse
         for path, (_, heading) in PAGES.items():
             tab.goto(f"{seeded_store_server}/{path}")
             wait_drawn(tab, heading)
-            shown = shown_text(tab).replace("The loss became NaN", "")  # the diverged run's
-            assert not NONE_OR_NAN.search(shown), (path, NONE_OR_NAN.findall(shown))
-            assert_no_error_shown(tab)
-            if walk:
-                Path(walk).mkdir(parents=True, exist_ok=True)
-                tab.screenshot(path=str(Path(walk) / f"seeded-{path or 'home'}.png"),
-                               full_page=True)
+            # A page in sections (Evaluate's tabs) is read section by section.
+            sections = tab.locator("[data-testid=stMain] [role=tab]").all_inner_texts()
+            for number, section in enumerate(sections or [""]):
+                if number:
+                    tab.get_by_role("tab", name=section).click()
+                    wait_drawn(tab, heading)
+                shown = shown_text(tab).replace("The loss became NaN", "")  # the diverged run
+                where = (path, section)
+                assert not NONE_OR_NAN.search(shown), (where, NONE_OR_NAN.findall(shown))
+                assert_no_error_shown(tab)
+                if walk:
+                    Path(walk).mkdir(parents=True, exist_ok=True)
+                    name = "-".join(filter(None, ["seeded", path or "home", str(number or "")]))
+                    tab.screenshot(path=str(Path(walk) / f"{name}.png"), full_page=True)
     finally:
         tab.close()
 

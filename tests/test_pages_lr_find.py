@@ -46,11 +46,19 @@ def charts(at: AppTest) -> list:
     return at.get("vega_lite_chart")
 
 
-def train_page_with_a_finding(steps: int = 20) -> AppTest:
+def train_page_with_the_section_open() -> AppTest:
+    """The Train page with "Find a learning rate" opened (its state, as a click sets it)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     at.switch_page("pages/train.py").run()
+    at.session_state["lrf_open"] = True
+    at.run()
     no_traceback(at)
+    return at
+
+
+def train_page_with_a_finding(steps: int = 20) -> AppTest:
+    at = train_page_with_the_section_open()
     assert not charts(at)  # no run yet, no finding yet
     at.number_input(key="lrf_steps").set_value(steps).run()
     button(at, "Find a learning rate").click().run()
@@ -89,9 +97,7 @@ def test_the_finding_is_cleared_when_a_setting_it_depends_on_changes(data_dir, r
 
 
 def test_a_bad_range_shows_what_to_do_not_a_traceback(data_dir, runs_dir):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/train.py").run()
+    at = train_page_with_the_section_open()
     at.number_input(key="lrf_start").set_value(1.0).run()
     at.number_input(key="lrf_end").set_value(0.1).run()
     button(at, "Find a learning rate").click().run()
@@ -101,10 +107,30 @@ def test_a_bad_range_shows_what_to_do_not_a_traceback(data_dir, runs_dir):
 
 
 def test_the_button_waits_for_the_settings_marked_in_red(data_dir, runs_dir):
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("pages/train.py").run()
+    at = train_page_with_the_section_open()
     at.number_input(key="cfg_momentum").set_value(1.0).run()
     no_traceback(at)
     assert button(at, "Find a learning rate").disabled
     assert "Fix the settings marked in red first." in texts(at)
+
+
+def test_the_closed_section_draws_nothing_and_keeps_what_was_typed(data_dir, runs_dir):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    no_traceback(at)
+    # Closed (as a visit finds it): its fields and button are not made at all.
+    assert "lrf_steps" not in [n.key for n in at.number_input]
+    assert not [b for b in at.button if b.label == "Find a learning rate"]
+    at.session_state["lrf_open"] = True
+    at.run()
+    at.number_input(key="lrf_steps").set_value(30).run()
+    at.number_input(key="lrf_end").set_value(0.5).run()
+    at.session_state["lrf_open"] = False
+    at.run()
+    at.number_input(key="cfg_epochs").set_value(3).run()  # other reruns while it is closed
+    at.session_state["lrf_open"] = True
+    at.run()
+    no_traceback(at)
+    assert at.number_input(key="lrf_steps").value == 30
+    assert at.number_input(key="lrf_end").value == pytest.approx(0.5)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 import torch
+from conftest import shown_tiles
 from streamlit.testing.v1 import AppTest
 
 import cifar_core.estimate
@@ -257,13 +258,9 @@ def test_nesterov_is_a_switch_and_needs_momentum(data_dir, runs_dir):
     assert start_button(at).disabled
 
 
-def shown_pictures(at: AppTest) -> list[tuple[str, str]]:
-    return [(img.url, img.caption) for img in at.get("image")[0].proto.imgs]
-
-
 def test_augmentation_is_shown_on_one_training_image_and_copies(data_dir, runs_dir):
     at = train_page()
-    off = shown_pictures(at)
+    off = shown_tiles(at)
     assert [caption for _, caption in off] == ["original", "copy 1", "copy 2", "copy 3",
                                                "copy 4", "copy 5"]
     assert "Augmentation is off" in texts(at)
@@ -271,13 +268,13 @@ def test_augmentation_is_shown_on_one_training_image_and_copies(data_dir, runs_d
     assert {url for url, _ in off[1:]} - {off[0][0]}
     at.selectbox(key="cfg_augment").set_value("flip").run()
     no_traceback(at)
-    flipped = shown_pictures(at)
+    flipped = shown_tiles(at)
     assert "With flip," in texts(at)
     assert flipped[0] == off[0], "the same training image"
     # A flip copy is the original or its mirror image: at most two different pictures.
     assert len({url for url, _ in flipped}) <= 2 < len({url for url, _ in off})
     at.run()
-    assert shown_pictures(at) == flipped, "seeded: the same copies on every rerun"
+    assert shown_tiles(at) == flipped, "seeded: the same copies on every rerun"
 
 
 # --- Presets ------------------------------------------------------------------------------------

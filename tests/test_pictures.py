@@ -69,3 +69,35 @@ def test_png_bytes_keep_every_pixel_and_encoded_reuses_the_first_encoding():
     other = picture.copy()
     other[0, 0, 0] ^= 1
     assert encoded(other) != first  # one pixel differs: its own encoding
+
+
+def test_tiles_html_holds_each_picture_inline_with_its_caption_escaped():
+    import base64
+    import html
+    import io
+    import re
+
+    import pytest
+    from PIL import Image
+
+    from cifar_core.pictures import tiles_html
+
+    rng = np.random.default_rng(1)
+    pictures = tiles(torch.from_numpy(rng.integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)), 2)
+    captions = ["cat", "✗ dog (91%) · is <cat> & co", 'a "quoted" one']
+    page = tiles_html(pictures, captions)
+    found = re.findall(r'<img src="data:image/png;base64,([^"]+)" width="(\d+)" height="(\d+)" '
+                       r'alt="([^"]*)"', page)
+    assert len(found) == 3
+    for (data, width, height, alt), picture, caption in zip(found, pictures, captions,
+                                                           strict=True):
+        decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+        assert np.array_equal(decoded, picture)  # each picture, in its place, pixel for pixel
+        assert (int(width), int(height)) == (64, 64)  # shown at its own size: no blur
+        assert html.unescape(alt) == caption
+    # What a caption says cannot become markup.
+    assert "<cat>" not in page and "&lt;cat&gt; &amp; co" in page
+    assert [html.unescape(c) for c in re.findall(r"<figcaption[^>]*>([^<]*)</figcaption>", page)] \
+        == captions
+    with pytest.raises(ValueError, match="3 pictures but 2 captions"):
+        tiles_html(pictures, captions[:2])

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from conftest import shown_tiles
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 from test_app import APP, TIMEOUT, finish_run, texts
@@ -280,7 +281,9 @@ def test_an_imported_network_appears_as_a_run_here_on_evaluate_and_runs(data_dir
     assert any(imported.id in option for option in evaluate.selectbox(key="eval_run").options)
     evaluate.selectbox(key="eval_run").select(imported.id).run()
     no_traceback(evaluate)
-    assert "Accuracy per class" in texts(evaluate)
+    shown = next(m for m in evaluate.metric if m.label == "Test accuracy")
+    assert shown.value == f"{imported.accuracy:.1f} %"
+    assert len(shown_tiles(evaluate)) == 16  # its verdicts on a batch of test images
     # Runs deletes it with its folder.
     runs = try_it("pages/runs.py")
     runs.selectbox(key="files_run").select(imported.id).run()

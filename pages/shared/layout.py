@@ -13,7 +13,7 @@ from cifar_core import CifarData, CifarError
 from cifar_core.dataset import OFFLINE_HELP
 from cifar_core.download import data_status, download_status, start_data_download
 from cifar_core.errors import DataNotFoundError
-from cifar_core.pictures import encoded
+from cifar_core.pictures import tiles_html
 from pages.shared.access import data_dir, get_data
 
 log = logging.getLogger("cifar_dashboard")
@@ -75,8 +75,7 @@ def show_tiles(images: list, captions: list[str]) -> None:
     """Images in rows with a caption under each, at their own size (already enlarged sharply:
     letting the browser scale them would blur them)."""
     if images:
-        st.image([encoded(image) for image in images], caption=captions,
-                 width=int(images[0].shape[1]), output_format="PNG")
+        st.html(tiles_html(images, captions))
 
 
 def page_header(title: str, intro: str) -> None:

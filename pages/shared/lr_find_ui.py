@@ -65,21 +65,31 @@ def finding_ui(finding: LrFinding) -> None:
               help=f"Set the learning rate above to {suggestion:g}.")
 
 
+FIELDS = {"lrf_start": DEFAULT_START_LR, "lrf_end": DEFAULT_END_LR, "lrf_steps": DEFAULT_STEPS}
+
+
 def lr_find_ui(values: dict, problems: dict, data: CifarData) -> None:
     """The section: a few settings of the test, its button and a progress bar while it runs
     (here, in this page), then its finding, kept until the settings it depends on change."""
-    with st.expander("Find a learning rate", icon=":material/query_stats:"):
+    # Its fields and chart are made only while it is open: drawn hidden on every visit they cost
+    # the Train page about a tenth of its switch time (bench/RESULTS.md, issue 16). The fields
+    # keep what was typed while it is closed.
+    for key, default in FIELDS.items():
+        st.session_state[key] = st.session_state.get(key, default)
+    section = st.expander("Find a learning rate", icon=":material/query_stats:",
+                          key="lrf_open", on_change="rerun")
+    if not section.open:
+        return
+    with section:
         st.caption("Trains a fresh network with the settings above for a few hundred "
                    "minibatches, the learning rate growing from tiny to large, and shows the "
                    "loss at each: the rate where it falls fastest is a good one to train with. "
                    "Nothing is recorded, and a run started afterwards is not affected. With a "
                    "random seed the test uses seed 0.")
         c1, c2, c3 = st.columns(3)
-        start = c1.number_input("From learning rate", value=DEFAULT_START_LR, format="%.0e",
-                                key="lrf_start")
-        end = c2.number_input("To learning rate", value=DEFAULT_END_LR, format="%g",
-                              key="lrf_end")
-        steps = c3.number_input("Minibatches", value=DEFAULT_STEPS, step=10, key="lrf_steps")
+        start = c1.number_input("From learning rate", format="%.0e", key="lrf_start")
+        end = c2.number_input("To learning rate", format="%g", key="lrf_end")
+        steps = c3.number_input("Minibatches", step=10, key="lrf_steps")
         finding = st.session_state.get(FINDING_KEY)
         if finding is not None and finding.settings != settings_that_matter(values):
             del st.session_state[FINDING_KEY]  # it was for other settings
