@@ -15,10 +15,12 @@ medians of --repeats, fastest and slowest too):
   many" one step up), eval_new_batch (Evaluate): from the click (or key press) until the
   batch's pictures are all new, loaded and drawn, and nothing on the page is stale;
 - switch_<page>: a click on the page in the sidebar (from the page before it in the menu)
-  until the page is drawn: its last section's text there, no skeleton and nothing stale, every
-  visible picture loaded, every chart's marks drawn;
+  until the page is drawn: its script run finished, its text there, no skeleton, nothing
+  stale, every visible picture loaded, every chart's marks drawn;
 - open_<page>: the page's address opened in a cold tab (a new browser context: no cache, no
-  session) until the same;
+  session) until the same; open_tab_<page>: the same in a new tab of the browser that shows the
+  dashboard already (its cache holds Streamlit's JavaScript, as after a first visit; a new
+  session);
 - server_<click>: the part of new_batch and eval_new_batch until the server's message that the
   script (or fragment) run has finished arrived: the rest is the browser's drawing.
 With a training (unless --no-train): per checkout, a run of --train-epochs epochs of all the
@@ -63,6 +65,7 @@ PAGES = {
     "home": ("", "Home", "Compare runs", 0),
     "data": ("data", "Data", "Images per class", 1),
     "train": ("train", "Train", "See what it learned on the Evaluate page", 0),
+    "sweep": ("sweep", "Sweep", "Try many settings at once", 0),
     "evaluate": ("evaluate", "Evaluate", "Green frame: right", 0),
     "try_it": ("try_it", "Try it", "Inside the network", 1),
     "runs": ("runs", "Runs", "Download or delete a run", 2),
@@ -165,6 +168,20 @@ def open_cold(browser, url: str, name: str) -> float:
         context.close()
 
 
+def open_tab(page, url: str, name: str) -> float:
+    """A new tab of the browser that already shows the dashboard (its cache holds Streamlit's
+    JavaScript, as a person's browser does after the first visit; a new session) opening the
+    page's address."""
+    tab = page.context.new_page()
+    try:
+        start = time.perf_counter()
+        tab.goto(f"{url}/{PAGES[name][0]}")
+        wait_drawn(tab, name)
+        return time.perf_counter() - start
+    finally:
+        tab.close()
+
+
 def switch(page, name: str) -> float:
     link = page.locator("[data-testid=stSidebarNav] a").filter(has_text=PAGES[name][1]).first
     start = time.perf_counter()
@@ -233,6 +250,8 @@ def one_round(browser, page, runs: ScriptRuns, url: str, r: int, times: dict) ->
         times.setdefault(f"open_{name}", []).append(open_cold(browser, url, name))
     page.goto(f"{url}/{PAGES['runs'][0]}")
     wait_drawn(page, "runs")
+    for name in PAGES:
+        times.setdefault(f"open_tab_{name}", []).append(open_tab(page, url, name))
     for name in PAGES:
         times.setdefault(f"switch_{name}", []).append(switch(page, name))
     for action, (drawn, server) in {**data_clicks(page, runs, url, r),
