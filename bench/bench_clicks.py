@@ -336,7 +336,7 @@ def training_phase(browser, tree: dict, epochs: int, repeats: int) -> dict:
     run_id = start_training(tab, tree["url"], store, epochs)
     tab.close()  # no browser open while it trains
     quiet = wait_run(store, run_id)
-    page = browser.new_page(viewport=VIEWPORT)
+    page = browser.new_context(viewport=VIEWPORT).new_page()  # open_tab opens tabs beside it
     runs = ScriptRuns(page)
     run_id = start_training(page, tree["url"], store, epochs)
     times: dict[str, list[float]] = {}
@@ -403,7 +403,8 @@ def main() -> int:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
             tabs = {}
             for tree in trees:
-                page = browser.new_page(viewport=VIEWPORT)
+                # In a context of its own, which new tabs share (open_tab).
+                page = browser.new_context(viewport=VIEWPORT).new_page()
                 tabs[tree["label"]] = (page, ScriptRuns(page), {})
                 warm_up(page, tree["url"])
             for r in range(args.repeats):
