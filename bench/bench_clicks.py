@@ -23,10 +23,15 @@ medians of --repeats, fastest and slowest too):
   session);
 - server_<click>: the part of new_batch and eval_new_batch until the server's message that the
   script (or fragment) run has finished arrived: the rest is the browser's drawing.
+- page_<action>: the same action timed on the page's own clock, from the person's input (the
+  pointer or a key going down) to the animation frame that found it drawn; for open_*, from
+  the navigation's start. The figures above start at Playwright's call, which first scrolls to
+  the element and waits two frames for it to hold still.
 With a training (unless --no-train): per checkout, a run of --train-epochs epochs of all the
 training images started from its Train page with no browser left open (the tab closed at once),
-then the same run started again while the timed actions above repeat in turn until it ends;
-each run's images/s as the run reports it. The first opening of each page (imports, first
+then the same run started again while the timed actions above repeat in turn until it ends,
+and once more with its Train page open and nothing clicked (as a person watches it); each
+run's images/s as the run reports it. The first opening of each page (imports, first
 drawings in a fresh server) is made before timing and not counted.
 """
 
@@ -64,7 +69,7 @@ TIMEOUT_MS = 120_000
 PAGES = {
     "home": ("", "Home", "Compare runs", 0),
     "data": ("data", "Data", "Images per class", 1),
-    "train": ("train", "Train", "See what it learned on the Evaluate page", 0),
+    "train": ("train", "Train", "Start training", 0),
     "sweep": ("sweep", "Sweep", "Try many settings at once", 0),
     "evaluate": ("evaluate", "Evaluate", "Green frame: right", 0),
     "try_it": ("try_it", "Try it", "Inside the network", 1),
@@ -86,7 +91,7 @@ DRAWN_JS = """([marker, charts]) => {
   if (!imgs.every(i => i.complete && i.naturalWidth > 0)) return false;
   const drawn = [...main.querySelectorAll('[data-testid=stVegaLiteChart]')].map(
     c => c.querySelector('.marks') !== null);
-  return drawn.length >= charts && drawn.every(d => d);
+  return drawn.length >= charts && drawn.every(d => d) && performance.now();
 }"""
 # The batch's pictures: the first element of the page with pictures (outside any expander;
 # st.image's pictures or a show_tiles HTML block of them).
@@ -104,8 +109,19 @@ NEW_TILES_JS = """([before, count]) => {
   if (!first) return false;
   const imgs = [...first.querySelectorAll('img')];
   return imgs.length === count && imgs.map(i => i.src).join() !== before.join()
-    && imgs.every(i => i.complete && i.naturalWidth > 0);
+    && imgs.every(i => i.complete && i.naturalWidth > 0) && performance.now();
 }"""
+# The page's own clock at the person's first input since the last reset: the pointer going down
+# on a button or link, or a key going down. Measured from there, a figure leaves out what
+# Playwright does before it clicks (scrolling, waiting two frames for the element to hold still).
+INPUT_JS = """
+window.__inputAt = null;
+for (const type of ['pointerdown', 'keydown'])
+  addEventListener(type, () => {
+    if (window.__inputAt === null) window.__inputAt = performance.now();
+  }, true);
+"""
+RESET_INPUT_JS = "() => { window.__inputAt = null; }"
 FINISHED = {ForwardMsg.ScriptFinishedStatus.Value(name) for name in
             ("FINISHED_SUCCESSFULLY", "FINISHED_FRAGMENT_RUN_SUCCESSFULLY")}
 
@@ -144,31 +160,41 @@ WHY_NOT_DRAWN_JS = """(marker) => {
 }"""
 
 
-def wait_drawn(page, name: str) -> None:
+def wait_drawn(page, name: str) -> float:
+    """Waits until the page is drawn; the page's clock then (ms since its navigation began,
+    read in the animation frame that found it drawn)."""
     _, _, marker, charts = PAGES[name]
     try:
-        page.wait_for_function(DRAWN_JS, arg=[marker, charts], timeout=TIMEOUT_MS,
-                               polling="raf")
+        at = page.wait_for_function(DRAWN_JS, arg=[marker, charts], timeout=TIMEOUT_MS,
+                                    polling="raf").json_value()
     except Exception as exc:
         raise RuntimeError(f"{name} not drawn: {page.evaluate(WHY_NOT_DRAWN_JS, marker)}") \
             from exc
     settled(page)
+    return at
 
 
-def open_cold(browser, url: str, name: str) -> float:
-    """A new browser context (no cache, no session) opening the page's address."""
+def since_input(page, drawn_at: float) -> float:
+    """Seconds from the person's input (INPUT_JS) to `drawn_at` on the page's clock."""
+    started = page.evaluate("() => window.__inputAt")
+    return (drawn_at - started) / 1000 if started is not None else float("nan")
+
+
+def open_cold(browser, url: str, name: str) -> tuple[float, float]:
+    """A new browser context (no cache, no session) opening the page's address: (seconds from
+    the call, seconds from the navigation's start on the page's clock)."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
         start = time.perf_counter()
         page.goto(f"{url}/{PAGES[name][0]}")
-        wait_drawn(page, name)
-        return time.perf_counter() - start
+        at = wait_drawn(page, name)
+        return time.perf_counter() - start, at / 1000
     finally:
         context.close()
 
 
-def open_tab(page, url: str, name: str) -> float:
+def open_tab(page, url: str, name: str) -> tuple[float, float]:
     """A new tab of the browser that already shows the dashboard (its cache holds Streamlit's
     JavaScript, as a person's browser does after the first visit; a new session) opening the
     page's address."""
@@ -176,33 +202,37 @@ def open_tab(page, url: str, name: str) -> float:
     try:
         start = time.perf_counter()
         tab.goto(f"{url}/{PAGES[name][0]}")
-        wait_drawn(tab, name)
-        return time.perf_counter() - start
+        at = wait_drawn(tab, name)
+        return time.perf_counter() - start, at / 1000
     finally:
         tab.close()
 
 
-def switch(page, name: str) -> float:
+def switch(page, name: str) -> tuple[float, float]:
+    """(seconds from Playwright's click call, seconds from the pointer going down)."""
     link = page.locator("[data-testid=stSidebarNav] a").filter(has_text=PAGES[name][1]).first
+    page.evaluate(RESET_INPUT_JS)
     start = time.perf_counter()
     link.click()
-    wait_drawn(page, name)
-    return time.perf_counter() - start
+    at = wait_drawn(page, name)
+    return time.perf_counter() - start, since_input(page, at)
 
 
-def new_pictures(page, runs: ScriptRuns, act, count: int) -> tuple[float, float]:
+def new_pictures(page, runs: ScriptRuns, act, count: int) -> tuple[float, float, float]:
     """(seconds until the batch's `count` pictures are new and drawn, seconds until the
-    server's script_finished for it arrived) for the action `act`."""
+    server's script_finished for it arrived, both from the action's call; seconds from the
+    person's input to drawn on the page's clock) for the action `act`."""
     before = page.evaluate(TILES_JS)
+    page.evaluate(RESET_INPUT_JS)
     finished = runs.count
     start = time.perf_counter()
     act()
-    page.wait_for_function(NEW_TILES_JS, arg=[before, count], timeout=TIMEOUT_MS,
-                           polling="raf")
+    at = page.wait_for_function(NEW_TILES_JS, arg=[before, count], timeout=TIMEOUT_MS,
+                                polling="raf").json_value()
     settled(page)
     drawn = time.perf_counter() - start
     server = runs.last - start if runs.count > finished else float("nan")
-    return drawn, server
+    return drawn, server, since_input(page, at)
 
 
 def size_slider(page):
@@ -210,7 +240,7 @@ def size_slider(page):
         "input[type=range]")
 
 
-def data_clicks(page, runs: ScriptRuns, url: str, r: int) -> dict[str, tuple[float, float]]:
+def data_clicks(page, runs: ScriptRuns, url: str, r: int) -> dict[str, tuple]:
     """New batch, a class filter and a size step on the Data page (left as it was found)."""
     page.goto(f"{url}/data")
     wait_drawn(page, "data")
@@ -237,7 +267,7 @@ def data_clicks(page, runs: ScriptRuns, url: str, r: int) -> dict[str, tuple[flo
     return out
 
 
-def eval_click(page, runs: ScriptRuns, url: str) -> tuple[float, float]:
+def eval_click(page, runs: ScriptRuns, url: str) -> tuple[float, float, float]:
     page.goto(f"{url}/evaluate")
     wait_drawn(page, "evaluate")
     return new_pictures(page, runs, lambda: page.get_by_role("button", name="New batch").click(),
@@ -245,18 +275,24 @@ def eval_click(page, runs: ScriptRuns, url: str) -> tuple[float, float]:
 
 
 def one_round(browser, page, runs: ScriptRuns, url: str, r: int, times: dict) -> None:
-    """Every timed action once, into times[action] (lists of seconds)."""
+    """Every timed action once, into times[action] (lists of seconds); `page_<action>`: the
+    same from the person's input (or the navigation's start) on the page's clock."""
+    def add(action: str, wall: float, on_page: float) -> None:
+        times.setdefault(action, []).append(wall)
+        times.setdefault(f"page_{action}", []).append(on_page)
+
     for name in PAGES:
-        times.setdefault(f"open_{name}", []).append(open_cold(browser, url, name))
+        add(f"open_{name}", *open_cold(browser, url, name))
     page.goto(f"{url}/{PAGES['runs'][0]}")
     wait_drawn(page, "runs")
     for name in PAGES:
-        times.setdefault(f"open_tab_{name}", []).append(open_tab(page, url, name))
+        add(f"open_tab_{name}", *open_tab(page, url, name))
     for name in PAGES:
-        times.setdefault(f"switch_{name}", []).append(switch(page, name))
-    for action, (drawn, server) in {**data_clicks(page, runs, url, r),
-                                    "eval_new_batch": eval_click(page, runs, url)}.items():
-        times.setdefault(action, []).append(drawn)
+        add(f"switch_{name}", *switch(page, name))
+    for action, (drawn, server, on_page) in {**data_clicks(page, runs, url, r),
+                                             "eval_new_batch": eval_click(page, runs, url)
+                                             }.items():
+        add(action, drawn, on_page)
         if action in ("new_batch", "eval_new_batch"):
             times.setdefault(f"server_{action}", []).append(server)
 
@@ -268,8 +304,11 @@ def warm_up(page, url: str) -> None:
 
 
 def summary(times: dict) -> dict:
+    """Median, fastest, slowest and count of each action's figures (NaN, a figure that could
+    not be taken, left out)."""
+    kept = {action: [x for x in v if x == x] for action, v in times.items()}
     return {action: {"median": round(statistics.median(v), 3), "min": round(min(v), 3),
-                     "max": round(max(v), 3), "n": len(v)} for action, v in times.items() if v}
+                     "max": round(max(v), 3), "n": len(v)} for action, v in kept.items() if v}
 
 
 # --- training started from the dashboard -----------------------------------------------------
@@ -337,6 +376,7 @@ def training_phase(browser, tree: dict, epochs: int, repeats: int) -> dict:
     tab.close()  # no browser open while it trains
     quiet = wait_run(store, run_id)
     page = browser.new_context(viewport=VIEWPORT).new_page()  # open_tab opens tabs beside it
+    page.add_init_script(INPUT_JS)
     runs = ScriptRuns(page)
     run_id = start_training(page, tree["url"], store, epochs)
     times: dict[str, list[float]] = {}
@@ -347,11 +387,18 @@ def training_phase(browser, tree: dict, epochs: int, repeats: int) -> dict:
     still_running = store.run(run_id)["active"]
     busy = wait_run(store, run_id)
     page.close()
-    return {"quiet_run": quiet, "browsed_run": busy, "rounds": rounds,
-            "run_outlasted_rounds": still_running,
-            "speed_ratio": (busy["images_per_s"] / quiet["images_per_s"]
-                            if busy["images_per_s"] and quiet["images_per_s"] else None),
-            "times": summary(times)}
+    # As a person watches a run: its Train page open (refreshing every second), nothing clicked.
+    tab = browser.new_page(viewport=VIEWPORT)
+    watched = wait_run(store, start_training(tab, tree["url"], store, epochs))
+    tab.close()
+
+    def ratio(run: dict) -> float | None:
+        return (run["images_per_s"] / quiet["images_per_s"]
+                if run["images_per_s"] and quiet["images_per_s"] else None)
+
+    return {"quiet_run": quiet, "browsed_run": busy, "watched_run": watched, "rounds": rounds,
+            "run_outlasted_rounds": still_running, "speed_ratio": ratio(busy),
+            "watched_speed_ratio": ratio(watched), "times": summary(times)}
 
 
 # --- setup ---------------------------------------------------------------------------------------
@@ -405,6 +452,7 @@ def main() -> int:
             for tree in trees:
                 # In a context of its own, which new tabs share (open_tab).
                 page = browser.new_context(viewport=VIEWPORT).new_page()
+                page.add_init_script(INPUT_JS)
                 tabs[tree["label"]] = (page, ScriptRuns(page), {})
                 warm_up(page, tree["url"])
             for r in range(args.repeats):
@@ -440,7 +488,7 @@ def main() -> int:
             f"{report['idle'][label][action]['median']:.2f} s" for label in labels) + " |")
     for label, result in report.get("training", {}).items():
         print(f"\ntraining, {label}: {result['rounds']} rounds, speed ratio "
-              f"{result['speed_ratio']}")
+              f"{result['speed_ratio']} (watched, no clicks: {result['watched_speed_ratio']})")
         for action, figures in result["times"].items():
             print(f"| {action} | {figures['median']:.2f} s |")
     return 0
