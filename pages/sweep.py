@@ -168,13 +168,22 @@ def setting_row_ui(name: str) -> AxisForm:
             list_ui(name)
         else:
             range_ui(name)
+    return row_form(name)
+
+
+# The session state keys of a setting's row: its mode and the fields of each mode.
+ROW_PARTS = ("", "mode", "list", "chosen", "low", "high", "points", "log")
+
+
+def row_form(name: str) -> AxisForm:
+    """What a setting's row holds (fixed, list or range), from its fields' state."""
     state = st.session_state
-    return AxisForm(name, mode, value=state.get(_key(name)), text=state.get(_key(name, "list"),
-                                                                             ""),
+    return AxisForm(name, state.get(_key(name, "mode"), "fixed"), value=state.get(_key(name)),
+                    text=state.get(_key(name, "list"), ""),
                     chosen=tuple(state.get(_key(name, "chosen")) or ()),
                     low=state.get(_key(name, "low")), high=state.get(_key(name, "high")),
-                    points=state.get(_key(name, "points")), log=state.get(_key(name, "log"),
-                                                                          False))
+                    points=state.get(_key(name, "points")),
+                    log=state.get(_key(name, "log"), False))
 
 
 def settings_rows_ui() -> tuple[list[AxisForm], dict]:
@@ -186,11 +195,31 @@ def settings_rows_ui() -> tuple[list[AxisForm], dict]:
     for name in basic:
         forms.append(setting_row_ui(name))
         slots[name] = st.empty()
-    with st.expander("Advanced: the training recipe", icon=":material/tune:"):
-        for name in advanced:
-            forms.append(setting_row_ui(name))
-            slots[name] = st.empty()
+    # Its rows are made only while it is open (drawn hidden, they slowed every visit to this
+    # page: bench/RESULTS.md, issue 16); closed, each row's fields keep their values and the
+    # sweep takes them as they are.
+    section = st.expander("Advanced: the training recipe", icon=":material/tune:",
+                          key="sw_advanced_open", on_change="rerun")
+    if section.open:
+        with section:
+            for name in advanced:
+                forms.append(setting_row_ui(name))
+                slots[name] = st.empty()
+        return forms, slots
+    for name in advanced:
+        forms.append(kept_row(name))
+        slots[name] = st.empty()  # a message for it shows under the closed section
     return forms, slots
+
+
+def kept_row(name: str) -> AxisForm:
+    """A row of the closed Advanced section: what its fields hold, kept for when it opens
+    (Streamlit forgets a widget's value after a run that did not draw it)."""
+    for part in ROW_PARTS:
+        key = _key(name, part)
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+    return row_form(name)
 
 
 def ray_problem() -> str | None:

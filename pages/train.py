@@ -122,6 +122,19 @@ def setting_ui(name: str, spec: Setting, max_train: int, standard=None, off: str
     return None if none else st.session_state[key]
 
 
+def kept_value(name: str, spec: Setting):
+    """A setting of the closed Advanced section: its value as its field holds it, kept for
+    when the section opens (Streamlit forgets a widget's value after a run that did not draw
+    it)."""
+    key = f"cfg_{name}"
+    for kept in (key, f"{key}_none"):
+        if kept in st.session_state:
+            st.session_state[kept] = st.session_state[kept]
+    if spec.optional and st.session_state.get(f"{key}_none"):
+        return None
+    return st.session_state.get(key)
+
+
 def standard_width(values: dict) -> int | None:
     """The width the chosen model is built with here when Width is left empty (None: the
     model has no width, or the model or device is not one this machine knows)."""
@@ -250,12 +263,21 @@ def settings_form_ui(max_train: int, num_classes: int = 10) -> dict:
     basic = [(n, s) for n, s in settings().items() if not s.advanced]
     advanced = [(n, s) for n, s in settings().items() if s.advanced]
     settings_grid_ui(basic, values, slots, max_train)
-    with st.expander("Advanced: the training recipe", icon=":material/tune:"):
-        st.caption("How the network is taught, beyond the tutorial's plain recipe. The fast "
-                   "network's presets turn these on; the tutorial preset turns them off.")
-        settings_grid_ui(advanced, values, slots, max_train)
-        if "augment" in values:
-            augmentation_picture_ui(values["augment"])
+    # Its fields are made only while it is open (drawn hidden, they slowed every visit to this
+    # page: bench/RESULTS.md, issue 16); closed, they keep their values, which count as shown.
+    section = st.expander("Advanced: the training recipe", icon=":material/tune:",
+                          key="advanced_open", on_change="rerun")
+    if section.open:
+        with section:
+            st.caption("How the network is taught, beyond the tutorial's plain recipe. The fast "
+                       "network's presets turn these on; the tutorial preset turns them off.")
+            settings_grid_ui(advanced, values, slots, max_train)
+            if "augment" in values:
+                augmentation_picture_ui(values["augment"])
+    else:
+        for name, spec in advanced:
+            values[name] = kept_value(name, spec)
+            slots[name] = st.empty()  # a message for it shows under the closed section
     # Choosing the preset already shown changes nothing: a button takes the form back to it.
     preset = preset_values(st.session_state.preset)
     if any(values[n] != preset[n] for n in preset_fields(st.session_state.preset)):

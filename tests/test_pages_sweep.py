@@ -280,3 +280,28 @@ def test_a_range_starts_around_the_fixed_value_within_the_settings_limits(data_d
     assert at.checkbox(key="sw_lr_log").value
     assert at.number_input(key="sw_momentum_high").value < 1
     assert not at.error and not start_button(at).disabled
+
+
+def test_the_closed_advanced_section_draws_nothing_and_its_rows_still_count(data_dir, runs_dir,
+                                                                            quick_speed):
+    at = sweep_page()
+    # Closed (as a visit finds it): none of its rows is made.
+    assert "sw_weight_decay_mode" not in [r.key for r in at.radio]
+    at.number_input(key="sw_epochs").set_value(1).run()
+    at.session_state["sw_advanced_open"] = True
+    at.run()
+    give_list(at, "weight_decay", "0, 0.0005")
+    give_list(at, "lr", "0.001, 0.01")
+    assert any(m.value.startswith("**4 runs") for m in at.markdown), texts(at)
+    at.session_state["sw_advanced_open"] = False
+    at.run()
+    at.number_input(key="sw_epochs").set_value(2).run()  # other reruns while it is closed
+    no_traceback(at)
+    assert "sw_weight_decay_mode" not in [r.key for r in at.radio]
+    # The closed section's list still varies its setting: 2 x 2 runs.
+    assert any(m.value.startswith("**4 runs") for m in at.markdown), texts(at)
+    at.session_state["sw_advanced_open"] = True
+    at.run()
+    no_traceback(at)
+    assert at.radio(key="sw_weight_decay_mode").value == "list"
+    assert at.text_input(key="sw_weight_decay_list").value == "0, 0.0005"

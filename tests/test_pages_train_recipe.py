@@ -33,10 +33,14 @@ def fresh_caches():
     st.cache_data.clear()
 
 
-def train_page() -> AppTest:
+def train_page(advanced_open: bool = True) -> AppTest:
+    """The Train page, its Advanced section opened (as a click opens it) unless told not to."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     at.switch_page("pages/train.py").run()
+    if advanced_open:
+        at.session_state["advanced_open"] = True
+        at.run()
     no_traceback(at)
     return at
 
@@ -388,3 +392,28 @@ def test_the_runs_table_shows_width_and_nesterov_as_settings(data_dir, runs_dir)
     assert columns["nesterov"]["type_config"]["type"] == "checkbox"  # on/off, not a number
     at.radio(key="scatter_setting").set_value("nesterov").run()
     no_traceback(at)
+
+
+def test_the_closed_advanced_section_draws_nothing_and_its_values_still_count(data_dir,
+                                                                             runs_dir):
+    at = train_page(advanced_open=False)
+    # Closed (as a visit finds it): none of its fields is made.
+    assert "cfg_weight_decay" not in [n.key for n in at.number_input]
+    at.session_state["advanced_open"] = True
+    at.run()
+    at.number_input(key="cfg_weight_decay").set_value(0.0005).run()
+    at.number_input(key="cfg_label_smoothing").set_value(1.0).run()  # out of range
+    at.session_state["advanced_open"] = False
+    at.run()
+    at.number_input(key="cfg_epochs").set_value(3).run()  # other reruns while it is closed
+    no_traceback(at)
+    assert "cfg_weight_decay" not in [n.key for n in at.number_input]
+    # The closed section's values still count: the bad one keeps Start disabled, and says why.
+    start = next(b for b in at.button if b.label == "Start training")
+    assert start.disabled
+    assert any("Label smoothing" in e.value for e in at.error), texts(at)
+    at.session_state["advanced_open"] = True
+    at.run()
+    no_traceback(at)
+    assert at.number_input(key="cfg_weight_decay").value == pytest.approx(0.0005)
+    assert at.number_input(key="cfg_label_smoothing").value == pytest.approx(1.0)
