@@ -134,6 +134,8 @@ def start_button(at: AppTest):
 def test_train_form_has_every_setting_and_presets(data_dir, runs_dir):
     at = app_at("pages/train.py")
     no_traceback(at)
+    at.session_state["advanced_open"] = True  # the Advanced section opened, as a click does
+    at.run()
     # A widget for every declared setting, labelled as declared (cifar_core.config).
     for name, spec in settings().items():
         widget = (at.toggle(key=f"cfg_{name}") if spec.kind is bool
