@@ -180,16 +180,20 @@ def since_input(page, drawn_at: float) -> float:
     return (drawn_at - started) / 1000 if started is not None else float("nan")
 
 
+def timed_open(tab, url: str, name: str) -> tuple[float, float]:
+    """The page's address opened in `tab`: (seconds from the call, seconds from the
+    navigation's start on the page's clock)."""
+    start = time.perf_counter()
+    tab.goto(f"{url}/{PAGES[name][0]}")
+    at = wait_drawn(tab, name)
+    return time.perf_counter() - start, at / 1000
+
+
 def open_cold(browser, url: str, name: str) -> tuple[float, float]:
-    """A new browser context (no cache, no session) opening the page's address: (seconds from
-    the call, seconds from the navigation's start on the page's clock)."""
+    """A new browser context (no cache, no session) opening the page's address."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
-        page = context.new_page()
-        start = time.perf_counter()
-        page.goto(f"{url}/{PAGES[name][0]}")
-        at = wait_drawn(page, name)
-        return time.perf_counter() - start, at / 1000
+        return timed_open(context.new_page(), url, name)
     finally:
         context.close()
 
@@ -200,10 +204,7 @@ def open_tab(page, url: str, name: str) -> tuple[float, float]:
     page's address."""
     tab = page.context.new_page()
     try:
-        start = time.perf_counter()
-        tab.goto(f"{url}/{PAGES[name][0]}")
-        at = wait_drawn(tab, name)
-        return time.perf_counter() - start, at / 1000
+        return timed_open(tab, url, name)
     finally:
         tab.close()
 
