@@ -193,10 +193,6 @@ def per_class_by_epoch_spec(run_key: tuple, _events: list, classes: tuple[str, .
     return chart.properties(height=380, title="Accuracy per class").to_dict()
 
 
-SECTIONS = ("Truth and prediction", "Accuracy per class", "Mistaken for what", "How it learned",
-            "Most confident mistakes")
-
-
 @layout.guard
 def main() -> None:
     layout.page_header("Evaluate", "How the trained network does on the test images, which it "
@@ -223,13 +219,15 @@ def main() -> None:
     # One section at a time, drawn only when its tab is open: all five at once took a browser
     # on 2 cores about 0.6 s to draw on every visit (4 charts, 3 sets of pictures), the first
     # alone about 0.2 s (bench/RESULTS.md, issue 16).
-    shown = st.tabs(SECTIONS, key="eval_section", on_change="rerun")
-    sections = (lambda: predictions_ui(evaluation, data),
-                lambda: per_class_ui(evaluation, run_key),
-                lambda: confusion_ui(evaluation, data, run_key),
-                lambda: learning_ui(run.id, tuple(evaluation.classes), run_key),
-                lambda: mistakes_ui(evaluation, data))
-    for tab, draw in zip(shown, sections, strict=True):
+    sections = {
+        "Truth and prediction": lambda: predictions_ui(evaluation, data),
+        "Accuracy per class": lambda: per_class_ui(evaluation, run_key),
+        "Mistaken for what": lambda: confusion_ui(evaluation, data, run_key),
+        "How it learned": lambda: learning_ui(run.id, tuple(evaluation.classes), run_key),
+        "Most confident mistakes": lambda: mistakes_ui(evaluation, data),
+    }
+    shown = st.tabs(list(sections), key="eval_section", on_change="rerun")
+    for tab, draw in zip(shown, sections.values(), strict=True):
         if tab.open:
             with tab:
                 draw()

@@ -195,12 +195,11 @@ def settings_rows_ui() -> tuple[list[AxisForm], dict]:
     for name in basic:
         forms.append(setting_row_ui(name))
         slots[name] = st.empty()
-    # Its rows are made only while it is open (drawn hidden, they slowed every visit to this
-    # page: bench/RESULTS.md, issue 16); closed, each row's fields keep their values and the
-    # sweep takes them as they are.
-    section = st.expander("Advanced: the training recipe", icon=":material/tune:",
-                          key="sw_advanced_open", on_change="rerun")
-    if section.open:
+    # Made only while open; closed, each row's fields keep their values and the sweep takes
+    # them as they are.
+    section = layout.open_section("Advanced: the training recipe", ":material/tune:",
+                                  "sw_advanced_open")
+    if section is not None:
         with section:
             for name in advanced:
                 forms.append(setting_row_ui(name))
@@ -213,12 +212,8 @@ def settings_rows_ui() -> tuple[list[AxisForm], dict]:
 
 
 def kept_row(name: str) -> AxisForm:
-    """A row of the closed Advanced section: what its fields hold, kept for when it opens
-    (Streamlit forgets a widget's value after a run that did not draw it)."""
-    for part in ROW_PARTS:
-        key = _key(name, part)
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+    """A row of the closed Advanced section: what its fields hold, kept for when it opens."""
+    layout.keep_values(_key(name, part) for part in ROW_PARTS)
     return row_form(name)
 
 

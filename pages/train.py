@@ -124,12 +124,9 @@ def setting_ui(name: str, spec: Setting, max_train: int, standard=None, off: str
 
 def kept_value(name: str, spec: Setting):
     """A setting of the closed Advanced section: its value as its field holds it, kept for
-    when the section opens (Streamlit forgets a widget's value after a run that did not draw
-    it)."""
+    when the section opens."""
     key = f"cfg_{name}"
-    for kept in (key, f"{key}_none"):
-        if kept in st.session_state:
-            st.session_state[kept] = st.session_state[kept]
+    layout.keep_values((key, f"{key}_none"))
     if spec.optional and st.session_state.get(f"{key}_none"):
         return None
     return st.session_state.get(key)
@@ -263,11 +260,10 @@ def settings_form_ui(max_train: int, num_classes: int = 10) -> dict:
     basic = [(n, s) for n, s in settings().items() if not s.advanced]
     advanced = [(n, s) for n, s in settings().items() if s.advanced]
     settings_grid_ui(basic, values, slots, max_train)
-    # Its fields are made only while it is open (drawn hidden, they slowed every visit to this
-    # page: bench/RESULTS.md, issue 16); closed, they keep their values, which count as shown.
-    section = st.expander("Advanced: the training recipe", icon=":material/tune:",
-                          key="advanced_open", on_change="rerun")
-    if section.open:
+    # Made only while open; closed, its fields keep their values, which count as shown.
+    section = layout.open_section("Advanced: the training recipe", ":material/tune:",
+                                  "advanced_open")
+    if section is not None:
         with section:
             st.caption("How the network is taught, beyond the tutorial's plain recipe. The fast "
                        "network's presets turn these on; the tutorial preset turns them off.")

@@ -78,6 +78,22 @@ def show_tiles(images: list, captions: list[str]) -> None:
         st.html(tiles_html(images, captions))
 
 
+def open_section(label: str, icon: str, key: str):
+    """An expander whose content the caller makes only while it is open: its container, or
+    None while it is closed. Content drawn hidden in a closed expander still costs the browser
+    its drawing on every visit (bench/RESULTS.md, issue 16); a click on it reruns the page."""
+    section = st.expander(label, icon=icon, key=key, on_change="rerun")
+    return section if section.open else None
+
+
+def keep_values(keys) -> None:
+    """Widgets' values (by key) kept through runs that do not draw them: Streamlit forgets an
+    undrawn widget's value, but not one the page has set."""
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def page_header(title: str, intro: str) -> None:
     st.title(title)
     st.caption(intro)

@@ -17,6 +17,7 @@ from cifar_core.lr_find import (
     rounded_lr,
     settings_that_matter,
 )
+from pages.shared import layout
 
 # Where the last finding is kept, so that it survives the reruns of the page.
 FINDING_KEY = "lr_finding"
@@ -71,14 +72,13 @@ FIELDS = {"lrf_start": DEFAULT_START_LR, "lrf_end": DEFAULT_END_LR, "lrf_steps":
 def lr_find_ui(values: dict, problems: dict, data: CifarData) -> None:
     """The section: a few settings of the test, its button and a progress bar while it runs
     (here, in this page), then its finding, kept until the settings it depends on change."""
-    # Its fields and chart are made only while it is open: drawn hidden on every visit they cost
-    # the Train page about a tenth of its switch time (bench/RESULTS.md, issue 16). The fields
-    # keep what was typed while it is closed.
+    # Made only while open (about a tenth of the Train page's switch time when drawn hidden);
+    # its fields keep what was typed while it is closed.
     for key, default in FIELDS.items():
-        st.session_state[key] = st.session_state.get(key, default)
-    section = st.expander("Find a learning rate", icon=":material/query_stats:",
-                          key="lrf_open", on_change="rerun")
-    if not section.open:
+        st.session_state.setdefault(key, default)
+    layout.keep_values(FIELDS)
+    section = layout.open_section("Find a learning rate", ":material/query_stats:", "lrf_open")
+    if section is None:
         return
     with section:
         st.caption("Trains a fresh network with the settings above for a few hundred "
