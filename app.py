@@ -5,9 +5,16 @@ import contextlib
 import streamlit as st
 
 from cifar_core.errors import StoreError
+from cifar_core.imports import evaluate_untested_imports, network_label
 from cifar_core.models import Net, count_parameters
 from cifar_core.pictures import tiles
-from cifar_core.summaries import active_runs, run_progress, runs_with_network
+from cifar_core.summaries import (
+    active_runs,
+    is_import,
+    run_progress,
+    runs_with_network,
+    trained_runs,
+)
 from cifar_core.sweep_store import SweepStore
 from cifar_core.sweep_views import sweep_menu_label, sweep_progress
 from pages.shared import access, gate, layout, navigation
@@ -27,6 +34,12 @@ def home() -> None:
     )
     data = layout.data_or_status_ui()
     if data is not None:
+        # A network imported before the data was there is tested now, once.
+        with st.spinner("Testing the networks imported before the data was here ..."):
+            tested = evaluate_untested_imports(access.store(), data, access.data_dir())
+        for run in tested:
+            st.info(f"Tested **{network_label(run)}** on the test images, now that they are "
+                    "here.", icon=":material/fact_check:")
         examples = data.examples_per_class()
         st.subheader("One example of each class")
         layout.show_tiles(tiles(examples.images, scale=3), examples.label_names)
@@ -41,12 +54,19 @@ def home() -> None:
         st.page_link(navigation.TRAIN, label="Watch it on the Train page",
                      icon=":material/monitoring:")
     else:
-        done = runs_with_network(access.store().list())
+        with_network = runs_with_network(access.store().list())
+        done = trained_runs(with_network)
         if done:
+            reached = (f"reached {done[0].accuracy:.1f} % on the test images"
+                       if done[0].accuracy is not None else "has no test result")
             st.write(f"No run is training. The latest finished run, **{done[0].id}**, "
-                     f"reached {done[0].accuracy:.1f} % on the test images.")
+                     f"{reached}.")
         else:
-            st.write("No runs yet.")
+            st.write("No run trained here yet." if with_network else "No runs yet.")
+        imported = [r for r in with_network if is_import(r)]
+        if imported:
+            st.write("Imported: " + "; ".join(network_label(r) for r in imported[:3]) +
+                     (f"; and {len(imported) - 3} more" if len(imported) > 3 else "") + ".")
     # Two rows of three: six in a row cut their labels short ("Look at the dat") on a laptop.
     links = [(navigation.DATA, "Look at the data", ":material/image:"),
              (navigation.TRAIN, "Train a network", ":material/model_training:"),

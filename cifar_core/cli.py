@@ -53,7 +53,13 @@ from cifar_core.search_space import (
     space_from_toml,
     with_axis,
 )
-from cifar_core.summaries import how_it_trained, run_setting_text, setting_text
+from cifar_core.summaries import (
+    IMPORTED,
+    how_it_trained,
+    is_import,
+    run_setting_text,
+    setting_text,
+)
 from cifar_core.sweep_store import ENGINES, Sweep, SweepStore
 from cifar_core.sweeps import best_run, delete_sweep, start_sweep, stop_sweep
 
@@ -458,7 +464,8 @@ def cmd_runs(args) -> int:
             acc = f"{m['accuracy']:.1f} %" if m.get("accuracy") is not None else "-"
             ips = f"{m['images_per_s']:,.0f}" if m.get("images_per_s") else "-"
             values = " ".join(f"{shown[name]:>{width}}" for name, width in widths.items())
-            print(f"{run.id:22} {run.status:10} {_when(run.created):16} {values} {acc:>8} "
+            status = IMPORTED if is_import(run) else run.status  # no settings, no speed
+            print(f"{run.id:22} {status:10} {_when(run.created):16} {values} {acc:>8} "
                   f"{ips:>9}")
         return 0
     if args.action == "show":

@@ -10,6 +10,7 @@ sentence naming the file as its owner calls it, never a temporary path or torch'
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -26,9 +27,8 @@ from cifar_core.errors import CheckpointError, CifarError, RunError
 from cifar_core.evaluate import evaluate
 from cifar_core.models import MODELS, model_spec
 from cifar_core.runs import Run, RunStore
-from cifar_core.summaries import run_label, runs_with_network
+from cifar_core.summaries import IMPORTED, is_import, run_label, runs_with_network
 
-IMPORTED = "imported"  # the origin of the runs made here
 # The largest network file taken (the dashboard passes its own upload limit instead). The
 # tutorial's cifar_net.pth is about 250 KB, the registry's largest network a few MB.
 MAX_BYTES = 20 * 2**20
@@ -57,15 +57,9 @@ def import_network(store: RunStore, file: bytes | bytearray | memoryview | Binar
             "could not be tested or compared. Use a network trained on this data's classes.")
     # Results the file brings were measured elsewhere, perhaps on other data: only a test here
     # is kept.
-    metrics = None
-    if data is not None:
-        metrics = {**evaluate(checkpoint.model, data, **checkpoint.prediction_options())
-                   .metrics(), "classes": list(data.classes)}
+    metrics = None if data is None else _tested(checkpoint, data)
     config = {**checkpoint.config, "model": checkpoint.model_name, "imported_from": name}
-    how = ("a checkpoint of this tool" if _is_ours(checkpoint) else "plain weights (a state_dict)")
-    message = (f"Imported from {name}, {how}: a '{checkpoint.model_name}' network" +
-               (f", tested on {metrics['test_images']:,} test images." if metrics
-                else "; not tested (there were no test images)."))
+    message = _import_message(name, checkpoint, metrics)
     # Made running by this live process, so the job runner neither starts nor reaps it.
     run = store.create(config, data_dir if data is not None else "", origin=IMPORTED,
                        status="running", pid=os.getpid())
@@ -79,6 +73,60 @@ def import_network(store: RunStore, file: bytes | bytearray | memoryview | Binar
         why = getattr(exc, "strerror", None) or str(exc)
         raise CheckpointError(f"{name} could be read, but it could not be kept in the runs "
                               f"folder {store.root}: {why}") from None
+
+
+def imported_sentence(run: Run) -> str:
+    """What the dashboard says once a network is imported: its run, and its test result or
+    that it is tested once the data is here."""
+    said = f"Imported {run.config.get('imported_from', 'the network')} as run {run.id}."
+    if run.accuracy is not None:
+        return said + f" It gets {run.accuracy:.1f} % of the test images right."
+    return said + (" There are no test images yet, so it is not tested: that happens by itself "
+                   "once the data is here (see the Data page).")
+
+
+def evaluate_untested_imports(store: RunStore, data: CifarData, data_dir: str) -> list[Run]:
+    """Test the imported networks kept untested (imported before the data was there) on
+    `data`, read from `data_dir`, and keep their results, once; returns those tested. An
+    import of other classes than the data's, or whose file is gone, stays untested."""
+    tested = []
+    for run in store.list("completed"):
+        if not is_import(run) or run.metrics is not None or not run.checkpoint:
+            continue
+        try:
+            checkpoint = store.load_model(run.id)
+        except CifarError:
+            continue
+        if len(checkpoint.classes) != len(data.classes):
+            continue
+        metrics = _tested(checkpoint, data)
+        record_test(store, run, checkpoint, metrics, data_dir)
+        tested.append(store.get(run.id))
+    return tested
+
+
+def record_test(store: RunStore, run: Run, checkpoint: Checkpoint, metrics: dict,
+                data_dir: str) -> None:
+    """Keep an untested import's test results (evaluate's metrics on the data in
+    `data_dir`) with its run and in its network file."""
+    name = run.config.get("imported_from", DEFAULT_NAME)
+    metrics = {**metrics, "classes": list(metrics.get("classes") or checkpoint.classes)}
+    with contextlib.suppress(OSError, RuntimeError):  # the run keeps them even so
+        save_checkpoint(run.checkpoint, checkpoint.model, run.config, checkpoint.classes,
+                        metrics)
+    store.record_results(run.id, _import_message(name, checkpoint, metrics), metrics, data_dir)
+
+
+def _tested(checkpoint: Checkpoint, data: CifarData) -> dict:
+    return {**evaluate(checkpoint.model, data, **checkpoint.prediction_options()).metrics(),
+            "classes": list(data.classes)}
+
+
+def _import_message(name: str, checkpoint: Checkpoint, metrics: dict | None) -> str:
+    how = "a network saved by this app" if _is_ours(checkpoint) else "plain weights"
+    return (f"Imported from {name}, {how}: a '{checkpoint.model_name}' network" +
+            (f", tested on {metrics['test_images']:,} test images." if metrics
+             else "; not tested yet (there were no test images)."))
 
 
 def read_network(content: bytes, name: str, max_bytes: int = MAX_BYTES) -> Checkpoint:

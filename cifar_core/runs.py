@@ -331,6 +331,14 @@ class RunStore(StoreFile):
                 (status, message, json.dumps(metrics) if metrics is not None else None,
                  checkpoint, time.time(), run_id))
 
+    def record_results(self, run_id: str, message: str, metrics: dict, data_dir: str) -> None:
+        """Test results that come after a run ended (an imported network tested once the data
+        is there), with the data they were measured on; only for a completed run."""
+        with self._connect() as con:
+            con.execute("UPDATE runs SET message=?, metrics=?, data_dir=? "
+                        "WHERE id=? AND status='completed'",
+                        (message, json.dumps(metrics), str(data_dir), run_id))
+
     def request_stop(self, run_id: str) -> None:
         with self._connect() as con:
             con.execute("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))

@@ -20,6 +20,9 @@ from cifar_core.runs import ACTIVE, SAVED, Run
 
 # The settings a comparison of runs shows, as declared in cifar_core.config.
 SETTINGS = compared_settings()
+# The origin of a network brought from elsewhere (cifar_core.imports): it was not trained here,
+# so it has no training settings, time or speed to show or compare.
+IMPORTED = "imported"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -37,13 +40,39 @@ def format_duration(seconds: float | None) -> str:
 
 
 def status_text(run: Run) -> str:
-    """A run's status in words: 'stopped early' for one its sweep stopped (pruned)."""
+    """A run's status in words: 'stopped early' for one its sweep stopped (pruned), 'imported'
+    for a network brought from elsewhere."""
+    if is_import(run) and run.status == "completed":
+        return IMPORTED
     return "stopped early" if run.status == "pruned" else run.status
+
+
+def is_import(run: Run) -> bool:
+    """True for a network brought from elsewhere (cifar_core.imports), not trained here."""
+    return run.origin == IMPORTED
+
+
+def training_settings(run: Run) -> dict | None:
+    """The settings the run trained with (Run.settings); None for an import, which has none:
+    the model it holds is no training setting."""
+    return None if is_import(run) else run.settings
+
+
+def trained_runs(runs: list[Run]) -> list[Run]:
+    """The runs trained here, in the given order: imports left out (what compares settings)."""
+    return [r for r in runs if not is_import(r)]
+
+
+def latest_trained(runs: list[Run]) -> Run | None:
+    """The newest run trained here (runs come newest first), an import never: the one a page
+    follows when nothing is training."""
+    trained = trained_runs(runs)
+    return trained[0] if trained else None
 
 
 def run_label(run: Run) -> str:
     """A short name for menus: id, status, key settings and accuracy."""
-    if run.origin == "imported":  # not trained here: its file, not settings it never had
+    if is_import(run):  # not trained here: its file, not settings it never had
         accuracy = f", {run.accuracy:.1f} %" if run.accuracy is not None else ", not tested"
         return (f"{run.config.get('imported_from', 'network')} (imported, "
                 f"{run.config.get('model', '?')}{accuracy}; {run.id})")
@@ -59,6 +88,8 @@ def run_setting_text(run: Run, name: str) -> str:
     (a width for the tutorial's, which has none), else setting_text."""
     from cifar_core.models import MODELS
 
+    if is_import(run):  # no training settings
+        return "-"
     spec = MODELS.get(run.settings.get("model"))
     if name == "width" and spec is not None and spec.widths is None:
         return "-"
@@ -100,23 +131,30 @@ def runs_with_network(runs: list[Run]) -> list[Run]:
 
 
 def runs_table(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: status, settings, accuracy, duration, images/s."""
+    """One row per run: status, settings, accuracy, duration, images/s. An import's
+    settings and duration are None (it was not trained here) and its status 'imported'."""
     rows = []
     for run in runs:
-        metrics, config = run.metrics or {}, run.settings
+        metrics, config = run.metrics or {}, training_settings(run)
         rows.append({
             "run": run.id,
-            "status": run.status,
+            "status": IMPORTED if is_import(run) else run.status,
             "created": datetime.fromtimestamp(run.created),
-            **{k: config[k] for k in SETTINGS},
+            **{k: None if config is None else config[k] for k in SETTINGS},
             "accuracy": metrics.get("accuracy"),
-            "duration_s": run.duration_s,
+            "duration_s": None if config is None else run.duration_s,
             "images_per_s": metrics.get("images_per_s"),
             "message": run.message,
         })
     columns = ["run", "status", "created", *SETTINGS, "accuracy", "duration_s",
                "images_per_s", "message"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def settings_table(runs: list[Run]) -> pd.DataFrame:
+    """runs_table of the runs trained here, for comparing settings ("which settings pay off"):
+    an import has no settings to be evidence for."""
+    return runs_table(trained_runs(runs))
 
 
 def loss_curve(events: list[Event], run_id: str | None = None) -> pd.DataFrame:
@@ -234,9 +272,9 @@ def metrics_csv(run: Run) -> str:
                  "total": sum(map(sum, confusion)) or None})
     frame = pd.DataFrame(rows)
     frame.insert(0, "run", run.id)
-    config = run.settings
+    config = training_settings(run)
     for key in SETTINGS:
-        frame[key] = config[key]
+        frame[key] = None if config is None else config[key]
     out = io.StringIO()
     frame.to_csv(out, index=False)
     return out.getvalue()

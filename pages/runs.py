@@ -18,6 +18,7 @@ from cifar_core.summaries import (
     run_label,
     run_setting_text,
     runs_table,
+    settings_table,
     status_text,
 )
 from cifar_core.sweep_store import SweepStore
@@ -159,7 +160,7 @@ def compare_ui(runs: list[Run], picked: list[str]) -> None:
 
 def scatter_ui(runs: list[Run]) -> None:
     st.subheader("Which settings pay off")
-    table = runs_table(runs).dropna(subset=["accuracy"])
+    table = settings_table(runs).dropna(subset=["accuracy"])  # imports have no settings
     if len(table) < 2:
         st.caption("Finish at least two runs with different settings to see a pattern here.")
         return

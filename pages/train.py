@@ -35,6 +35,7 @@ from cifar_core.summaries import (
     epoch_accuracies,
     format_duration,
     how_it_trained,
+    latest_trained,
     loss_curve,
     run_progress,
 )
@@ -440,7 +441,8 @@ def finished_run_ui(run: Run) -> None:
 
 
 def run_to_show() -> Run | None:
-    """The run this page follows: the one started here, else the active one, else the latest."""
+    """The run this page follows: the one started here, else the active one, else the latest
+    trained here (an import never)."""
     runs = access.store().list()
     wanted = st.session_state.get("watch_run")
     by_id = {r.id: r for r in runs}
@@ -450,7 +452,7 @@ def run_to_show() -> Run | None:
         # Reattach to a newer active run (e.g. started from another tab) once ours has ended.
         return active[0] if not chosen.is_active and active else chosen
     active = active_runs(runs)  # a training before the runs waiting for it
-    return active[0] if active else (runs[0] if runs else None)
+    return active[0] if active else latest_trained(runs)
 
 
 @layout.guard

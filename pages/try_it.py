@@ -19,7 +19,12 @@ from cifar_core.explain import (
     overlay,
     probabilities_table,
 )
-from cifar_core.imports import import_network, network_label, networks_to_try
+from cifar_core.imports import (
+    import_network,
+    imported_sentence,
+    network_label,
+    networks_to_try,
+)
 from cifar_core.inside import feature_map_grid, feature_maps, first_layer_filters, layer_table
 from cifar_core.models import count_parameters
 from cifar_core.photos import SIDE, Photo, network_inputs, read_photo
@@ -103,10 +108,7 @@ def import_ui(data: CifarData | None, first: bool) -> None:
             except CifarError as exc:
                 refusals[upload.file_id] = str(exc)
             else:
-                tested = (f" It gets {run.accuracy:.1f} % of the test images right."
-                          if run.accuracy is not None else "")
-                st.session_state.try_imported = (
-                    f"Imported {run.config['imported_from']} as run {run.id}.{tested}")
+                st.session_state.try_imported = imported_sentence(run)
                 st.session_state.try_pick = run.id
                 st.session_state.try_import_generation = generation + 1  # an empty uploader
                 st.rerun()

@@ -19,7 +19,9 @@ from cifar_core import (
     load_cifar10,
 )
 from cifar_core.evaluate import Evaluation, evaluate
+from cifar_core.imports import record_test
 from cifar_core.runs import Run
+from cifar_core.summaries import is_import
 
 
 def data_dir() -> str:
@@ -90,4 +92,7 @@ def run_evaluation(run: Run) -> Evaluation:
     if len(checkpoint.classes) != len(data.classes):
         raise CifarError(f"Run {run.id} was trained on {len(checkpoint.classes)} classes but the "
                          f"current data has {len(data.classes)}: pick another run.")
-    return get_evaluation(run.id, run.checkpoint, mtime, data_dir())
+    evaluation = get_evaluation(run.id, run.checkpoint, mtime, data_dir())
+    if is_import(run) and run.metrics is None:  # imported before the data: kept, once
+        record_test(store(), run, checkpoint, evaluation.metrics(), data_dir())
+    return evaluation
