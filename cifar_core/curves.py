@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from cifar_core.events import EpochEvent, StatsEvent
 
 if TYPE_CHECKING:
-    from cifar_core.runs import RunStore
+    from cifar_core.runs import Run, RunStore
 
 
 def spread_positions(count: int, limit: int, recent: int = 0) -> list[int]:
@@ -99,3 +101,21 @@ class RunCurve:
     def thinned(self) -> bool:
         """Whether the chart shows fewer reports than there are."""
         return len(self._kept) < self.reports
+
+
+def accuracy_marks(run: Run, epochs: list[EpochEvent], images_per_epoch: int) -> pd.DataFrame:
+    """The run's test accuracies as a chart marks them, oldest first: the test after each epoch
+    and, for a run that ended between two epochs' ends (stopped by hand or by its sweep), the
+    test of the network it kept, where it stopped. Columns: epochs (x, in epochs), test_accuracy
+    (%), when (which test, in words). The last row is the run's latest result: for a stopped run
+    the accuracy its status reports, not the last whole epoch's."""
+    rows = [{"epochs": float(e.epoch), "test_accuracy": e.test_accuracy,
+             "when": f"after epoch {e.epoch}"} for e in epochs]
+    metrics = run.metrics or {}
+    seen, accuracy = metrics.get("images_seen"), metrics.get("accuracy")
+    last_test = epochs[-1].images_seen if epochs else 0
+    if (not run.is_active and accuracy is not None and seen and images_per_epoch
+            and seen > last_test):
+        rows.append({"epochs": seen / images_per_epoch, "test_accuracy": accuracy,
+                     "when": f"when it stopped, after {seen:,} images"})
+    return pd.DataFrame(rows, columns=["epochs", "test_accuracy", "when"])

@@ -242,7 +242,9 @@ def run_progress(run: Run, events: list[Event], now: float | None = None) -> Pro
                 f"{last.images_per_s:,.0f} images/s · about "
                 f"{format_duration(last.eta_s)} left")
     else:
-        text = (f"{status_text(run).capitalize()} after {last.images_seen:,} images · "
+        # Where it ended: a stop comes between two loss reports, after the last one's count.
+        seen = (run.metrics or {}).get("images_seen") or last.images_seen
+        text = (f"{status_text(run).capitalize()} after {seen:,} images · "
                 f"{last.images_per_s:,.0f} images/s · {format_duration(run.duration_s)}")
     return Progress(fraction, text, last.images_per_s, last.eta_s, last.loss)
 

@@ -189,7 +189,7 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
             yield EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=images_seen,
                              elapsed_s=clock.elapsed_s(), confusion=confusion,
                              train_s=clock.train_s)
-        yield done("completed", f"Finished {config.epochs} epoch(s) on "
+        yield done("completed", f"Finished {config.epochs} epoch{'s' * (config.epochs != 1)} on "
                                 f"{batches.images_per_epoch:,} images.")
 
 

@@ -133,8 +133,8 @@ def confusion_ui(evaluation: Evaluation, data, run_key: tuple) -> None:
         predicted_name = p.selectbox("Predicted as", classes, key="cell_predicted")
         cell = evaluation.images_where(classes.index(true_name), classes.index(predicted_name),
                                        count=24)
-        st.write(f"**{int(matrix[classes.index(true_name), classes.index(predicted_name)])}** "
-                 f"{true_name} image(s) called {predicted_name}"
+        count = int(matrix[classes.index(true_name), classes.index(predicted_name)])
+        st.write(f"**{count}** {true_name} image{'s' * (count != 1)} called {predicted_name}"
                  + (" (most confident first):" if len(cell) else "."))
         if len(cell):
             layout.show_tiles(tiles(data.images_at("test", cell["index"]), scale=2),

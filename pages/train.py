@@ -19,7 +19,7 @@ from cifar_core.config import (
     preset_values,
     settings,
 )
-from cifar_core.curves import RunCurve
+from cifar_core.curves import RunCurve, accuracy_marks
 from cifar_core.estimate import (
     TimeEstimate,
     estimate_training_time,
@@ -32,7 +32,6 @@ from cifar_core.runs import Run
 from cifar_core.speed import threads_for_background_runs
 from cifar_core.summaries import (
     active_runs,
-    epoch_accuracies,
     format_duration,
     how_it_trained,
     latest_trained,
@@ -328,23 +327,29 @@ def run_curve(run_id: str) -> RunCurve:
 
 
 def loss_chart(run: Run, curve: pd.DataFrame, accuracy: pd.DataFrame) -> alt.LayerChart:
-    """Loss per report (line with points), epoch boundaries (dashed), test accuracy (right)."""
+    """Loss per report (line with points), epoch boundaries (dashed), test accuracy (right):
+    after each epoch, and where a stopped run stopped (curves.accuracy_marks)."""
     epochs = run.settings["epochs"]
-    x = alt.X("epochs:Q", title="epochs", scale=alt.Scale(domain=[0, epochs]))
+    # Whole epochs on the x axis and three decimals of loss: Vega's own tick labels ran to
+    # "1.000000" and "2.266161" when the values were close together.
+    x = alt.X("epochs:Q", title="epochs", scale=alt.Scale(domain=[0, epochs]),
+              axis=alt.Axis(format="~g"))
     # Many dots hide the line; invisible ones still carry the tooltips.
     dots = True if len(curve) <= DOTS_UP_TO else alt.OverlayMarkDef(opacity=0)
     line = alt.Chart(curve).mark_line(point=dots, color="#4C78A8").encode(
-        x=x, y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
+        x=x, y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False),
+                     axis=alt.Axis(format=".3~f")),
         tooltip=["epoch", "minibatch", alt.Tooltip("loss:Q", format=".3f"),
                  alt.Tooltip("images_seen:Q", format=",")])
     boundaries = alt.Chart(pd.DataFrame({"epochs": list(range(1, epochs))})).mark_rule(
         strokeDash=[4, 4], color="#999").encode(x="epochs:Q")
     points = alt.Chart(accuracy).mark_point(shape="diamond", size=120, filled=True,
                                             color="#E45756").encode(
-        x=alt.X("epoch:Q"),
+        x=alt.X("epochs:Q"),
         y=alt.Y("test_accuracy:Q", title="test accuracy (%)", scale=alt.Scale(domain=[0, 100]),
-                axis=alt.Axis(titleColor="#E45756")),
-        tooltip=["epoch", alt.Tooltip("test_accuracy:Q", format=".1f", title="test accuracy %")])
+                axis=alt.Axis(titleColor="#E45756", format="~g")),
+        tooltip=[alt.Tooltip("when:N", title="test"),
+                 alt.Tooltip("test_accuracy:Q", format=".1f", title="test accuracy %")])
     labels = points.mark_text(dy=-14, color="#E45756").encode(
         text=alt.Text("test_accuracy:Q", format=".1f"))
     return alt.layer(boundaries + line, points + labels).resolve_scale(y="independent") \
@@ -368,7 +373,8 @@ def run_view_ui(run: Run, curve: RunCurve) -> None:
         return
     progress = run_progress(run, curve.stats)
     st.progress(progress.fraction, text=progress.text)
-    accuracy = epoch_accuracies(curve.epochs)
+    accuracy = accuracy_marks(run, curve.epochs, curve.stats[-1].images_per_epoch
+                              if curve.stats else 0)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Latest loss", f"{progress.last_loss:.3f}" if progress.last_loss else "-")
     c2.metric("Images per second",
@@ -379,8 +385,11 @@ def run_view_ui(run: Run, curve: RunCurve) -> None:
               format_duration(run.duration_s),
               help=TIME_LEFT_HELP if run.is_active else None)
     # Before the first epoch ends there is no measurement: a dash, and the help says when.
-    c4.metric("Test accuracy", f"{accuracy.test_accuracy.iloc[-1]:.1f} %" if len(accuracy)
-              else "-", help=TEST_ACCURACY_HELP)
+    # After a stop between epochs, the test of the network it kept (as its status box says).
+    latest = accuracy.iloc[-1] if len(accuracy) else None
+    c4.metric("Test accuracy", "-" if latest is None else f"{latest.test_accuracy:.1f} %",
+              help=TEST_ACCURACY_HELP + ("" if latest is None else
+                                         f" This one: {latest.when}."))
     log_every = run.settings["log_every"]
     every = "every batch" if log_every == 1 else f"every {log_every:,} batches"
     points = loss_curve(curve.stats)
@@ -395,8 +404,10 @@ def run_view_ui(run: Run, curve: RunCurve) -> None:
     reports = curve.reports
     shown = (f" The chart draws {len(points):,} of them: the latest {RECENT_POINTS:,} and an "
              "even spread of the others." if curve.thinned else "")
-    st.caption(f"{reports:,} loss report{'s' if reports != 1 else ''} so far, one {every}."
-               f"{shown} Dashed lines: epoch ends; red diamonds: test accuracy after each epoch.")
+    counted = f"{reports:,} loss report{'s' if reports != 1 else ''}"
+    st.caption((f"{counted} so far" if run.is_active else counted) + f", one {every}."
+               f"{shown} Dashed lines: epoch ends; red diamonds: test accuracy after each epoch"
+               + (" and where it stopped." if len(accuracy) > len(curve.epochs) else "."))
 
 
 @st.fragment(run_every=1.0)
@@ -422,10 +433,11 @@ def live_run_ui(run_id: str) -> None:
 def finished_run_ui(run: Run) -> None:
     st.subheader(f"Run {run.id} · {run.status}")
     if run.status == "completed":
-        st.success(f"Finished: the network gets {run.accuracy:.1f} % of the test images right "
-                   "(guessing would get 10 %).", icon=":material/check_circle:")
+        st.success(f"Finished: the network gets {layout.percent(run.accuracy)} of the test "
+                   f"images right (guessing would get {layout.percent(10, 0)}).",
+                   icon=":material/check_circle:")
     elif run.status in ("stopped", "pruned"):  # pruned: its sweep stopped it early (says why)
-        accuracy = f" It gets {run.accuracy:.1f} % of the test images right." \
+        accuracy = f" It gets {layout.percent(run.accuracy)} of the test images right." \
             if run.accuracy is not None else ""
         st.warning(f"{run.message}{accuracy}", icon=":material/stop_circle:")
     else:
@@ -433,8 +445,11 @@ def finished_run_ui(run: Run) -> None:
     run_view_ui(run, run_curve(run.id))
     note = how_it_trained(run)
     if note:
-        st.caption(note + " The same seed gives the same network only with the same step "
-                          "and cores.")
+        # Which step and how many cores: what a person needs only to repeat a run exactly.
+        with st.expander("Details: how it was computed", icon=":material/info:"):
+            st.caption(note + " Another way of computing a step, or another number of cores, "
+                              "rounds numbers a little differently: the same seed gives "
+                              "exactly the same network only when both are the same.")
     if run.checkpoint:
         st.page_link(navigation.EVALUATE, label="See what it learned on the Evaluate page",
                      icon=":material/fact_check:")

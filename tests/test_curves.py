@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from cifar_core.curves import RunCurve, spread_positions
+from cifar_core.curves import RunCurve, accuracy_marks, spread_positions
 from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
-from cifar_core.runs import RunStore
+from cifar_core.runs import Run, RunStore
 
 
 def report(step: int) -> StatsEvent:
@@ -121,3 +121,32 @@ def test_a_curve_kept_up_to_date_reads_only_new_events_and_stays_the_spread(stor
     assert curve.update(store) and not curve.update(store)
     assert curve.reports == step and [e.epoch for e in curve.epochs] == [1]
     assert curve.stats == RunCurve.read(store, run.id, limit=60, recent=10).stats
+
+
+# --- accuracy_marks -------------------------------------------------------------------------------
+
+def ended_run(status: str, accuracy: float, images_seen: int) -> Run:
+    return Run(id="r", created=0.0, config={"epochs": 2}, data_dir="", origin="test",
+               status=status, pid=None, started=0.0, finished=1.0, message="",
+               metrics={"accuracy": accuracy, "images_seen": images_seen}, checkpoint=None,
+               stop_requested=False)
+
+
+def test_a_run_stopped_between_epochs_adds_the_test_at_its_stop_after_the_epochs_tests():
+    epochs = [EpochEvent(epoch=1, test_accuracy=46.3, images_seen=40_000, elapsed_s=1.0)]
+    tests = accuracy_marks(ended_run("stopped", 48.8, 50_000), epochs, images_per_epoch=40_000)
+    assert tests["test_accuracy"].tolist() == [46.3, 48.8]
+    assert tests["epochs"].tolist() == [1.0, 1.25]  # where it stopped, in epochs
+    assert "epoch 1" in tests["when"][0] and "stopped" in tests["when"][1]
+
+
+def test_a_completed_run_or_one_stopped_at_an_epochs_end_shows_the_epochs_tests_only():
+    epochs = [EpochEvent(epoch=e, test_accuracy=40.0 + e, images_seen=e * 100, elapsed_s=1.0)
+              for e in (1, 2)]
+    for run in (ended_run("completed", 42.0, 200), ended_run("stopped", 42.0, 200)):
+        tests = accuracy_marks(run, epochs, images_per_epoch=100)
+        assert tests["test_accuracy"].tolist() == [41.0, 42.0]
+        assert tests["epochs"].tolist() == [1.0, 2.0]
+    # A running run has no test at its end yet.
+    running = ended_run("running", 42.0, 250)
+    assert len(accuracy_marks(running, epochs, images_per_epoch=100)) == 2

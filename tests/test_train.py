@@ -112,7 +112,7 @@ def test_events_come_every_log_every_minibatches_then_epoch_then_done(data):
     done = events[-1]
     assert isinstance(done, DoneEvent)
     assert (done.status, done.epochs_done, done.images_seen) == ("completed", 2, 200)
-    assert "2 epoch(s) on 100 images" in done.message
+    assert "2 epochs on 100 images" in done.message
     assert 0 < done.train_s <= done.elapsed_s and done.images_per_s > 0
 
 

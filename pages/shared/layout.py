@@ -94,6 +94,12 @@ def keep_values(keys) -> None:
             st.session_state[key] = st.session_state[key]
 
 
+def percent(value: float, digits: int = 1) -> str:
+    """A percentage for a sentence, e.g. '48.8 %': the space before the sign does not break,
+    so a line never starts with '%.'."""
+    return f"{value:.{digits}f}\u00a0%"
+
+
 def page_header(title: str, intro: str) -> None:
     st.title(title)
     st.caption(intro)

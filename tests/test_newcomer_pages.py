@@ -1,0 +1,125 @@
+"""What a newcomer met on Home, Data, Train and Evaluate (issue 22): one number per fact, words
+instead of jargon, and text that reads well. AppTest, on tiny generated data."""
+
+from __future__ import annotations
+
+import re
+
+from streamlit.testing.v1 import AppTest
+from test_app import CLASSES, app_at, finish_run, no_traceback, texts
+
+from cifar_core.config import TrainConfig
+from cifar_core.events import EpochEvent, StatsEvent
+from cifar_core.runs import RunStore
+
+NBSP = "\u00a0"
+
+
+def all_texts(at: AppTest) -> str:
+    """texts() plus the progress bars' and the expanders' words."""
+    parts = [texts(at)]
+    parts += [p.proto.text for p in at.get("progress")]
+    parts += [e.label for e in at.expander]
+    return "\n".join(parts)
+
+
+def stopped_run(runs_dir, data_dir, stopped_at: int = 73_632, last_report: int = 70_000) -> str:
+    """A run stopped by hand in epoch 2 of 2 (50,000 images an epoch): its last loss report at
+    `last_report` images, the stop at `stopped_at`; 46.3 % after epoch 1, 48.8 % at the stop."""
+    store = RunStore(runs_dir)
+    config = TrainConfig(epochs=2, batch_size=4, log_every=500, seed=0)
+    run = store.create(config.to_dict(), str(data_dir), origin="test", status="running")
+    per_epoch, every = 50_000, 2_000
+    for seen in range(every, last_report + 1, every):
+        epoch = 1 + (seen - 1) // per_epoch
+        store.add_event(run.id, StatsEvent(
+            epoch=epoch, minibatch=(seen - (epoch - 1) * per_epoch) // 4, step=seen // 4,
+            images_seen=seen, loss=2.3 - seen / 100_000, images_per_s=1_000.0,
+            elapsed_s=seen / 1_000, fraction_done=seen / (2 * per_epoch), eta_s=1.0,
+            images_per_epoch=per_epoch))
+        if seen == per_epoch:
+            store.add_event(run.id, EpochEvent(epoch=1, test_accuracy=46.3,
+                                               images_seen=per_epoch, elapsed_s=50.0))
+    store.finish(run.id, "stopped",
+                 f"Stopped on request after {stopped_at:,} images (epoch 2, minibatch 5908).",
+                 {"accuracy": 48.8, "per_class": dict.fromkeys(CLASSES, 48.8),
+                  "images_seen": stopped_at, "epochs_done": 1, "images_per_s": 1_000.0,
+                  "train_s": stopped_at / 1_000})
+    return run.id
+
+
+def chart_values(at: AppTest, field: str) -> list:
+    """Every value of `field` in the data the page's charts send to the browser."""
+    import pyarrow as pa
+
+    values = []
+    for chart in at.get("vega_lite_chart"):
+        tables = [d.data.data for d in chart.proto.datasets] + [chart.proto.data.data]
+        for table in tables:
+            if table:
+                frame = pa.ipc.open_stream(table).read_all().to_pandas()
+                if field in frame:
+                    values += frame[field].tolist()
+    return values
+
+
+# --- 3: one stopped run, one number ------------------------------------------------------------
+
+def test_a_stopped_run_shows_one_count_of_images_and_says_which_accuracy_is_which(data_dir,
+                                                                                 runs_dir):
+    stopped_run(runs_dir, data_dir)
+    at = app_at("pages/train.py")
+    no_traceback(at)
+    shown = all_texts(at)
+    # The stop's count everywhere: the last loss report's (70,000) read as a second answer.
+    assert "73,632 images" in shown
+    assert "70,000 images" not in shown, shown
+    # The tile shows the network the run kept, tested when it stopped, as the box above says...
+    [tile] = [m for m in at.metric if "accuracy" in m.label.lower()]
+    assert tile.value == "48.8 %"
+    assert "stopped" in (tile.label + tile.proto.help).lower()
+    # ... and the chart marks that test as the one at the stop, beside epoch 1's 46.3 %.
+    assert 48.8 in chart_values(at, "test_accuracy")
+    assert 46.3 in chart_values(at, "test_accuracy")
+    assert any("stopped" in str(v).lower() for v in chart_values(at, "when"))
+
+
+# --- 9: formatting -----------------------------------------------------------------------------
+
+def test_a_finished_run_counts_its_loss_reports_without_so_far(data_dir, runs_dir):
+    finish_run(runs_dir, data_dir)
+    at = app_at("pages/train.py")
+    no_traceback(at)
+    shown = all_texts(at)
+    assert re.search(r"\d+ loss reports?\b", shown)
+    assert "so far" not in shown
+
+
+def test_a_one_epoch_run_says_epoch_not_epochs_in_brackets(data_dir, runs_dir):
+    run_id = finish_run(runs_dir, data_dir, epochs=1)
+    message = RunStore(runs_dir).get(run_id).message
+    assert "(s)" not in message and "1 epoch " in message
+
+
+def test_a_percentage_keeps_its_number_on_the_same_line(data_dir, runs_dir):
+    # "48.8 %." broke after the number, leaving "%." alone at the start of a line.
+    finish_run(runs_dir, data_dir)
+    at = app_at("pages/train.py")
+    no_traceback(at)
+    shown = "\n".join([texts(at)] + [m.proto.help for m in at.metric])
+    assert re.search(rf"\d{NBSP}%", shown), shown
+    assert not re.search(r"\d %", shown), re.findall(r".{30}\d %.{10}", shown)
+
+
+def test_the_confusion_section_counts_images_in_words(data_dir, runs_dir):
+    from test_app import open_section
+
+    finish_run(runs_dir, data_dir)
+    at = app_at("pages/evaluate.py")
+    open_section(at, "Mistaken for what")
+    at.selectbox(key="cell_true").set_value("cat").run()
+    at.selectbox(key="cell_predicted").set_value("cat").run()
+    no_traceback(at)
+    shown = texts(at)
+    assert "image(s)" not in shown
+    assert re.search(r"\*\*\d+\*\* cat images? called cat", shown), shown
