@@ -108,8 +108,11 @@ class TrainConfig:
         None, label="Training images", kind=int, flag="--train-size", low=10,
         high=10_000_000, optional=True, none_means="all", step=1000, log_scale=True,
         help="How many training images to use, the same number from every class.")
+    # The widest range a model allows (each model's own range is checked with the model).
     width: int | None = setting(
-        None, label="Width", kind=int, flag="--width", low=1, high=1024, optional=True,
+        None, label="Width", kind=int, flag="--width",
+        low=min(m.widths[0] for m in MODELS.values() if m.widths),
+        high=max(m.widths[1] for m in MODELS.values() if m.widths), optional=True,
         none_means="standard", step=8, log_scale=True,
         help="How many pattern detectors the fast network's first layers have (the deeper "
              "ones have four times as many). Wider learns more and takes longer. Empty: the "
@@ -240,8 +243,10 @@ def config_problems(values: dict) -> dict[str, str]:
         message = problem(name, spec, given.get(name))
         if message:
             problems[name] = message
-    for name, message in _combination_problems(given).items():
-        problems.setdefault(name, message)
+    # A setting's message about the chosen model says more than its general range (Width:
+    # the fast network's 4 to 256, or none at all for the tutorial's), so one message holds
+    # for every wrong number.
+    problems.update(_combination_problems(given))
     return problems
 
 

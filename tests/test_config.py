@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -94,8 +95,9 @@ def test_the_model_must_be_a_registered_one(settings_, words):
 
 # The recipe's settings: (settings, field named, words of its message).
 RECIPE_MISTAKES = [
-    ({"width": 0}, "width", "between 1 and 1,024 (got 0)"),
-    ({"width": 2000, "model": "fast"}, "width", "between 1 and 1,024"),
+    ({"width": 0}, "width", "tutorial network has no width setting"),
+    ({"width": 0, "model": "fast"}, "width", "between 4 and 256 (got 0)"),
+    ({"width": 2000, "model": "fast"}, "width", "between 4 and 256 (got 2000)"),
     ({"width": 8.5, "model": "fast"}, "width", "whole number"),
     ({"width": 8}, "width", "tutorial network has no width setting"),
     ({"width": 8, "model": "tutorial-wide"}, "width", "has no width setting"),
@@ -234,3 +236,13 @@ def test_tiny_batches_on_a_gpu_get_advice_and_the_cpu_none(monkeypatch):
     assert advice and "batch of 4" in advice and "cpu" in advice
     assert config_module.device_advice("auto", 16) is not None
     assert config_module.device_advice("auto", 32) is None
+
+
+@pytest.mark.parametrize("model", ["fast", "tutorial", "resnet18"])
+def test_a_width_that_does_not_fit_gets_one_message_whatever_the_number(model):
+    # Width 0 said "between 1 and 1,024", width 3 "between 4 and 256", for the same network.
+    messages = {re.sub(r"\(got -?\d+\)", "(got N)", config_problems(
+        {"model": model, "width": width})["width"]) for width in (-5, 0, 3, 300, 2000)}
+    assert len(messages) == 1, messages
+    [message] = messages
+    assert "1,024" not in message
