@@ -123,3 +123,25 @@ def test_the_confusion_section_counts_images_in_words(data_dir, runs_dir):
     shown = texts(at)
     assert "image(s)" not in shown
     assert re.search(r"\*\*\d+\*\* cat images? called cat", shown), shown
+
+
+# --- 13: installing without a GPU --------------------------------------------------------------
+
+def test_the_readme_offers_the_cpu_only_install_with_the_pinned_versions():
+    # On a machine without a GPU, `pip install -r requirements.txt` pulls torch's CUDA libraries
+    # (gigabytes); PyTorch's CPU wheel index avoids them. The command must pin what
+    # requirements.txt pins, or pip would replace the CPU wheels with the CUDA ones after it.
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    pins = dict(re.findall(r"^(torch|torchvision)==(\S+)", (repo / "requirements.txt").read_text(),
+                           re.MULTILINE))
+    setup = (repo / "README.md").read_text().split("## Set up and run")[1].split("\n## ")[0]
+    assert "pip install -r requirements.txt" in setup and "streamlit run app.py" in setup
+    [cpu] = [line.strip() for line in setup.splitlines()
+             if "download.pytorch.org/whl/cpu" in line]
+    assert cpu.startswith("pip install ")
+    assert "--index-url https://download.pytorch.org/whl/cpu" in cpu
+    assert f"torch=={pins['torch']}" in cpu and f"torchvision=={pins['torchvision']}" in cpu
+    # ... then the requirements, which find torch already there.
+    assert "pip install -r requirements.txt" in setup[setup.index(cpu):]
