@@ -17,7 +17,7 @@ from cifar_core.summaries import (
 )
 from cifar_core.sweep_store import SweepStore
 from cifar_core.sweep_views import sweep_menu_label, sweep_progress
-from pages.shared import access, gate, layout, navigation
+from pages.shared import access, gate, layout, navigation, server_guard
 
 
 # Home: what this is, the data's state, and the run in progress.
@@ -119,6 +119,8 @@ pages = [
     st.Page(navigation.TRY_IT, title="Try it", icon=":material/photo_camera:"),
     st.Page(navigation.RUNS, title="Runs", icon=":material/compare_arrows:"),
 ]
+# With a password set, the server itself refuses a tab without it (pages/shared/server_guard.py).
+server_guard.install()
 if not gate.is_open():
     # Where a password is set (README, "Showing it to others"): until this session gives it, the
     # password form is all it sees; no page and no sidebar runs, so nothing can start, stop,

@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
+import time
+from collections import deque
 from collections.abc import Mapping
 
 PASSWORD_VARIABLE = "CIFAR_DASHBOARD_PASSWORD"
@@ -33,3 +36,48 @@ def password_matches(guess: str, password: str) -> bool:
     how long the password is."""
     return hmac.compare_digest(hashlib.sha256(guess.encode("utf-8")).digest(),
                                hashlib.sha256(password.encode("utf-8")).digest())
+
+
+# What a browser tab that has not given the password may still ask the server for: to run the
+# app (which shows it the password form alone), to stop that run, and to say it is still there.
+# Anything else (clearing every cache, asking for upload addresses, ...) is dropped.
+MESSAGES_BEFORE_PASSWORD = frozenset({"rerun_script", "stop_script", "app_heartbeat"})
+
+# What one browser tab may hold in uploads at once: room for a checkpoint of the upload limit
+# (20 MB, .streamlit/config.toml) and a few dozen photos, not for filling the server's memory.
+UPLOADS_PER_SESSION_BYTES = 50 * 1024 * 1024
+
+
+class GuessLimiter:
+    """Wrong passwords allowed per address: `wrong_allowed` in any `window_s` seconds; after
+    that, guesses from there wait (the right one too) until the oldest wrong one is that old."""
+
+    def __init__(self, wrong_allowed: int = 5, window_s: float = 60.0, clock=time.monotonic):
+        self.wrong_allowed = wrong_allowed
+        self.window_s = window_s
+        self._clock = clock
+        self._wrong: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_s(self, address: str) -> float:
+        """Seconds before a guess from `address` is checked; 0 when it may guess now."""
+        with self._lock:
+            recent = self._recent(address)
+            if len(recent) < self.wrong_allowed:
+                return 0.0
+            return max(0.0, recent[-self.wrong_allowed] + self.window_s - self._clock())
+
+    def record_wrong(self, address: str) -> None:
+        with self._lock:
+            self._recent(address).append(self._clock())
+
+    def record_right(self, address: str) -> None:
+        with self._lock:
+            self._wrong.pop(address, None)
+
+    def _recent(self, address: str) -> deque[float]:
+        # Forgetting what fell out of the window keeps one short queue per address.
+        recent = self._wrong.setdefault(address, deque())
+        while recent and recent[0] <= self._clock() - self.window_s:
+            recent.popleft()
+        return recent

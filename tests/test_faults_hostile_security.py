@@ -1,0 +1,302 @@
+"""Issue 29, "What a hostile user found": its items 1, 3, 4, 17, 19 and 23, one or more tests
+each, named by item. Each failed before its fix (the fix's commit says so).
+
+1. Uploads (and other session traffic) without the password.
+3. A local Ray sweep listens on every interface.
+4. clear_cache from a session without the password; /media/ URLs outliving the session;
+   unlimited password guesses; /_stcore/metrics open; markdown in a sweep name.
+17. The Sweep page's example address `ray://head-node:10001` fails without ray[client].
+19. A 5,000-character sweep name fills the Runs page.
+23. An unreachable `--ray-address` stays "running, 0 runs" for minutes.
+
+The servers started here listen on 127.0.0.1 and are stopped by their PID. They are spoken to as
+a browser does: the XSRF cookie from /_stcore/health, a websocket to /_stcore/stream carrying
+protobuf BackMsgs (a rerun with the form's widget values), and HTTP PUTs for uploads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import write_cifar_batches
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+from test_faults_security import free_port, listening_addresses
+from websockets.sync.client import connect
+
+from cifar_core.checkpoint import save_checkpoint
+from cifar_core.config import TrainConfig
+from cifar_core.dataset import OFFICIAL_CLASSES
+from cifar_core.models import Net
+from cifar_core.password import GuessLimiter
+from cifar_core.runs import RunStore
+
+REPO = Path(__file__).resolve().parents[1]
+PASSWORD = "correct horse battery staple"
+FINISHED = {ForwardMsg.ScriptFinishedStatus.Value(name) for name in
+            ("FINISHED_SUCCESSFULLY", "FINISHED_WITH_COMPILE_ERROR")}
+
+
+# --- a server with a password, and a client that talks to it as a browser does ---------------
+
+class Dashboard:
+    """`streamlit run app.py` with a password, on a free port of 127.0.0.1, its own folders."""
+
+    def __init__(self, root: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data = write_cifar_batches(root / "data")
+        store = RunStore(root / "runs")  # one finished run, whose network the Runs page offers
+        run = store.create(TrainConfig().to_dict(), str(self.data), "test", status="running")
+        checkpoint = save_checkpoint(store.run_dir(run.id) / "cifar_net.pth", Net(), {},
+                                     OFFICIAL_CLASSES, {})
+        store.finish(run.id, "completed", "done", {"test_accuracy": 10.0}, str(checkpoint))
+        self.log = root / "server.log"
+        env = {**os.environ, "CIFAR_DATA_DIR": str(self.data),
+               "CIFAR_RUNS_DIR": str(root / "runs"), "XDG_CACHE_HOME": str(root / "cache"),
+               "CIFAR_DASHBOARD_PASSWORD": PASSWORD}
+        with open(self.log, "w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "app.py",
+                 "--server.port", str(self.port)],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while not listening_addresses(self.port):
+            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.process.terminate()  # by its own PID
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    server = Dashboard(tmp_path_factory.mktemp("dashboard"))
+    yield server
+    server.stop()
+
+
+class Browser:
+    """One tab: an XSRF cookie, a websocket session, and what the server drew in it."""
+
+    def __init__(self, dashboard: Dashboard):
+        self.dashboard = dashboard
+        health = requests.get(dashboard.url + "/_stcore/health", timeout=30)
+        self.xsrf = health.cookies.get("_streamlit_xsrf")
+        assert self.xsrf, health.headers
+        self._connection = contextlib.ExitStack()
+        self.ws = self._connection.enter_context(connect(
+            f"ws://127.0.0.1:{dashboard.port}/_stcore/stream",
+            subprotocols=["streamlit", self.xsrf],
+            additional_headers={"Cookie": f"_streamlit_xsrf={self.xsrf}"},
+            max_size=None, open_timeout=30))
+        self.session_id = ""
+        self.elements: list = []
+        self.pages: dict[str, str] = {}  # a page's address -> its script's hash
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def send(self, **fields) -> None:
+        msg = BackMsg(**fields)
+        self.ws.send(msg.SerializeToString())
+
+    def run(self, widgets: list[WidgetState] = (), page: str = "", timeout: float = 120) -> list:
+        """A rerun (as a page load, a form's submit or a click in the menu does); the elements
+        of the run that ends the script, after any st.rerun()."""
+        msg = BackMsg()
+        msg.rerun_script.widget_states.widgets.extend(widgets)
+        if page:
+            msg.rerun_script.page_script_hash = self.pages[page]
+        self.ws.send(msg.SerializeToString())
+        return self.read_run(timeout)
+
+    def read_run(self, timeout: float = 120) -> list:
+        elements: list = []
+        deadline = time.monotonic() + timeout
+        while True:
+            raw = self.ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+            forward = ForwardMsg.FromString(raw)
+            kind = forward.WhichOneof("type")
+            if kind == "new_session":
+                self.session_id = forward.new_session.initialize.session_id
+                elements = []
+            elif kind == "navigation":
+                self.pages = {p.url_pathname: p.page_script_hash
+                              for p in forward.navigation.app_pages}
+            elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
+                elements.append(forward.delta.new_element)
+            elif kind == "script_finished" and forward.script_finished in FINISHED:
+                self.elements = elements
+                return elements
+
+    def text(self) -> str:
+        return "\n".join(str(e) for e in self.elements)
+
+    def give_password(self, guess: str = PASSWORD) -> list:
+        field = next(e.text_input for e in self.elements if e.WhichOneof("type") == "text_input"
+                     and e.text_input.label == "Password")
+        submit = next(e.button for e in self.elements if e.WhichOneof("type") == "button"
+                      and e.button.is_form_submitter)
+        return self.run([WidgetState(id=field.id, string_value=guess),
+                         WidgetState(id=submit.id, trigger_value=True)])
+
+    def upload(self, size: int) -> int:
+        """PUT a file of `size` bytes to this session's upload URL; the HTTP status."""
+        url = (f"{self.dashboard.url}/_stcore/upload_file/{self.session_id}/"
+               f"{uuid.uuid4()}")
+        answer = requests.put(url, files={"file": ("notes.bin", b"x" * size)},
+                              headers={"X-Xsrftoken": self.xsrf},
+                              cookies={"_streamlit_xsrf": self.xsrf}, timeout=60)
+        return answer.status_code
+
+
+@pytest.fixture
+def browsers(dashboard):
+    opened: list[Browser] = []
+
+    def open_tab() -> Browser:
+        tab = Browser(dashboard)
+        opened.append(tab)
+        tab.run()
+        return tab
+
+    yield open_tab
+    for tab in opened:
+        tab.close()
+
+
+MB = 1024 * 1024
+
+
+# --- 1. Uploads without the password fill memory ---------------------------------------------
+
+def test_1_uploads_are_refused_until_the_password_is_given(browsers):
+    tab = browsers()
+    assert "Open the dashboard" in tab.text() and tab.session_id
+
+    # As reported: the session's own upload URL, the XSRF cookie from /_stcore/health.
+    assert tab.upload(1 * MB) == 403
+    assert tab.upload(19 * MB) == 403
+
+    tab.give_password()
+    assert "Open the dashboard" not in tab.text()
+    assert tab.upload(1 * MB) == 204
+
+
+def test_1_what_one_session_may_hold_in_uploads_is_capped(browsers):
+    tab = browsers()
+    tab.give_password()
+    statuses = [tab.upload(19 * MB) for _ in range(4)]
+    assert statuses[:2] == [204, 204], statuses
+    assert 413 in statuses, statuses
+
+
+# --- 4. What a session without the password could still do -----------------------------------
+
+def test_4_clear_cache_from_a_session_without_the_password_is_ignored(dashboard, browsers):
+    user = browsers()
+    user.give_password()
+    assert "training and" in user.text()  # Home: the data, loaded once and kept
+    # Now only the kept copy can show it: the folder is gone.
+    moved = dashboard.data.with_name("data-moved")
+    shutil.move(dashboard.data, moved)
+    try:
+        stranger = browsers()
+        stranger.send(clear_cache=True)
+        time.sleep(1)
+        user.run()
+        assert "training and" in user.text(), user.text()[-2000:]
+    finally:
+        shutil.move(moved, dashboard.data)
+
+
+def download_urls(tab: Browser) -> list[str]:
+    return [e.download_button.url for e in tab.elements
+            if e.WhichOneof("type") == "download_button"]
+
+
+def test_4_downloads_are_not_served_once_the_session_that_showed_them_left(dashboard, browsers):
+    user = browsers()
+    user.give_password()
+    user.run(page="runs")
+    urls = download_urls(user)
+    assert urls, "the Runs page offers the run's network and metrics"
+    assert requests.get(dashboard.url + urls[0], timeout=30).status_code == 200
+
+    user.close()
+    time.sleep(1)
+    stranger = browsers()  # the server is still in use, by someone without the password
+    assert "Open the dashboard" in stranger.text()
+    assert requests.get(dashboard.url + urls[0], timeout=30).status_code == 404
+
+
+def test_4_password_guesses_are_limited(browsers):
+    tabs = [browsers() for _ in range(4)]
+    said = []
+    for i in range(12):  # as reported: guesses spread over many sockets
+        tab = tabs[i % len(tabs)]
+        tab.give_password(f"wrong guess {i}")
+        said.append(tab.text())
+    assert "not the password" in said[0]
+    assert any("Too many wrong passwords" in text for text in said), said[-1]
+    # While it waits, even the right password does not open it.
+    tabs[0].give_password(PASSWORD)
+    assert "Open the dashboard" in tabs[0].text()
+    assert "Too many wrong passwords" in tabs[0].text()
+
+
+def test_4_metrics_tell_nothing_without_the_password(dashboard, browsers):
+    browsers()  # a page has been opened on this server
+    answer = requests.get(dashboard.url + "/_stcore/metrics", timeout=30)
+    assert "session_state" not in answer.text and "cache_memory_bytes" not in answer.text, \
+        answer.text[:500]
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_4_guess_limiter_waits_after_too_many_wrong_guesses_from_one_address():
+    clock = FakeClock()
+    limiter = GuessLimiter(wrong_allowed=5, window_s=60, clock=clock)
+    for _ in range(5):  # one a second
+        assert limiter.wait_s("10.0.0.7") == 0
+        limiter.record_wrong("10.0.0.7")
+        clock.now += 1
+    wait = limiter.wait_s("10.0.0.7")
+    assert wait == 60 - 5  # until the first of them is a minute old
+    assert limiter.wait_s("10.0.0.8") == 0  # another address is not held up
+    clock.now += wait
+    assert limiter.wait_s("10.0.0.7") == 0  # it passes with time
+    limiter.record_wrong("10.0.0.7")
+    assert limiter.wait_s("10.0.0.7") > 0  # the window still holds the later four
+
+
+def test_4_guess_limiter_forgets_an_address_that_gave_the_password():
+    clock = FakeClock()
+    limiter = GuessLimiter(wrong_allowed=2, window_s=60, clock=clock)
+    limiter.record_wrong("a")
+    limiter.record_right("a")
+    limiter.record_wrong("a")
+    assert limiter.wait_s("a") == 0
