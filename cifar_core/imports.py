@@ -19,13 +19,10 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
-import torch
-
-from cifar_core.checkpoint import DEFAULT_NAME, FORMAT, Checkpoint, load_checkpoint, save_checkpoint
-from cifar_core.dataset import OFFICIAL_CLASSES, CifarData
+from cifar_core.checkpoint import DEFAULT_NAME, Checkpoint, load_checkpoint, save_checkpoint
+from cifar_core.dataset import CifarData
 from cifar_core.errors import CheckpointError, CifarError, RunError
 from cifar_core.evaluate import evaluate
-from cifar_core.models import MODELS, model_spec
 from cifar_core.runs import Run, RunStore
 from cifar_core.summaries import IMPORTED, is_import, run_label, runs_with_network
 
@@ -143,8 +140,7 @@ def read_network(content: bytes, name: str, max_bytes: int = MAX_BYTES) -> Check
             return load_checkpoint(path)
         except CheckpointError as exc:
             # The checkpoint module names the file by its path: here, a temporary one.
-            message = str(exc).replace(str(path), name)
-            raise CheckpointError(_why_it_does_not_fit(path, name) or message) from None
+            raise CheckpointError(str(exc).replace(str(path), name)) from None
 
 
 def networks_to_try(runs: list[Run]) -> list[Run]:
@@ -204,77 +200,6 @@ def _check_unpacked_size(content: bytes, name: str) -> None:
             f"{name} would unpack to {_megabytes(unpacked)} from {_megabytes(len(content))}, "
             "which no file saved by torch.save does: it was not opened. Use a cifar_net.pth "
             "saved by this app or by the tutorial.")
-
-
-def _why_it_does_not_fit(path: Path, name: str) -> str | None:
-    """For weights that fit no registered network as they were taken, a sentence saying how
-    they differ (another class count, other layers or layer sizes); None for other refusals."""
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None
-    ours = isinstance(saved, dict) and saved.get("format") == FORMAT
-    if ours:
-        state, expected = saved.get("state_dict"), len(saved.get("classes") or OFFICIAL_CLASSES)
-        names = [saved["model"]] if saved.get("model") in MODELS else list(MODELS)
-    else:
-        state, expected, names = saved, len(OFFICIAL_CLASSES), list(MODELS)
-    if not isinstance(state, dict) or not state or not all(
-            isinstance(v, torch.Tensor) for v in state.values()):
-        return None
-    for model_name in names:
-        count = _class_count_it_fits(model_name, state, expected)
-        if count is None:
-            continue
-        if ours:
-            return (f"{name} says its network tells {expected} classes apart, but its last "
-                    f"layer has {count} outputs: the file is inconsistent. Save the network "
-                    "again, or use another file.")
-        return (f"{name} holds a '{model_name}' network that tells {count} classes apart, not "
-                f"CIFAR-10's {expected}: plain weights carry no class names, so they are taken "
-                f"as CIFAR-10's. Use a network trained on the {expected} CIFAR-10 classes.")
-    return (f"{name} holds the weights of a network this dashboard does not know: "
-            f"{_difference(state, names, expected)}. It must be one of the networks "
-            f"{', '.join(MODELS)} (the tutorial's Net is 'tutorial').")
-
-
-def _class_count_it_fits(model_name: str, state: dict, expected: int) -> int | None:
-    """The other class count for which these weights fit the registered network, if any."""
-    last = [k for k in model_spec(model_name).build(expected).state_dict()
-            if k.endswith("weight")][-1]
-    shape = tuple(getattr(state.get(last), "shape", ()))
-    if len(shape) != 2 or shape[0] in (0, expected):
-        return None
-    try:
-        model_spec(model_name).build(int(shape[0])).load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError):
-        return None
-    return int(shape[0])
-
-
-def _difference(state: dict, names: list[str], classes: int) -> str:
-    """How `state` differs from the registered network it is closest to, in words."""
-    def shared(model_name: str) -> int:
-        return len(set(state) & set(model_spec(model_name).build(classes).state_dict()))
-
-    closest = max(names, key=shared)
-    theirs = model_spec(closest).build(classes).state_dict()
-    for key, tensor in theirs.items():
-        if key in state and tuple(state[key].shape) != tuple(tensor.shape):
-            return (f"its layer {key} is {_shape(state[key].shape)} where '{closest}' has "
-                    f"{_shape(tensor.shape)}")
-    unknown, missing = [k for k in state if k not in theirs], [k for k in theirs if k not in state]
-    parts = []
-    if unknown:
-        parts.append(f"it has weights named {_listed(unknown)}, which '{closest}' has not")
-    if missing:
-        parts.append(f"it lacks {'' if unknown else 'the weights '}{_listed(missing)} of "
-                     f"'{closest}'")
-    return "; ".join(parts) or f"its weights do not fit '{closest}'"
-
-
-def _shape(shape) -> str:
-    return " × ".join(str(int(n)) for n in shape) or "a single number"
 
 
 def _is_ours(checkpoint: Checkpoint) -> bool:

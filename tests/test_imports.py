@@ -233,7 +233,7 @@ def test_weights_of_a_different_network_are_refused(store):
 
 def test_the_tutorials_net_for_another_class_count_is_refused_saying_so(store):
     message = refused(store, tutorial_file(Net(num_classes=5)), "five.pth")
-    assert "tells 5 classes apart, not CIFAR-10's 10" in message
+    assert "holds a network trained on 5 classes, and CIFAR-10 has 10" in message
 
 
 def test_a_network_for_other_classes_than_the_datas_is_refused(store, tmp_path, tiny_data):
@@ -295,3 +295,18 @@ def test_read_network_gives_the_rebuilt_network_and_leaves_no_file(tmp_path, mon
     with pytest.raises(CheckpointError):
         read_network(b"junk", "junk.pth")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_refusals_and_the_import_message_say_what_a_person_needs_first(store, tiny_data):
+    """Issue 22 item 8: no "state_dict" and no layer shapes up front; the technical detail comes
+    after, as its own sentence ("In detail: ...")."""
+    wider = Net().state_dict()
+    wider["fc1.weight"] = torch.zeros(120, 3072)
+    message = refused(store, saved_bytes(wider), "mine.pth")
+    plain, detail = message.split(" In detail: ")
+    assert plain.startswith("mine.pth holds the weights of a network this dashboard does not "
+                            "know, so it cannot be used here.")
+    assert "×" not in plain and "fc1" not in plain and "state_dict" not in plain
+    assert "its layer fc1.weight is 120 × 3,072 where 'tutorial' has 120 × 400" in detail
+    run = import_network(store, tutorial_file(), "cifar_net.pth", data=tiny_data)
+    assert "state_dict" not in run.message and "plain weights" in run.message

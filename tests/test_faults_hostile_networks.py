@@ -1,0 +1,177 @@
+"""Issue 29 (what a hostile user found), the items about networks and their memory:
+
+- 2: a few-KB .pth whose last layer claims 2,000,000 classes through a stride-0 view (or a
+  class list that claims as many) made the import allocate gigabytes: shapes, the bytes behind
+  each tensor and class counts are checked before anything is built.
+- 11: imported NaN/inf weights were accepted ("10.0 %") and then Try it failed: refused in words.
+- 12: lr-find ran in the server process with no memory guard, and a training that ran out of
+  memory gave the allocator's text as its reason: the finder's memory is estimated first and a
+  finding that would not fit is refused; an out-of-memory error is said in words.
+- 18: `evaluate` on a network of another class count said only "holds weights of a different
+  network (Error(s) in loading state_dict for Net:)": now it says it was trained on N classes
+  and the data has M.
+- 20: a frozen run kept showing its last speed and "about 10 min 39 s left": once no loss report
+  has come for much longer than usual, it says so instead.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from cifar_core.checkpoint import FORMAT, MAX_CLASSES, load_checkpoint
+from cifar_core.errors import CheckpointError
+from cifar_core.imports import import_network, read_network
+from cifar_core.models import Net
+from cifar_core.runs import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def saved_bytes(obj) -> bytes:
+    out = io.BytesIO()
+    torch.save(obj, out)
+    return out.getvalue()
+
+
+def stride_zero_state(classes: int = 2_000_000) -> dict:
+    """The tutorial's weights with a last layer that claims `classes` outputs, all of them one
+    row repeated through a stride-0 view: the file stays a few KB."""
+    state = Net().state_dict()
+    state["fc3.weight"] = torch.zeros(1, 84).expand(classes, 84)
+    state["fc3.bias"] = torch.zeros(1).expand(classes)
+    return state
+
+
+def peak_memory_of_reading(tmp_path: Path, content: bytes) -> tuple[int, str]:
+    """(MB the process's peak memory grew while read_network read `content`, what it said), in
+    a fresh process, so that the peak is this reading's alone."""
+    path = tmp_path / "hostile.pth"
+    path.write_bytes(content)
+    code = textwrap.dedent(f"""
+        import resource, torch
+        from cifar_core.imports import read_network
+        from cifar_core.errors import CheckpointError
+        from cifar_core.models import MODELS
+        for name in MODELS:  # what building any network brings in, before the baseline
+            MODELS[name].build(10, None)
+        content = open({str(path)!r}, "rb").read()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            read_network(content, "hostile.pth")
+            said = "accepted"
+        except CheckpointError as exc:
+            said = str(exc)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print((after - before) // 1024)
+        print(said)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    grown, said = out.stdout.split("\n", 1)
+    return int(grown), said.strip()
+
+
+# --- item 2 --------------------------------------------------------------------------------------
+
+def test_a_stride_zero_last_layer_is_refused_without_allocating_from_its_claim(tmp_path):
+    content = saved_bytes(stride_zero_state())
+    assert len(content) < 300_000
+    grown, said = peak_memory_of_reading(tmp_path, content)
+    assert said != "accepted"
+    assert "2,000,000" in said or "more numbers than the file holds" in said, said
+    assert grown < 100, f"reading a {len(content):,}-byte file took {grown} MB more memory"
+
+
+def test_a_claimed_class_list_beyond_the_limit_is_refused_before_building(monkeypatch):
+    import cifar_core.checkpoint
+    built = []
+    real = cifar_core.checkpoint.model_spec
+    monkeypatch.setattr(cifar_core.checkpoint, "model_spec",
+                        lambda name: built.append(name) or real(name))
+    content = saved_bytes({"format": FORMAT, "model": "tutorial",
+                           "state_dict": Net().state_dict(),
+                           "classes": ["x"] * (MAX_CLASSES + 1), "config": {}, "metrics": {}})
+    with pytest.raises(CheckpointError) as err:
+        read_network(content, "many.pth")
+    assert f"{MAX_CLASSES + 1:,} classes" in str(err.value)
+    assert f"at most {MAX_CLASSES:,}" in str(err.value)
+    assert built == []
+
+
+def test_a_width_beyond_the_networks_range_is_refused_before_building(tmp_path):
+    from cifar_core.models import MODELS
+    spec = MODELS["fast"]
+    fast = spec.build(10, None)
+    content = saved_bytes({"format": FORMAT, "model": "fast", "width": 10**6,
+                           "state_dict": fast.state_dict(), "classes": None, "config": {},
+                           "metrics": {}})
+    grown, said = peak_memory_of_reading(tmp_path, content)
+    assert said != "accepted" and "width" in said and f"{spec.widths[1]:,}" in said, said
+    assert grown < 100
+
+
+def test_tensors_that_share_one_storage_many_times_over_are_refused(tmp_path):
+    state = Net().state_dict()
+    big = torch.zeros(2_000_000)  # 8 MB, saved once
+    for i in range(50):  # claimed 50 times: 400 MB of numbers from an 8 MB file
+        state[f"extra{i}"] = big
+    with pytest.raises(CheckpointError, match="more numbers than the file holds"):
+        read_network(saved_bytes(state), "shared.pth", max_bytes=50 * 2**20)
+
+
+def test_real_networks_still_load(tmp_path):
+    from cifar_core.models import MODELS
+    for name in MODELS:
+        model = MODELS[name].build(10, None)
+        (tmp_path / f"{name}.pth").write_bytes(saved_bytes(model.state_dict()))
+        assert load_checkpoint(tmp_path / f"{name}.pth").model_name == name
+    channels_last = Net().to(memory_format=torch.channels_last)
+    assert read_network(saved_bytes(channels_last.state_dict()), "cl.pth").model_name \
+        == "tutorial"
+
+
+# --- item 11 -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_weights_that_are_not_numbers_are_refused_in_words(tmp_path, bad):
+    state = Net().state_dict()
+    state["conv2.weight"][0, 0, 0, 0] = bad
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(CheckpointError) as err:
+        import_network(store, saved_bytes(state), "broken.pth")
+    message = str(err.value)
+    assert message.startswith("broken.pth holds weights that are not numbers"), message
+    assert "nan" not in message.lower().replace("not numbers", "")
+    assert store.list() == []
+
+
+# --- item 18 -------------------------------------------------------------------------------------
+
+def test_evaluate_on_a_network_of_another_class_count_says_both_counts(tmp_path,
+                                                                        synthetic_dir):
+    path = tmp_path / "five.pth"
+    torch.save(Net(num_classes=5).state_dict(), path)
+    out = subprocess.run([sys.executable, "-m", "cifar_core", "evaluate", str(path),
+                          "--data-dir", str(synthetic_dir)], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)
+    said = out.stdout + out.stderr
+    assert out.returncode != 0 and "Traceback" not in said
+    assert "trained on 5 classes" in said and "10" in said, said
+    assert "state_dict" not in said and "Error(s)" not in said, said
+
+
+def test_the_import_of_another_class_count_says_both_counts(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    with pytest.raises(CheckpointError) as err:
+        import_network(store, saved_bytes(Net(num_classes=5).state_dict()), "five.pth")
+    message = str(err.value)
+    assert "trained on 5 classes" in message and "CIFAR-10 has 10" in message, message
+    assert "tells 5 classes apart" not in message
