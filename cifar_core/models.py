@@ -130,7 +130,7 @@ def _resnet18(num_classes: int, width: int | None = None) -> nn.Module:
 
 
 register(ModelSpec(
-    name="fast", title="Fast network (airbench94's layout)",
+    name="fast", title="Fast network",  # airbench94's layout (cifar_core.fastnet)
     description="A modern small network built for fast training: it looks for patterns at "
                 "three scales, with each layer's output kept in a steady range. Learns far "
                 "more than the tutorial's in the same minutes.",
@@ -138,7 +138,7 @@ register(ModelSpec(
     prepare=whiten_from, channels_last=True))
 
 register(ModelSpec(
-    name="resnet18", title="ResNet-18 (torchvision)",
+    name="resnet18", title="ResNet-18",  # torchvision's
     description="The well-known ResNet-18, adapted to small pictures: large and accurate, "
                 "but slow without a GPU.",
     build=_resnet18, channels_last=True))

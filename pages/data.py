@@ -56,7 +56,7 @@ def batch_ui(data: CifarData) -> None:
     split, size, chosen, seed = batch_controls_ui(data.classes)
     batch = data.random_batch(split, size, seed=seed, classes=chosen or None)
     layout.show_tiles(tiles(batch.images, scale=3), batch.label_names)
-    with st.expander("As one grid (torchvision make_grid), labels in reading order"):
+    with st.expander("The same pictures as one grid, the classes in reading order below"):
         st.image(image_grid(batch.images, nrow=8), width=min(8, len(batch.labels)) * 34 * 3,
                  output_format="PNG")
         st.caption(" · ".join(batch.label_names))
@@ -66,7 +66,7 @@ def batch_ui(data: CifarData) -> None:
 def main() -> None:
     layout.page_header("The data", "Random photos from CIFAR-10 with the class a person gave each "
                        "one. This is all the network ever sees: 32 × 32 pixels and a label.")
-    data = layout.data_or_status_ui()
+    data = layout.data_or_status_ui(notes="always")
     if data is None:
         return
     batch_ui(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import CLASSES, app_at, finish_run, no_traceback, texts
 
@@ -145,3 +146,77 @@ def test_the_readme_offers_the_cpu_only_install_with_the_pinned_versions():
     assert f"torch=={pins['torch']}" in cpu and f"torchvision=={pins['torchvision']}" in cpu
     # ... then the requirements, which find torch already there.
     assert "pip install -r requirements.txt" in setup[setup.index(cpu):]
+
+
+# --- 8: words a newcomer needs, the rest behind "details" --------------------------------------
+
+JARGON = ("make_grid", "torchvision", "airbench", "CIFAR_DATA_DIR", "--data-dir", "backward pass",
+          "written-out step")
+
+
+def visible_texts(at: AppTest) -> str:
+    """What a page shows before any fold is opened: all_texts without the expanders' insides,
+    plus the menus' choices."""
+    hidden = set()
+    for expander in at.expander:
+        hidden |= {id(node) for node in _walk(expander)}
+    parts = [node.value for node in _walk(at.main) if id(node) not in hidden
+             and node.type in ("markdown", "caption", "warning", "info", "error", "success")
+             and isinstance(getattr(node, "value", None), str)]
+    parts += [e.label for e in at.expander]
+    parts += [str(o) for box in at.selectbox for o in box.options]
+    return "\n".join(parts)
+
+
+def _walk(node):
+    yield node
+    for child in getattr(node, "children", {}).values():
+        yield from _walk(child)
+
+
+def details_texts(at: AppTest) -> str:
+    return "\n".join(str(getattr(node, "value", "")) for expander in at.expander
+                     if "details" in expander.label.lower() for node in _walk(expander))
+
+
+@pytest.mark.parametrize("page", [None, "pages/data.py", "pages/train.py", "pages/evaluate.py"])
+def test_pages_say_what_a_person_needs_without_jargon(data_dir, runs_dir, page):
+    finish_run(runs_dir, data_dir)
+    at = app_at(page)
+    no_traceback(at)
+    shown = visible_texts(at)
+    assert not [word for word in JARGON if word in shown], shown
+
+
+def test_the_step_and_cores_note_is_behind_details(data_dir, runs_dir):
+    finish_run(runs_dir, data_dir)
+    at = app_at("pages/train.py")
+    assert "Trained with the" in details_texts(at)
+
+
+@pytest.mark.parametrize("page", [None, "pages/data.py", "pages/train.py"])
+def test_without_data_a_page_says_what_to_do_and_keeps_the_folder_layouts_behind_details(
+        tmp_path, monkeypatch, runs_dir, page):
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(tmp_path / "empty"))
+    at = app_at(page)
+    no_traceback(at)
+    shown = visible_texts(at)
+    assert "No CIFAR-10 data" in shown and any("Download CIFAR-10" in b.label for b in at.button)
+    assert "CIFAR_DATA_DIR" not in shown and "cifar-10-batches-py" not in shown
+    # For someone who has a copy: where to put it, in the fold.
+    assert "cifar-10-batches-py" in details_texts(at) and "CIFAR_DATA_DIR" in details_texts(at)
+
+
+def test_the_data_notice_shows_once_a_session_and_always_on_the_data_page(data_dir, runs_dir):
+    # The tiny data's checksums are not the official ones: a notice that repeated on Home,
+    # Train, Sweep and Evaluate.
+    at = app_at()
+    assert "checksums" in texts(at)
+    for page in ("pages/train.py", "pages/evaluate.py", "pages/sweep.py"):
+        at.switch_page(page)
+        at.run()
+        no_traceback(at)
+        assert "checksums" not in texts(at), page
+    at.switch_page("pages/data.py")
+    at.run()
+    assert "checksums" in texts(at)

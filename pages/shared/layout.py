@@ -36,8 +36,10 @@ def guard(fn):
     return wrapper
 
 
-def data_or_status_ui() -> CifarData | None:
-    """The data if it is there; otherwise say why not and offer the download."""
+def data_or_status_ui(notes: str = "once") -> CifarData | None:
+    """The data if it is there; otherwise say why not and offer the download. `notes`: when
+    to show what loading the data noticed (e.g. checksums that are not the official ones):
+    'once' a browser session, on the first page that loads it, or 'always' (the Data page)."""
     folder = data_dir()
     if download_status(folder) is not None:
         download_progress_ui()
@@ -46,8 +48,11 @@ def data_or_status_ui() -> CifarData | None:
         # Cached after the first load, so a rerun costs nothing (no look at the files at all).
         data = get_data(folder)
     except DataNotFoundError:
-        st.warning(f"{data_status(folder).message} " + OFFLINE_HELP,
+        st.warning(f"{data_status(folder).message} The button below downloads it (170 MB, "
+                   "once); or put a copy you already have into that folder.",
                    icon=":material/folder_off:")
+        with st.expander("Details: using a copy you already have", icon=":material/info:"):
+            st.caption(OFFLINE_HELP)
         if st.button("Download CIFAR-10 (170 MB)", type="primary", icon=":material/download:"):
             start_data_download(folder)
             st.rerun()
@@ -55,8 +60,11 @@ def data_or_status_ui() -> CifarData | None:
     except CifarError as exc:
         st.error(str(exc), icon=":material/error:")
         return None
-    for warning in data.warnings:
-        st.caption(f":material/info: {warning}")
+    told = st.session_state.setdefault("data_notes_told", set())
+    if notes == "always" or folder not in told:
+        told.add(folder)
+        for warning in data.warnings:
+            st.caption(f":material/info: {warning}")
     return data
 
 
