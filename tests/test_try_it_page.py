@@ -345,7 +345,7 @@ def test_bad_network_files_are_refused_each_with_its_sentence(data_dir, runs_dir
         ("cifar_net.pth", malicious_checkpoint(marker, tmp_path),
          "cifar_net.pth holds code or objects that are not plain weights, so it was not opened"),
         ("five.pth", saved(Net(num_classes=5).state_dict()),
-         "five.pth holds a 'tutorial' network that tells 5 classes apart, not CIFAR-10's 10"),
+         "five.pth holds a network trained on 5 classes, and CIFAR-10 has 10"),
         ("three.pth", three.getvalue(),
          "three.pth holds a network for 3 classes (cat, dog, frog), but the data here has 10"),
         ("other.pth", saved(torch.nn.Linear(3072, 10).state_dict()),
@@ -377,3 +377,36 @@ def test_with_a_password_set_the_page_is_the_password_form_alone(data_dir, runs_
     assert not at.exception, [e.value for e in at.exception]
     assert [b.label for b in at.button] == ["Open the dashboard"]
     assert not at.get("file_uploader") and not at.selectbox and not at.radio
+
+
+def network_run(store: RunStore, data_dir: Path, accuracy: float) -> str:
+    """A completed run with a saved (untrained) network and this test accuracy."""
+    from cifar_core.checkpoint import save_checkpoint
+    from cifar_core.config import TrainConfig
+    from cifar_core.dataset import OFFICIAL_CLASSES
+
+    config = TrainConfig(epochs=1, batch_size=10).to_dict()
+    run = store.create(config, str(data_dir), "test", status="running", pid=os.getpid())
+    metrics = {"accuracy": accuracy, "per_class": {c: accuracy for c in OFFICIAL_CLASSES}}
+    path = save_checkpoint(store.run_dir(run.id) / "cifar_net.pth", Net(), config,
+                           OFFICIAL_CLASSES, metrics)
+    store.finish(run.id, "completed", "", metrics, str(path))
+    return run.id
+
+
+def test_try_it_and_evaluate_open_on_the_same_run_the_newest(data_dir, runs_dir):
+    # Issue 22, item 11: Evaluate opened on the newest run, Try it on the best.
+    store = RunStore(runs_dir)
+    network_run(store, data_dir, accuracy=80.0)  # the best
+    newest = network_run(store, data_dir, accuracy=40.0)
+    assert try_it().selectbox(key="try_run").value == newest
+    assert try_it("pages/evaluate.py").selectbox(key="eval_run").value == newest
+    # The menu still lists the most accurate first.
+    assert try_it().selectbox(key="try_run").options[0].startswith(store.list()[1].id)
+
+
+def test_a_network_downloads_under_its_runs_name(data_dir, runs_dir, run_id):
+    # Issue 22, item 11: every network downloaded as cifar_net.pth.
+    at = try_it("pages/runs.py")
+    labels = [b.label for b in at.get("download_button")]
+    assert any(label.startswith("Network") and run_id in label for label in labels), labels
