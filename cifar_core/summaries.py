@@ -280,3 +280,18 @@ def metrics_csv(run: Run) -> str:
     out = io.StringIO()
     frame.to_csv(out, index=False)
     return out.getvalue()
+
+
+def default_network(runs: list[Run]) -> Run | None:
+    """The run whose network a page shows first (Evaluate, Try it): the newest one with a
+    network, its file still there if any has one; None when no run has a network. The
+    newest, not the best: a person who has just trained a network goes on to look at that one
+    (a sweep's best has its own button)."""
+    with_network = runs_with_network(sorted(runs, key=lambda r: (-r.created, r.id)))
+    return with_network[0] if with_network else None
+
+
+def network_file_name(run: Run) -> str:
+    """The name a run's network downloads under: the run's own, so that two downloads do not
+    overwrite each other and the file says where it came from."""
+    return f"{run.id}-network.pth"

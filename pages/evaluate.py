@@ -10,6 +10,7 @@ from cifar_core import CifarError
 from cifar_core.evaluate import Evaluation, confusion_rows
 from cifar_core.pictures import tiles, verdict_tiles
 from cifar_core.summaries import (
+    default_network,
     epoch_confusions,
     per_class_by_epoch,
     run_label,
@@ -27,6 +28,8 @@ def run_picker_ui() -> str | None:
         st.page_link(navigation.TRAIN, label="Go to Train", icon=":material/model_training:")
         return None
     labels = {r.id: run_label(r) for r in runs}
+    if st.session_state.get("eval_run") not in labels:  # the run Try it opens on too
+        st.session_state.eval_run = default_network(runs).id
     return st.selectbox("Run", list(labels), format_func=labels.get, key="eval_run")
 
 

@@ -1,5 +1,6 @@
 """Runs page: every training so far, side by side; cause and effect of the settings."""
 
+import functools
 from pathlib import Path
 
 import altair as alt
@@ -8,12 +9,14 @@ import streamlit as st
 
 from cifar_core.config import Setting, settings
 from cifar_core.curves import RunCurve
+from cifar_core.picked_runs import ticked_rows, ticks_applied
 from cifar_core.runs import Run
 from cifar_core.summaries import (
     SETTINGS,
     format_duration,
     loss_curve,
     metrics_csv,
+    network_file_name,
     per_class_comparison,
     run_label,
     run_setting_text,
@@ -32,6 +35,11 @@ RUN_COLOR = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", c
 CHART_POINTS = 2000
 # Below this many points per run each report is drawn as a dot too.
 DOTS_UP_TO = 100
+# The scatter's points (area in square pixels), and the room kept around the plot for their
+# radius: a run at the best accuracy was cut in half by the chart's top edge.
+POINT_SIZE = 120
+POINT_ROOM = 8
+COMPARED = "compare_runs"  # the runs compared, by id: the box's value and the tables' ticks
 
 
 # A finished run's curve never changes: its spread is read once per server process, not on
@@ -58,8 +66,9 @@ def setting_column(name: str, spec: Setting):
     return st.column_config.NumberColumn(spec.label, format=spec.format, help=spec.help)
 
 
-def runs_table_ui(runs: list[Run], key: str = "runs_table") -> list[str]:
-    """These runs as a table, a column per compared setting; returns the ids of ticked rows."""
+def runs_table_ui(runs: list[Run], key: str = "runs_table") -> None:
+    """These runs as a table, a column per compared setting, the runs being compared ticked;
+    ticking or unticking a row adds its run to the comparison or takes it out."""
     table = runs_table(runs)
     table["status"] = [status_text(r) for r in runs]  # 'stopped early' for a pruned run
     table["duration"] = [format_duration(s) for s in table["duration_s"]]
@@ -72,9 +81,15 @@ def runs_table_ui(runs: list[Run], key: str = "runs_table") -> list[str]:
             table[name] = [run_setting_text(run, name) for run in runs]
     shown = table[["run", "status", *SETTINGS, "accuracy", "duration", "images_per_s",
                    "created", "message"]]
-    event = st.dataframe(
-        shown, hide_index=True, width="stretch", on_select="rerun",
-        selection_mode="multi-row", key=key,
+    ids = [r.id for r in runs]
+    # The ticks follow the runs compared, by id: rows move when a run is deleted.
+    rows = ticked_rows(ids, st.session_state.get(COMPARED, []))
+    if selected_rows(st.session_state.get(key)) != rows:
+        st.session_state[key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
+    st.dataframe(
+        shown, hide_index=True, width="stretch", selection_mode="multi-row", key=key,
+        # The rows the browser sends are positions in the table it shows: this one's ids.
+        on_select=functools.partial(_ticked, key, ids),
         column_config={
             "run": "Run", "status": "Status",
             **{name: setting_column(name, declared[name]) for name in SETTINGS},
@@ -87,41 +102,63 @@ def runs_table_ui(runs: list[Run], key: str = "runs_table") -> list[str]:
             "created": st.column_config.DatetimeColumn("Started", format="D MMM, HH:mm"),
             "message": "Note",
         })
-    rows = (event or {}).get("selection", {}).get("rows", [])
-    return [table.iloc[i]["run"] for i in rows]
 
 
-def grouped_tables_ui(runs: list[Run]) -> list[str]:
-    """The runs outside sweeps in one table, each sweep's runs under it in their own (newest
-    sweep first); returns the ids of the rows ticked in any of them."""
+def selected_rows(state) -> list[int]:
+    """The row positions a table's selection state holds (none for no state)."""
+    return list(((state or {}).get("selection") or {}).get("rows") or [])
+
+
+def _ticked(key: str, ids: list[str]) -> None:
+    """Rows ticked or unticked in a table that showed these runs: the comparison takes in the
+    ticked runs and lets go of the unticked ones of this table (the others stay)."""
+    st.session_state[COMPARED] = ticks_applied(
+        st.session_state.get(COMPARED, []), ids, selected_rows(st.session_state.get(key)))
+
+
+def grouped_tables_ui(runs: list[Run]) -> None:
+    """The runs outside sweeps in one table, and one sweep's runs in another: the sweep
+    chosen in a menu (the newest by default). One table per sweep made every click redraw
+    hundreds of them (bench/RESULTS.md, issue 29)."""
     sweeps = SweepStore(access.store()).list()
-    known = {s.id for s in sweeps}
-    alone = [r for r in runs if r.sweep_id not in known]
-    picked = runs_table_ui(alone) if alone else []
-    for sweep in sweeps:
-        members = [r for r in runs if r.sweep_id == sweep.id]
-        if not members:
-            continue
-        with st.expander(f"Sweep {sweep_label(sweep, members)}", icon=":material/travel_explore:"):
-            picked += runs_table_ui(members, key=f"runs_table_{sweep.id}")
-            if st.button("Open it on the Sweep page", icon=":material/travel_explore:",
-                         key=f"open_sweep_{sweep.id}"):
-                st.session_state.sw_chosen = sweep.id
-                st.switch_page(navigation.SWEEP)
-    return picked
+    members: dict[str, list[Run]] = {}
+    for run in runs:
+        members.setdefault(run.sweep_id, []).append(run)
+    alone = [r for r in runs if r.sweep_id not in {s.id for s in sweeps}]
+    if alone:
+        runs_table_ui(alone)
+    with_runs = [s for s in sweeps if members.get(s.id)]
+    if not with_runs:
+        return
+    st.markdown(f"**Runs of a sweep** ({len(with_runs):,} "
+                f"sweep{'s' * (len(with_runs) != 1)})")
+    labels = {s.id: f"Sweep {sweep_label(s, members[s.id])}" for s in with_runs}
+    if st.session_state.get("runs_sweep") not in labels:
+        st.session_state.runs_sweep = next(iter(labels))
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    sweep_id = c1.selectbox("Sweep", list(labels), format_func=labels.get, key="runs_sweep")
+    if c2.button("Open it on the Sweep page", icon=":material/travel_explore:",
+                 key="open_sweep"):
+        st.session_state.sw_chosen = sweep_id
+        st.switch_page(navigation.SWEEP)
+    runs_table_ui(members[sweep_id], key="runs_table_sweep")
 
 
-def compare_ui(runs: list[Run], picked: list[str]) -> None:
+def keep_picked(runs: list[Run]) -> None:
+    """The runs compared, by id (the newest three at first), before the tables tick them: the
+    box and the tables' ticks hold the same runs, and a deleted run leaves both."""
+    there = {r.id for r in runs}
+    picked = [i for i in st.session_state.get(COMPARED, [r.id for r in runs[:3]])
+              if i in there]
+    if st.session_state.get(COMPARED) != picked:
+        st.session_state[COMPARED] = picked
+
+
+def compare_ui(runs: list[Run]) -> None:
     by_id = {r.id: r for r in runs}
-    default = picked or [r.id for r in runs[:3]]
-    # Ticking rows replaces the choice (the box keeps its own state otherwise); the box can
-    # still change it afterwards.
-    if picked and picked != st.session_state.get("compare_ticked"):
-        st.session_state.compare_ticked = picked
-        st.session_state.compare_runs = [i for i in picked if i in by_id]
+    labels = {r.id: run_label(r) for r in runs}
     chosen = st.multiselect("Runs to compare (or tick rows above)", list(by_id),
-                            default=[d for d in default if d in by_id],
-                            format_func=lambda i: run_label(by_id[i]), key="compare_runs")
+                            format_func=labels.get, key=COMPARED)
     if not chosen:
         return
     points = max(2, CHART_POINTS // len(chosen))
@@ -138,7 +175,7 @@ def compare_ui(runs: list[Run], picked: list[str]) -> None:
                 x=alt.X("epochs:Q", title="epochs"),
                 y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
                 color=RUN_COLOR,
-                tooltip=["run", "epoch", alt.Tooltip("loss:Q", format=".3f")])
+                tooltip=["run:N", "epoch:Q", alt.Tooltip("loss:Q", format=".3f")])
             st.altair_chart(chart.properties(height=320), width="stretch")
             st.caption("A long run's loss is drawn from an even spread of its reports, so "
                        "that the chart stays quick.")
@@ -154,7 +191,7 @@ def compare_ui(runs: list[Run], picked: list[str]) -> None:
                 x=alt.X("class:N", title=None), y=alt.Y("accuracy:Q", title="accuracy (%)",
                                                        scale=alt.Scale(domain=[0, 100])),
                 color=RUN_COLOR, xOffset="run:N",
-                tooltip=["run", "class", alt.Tooltip("accuracy:Q", format=".1f")])
+                tooltip=["run:N", "class:N", alt.Tooltip("accuracy:Q", format=".1f")])
             st.altair_chart(chart.properties(height=320), width="stretch")
 
 
@@ -173,23 +210,28 @@ def scatter_ui(runs: list[Run]) -> None:
     else:
         x = alt.X(f"{setting}:Q", title=spec.label,
                   scale=alt.Scale(type="log" if spec.log_scale else "linear", zero=False))
-    chart = alt.Chart(table).mark_circle(size=120, opacity=0.8).encode(
-        x=x, y=alt.Y("accuracy:Q", title="test accuracy (%)"),
+    # Every field typed: Altair would otherwise read each column of a thousand runs to guess.
+    chart = alt.Chart(table).mark_circle(size=POINT_SIZE, opacity=0.8).encode(
+        x=x, y=alt.Y("accuracy:Q", title="test accuracy (%)",
+                     scale=alt.Scale(padding=POINT_ROOM)),
         color=alt.Color("status:N"),
-        tooltip=["run", *SETTINGS, alt.Tooltip("accuracy:Q", format=".1f")])
+        tooltip=["run:N", *[alt.Tooltip(f"{n}:N", title=declared[n].label) for n in SETTINGS],
+                 alt.Tooltip("accuracy:Q", format=".1f")])
     st.altair_chart(chart.properties(height=300), width="stretch")
 
 
 def files_ui(runs: list[Run]) -> None:
     st.subheader("Download or delete a run")
     by_id = {r.id: r for r in runs}
-    run_id = st.selectbox("Run", list(by_id), format_func=lambda i: run_label(by_id[i]),
-                          key="files_run")
+    labels = {r.id: run_label(r) for r in runs}
+    run_id = st.selectbox("Run", list(by_id), format_func=labels.get, key="files_run")
     run = by_id[run_id]
     c1, c2, c3 = st.columns(3)
     if run.checkpoint and Path(run.checkpoint).is_file():
-        c1.download_button("Network (cifar_net.pth)", Path(run.checkpoint).read_bytes(),
-                           file_name="cifar_net.pth", icon=":material/download:",
+        name = network_file_name(run)
+        # Read when clicked, not on every visit (a large network is tens of MB).
+        c1.download_button(f"Network ({name})", lambda: Path(run.checkpoint).read_bytes(),
+                           file_name=name, icon=":material/download:",
                            mime="application/octet-stream", key="dl_checkpoint")
     else:
         c1.caption("No saved network for this run.")
@@ -215,8 +257,9 @@ def main() -> None:
         st.info("No runs yet: start one on the Train page.", icon=":material/info:")
         st.page_link(navigation.TRAIN, label="Go to Train", icon=":material/model_training:")
         return
-    picked = grouped_tables_ui(runs)
-    compare_ui(runs, picked)
+    keep_picked(runs)
+    grouped_tables_ui(runs)
+    compare_ui(runs)
     scatter_ui(runs)
     files_ui(runs)
 

@@ -30,6 +30,7 @@ from cifar_core.models import count_parameters
 from cifar_core.photos import SIDE, Photo, network_inputs, read_photo
 from cifar_core.pictures import enlarge
 from cifar_core.runs import Run
+from cifar_core.summaries import default_network
 from pages.shared import access, layout, navigation
 
 # What the picture uploader lets through. HEIC, AVIF and TIFF are let through too, so that
@@ -58,7 +59,8 @@ def test_data() -> CifarData | None:
 
 
 def network_picker_ui() -> Run | None:
-    """Choose a network: a finished or imported run, the most accurate first (and chosen)."""
+    """Choose a network: a finished or imported run, the most accurate first; the newest
+    chosen."""
     runs = networks_to_try(access.store().list())
     if not runs:
         st.info("No network to try yet: train one on the Train page, or bring your own below.",
@@ -67,7 +69,8 @@ def network_picker_ui() -> Run | None:
     by_id = {r.id: r for r in runs}
     pick = st.session_state.pop("try_pick", None)  # a network just imported
     if pick in by_id or st.session_state.get("try_run") not in by_id:
-        st.session_state.try_run = pick if pick in by_id else runs[0].id
+        # The same run Evaluate opens on (summaries.default_network).
+        st.session_state.try_run = pick if pick in by_id else default_network(runs).id
     run_id = st.selectbox("Network", list(by_id), format_func=lambda i: network_label(by_id[i]),
                           key="try_run", help="Finished runs and imported networks, the most "
                           "accurate on the test images first.")

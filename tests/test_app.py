@@ -445,7 +445,7 @@ def test_runs_table_compare_download_and_delete(data_dir, runs_dir):
         at.radio(key="scatter_setting").set_value(setting).run()
         no_traceback(at)
     labels = [b.label for b in at.get("download_button")]
-    assert "Network (cifar_net.pth)" in labels and "Metrics (CSV)" in labels
+    assert f"Network ({second}-network.pth)" in labels and "Metrics (CSV)" in labels
 
     at.selectbox(key="files_run").set_value(first).run()
     at.button(key="delete_ask").click().run()

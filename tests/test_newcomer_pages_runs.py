@@ -1,0 +1,177 @@
+"""Issue 22 (what a newcomer found) on the Runs, Try it and Sweep pages, through AppTest: ticks
+that follow run ids (item 2), the charts (10), the small inconsistencies (11), the wording
+(8, 9) and a quiet server log (12)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+
+import pytest
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+from streamlit.testing.v1 import AppTest
+from test_app import app_at, finish_run, no_traceback
+
+from cifar_core.runs import RunStore
+
+RUNS = "pages/runs.py"
+
+
+def runs_table(at: AppTest, key: str = "runs_table"):
+    return next(d for d in at.dataframe if d.key == key)
+
+
+def tick(at: AppTest, rows: list[int], key: str = "runs_table") -> AppTest:
+    """Tick these rows of a table as a person does in the browser: the browser sends the
+    table's new selection (row positions in the table it shows) with the rerun."""
+    table = runs_table(at, key)
+    states = at._tree.get_widget_states()
+    kept = [w for w in states.widgets if w.id != table.proto.id]
+    del states.widgets[:]
+    states.widgets.extend(kept)
+    states.widgets.append(WidgetState(id=table.proto.id, string_value=json.dumps(
+        {"selection": {"rows": rows, "columns": [], "cells": []}})))
+    at._run(states)
+    return at
+
+
+def ticked_ids(at: AppTest, key: str = "runs_table") -> list[str]:
+    """The run ids of the rows shown ticked in a table."""
+    table = runs_table(at, key)
+    rows = at.session_state[key]["selection"]["rows"] if key in at.session_state else []
+    return [table.value["run"].iloc[i] for i in rows]
+
+
+def delete_run(at: AppTest, run_id: str) -> None:
+    at.selectbox(key="files_run").set_value(run_id).run()
+    at.button(key="delete_ask").click().run()
+    at.button(key="delete_yes").click().run()
+
+
+@pytest.fixture
+def three_runs(data_dir, runs_dir) -> list[str]:
+    """Three finished runs, as the Runs table lists them (newest first)."""
+    for lr in (0.01, 0.02, 0.03):
+        finish_run(runs_dir, data_dir, lr=lr)
+    return [r.id for r in RunStore(runs_dir).list()]
+
+
+# --- item 2: selections follow run ids, never row positions --------------------------------
+
+def test_deleting_a_run_while_the_last_row_is_ticked_keeps_the_page_working(three_runs):
+    first, _, last = three_runs
+    at = app_at(RUNS)
+    assert list(runs_table(at).value["run"]) == three_runs
+    tick(at, [2])
+    no_traceback(at)
+    assert at.multiselect(key="compare_runs").value == [last]
+    delete_run(at, first)
+    no_traceback(at)
+    at.run()  # the next visit too
+    no_traceback(at)
+    assert at.multiselect(key="compare_runs").value == [last]
+    assert ticked_ids(at) == [last]
+
+
+def test_a_tick_stays_on_its_run_when_the_rows_above_it_go(three_runs):
+    first, middle, last = three_runs
+    at = app_at(RUNS)
+    tick(at, [1])
+    assert at.multiselect(key="compare_runs").value == [middle]
+    delete_run(at, first)
+    no_traceback(at)
+    # The middle run moved up to row 0: the tick moved with it, not onto the run now in row 1.
+    assert at.multiselect(key="compare_runs").value == [middle]
+    assert ticked_ids(at) == [middle]
+    assert last not in at.multiselect(key="compare_runs").value
+
+
+def test_ticking_and_unticking_rows_adds_and_removes_runs_of_the_comparison(three_runs):
+    first, middle, last = three_runs
+    at = app_at(RUNS)
+    tick(at, [0, 2])
+    assert at.multiselect(key="compare_runs").value == [first, last]
+    at.multiselect(key="compare_runs").set_value([last]).run()  # the box changes the ticks
+    no_traceback(at)
+    assert ticked_ids(at) == [last]
+
+
+# --- item 11: the runs pre-picked for comparison are the ticked rows ------------------------
+
+def test_the_runs_compared_when_the_page_opens_are_ticked_in_the_table(data_dir, runs_dir):
+    for lr in (0.01, 0.02, 0.03, 0.04):
+        finish_run(runs_dir, data_dir, lr=lr)
+    at = app_at(RUNS)
+    no_traceback(at)
+    compared = at.multiselect(key="compare_runs").value
+    assert len(compared) == 3
+    assert ticked_ids(at) == compared
+
+
+# --- item 12: a quiet server log ------------------------------------------------------------
+
+class Collected(logging.Handler):
+    """What a logger writes, kept."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def server_log():
+    """The warnings the pages would write to the server's log: Streamlit's (its warning about a
+    widget given a value twice is written once per process: made writable again) and Python's
+    warnings, Altair's among them."""
+    from streamlit.elements.lib import policies
+
+    policies._shown_default_value_warning = False
+    handler = Collected()
+    logger = logging.getLogger(policies.__name__)  # Streamlit's loggers do not propagate
+    logger.addHandler(handler)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield lambda: handler.messages + [str(w.message) for w in caught]
+    logger.removeHandler(handler)
+
+
+def test_ticking_rows_and_comparing_runs_write_nothing_to_the_log(three_runs, server_log):
+    at = app_at(RUNS)
+    tick(at, [1])
+    tick(at, [1, 2])
+    at.multiselect(key="compare_runs").set_value([three_runs[0]]).run()
+    for setting in at.radio(key="scatter_setting").options:
+        at.radio(key="scatter_setting").set_value(setting).run()
+    no_traceback(at)
+    logged = "\n".join(server_log())
+    assert "Session State" not in logged and "default value" not in logged, logged
+    assert "infer vegalite type" not in logged, logged
+
+
+# --- item 10: the charts --------------------------------------------------------------------
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
+def layers(spec: dict) -> list[dict]:
+    """A spec's single charts, its layers' included."""
+    found = [spec] if "mark" in spec else []
+    for part in spec.get("layer", []) + ([spec["spec"]] if "spec" in spec else []):
+        found += layers(part)
+    return found
+
+
+def test_the_scatter_keeps_room_for_its_points_at_the_best_accuracy(three_runs):
+    at = app_at(RUNS)
+    [scatter] = [layer for spec in chart_specs(at) for layer in layers(spec)
+                 if layer["mark"].get("type") == "circle"]
+    radius = math.sqrt(scatter["mark"]["size"] / math.pi)
+    # A point of the highest accuracy sits on the plot's top edge: the y scale keeps at least
+    # its radius free around the values, or half of it is cut off.
+    assert scatter["encoding"]["y"]["scale"]["padding"] >= radius
