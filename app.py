@@ -7,6 +7,7 @@ import streamlit as st
 from cifar_core.errors import StoreError
 from cifar_core.imports import evaluate_untested_imports, network_label
 from cifar_core.models import Net, count_parameters
+from cifar_core.names import markdown_text
 from cifar_core.pictures import tiles
 from cifar_core.summaries import (
     active_runs,
@@ -38,8 +39,8 @@ def home() -> None:
         with st.spinner("Testing the networks imported before the data was here ..."):
             tested = evaluate_untested_imports(access.store(), data, access.data_dir())
         for run in tested:
-            st.info(f"Tested **{network_label(run)}** on the test images, now that they are "
-                    "here.", icon=":material/fact_check:")
+            st.info(f"Tested **{markdown_text(network_label(run))}** on the test images, now "
+                    "that they are here.", icon=":material/fact_check:")
         examples = data.examples_per_class()
         st.subheader("One example of each class")
         layout.show_tiles(tiles(examples.images, scale=3), examples.label_names)
@@ -65,7 +66,8 @@ def home() -> None:
             st.write("No run trained here yet." if with_network else "No runs yet.")
         imported = [r for r in with_network if is_import(r)]
         if imported:
-            st.write("Imported: " + "; ".join(network_label(r) for r in imported[:3]) +
+            st.write("Imported: "
+                     + "; ".join(markdown_text(network_label(r)) for r in imported[:3]) +
                      (f"; and {len(imported) - 3} more" if len(imported) > 3 else "") + ".")
     # Two rows of three: six in a row cut their labels short ("Look at the dat") on a laptop.
     links = [(navigation.DATA, "Look at the data", ":material/image:"),
@@ -97,7 +99,7 @@ def active_run_sidebar_ui() -> None:
     # A sweep's runs come and go: the sweep's own progress says more than its current run.
     for sweep in SweepStore(access.store()).list("running"):
         progress = sweep_progress(sweep, SweepStore(access.store()).runs(sweep.id))
-        st.caption(f"**Sweep** {sweep_menu_label(sweep)}")
+        st.caption(f"**Sweep** {markdown_text(sweep_menu_label(sweep))}")
         st.progress(progress.fraction, text=progress.text)
     run = active[0]
     latest = access.store().latest_event(run.id, kind="stats")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cifar_core.errors import RunError
+from cifar_core.names import sweep_name
 from cifar_core.runs import ACTIVE, Run, RunStore, TrialTaken
 from cifar_core.search_space import SearchSpace
 
@@ -73,7 +74,7 @@ class SweepStore:
                     con.execute(
                         "INSERT INTO sweeps(id, created, name, space, data_dir, origin, engine, "
                         "address, parallel, status) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
-                        (sweep_id, now, name or sweep_id, json.dumps(space.to_dict()),
+                        (sweep_id, now, sweep_name(name) or sweep_id, json.dumps(space.to_dict()),
                          str(data_dir), origin, engine, address, int(parallel)))
                 break
             except sqlite3.IntegrityError:

@@ -19,6 +19,7 @@ import pandas as pd
 from cifar_core.config import TrainConfig, settings
 from cifar_core.errors import CifarError
 from cifar_core.estimate import estimate_training_time, rough_duration, speed_key
+from cifar_core.names import short_name
 from cifar_core.runs import ACTIVE, FINISHED, SAVED, Run
 from cifar_core.search_space import Axis, SearchSpace, SweepError, parse_axis, space_problems
 from cifar_core.summaries import status_text
@@ -477,7 +478,7 @@ def train_form_values(run: Run) -> dict:
 def sweep_label(sweep: Sweep, runs: list[Run]) -> str:
     """A sweep in a menu: its name, how it stands, its runs and the best accuracy."""
     best = best_run(runs)
-    name = sweep.name if sweep.name != sweep.id else sweep.id
+    name = short_name(sweep.name)
     accuracy = f", best {best.accuracy:.1f} %" if best else ""
     return (f"{name} ({sweep.status}, {len(runs)} of {sweep.space.size()} "
             f"run{'s' * (sweep.space.size() != 1)}{accuracy})")
@@ -487,7 +488,7 @@ def sweep_menu_label(sweep: Sweep) -> str:
     """A sweep in a menu, in words that do not change while it runs (a menu keeps showing
     the label its choice had when it was made): its name and when it started."""
     started = datetime.fromtimestamp(sweep.created).strftime("%d %b, %H:%M")
-    return sweep.id if sweep.name == sweep.id else f"{sweep.name} (started {started})"
+    return sweep.id if sweep.name == sweep.id else f"{short_name(sweep.name)} (started {started})"
 
 
 def panel_title(run: Run) -> str:

@@ -9,6 +9,7 @@ from cifar_core import CifarError, TrainConfig
 from cifar_core.config import offered_presets, preset_values, settings
 from cifar_core.estimate import measure_images_per_s, speed_key
 from cifar_core.models import model_spec
+from cifar_core.names import markdown_text, short_name
 from cifar_core.runs import Run
 from cifar_core.search_space import MAX_POINTS, MAX_RUNS, PRUNERS, STRATEGIES, SearchSpace
 from cifar_core.speed import threads_for_background_runs
@@ -367,9 +368,10 @@ def delete_ui(sweep: Sweep) -> None:
         delete_sweep(access.store(), sweep.id)
         st.session_state.pop("sw_chosen", None)
 
+    name = markdown_text(short_name(sweep.name))  # as typed, never as Markdown
     layout.delete_with_confirmation_ui(
-        st, sweep.id, f"Delete sweep {sweep.name} and all its runs, with their files, for good?",
-        "Delete this sweep ...", delete, f"Deleted sweep {sweep.name}.", prefix="sw_",
+        st, sweep.id, f"Delete sweep {name} and all its runs, with their files, for good?",
+        "Delete this sweep ...", delete, f"Deleted sweep {name}.", prefix="sw_",
         widths=(1, 1, 4))
 
 

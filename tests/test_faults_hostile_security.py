@@ -31,6 +31,7 @@ from conftest import write_cifar_batches
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
+from streamlit.testing.v1 import AppTest
 from test_faults_security import free_port, listening_addresses
 from websockets.sync.client import connect
 
@@ -38,8 +39,11 @@ from cifar_core.checkpoint import save_checkpoint
 from cifar_core.config import TrainConfig
 from cifar_core.dataset import OFFICIAL_CLASSES
 from cifar_core.models import Net
+from cifar_core.names import markdown_text
 from cifar_core.password import GuessLimiter
 from cifar_core.runs import RunStore
+from cifar_core.search_space import Axis, SearchSpace
+from cifar_core.sweep_store import Sweep, SweepStore
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
@@ -324,3 +328,71 @@ def test_4_guess_limiter_forgets_an_address_that_gave_the_password():
     limiter.record_right("a")
     limiter.record_wrong("a")
     assert limiter.wait_s("a") == 0
+
+
+# --- 4 (markdown in a sweep's name) and 19 (a 5,000-character name) ---------------------------
+
+PICTURE_NAME = "![t](http://host/x.png)"
+APP = str(REPO / "app.py")
+
+
+def sweep_named(runs_dir: Path, data_dir: Path, name: str, status: str = "running") -> Sweep:
+    """A sweep with one queued run, made as `sweep --name NAME` makes it."""
+    sweeps = SweepStore(RunStore(runs_dir))
+    sweep = sweeps.create(name, SearchSpace(axes=(Axis("lr", (0.01, 0.02)),)), str(data_dir),
+                          "cli")
+    sweeps.add_run(sweep, TrainConfig(epochs=500).to_dict(), trial=0)
+    if status != "running":
+        for run in sweeps.runs(sweep.id):
+            RunStore(runs_dir).finish(run.id, "stopped", "Stopped.")
+        sweeps.finish(sweep.id, status, "Stopped.")
+    return sweeps.get(sweep.id)
+
+
+def shown_markdown(at: AppTest) -> list[str]:
+    """Every text the page wrote as Markdown: text, captions, alerts and toasts."""
+    return [str(e.value) for kind in ("markdown", "caption", "warning", "info", "success",
+                                      "error", "toast") for e in at.get(kind)]
+
+
+def test_4_markdown_in_a_sweep_name_is_shown_as_text(data_dir, runs_dir):
+    sweep = sweep_named(runs_dir, data_dir, PICTURE_NAME)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()  # Home: the sidebar follows the running sweep
+    assert not at.exception, [e.value for e in at.exception]
+    shown = shown_markdown(at)
+    assert any(markdown_text(PICTURE_NAME) in text for text in shown), shown
+    assert not any("![t](" in text for text in shown), shown
+
+    for run in SweepStore(RunStore(runs_dir)).runs(sweep.id):  # it ends, and may be deleted
+        RunStore(runs_dir).finish(run.id, "stopped", "Stopped.")
+    SweepStore(RunStore(runs_dir)).finish(sweep.id, "stopped", "Stopped.")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/sweep.py").run()
+    at.button(key="sw_delete_ask").click().run()  # "Delete sweep NAME ... for good?"
+    at.button(key="sw_delete_yes").click().run()  # "Deleted sweep NAME."
+    assert not at.exception, [e.value for e in at.exception]
+    shown = shown_markdown(at)
+    assert not any("![t](" in text for text in shown), shown
+
+
+def test_19_a_long_sweep_name_is_cut_when_the_sweep_is_made(data_dir, runs_dir):
+    sweep = sweep_named(runs_dir, data_dir, "word " * 1000)
+    assert 40 < len(sweep.name) <= 80 and sweep.name.startswith("word word")
+    two_lines = sweep_named(runs_dir, data_dir, "first\nsecond\x1b[31m")
+    assert two_lines.name == "first second [31m"
+
+
+def test_19_an_old_long_name_is_cut_where_the_pages_show_it(data_dir, runs_dir):
+    sweep = sweep_named(runs_dir, data_dir, "old", status="stopped")
+    with RunStore(runs_dir)._connect() as con:  # as a sweep made before names were cut
+        con.execute("UPDATE sweeps SET name=? WHERE id=?", ("x" * 5000, sweep.id))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    labels = list(at.selectbox(key="runs_sweep").options)  # as the menu shows them
+    at.switch_page("pages/sweep.py").run()
+    labels += list(at.selectbox(key="sw_chosen").options)
+    shown = labels + shown_markdown(at)
+    assert all("x" * 100 not in text for text in shown), [t[:120] for t in shown]
+    assert any("x" * 70 in label for label in labels), labels
