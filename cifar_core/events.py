@@ -26,6 +26,9 @@ class StatsEvent:
     fraction_done: float
     eta_s: float  # the images left at images_per_s (the tests still to come not included)
     images_per_epoch: int = 0  # training images in one epoch (for an x axis in epochs)
+    # Unix time of the report (None in runs from before it was kept): a page can tell a run
+    # that stopped reporting (frozen, or the machine asleep) from one that is only slow.
+    reported_at: float | None = None
     kind: str = "stats"
 
     def to_dict(self) -> dict:

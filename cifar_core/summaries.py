@@ -211,6 +211,11 @@ class Progress:
 
 # A running run with no loss report after this long is said to be slow to report, and why.
 SILENT_AFTER_S = 60.0
+# A running run whose last loss report is this many times older than the usual time between
+# its reports (and at least STALLED_AFTER_S old) has stopped reporting: its last speed and
+# time left are stale (a frozen process kept "about 10 min 39 s left" on screen; issue 29).
+STALLED_FACTOR = 5
+STALLED_AFTER_S = 30.0
 
 
 def run_progress(run: Run, events: list[Event], now: float | None = None) -> Progress:
@@ -237,6 +242,14 @@ def run_progress(run: Run, events: list[Event], now: float | None = None) -> Pro
                         run.message or run.status, None, None, None)
     last = stats[-1]
     fraction = 1.0 if run.status == "completed" else min(1.0, last.fraction_done)
+    quiet = _quiet_for(run, last, now)
+    if run.status == "running" and quiet is not None:
+        silent_s, usual_s = quiet
+        text = (f"Epoch {last.epoch} of {epochs} · {last.images_seen:,} images seen · no loss "
+                f"report for {format_duration(silent_s)} (one usually comes every "
+                f"{format_duration(usual_s)}): the training may be stuck or the machine busy. "
+                "Stop it on the Train page if it does not go on.")
+        return Progress(fraction, text, None, None, last.loss)
     if run.status == "running":
         text = (f"Epoch {last.epoch} of {epochs} · {last.images_seen:,} images seen · "
                 f"{last.images_per_s:,.0f} images/s · about "
@@ -247,6 +260,20 @@ def run_progress(run: Run, events: list[Event], now: float | None = None) -> Pro
         text = (f"{status_text(run).capitalize()} after {seen:,} images · "
                 f"{last.images_per_s:,.0f} images/s · {format_duration(run.duration_s)}")
     return Progress(fraction, text, last.images_per_s, last.eta_s, last.loss)
+
+
+def _quiet_for(run: Run, last: StatsEvent, now: float | None) -> tuple[float, float] | None:
+    """(seconds since the last loss report, the usual seconds between reports) for a run whose
+    reports stopped coming (STALLED_FACTOR times the usual gap, at least STALLED_AFTER_S);
+    None while they come as usual, or for a report that carries no time."""
+    if last.reported_at is None or last.step <= 0:
+        return None
+    reports = max(1.0, last.step / max(1, run.settings["log_every"]))
+    usual = last.elapsed_s / reports  # the tests after each epoch included: they recur too
+    silent = (now or time.time()) - last.reported_at
+    if silent < max(STALLED_AFTER_S, STALLED_FACTOR * usual):
+        return None
+    return silent, usual
 
 
 def per_class_comparison(runs: list[Run]) -> pd.DataFrame:

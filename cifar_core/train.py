@@ -178,7 +178,7 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
                         loss=window_loss / window, images_per_s=ips,
                         elapsed_s=clock.elapsed_s(), fraction_done=images_seen / total_images,
                         eta_s=(total_images - images_seen) / max(ips, 1e-9),
-                        images_per_epoch=batches.images_per_epoch)
+                        images_per_epoch=batches.images_per_epoch, reported_at=time.time())
                     running_loss.zero_()
                     window = 0
             epochs_done = epoch

@@ -20,16 +20,20 @@ import io
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from cifar_core.checkpoint import FORMAT, MAX_CLASSES, load_checkpoint
+from cifar_core.config import TrainConfig
 from cifar_core.errors import CheckpointError
+from cifar_core.events import StatsEvent
 from cifar_core.imports import import_network, read_network
 from cifar_core.models import Net
 from cifar_core.runs import RunStore
+from cifar_core.summaries import run_progress
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,3 +179,54 @@ def test_the_import_of_another_class_count_says_both_counts(tmp_path):
     message = str(err.value)
     assert "trained on 5 classes" in message and "CIFAR-10 has 10" in message, message
     assert "tells 5 classes apart" not in message
+
+
+# --- item 20 -------------------------------------------------------------------------------------
+
+def report(step: int, reported_at: float | None, elapsed: float) -> StatsEvent:
+    return StatsEvent(epoch=1, minibatch=step, step=step, images_seen=step * 4, loss=2.0,
+                      images_per_s=500.0, elapsed_s=elapsed, fraction_done=0.3, eta_s=639.0,
+                      images_per_epoch=50_000, reported_at=reported_at)
+
+
+@pytest.fixture
+def running_run(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run = store.create(TrainConfig(epochs=2, log_every=100).to_dict(), "/data", "test")
+    store.set_running(run.id, 123)
+    return store.get(run.id)
+
+
+def test_a_run_that_stopped_reporting_says_so_instead_of_a_stale_estimate(running_run):
+    now = 10_000.0
+    # 20 reports in 40 s: one every 2 s. The last came 75 s ago (the process was frozen).
+    frozen = run_progress(running_run, [report(2000, now - 75, 40.0)], now=now)
+    assert "left" not in frozen.text and "images/s" not in frozen.text, frozen.text
+    assert "no loss report for 1 min 15 s" in frozen.text
+    assert "one usually comes every 2 s" in frozen.text
+    assert frozen.eta_s is None and frozen.images_per_s is None
+    # A report a few intervals late is still within the usual.
+    fresh = run_progress(running_run, [report(2000, now - 6, 40.0)], now=now)
+    assert "about 10 min 39 s left" in fresh.text and "500 images/s" in fresh.text
+
+
+def test_a_slow_reporter_is_not_called_silent_before_its_usual_interval(running_run):
+    now = 10_000.0
+    # One report every 60 s: 75 s of quiet is not yet unusual.
+    slow = run_progress(running_run, [report(200, now - 75, 120.0)], now=now)
+    assert "left" in slow.text, slow.text
+
+
+def test_reports_made_before_they_carried_a_time_keep_the_estimate(running_run):
+    old = run_progress(running_run, [report(2000, None, 40.0)], now=10_000.0)
+    assert "about 10 min 39 s left" in old.text
+
+
+def test_a_training_stamps_each_loss_report_with_its_time(tiny_data):
+    from cifar_core.train import build_model, train
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0)
+    before = time.time()
+    events = list(train(config, tiny_data, build_model(config, 10)))
+    stamps = [e.reported_at for e in events if isinstance(e, StatsEvent)]
+    assert stamps and all(before <= s <= time.time() for s in stamps)
+    assert stamps == sorted(stamps)
