@@ -7,6 +7,7 @@ A user mistake prints one line starting with 'error:' and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -258,9 +259,24 @@ def sweep_parser(sub, data_flag, runs_flag, json_flag) -> None:
         json_flag(a)
 
 
+def _chosen_parser(parser: argparse.ArgumentParser,
+                   args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost command's parser the arguments chose (e.g. that of `runs list`)."""
+    for action in parser._actions:  # (argparse keeps its sub-commands there only)
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return _chosen_parser(chosen, args)
+    return parser
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line's arguments, the shared flags wherever they were given."""
-    args = build_parser().parse_args(argv)
+    """The command line's arguments, the shared flags wherever they were given. A flag its
+    command does not know is refused pointing to that command's --help."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _chosen_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     for name, default in SHARED_DEFAULTS.items():
         if not hasattr(args, name):
             setattr(args, name, default)
@@ -624,6 +640,9 @@ def cmd_sweep(args) -> int:
     JobRunner(store).schedule()  # so that what is shown is current
     if args.action == "list":
         found = sweeps.list()
+        for damaged in sweeps.damaged_sweeps():
+            print(f"warning: {damaged.message} 'python -m cifar_core sweep delete {damaged.id}' "
+                  "does it.", file=sys.stderr)
         if args.json:
             for sweep in found:
                 _emit(sweep.to_dict())
@@ -638,6 +657,13 @@ def cmd_sweep(args) -> int:
             print(f"{sweep.id:30} {sweep.status:9} {_when(sweep.created):16} "
                   f"{len(runs):>3}/{sweep.space.size():<3} runs  "
                   f"best {f'{best.accuracy:.1f} %' if best else '-':>7}  {sweep.name}")
+        return 0
+    if args.action == "delete":  # (also a sweep whose row cannot be read)
+        delete_sweep(store, args.sweep_id)
+        if args.json:
+            _emit({"sweep_id": args.sweep_id, "deleted": True})
+            return 0
+        print(f"Deleted sweep {args.sweep_id} and its runs.")
         return 0
     sweep = sweeps.get(args.sweep_id)
     if args.action == "show":
@@ -663,12 +689,7 @@ def cmd_sweep(args) -> int:
         print(f"Sweep {sweep.id}: " + ("stopped." if sweep.status == "stopped" else
                                        "stop requested; its runs end after their minibatch."))
         return 0
-    delete_sweep(store, sweep.id)
-    if args.json:
-        _emit({"sweep_id": sweep.id, "deleted": True})
-        return 0
-    print(f"Deleted sweep {sweep.id} and its runs.")
-    return 0
+    raise AssertionError(f"unknown sweep action {args.action!r}")
 
 
 def cmd_data(args) -> int:
@@ -693,7 +714,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, where a reader gone is caught, not at the exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`runs list | head -1`): what it did not read is not wanted.
+        # Later writes (the exit's flush) go nowhere, not into a second traceback.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a program ended by SIGPIPE
     except CifarError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USER_ERROR

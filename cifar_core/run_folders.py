@@ -36,15 +36,29 @@ class RunFolders:
         return self.root / name
 
     def checkpoint(self, run_id: str, stored: str) -> str | None:
-        """The stored checkpoint path if it names a file directly in the run's folder, else
-        None. (A relative path stored under another working folder is found in the run's.)"""
-        folder = self.folder(run_id).resolve()
+        """The run's checkpoint file named by a stored path, found by its name in the run's
+        folder as it is now, else None (then nothing is read). The path is stored relative to
+        the runs folder ('<run id>/cifar_net.pth'); an older version stored it absolute, or
+        relative to its working folder: found by name too, so a moved or renamed runs folder
+        keeps its networks. A path naming any other folder is refused."""
+        folder = self.folder(run_id)
+        real = folder.resolve()
         path = Path(stored)
-        if (Path.cwd() / path).resolve().parent == folder:
-            return stored
-        if not path.is_absolute() and path.parent.name == run_id and is_plain_name(path.name):
-            return str(folder / path.name)
-        return None
+        if not is_plain_name(path.name):
+            return None
+        if path.parent.name != run_id and (Path.cwd() / path).resolve().parent != real:
+            return None
+        found = folder / path.name
+        if found.resolve().parent != real:  # a link out of the folder
+            return None
+        return str(found)
+
+    def stored_checkpoint(self, run_id: str, path: str) -> str:
+        """What the store keeps for a checkpoint path: relative to the runs folder if it lies
+        in the run's folder (so the folder can move), else as given (refused when read)."""
+        if Path(path).resolve().parent == self.folder(run_id).resolve():
+            return f"{run_id}/{Path(path).name}"
+        return path
 
     def refused_checkpoint(self, run_id: str, stored: str) -> RunError:
         return RunError(f"Refused: run {run_id}'s checkpoint path {stored} lies outside its "

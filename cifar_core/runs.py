@@ -324,6 +324,8 @@ class RunStore(StoreFile):
         """Record the end of a run (only once: a finished run keeps its first ending)."""
         if status not in FINISHED:
             raise ValueError(f"a run ends as one of {', '.join(FINISHED)}, not {status!r}")
+        if checkpoint is not None:
+            checkpoint = self.folders.stored_checkpoint(run_id, str(checkpoint))
         with self._connect() as con:
             con.execute(
                 "UPDATE runs SET status=?, message=?, metrics=?, checkpoint=?, finished=? "

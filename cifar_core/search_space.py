@@ -8,7 +8,6 @@ random expansion are plain Python; the smart strategy asks Optuna (cifar_core.sm
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 from dataclasses import dataclass, field, replace
@@ -21,8 +20,11 @@ PRUNERS = ("none", "median", "halving")
 # A sweep of more runs than this is refused: at minutes per run it would take days, and the
 # charts that answer it stop being readable.
 MAX_RUNS = 500
-# A range's points for a grid: at most this many per setting.
+# A range's points for a grid, and a list's values: at most this many per setting. (A random
+# draw over lists of 1,000 values was made by building the whole grid first: gigabytes.)
 MAX_POINTS = 50
+# The space's seed (random and smart draws), as a run's seed (cifar_core.config).
+MAX_SEED = 2**31 - 1
 
 
 class SweepError(ConfigError):
@@ -131,22 +133,40 @@ class SearchSpace:
 
     def configs(self) -> list[dict]:
         """The settings of every run, in order (grid and random; smart asks Optuna as it
-        goes, so only its first run's fixed settings are known)."""
+        goes, so only its first run's fixed settings are known). Runs are picked by their
+        index in the grid, which is never built whole: a few runs of a grid of millions cost
+        what a few runs cost."""
         fixed = self.fixed
         if self.strategy == "grid":
-            combos = itertools.product(*(a.points() for a in self.varied))
-            names = [a.name for a in self.varied]
-            grid = [{**fixed, **dict(zip(names, combo, strict=True))} for combo in combos]
-            return grid[: self.runs] if self.runs else grid
+            points = self._grid_points()
+            return [self._combination(i, fixed, points) for i in range(self.size())]
         if self.strategy == "random":
             rng = random.Random(self.seed)
             if all(a.kind == "list" for a in self.varied) and (self.runs or 0) <= self.grid_size():
                 # Only lists: draw combinations without repeats (a repeat teaches nothing).
-                grid = replace(self, strategy="grid", runs=None).configs()
-                return rng.sample(grid, self.runs or 0)
+                # (The same draw as sampling the built grid: sample() only indexes it.)
+                points = self._grid_points()
+                picks = rng.sample(range(self.grid_size()), self.runs or 0)
+                return [self._combination(i, fixed, points) for i in picks]
             return [{**fixed, **{a.name: a.sample(rng) for a in self.varied}}
                     for _ in range(self.runs or 0)]
         return []
+
+    def grid_config(self, index: int) -> dict:
+        """The settings of the grid's index-th combination (the last varied setting changing
+        fastest, as itertools.product orders them)."""
+        return self._combination(index, self.fixed, self._grid_points())
+
+    def _grid_points(self) -> list[tuple[str, tuple]]:
+        return [(a.name, a.points()) for a in self.varied]
+
+    @staticmethod
+    def _combination(index: int, fixed: dict, points: list[tuple[str, tuple]]) -> dict:
+        chosen = {}
+        for name, values in reversed(points):
+            index, position = divmod(index, len(values))
+            chosen[name] = values[position]
+        return {**fixed, **{name: chosen[name] for name, _ in points}}
 
     def to_dict(self) -> dict:
         return {"axes": {a.name: a.to_dict() for a in self.axes}, "strategy": self.strategy,
@@ -197,6 +217,10 @@ def _axis_problem(axis: Axis) -> str | None:
         return None
     if not axis.values:
         return f"{spec.label}: give at least one value."
+    if len(axis.values) > MAX_POINTS:
+        return (f"{spec.label}: a list takes at most {MAX_POINTS} values (got "
+                f"{len(axis.values):,}). Give fewer, or a range with the random or smart "
+                "strategy.")
     for value in axis.values:
         message = problem(axis.name, spec, value)
         if message:
@@ -233,6 +257,10 @@ def space_problems(space: SearchSpace) -> dict[str, str]:
                                       or not 0 < space.minutes <= 7 * 24 * 60):
         problems["minutes"] = ("The time budget must be a number of minutes above 0, at most a "
                                f"week (got {space.minutes!r}).")
+    if (isinstance(space.seed, bool) or not isinstance(space.seed, int)
+            or not 0 <= space.seed <= MAX_SEED):
+        problems["seed"] = (f"The seed must be a whole number from 0 to {MAX_SEED:,} "
+                            f"(got {space.seed!r}).")
     if problems:
         return problems
     return _shape_problems(space)
@@ -240,6 +268,10 @@ def space_problems(space: SearchSpace) -> dict[str, str]:
 
 def _shape_problems(space: SearchSpace) -> dict[str, str]:
     """Problems of the space as a whole, once every setting in it is fine."""
+    if not space.varied:  # one run is a training, not a sweep (README, the Sweep page)
+        return {"space": "Nothing varies: give a setting a list or a range of values. (To "
+                         "train once with these settings, use the Train page or "
+                         "'python -m cifar_core train'.)"}
     if space.strategy == "grid":
         for axis in space.varied:
             if axis.kind == "range" and not axis.count:
@@ -252,8 +284,6 @@ def _shape_problems(space: SearchSpace) -> dict[str, str]:
                              "number of runs."}
     elif not space.runs:
         return {"runs": f"Say how many runs the {space.strategy} strategy makes (e.g. 12)."}
-    if not space.varied and space.size() > 1 and space.strategy != "grid":
-        return {"space": "Nothing varies: give a setting a list or a range of values."}
     if space.size() < 1:
         return {"space": "The space is empty: give every setting at least one value."}
     if space.prune != "none" and space.fixed.get("epochs", 1) < 2 and (
@@ -364,6 +394,10 @@ def space_from_toml(text: str, base: dict | None = None) -> SearchSpace:
     if unknown:
         raise SweepError("space", f"The space file has '{unknown[0]}', which is not one of "
                                   f"{', '.join(sorted(known))}.")
+    if not isinstance(data.get("settings", {}), dict):
+        raise SweepError("space", "In the space file, settings must be a table: a line "
+                                  "[settings], then one line per setting (e.g. lr = [0.001, "
+                                  f"0.01]); got settings = {data['settings']!r}.")
     axes = []
     for name, value in (data.get("settings") or {}).items():
         if isinstance(value, dict):

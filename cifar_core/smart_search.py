@@ -9,10 +9,15 @@ to stop, and whoever advances the sweep tells the study how each run ended.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
 
+from cifar_core.errors import RunError
 from cifar_core.runs import Run
 from cifar_core.search_space import Axis, SearchSpace
 
@@ -53,7 +58,57 @@ def _storage(journal: Path):
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     journal.parent.mkdir(parents=True, exist_ok=True)
+    mend_journal(journal)
     return JournalStorage(JournalFileBackend(str(journal)))
+
+
+def mend_journal(journal: Path) -> bool:
+    """Drop a last line cut short (a crash or a full disk in the middle of a write): Optuna
+    never read it, but the next write would land on its end and make a line no reader gets
+    past. Taken under Optuna's own lock of the file, so a write in progress is never cut.
+    Returns whether anything was dropped."""
+    try:
+        with open(journal, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":  # the common case: one byte read
+                return False
+    except FileNotFoundError:
+        return False
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(journal))
+    lock.acquire()
+    try:
+        data = journal.read_bytes()
+        if not data or data.endswith(b"\n"):  # a write was in progress, and is done now
+            return False
+        with open(journal, "rb+") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+        return True
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
+def _readable(journal: Path) -> Iterator[None]:
+    """A journal damaged past mending (a line in the middle unreadable) as a RunError in
+    words, not Optuna's JSONDecodeError."""
+    try:
+        yield
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RunError(_damaged(journal, "a line in it cannot be read")) from None
+    except ValueError as exc:
+        if "log format" not in str(exc):  # (Optuna's words for a line without its end)
+            raise
+        raise RunError(_damaged(journal, "a line in it is cut short")) from None
+
+
+def _damaged(journal: Path, detail: str) -> str:
+    return (f"Its Optuna journal {journal} is damaged ({detail}), so the sweep's study cannot "
+            "be read any more. Its runs so far are kept; start a new sweep to go on.")
 
 
 def _pruner(space: SearchSpace):
@@ -70,8 +125,9 @@ def create_study(journal: Path, study_name: str) -> None:
     """The sweep's study, maximising test accuracy (its sampler and pruner come with each
     load: _load)."""
     optuna = _optuna()
-    optuna.create_study(storage=_storage(journal), study_name=study_name, direction="maximize",
-                        load_if_exists=True)
+    with _readable(journal):
+        optuna.create_study(storage=_storage(journal), study_name=study_name,
+                            direction="maximize", load_if_exists=True)
 
 
 def _load(journal: Path, study_name: str, space: SearchSpace):
@@ -93,16 +149,22 @@ def ask(journal: Path, study_name: str, space: SearchSpace,
     """A new trial: (its number, the varied settings' values). With fixed_params (a grid's or
     random draw's values), the trial takes those; otherwise the smart strategy's sampler
     chooses."""
-    study = _load(journal, study_name, space)
-    if fixed_params is not None:
-        study.enqueue_trial(fixed_params, skip_if_exists=False)
-    trial = study.ask(distributions(space))
+    with _readable(journal):
+        study = _load(journal, study_name, space)
+        if fixed_params is not None:
+            study.enqueue_trial(fixed_params, skip_if_exists=False)
+        trial = study.ask(distributions(space))
     return trial.number, dict(trial.params)
 
 
 def tell(journal: Path, study_name: str, space: SearchSpace, runs: list[Run]) -> None:
     """Tell the study how each finished run ended (once): its accuracy, pruned, or failed (a
     run stopped by hand or that failed says nothing about its settings)."""
+    with _readable(journal):
+        _tell(journal, study_name, space, runs)
+
+
+def _tell(journal: Path, study_name: str, space: SearchSpace, runs: list[Run]) -> None:
     optuna = _optuna()
     state = optuna.trial.TrialState
     study = _load(journal, study_name, space)
@@ -128,6 +190,12 @@ def stop_early_message(journal: Path, study_name: str, space: SearchSpace, trial
                        epoch: int, accuracy: float) -> str | None:
     """Report a run's test accuracy after an epoch to the study and ask its pruner whether the
     run is hopeless: then a message saying why it stops early, else None."""
+    with _readable(journal):
+        return _judge(journal, study_name, space, trial_number, epoch, accuracy)
+
+
+def _judge(journal: Path, study_name: str, space: SearchSpace, trial_number: int, epoch: int,
+           accuracy: float) -> str | None:
     optuna = _optuna()
     study = _load(journal, study_name, space)
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id,

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -28,6 +29,9 @@ LOCK_NAME = ".runs.sqlite.lock"
 # SQLite's extra files beside a WAL-mode database; they belong to the file they came with.
 SIDE_FILES = ("-wal", "-shm")
 CHECKPOINT_NAME = "cifar_net.pth"  # as cifar_core.checkpoint.DEFAULT_NAME (torch-free here)
+# SQLite reports a full disk under its WAL as an I/O error (SQLITE_IOERR_WRITE and kin), not
+# SQLITE_FULL: with less free space than this on the folder's disk, that is what it is.
+FULL_BELOW_BYTES = 32 * 2**20
 
 
 def read_only_message(folder: Path) -> str:
@@ -57,6 +61,11 @@ def store_error(exc: sqlite3.Error, db_path: Path) -> StoreError:
         return StoreError(read_only_message(folder), "read_only", text)
     if name.startswith("SQLITE_FULL") or "disk is full" in text:
         return StoreError(full_message(folder, text), "full", text)
+    if name.startswith("SQLITE_IOERR") or "disk I/O error" in text:
+        free = free_bytes(folder)
+        if free is not None and free < FULL_BELOW_BYTES:
+            return StoreError(full_message(folder, f"{text}; {free:,} bytes free"), "full",
+                              text)
     if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "malformed" in text \
             or "not a database" in text:
         return StoreError(damaged_message(db_path, text), "damaged", text)
@@ -64,6 +73,14 @@ def store_error(exc: sqlite3.Error, db_path: Path) -> StoreError:
         return StoreError(f"The run store {db_path} stayed locked by another process for 30 s "
                           f"({text}). Try again in a moment.", "busy", text)
     return StoreError(f"The run store {db_path} cannot be used ({text}).", "other", text)
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free space on the disk holding folder, for this user; None if it cannot be told."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def folder_error(exc: OSError, folder: Path) -> StoreError:
@@ -224,7 +241,8 @@ def runs_from_folders(root: Path, known: set[str]) -> tuple[list[dict], list[str
             "stop_requested": 0,
             "message": "Recovered from its folder after the run store was found damaged; its "
                        "loss curve is lost.",
-            "metrics": json.dumps(metrics) if metrics else None, "checkpoint": str(checkpoint),
+            "metrics": json.dumps(metrics) if metrics else None,
+            "checkpoint": f"{folder.name}/{CHECKPOINT_NAME}",  # (relative: the folder may move)
         })
     return rows, without
 

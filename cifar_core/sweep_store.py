@@ -55,6 +55,15 @@ class Sweep:
         return {**self.__dict__, "space": self.space.to_dict()}
 
 
+@dataclass(frozen=True)
+class DamagedSweep:
+    """A sweep whose row cannot be read (edited or damaged): what the lists say instead of
+    leaving it out without a word. It can only be deleted."""
+
+    id: str
+    message: str
+
+
 class SweepStore:
     """The sweeps of one run store."""
 
@@ -120,6 +129,23 @@ class SweepStore:
                 continue
         return sweeps
 
+    def damaged_sweeps(self) -> list[DamagedSweep]:
+        """The sweeps whose rows cannot be read (and so are left out of list()), newest
+        first, each with a message saying so in plain words."""
+        with self.store._connect() as con:
+            rows = con.execute("SELECT * FROM sweeps ORDER BY created DESC, id DESC").fetchall()
+        damaged = []
+        for row in rows:
+            try:
+                self._from_row(row)
+            except (ValueError, TypeError, KeyError):
+                name = row["name"] if isinstance(row["name"], str) and row["name"] else row["id"]
+                damaged.append(DamagedSweep(str(row["id"]), (
+                    f"Sweep {name[:80]} cannot be read: what the run store keeps of it is "
+                    "damaged, so it is left out. Its runs are listed with the others; it can "
+                    "only be deleted (with its runs).")))
+        return damaged
+
     def runs(self, sweep_id: str) -> list[Run]:
         """The sweep's runs, in the order they were made (trial order)."""
         return sorted(self.store.list(sweep_id=sweep_id), key=lambda r: (r.created, r.id))
@@ -174,19 +200,24 @@ class SweepStore:
                         (status, message, time.time(), sweep_id))
 
     def delete(self, sweep_id: str) -> None:
-        """Delete a sweep and all its runs with their files; RunError while one still runs."""
-        sweep = self.get(sweep_id)
-        runs = self.runs(sweep.id)
+        """Delete a sweep and all its runs with their files (a sweep whose row is damaged
+        too); RunError while one still runs."""
+        with self.store._connect() as con:
+            row = con.execute("SELECT id FROM sweeps WHERE id=?", (sweep_id,)).fetchone()
+        if row is None:
+            raise RunError(f"There is no sweep '{sweep_id}'. List the sweeps with "
+                           "'python -m cifar_core sweep list'.")
+        runs = self.runs(sweep_id)
         busy = [r.id for r in runs if r.status in ACTIVE]
         if busy:
-            raise RunError(f"Sweep {sweep.id} still has {len(busy)} run(s) queued or running: "
+            raise RunError(f"Sweep {sweep_id} still has {len(busy)} run(s) queued or running: "
                            "stop it first, then delete it.")
         for run in runs:
             self.store.delete(run.id)
         with self.store._connect() as con:
-            con.execute("DELETE FROM sweeps WHERE id=?", (sweep.id,))
+            con.execute("DELETE FROM sweeps WHERE id=?", (sweep_id,))
         for kind in SWEEP_FILES:
-            sweep_file(self.store, sweep.id, kind).unlink(missing_ok=True)
+            sweep_file(self.store, sweep_id, kind).unlink(missing_ok=True)
 
 
 # A sweep's files beside the run store: Optuna's journal of its trials (smart strategy, early

@@ -21,16 +21,23 @@ from dataclasses import replace
 from pathlib import Path
 
 from cifar_core import smart_search
-from cifar_core.errors import RunError
+from cifar_core.errors import CifarError, DeviceError, RunError, StoreError
 from cifar_core.processes import pid_alive
 from cifar_core.runs import ACTIVE, SAVED, Run, RunStore
-from cifar_core.search_space import SearchSpace, SweepError
+from cifar_core.search_space import SearchSpace, SweepError, space_problems
 from cifar_core.sweep_store import Sweep, SweepStore, optuna_journal, sweep_file
+
+# How long a process waits for a sweep's lock before leaving that sweep to a later tick: a
+# process stopped or hung while advancing it must not freeze every page, command and job.
+LOCK_WAIT_S = 2.0
 
 # Per process: how many ended runs each sweep's study was last told about. Telling it again
 # reads its journal for nothing, and advance_sweep runs on every schedule() (every page's
 # sidebar, every 2 s).
 _ended_told: dict[str, int] = {}
+# Per process: the sweeps whose recorded space has been checked (once: it never changes, and
+# checking a grid's combinations takes a tenth of a second).
+_space_checked: set[str] = set()
 
 
 def default_parallel(space: SearchSpace, cores: int | None = None) -> int:
@@ -55,9 +62,7 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
     if space.axis("seed") is None and space.base.get("seed") is None:
         space = replace(space, base={**space.base, "seed": random.randrange(2**31)})
     if engine == "local":
-        from cifar_core.devices import resolve_device
-
-        resolve_device(space.fixed.get("device", "auto"))  # refused now, not in every run
+        check_devices(space)  # refused now, not in every run
     if parallel is not None and (isinstance(parallel, bool) or not isinstance(parallel, int)
                                  or not 1 <= parallel <= 64):
         raise SweepError("parallel", f"Runs side by side must be from 1 to 64 (got {parallel!r}).")
@@ -77,6 +82,21 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
     return sweeps.get(sweep.id)
 
 
+def check_devices(space: SearchSpace) -> None:
+    """SweepError naming the first device of the space (fixed, or in its list) that this
+    machine does not have."""
+    from cifar_core.devices import resolve_device
+
+    axis = space.axis("device")
+    wanted = axis.points() if axis is not None and axis.kind != "range" else ()
+    for device in (*wanted, space.fixed.get("device", "auto")):
+        try:
+            resolve_device(device)
+        except DeviceError as exc:
+            raise SweepError("device", f"Device: {exc} Take {device!r} out of the sweep's "
+                                       "devices, or run the sweep where it is.") from None
+
+
 def advance(store: RunStore) -> list[Run]:
     """Advance every running sweep of the local engine (the job runner calls this before it
     starts queued runs); returns the runs made."""
@@ -90,38 +110,73 @@ def advance(store: RunStore) -> list[Run]:
 def advance_sweep(store: RunStore, sweep: Sweep) -> list[Run]:
     """One sweep's next step: tell Optuna how runs ended, stop it if asked, make runs up to
     `parallel` queued or running (not after its time budget), and record its end once nothing
-    is left to do. Returns the runs made. Safe to call from several processes at once."""
-    with _sweep_lock(store, sweep.id):
-        sweep = SweepStore(store).get(sweep.id)
-        if not sweep.is_active:
+    is left to do. Returns the runs made. Safe to call from several processes at once: one
+    advances the sweep, another that cannot take its lock within LOCK_WAIT_S leaves it to a
+    later call. Never raises for this sweep's own trouble (a space an older version let in,
+    a damaged study, a bug): the sweep ends as failed, saying why, and the caller goes on with
+    the others. (A run store that cannot be used is everyone's trouble: StoreError.)"""
+    with _sweep_lock(store, sweep.id) as taken:
+        if not taken:
             return []
-        sweeps, made = SweepStore(store), []
-        runs = sweeps.runs(sweep.id)
-        ended = sum(not r.is_active for r in runs)
-        if smart_search.uses_optuna(sweep.space) and _ended_told.get(sweep.id) != ended:
-            smart_search.tell(optuna_journal(store, sweep.id), sweep.id, sweep.space, runs)
-            _ended_told[sweep.id] = ended
-        active = [r for r in runs if r.status in ACTIVE]
-        if sweep.stop_requested:
-            _stop_runs(store, active)
-            if not any(r.status in ACTIVE for r in sweeps.runs(sweep.id)):
-                sweeps.finish(sweep.id, "stopped", "Stopped on request. " + summary(sweeps.runs(
-                    sweep.id)))
+        try:
+            return _advance_locked(store, sweep.id)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (one sweep's trouble must not stop the others)
+            why = str(exc) if isinstance(exc, CifarError) else f"{type(exc).__name__}: {exc}"
+            fail_sweep(store, sweep.id, f"The sweep could not go on: {why.strip() or '?'}")
             return []
-        planned = sweep.space.size()
-        out_of_time = sweep.deadline is not None and time.time() >= sweep.deadline
-        while len(active) < sweep.parallel and len(runs) < planned and not out_of_time:
-            run = _make_run(store, sweep, len(runs))
-            if run is None:
-                break
-            runs.append(run)
-            active.append(run)
-            made.append(run)
-        if not active and (len(runs) >= planned or out_of_time):
-            why = (f"Its {sweep.space.minutes:g}-minute budget was spent after {len(runs)} of "
-                   f"{planned} runs. " if out_of_time and len(runs) < planned else "")
-            sweeps.finish(sweep.id, "completed", why + summary(runs))
-        return made
+
+
+def fail_sweep(store: RunStore, sweep_id: str, why: str) -> None:
+    """End a sweep as failed, saying why: its queued runs end unstarted, running ones finish
+    (keeping what they learn)."""
+    sweeps = SweepStore(store)
+    runs = sweeps.runs(sweep_id)
+    _stop_runs(store, [r for r in runs if r.status == "queued"])
+    ending = why if why.endswith(".") else why + "."
+    sweeps.finish(sweep_id, "failed", f"{ending} {summary(sweeps.runs(sweep_id))}")
+
+
+def _advance_locked(store: RunStore, sweep_id: str) -> list[Run]:
+    sweeps, made = SweepStore(store), []
+    sweep = sweeps.get(sweep_id)
+    if not sweep.is_active:
+        return []
+    if sweep.id not in _space_checked:
+        problems = space_problems(sweep.space)
+        if problems:  # recorded by an older version that let it in (e.g. a seed of 1.5)
+            raise SweepError(*next(iter(problems.items())))
+        _space_checked.add(sweep.id)
+    runs = sweeps.runs(sweep.id)
+    ended = sum(not r.is_active for r in runs)
+    if smart_search.uses_optuna(sweep.space) and _ended_told.get(sweep.id) != ended:
+        smart_search.tell(optuna_journal(store, sweep.id), sweep.id, sweep.space, runs)
+        _ended_told[sweep.id] = ended
+    active = [r for r in runs if r.status in ACTIVE]
+    if sweep.stop_requested:
+        _stop_runs(store, active)
+        if not any(r.status in ACTIVE for r in sweeps.runs(sweep.id)):
+            sweeps.finish(sweep.id, "stopped", "Stopped on request. " + summary(sweeps.runs(
+                sweep.id)))
+        return []
+    planned = sweep.space.size()
+    # Runs made so far, also those deleted since: a deleted run's trial number stays taken.
+    count = max(len(runs), 1 + max((r.trial for r in runs if r.trial is not None), default=-1))
+    out_of_time = sweep.deadline is not None and time.time() >= sweep.deadline
+    while len(active) < sweep.parallel and count < planned and not out_of_time:
+        run = _make_run(store, sweep, count)
+        if run is None:
+            break
+        count = max(count + 1, 1 + (run.trial if run.trial is not None else -1))
+        runs.append(run)
+        active.append(run)
+        made.append(run)
+    if not active and (count >= planned or out_of_time):
+        why = (f"Its {sweep.space.minutes:g}-minute budget was spent after {len(runs)} of "
+               f"{planned} runs. " if out_of_time and count < planned else "")
+        sweeps.finish(sweep.id, "completed", why + summary(runs))
+    return made
 
 
 def _make_run(store: RunStore, sweep: Sweep, index: int) -> Run | None:
@@ -133,7 +188,7 @@ def _make_run(store: RunStore, sweep: Sweep, index: int) -> Run | None:
         number, params = smart_search.ask(optuna_journal(store, sweep.id), sweep.id, space)
         config = {**fixed, **params}
     else:
-        config = space.configs()[index]
+        config = space.grid_config(index) if space.strategy == "grid" else space.configs()[index]
         number = index
         if smart_search.uses_optuna(space):  # early stopping: each run is a trial too
             params = {a.name: config[a.name] for a in space.varied}
@@ -208,24 +263,34 @@ def summary(runs: list[Run]) -> str:
 
 
 @contextlib.contextmanager
-def _sweep_lock(store: RunStore, sweep_id: str) -> Iterator[None]:
+def _sweep_lock(store: RunStore, sweep_id: str, wait_s: float = LOCK_WAIT_S) -> Iterator[bool]:
     """One process at a time advances a sweep (the web server and a finishing job may try
-    together): an exclusive lock on a file beside the run store."""
+    together): an exclusive lock on a file beside the run store. Gives False when another
+    process keeps it past wait_s (the system frees the lock of a process that has ended)."""
     try:
         import fcntl
     except ImportError:  # not on this system: the store's trial numbers still keep runs unique
-        yield
+        yield True
         return
     path = sweep_file(store, sweep_id, "lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a")  # noqa: SIM115 (held for the block)
     except OSError:  # a read-only folder: nothing will be written anyway
-        yield
+        yield True
         return
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
+        yield True
     finally:
         handle.close()
 

@@ -71,9 +71,9 @@ def test_a_space_file_with_flags_beside_it(capsys, dirs, tmp_path):
     (("--lr", "1e-4:1e-1", "--strategy", "random"), "how many runs"),
     (("--model", "tutorial", "--width", "8,16"), "no width"),
     (("--lr", "0.001:0.1:30", "--momentum", "0.1:0.9:30"), "at most 500"),
-    (("--epochs", "1", "--prune"), "2 epochs or more"),
+    (("--lr", "0.01,0.1", "--epochs", "1", "--prune"), "2 epochs or more"),
     (("--space", "no-such.toml"), "cannot be read"),
-    (("--lr", "0.01", "--parallel", "0"), "from 1 to 64"),
+    (("--lr", "0.01,0.1", "--parallel", "0"), "from 1 to 64"),
     (("--device", "cuda:7", "--lr", "0.01,0.1"), "cuda"),
 ])
 def test_bad_sweeps_are_one_error_line_and_store_nothing(capsys, dirs, argv, words):
@@ -119,7 +119,8 @@ def test_no_wait_returns_at_once_and_the_sweep_goes_on(capsys, dirs):
 
     from cifar_core.jobs import JobRunner
 
-    code, _, err = run_cli(capsys, "sweep", *dirs, "--lr", "0.002", *QUICK, "--no-wait")
+    code, _, err = run_cli(capsys, "sweep", *dirs, "--lr", "0.002,0.02", "--runs", "1", *QUICK,
+                           "--no-wait")
     assert code == 0, err
     store = RunStore(dirs[3])
     (sweep,) = SweepStore(store).list()
