@@ -393,6 +393,15 @@ def sweeps_ui() -> None:
     """The chosen sweep (the newest by default): live while it runs, then its answer."""
     sweeps = SweepStore(access.store())
     found = sweeps.list()
+    for damaged in sweeps.damaged_sweeps():  # named, not left out without a word
+        st.warning(damaged.message, icon=":material/warning:")
+        if st.button("Delete it", icon=":material/delete:", key=f"sw_delete_damaged_{damaged.id}"):
+            try:
+                delete_sweep(access.store(), damaged.id)
+            except CifarError as exc:
+                st.error(str(exc), icon=":material/error:")
+            else:
+                st.rerun()
     if not found:
         st.info("No sweeps yet: build one above and press Start the sweep.",
                 icon=":material/info:")
