@@ -142,13 +142,25 @@ def test_image_ui(data: CifarData | None) -> list[Photo]:
 
 
 def readable(files: list) -> list[Photo]:
-    """The files that are usable pictures; a message for each that is not."""
+    """The files that are usable pictures; a message for each that is not. Each upload is
+    read once (50 pictures of 8000 x 8000 took 32 s, on every change of the page): its
+    picture or refusal is kept for this session while it stays uploaded."""
+    kept = st.session_state.get("try_read", {})
+    now = {}
     photos = []
     for file in files:
-        try:
-            photos.append(read_photo(file))
-        except ImageError as exc:
-            st.error(str(exc), icon=":material/broken_image:")
+        key = getattr(file, "file_id", None) or id(file)
+        if key not in kept:
+            try:
+                kept[key] = read_photo(file)
+            except ImageError as exc:
+                kept[key] = str(exc)
+        now[key] = kept[key]
+        if isinstance(now[key], Photo):
+            photos.append(now[key])
+        else:
+            st.error(now[key], icon=":material/broken_image:")
+    st.session_state.try_read = now  # removed uploads are let go
     return photos
 
 

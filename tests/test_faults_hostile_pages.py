@@ -8,10 +8,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 
-from test_app import app_at, no_traceback
+import pytest
+from PIL import Image
+from test_app import app_at, finish_run, no_traceback
 
+import cifar_core.photos
 from cifar_core.config import TrainConfig
 from cifar_core.runs import RunStore
 from cifar_core.search_space import Axis, SearchSpace
@@ -65,3 +69,44 @@ def test_the_runs_page_draws_two_tables_however_many_sweeps_and_reaches_each(dat
     no_traceback(at)
     assert set(at.dataframe[1].value["run"]) == {r.id for r in store.runs(oldest)}
     assert len(at.dataframe) == 2
+
+
+# --- item 22 --------------------------------------------------------------------------------
+
+def big_png(side: int, colour: int) -> bytes:
+    """A picture of side x side pixels in one colour: a small file that decodes large."""
+    out = io.BytesIO()
+    Image.new("RGB", (side, side), (colour, 255 - colour, 90)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[str]:
+    """The names of the pictures read (decoded) so far."""
+    read, names = cifar_core.photos.read_photo, []
+
+    def counted(file, name=None):
+        names.append(getattr(file, "name", name))
+        return read(file, name)
+
+    monkeypatch.setattr(cifar_core.photos, "read_photo", counted)
+    return names
+
+
+def test_uploaded_pictures_are_decoded_once_not_on_every_change(data_dir, runs_dir, decodes):
+    finish_run(runs_dir, data_dir)
+    at = app_at("pages/try_it.py")
+    at.radio(key="try_source").set_value("upload").run()
+    pictures = [(f"big{i}.png", big_png(3000, 40 * i), "image/png") for i in range(3)]
+    bad = ("notes.png", b"not a picture", "image/png")
+    next(u for u in at.get("file_uploader") if u.label.startswith("Pictures")).set_value(
+        [*pictures, bad]).run()
+    no_traceback(at)
+    assert sorted(decodes) == sorted(["big0.png", "big1.png", "big2.png", "notes.png"])
+    # Another picture to look closer at, another map: the pictures are not read again, and
+    # the refused file still says why.
+    at.selectbox(key="try_closer").set_value(2).run()
+    at.radio(key="try_method").set_value(at.radio(key="try_method").options[1]).run()
+    no_traceback(at)
+    assert len(decodes) == 4
+    assert any("notes.png is not a picture" in e.value for e in at.error)
