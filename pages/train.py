@@ -51,6 +51,7 @@ FORM_COLUMNS = 3
 # a browser draws a few thousand points at once, 100,000 in seconds (bench/bench_pages.py).
 CHART_POINTS = 2000
 RECENT_POINTS = 500
+CHART_HEIGHT = 290  # pixels
 # Below this many points each report is drawn as a dot too.
 DOTS_UP_TO = 200
 SPEED_HELP = ("Training images per second of the run's wall time, writing every loss report "
@@ -333,7 +334,7 @@ def loss_chart(run: Run, curve: pd.DataFrame, accuracy: pd.DataFrame) -> alt.Lay
     # Whole epochs on the x axis and three decimals of loss: Vega's own tick labels ran to
     # "1.000000" and "2.266161" when the values were close together.
     x = alt.X("epochs:Q", title="epochs", scale=alt.Scale(domain=[0, epochs]),
-              axis=alt.Axis(format="~g"))
+              axis=alt.Axis(format="~f"))
     # Many dots hide the line; invisible ones still carry the tooltips.
     dots = True if len(curve) <= DOTS_UP_TO else alt.OverlayMarkDef(opacity=0)
     line = alt.Chart(curve).mark_line(point=dots, color="#4C78A8").encode(
@@ -347,13 +348,14 @@ def loss_chart(run: Run, curve: pd.DataFrame, accuracy: pd.DataFrame) -> alt.Lay
                                             color="#E45756").encode(
         x=alt.X("epochs:Q"),
         y=alt.Y("test_accuracy:Q", title="test accuracy (%)", scale=alt.Scale(domain=[0, 100]),
-                axis=alt.Axis(titleColor="#E45756", format="~g")),
+                axis=alt.Axis(titleColor="#E45756", format="~f")),
         tooltip=[alt.Tooltip("when:N", title="test"),
                  alt.Tooltip("test_accuracy:Q", format=".1f", title="test accuracy %")])
     labels = points.mark_text(dy=-14, color="#E45756").encode(
         text=alt.Text("test_accuracy:Q", format=".1f"))
+    # Its height leaves the whole chart on a 1280 x 720 screen under the run's heading.
     return alt.layer(boundaries + line, points + labels).resolve_scale(y="independent") \
-        .properties(height=320)
+        .properties(height=CHART_HEIGHT)
 
 
 # A finished run's chart never changes: its spec is built (and checked by Altair, most of this
@@ -375,6 +377,8 @@ def run_view_ui(run: Run, curve: RunCurve) -> None:
     st.progress(progress.fraction, text=progress.text)
     accuracy = accuracy_marks(run, curve.epochs, curve.stats[-1].images_per_epoch
                               if curve.stats else 0)
+    # The chart before the figures: on a projector or a phone the first screen ends about here.
+    loss_chart_ui(run, curve, accuracy)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Latest loss", f"{progress.last_loss:.3f}" if progress.last_loss else "-")
     c2.metric("Images per second",
@@ -390,6 +394,10 @@ def run_view_ui(run: Run, curve: RunCurve) -> None:
     c4.metric("Test accuracy", "-" if latest is None else f"{latest.test_accuracy:.1f} %",
               help=TEST_ACCURACY_HELP + ("" if latest is None else
                                          f" This one: {latest.when}."))
+
+
+def loss_chart_ui(run: Run, curve: RunCurve, accuracy: pd.DataFrame) -> None:
+    """The run's loss chart with its legend in words (or when the chart starts)."""
     log_every = run.settings["log_every"]
     every = "every batch" if log_every == 1 else f"every {log_every:,} batches"
     points = loss_curve(curve.stats)
@@ -478,13 +486,26 @@ def main() -> None:
     data = layout.data_or_status_ui()
     if data is None:
         return
+    run = run_to_show()
+    # A training, or the run started from this page, comes first: right after Start its live
+    # chart is on the first screen (1280 x 720, a phone), not under the whole form.
+    on_top = run is not None and (run.is_active or run.id == st.session_state.get("watch_run"))
+    if on_top:
+        run_ui(run)
+        st.divider()
+        st.subheader("Settings for a new run")
     form = settings_form_ui(len(data.train_labels), len(data.classes))
     values = form["values"]
     lr_find_ui(values, form["problems"], data)
     size = values["train_size"] or len(data.train_labels)
     start_ui(values, form["problems"], min(size, len(data.train_labels)), form["estimate"])
-    st.divider()
-    run = run_to_show()
+    if not on_top:
+        st.divider()
+        run_ui(run)
+
+
+def run_ui(run: Run | None) -> None:
+    """The run this page follows: live while it trains, else how it ended."""
     if run is None:
         st.info("No runs yet: press Start training.", icon=":material/info:")
     elif run.is_active:

@@ -220,3 +220,67 @@ def test_the_data_notice_shows_once_a_session_and_always_on_the_data_page(data_d
     at.switch_page("pages/data.py")
     at.run()
     assert "checksums" in texts(at)
+
+
+# --- 7: the live chart on the first screen -----------------------------------------------------
+
+def live_run(runs_dir, data_dir) -> str:
+    """A run training 'in this process' (its pid is the test's), one loss report in."""
+    import os
+
+    store = RunStore(runs_dir)
+    config = TrainConfig(epochs=2, batch_size=10, log_every=2, seed=0).to_dict()
+    run = store.create(config, str(data_dir), "dashboard", status="running", pid=os.getpid())
+    for step in (2, 4, 6):
+        store.add_event(run.id, StatsEvent(epoch=1, minibatch=step, step=step,
+                                           images_seen=10 * step, loss=2.3 - step / 100,
+                                           images_per_s=100.0, elapsed_s=0.1 * step,
+                                           fraction_done=step / 40, eta_s=4.0,
+                                           images_per_epoch=200))
+    return run.id
+
+
+def page_order(at: AppTest) -> list[str]:
+    """The main area's elements top to bottom, as 'type:text'."""
+    order = []
+    for node in _walk(at.main):
+        text = getattr(node, "label", None) or getattr(node, "value", None)
+        order.append(f"{node.type}:{text if isinstance(text, str) else ''}")
+    return order
+
+
+def position(order: list[str], prefix: str) -> int:
+    return next(i for i, entry in enumerate(order) if entry.startswith(prefix))
+
+
+@pytest.mark.parametrize("started_here", [True, False])
+def test_a_training_run_is_drawn_above_the_form_its_chart_above_its_figures(data_dir, runs_dir,
+                                                                           started_here):
+    # Right after Start the chart was under the whole form: the presenter had to scroll.
+    finish_run(runs_dir, data_dir)  # an older run, which the page no longer follows
+    at = app_at("pages/train.py")
+    if started_here:
+        at.number_input(key="cfg_epochs").set_value(500).run()
+        next(b for b in at.button if b.label == "Start training").click().run()
+        run_id = RunStore(runs_dir).list()[0].id
+        import time
+
+        deadline = time.monotonic() + 60  # until its first loss report is charted
+        while not at.get("vega_lite_chart") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            at.run()
+    else:
+        run_id = live_run(runs_dir, data_dir)
+        at.run()
+    no_traceback(at)
+    order = page_order(at)
+    run_heading = position(order, f"subheader:Run {run_id}")
+    assert run_heading < position(order, "button:Start training"), order
+    assert run_heading < position(order, "selectbox:Start from a preset"), order
+    chart = position(order, "vega_lite_chart")
+    assert run_heading < chart < position(order, "metric:"), order
+    if started_here:
+        next(b for b in at.button if b.label == "Stop").click().run()
+        from cifar_core.jobs import JobRunner
+
+        JobRunner(RunStore(runs_dir)).wait(run_id, timeout=60)
