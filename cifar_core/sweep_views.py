@@ -98,7 +98,7 @@ def build_space(forms: list[AxisForm], strategy: str = "grid", runs: int | None 
     if problems:
         return space, problems
     problems = space_problems(space)
-    if not problems and not space.varied:
+    if not space.varied and set(problems) <= {"space"}:  # (the form's own words for it)
         problems = {"space": "Nothing varies yet: give a setting a list or a range of values."}
     return space, problems
 
