@@ -269,9 +269,8 @@ def space_problems(space: SearchSpace) -> dict[str, str]:
 def _shape_problems(space: SearchSpace) -> dict[str, str]:
     """Problems of the space as a whole, once every setting in it is fine."""
     if not space.varied:  # one run is a training, not a sweep (README, the Sweep page)
-        return {"space": "Nothing varies: give a setting a list or a range of values. (To "
-                         "train once with these settings, use the Train page or "
-                         "'python -m cifar_core train'.)"}
+        return {"space": "Nothing varies: give a setting a list or a range of values. (One "
+                         "training with these settings is a run: start it from Train.)"}
     if space.strategy == "grid":
         for axis in space.varied:
             if axis.kind == "range" and not axis.count:

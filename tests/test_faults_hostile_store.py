@@ -579,3 +579,37 @@ def test_item21_the_sweep_page_shows_a_damaged_sweep_with_a_delete_button(
 def test_issue22_item11_a_bad_flag_points_to_its_command_s_help(capsys, argv, helps):
     code, out, err = run_cli(capsys, *argv)
     assert code == 2 and f"see '{helps}'" in err and "--bogus" in err, err
+
+
+# --- 5 and 6 on the pages: a bad sweep beside a good one -------------------------------------
+
+def test_item5_item6_the_sweep_page_shows_bad_sweeps_as_failed_and_goes_on(
+        runs_dir, monkeypatch, no_launch, synthetic_dir):
+    """A sweep with seed 1.5 and one whose study's journal is damaged in the middle: the page
+    said "Something went wrong: TypeError" (then JSONDecodeError) and nothing went on."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(synthetic_dir))
+    store = RunStore(runs_dir)
+    smart = SearchSpace(axes=(Axis("lr", low=0.001, high=0.1), *FIXED), strategy="smart",
+                        runs=4)
+    damaged = new_sweep(store, smart)
+    sweeps.advance_sweep(store, damaged)
+    journal = optuna_journal(store, damaged.id)
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join([*lines[:1], b'{"op_code": 4, "tri\n', *lines[1:]]))
+    finish_active(store, damaged.id)  # its runs ended: the study is to be told
+    seeded = new_sweep(store, smart, raw_space={**smart.to_dict(), "seed": 1.5})
+
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [e.value for e in at.error if "Something went wrong" in e.value]
+    for sweep_id, words in ((seeded.id, "seed"), (damaged.id, "damaged")):
+        shown = SweepStore(store).get(sweep_id)
+        assert shown.status == "failed" and words in shown.message, shown.message
+    at.selectbox(key="sw_chosen").set_value(seeded.id).run()
+    assert not at.exception
+    progress = " ".join(p.proto.text for p in at.get("progress"))
+    assert "Failed: The sweep could not go on" in progress and "seed" in progress, progress
