@@ -496,3 +496,14 @@ def panel_title(run: Run) -> str:
     trial = f"Trial {run.trial}" if run.trial is not None else run.id
     return f"{trial} · {run.accuracy:.1f} %" if run.accuracy is not None else \
         f"{trial} · {status_text(run)}"
+
+
+def best_settings_note(sweep: Sweep, run: Run) -> str:
+    """What the Train page says of a form filled with a sweep's best run's settings: which
+    sweep and run they came from."""
+    name = short_name(sweep.name)
+    accuracy = f", {run.accuracy:.1f} % of the test images right" \
+        if run.accuracy is not None else ""
+    trial = f"trial {run.trial}, " if run.trial is not None else ""
+    return (f"These settings are those of the best run of sweep {name} ({trial}run "
+            f"{run.id}{accuracy}). Change any of them, or choose a preset to start over.")

@@ -41,7 +41,7 @@ from cifar_core.summaries import (
 from cifar_core.train import model_width
 from pages.shared import access, layout, navigation
 from pages.shared.lr_find_ui import lr_find_ui
-from pages.shared.train_form import fill_form
+from pages.shared.train_form import FORM_FROM, fill_form
 
 log = logging.getLogger("cifar_dashboard")
 
@@ -80,6 +80,7 @@ def _apply_preset() -> None:
     """Fill the form with the chosen preset's settings, the Advanced ones included."""
     preset_id = st.session_state.preset
     fill_form(preset_values(preset_id), preset_fields(preset_id))
+    st.session_state.pop(FORM_FROM, None)  # the values are the preset's now
 
 
 def _init_form() -> None:
@@ -257,6 +258,8 @@ def settings_form_ui(max_train: int, num_classes: int = 10) -> dict:
                  help="Fills in every setting below, the Advanced ones too; you can change any "
                       "of them afterwards.")
     back_slot = c2.empty()
+    if st.session_state.get(FORM_FROM):  # filled by another page, e.g. a sweep's best run
+        st.info(st.session_state[FORM_FROM], icon=":material/input:")
     values, slots = {}, {}
     basic = [(n, s) for n, s in settings().items() if not s.advanced]
     advanced = [(n, s) for n, s in settings().items() if s.advanced]

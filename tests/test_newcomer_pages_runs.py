@@ -175,3 +175,45 @@ def test_the_scatter_keeps_room_for_its_points_at_the_best_accuracy(three_runs):
     # A point of the highest accuracy sits on the plot's top edge: the y scale keeps at least
     # its radius free around the values, or half of it is cut off.
     assert scatter["encoding"]["y"]["scale"]["padding"] >= radius
+
+
+# --- item 11: where the Train form's values came from ---------------------------------------
+
+def finished_sweep(runs_dir, data_dir, name: str, accuracies: list[float]) -> tuple[str, list]:
+    """A completed sweep over learning rates whose runs got these accuracies (made through the
+    store, not trained): its id and runs."""
+    import os
+
+    from cifar_core.config import TrainConfig
+    from cifar_core.search_space import Axis, SearchSpace
+    from cifar_core.sweep_store import SweepStore
+
+    store = RunStore(runs_dir)
+    sweeps = SweepStore(store)
+    lrs = [0.001 * (i + 1) for i in range(len(accuracies))]
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
+    sweep = sweeps.create(name, SearchSpace(axes=(Axis("lr", tuple(lrs)),)), str(data_dir),
+                          "cli")
+    for trial, (lr, accuracy) in enumerate(zip(lrs, accuracies, strict=True)):
+        run = sweeps.add_run(sweep, {**config, "lr": lr}, trial)
+        store.set_running(run.id, os.getpid())
+        store.finish(run.id, "completed", "", {"accuracy": accuracy, "per_class": {}})
+    sweeps.finish(sweep.id, "completed", "")
+    return sweep.id, sweeps.runs(sweep.id)
+
+
+def test_the_best_settings_arrive_on_train_saying_which_sweep_and_run(data_dir, runs_dir):
+    _, runs = finished_sweep(runs_dir, data_dir, "learning rates ![t](http://host/x.png)",
+                             [30.0, 55.5, 41.0])
+    best = runs[1]
+    at = app_at("pages/sweep.py")
+    at.button(key="sw_use_best").click().run()
+    no_traceback(at)
+    assert at.title[0].value == "Train"
+    assert at.number_input(key="cfg_lr").value == pytest.approx(best.settings["lr"])
+    said = " ".join(i.value for i in at.info)
+    assert "learning rates" in said and "55.5 %" in said and best.id in said, said
+    assert "](http" not in said  # the name as typed, not a picture fetched from elsewhere
+    # Another preset chosen: the values are the preset's, and the note goes.
+    at.selectbox(key="preset").set_value(at.selectbox(key="preset").options[-1]).run()
+    assert "learning rates" not in " ".join(i.value for i in at.info)

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from cifar_core.config import settings
+from cifar_core.names import markdown_text
 from cifar_core.runs import Run
 from cifar_core.search_space import SearchSpace
 from cifar_core.smart_search import parameter_importance
@@ -18,6 +19,7 @@ from cifar_core.sweep_store import Sweep
 from cifar_core.sweep_views import (
     accuracy_by_setting,
     answered_runs,
+    best_settings_note,
     brushed_ranges,
     heatmap_table,
     importance_missing,
@@ -33,15 +35,17 @@ from cifar_core.sweep_views import (
 from cifar_core.sweeps import best_run
 from pages.shared import navigation
 from pages.shared.sweep_runs_ui import STATUS_COLOUR, run_curve, runs_table_ui
-from pages.shared.train_form import fill_form
+from pages.shared.train_form import FORM_FROM, fill_form
 
 # A picked run's loss curve: at most this many points.
 CURVE_POINTS = 300
 
-def _use_best(run: Run) -> None:
-    """Fill the Train page's form with the run's settings and open it (it is not drawn in this
-    run, so its fields can still be set)."""
+def _use_best(sweep: Sweep, run: Run) -> None:
+    """Fill the Train page's form with the run's settings and open it, saying where they came
+    from (it is not drawn in this run, so its fields can still be set)."""
     fill_form(train_form_values(run), list(settings()))
+    # Markdown-safe: the Train page shows it in an alert, and a sweep's name is typed text.
+    st.session_state[FORM_FROM] = markdown_text(best_settings_note(sweep, run))
     st.switch_page(navigation.TRAIN)
 
 
@@ -60,7 +64,7 @@ def best_ui(sweep: Sweep, runs: list[Run]) -> None:
     c1, c2, _ = st.columns([1, 1, 2])
     if c1.button("Use the best settings", icon=":material/input:", key="sw_use_best",
                  help="Fill the Train page's form with this run's settings (its seed too)."):
-        _use_best(best)
+        _use_best(sweep, best)
     has_network = bool(best.checkpoint) and os.path.isfile(best.checkpoint)
     if c2.button("Evaluate the best", icon=":material/fact_check:", key="sw_evaluate_best",
                  disabled=not has_network,

@@ -9,6 +9,10 @@ import streamlit as st
 
 from cifar_core.config import settings
 
+# Where the form's values came from when another page filled it (e.g. a sweep's best run): a
+# note the Train page shows until a preset is chosen.
+FORM_FROM = "cfg_from"
+
 
 def fallback(name: str, max_train: int):
     """The number shown (greyed out) for an optional setting left at its 'none' meaning."""
