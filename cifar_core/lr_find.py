@@ -23,6 +23,7 @@ from cifar_core.config import TrainConfig
 from cifar_core.dataset import CifarData
 from cifar_core.devices import resolve_device
 from cifar_core.errors import ConfigError
+from cifar_core.memory import check_memory
 from cifar_core.models import model_spec
 from cifar_core.speed.minibatches import Minibatches
 from cifar_core.speed.tutorial_step import TutorialStep
@@ -175,6 +176,9 @@ def find_learning_rate(config: TrainConfig, data: CifarData, start_lr: float = D
     # The test's own rate and growth replace the config's rate and schedule; the optimizer,
     # loss and precision stay the config's (cifar_core.recipe, through the tutorial's step).
     config = replace(config, lr=start_lr, schedule="constant")
+    # It runs in the dashboard's own process: refused, not started, where it would not fit.
+    images = min(config.train_size or len(data.train_labels), len(data.train_labels))
+    check_memory(config, len(data.classes), images, "Finding a learning rate")
     device = resolve_device(config.device)
     forked = [device] if device.type == "cuda" else []
     # build_model seeds torch, and the step draws from it: a run after this one must not

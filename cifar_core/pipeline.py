@@ -24,6 +24,7 @@ from cifar_core.devices import resolve_device
 from cifar_core.errors import CifarError, StoreError
 from cifar_core.evaluate import evaluate
 from cifar_core.jobs import JobRunner
+from cifar_core.memory import out_of_memory_message
 from cifar_core.runs import Run, RunStore
 from cifar_core.train import build_model, train
 
@@ -93,6 +94,9 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
     except CifarError as exc:
         return _record_end(store, run, "failed", str(exc))
     except Exception as exc:  # an unexpected bug: keep the run, say what broke
+        plain = out_of_memory_message(exc, run.config.get("batch_size"))
+        if plain is not None:  # no bug: a setting asked too much (issue 29)
+            return _record_end(store, run, "failed", plain)
         _record_end(store, run, "failed", f"Training crashed: {type(exc).__name__}: {exc}")
         raise
     finally:

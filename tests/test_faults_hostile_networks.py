@@ -230,3 +230,74 @@ def test_a_training_stamps_each_loss_report_with_its_time(tiny_data):
     stamps = [e.reported_at for e in events if isinstance(e, StatsEvent)]
     assert stamps and all(before <= s <= time.time() for s in stamps)
     assert stamps == sorted(stamps)
+
+
+# --- item 12 -------------------------------------------------------------------------------------
+
+def test_lr_find_is_refused_in_words_when_it_would_not_fit_in_memory(monkeypatch):
+    from conftest import in_memory_data
+
+    import cifar_core.memory
+    from cifar_core.errors import ConfigError
+    from cifar_core.lr_find import find_learning_rate
+    data = in_memory_data(train_n=2000, test_n=10)
+    config = TrainConfig(batch_size=2000, seed=0)
+    needed = cifar_core.memory.training_memory(config, 10, images=2000)
+    # A machine with a tenth of what the test needs free.
+    monkeypatch.setattr(cifar_core.memory, "available_bytes", lambda device: needed // 10)
+    with pytest.raises(ConfigError) as err:
+        find_learning_rate(config, data, steps=5)
+    message = str(err.value)
+    assert err.value.field == "batch_size"
+    assert "needs about" in message and "memory" in message and "at most" in message, message
+    # The batch it proposes fits what is free.
+    proposed = int(message.split("at most ")[1].split(" ")[0].replace(",", ""))
+    assert 0 < proposed < 2000
+    assert cifar_core.memory.training_memory(config, 10, images=proposed) <= \
+        cifar_core.memory.MEMORY_SHARE * needed // 10
+
+
+def test_the_memory_estimate_grows_with_the_batch_and_the_network():
+    from cifar_core.memory import training_memory
+    small = training_memory(TrainConfig(batch_size=4), 10)
+    big_batch = training_memory(TrainConfig(batch_size=50_000), 10)
+    resnet = training_memory(TrainConfig(batch_size=50_000, model="resnet18"), 10)
+    assert small < big_batch < resnet
+    # ResNet-18 at a batch of 50,000 (the 13 GB and more) is far beyond a few GB.
+    assert resnet > 13 * 2**30
+
+
+def test_lr_find_with_room_enough_runs_as_before(tiny_data):
+    from cifar_core.lr_find import find_learning_rate
+    finding = find_learning_rate(TrainConfig(batch_size=10, seed=0), tiny_data, steps=5)
+    assert len(finding.lrs) >= 1
+
+
+OUT_OF_MEMORY = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't "
+                 "allocate memory: you tried to allocate 13421772800 bytes. Error code 12 "
+                 "(Cannot allocate memory)")
+
+
+@pytest.mark.parametrize("error", [RuntimeError(OUT_OF_MEMORY), MemoryError(),
+                                   torch.OutOfMemoryError("CUDA out of memory. Tried to "
+                                                          "allocate 2.00 GiB")])
+def test_a_training_out_of_memory_ends_with_a_plain_reason(tmp_path, tiny_data, synthetic_dir,
+                                                           monkeypatch, error):
+    import cifar_core.pipeline
+    from cifar_core.pipeline import execute_run
+
+    def runs_out(*args, **kwargs):
+        raise error
+        yield  # (a generator, as train is)
+
+    monkeypatch.setattr(cifar_core.pipeline, "train", runs_out)
+    store = RunStore(tmp_path / "runs")
+    config = TrainConfig(epochs=1, batch_size=10, seed=0)
+    run = store.create(config.to_dict(), str(synthetic_dir), origin="test", status="running")
+    ended = execute_run(store, run.id)
+    assert ended.status == "failed"
+    assert ended.message.startswith("The training ran out of memory"), ended.message
+    assert "batch" in ended.message and "enforce" not in ended.message
+    assert "DefaultCPUAllocator" not in ended.message
+    if isinstance(error, RuntimeError) and not isinstance(error, torch.OutOfMemoryError):
+        assert "12.5 GB" in ended.message

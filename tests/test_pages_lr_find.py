@@ -134,3 +134,18 @@ def test_the_closed_section_draws_nothing_and_keeps_what_was_typed(data_dir, run
     no_traceback(at)
     assert at.number_input(key="lrf_steps").value == 30
     assert at.number_input(key="lrf_end").value == pytest.approx(0.5)
+
+
+def test_a_finding_that_would_not_fit_in_memory_is_refused_in_words(data_dir, runs_dir,
+                                                                    monkeypatch):
+    """Issue 29 item 12: the finder runs in the server's process; one that would not fit is
+    refused before it starts, saying how large a batch fits."""
+    import cifar_core.memory
+    monkeypatch.setattr(cifar_core.memory, "available_bytes", lambda device: 2**20)
+    at = train_page_with_the_section_open()
+    at.number_input(key="lrf_steps").set_value(10).run()
+    button(at, "Find a learning rate").click().run()
+    no_traceback(at)
+    said = " ".join(e.value for e in at.error)
+    assert "Finding a learning rate with a batch of" in said and "memory" in said, said
+    assert "lr_finding" not in at.session_state and not charts(at)
