@@ -29,6 +29,8 @@ the run store, which stays on this machine (the cluster's machines need no share
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import ipaddress
 import os
 import socket
 import threading
@@ -54,6 +56,17 @@ CPUS_PER_RUN_ENV = "CIFAR_RAY_CPUS_PER_RUN"
 # What the driver's own cluster (no address given) keeps in its object store besides the data.
 OWN_CLUSTER_STORE_SPARE = 128 << 20
 WORKER_DIED = "The Ray worker training it died ({why}). Its events up to then are kept."
+# A cluster of this machine alone (no address given) must not be reachable from elsewhere. Ray's
+# servers (GCS, raylet, object manager, workers) bind to the node's address, and with this
+# switch off Ray takes 127.0.0.1 for it, as it does on macOS and Windows: all of them listen on
+# the loopback only. Token authentication on top. Ray reads the switch when it is imported, so
+# the driver sets these before it imports Ray.
+OWN_CLUSTER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
+# How long the driver tries to reach a named cluster before it fails the sweep, saying why
+# (Ray's own ray.init retries for many minutes).
+REACH_TIMEOUT_S = 5.0
+CLIENT_PREFIX = "ray://"
+ADDRESS_EXAMPLE = "head-node:6379"
 
 
 def ray_problem() -> str | None:
@@ -65,6 +78,57 @@ def ray_problem() -> str | None:
         return (f"Sweeps on a Ray cluster need Ray, which is not installed here ({exc}). "
                 f"Install it with: {INSTALL_COMMAND}")
     return None
+
+
+def address_problem(address: str) -> str | None:
+    """What is wrong with a cluster address as written, in words; None when it can be tried.
+    Empty is a cluster of this machine alone; 'auto' the one `ray start` began here."""
+    address = address.strip()
+    if address in ("", "auto"):
+        return None
+    if address.startswith(CLIENT_PREFIX) and importlib.util.find_spec("grpc") is None:
+        # Ray's client (a ray:// address) needs the grpcio package, which plain Ray lacks.
+        return (f"An address that starts with {CLIENT_PREFIX} needs Ray's client, which is not "
+                f"installed here (pip install \"ray[client]\"). Give the address that 'ray "
+                f"start --head' printed instead, e.g. {ADDRESS_EXAMPLE}.")
+    if _host_and_port(address) is None:
+        return (f"'{address}' is not a cluster address: write it as HOST:PORT, e.g. "
+                f"{ADDRESS_EXAMPLE} (the address that 'ray start --head' printed).")
+    return None
+
+
+def unreachable(address: str, timeout_s: float = REACH_TIMEOUT_S) -> str | None:
+    """Why the cluster at `address` cannot be used, within `timeout_s` seconds: a badly written
+    address, or nothing answering there; None when its port answers (or there is nothing to
+    reach: a cluster of this machine alone, or 'auto')."""
+    problem = address_problem(address)
+    if problem or address.strip() in ("", "auto"):
+        return problem
+    host, port = _host_and_port(address.strip())
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        why = f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError) else \
+            (exc.strerror or type(exc).__name__).lower()
+        return (f"The Ray cluster at {address.strip()} cannot be reached ({why}). Check "
+                "that it runs ('ray status' on its head) and that this machine can reach that "
+                "address and port.")
+    return None
+
+
+def _host_and_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of HOST:PORT, [IPv6]:PORT or ray://HOST:PORT; None if it is not one."""
+    address = address.removeprefix(CLIENT_PREFIX)
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") if host.startswith("[") else host
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        return None
+    if ":" in host:  # only a bracketed IPv6 address may hold colons
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    return host, int(port)
 
 
 def cpus_per_run() -> int:
@@ -189,7 +253,9 @@ def drive(store: RunStore, sweep_id: str) -> int:
         print(f"Sweep {sweep.id} has already ended ({sweep.status}).", flush=True)
         return 0
     sweeps.set_pid(sweep.id, os.getpid())
-    problem = ray_problem()
+    if not sweep.address:
+        os.environ.update(OWN_CLUSTER_ENV)  # before Ray is imported (ray_problem imports it)
+    problem = ray_problem() or unreachable(sweep.address)
     if problem:
         return _give_up(store, sweep, problem)
     from cifar_core.data import load_cifar10
@@ -235,8 +301,14 @@ def _connect(ray, address: str, data) -> None:
     data_bytes = sum(t.numel() * t.element_size() for t in (
         data.train_images, data.train_labels, data.test_images, data.test_labels))
     ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
-             logging_level="WARNING",
+             logging_level="WARNING", _node_ip_address="127.0.0.1",
              object_store_memory=max(100 << 20, 2 * data_bytes + OWN_CLUSTER_STORE_SPARE))
+    if not ipaddress.ip_address(ray.util.get_node_ip_address()).is_loopback:
+        # Ray was imported before OWN_CLUSTER_ENV was set: its servers listen on every
+        # interface. Never go on like that.
+        ray.shutdown()
+        raise RuntimeError("Ray's own cluster would listen beyond this machine "
+                           "(start the sweep again, or give a cluster's address)")
 
 
 def _give_up(store: RunStore, sweep: Sweep, message: str, exit_code: int = 2) -> int:

@@ -10,6 +10,7 @@ from cifar_core.config import offered_presets, preset_values, settings
 from cifar_core.estimate import measure_images_per_s, speed_key
 from cifar_core.models import model_spec
 from cifar_core.names import markdown_text, short_name
+from cifar_core.ray_engine import ADDRESS_EXAMPLE, address_problem
 from cifar_core.runs import Run
 from cifar_core.search_space import MAX_POINTS, MAX_RUNS, PRUNERS, STRATEGIES, SearchSpace
 from cifar_core.speed import threads_for_background_runs
@@ -299,8 +300,13 @@ def new_sweep_ui(max_train: int) -> None:
         st.session_state.setdefault("sw_address", os.environ.get("CIFAR_RAY_ADDRESS", ""))
         address = c2.text_input("Cluster address", key="sw_address",
                                 placeholder="empty: a cluster of this machine alone",
-                                help="e.g. ray://head-node:10001; $CIFAR_RAY_ADDRESS is the "
-                                     "default.")
+                                help=f"The address that 'ray start --head' printed, e.g. "
+                                     f"{ADDRESS_EXAMPLE}; $CIFAR_RAY_ADDRESS is the default. "
+                                     "Empty: a cluster of this machine alone, for this sweep.")
+        why_not_address = address_problem(address)
+        if why_not_address:
+            c2.error(why_not_address, icon=":material/error:")
+            problems = {**problems, "address": why_not_address}  # Start waits for a fix
     if engine == "ray":  # empty: the driver follows the cluster's size
         chosen_parallel = c3.number_input(
             "Runs side by side", min_value=1, max_value=64, step=1, value=None,

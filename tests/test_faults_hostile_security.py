@@ -17,8 +17,10 @@ protobuf BackMsgs (a rerun with the form's widget values), and HTTP PUTs for upl
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,23 +29,26 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import write_cifar_batches
+from conftest import end_jobs_of, wait_for, write_cifar_batches
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
-from test_faults_security import free_port, listening_addresses
+from test_faults_security import _proc_address, free_port, listening_addresses
 from websockets.sync.client import connect
 
+import cifar_core.estimate
 from cifar_core.checkpoint import save_checkpoint
 from cifar_core.config import TrainConfig
 from cifar_core.dataset import OFFICIAL_CLASSES
 from cifar_core.models import Net
 from cifar_core.names import markdown_text
 from cifar_core.password import GuessLimiter
+from cifar_core.processes import pid_alive
 from cifar_core.runs import RunStore
 from cifar_core.search_space import Axis, SearchSpace
-from cifar_core.sweep_store import Sweep, SweepStore
+from cifar_core.sweep_store import Sweep, SweepStore, sweep_file
+from cifar_core.sweeps import start_sweep, stop_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
@@ -396,3 +401,128 @@ def test_19_an_old_long_name_is_cut_where_the_pages_show_it(data_dir, runs_dir):
     shown = labels + shown_markdown(at)
     assert all("x" * 100 not in text for text in shown), [t[:120] for t in shown]
     assert any("x" * 70 in label for label in labels), labels
+
+
+# --- 3, 17, 23: Ray ---------------------------------------------------------------------------
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="Ray is not installed (pip install -r requirements-ray.txt)")
+RAY_TIMEOUT = 240  # Ray's start, a worker importing torch, on a busy 2-core machine
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every process below it, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def listening_sockets(pids: list[int]) -> list[tuple[str, object]]:
+    """(process name, local address) of every TCP socket these processes listen on: their
+    socket inodes (/proc/PID/fd) looked up in the tables of their network (/proc/PID/net)."""
+    owner: dict[str, int] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        owner[target[8:-1]] = pid
+    found = set()
+    for pid in set(owner.values()):
+        for table in ("tcp", "tcp6"):
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                    fields = line.split()
+                    if fields[3] == "0A" and fields[9] in owner:  # 0A: LISTEN
+                        name = Path(f"/proc/{owner[fields[9]]}/comm").read_text().strip()
+                        found.add((name, _proc_address(fields[1].split(":")[0])))
+    return sorted(found, key=str)
+
+
+@needs_ray
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
+def test_3_a_ray_sweep_on_a_cluster_of_its_own_listens_on_the_loopback_only(tmp_path,
+                                                                           synthetic_dir):
+    store = RunStore(tmp_path / "runs")
+    space = SearchSpace(axes=(Axis("epochs", (1000, 999)), Axis("batch_size", (4,)),
+                              Axis("log_every", (5,)), Axis("device", ("cpu",))), runs=1)
+    sweep = start_sweep(store, space, synthetic_dir, engine="ray", address="")
+    try:
+        wait_for(lambda: (run := SweepStore(store).runs(sweep.id)) and
+                 store.latest_event(run[0].id, "stats"), RAY_TIMEOUT,
+                 f"the run to train ({sweep_log(store, sweep.id)[-800:]})", interval=0.5)
+        sockets = listening_sockets(process_tree(sweep.pid or SweepStore(store).get(
+            sweep.id).pid))
+        names = {name for name, _ in sockets}
+        assert {"gcs_server", "raylet"} <= names, sockets  # Ray's own servers were seen
+        assert all(address.is_loopback for _, address in sockets), sockets
+    finally:
+        stop_sweep(store, sweep.id)
+        driver = SweepStore(store).get(sweep.id).pid
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: not pid_alive(driver), 60, "the driver to end", interval=0.5)
+        end_jobs_of(store)
+
+
+def sweep_log(store: RunStore, sweep_id: str) -> str:
+    with contextlib.suppress(OSError):
+        return sweep_file(store, sweep_id, "driver.log").read_text(errors="replace")
+    return ""
+
+
+@needs_ray
+@pytest.mark.parametrize("address, words", [
+    ("127.0.0.1:{port}", "cannot be reached (connection refused)"),
+    ("ray://head-node:10001", "Give the address that 'ray start --head' printed instead, "
+                              "e.g. head-node:6379"),
+], ids=["nothing listens there", "ray:// without Ray's client"])
+def test_23_a_cluster_that_cannot_be_used_fails_its_sweep_within_seconds(
+        tmp_path, synthetic_dir, address, words):
+    store = RunStore(tmp_path / "runs")
+    address = address.format(port=free_port())
+    sweep = SweepStore(store).create("unreachable", SearchSpace(
+        axes=(Axis("lr", (0.01, 0.02)),)), str(synthetic_dir), "cli", engine="ray",
+        address=address)
+    started = time.monotonic()
+    driver = subprocess.Popen([sys.executable, "-m", "cifar_core", "sweep", "drive", sweep.id,
+                               "--runs-dir", str(store.root)], cwd=REPO, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = driver.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(driver.pid, signal.SIGKILL)  # its own group: the driver and what it started
+        driver.communicate()
+        pytest.fail(f"the sweep was still 'running' after 90 s ({address})")
+    took = time.monotonic() - started
+    failed = SweepStore(store).get(sweep.id)
+    assert failed.status == "failed" and words in failed.message, failed.message
+    assert "Traceback" not in out and "`" not in failed.message, out[-2000:]
+    assert took < 60, took
+
+
+@needs_ray
+def test_17_the_sweep_page_offers_an_address_that_works_and_says_why_ray_client_does_not(
+        data_dir, runs_dir, monkeypatch):
+    monkeypatch.delenv("CIFAR_RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(cifar_core.estimate, "measure_images_per_s",
+                        lambda config, threads=None: 1000.0)  # no timing on a busy machine
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/sweep.py").run()
+    at.radio(key="sw_engine").set_value("ray").run()
+    field = at.text_input(key="sw_address")
+    assert "ray://" not in field.help and "head-node:6379" in field.help, field.help
+    field.input("ray://head-node:10001").run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = [e.value for e in at.error]
+    assert any("ray[client]" in text and "head-node:6379" in text for text in said), said
+    assert at.button(key="sw_start_button").disabled
