@@ -25,6 +25,8 @@ SIDE = 32  # what the network sees: SIDE x SIDE pixels
 # keeps the parsers of rarer formats away from uploaded bytes.
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 FORMAT_NAMES = "JPEG, PNG, WebP, BMP or GIF"
+# The file endings of those formats: what an uploader lets through (and what it lists).
+FILE_ENDINGS = ("jpg", "jpeg", "png", "webp", "bmp", "gif")
 # Pictures over this are refused before they are decoded: a 48-megapixel phone photo fits;
 # decoded, the largest takes about 256 MB. (PIL's own guard, which we also catch, only warns
 # up to 89 million pixels and refuses above 179 million.)

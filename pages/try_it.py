@@ -27,15 +27,19 @@ from cifar_core.imports import (
 )
 from cifar_core.inside import feature_map_grid, feature_maps, first_layer_filters, layer_table
 from cifar_core.models import count_parameters
-from cifar_core.photos import SIDE, Photo, network_inputs, read_photo
+from cifar_core.photos import (
+    FILE_ENDINGS,
+    FORMAT_NAMES,
+    SIDE,
+    Photo,
+    network_inputs,
+    read_photo,
+)
 from cifar_core.pictures import enlarge
 from cifar_core.runs import Run
 from cifar_core.summaries import default_network
 from pages.shared import access, layout, navigation
 
-# What the picture uploader lets through. HEIC, AVIF and TIFF are let through too, so that
-# read_photo can say what to do with them (the uploader's own refusal would not).
-PICTURE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "heic", "heif", "avif", "tif", "tiff"]
 NETWORK_TYPES = ["pth", "pt"]
 SOURCES = {"upload": "Upload pictures", "camera": "Take a photo", "test": "A test image"}
 SCALE = 6  # the 32 x 32 picture is drawn this many times larger, pixels kept square
@@ -180,9 +184,12 @@ def pictures_ui(data: CifarData | None) -> list[Photo]:
             return []
         shot = st.camera_input("Take a photo", key="try_camera")
         return readable([shot]) if shot is not None else []
+    # What the label names is what the uploader takes (its drop zone lists the endings).
     files = st.file_uploader(
-        "Pictures (JPEG, PNG, WebP, BMP or GIF; several at once if you like)",
-        type=PICTURE_TYPES, accept_multiple_files=True, key="try_files")
+        f"Pictures ({FORMAT_NAMES}; several at once if you like)", type=list(FILE_ENDINGS),
+        accept_multiple_files=True, key="try_files",
+        help="An iPhone's HEIC photo, or an AVIF or TIFF picture: save it as JPEG or PNG "
+             "first (a photo app can export it).")
     return readable(files or [])
 
 
@@ -194,8 +201,8 @@ def several_ui(photos: list[Photo], probabilities, classes: tuple[str, ...]) -> 
     captions = [f"{name}: {answer} ({row.max():.0%})" for name, answer, row in
                 zip(table["picture"], table["answer"], table[list(classes)].to_numpy(),
                     strict=True)]
-    st.image([enlarge(p.network_input, GRID_SCALE) for p in photos], caption=captions,
-             width=SIDE * GRID_SCALE, output_format="PNG")
+    # Tiles with room between them (st.image's list drew them edge to edge).
+    layout.show_tiles([enlarge(p.network_input, GRID_SCALE) for p in photos], captions)
     st.download_button("All probabilities (CSV)", table.to_csv(index=False),
                        file_name="probabilities.csv", mime="text/csv", icon=":material/table:",
                        key="try_csv")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import warnings
 
 import pytest
@@ -217,3 +218,38 @@ def test_the_best_settings_arrive_on_train_saying_which_sweep_and_run(data_dir, 
     # Another preset chosen: the values are the preset's, and the note goes.
     at.selectbox(key="preset").set_value(at.selectbox(key="preset").options[-1]).run()
     assert "learning rates" not in " ".join(i.value for i in at.info)
+
+
+# --- item 11: Try it's uploader and answer tiles --------------------------------------------
+
+# The formats a picture uploader's file endings stand for.
+FORMAT_OF = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WebP", "bmp": "BMP",
+             "gif": "GIF", "heic": "HEIC", "heif": "HEIF", "avif": "AVIF", "tif": "TIFF",
+             "tiff": "TIFF"}
+
+
+def test_the_picture_uploader_accepts_the_formats_its_label_names(data_dir, runs_dir):
+    finish_run(runs_dir, data_dir)
+    at = app_at("pages/try_it.py")
+    at.radio(key="try_source").set_value("upload").run()
+    box = next(u for u in at.get("file_uploader") if u.label.startswith("Pictures"))
+    accepted = {FORMAT_OF[t.lstrip(".").lower()] for t in box.proto.type}
+    named = {f for f in set(FORMAT_OF.values()) if f in box.label}
+    assert accepted == named, (box.label, list(box.proto.type))
+
+
+def test_the_answers_to_several_pictures_do_not_touch(data_dir, runs_dir):
+    from conftest import shown_tiles
+    from test_try_it_page import jpeg
+
+    finish_run(runs_dir, data_dir)
+    at = app_at("pages/try_it.py")
+    at.radio(key="try_source").set_value("upload").run()
+    box = next(u for u in at.get("file_uploader") if u.label.startswith("Pictures"))
+    box.set_value([(f"p{i}.jpg", jpeg(seed=i), "image/jpeg") for i in range(3)]).run()
+    no_traceback(at)
+    tiles = shown_tiles(at)
+    assert [caption.split(":")[0] for _, caption in tiles] == ["p0.jpg", "p1.jpg", "p2.jpg"]
+    # Drawn with room between them (layout.show_tiles), not side by side edge to edge.
+    gap = re.search(r"gap:\s*([\d.]+)rem\s+([\d.]+)rem", at.get("html")[0].proto.body)
+    assert gap and min(float(gap.group(1)), float(gap.group(2))) > 0

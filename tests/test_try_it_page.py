@@ -197,7 +197,7 @@ def test_several_photos_get_a_grid_of_answers_and_a_csv(data_dir, runs_dir, run_
              for i in range(3)]
     uploader(at, "Pictures").set_value(files).run()
     no_traceback(at)
-    grid = [c for _, c in images(at) if re.match(r"photo\d\.jpg: \w+ \(\d+%\)$", c)]
+    grid = [c for _, c in shown_tiles(at) if re.match(r"photo\d\.jpg: \w+ \(\d+%\)$", c)]
     assert len(grid) == 3
     csv = next(d for d in at.get("download_button") if "CSV" in d.proto.label)
     assert csv.proto.label == "All probabilities (CSV)"
