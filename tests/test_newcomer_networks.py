@@ -69,7 +69,7 @@ def test_home_tests_an_import_made_before_the_data_and_shows_its_result(
     # Then the data is put in place and Home is opened.
     from conftest import write_cifar_batches
     monkeypatch.setenv("CIFAR_DATA_DIR", str(write_cifar_batches(tmp_path / "data")))
-    body = shown_everything(open_page())
+    body = shown_everything(open_page()).replace("\\", "")  # Markdown's escapes
     tested = RunStore(runs_dir).get(run.id)
     assert tested.accuracy is not None and tested.metrics["test_images"] == 50
     assert "not tested" not in tested.message and "tested on 50 test images" in tested.message
