@@ -112,6 +112,10 @@ def active_run_sidebar_ui() -> None:
 
 st.set_page_config(page_title="CIFAR-10 dashboard", page_icon="🖼️",
                    layout="wide")
+# .streamlit/config.toml hides the sidebar's menu: until st.navigation first runs, a fresh server
+# shows there its own list of the pages/ folder's files ("app, data, evaluate, ...") for as long
+# as this file's imports take. This menu, st.navigation's, is shown again.
+st.set_option("client.showSidebarNavigation", True)
 pages = [
     st.Page(home, title="Home", icon=":material/home:", default=True),
     st.Page(navigation.DATA, title="Data", icon=":material/image:"),
