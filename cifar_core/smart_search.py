@@ -21,6 +21,12 @@ from cifar_core.errors import RunError
 from cifar_core.runs import Run
 from cifar_core.search_space import Axis, SearchSpace
 
+# Optuna locks a journal with a link beside it for each write (milliseconds); a process killed
+# while writing leaves the link, which Optuna breaks after 30 s by default, inside a sweep's
+# step. After this many seconds it is taken as left behind.
+STUDY_LOCK_GRACE_S = 3
+
+
 # What a run that diverged is told to be worth: a network whose outputs are NaN picks one class
 # for everything, which is right for one image in ten (chance, on CIFAR-10's balanced test set).
 DIVERGED_VALUE = 10.0
@@ -59,7 +65,13 @@ def _storage(journal: Path):
 
     journal.parent.mkdir(parents=True, exist_ok=True)
     mend_journal(journal)
-    return JournalStorage(JournalFileBackend(str(journal)))
+    return JournalStorage(JournalFileBackend(str(journal), lock_obj=_file_lock(journal)))
+
+
+def _file_lock(journal: Path):
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    return JournalFileSymlinkLock(str(journal), grace_period=STUDY_LOCK_GRACE_S)
 
 
 def mend_journal(journal: Path) -> bool:
@@ -77,9 +89,7 @@ def mend_journal(journal: Path) -> bool:
                 return False
     except FileNotFoundError:
         return False
-    from optuna.storages.journal import JournalFileSymlinkLock
-
-    lock = JournalFileSymlinkLock(str(journal))
+    lock = _file_lock(journal)
     lock.acquire()
     try:
         data = journal.read_bytes()

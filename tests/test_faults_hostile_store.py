@@ -283,6 +283,23 @@ def test_item7_keep_a_lock_left_by_a_killed_process_is_no_lock(store, no_launch)
     assert len(SweepStore(store).runs(sweep.id)) == 2
 
 
+def test_item7_a_study_lock_left_by_a_killed_process_stalls_nothing(store, no_launch):
+    """Optuna locks its journal with a link beside it, which a process killed while writing
+    leaves behind; Optuna waits 30 s before it breaks such a lock, inside the sweep's step."""
+    space = SearchSpace(axes=(Axis("lr", low=0.001, high=0.1), *FIXED), strategy="smart",
+                        runs=4)
+    sweep = new_sweep(store, space)
+    JobRunner(store).schedule()
+    finish_active(store, sweep.id)
+    journal = optuna_journal(store, sweep.id)
+    Path(f"{journal}.lock").symlink_to(journal)  # as the killed writer left it
+    start = time.monotonic()
+    JobRunner(store).schedule()  # tells the study how two runs ended, asks for two more
+    took = time.monotonic() - start
+    assert took < 15, f"{took:.0f} s"
+    assert len(SweepStore(store).runs(sweep.id)) == 4
+
+
 # --- 8: a run of a running sweep deleted -----------------------------------------------------
 
 def test_item8_deleting_a_run_of_a_running_sweep_does_not_leave_it_running(store, no_launch):
