@@ -11,6 +11,7 @@ websocket message), the media store's get_file (GET /media/...) and the statisti
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 
@@ -100,9 +101,15 @@ def _guard_messages(runtime: Runtime) -> None:
     runtime.handle_backmsg = guarded_handle_backmsg
 
 
+# A download made when it is clicked (st.download_button given a function) is kept under an id
+# of its own, which no tab holds: the id each click made -> the id the tab holds.
+_made_on_click: dict[str, str] = {}
+
+
 def _shown_to_a_tab_with_password(runtime: Runtime, file_id: str) -> bool:
     """True when a connected tab that gave the password shows this file: a file's address works
     only while such a tab is open."""
+    file_id = _made_on_click.get(file_id, file_id)
     media = runtime.media_file_mgr
     # Read without its lock: the manager calls get_file while holding it (a Lock, not an RLock),
     # and copying a dict with list() happens under the interpreter's lock anyway.
@@ -115,16 +122,34 @@ def _shown_to_a_tab_with_password(runtime: Runtime, file_id: str) -> bool:
 
 
 def _guard_media(runtime: Runtime) -> None:
-    storage = runtime.media_file_mgr._storage  # the store the /media/ route reads
-    get_file = storage.get_file
+    media = runtime.media_file_mgr
+    storage = media._storage  # the store the /media/ route reads
+    get_file, execute_deferred = storage.get_file, media.execute_deferred
 
     def guarded_get_file(filename: str):
+        # Only the /media/ route asks from the server's event loop; Streamlit's own calls (a
+        # page adding a picture, a click making its download) come from other threads.
         file_id = os.path.splitext(filename)[0]
-        if _password_set() and not _shown_to_a_tab_with_password(runtime, file_id):
+        if _on_event_loop() and _password_set() and \
+                not _shown_to_a_tab_with_password(runtime, file_id):
             raise MediaFileStorageError(f"No media file with id '{file_id}'")
         return get_file(filename)
 
+    def remembered_execute_deferred(file_id: str) -> str:
+        url = execute_deferred(file_id)
+        _made_on_click[os.path.splitext(url.rsplit("/", 1)[-1])[0]] = file_id
+        return url
+
     storage.get_file = guarded_get_file
+    media.execute_deferred = remembered_execute_deferred
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _guard_metrics(runtime: Runtime) -> None:
