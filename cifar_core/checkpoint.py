@@ -82,6 +82,7 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     except Exception as exc:
         raise CheckpointError(why_unreadable(path, exc)) from None
     if isinstance(saved, dict) and saved.get("format") == FORMAT:
+        _check_parts(path, saved)
         state, config = saved.get("state_dict"), saved.get("config") or {}
         classes, metrics = tuple(saved.get("classes") or OFFICIAL_CLASSES), saved.get("metrics")
     elif isinstance(saved, dict) and saved and all(isinstance(v, torch.Tensor)
@@ -176,6 +177,20 @@ def _pickle_ops(stream) -> list | None:
 def _names_functions(ops: list | None) -> bool:
     """True when these opcodes of a whole pickle name a function or class."""
     return ops is not None and any(op.name in _NAMES_A_FUNCTION for op, _, _ in ops)
+
+
+def _check_parts(path: Path, saved: dict) -> None:
+    """CheckpointError where a part of this tool's checkpoint is not of its kind (class names
+    that are not a list of names, settings or results that are not a table of them)."""
+    classes = saved.get("classes")
+    wrong = [name for name, ok in (
+        ("class names", classes is None or (isinstance(classes, (list, tuple)) and
+                                            all(isinstance(c, str) for c in classes))),
+        ("settings", isinstance(saved.get("config") or {}, dict)),
+        ("results", isinstance(saved.get("metrics") or {}, dict))) if not ok]
+    if wrong:
+        raise CheckpointError(f"{path} is damaged: its {' and '.join(wrong)} are not what this "
+                              f"app saves, so it cannot be used. {_WHAT_TO_USE}")
 
 
 def _check_claims(path: Path, state, classes: tuple, name: str | None,

@@ -301,3 +301,13 @@ def test_a_training_out_of_memory_ends_with_a_plain_reason(tmp_path, tiny_data, 
     assert "DefaultCPUAllocator" not in ended.message
     if isinstance(error, RuntimeError) and not isinstance(error, torch.OutOfMemoryError):
         assert "12.5 GB" in ended.message
+
+
+@pytest.mark.parametrize("field, value", [("classes", 5), ("classes", [1, 2, 3]),
+                                          ("config", "tutorial"), ("metrics", [1])])
+def test_a_checkpoint_whose_parts_are_of_the_wrong_kind_is_refused_in_words(field, value):
+    saved = {"format": FORMAT, "model": "tutorial", "state_dict": Net().state_dict(),
+             "classes": None, "config": {}, "metrics": {}, field: value}
+    with pytest.raises(CheckpointError) as err:
+        read_network(saved_bytes(saved), "odd.pth")
+    assert str(err.value).startswith("odd.pth is damaged"), str(err.value)
