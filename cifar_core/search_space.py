@@ -257,13 +257,19 @@ def space_problems(space: SearchSpace) -> dict[str, str]:
                                       or not 0 < space.minutes <= 7 * 24 * 60):
         problems["minutes"] = ("The time budget must be a number of minutes above 0, at most a "
                                f"week (got {space.minutes!r}).")
-    if (isinstance(space.seed, bool) or not isinstance(space.seed, int)
-            or not 0 <= space.seed <= MAX_SEED):
-        problems["seed"] = (f"The seed must be a whole number from 0 to {MAX_SEED:,} "
-                            f"(got {space.seed!r}).")
+    if seed_problem(space):
+        problems["seed"] = seed_problem(space)
     if problems:
         return problems
     return _shape_problems(space)
+
+
+def seed_problem(space: SearchSpace) -> str | None:
+    """What is wrong with the space's seed (the random and smart draws), or None."""
+    if (isinstance(space.seed, bool) or not isinstance(space.seed, int)
+            or not 0 <= space.seed <= MAX_SEED):
+        return f"The seed must be a whole number from 0 to {MAX_SEED:,} (got {space.seed!r})."
+    return None
 
 
 def _shape_problems(space: SearchSpace) -> dict[str, str]:

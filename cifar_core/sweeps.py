@@ -24,7 +24,7 @@ from cifar_core import smart_search
 from cifar_core.errors import CifarError, DeviceError, RunError, StoreError
 from cifar_core.processes import pid_alive
 from cifar_core.runs import ACTIVE, SAVED, Run, RunStore
-from cifar_core.search_space import SearchSpace, SweepError, space_problems
+from cifar_core.search_space import SearchSpace, SweepError, seed_problem
 from cifar_core.sweep_store import Sweep, SweepStore, optuna_journal, sweep_file
 
 # How long a process waits for a sweep's lock before leaving that sweep to a later tick: a
@@ -35,9 +35,6 @@ LOCK_WAIT_S = 2.0
 # reads its journal for nothing, and advance_sweep runs on every schedule() (every page's
 # sidebar, every 2 s).
 _ended_told: dict[str, int] = {}
-# Per process: the sweeps whose recorded space has been checked (once: it never changes, and
-# checking a grid's combinations takes a tenth of a second).
-_space_checked: set[str] = set()
 
 
 def default_parallel(space: SearchSpace, cores: int | None = None) -> int:
@@ -143,11 +140,10 @@ def _advance_locked(store: RunStore, sweep_id: str) -> list[Run]:
     sweep = sweeps.get(sweep_id)
     if not sweep.is_active:
         return []
-    if sweep.id not in _space_checked:
-        problems = space_problems(sweep.space)
-        if problems:  # recorded by an older version that let it in (e.g. a seed of 1.5)
-            raise SweepError(*next(iter(problems.items())))
-        _space_checked.add(sweep.id)
+    # A seed an older version let in (1.5) would break every draw. (Not the checks added since
+    # that the sweep's runs can live with, e.g. a list's length: it goes on.)
+    if seed_problem(sweep.space):
+        raise SweepError("seed", seed_problem(sweep.space))
     runs = sweeps.runs(sweep.id)
     ended = sum(not r.is_active for r in runs)
     if smart_search.uses_optuna(sweep.space) and _ended_told.get(sweep.id) != ended:

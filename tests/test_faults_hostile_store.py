@@ -175,6 +175,20 @@ def test_item5_a_sweep_whose_next_run_cannot_be_made_fails_and_the_others_go_on(
     assert len(SweepStore(store).runs(second.id)) == 2
 
 
+def test_item5_keep_a_sweep_an_older_version_let_in_that_can_run_goes_on(store, no_launch):
+    """Checks added since (a space that varies nothing, a list over 50 values) refuse new
+    sweeps; one already running with such a space is not failed for it."""
+    one = new_sweep(store, SearchSpace(axes=(Axis("lr", (0.01,)), *FIXED)))
+    long_list = SearchSpace(axes=(Axis("lr", tuple(0.0001 * (i + 1) for i in range(60))),
+                                  *FIXED), strategy="random", runs=3)
+    listed = new_sweep(store, long_list)
+    assert space_problems(one.space) and space_problems(listed.space)
+    for sweep, runs in ((one, 1), (listed, 3)):
+        ended = drive_to_end(store, sweep.id)
+        assert ended.status == "completed", ended.message
+        assert len(SweepStore(store).runs(sweep.id)) == runs
+
+
 def test_item5_cli_commands_work_beside_a_bad_sweep(capsys, store, no_launch):
     bad_space = SearchSpace(axes=(Axis("lr", low=0.001, high=0.1), *FIXED), strategy="smart",
                             runs=4)
