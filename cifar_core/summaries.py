@@ -245,10 +245,15 @@ def run_progress(run: Run, events: list[Event], now: float | None = None) -> Pro
     quiet = _quiet_for(run, last, now)
     if run.status == "running" and quiet is not None:
         silent_s, usual_s = quiet
+        why = "the training may be stuck or the machine busy"
+        if last.images_per_epoch and last.images_seen >= last.epoch * last.images_per_epoch:
+            # The last report of an epoch: its test comes next.
+            why = (f"it may be testing the network after epoch {last.epoch}, which takes a "
+                   "while, or be stuck")
         text = (f"Epoch {last.epoch} of {epochs} · {last.images_seen:,} images seen · no loss "
                 f"report for {format_duration(silent_s)} (one usually comes every "
-                f"{format_duration(usual_s)}): the training may be stuck or the machine busy. "
-                "Stop it on the Train page if it does not go on.")
+                f"{format_duration(usual_s)}): {why}. Stop it on the Train page if it does not "
+                "go on.")
         return Progress(fraction, text, None, None, last.loss)
     if run.status == "running":
         text = (f"Epoch {last.epoch} of {epochs} · {last.images_seen:,} images seen · "

@@ -311,3 +311,13 @@ def test_a_checkpoint_whose_parts_are_of_the_wrong_kind_is_refused_in_words(fiel
     with pytest.raises(CheckpointError) as err:
         read_network(saved_bytes(saved), "odd.pth")
     assert str(err.value).startswith("odd.pth is damaged"), str(err.value)
+
+
+def test_a_run_quiet_at_an_epoch_end_is_said_to_be_testing(running_run):
+    now = 10_000.0
+    at_end = StatsEvent(epoch=1, minibatch=12_500, step=12_500, images_seen=50_000, loss=2.0,
+                        images_per_s=500.0, elapsed_s=100.0, fraction_done=0.5, eta_s=100.0,
+                        images_per_epoch=50_000, reported_at=now - 75)
+    quiet = run_progress(running_run, [at_end], now=now)
+    assert "testing the network after epoch 1" in quiet.text and "left" not in quiet.text, \
+        quiet.text
