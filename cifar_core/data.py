@@ -18,6 +18,7 @@ from cifar_core.dataset import (
     SPLITS,
     WARNING_PREFIX,
     CifarData,
+    Counted,
     Progress,
     default_data_dir,
 )
@@ -27,9 +28,11 @@ from cifar_core.sources import Source, decode_source, find_source
 
 
 def load_cifar10(root: Path | str | None = None, download: bool = True,
-                 progress: Progress = lambda _msg: None) -> CifarData:
+                 progress: Progress = lambda _msg: None,
+                 counted: Counted | None = None) -> CifarData:
     """Both splits from the data folder: cached, decoded from an offline source, or downloaded.
-    Each of the data's warnings also goes to `progress`, as WARNING_PREFIX + the warning."""
+    Each of the data's warnings also goes to `progress`, as WARNING_PREFIX + the warning.
+    `counted` is told how far a decode has got (none when the data comes from the cache)."""
     root = Path(root) if root is not None else default_data_dir()
     source = find_source(root)
     if source is None:
@@ -49,7 +52,7 @@ def load_cifar10(root: Path | str | None = None, download: bool = True,
             decoded = None  # cached before these checks: decoding again names the file at fault
     if decoded is None:
         progress(f"Decoding {source.describe()} (once; later starts use a cache) ...")
-        decoded = decode_source(source)
+        decoded = decode_source(source, *([counted] if counted else []))
         decoded = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
                    for k, v in decoded.items()}
         _check_classes(decoded, source)

@@ -26,10 +26,14 @@ from cifar_core.dataset import (
     SPLITS,
     TEST_BATCH,
     TRAIN_BATCHES,
+    Counted,
 )
 from cifar_core.errors import CorruptDataError, ImageFolderError
 from cifar_core.safe_pickle import load_cifar_pickle
 
+# Pictures of an image tree decoded between two counts told, at most (about a tenth of a
+# second's work); a small tree is counted every hundredth.
+COUNT_EVERY = 500
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff"}
 
 
@@ -111,7 +115,11 @@ def _unpickle_batch(name: str, raw: bytes, where: str) -> tuple[np.ndarray, np.n
     return data, labels
 
 
-def _decode_batches(files: dict[str, bytes], where: str) -> dict:
+def _ignore(done: int, total: int, what: str) -> None:
+    pass
+
+
+def _decode_batches(files: dict[str, bytes], where: str, counted: Counted = _ignore) -> dict:
     """The official python layout, given each file's bytes by name."""
     missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if n not in files]
     if missing:
@@ -120,8 +128,13 @@ def _decode_batches(files: dict[str, bytes], where: str) -> dict:
             f"{', '.join(TRAIN_BATCHES)} and {TEST_BATCH}: copy the missing file back, or delete "
             "the folder to download it again."
         )
-    train = [_unpickle_batch(n, files[n], where) for n in TRAIN_BATCHES]
-    test_x, test_y = _unpickle_batch(TEST_BATCH, files[TEST_BATCH], where)
+    batches = (*TRAIN_BATCHES, TEST_BATCH)
+    counted(0, len(batches), "files")
+    decoded = []
+    for i, name in enumerate(batches, start=1):
+        decoded.append(_unpickle_batch(name, files[name], where))
+        counted(i, len(batches), "files")
+    *train, (test_x, test_y) = decoded
     classes, warnings = OFFICIAL_CLASSES, []
     if "batches.meta" in files:
         try:
@@ -174,12 +187,12 @@ def _check_labels_against_names(labels: dict[str, np.ndarray], classes: tuple[st
     return []
 
 
-def _read_batches_dir(path: Path) -> dict:
+def _read_batches_dir(path: Path, counted: Counted) -> dict:
     files = {}
     for name in (*TRAIN_BATCHES, TEST_BATCH, "batches.meta"):
         if (path / name).is_file():
             files[name] = (path / name).read_bytes()
-    return _decode_batches(files, str(path))
+    return _decode_batches(files, str(path), counted)
 
 
 def _iter_archive(path: Path) -> Iterable[tuple[tarfile.TarInfo, bytes]]:
@@ -195,11 +208,11 @@ def _iter_archive(path: Path) -> Iterable[tuple[tarfile.TarInfo, bytes]]:
         ) from None
 
 
-def _read_batches_archive(path: Path) -> dict:
+def _read_batches_archive(path: Path, counted: Counted) -> dict:
     wanted = {*TRAIN_BATCHES, TEST_BATCH, "batches.meta"}
     files = {Path(m.name).name: raw for m, raw in _iter_archive(path)
              if Path(m.name).name in wanted and BATCH_DIR in Path(m.name).parts}
-    return _decode_batches(files, str(path))
+    return _decode_batches(files, str(path), counted)
 
 
 def _decode_image(raw: bytes, name: str) -> np.ndarray | None:
@@ -215,7 +228,8 @@ def _decode_image(raw: bytes, name: str) -> np.ndarray | None:
         return None
 
 
-def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], where: str) -> dict:
+def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], where: str,
+                      counted: Counted = _ignore) -> dict:
     """items[split][class] = [(name, raw bytes)] -> tensors; classes sorted by name."""
     for split in SPLITS:
         if not items.get(split):
@@ -231,10 +245,16 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
             "train/ and test/ need the same class folders."
         )
     out, bad = {}, []
+    total = sum(len(items[split].get(cls, [])) for split in SPLITS for cls in classes)
+    done, every = 0, max(1, min(COUNT_EVERY, total // 100))
+    counted(done, total, "pictures")
     for split in SPLITS:
         images, labels = [], []
         for label, cls in enumerate(classes):
             for name, raw in sorted(items[split].get(cls, [])):
+                done += 1
+                if done % every == 0 or done == total:
+                    counted(done, total, "pictures")
                 pixels = _decode_image(raw, name)
                 if pixels is None:
                     bad.append(name)
@@ -255,7 +275,7 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
     return out
 
 
-def _read_folder_dir(root: Path) -> dict:
+def _read_folder_dir(root: Path, counted: Counted) -> dict:
     items: dict[str, dict[str, list[tuple[str, bytes]]]] = {}
     for split in SPLITS:
         items[split] = {}
@@ -264,17 +284,17 @@ def _read_folder_dir(root: Path) -> dict:
                      if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
             if files:
                 items[split][cls_dir.name] = [(str(f), f.read_bytes()) for f in files]
-    return _assemble_folders(items, str(root))
+    return _assemble_folders(items, str(root), counted)
 
 
-def _read_folder_archive(path: Path) -> dict:
+def _read_folder_archive(path: Path, counted: Counted) -> dict:
     items: dict[str, dict[str, list[tuple[str, bytes]]]] = {s: {} for s in SPLITS}
     for member, raw in _iter_archive(path):
         parts = Path(member.name).parts
         if (len(parts) >= 3 and parts[-3] in SPLITS
                 and Path(member.name).suffix.lower() in IMAGE_SUFFIXES):
             items[parts[-3]].setdefault(parts[-2], []).append((member.name, raw))
-    return _assemble_folders(items, str(path))
+    return _assemble_folders(items, str(path), counted)
 
 
 READERS = {
@@ -285,6 +305,8 @@ READERS = {
 }
 
 
-def decode_source(source: Source) -> dict:
-    """Decode a source into numpy arrays + class names + warnings (slow: seconds)."""
-    return READERS[source.kind](source.path)
+def decode_source(source: Source, counted: Counted = _ignore) -> dict:
+    """Decode a source into numpy arrays + class names + warnings (slow: seconds, tens of
+    seconds for 60,000 pictures). `counted` is told how far it has got, from 0 to the end: the
+    python version's files, or an image tree's pictures."""
+    return READERS[source.kind](source.path, counted)

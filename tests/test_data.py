@@ -23,3 +23,36 @@ def test_a_data_folder_that_is_a_file_is_refused(tmp_path):
     path.write_text("oops")
     with pytest.raises(DataNotFoundError, match="is a file"):
         load_cifar10(path, download=False)
+
+
+@pytest.mark.parametrize("layout", ["batches", "folders", "folders.tar.gz"])
+def test_the_first_decode_counts_its_way_to_the_end_and_a_cached_load_decodes_nothing(
+        make_cifar_batches, make_image_folders, tmp_path, layout):
+    # A first decode took 25-45 s with nothing but "Loading CIFAR-10 ...": what it has done so
+    # far is told as it goes, so that a page can show it.
+    from conftest import make_tar
+
+    if layout == "batches":
+        root = make_cifar_batches()
+    else:
+        root = make_image_folders(tmp_path / "tree", train_per_class=40, test_per_class=10)
+        if layout.endswith(".tar.gz"):
+            root = tmp_path / "archived"
+            make_tar(root / "images.tar.gz", tmp_path / "tree", ["train", "test"])
+    counts = []
+    data = load_cifar10(root, download=False,
+                        counted=lambda done, total, what: counts.append((done, total, what)))
+    assert len(counts) >= 3, counts
+    totals = {total for _, total, _ in counts}
+    assert len(totals) == 1
+    [total] = totals
+    done = [d for d, _, _ in counts]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == total
+    what = counts[0][2]
+    if layout == "batches":
+        assert total == 6 and what == "files"  # five training batches and the test batch
+    else:
+        assert total == len(data.train_labels) + len(data.test_labels) and what == "pictures"
+    again = []
+    load_cifar10(root, download=False, counted=lambda *told: again.append(told))
+    assert again == []  # read from the cache: nothing to decode
