@@ -34,9 +34,9 @@ _MARK = "_cifar_password_guard"
 
 
 def install() -> None:
-    """Put the guard into this process's Streamlit server, once. Nothing to do in tests'
-    AppTest (no server: its runtime is a stand-in)."""
-    if not Runtime.exists():
+    """Put the guard into this process's Streamlit server, once, where a password is set.
+    Nothing to do without one, nor in tests' AppTest (no server: its runtime is a stand-in)."""
+    if not _password_set() or not Runtime.exists():
         return
     runtime = Runtime.instance()
     if not isinstance(runtime, Runtime):
