@@ -37,6 +37,9 @@ MAX_TIMED = 6
 ACCURACY_AXIS = "Test accuracy"
 # At most this many ticks with their values on a number axis with more distinct values.
 TICKS = 5
+# Labels on an axis at least this far apart (a share of its height): about a label's height
+# on the chart, so that close values' labels do not print over each other.
+TICK_GAP = 0.05
 
 
 def modes_for(name: str) -> tuple[str, ...]:
@@ -309,6 +312,30 @@ class Scale:
         return ticks
 
 
+def spaced_ticks(ticks: list[tuple[float, str]], gap: float = TICK_GAP
+                 ) -> list[tuple[float, str]]:
+    """(position, label) ticks of one axis with no label twice and none closer than `gap` to
+    another, the lowest and the highest kept (labels that would crowd the highest go)."""
+    if not ticks:
+        return []
+    top = max(position for position, _ in ticks)
+
+    def clashes(position: float, label: str) -> bool:
+        return bool(kept) and (position - kept[-1][0] < gap or label == kept[-1][1])
+
+    kept: list[tuple[float, str]] = []
+    for position, label in sorted(ticks):  # (equal labels are neighbours: values in order)
+        if clashes(position, label):
+            if position < top:
+                continue
+            while len(kept) > 1 and clashes(position, label):
+                kept.pop()
+            if clashes(position, label):  # as good as equal to the lowest: one label
+                continue
+        kept.append((position, label))
+    return kept
+
+
 def _axis_log(space: SearchSpace, name: str) -> bool:
     axis = space.axis(name)
     return settings()[name].log_scale or bool(axis is not None and axis.log)
@@ -351,13 +378,13 @@ def parallel_coordinates(space: SearchSpace, runs: list[Run],
                      "value": f"{run.accuracy:.1f} %"})
     for i, scale in enumerate(scales):
         distinct = [r.settings.get(scale.name) for r in runs]
-        for position, value in scale.ticks(distinct):
-            ticks.append({"axis_index": i, "position": position,
-                          "label": value_text(scale.name, value)})
+        for position, label in spaced_ticks([(p, value_text(scale.name, v))
+                                             for p, v in scale.ticks(distinct)]):
+            ticks.append({"axis_index": i, "position": position, "label": label})
     if accuracy_scale is not None:
-        for position, value in accuracy_scale.ticks(accuracies):
-            ticks.append({"axis_index": len(scales), "position": position,
-                          "label": f"{value:.1f} %"})
+        for position, label in spaced_ticks([(p, f"{v:.1f} %")
+                                             for p, v in accuracy_scale.ticks(accuracies)]):
+            ticks.append({"axis_index": len(scales), "position": position, "label": label})
     return ParallelCoordinates(
         pd.DataFrame(rows, columns=["run", "status", "accuracy", "axis", "axis_index",
                                     "position", "value"]),

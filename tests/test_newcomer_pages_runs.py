@@ -253,3 +253,77 @@ def test_the_answers_to_several_pictures_do_not_touch(data_dir, runs_dir):
     # Drawn with room between them (layout.show_tiles), not side by side edge to edge.
     gap = re.search(r"gap:\s*([\d.]+)rem\s+([\d.]+)rem", at.get("html")[0].proto.body)
     assert gap and min(float(gap.group(1)), float(gap.group(2))) > 0
+
+
+def sweep_of_two_settings(runs_dir, data_dir) -> str:
+    """A completed sweep over learning rates and momenta, four runs with accuracies (made
+    through the store): its id."""
+    import os
+
+    from cifar_core.config import TrainConfig
+    from cifar_core.search_space import Axis, SearchSpace
+    from cifar_core.sweep_store import SweepStore
+
+    store = RunStore(runs_dir)
+    sweeps = SweepStore(store)
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
+    space = SearchSpace(axes=(Axis("lr", (0.001, 0.01)), Axis("momentum", (0.8, 0.9))))
+    sweep = sweeps.create("two settings", space, str(data_dir), "cli")
+    for trial, (lr, momentum, accuracy) in enumerate(
+            [(0.001, 0.8, 30.0), (0.001, 0.9, 30.02), (0.01, 0.8, 52.0), (0.01, 0.9, 61.0)]):
+        run = sweeps.add_run(sweep, {**config, "lr": lr, "momentum": momentum}, trial)
+        store.set_running(run.id, os.getpid())
+        store.finish(run.id, "completed", "", {"accuracy": accuracy, "per_class": {}})
+    sweeps.finish(sweep.id, "completed", "")
+    return sweep.id
+
+
+def blocks_holding(node, wanted, path=()):
+    """The chain of blocks from `node` down to the element for which wanted(element) holds."""
+    for index, child in getattr(node, "children", {}).items():
+        if wanted(child):
+            return [*path, (node, index)]
+        found = blocks_holding(child, wanted, (*path, (node, index)))
+        if found:
+            return found
+    return None
+
+
+def test_the_parallel_coordinates_legend_and_labels_read_well(data_dir, runs_dir):
+    sweep_of_two_settings(runs_dir, data_dir)
+    at = app_at("pages/sweep.py")
+    no_traceback(at)
+    spec = next(s for s in chart_specs(at) if "Test accuracy" in json.dumps(s))
+    parts = layers(spec)
+    lines = next(i for i, p in enumerate(parts) if p["mark"].get("type") == "line")
+    # The accuracy's colours are a continuous scale: a gradient, not four dots.
+    assert parts[lines]["encoding"]["color"]["legend"].get("type") == "gradient"
+    # The values' labels come after the lines and have a halo of the background's colour,
+    # so that the lines crossing them do not hide them.
+    texts = [p for p in parts[lines + 1:] if p["mark"].get("type") == "text"]
+    assert any(t["mark"].get("stroke") and t["mark"].get("strokeWidth", 0) >= 2
+               for t in texts), texts
+
+
+def test_the_heatmaps_down_menu_leaves_the_charts_toolbar_room(data_dir, runs_dir):
+    # The chart's toolbar (full screen, save) shows at its top right corner, over whatever is
+    # drawn there: the Down menu sat in that corner.
+    sweep_of_two_settings(runs_dir, data_dir)
+    at = app_at("pages/sweep.py")
+    chain = blocks_holding(at._tree, lambda n: getattr(n, "type", "") == "selectbox"
+                           and getattr(n, "label", "") == "Down")
+    row, column = next((block, index) for block, index in reversed(chain)
+                       if block.children[index].type == "column")
+    assert column < max(row.children), "the Down menu is the row's last column"
+    later = [row.children[i] for i in row.children if i > column]
+    assert all(not c.children for c in later), "the room right of it stays empty"
+
+
+def test_accuracy_against_one_setting_keeps_room_for_its_points(data_dir, runs_dir):
+    finished_sweep(runs_dir, data_dir, "one setting", [30.0, 55.5, 41.0])
+    at = app_at("pages/sweep.py")
+    no_traceback(at)
+    [points] = [layer for spec in chart_specs(at) for layer in layers(spec)
+                if layer["mark"].get("type") == "circle"]
+    radius = math.sqrt(points["mark"]["size"] / math.pi)
+    assert points["encoding"]["y"]["scale"]["padding"] >= radius

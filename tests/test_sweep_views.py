@@ -276,3 +276,26 @@ def test_a_run_stopped_early_says_so_in_menus_too():
     pruned = run(4, 20.0, status="pruned")
     assert status_text(pruned) == "stopped early"
     assert "(stopped early, 20.0 %;" in run_label(pruned)
+
+
+# One label's height as a share of the chart's axis (11-pixel text on a 380-pixel chart).
+LABEL_HEIGHT = 14 / 380
+
+
+def test_tick_labels_never_print_over_each_other():
+    # Issue 22 item 10: equal (as shown) and close values printed their labels on top of each
+    # other on the accuracy axis.
+    accuracies = [41.02, 40.98, 41.3, 41.04, 60.0, 59.96]
+    runs = [run(i, a, lr=0.001 * (i + 1)) for i, a in enumerate(accuracies)]
+    space = SearchSpace(axes=(Axis("lr", tuple(0.001 * (i + 1) for i in range(6))),))
+    chart = parallel_coordinates(space, runs, ["lr"])
+    for _, ticks in chart.ticks.groupby("axis_index"):
+        labels = list(ticks["label"])
+        assert len(labels) == len(set(labels)), labels
+        positions = sorted(ticks["position"])
+        assert all(b - a >= LABEL_HEIGHT for a, b in zip(positions, positions[1:],
+                                                         strict=False)), labels
+    accuracy = chart.ticks[chart.ticks["axis_index"] == 1]
+    # The ends are kept: the lowest and the highest accuracy are labelled.
+    assert {"41.0 %", "60.0 %"} <= set(accuracy["label"])
+    assert accuracy["position"].min() == 0 and accuracy["position"].max() == 1

@@ -90,16 +90,24 @@ def parallel_chart(chart, best_id: str | None) -> alt.LayerChart:
         color="#888").encode(x=x)
     lines = alt.Chart(chart.lines).mark_line(point=alt.OverlayMarkDef(size=40)).encode(
         x=x, y=y, detail="run:N",
+        # A continuous scale: its legend a gradient (Vega drew four dots for the lines).
         color=alt.Color("accuracy:Q", title="test accuracy (%)",
-                        scale=alt.Scale(scheme="viridis"), legend=alt.Legend(format=".1f")),
+                        scale=alt.Scale(scheme="viridis"),
+                        legend=alt.Legend(type="gradient", format=".1f")),
         strokeWidth=alt.condition(f"datum.run == '{best_id}'", alt.value(4), alt.value(2)),
         opacity=alt.condition(picked, alt.value(0.95), alt.value(0.35)),
-        tooltip=["run", "status", "axis", "value",
+        tooltip=["run:N", "status:N", "axis:N", "value:N",
                  alt.Tooltip("accuracy:Q", format=".1f", title="accuracy %")],
     ).add_params(box, picked)
-    ticks = alt.Chart(chart.ticks).mark_text(align="left", dx=5, fontSize=11,
-                                             color="#555").encode(x=x, y=y, text="label:N")
-    return alt.layer(axes, lines, ticks).properties(height=380)
+    # The values' labels over the lines, each on a halo of the background's colour: the
+    # lines crossing them hid them.
+    text = {"align": "left", "dx": 5, "fontSize": 11}
+    halo = alt.Chart(chart.ticks).mark_text(**text, stroke="white", strokeWidth=4,
+                                            strokeJoin="round", color="white").encode(
+        x=x, y=y, text="label:N")
+    ticks = alt.Chart(chart.ticks).mark_text(**text, color="#444").encode(
+        x=x, y=y, text="label:N")
+    return alt.layer(axes, lines, halo, ticks).properties(height=380)
 
 
 def picked_curve_ui(runs: list[Run], run_id: str) -> None:
@@ -116,7 +124,7 @@ def picked_curve_ui(runs: list[Run], run_id: str) -> None:
     chart = alt.Chart(curve).mark_line(color="#4C78A8").encode(
         x=alt.X("epochs:Q", title="epochs"),
         y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
-        tooltip=["epoch", alt.Tooltip("loss:Q", format=".3f")])
+        tooltip=["epoch:Q", alt.Tooltip("loss:Q", format=".3f")])
     st.altair_chart(chart.properties(height=220), width="stretch")
 
 
@@ -158,10 +166,12 @@ def one_setting_ui(runs: list[Run], name: str) -> None:
     else:
         x = alt.X("value_text:N", title=spec.label, sort=list(dict.fromkeys(
             table["value_text"])), axis=alt.Axis(labelAngle=0))
+    # Room around the values for the points' radius: the best run's was cut by the top edge.
     points = alt.Chart(table).mark_circle(size=140, opacity=0.85).encode(
-        x=x, y=alt.Y("accuracy:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)),
+        x=x, y=alt.Y("accuracy:Q", title="test accuracy (%)",
+                     scale=alt.Scale(zero=False, padding=8)),
         color=STATUS_COLOUR,
-        tooltip=["run", "status", alt.Tooltip("value_text:N", title=spec.label),
+        tooltip=["run:N", "status:N", alt.Tooltip("value_text:N", title=spec.label),
                  alt.Tooltip("accuracy:Q", format=".1f")])
     line = alt.Chart(table).mark_line(color="#999", strokeDash=[4, 4]).encode(
         x=x, y="mean(accuracy):Q")
@@ -173,7 +183,8 @@ def one_setting_ui(runs: list[Run], name: str) -> None:
 def heatmap_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
     """The mean accuracy over two chosen settings, the figure in each cell."""
     declared = settings()
-    c1, c2 = st.columns(2)
+    # The right end stays empty: the chart's toolbar shows there, over what sits above it.
+    c1, c2, _ = st.columns([2, 2, 1])
     x = c1.selectbox("Across", names, index=0, key=f"sw_hx_{sweep.id}",
                      format_func=lambda n: declared[n].label)
     y = c2.selectbox("Down", names, index=1, key=f"sw_hy_{sweep.id}",
@@ -191,7 +202,7 @@ def heatmap_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
                                     legend=alt.Legend(format=".1f")),
         tooltip=[alt.Tooltip("x:N", title=declared[x].label),
                  alt.Tooltip("y:N", title=declared[y].label),
-                 alt.Tooltip("accuracy:Q", format=".1f", title="mean accuracy %"), "runs"])
+                 alt.Tooltip("accuracy:Q", format=".1f", title="mean accuracy %"), "runs:Q"])
     labels = alt.Chart(table).mark_text(fontSize=13).encode(
         x=xs, y=ys, text="label:N",
         color=alt.condition(alt.datum.accuracy > table["accuracy"].mean(),

@@ -64,7 +64,7 @@ def small_multiples_ui(runs: list[Run]) -> None:
         color=alt.Color("status:N", title="status", legend=alt.Legend(orient="top"),
                         scale=alt.Scale(domain=present,
                                         range=[STATUS_COLOURS[s] for s in present])),
-        tooltip=["title", "status", alt.Tooltip("epochs:Q", format=".2f"),
+        tooltip=["title:N", "status:N", alt.Tooltip("epochs:Q", format=".2f"),
                  alt.Tooltip("loss:Q", format=".3f")],
     ).properties(width=150, height=90).facet(
         facet=alt.Facet("title:N", sort=order, title=None), columns=4)
