@@ -69,15 +69,20 @@ class GuessLimiter:
 
     def record_wrong(self, address: str) -> None:
         with self._lock:
-            self._recent(address).append(self._clock())
+            recent = self._recent(address)
+            recent.append(self._clock())
+            self._wrong[address] = recent
 
     def record_right(self, address: str) -> None:
         with self._lock:
             self._wrong.pop(address, None)
 
     def _recent(self, address: str) -> deque[float]:
-        # Forgetting what fell out of the window keeps one short queue per address.
-        recent = self._wrong.setdefault(address, deque())
+        # Forgetting what fell out of the window keeps one short queue per address, and none
+        # for an address whose wrong guesses are all that old (many addresses fill nothing).
+        recent = self._wrong.pop(address, deque())
         while recent and recent[0] <= self._clock() - self.window_s:
             recent.popleft()
+        if recent:
+            self._wrong[address] = recent
         return recent

@@ -552,3 +552,14 @@ def test_17_the_sweep_page_offers_an_address_that_works_and_says_why_ray_client_
     said = [e.value for e in at.error]
     assert any("ray[client]" in text and "head-node:6379" in text for text in said), said
     assert at.button(key="sw_start_button").disabled
+
+
+def test_4_guess_limiter_keeps_nothing_for_addresses_whose_guesses_are_old():
+    clock = FakeClock()
+    limiter = GuessLimiter(wrong_allowed=5, window_s=60, clock=clock)
+    for n in range(1000):  # one wrong guess each from many addresses
+        limiter.record_wrong(f"10.0.{n // 256}.{n % 256}")
+    clock.now += 61
+    for n in range(1000):
+        assert limiter.wait_s(f"10.0.{n // 256}.{n % 256}") == 0
+    assert limiter._wrong == {}
