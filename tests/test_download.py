@@ -22,6 +22,7 @@ from conftest import write_cifar_batches
 from torchvision.datasets import CIFAR10
 
 import cifar_core.download as download_module
+from cifar_core import sources
 from cifar_core.data import load_cifar10
 from cifar_core.dataset import DOWNLOAD_MARKER, OFFICIAL_ARCHIVE, OFFICIAL_ARCHIVE_BYTES
 from cifar_core.download import (
@@ -62,6 +63,8 @@ def cifar_server(tmp_path, make_cifar_batches, monkeypatch):
                         [[f"data_batch_{i}", md5(batches / f"data_batch_{i}")]
                          for i in range(1, 6)])
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(batches / "test_batch")]])
+    # The decode checks against its own copy of torchvision's table (cifar_core.sources).
+    monkeypatch.setattr(sources, "OFFICIAL_MD5S", dict(CIFAR10.train_list + CIFAR10.test_list))
     monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
                                           "md5": md5(batches / "batches.meta")})
     yield src

@@ -284,3 +284,20 @@ def test_a_training_run_is_drawn_above_the_form_its_chart_above_its_figures(data
         from cifar_core.jobs import JobRunner
 
         JobRunner(RunStore(runs_dir)).wait(run_id, timeout=60)
+
+
+# --- 6: the first decode of the data -----------------------------------------------------------
+
+def test_the_first_decode_says_it_happens_once_and_later_visits_do_not(data_dir, runs_dir):
+    # It showed only "Loading CIFAR-10 ..." for 25-45 s. (The bar itself moves while it
+    # decodes, which AppTest cannot see: tests/test_data.py checks what it is told.)
+    from cifar_core.download import is_cached
+
+    assert not is_cached(data_dir)
+    at = app_at()
+    no_traceback(at)
+    said = all_texts(at)
+    assert "decoded" in said and "once" in said, said
+    assert is_cached(data_dir)
+    at.run()
+    assert "decoded" not in all_texts(at)

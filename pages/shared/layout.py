@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
 from cifar_core import CifarData, CifarError
+from cifar_core.data import load_cifar10
 from cifar_core.dataset import OFFLINE_HELP
-from cifar_core.download import data_status, download_status, start_data_download
+from cifar_core.download import data_status, download_status, is_cached, start_data_download
 from cifar_core.errors import DataNotFoundError
 from cifar_core.pictures import tiles_html
+from cifar_core.sources import find_source
 from pages.shared.access import data_dir, get_data
 
 log = logging.getLogger("cifar_dashboard")
@@ -45,8 +49,7 @@ def data_or_status_ui(notes: str = "once") -> CifarData | None:
         download_progress_ui()
         return None
     try:
-        # Cached after the first load, so a rerun costs nothing (no look at the files at all).
-        data = get_data(folder)
+        data = open_data_ui(folder)
     except DataNotFoundError:
         st.warning(f"{data_status(folder).message} The button below downloads it (170 MB, "
                    "once); or put a copy you already have into that folder.",
@@ -66,6 +69,48 @@ def data_or_status_ui(notes: str = "once") -> CifarData | None:
         for warning in data.warnings:
             st.caption(f":material/info: {warning}")
     return data
+
+
+# The data folders this server process has opened: after that, a rerun costs nothing (the data
+# is cached in memory, and no look at the files at all).
+_opened: set[str] = set()
+# One first decode at a time: a second tab waits for it, then reads what it cached.
+_decoding = threading.Lock()
+
+
+def open_data_ui(folder: str) -> CifarData:
+    """The data, decoded first where it never was (tens of seconds: said, with a bar). Raises
+    what load_cifar10 raises."""
+    if folder in _opened:
+        return get_data(folder)
+    if not is_cached(Path(folder)) and find_source(Path(folder)) is not None:
+        with _decoding:
+            if not is_cached(Path(folder)):
+                decode_ui(folder)
+    data = get_data(folder)
+    _opened.add(folder)
+    return data
+
+
+def decode_ui(folder: str) -> None:
+    """Decode the data into its cache with a bar that follows it, then say it is done."""
+    slot = st.empty()
+    with slot.container():
+        st.info("Preparing CIFAR-10 for its first use: decoding its pictures into a cache next "
+                "to the data. This happens once; afterwards the data opens in about a second.",
+                icon=":material/hourglass_top:")
+        bar = st.progress(0.0, text="Reading the files ...")
+
+    def counted(done: int, total: int, what: str) -> None:
+        bar.progress(done / max(total, 1), text=f"Decoding: {done:,} of {total:,} {what}")
+
+    try:
+        load_cifar10(folder, download=False, counted=counted)
+    except Exception:
+        slot.empty()  # the page says what went wrong instead
+        raise
+    slot.caption(":material/check_circle: CIFAR-10 is decoded and cached, once: from now on "
+                 "it opens in about a second.")
 
 
 @st.fragment(run_every=1.0)
