@@ -172,8 +172,9 @@ def compare_ui(runs: list[Run]) -> None:
             # Many dots hide the lines; invisible ones still carry the tooltips.
             dots = True if max(map(len, curves)) <= DOTS_UP_TO else alt.OverlayMarkDef(opacity=0)
             chart = alt.Chart(frame).mark_line(point=dots).encode(
-                x=alt.X("epochs:Q", title="epochs"),
-                y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
+                x=alt.X("epochs:Q", title="epochs", axis=alt.Axis(format="~g")),
+                y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False),
+                          axis=alt.Axis(format=".3~f")),
                 color=RUN_COLOR,
                 tooltip=["run:N", "epoch:Q", alt.Tooltip("loss:Q", format=".3f")])
             st.altair_chart(chart.properties(height=320), width="stretch")

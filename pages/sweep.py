@@ -33,11 +33,11 @@ from pages.shared.train_form import form_values
 log = logging.getLogger("cifar_dashboard")
 
 FROM_TRAIN = "train"  # the start-from menu's entry for the Train page's current settings
-STRATEGY_WORDS = {"grid": "Grid: every combination", "random": "Random: draw combinations",
-                  "smart": "Smart: learn from the runs so far (Optuna)"}
-PRUNE_WORDS = {"none": "Off: every run trains to the end",
-               "median": "Median: stop a run behind the median after an epoch",
-               "halving": "Halving: keep the best third at each step"}
+# Short enough to show whole in their menus (the help says more).
+STRATEGY_WORDS = {"grid": "Grid: every combination", "random": "Random combinations",
+                  "smart": "Smart: learns as it goes"}
+PRUNE_WORDS = {"none": "Off: all train to the end", "median": "Median: stop those behind",
+               "halving": "Halving: keep the best third"}
 
 
 # --- the new sweep's form -----------------------------------------------------------------
@@ -155,11 +155,12 @@ def setting_row_ui(name: str) -> AxisForm:
     modes = modes_for(name)
     c1, c2 = st.columns([2, 5], vertical_alignment="top")
     with c1:
-        if len(modes) > 1:
-            st.radio(spec.label, modes, key=_key(name, "mode"), horizontal=True, help=spec.help)
-        else:
-            st.markdown(f"**{spec.label}**", help=spec.help + " A sweep keeps it the same for "
-                                                              "all its runs.")
+        # A setting kept fixed gets the same kind of label as the others (bold Markdown stood
+        # out larger than them), its one choice shown and greyed.
+        st.radio(spec.label, modes, key=_key(name, "mode"), horizontal=True,
+                 disabled=len(modes) == 1,
+                 help=spec.help if len(modes) > 1 else
+                 spec.help + " A sweep keeps it the same for all its runs.")
     mode = st.session_state.get(_key(name, "mode"), "fixed")
     if mode != "fixed":
         _defaults_for_other_modes(name)
@@ -260,12 +261,12 @@ def new_sweep_ui(max_train: int) -> None:
     forms, slots = settings_rows_ui()
 
     st.markdown("**How to search**")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 3])  # the menus wide enough for their choices
     strategy = c1.selectbox("Strategy", STRATEGIES, key="sw_strategy",
                             format_func=STRATEGY_WORDS.get,
                             help="Grid tries every combination of the values; random draws "
                                  "combinations from the lists and ranges; smart (Optuna's TPE) "
-                                 "draws where the runs so far did best.")
+                                 "learns from the runs so far and draws where they did best.")
     runs = c2.number_input("Runs", min_value=1, max_value=MAX_RUNS, value=None, step=1,
                            key="sw_runs", placeholder="all of the grid",
                            help=f"At most this many runs (random and smart: how many to draw; "
@@ -276,8 +277,9 @@ def new_sweep_ui(max_train: int) -> None:
                                    "finish.")
     prune = c4.selectbox("Early stopping", PRUNERS, key="sw_prune", format_func=PRUNE_WORDS.get,
                          help="Stop runs that are behind the others after an epoch (Optuna's "
-                              "pruners): the time goes to the promising ones. Needs 2 epochs "
-                              "or more.")
+                              "pruners): the time goes to the promising ones. Median stops a "
+                              "run behind the median of the others at the same epoch; halving "
+                              "keeps the best third at each step. Needs 2 epochs or more.")
     space, problems = build_space(forms, strategy, runs, minutes or None, prune)
     for name, message in problems.items():
         if name in slots:
@@ -327,7 +329,10 @@ def new_sweep_ui(max_train: int) -> None:
     clicked = c1.button("Start the sweep", type="primary", icon=":material/play_arrow:",
                         disabled=bool(problems), key="sw_start_button")
     if problems:
-        if "space" in problems:
+        if "space" in problems and not space.varied and len(problems) == 1:
+            # Where every new form starts: not a mistake, so not in red.
+            c2.caption(problems["space"])
+        elif "space" in problems:
             c2.error(problems["space"], icon=":material/error:")
         else:
             c2.caption("Fix the fields marked in red to start.")

@@ -94,8 +94,8 @@ def import_ui(data: CifarData | None, first: bool) -> None:
     """Bring your own network: an uploaded .pth kept as an imported run, or its refusal."""
     with st.expander("Bring your own network (.pth)", expanded=first,
                      icon=":material/upload_file:"):
-        st.caption("The tutorial's `cifar_net.pth` (what `torch.save(net.state_dict(), PATH)` "
-                   "writes), or a network downloaded from the Runs page. Only plain weights are "
+        st.caption("The file the tutorial saves its network to (`cifar_net.pth`), or a network "
+                   "downloaded from the Runs page. Only plain weights are "
                    "read: a file that holds code is refused, and nothing in it runs. It is then "
                    "kept as an imported run, tested on the test images, and can be tried here, "
                    "evaluated and deleted like any run.")

@@ -327,3 +327,40 @@ def test_accuracy_against_one_setting_keeps_room_for_its_points(data_dir, runs_d
                 if layer["mark"].get("type") == "circle"]
     radius = math.sqrt(points["mark"]["size"] / math.pi)
     assert points["encoding"]["y"]["scale"]["padding"] >= radius
+
+
+# --- item 8: words a newcomer needs, not the libraries' ------------------------------------
+
+JARGON = ("Optuna", "importance evaluator", "state_dict", "torch.save", "TPE", "pruner")
+
+
+def page_words(at: AppTest) -> str:
+    """What a page says in its text (help icons aside) and expanders' labels."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [a.value for kind in ("error", "warning", "info", "success") for a in at.get(kind)]
+    parts += [e.label for e in at.expander]
+    return "\n".join(map(str, parts))
+
+
+def test_the_sweep_answer_and_try_it_speak_plainly(data_dir, runs_dir):
+    sweep_of_two_settings(runs_dir, data_dir)
+    at = app_at("pages/sweep.py")
+    no_traceback(at)
+    assert "Which settings mattered" in page_words(at)
+    pages = {"sweep": page_words(at), "try it": page_words(app_at("pages/try_it.py"))}
+    for page, words in pages.items():
+        assert not [j for j in JARGON if j in words], (page, words)
+
+
+# --- item 9: numbers as people write them ---------------------------------------------------
+
+def test_loss_charts_label_their_axes_with_few_digits(three_runs):
+    # Vega's own tick labels ran to "1.000000" and "2.266161" when the values were close.
+    at = app_at(RUNS)
+    loss = [layer for spec in chart_specs(at) for layer in layers(spec)
+            if layer.get("encoding", {}).get("y", {}).get("field") == "loss"]
+    assert loss
+    for layer in loss:
+        for channel in ("x", "y"):
+            fmt = layer["encoding"][channel].get("axis", {}).get("format", "")
+            assert "~" in fmt, (channel, fmt)  # trailing zeros trimmed: 1, not 1.000000

@@ -305,3 +305,59 @@ def test_the_closed_advanced_section_draws_nothing_and_its_rows_still_count(data
     no_traceback(at)
     assert at.radio(key="sw_weight_decay_mode").value == "list"
     assert at.text_input(key="sw_weight_decay_list").value == "0, 0.0005"
+
+
+# --- issue 22 items 8 and 9: the form as a newcomer meets it ---------------------------------
+
+def test_a_form_nobody_touched_is_not_greeted_in_red(data_dir, runs_dir, quick_speed):
+    at = sweep_page()
+    assert not at.error, [e.value for e in at.error]
+    assert any("Nothing varies yet" in c.value for c in at.caption)
+    assert start_button(at).disabled
+    # A real mistake is still red.
+    give_list(at, "lr", "0.01, fast")
+    assert at.error
+
+
+def test_every_settings_label_looks_alike_those_kept_fixed_too(data_dir, runs_dir, quick_speed):
+    from cifar_core.config import settings
+
+    at = sweep_page()
+    labels = {r.label for r in at.radio}
+    for name, spec in settings().items():
+        if not spec.advanced:
+            assert spec.label in labels, (name, spec.label)
+    assert not [m.value for m in at.markdown if m.value.startswith("**Log every")
+                or m.value.startswith("**Device")]
+    # Kept fixed: the row says so, and offers nothing else.
+    fixed = at.radio(key="sw_log_every_mode")
+    assert fixed.options == ["fixed"] and fixed.disabled
+
+
+# The dashboard's main column on a 1280-pixel screen beside the sidebar, the pixels a menu's
+# arrow and padding take, and an average character of its 14-pixel text.
+MAIN_PX, MENU_PADDING_PX, CHARACTER_PX = 880, 40, 7.5
+
+
+def test_the_how_to_search_menus_show_their_choices_whole(data_dir, runs_dir, quick_speed):
+    # "Off: every run trains to the er": the Early stopping box cut its choice off.
+    at = sweep_page()
+    for key in ("sw_strategy", "sw_prune"):
+        chain = blocks_holding(at._tree, lambda n, k=key: getattr(n, "key", None) == k)
+        row, column = next((block, index) for block, index in reversed(chain)
+                           if block.children[index].type == "column")
+        share = row.children[column].weight / sum(c.weight for c in row.children.values())
+        menu = at.selectbox(key=key)
+        longest = max(len(option) for option in menu.options)  # as shown
+        assert longest * CHARACTER_PX + MENU_PADDING_PX <= share * MAIN_PX, (key, menu.options)
+
+
+def blocks_holding(node, wanted, path=()):
+    """The chain of blocks from `node` down to the element for which wanted(element) holds."""
+    for index, child in getattr(node, "children", {}).items():
+        if wanted(child):
+            return [*path, (node, index)]
+        found = blocks_holding(child, wanted, (*path, (node, index)))
+        if found:
+            return found
+    return None

@@ -122,8 +122,9 @@ def picked_curve_ui(runs: list[Run], run_id: str) -> None:
         st.caption("This run has no loss reports.")
         return
     chart = alt.Chart(curve).mark_line(color="#4C78A8").encode(
-        x=alt.X("epochs:Q", title="epochs"),
-        y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
+        x=alt.X("epochs:Q", title="epochs", axis=alt.Axis(format="~g")),
+        y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False),
+                  axis=alt.Axis(format=".3~f")),
         tooltip=["epoch:Q", alt.Tooltip("loss:Q", format=".3f")])
     st.altair_chart(chart.properties(height=220), width="stretch")
 
@@ -234,8 +235,8 @@ def importance_ui(sweep: Sweep, runs: list[Run]) -> None:
         y=alt.Y("setting:N", title=None, sort=list(table["setting"])))
     labels = bars.mark_text(align="left", dx=4).encode(text="label:N")
     st.altair_chart(alt.layer(bars, labels).properties(height=alt.Step(34)), width="stretch")
-    st.caption("How much each setting mattered to the test accuracy of the finished runs "
-               "(Optuna's importance evaluator).")
+    st.caption("How much each setting mattered to the test accuracy of the finished runs: "
+               "the share of the differences between their accuracies that each one explains.")
 
 
 def answer_ui(sweep: Sweep, all_runs: list[Run]) -> None:

@@ -58,8 +58,9 @@ def small_multiples_ui(runs: list[Run]) -> None:
     order = [panel_title(r) for r in shown]
     present = [s for s in STATUS_COLOURS if s in set(frame["status"])]
     chart = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
-        x=alt.X("epochs:Q", title="epochs"),
-        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+        x=alt.X("epochs:Q", title="epochs", axis=alt.Axis(format="~g")),
+        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False),
+                  axis=alt.Axis(format=".3~f")),
         # Only the statuses there are, each in its own colour whichever others are missing.
         color=alt.Color("status:N", title="status", legend=alt.Legend(orient="top"),
                         scale=alt.Scale(domain=present,
