@@ -405,7 +405,7 @@ def sweeps_ui() -> None:
     sweeps = SweepStore(access.store())
     found = sweeps.list()
     for damaged in sweeps.damaged_sweeps():  # named, not left out without a word
-        st.warning(damaged.message, icon=":material/warning:")
+        st.warning(markdown_text(damaged.message), icon=":material/warning:")  # its name
         if st.button("Delete it", icon=":material/delete:", key=f"sw_delete_damaged_{damaged.id}"):
             try:
                 delete_sweep(access.store(), damaged.id)

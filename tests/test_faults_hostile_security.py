@@ -563,3 +563,16 @@ def test_4_guess_limiter_keeps_nothing_for_addresses_whose_guesses_are_old():
     for n in range(1000):
         assert limiter.wait_s(f"10.0.{n // 256}.{n % 256}") == 0
     assert limiter._wrong == {}
+
+
+def test_4_markdown_in_a_damaged_sweeps_name_is_shown_as_text(data_dir, runs_dir):
+    sweep = sweep_named(runs_dir, data_dir, PICTURE_NAME, status="stopped")
+    with RunStore(runs_dir)._connect() as con:  # a row this version cannot read
+        con.execute("UPDATE sweeps SET space='{' WHERE id=?", (sweep.id,))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/sweep.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = shown_markdown(at)
+    assert any("cannot be read" in text and markdown_text(PICTURE_NAME) in text
+               for text in shown), shown
+    assert not any("![t](" in text for text in shown), shown
