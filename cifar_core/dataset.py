@@ -31,8 +31,9 @@ OFFLINE_HELP = (
 )
 
 Progress = Callable[[str], None]
-# How far a decode has got: (done, total, what is counted: 'files' or 'pictures'), told from 0 to
-# total, so that a page can show a bar during the one slow load (tens of seconds).
+# How far a decode has got: (done, total, what is counted, e.g. 'files read' or 'pictures
+# decoded'), told from 0 to total for each, so that a page can show a bar during the one slow
+# load (tens of seconds).
 Counted = Callable[[int, int, str], None]
 # load_cifar10 also passes the data's warnings to its progress callback, each after this prefix,
 # so that whatever shows progress (the CLI, a job's log) shows them; `train --json` turns such a

@@ -129,6 +129,11 @@ def _ignore(done: int, total: int, what: str) -> None:
     pass
 
 
+def _count_every(total: int) -> int:
+    """How many pictures between two counts told: every hundredth, at most COUNT_EVERY."""
+    return max(1, min(COUNT_EVERY, total // 100))
+
+
 def _decode_batches(files: dict[str, bytes], where: str, counted: Counted = _ignore) -> dict:
     """The official python layout, given each file's bytes by name."""
     missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if n not in files]
@@ -139,11 +144,11 @@ def _decode_batches(files: dict[str, bytes], where: str, counted: Counted = _ign
             "the folder to download it again."
         )
     batches = (*TRAIN_BATCHES, TEST_BATCH)
-    counted(0, len(batches), "files")
+    counted(0, len(batches), "files decoded")
     decoded = []
     for i, name in enumerate(batches, start=1):
         decoded.append(_unpickle_batch(name, files[name], where))
-        counted(i, len(batches), "files")
+        counted(i, len(batches), "files decoded")
     *train, (test_x, test_y) = decoded
     classes, warnings = OFFICIAL_CLASSES, []
     if "batches.meta" in files:
@@ -256,15 +261,15 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
         )
     out, bad = {}, []
     total = sum(len(items[split].get(cls, [])) for split in SPLITS for cls in classes)
-    done, every = 0, max(1, min(COUNT_EVERY, total // 100))
-    counted(done, total, "pictures")
+    done, every = 0, _count_every(total)
+    counted(done, total, "pictures decoded")
     for split in SPLITS:
         images, labels = [], []
         for label, cls in enumerate(classes):
             for name, raw in sorted(items[split].get(cls, [])):
                 done += 1
                 if done % every == 0 or done == total:
-                    counted(done, total, "pictures")
+                    counted(done, total, "pictures decoded")
                 pixels = _decode_image(raw, name)
                 if pixels is None:
                     bad.append(name)
@@ -286,14 +291,28 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
 
 
 def _read_folder_dir(root: Path, counted: Counted) -> dict:
-    items: dict[str, dict[str, list[tuple[str, bytes]]]] = {}
+    found: dict[str, dict[str, list[Path]]] = {}
     for split in SPLITS:
-        items[split] = {}
+        found[split] = {}
         for cls_dir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
             files = [f for f in sorted(cls_dir.iterdir())
                      if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
             if files:
-                items[split][cls_dir.name] = [(str(f), f.read_bytes()) for f in files]
+                found[split][cls_dir.name] = files
+    # Reading 60,000 small files takes as long as decoding them: counted too.
+    total = sum(len(files) for classes in found.values() for files in classes.values())
+    done, every = 0, _count_every(total)
+    counted(done, total, "files read")
+    items: dict[str, dict[str, list[tuple[str, bytes]]]] = {}
+    for split, classes in found.items():
+        items[split] = {}
+        for name, files in classes.items():
+            items[split][name] = []
+            for f in files:
+                items[split][name].append((str(f), f.read_bytes()))
+                done += 1
+                if done % every == 0 or done == total:
+                    counted(done, total, "files read")
     return _assemble_folders(items, str(root), counted)
 
 

@@ -102,7 +102,7 @@ def decode_ui(folder: str) -> None:
         bar = st.progress(0.0, text="Reading the files ...")
 
     def counted(done: int, total: int, what: str) -> None:
-        bar.progress(done / max(total, 1), text=f"Decoding: {done:,} of {total:,} {what}")
+        bar.progress(done / max(total, 1), text=f"{done:,} of {total:,} {what}")
 
     try:
         load_cifar10(folder, download=False, counted=counted)
