@@ -32,6 +32,7 @@ import contextlib
 import importlib.util
 import ipaddress
 import os
+import re
 import socket
 import threading
 import time
@@ -66,6 +67,7 @@ OWN_CLUSTER_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "t
 # (Ray's own ray.init retries for many minutes).
 REACH_TIMEOUT_S = 5.0
 CLIENT_PREFIX = "ray://"
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")  # a host's name or IPv4 address
 ADDRESS_EXAMPLE = "head-node:6379"
 
 
@@ -91,8 +93,8 @@ def address_problem(address: str) -> str | None:
         return (f"An address that starts with {CLIENT_PREFIX} needs Ray's client, which is not "
                 f"installed here (pip install \"ray[client]\"). Give the address that 'ray "
                 f"start --head' printed instead, e.g. {ADDRESS_EXAMPLE}.")
-    if _host_and_port(address) is None:
-        return (f"'{address}' is not a cluster address: write it as HOST:PORT, e.g. "
+    if _host_and_port(address) is None:  # not echoed: messages are shown as Markdown
+        return (f"The cluster address is not of the form HOST:PORT: write it as, e.g., "
                 f"{ADDRESS_EXAMPLE} (the address that 'ray start --head' printed).")
     return None
 
@@ -121,13 +123,15 @@ def _host_and_port(address: str) -> tuple[str, int] | None:
     address = address.removeprefix(CLIENT_PREFIX)
     host, _, port = address.rpartition(":")
     host = host.strip("[]") if host.startswith("[") else host
-    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+    if not port.isdigit() or not 0 < int(port) < 65536:
         return None
-    if ":" in host:  # only a bracketed IPv6 address may hold colons
+    if ":" in host:  # only an IPv6 address may hold colons
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
             return None
+    elif not _HOST_NAME.fullmatch(host):
+        return None
     return host, int(port)
 
 

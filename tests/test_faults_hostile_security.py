@@ -511,7 +511,8 @@ def sweep_log(store: RunStore, sweep_id: str) -> str:
     ("127.0.0.1:{port}", "cannot be reached (connection refused)"),
     ("ray://head-node:10001", "Give the address that 'ray start --head' printed instead, "
                               "e.g. head-node:6379"),
-], ids=["nothing listens there", "ray:// without Ray's client"])
+    ("![t](http://host/x.png):80", "The cluster address is not of the form HOST:PORT"),
+], ids=["nothing listens there", "ray:// without Ray's client", "not an address"])
 def test_23_a_cluster_that_cannot_be_used_fails_its_sweep_within_seconds(
         tmp_path, synthetic_dir, address, words):
     store = RunStore(tmp_path / "runs")
@@ -533,6 +534,7 @@ def test_23_a_cluster_that_cannot_be_used_fails_its_sweep_within_seconds(
     failed = SweepStore(store).get(sweep.id)
     assert failed.status == "failed" and words in failed.message, failed.message
     assert "Traceback" not in out and "`" not in failed.message, out[-2000:]
+    assert "![" not in failed.message  # the page shows it as Markdown
     assert took < 60, took
 
 
