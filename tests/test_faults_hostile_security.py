@@ -245,6 +245,8 @@ def test_1_served_with_serve_py_no_upload_gets_in_before_the_first_page_run(tmp_
         tab.give_password()
         assert "Open the dashboard" not in tab.text()
         assert tab.upload(1 * MB) == 204
+        tab.run(page="runs")  # its pages open as under app.py
+        assert "Download or delete a run" in tab.text(), tab.text()[-1500:]
         tab.close()
     finally:
         server.stop()
