@@ -233,7 +233,7 @@ def answer_ui(photo: Photo, probabilities, classes: tuple[str, ...]) -> None:
             y=alt.Y("class:N", sort="-x", title=None),
             color=alt.condition(alt.datum["class"] == top, alt.value(TOP_COLOUR),
                                 alt.value(OTHER_COLOUR)),
-            tooltip=["class", alt.Tooltip("percent:Q", format=".1f", title="%")])
+            tooltip=["class:N", alt.Tooltip("percent:Q", format=".1f", title="%")])
         st.altair_chart(chart.properties(height=BAR_HEIGHT * len(classes)), width="stretch",
                         key="try_chart")
 

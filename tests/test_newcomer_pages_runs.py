@@ -364,3 +364,12 @@ def test_loss_charts_label_their_axes_with_few_digits(three_runs):
         for channel in ("x", "y"):
             fmt = layer["encoding"][channel].get("axis", {}).get("format", "")
             assert "~" in fmt, (channel, fmt)  # trailing zeros trimmed: 1, not 1.000000
+
+
+def test_the_sweep_answer_and_try_it_write_nothing_to_the_log(data_dir, runs_dir, server_log):
+    sweep_of_two_settings(runs_dir, data_dir)
+    finish_run(runs_dir, data_dir)
+    for page in ("pages/sweep.py", "pages/try_it.py", RUNS):
+        no_traceback(app_at(page))
+    logged = "\n".join(server_log())
+    assert "infer vegalite type" not in logged and "default value" not in logged, logged
