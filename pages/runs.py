@@ -84,7 +84,7 @@ def runs_table_ui(runs: list[Run], key: str = "runs_table") -> None:
     ids = [r.id for r in runs]
     # The ticks follow the runs compared, by id: rows move when a run is deleted.
     rows = ticked_rows(ids, st.session_state.get(COMPARED, []))
-    if selected_rows(st.session_state.get(key)) != rows:
+    if sorted(selected_rows(st.session_state.get(key))) != rows:  # (rows in click order)
         st.session_state[key] = {"selection": {"rows": rows, "columns": [], "cells": []}}
     st.dataframe(
         shown, hide_index=True, width="stretch", selection_mode="multi-row", key=key,

@@ -192,8 +192,8 @@ def test_a_sweep_runs_its_answer_shows_and_its_best_settings_fill_the_train_form
     # The Runs page: the sweep's runs under their sweep, and the table outside is not there.
     at.switch_page("pages/runs.py").run()
     no_traceback(at)
-    [group] = [e for e in at.expander if sweep.id in e.label]
-    assert "4 of 4 runs" in group.label
+    menu = at.selectbox(key="runs_sweep")
+    assert menu.value == sweep.id and "4 of 4 runs" in menu.options[0]
     tables = [d for d in at.dataframe]
     assert len(tables) == 1  # no runs outside the sweep: only its own table
     assert len(tables[0].value) == 4
