@@ -59,10 +59,9 @@ FINISHED = {ForwardMsg.ScriptFinishedStatus.Value(name) for name in
 # --- a server with a password, and a client that talks to it as a browser does ---------------
 
 class Dashboard:
-    """`streamlit run app.py` (or serve.py) with a password, on a free port of 127.0.0.1, its
-    own folders."""
+    """`streamlit run app.py` with a password, on a free port of 127.0.0.1, its own folders."""
 
-    def __init__(self, root: Path, script: str = "app.py"):
+    def __init__(self, root: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = write_cifar_batches(root / "data")
@@ -77,7 +76,7 @@ class Dashboard:
                "CIFAR_DASHBOARD_PASSWORD": PASSWORD}
         with open(self.log, "w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streamlit", "run", script,
+                [sys.executable, "-m", "streamlit", "run", "app.py",
                  "--server.port", str(self.port)],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
@@ -227,11 +226,13 @@ def test_1_uploads_are_refused_until_the_password_is_given(browsers):
     assert tab.upload(1 * MB) == 204
 
 
-def test_1_served_with_serve_py_no_upload_gets_in_before_the_first_page_run(tmp_path):
-    # Under `streamlit run app.py` the guard comes with the first page run; serve.py puts it in
-    # before the server answers anyone. The first tab's session id comes with the start of its
-    # first run, seconds before that run has imported the app: upload at once.
-    server = Dashboard(tmp_path, script="serve.py")
+def test_1_uploads_before_the_first_page_run_are_not_kept(tmp_path):
+    # Under `streamlit run app.py` the guard comes with the first page run (README, "Showing it
+    # to others"). The first tab's session id comes with the start of its first run, seconds
+    # before that run has imported the app: what it uploads at once may be taken in, but must
+    # be let go when the guard arrives. Kept, the two uploads would fill most of the tab's
+    # 50 MB, and the upload after the password would be refused as too much.
+    server = Dashboard(tmp_path)
     try:
         tab = Browser(server)
         tab.send(rerun_script={})
@@ -239,14 +240,12 @@ def test_1_served_with_serve_py_no_upload_gets_in_before_the_first_page_run(tmp_
             forward = ForwardMsg.FromString(tab.ws.recv(timeout=60))
             if forward.WhichOneof("type") == "new_session":
                 tab.session_id = forward.new_session.initialize.session_id
-        assert tab.upload(1 * MB) == 403
+        assert {tab.upload(19 * MB), tab.upload(19 * MB)} <= {204, 403}
         tab.read_run()
-        assert "Open the dashboard" in tab.text()  # the same app as app.py
+        assert "Open the dashboard" in tab.text()
         tab.give_password()
         assert "Open the dashboard" not in tab.text()
-        assert tab.upload(1 * MB) == 204
-        tab.run(page="runs")  # its pages open as under app.py
-        assert "Download or delete a run" in tab.text(), tab.text()[-1500:]
+        assert tab.upload(19 * MB) == 204
         tab.close()
     finally:
         server.stop()

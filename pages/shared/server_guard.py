@@ -7,9 +7,10 @@ It wraps four objects of the running server, each at the method Streamlit's own 
 the upload store's add_file (PUT /_stcore/upload_file/...), the runtime's handle_backmsg (every
 websocket message), the media store's get_file (GET /media/...; and the media manager's
 execute_deferred, to know whose click made a download) and the statistics' get_stats
-(GET /_stcore/metrics). serve.py installs it as the server starts, app.py on every run (only
-the first install does anything). A Streamlit upgrade that renames one of these fails
-tests/test_faults_hostile_security.py rather than leaving a hole quietly.
+(GET /_stcore/metrics). app.py installs it on every run (only the first install does
+anything, and lets go of what tabs without the password uploaded before it). A Streamlit
+upgrade that renames one of these fails tests/test_faults_hostile_security.py rather than
+leaving a hole quietly.
 """
 
 from __future__ import annotations
