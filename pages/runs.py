@@ -135,7 +135,7 @@ def grouped_tables_ui(runs: list[Run]) -> None:
     labels = {s.id: f"Sweep {sweep_label(s, members[s.id])}" for s in with_runs}
     if st.session_state.get("runs_sweep") not in labels:
         st.session_state.runs_sweep = next(iter(labels))
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
     sweep_id = c1.selectbox("Sweep", list(labels), format_func=labels.get, key="runs_sweep")
     if c2.button("Open it on the Sweep page", icon=":material/travel_explore:",
                  key="open_sweep"):

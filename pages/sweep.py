@@ -156,9 +156,8 @@ def setting_row_ui(name: str) -> AxisForm:
     c1, c2 = st.columns([2, 5], vertical_alignment="top")
     with c1:
         # A setting kept fixed gets the same kind of label as the others (bold Markdown stood
-        # out larger than them), its one choice shown and greyed.
+        # out larger than them), its one choice shown.
         st.radio(spec.label, modes, key=_key(name, "mode"), horizontal=True,
-                 disabled=len(modes) == 1,
                  help=spec.help if len(modes) > 1 else
                  spec.help + " A sweep keeps it the same for all its runs.")
     mode = st.session_state.get(_key(name, "mode"), "fixed")
@@ -261,7 +260,9 @@ def new_sweep_ui(max_train: int) -> None:
     forms, slots = settings_rows_ui()
 
     st.markdown("**How to search**")
-    c1, c2, c3, c4 = st.columns([3, 2, 2, 3])  # the menus wide enough for their choices
+    # Two to a row: the menus show their choices whole, the number fields their hints.
+    c1, c4 = st.columns(2)
+    c2, c3 = st.columns(2)
     strategy = c1.selectbox("Strategy", STRATEGIES, key="sw_strategy",
                             format_func=STRATEGY_WORDS.get,
                             help="Grid tries every combination of the values; random draws "

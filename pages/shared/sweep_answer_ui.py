@@ -90,10 +90,10 @@ def parallel_chart(chart, best_id: str | None) -> alt.LayerChart:
         color="#888").encode(x=x)
     lines = alt.Chart(chart.lines).mark_line(point=alt.OverlayMarkDef(size=40)).encode(
         x=x, y=y, detail="run:N",
-        # A continuous scale: its legend a gradient (Vega drew four dots for the lines).
+        # No legend: Vega draws a line's continuous colours as a row of dots (a gradient asked
+        # for too), and the accuracy axis already reads the values; the caption says it.
         color=alt.Color("accuracy:Q", title="test accuracy (%)",
-                        scale=alt.Scale(scheme="viridis"),
-                        legend=alt.Legend(type="gradient", format=".1f")),
+                        scale=alt.Scale(scheme="viridis"), legend=None),
         strokeWidth=alt.condition(f"datum.run == '{best_id}'", alt.value(4), alt.value(2)),
         opacity=alt.condition(picked, alt.value(0.95), alt.value(0.35)),
         tooltip=["run:N", "status:N", "axis:N", "value:N",
@@ -140,7 +140,8 @@ def parallel_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
     ranges = brushed_ranges(chart, selection.get("brush"))
     picked = [p.get("run") for p in selection.get("picked") or [] if p.get("run")]
     st.caption("One line per run, through the value of each setting it varied and its test "
-               "accuracy (the thick line: the best run). Draw a box over an axis to keep the "
+               "accuracy, coloured by that accuracy from dark purple (lowest) to yellow "
+               "(highest); the thick line is the best run. Draw a box over an axis to keep the "
                "runs that pass through it; click a line to see its run's loss below.")
     if ranges:
         kept = runs_in_ranges(chart, ranges)
