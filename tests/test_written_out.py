@@ -30,6 +30,16 @@ def tutorial_step(model, optimizer, inputs, labels) -> float:
     return loss.item()
 
 
+def smallest_relu_input(model: Net, inputs: torch.Tensor) -> float:
+    """How close to zero any input of the tutorial network's ReLUs comes for these images."""
+    with torch.no_grad():
+        conv1 = model.conv1(inputs)
+        conv2 = model.conv2(model.pool(F.relu(conv1)))
+        fc1 = model.fc1(torch.flatten(model.pool(F.relu(conv2)), 1))
+        fc2 = model.fc2(F.relu(fc1))
+    return min(t.abs().min().item() for t in (conv1, conv2, fc1, fc2))
+
+
 def largest_difference(a: nn.Module, b: nn.Module) -> float:
     return max((x - y).abs().max().item()
                for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
@@ -48,13 +58,30 @@ def test_steps_match_autograd_and_torch_sgd(batch, momentum, classes, onednn, mo
     step = NetStep(ours, lr=0.01, momentum=momentum)
     optimizer = optim.SGD(reference.parameters(), lr=0.01, momentum=momentum)
     generator = torch.Generator().manual_seed(batch)
+    compared = 0
     for _ in range(12):
         inputs = torch.randn(batch, 3, 32, 32, generator=generator)
         labels = torch.randint(0, classes, (batch,), generator=generator)
+        # A unit whose input is within rounding of zero may pass its gradient (ReLU) in one
+        # network and not in the other: a real difference that is no error (seen on an AMD
+        # EPYC: an fc1 input of 4e-8 at step 5 of batch 4). Such a step is taken, not compared.
+        kink = smallest_relu_input(reference, inputs) < 1e-6
         loss = step.step(inputs, labels)
-        assert loss.item() == pytest.approx(tutorial_step(reference, optimizer, inputs, labels),
-                                            rel=1e-5, abs=1e-6)
-    assert largest_difference(ours, reference) < 1e-5
+        expected = tutorial_step(reference, optimizer, inputs, labels)
+        if not kink:
+            assert loss.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+            assert largest_difference(ours, reference) < 1e-5
+            compared += 1
+        # Each step starts from the same weights and momentum, so that rounding (or a step
+        # taken past such a unit) does not add up over the steps.
+        with torch.no_grad():
+            buffers = torch.split(step.momentum_buffer, [p.numel() for p in step.params])
+            for mine, theirs, buffer in zip(step.params, reference.parameters(), buffers,
+                                            strict=True):
+                theirs.copy_(mine)
+                if momentum:
+                    optimizer.state[theirs]["momentum_buffer"].copy_(buffer.view_as(mine))
+    assert compared >= 10
     # ... and they did train: every weight tensor moved.
     assert all(not torch.equal(start[k], v) for k, v in ours.state_dict().items())
 
