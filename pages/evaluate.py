@@ -111,8 +111,6 @@ def confusion_spec(run_key: tuple, _frame: pd.DataFrame, classes: list[str]) -> 
 @st.fragment
 @layout.guard
 def confusion_ui(evaluation: Evaluation, data, run_key: tuple) -> None:
-    st.caption("Rows: the true class. Columns: what the network said. The diagonal is right; "
-               "every other square is a kind of mistake. Click a square to see its images.")
     classes = list(evaluation.classes)
     matrix = evaluation.confusion_matrix()
     spec = confusion_spec(run_key, evaluation.confusion_table(), classes)
@@ -127,6 +125,10 @@ def confusion_ui(evaluation: Evaluation, data, run_key: tuple) -> None:
         st.session_state.cell_true = chosen[0]["true"]
         st.session_state.cell_predicted = chosen[0]["predicted"]
     with c2:
+        # Beside the chart, not above it: its toolbar shows over the line above its top right.
+        st.caption("Rows: the true class. Columns: what the network said. The diagonal is "
+                   "right; every other square is a kind of mistake. Click a square to see its "
+                   "images.")
         if "cell_true" not in st.session_state:
             worst = evaluation.most_confused()
             st.session_state.cell_true = classes[worst[0]]

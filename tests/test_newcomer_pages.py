@@ -301,3 +301,27 @@ def test_the_first_decode_says_it_happens_once_and_later_visits_do_not(data_dir,
     assert is_cached(data_dir)
     at.run()
     assert "decoded" not in all_texts(at)
+
+
+# --- 10: the chart's toolbar over the confusion matrix's caption ------------------------------
+
+def test_nothing_is_written_where_the_confusion_charts_toolbar_shows(data_dir, runs_dir):
+    # A chart's toolbar (full screen, save) shows over the line just above the chart's top right
+    # corner: the caption that explains the matrix sat there, across the whole page, and the
+    # toolbar covered its words whenever the pointer was on the chart.
+    from test_app import open_section
+    from test_newcomer_pages_runs import blocks_holding
+
+    finish_run(runs_dir, data_dir)
+    at = app_at("pages/evaluate.py")
+    open_section(at, "Mistaken for what")
+    chain = blocks_holding(at._tree, lambda n: getattr(n, "type", "") == "vega_lite_chart")
+    assert chain, "the confusion matrix is drawn"
+    chart_parent, chart_index = chain[-1]
+    assert chart_index == min(chart_parent.children), "the chart opens its column"
+    row, column = next((block, index) for block, index in reversed(chain)
+                       if block.children[index].type == "column")
+    outer, row_index = chain[chain.index((row, column)) - 1]
+    above = [outer.children[i] for i in outer.children if i < row_index]
+    assert not above or getattr(above[-1], "type", "") not in ("markdown", "caption"), \
+        "no words in the line right above the chart"
