@@ -222,3 +222,18 @@ def test_evaluate_keeps_the_result_of_an_untested_import_at_first_use(
     assert tested.accuracy is not None
     shown = next(m for m in at.metric if m.label == "Test accuracy")
     assert shown.value == f"{tested.accuracy:.1f} %"
+
+
+def test_runs_page_does_not_call_an_untested_import_unfinished(tmp_path, monkeypatch, runs_dir):
+    # An import made before the data existed has ended (its status is completed) but has no
+    # test yet: "No finished run among these" said the wrong thing about it.
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(tmp_path / "not-yet"))
+    run = import_network(RunStore(runs_dir), tutorial_bytes(), "cifar_net.pth")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("pages/runs.py")  # straight there: Home would test it once the data is here
+    at.session_state["compare_runs"] = [run.id]
+    at.run()
+    shown = shown_everything(at)
+    assert "Test accuracy per class" in shown
+    assert "No finished run" not in shown
+    assert "tested on the test images" in shown
