@@ -92,7 +92,9 @@ class SweepStore:
 
     @staticmethod
     def _from_row(row) -> Sweep:
-        return Sweep(id=row["id"], created=row["created"], name=row["name"],
+        # As create() keeps a name now; rows kept before names were cut are read the same way.
+        return Sweep(id=row["id"], created=row["created"],
+                     name=sweep_name(row["name"]) or row["id"],
                      space=SearchSpace.from_dict(json.loads(row["space"])),
                      data_dir=row["data_dir"], origin=row["origin"], engine=row["engine"],
                      address=row["address"], parallel=row["parallel"], status=row["status"],

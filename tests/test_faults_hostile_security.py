@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import end_jobs_of, wait_for, write_cifar_batches
+from conftest import end_jobs_of, run_cli, wait_for, write_cifar_batches
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
@@ -428,6 +428,16 @@ def test_19_an_old_long_name_is_cut_where_the_pages_show_it(data_dir, runs_dir):
     shown = labels + shown_markdown(at)
     assert all("x" * 100 not in text for text in shown), [t[:120] for t in shown]
     assert any("x" * 70 in label for label in labels), labels
+
+
+def test_19_an_old_long_name_is_cut_in_the_command_lines_lists_too(data_dir, runs_dir, capsys):
+    sweep = sweep_named(runs_dir, data_dir, "old", status="stopped")
+    with RunStore(runs_dir)._connect() as con:  # as a sweep made before names were cut
+        con.execute("UPDATE sweeps SET name=? WHERE id=?", ("x" * 5000 + "\nand more", sweep.id))
+    for argv in (["sweep", "list"], ["sweep", "show", sweep.id]):
+        code, out, err = run_cli(capsys, *argv, "--runs-dir", str(runs_dir))
+        assert code == 0, err
+        assert "x" * 70 in out and "x" * 100 not in out and "and more" not in out, out[:300]
 
 
 # --- 3, 17, 23: Ray ---------------------------------------------------------------------------
