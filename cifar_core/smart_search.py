@@ -220,7 +220,7 @@ def _judge(journal: Path, study_name: str, space: SearchSpace, trial_number: int
         median = statistics.median(others)
         return (f"Stopped early: behind the others after epoch {epoch} ({accuracy:.1f} % of the "
                 f"test images right, against a median of {median:.1f} % for {len(others)} "
-                "other run(s) of the sweep at that epoch).")
+                f"other run{'s' * (len(others) != 1)} of the sweep at that epoch).")
     return f"Stopped early: behind the others after epoch {epoch} ({accuracy:.1f} %)."
 
 

@@ -285,7 +285,8 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
         out[f"{split}_labels"] = np.asarray(labels, dtype=np.int64)
     warnings = []
     if bad:
-        warnings.append(f"Skipped {len(bad)} unreadable image(s), e.g. {', '.join(bad[:3])}.")
+        warnings.append(f"Skipped {len(bad)} unreadable image{'s' * (len(bad) != 1)}, "
+                        f"e.g. {', '.join(bad[:3])}.")
     out.update(classes=classes, warnings=warnings)
     return out
 

@@ -255,6 +255,10 @@ def _created(folder: Path) -> float:
         return folder.stat().st_mtime
 
 
+def runs_were(count: int) -> str:
+    return f"{count:,} run was" if count == 1 else f"{count:,} runs were"
+
+
 def recovery_notice(db_path: Path, why: str, broken: Path, from_file: list[str],
                     from_folders: list[str], left: list[str]) -> str:
     """What was done about a damaged store, for the CLI's warning and the dashboard's message."""
@@ -264,10 +268,10 @@ def recovery_notice(db_path: Path, why: str, broken: Path, from_file: list[str],
     parts = [f"The run store {db_path} could not be read ({why}): it was moved aside to "
              f"{broken.name} and a fresh store was started."]
     if from_file:
-        parts.append(f"{len(from_file)} run(s) were read back from the old file "
+        parts.append(f"{runs_were(len(from_file))} read back from the old file "
                      f"({some(from_file)}).")
     if from_folders:
-        parts.append(f"{len(from_folders)} run(s) were recovered from their folders' saved "
+        parts.append(f"{runs_were(len(from_folders))} recovered from their folders' saved "
                      f"networks, without their loss curves ({some(from_folders)}).")
     if left:
         parts.append(f"Folders without a readable saved network, left as they are: "

@@ -212,7 +212,8 @@ class SweepStore:
         runs = self.runs(sweep_id)
         busy = [r.id for r in runs if r.status in ACTIVE]
         if busy:
-            raise RunError(f"Sweep {sweep_id} still has {len(busy)} run(s) queued or running: "
+            raise RunError(f"Sweep {sweep_id} still has {len(busy)} run{'s' * (len(busy) != 1)} "
+                           "queued or running: "
                            "stop it first, then delete it.")
         for run in runs:
             self.store.delete(run.id)

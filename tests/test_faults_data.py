@@ -143,7 +143,7 @@ def unreadable_meta(tmp_path: Path) -> tuple[Path, str]:
 def skipped_image(tmp_path: Path, make_image_folders) -> tuple[Path, str]:
     root = make_image_folders(tmp_path / "data", classes=("cat", "dog"))
     (root / "train" / "dog" / "broken.png").write_bytes(b"\x89PNG but truncated")
-    return root, "warning: Skipped 1 unreadable image(s), e.g. "
+    return root, "warning: Skipped 1 unreadable image, e.g. "
 
 
 WARNED = {"checksums": lambda tmp_path, _make: (write_cifar_batches(tmp_path / "data"),

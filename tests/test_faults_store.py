@@ -772,3 +772,15 @@ def test_keep_a_run_outlives_the_dashboard_that_started_it_being_killed(tmp_path
     assert final.status == "completed", final.message
     assert final.checkpoint and load_checkpoint(final.checkpoint).model_name == "tutorial"
     assert [e.kind for _, e in store.events(run_id)][-1] == "done"
+
+
+def test_the_recovery_notice_counts_runs_in_words(tmp_path):
+    # Issue 22 item 9: "1 run(s) were read back" is how a program counts, not a person.
+    from cifar_core.store_faults import recovery_notice
+    one = recovery_notice(tmp_path / "runs.sqlite", "damaged", tmp_path / "runs.broken",
+                          ["20261206-101500-a1b2"], ["20261206-101600-c3d4"], [])
+    assert "(s)" not in one
+    assert "1 run was read back" in one and "1 run was recovered" in one
+    two = recovery_notice(tmp_path / "runs.sqlite", "damaged", tmp_path / "runs.broken",
+                          ["a", "b"], [], [])
+    assert "2 runs were read back" in two
