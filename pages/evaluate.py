@@ -70,6 +70,9 @@ def per_class_spec(run_key: tuple, _table: pd.DataFrame) -> dict:
 
 
 def per_class_ui(evaluation: Evaluation, run_key: tuple) -> None:
+    # A short line first: a table's or chart's toolbar shows over the line above its top right
+    # corner, and without one that line is the tabs' (it took the clicks meant for them).
+    st.caption("How often it is right for each class.")
     table = evaluation.per_class_accuracy()
     c1, c2 = st.columns([2, 3])
     c1.dataframe(table, hide_index=True, width="stretch", column_config={
@@ -111,6 +114,7 @@ def confusion_spec(run_key: tuple, _frame: pd.DataFrame, classes: list[str]) -> 
 @st.fragment
 @layout.guard
 def confusion_ui(evaluation: Evaluation, data, run_key: tuple) -> None:
+    st.caption("Click a square to see its pictures.")  # short: see per_class_ui
     classes = list(evaluation.classes)
     matrix = evaluation.confusion_matrix()
     spec = confusion_spec(run_key, evaluation.confusion_table(), classes)
@@ -125,10 +129,9 @@ def confusion_ui(evaluation: Evaluation, data, run_key: tuple) -> None:
         st.session_state.cell_true = chosen[0]["true"]
         st.session_state.cell_predicted = chosen[0]["predicted"]
     with c2:
-        # Beside the chart, not above it: its toolbar shows over the line above its top right.
+        # Beside the chart, not above it, where its toolbar would cover the words.
         st.caption("Rows: the true class. Columns: what the network said. The diagonal is "
-                   "right; every other square is a kind of mistake. Click a square to see its "
-                   "images.")
+                   "right; every other square is a kind of mistake.")
         if "cell_true" not in st.session_state:
             worst = evaluation.most_confused()
             st.session_state.cell_true = classes[worst[0]]

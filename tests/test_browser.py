@@ -469,8 +469,8 @@ def test_a_short_fast_run_from_the_train_page(server, page):
     page.locator("[data-testid=stSelectbox]").filter(has_text="Model").first.click()
     page.get_by_role("option", name="Fast network").click()
     page.get_by_text(re.compile(r"^Width: standard \(\d+\)$")).click()  # this width instead
-    if page.get_by_text("Training images: all").is_checked():
-        page.get_by_text("Training images: all").click()
+    if page.get_by_role("checkbox", name="Training images: all").is_checked():
+        page.get_by_text("Training images: all").first.click()
     for label, value in (("Width", "8"), ("Epochs", "1"), ("Batch size", "50"),
                          ("Training images", "500"), ("Log every", "5")):
         field = page.get_by_role("spinbutton", name=re.compile(f"^{label}"))

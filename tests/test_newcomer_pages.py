@@ -305,23 +305,28 @@ def test_the_first_decode_says_it_happens_once_and_later_visits_do_not(data_dir,
 
 # --- 10: the chart's toolbar over the confusion matrix's caption ------------------------------
 
-def test_nothing_is_written_where_the_confusion_charts_toolbar_shows(data_dir, runs_dir):
-    # A chart's toolbar (full screen, save) shows over the line just above the chart's top right
-    # corner: the caption that explains the matrix sat there, across the whole page, and the
-    # toolbar covered its words whenever the pointer was on the chart.
+@pytest.mark.parametrize("section", ["Accuracy per class", "Mistaken for what"])
+def test_nothing_is_written_where_a_charts_toolbar_shows(data_dir, runs_dir, section):
+    # A chart's or table's toolbar (full screen, save, search) shows over the line just above
+    # its top right corner: there the confusion matrix's caption ran across the whole page and
+    # the toolbar covered its words; with nothing above it, the toolbar lay over Evaluate's tabs
+    # and took the clicks meant for them. The line above is a short one, which ends before it.
     from test_app import open_section
     from test_newcomer_pages_runs import blocks_holding
 
     finish_run(runs_dir, data_dir)
     at = app_at("pages/evaluate.py")
-    open_section(at, "Mistaken for what")
-    chain = blocks_holding(at._tree, lambda n: getattr(n, "type", "") == "vega_lite_chart")
-    assert chain, "the confusion matrix is drawn"
+    open_section(at, section)
+    chain = blocks_holding(at._tree, lambda n: getattr(n, "type", "") in
+                           ("vega_lite_chart", "arrow_data_frame"))
+    assert chain, "the section draws a chart or a table"
     chart_parent, chart_index = chain[-1]
-    assert chart_index == min(chart_parent.children), "the chart opens its column"
+    assert chart_index == min(chart_parent.children), "it opens its column"
     row, column = next((block, index) for block, index in reversed(chain)
                        if block.children[index].type == "column")
     outer, row_index = chain[chain.index((row, column)) - 1]
     above = [outer.children[i] for i in outer.children if i < row_index]
-    assert not above or getattr(above[-1], "type", "") not in ("markdown", "caption"), \
-        "no words in the line right above the chart"
+    assert above, "something stands between the tabs and the chart"
+    line = above[-1]
+    assert line.type in ("markdown", "caption")
+    assert len(line.value) <= 60, f"a short line ends before the toolbar: {line.value!r}"
