@@ -227,7 +227,7 @@ def files_ui(runs: list[Run]) -> None:
     labels = {r.id: run_label(r) for r in runs}
     run_id = st.selectbox("Run", list(by_id), format_func=labels.get, key="files_run")
     run = by_id[run_id]
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = st.columns([2, 1, 1])  # the network's button names its file: room for it
     if run.checkpoint and Path(run.checkpoint).is_file():
         name = network_file_name(run)
         # Read when clicked, not on every visit (a large network is tens of MB).
