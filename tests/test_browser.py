@@ -270,6 +270,13 @@ def wait_drawn(page, heading: str, settle_s: float = 1.0) -> None:
                            "[data-stale=true]')")
 
 
+def settled(page) -> None:
+    """The page's script run is over and nothing on it is stale: while a run redraws the page,
+    the elements it has not sent again yet stay beside the new ones (a field twice)."""
+    page.wait_for_function("document.querySelector('[data-test-script-state=notRunning]') && "
+                           "!document.querySelector('[data-stale=true]')")
+
+
 def shown_text(page) -> str:
     """Everything a person can read: the page, the sidebar, toasts and the tables' cells."""
     cells = page.locator("[data-testid=stDataFrame] [role=gridcell]").all_text_contents()
@@ -468,11 +475,14 @@ def test_a_short_fast_run_from_the_train_page(server, page):
     page.get_by_role("button", name="Start training").wait_for()
     page.locator("[data-testid=stSelectbox]").filter(has_text="Model").first.click()
     page.get_by_role("option", name="Fast network").click()
+    settled(page)
     page.get_by_text(re.compile(r"^Width: standard \(\d+\)$")).click()  # this width instead
+    settled(page)
     if page.get_by_role("checkbox", name="Training images: all").is_checked():
-        page.get_by_text("Training images: all").first.click()
+        page.get_by_text("Training images: all").click()
     for label, value in (("Width", "8"), ("Epochs", "1"), ("Batch size", "50"),
                          ("Training images", "500"), ("Log every", "5")):
+        settled(page)
         field = page.get_by_role("spinbutton", name=re.compile(f"^{label}"))
         field.and_(page.locator(":enabled")).wait_for()
         field.fill(value)
