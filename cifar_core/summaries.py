@@ -316,10 +316,13 @@ def metrics_csv(run: Run) -> str:
 
 def default_network(runs: list[Run]) -> Run | None:
     """The run whose network a page shows first (Evaluate, Try it): the newest one with a
-    network, its file still there if any has one; None when no run has a network. The
-    newest, not the best: a person who has just trained a network goes on to look at that one
-    (a sweep's best has its own button)."""
+    network, its file still there if any has one, one that trained to its end before one that
+    was stopped; None when no run has a network. The newest, not the best: a person who has
+    just trained a network goes on to look at that one (a sweep's best has its own button);
+    not a stopped one, whose network may have barely begun to learn."""
     with_network = runs_with_network(sorted(runs, key=lambda r: (-r.created, r.id)))
+    # A stable sort: within each group, files that are there first, then the newest.
+    with_network.sort(key=lambda r: (not Path(r.checkpoint).is_file(), r.status != "completed"))
     return with_network[0] if with_network else None
 
 

@@ -379,8 +379,10 @@ def test_with_a_password_set_the_page_is_the_password_form_alone(data_dir, runs_
     assert not at.get("file_uploader") and not at.selectbox and not at.radio
 
 
-def network_run(store: RunStore, data_dir: Path, accuracy: float) -> str:
-    """A completed run with a saved (untrained) network and this test accuracy."""
+def network_run(store: RunStore, data_dir: Path, accuracy: float,
+                status: str = "completed") -> str:
+    """A run that ended so (completed, stopped) with a saved (untrained) network and this test
+    accuracy."""
     from cifar_core.checkpoint import save_checkpoint
     from cifar_core.config import TrainConfig
     from cifar_core.dataset import OFFICIAL_CLASSES
@@ -390,7 +392,7 @@ def network_run(store: RunStore, data_dir: Path, accuracy: float) -> str:
     metrics = {"accuracy": accuracy, "per_class": {c: accuracy for c in OFFICIAL_CLASSES}}
     path = save_checkpoint(store.run_dir(run.id) / "cifar_net.pth", Net(), config,
                            OFFICIAL_CLASSES, metrics)
-    store.finish(run.id, "completed", "", metrics, str(path))
+    store.finish(run.id, status, "", metrics, str(path))
     return run.id
 
 
@@ -403,6 +405,18 @@ def test_try_it_and_evaluate_open_on_the_same_run_the_newest(data_dir, runs_dir)
     assert try_it("pages/evaluate.py").selectbox(key="eval_run").value == newest
     # The menu still lists the most accurate first.
     assert try_it().selectbox(key="try_run").options[0].startswith(store.list()[1].id)
+
+
+def test_a_run_stopped_after_the_newest_training_is_not_what_the_pages_open_on(
+        data_dir, runs_dir):
+    # A run stopped at once keeps its barely trained network (10 %): opening Try it on it, as
+    # "the newest", showed a demo's audience a network that guesses. The newest run that
+    # trained to its end comes first; a stopped one only where none did.
+    store = RunStore(runs_dir)
+    trained = network_run(store, data_dir, accuracy=60.0)
+    network_run(store, data_dir, accuracy=10.0, status="stopped")
+    assert try_it().selectbox(key="try_run").value == trained
+    assert try_it("pages/evaluate.py").selectbox(key="eval_run").value == trained
 
 
 def test_a_network_downloads_under_its_runs_name(data_dir, runs_dir, run_id):
