@@ -250,3 +250,15 @@ def shown_tiles(at, which: int = 0) -> list[tuple[str, str]]:
     body = at.get("html")[which].proto.body
     return [(source, html.unescape(caption)) for source, caption in
             re.findall(r'<img src="(data:image/png;base64,[^"]+)"[^>]*alt="([^"]*)"', body)]
+
+
+# AppTest's element tree: which blocks (columns, rows) hold an element, to check where it sits.
+def blocks_holding(node, wanted, path=()):
+    """The chain of blocks from `node` down to the element for which wanted(element) holds."""
+    for index, child in getattr(node, "children", {}).items():
+        if wanted(child):
+            return [*path, (node, index)]
+        found = blocks_holding(child, wanted, (*path, (node, index)))
+        if found:
+            return found
+    return None

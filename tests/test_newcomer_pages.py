@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import blocks_holding
 from streamlit.testing.v1 import AppTest
 from test_app import CLASSES, app_at, finish_run, no_traceback, texts
 
@@ -312,7 +313,6 @@ def test_nothing_is_written_where_a_charts_toolbar_shows(data_dir, runs_dir, sec
     # the toolbar covered its words; with nothing above it, the toolbar lay over Evaluate's tabs
     # and took the clicks meant for them. The line above is a short one, which ends before it.
     from test_app import open_section
-    from test_newcomer_pages_runs import blocks_holding
 
     finish_run(runs_dir, data_dir)
     at = app_at("pages/evaluate.py")

@@ -11,6 +11,7 @@ import re
 import warnings
 
 import pytest
+from conftest import blocks_holding
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 from test_app import app_at, finish_run, no_traceback
@@ -276,17 +277,6 @@ def sweep_of_two_settings(runs_dir, data_dir) -> str:
         store.finish(run.id, "completed", "", {"accuracy": accuracy, "per_class": {}})
     sweeps.finish(sweep.id, "completed", "")
     return sweep.id
-
-
-def blocks_holding(node, wanted, path=()):
-    """The chain of blocks from `node` down to the element for which wanted(element) holds."""
-    for index, child in getattr(node, "children", {}).items():
-        if wanted(child):
-            return [*path, (node, index)]
-        found = blocks_holding(child, wanted, (*path, (node, index)))
-        if found:
-            return found
-    return None
 
 
 def test_the_parallel_coordinates_legend_and_labels_read_well(data_dir, runs_dir):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from conftest import blocks_holding
 from streamlit.testing.v1 import AppTest
 
 import cifar_core.estimate
@@ -350,14 +351,3 @@ def test_the_how_to_search_menus_show_their_choices_whole(data_dir, runs_dir, qu
         menu = at.selectbox(key=key)
         longest = max(len(option) for option in menu.options)  # as shown
         assert longest * CHARACTER_PX + MENU_PADDING_PX <= share * MAIN_PX, (key, menu.options)
-
-
-def blocks_holding(node, wanted, path=()):
-    """The chain of blocks from `node` down to the element for which wanted(element) holds."""
-    for index, child in getattr(node, "children", {}).items():
-        if wanted(child):
-            return [*path, (node, index)]
-        found = blocks_holding(child, wanted, (*path, (node, index)))
-        if found:
-            return found
-    return None
