@@ -186,7 +186,7 @@ def compare_ui(runs: list[Run]) -> None:
         st.markdown("**Test accuracy per class**")
         per_class = per_class_comparison([by_id[i] for i in chosen])
         if per_class.empty:
-            st.caption("None of these has been tested on the test images yet.")
+            st.caption("No run among these has been tested on the test images yet.")
         else:
             chart = alt.Chart(per_class).mark_bar().encode(
                 x=alt.X("class:N", title=None), y=alt.Y("accuracy:Q", title="accuracy (%)",
