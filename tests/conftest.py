@@ -262,3 +262,18 @@ def blocks_holding(node, wanted, path=()):
         if found:
             return found
     return None
+
+
+# The browser tests' Chromium: Debian's, headless (never one Playwright downloads).
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, for one test module (Playwright drives it)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield browser
+        browser.close()

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REAL_ARCHIVE, write_cifar_batches
+from conftest import CHROMIUM, REAL_ARCHIVE, write_cifar_batches
 from PIL import Image
 from test_app import CLASSES, finish_run, store_with_every_state
 
@@ -36,7 +36,6 @@ from cifar_core.sweeps import best_run
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[1]
 sync_api = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
@@ -100,15 +99,6 @@ def fresh_server(tmp_path):
     yield url
     output = stop_server(proc)
     assert "Traceback" not in output, output[-3000:]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from conftest import write_cifar_batches
-from test_browser import CHROMIUM, start_server, stop_server
+from test_browser import start_server, stop_server
 
 from cifar_core.config import TrainConfig
 from cifar_core.events import StatsEvent
@@ -20,15 +20,6 @@ from cifar_core.runs import RunStore
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
 
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        browser.close()
 
 
 def training_run(runs_dir) -> tuple[str, subprocess.Popen]:
