@@ -4,20 +4,20 @@ import contextlib
 
 import streamlit as st
 
+from cifar_core.data.grids import tiles
 from cifar_core.errors import StoreError
-from cifar_core.imports import evaluate_untested_imports, network_label
-from cifar_core.models import Net, count_parameters
-from cifar_core.names import markdown_text
-from cifar_core.pictures import tiles
-from cifar_core.summaries import (
+from cifar_core.explain.network_imports import evaluate_untested_imports, network_label
+from cifar_core.runs.names import markdown_text
+from cifar_core.runs.views import (
     active_runs,
     is_import,
     run_progress,
     runs_with_network,
     trained_runs,
 )
-from cifar_core.sweep_store import SweepStore
-from cifar_core.sweep_views import sweep_menu_label, sweep_progress
+from cifar_core.sweeps.store import SweepStore
+from cifar_core.sweeps.views import sweep_menu_label, sweep_progress
+from cifar_core.training.models import Net, count_parameters
 from pages.shared import access, gate, layout, navigation, server_guard
 
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from dashboard_server import start_server  # noqa: E402
 
-from cifar_core.runs import RunStore  # noqa: E402
+from cifar_core.runs.store import RunStore  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 # What each page shows last: it is fully drawn once this text is there.

@@ -1,5 +1,5 @@
 """The test after each epoch, inside a training's settings: with evaluation's own settings
-(oneDNN on, the process's threads: cifar_core.speed.cpu.inference_settings, as shipped) vs
+(oneDNN on, the process's threads: cifar_core.training.speed.cpu.inference_settings, as shipped) vs
 as it ran before they existed (training's oneDNN off and one thread for tiny batches).
 
 Each arm tests a trained-shape Net on all 10,000 test images, alternating, in one process.
@@ -24,12 +24,12 @@ sys.path.insert(0, str(ROOT))
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from cifar_core.config import TrainConfig
-    from cifar_core.data import load_cifar10
-    from cifar_core.speed import open_step
-    from cifar_core.train import build_model, test_accuracy
+    from cifar_core.data.load import load_cifar10
+    from cifar_core.training.config import TrainConfig
+    from cifar_core.training.loop import build_model, test_accuracy
+    from cifar_core.training.speed import open_step
 
-    evaluate_module = sys.modules["cifar_core.evaluate"]
+    evaluate_module = sys.modules["cifar_core.training.evaluation"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("CIFAR_DATA_DIR") or "/tmp/cifar/batches"))

@@ -4,7 +4,7 @@ targets: upload to probabilities drawn <= 0.5 s, an attribution map <= 1 s, on a
 The picture is one of the real CIFAR-10 JPEGs (../shared/data/cifar10-jpg.tar.gz) enlarged to
 256x256 and saved as a JPEG, as the browser test uploads it (a synthetic photo where the archive
 is missing). Each step is timed `--repeats` times in this process after a first, cold call
-(timed too), and importing cifar_core.explain (which brings Captum) once; printed: median,
+(timed too), and importing explain.attribution (which brings Captum) once; printed: median,
 fastest and slowest per step, as a markdown table, then one JSON line. `--busy` keeps the
 other core busy meanwhile (a training running beside the page). Figures go to bench/RESULTS.md.
 
@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 _start = time.perf_counter()
-from cifar_core.explain import (  # noqa: E402  (Captum, matplotlib, pandas come with it)
+from cifar_core.explain.attribution import (  # noqa: E402  (Captum, matplotlib, pandas come with it)
     ATTRIBUTION_METHODS,
     answer_sentence,
     attribution,
@@ -44,14 +44,14 @@ from cifar_core.explain import (  # noqa: E402  (Captum, matplotlib, pandas come
 
 IMPORT_S = time.perf_counter() - _start
 
-from cifar_core.dataset import OFFICIAL_CLASSES  # noqa: E402
-from cifar_core.inside import (  # noqa: E402
+from cifar_core.data.dataset import OFFICIAL_CLASSES  # noqa: E402
+from cifar_core.explain.inside import (  # noqa: E402
     feature_map_grid,
     feature_maps,
     first_layer_filters,
     layer_table,
 )
-from cifar_core.photos import read_photo  # noqa: E402
+from cifar_core.explain.photos import read_photo  # noqa: E402
 
 REAL_ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpg.tar.gz"
 REAL_PHOTO = "test/cat/0000.jpg"
@@ -74,10 +74,10 @@ def upload_bytes(side: int = 256) -> tuple[bytes, str]:
 
 def tutorial_net(checkpoint: str | None) -> torch.nn.Module:
     if checkpoint:
-        from cifar_core.checkpoint import load_checkpoint
+        from cifar_core.training.checkpoint import load_checkpoint
 
         return load_checkpoint(checkpoint).model
-    from cifar_core.models import Net
+    from cifar_core.training.models import Net
 
     torch.manual_seed(0)
     return Net().eval()
@@ -158,7 +158,7 @@ def main() -> None:
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; picture: {source}, {len(data):,} bytes; "
           f"repeats {args.repeats}; other core busy: {args.busy}; load average "
-          f"{load_before[0]:.2f} -> {load_after[0]:.2f}; importing cifar_core.explain "
+          f"{load_before[0]:.2f} -> {load_after[0]:.2f}; importing cifar_core.explain.attribution "
           f"(after torch) {IMPORT_S:.2f} s; "
           f"answer: {upload_to_probabilities()}")
     print()

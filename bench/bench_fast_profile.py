@@ -16,12 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from cifar_core.config import TrainConfig, preset_values  # noqa: E402
-from cifar_core.data import load_cifar10  # noqa: E402
-from cifar_core.evaluate import predict  # noqa: E402
-from cifar_core.speed import open_step  # noqa: E402
-from cifar_core.speed.minibatches import Minibatches  # noqa: E402
-from cifar_core.train import build_model  # noqa: E402
+from cifar_core.data.load import load_cifar10  # noqa: E402
+from cifar_core.training.config import TrainConfig, preset_values  # noqa: E402
+from cifar_core.training.evaluation import predict  # noqa: E402
+from cifar_core.training.loop import build_model  # noqa: E402
+from cifar_core.training.speed import open_step  # noqa: E402
+from cifar_core.training.speed.minibatches import Minibatches  # noqa: E402
 
 
 def main() -> None:

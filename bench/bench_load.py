@@ -2,7 +2,7 @@
 with the machine idle and under other load, interleaved.
 
 Each measurement is a fresh process that trains 1 epoch at the tutorial's settings through
-cifar_core.train.train; "whole" sets CIFAR_CORE_THREADS=1, which turns the split batch off. A load
+training.loop.train; "whole" sets CIFAR_CORE_THREADS=1, which turns the split batch off. A load
 process runs beside them: none, a busy loop, or one busy BUSY s in every PERIOD s. Prints
 images/s per run, how often the governor switched, and the median ratio halves / whole.
 
@@ -38,10 +38,10 @@ def load(busy: float, period: float) -> None:
 
 def worker(data_dir: str, images: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from cifar_core.config import TrainConfig
-    from cifar_core.data import load_cifar10
-    from cifar_core.speed.governor import CoreGovernor
-    from cifar_core.train import build_model, train
+    from cifar_core.data.load import load_cifar10
+    from cifar_core.training.config import TrainConfig
+    from cifar_core.training.loop import build_model, train
+    from cifar_core.training.speed.governor import CoreGovernor
 
     switches = []
     original = CoreGovernor.set

@@ -1,7 +1,7 @@
 """Training with and without keep_freed_memory() (glibc's malloc limits), interleaved.
 
 Each measurement is a fresh process that trains 1 epoch at the tutorial's settings (but the
-batch size) through cifar_core.train.train; "off" replaces cifar_core.speed.cpu's
+batch size) through cifar_core.training.loop.train; "off" replaces cifar_core.training.speed.cpu's
 keep_freed_memory with a no-op before training, so glibc keeps its defaults. Prints images/s
 and peak RSS per run, and the median ratio on/off per batch size.
 
@@ -26,12 +26,12 @@ sys.path.insert(0, str(ROOT))
 def worker(arm: str, batch: int, data_dir: Path, images: int | None) -> None:
     import importlib
 
-    from cifar_core.data import load_cifar10
+    from cifar_core.data.load import load_cifar10
 
     # The module (cifar_core's package namespace exports a function of the same name).
-    train_module = importlib.import_module("cifar_core.train")
-    from cifar_core.config import TrainConfig
-    from cifar_core.speed import cpu
+    train_module = importlib.import_module("cifar_core.training.loop")
+    from cifar_core.training.config import TrainConfig
+    from cifar_core.training.speed import cpu
 
     if arm == "off":
         cpu.keep_freed_memory = lambda: False

@@ -6,7 +6,7 @@ real browser.
 
 For each N: a fresh runs folder with one completed run of N stats events (tutorial settings,
 2 epochs, log_every 1: N / 2 minibatches of 4 images per epoch, events made with
-cifar_core.events' dataclasses and written with one bulk insert into the store's events table),
+training.events' dataclasses and written with one bulk insert into the store's events table),
 two ordinary completed runs (log_every 2000) beside it, and tiny generated data
 (tests/conftest.py's write_cifar_batches). Starts `streamlit run app.py` on a free 127.0.0.1
 port with CIFAR_RUNS_DIR/CIFAR_DATA_DIR pointing there, drives Debian's Chromium headless with
@@ -49,10 +49,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import write_cifar_batches  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
-from cifar_core.config import TrainConfig  # noqa: E402
-from cifar_core.dataset import OFFICIAL_CLASSES  # noqa: E402
-from cifar_core.events import DoneEvent, EpochEvent, StatsEvent  # noqa: E402
-from cifar_core.runs import RunStore  # noqa: E402
+from cifar_core.data.dataset import OFFICIAL_CLASSES  # noqa: E402
+from cifar_core.runs.store import RunStore  # noqa: E402
+from cifar_core.training.config import TrainConfig  # noqa: E402
+from cifar_core.training.events import DoneEvent, EpochEvent, StatsEvent  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

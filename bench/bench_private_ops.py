@@ -31,11 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torch.nn.functional as F
 
-    from cifar_core.data import load_cifar10
-    from cifar_core.dataset import normalize
-    from cifar_core.models import Net
-    from cifar_core.speed import cpu
-    from cifar_core.speed import written_out as step_module
+    from cifar_core.data.dataset import normalize
+    from cifar_core.data.load import load_cifar10
+    from cifar_core.training.models import Net
+    from cifar_core.training.speed import cpu
+    from cifar_core.training.speed import written_out as step_module
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path,

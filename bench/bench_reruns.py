@@ -41,9 +41,9 @@ from streamlit.runtime.scriptrunner.script_cache import ScriptCache  # noqa: E40
 from streamlit.testing.v1 import AppTest, app_test, local_script_runner  # noqa: E402
 from streamlit.testing.v1.local_script_runner import LocalScriptRunner  # noqa: E402
 
-from cifar_core.config import TrainConfig  # noqa: E402
-from cifar_core.pipeline import execute_run  # noqa: E402
-from cifar_core.runs import RunStore  # noqa: E402
+from cifar_core.runs.pipeline import execute_run  # noqa: E402
+from cifar_core.runs.store import RunStore  # noqa: E402
+from cifar_core.training.config import TrainConfig  # noqa: E402
 
 APP = str(ROOT / "app.py")
 # The fragment each click reruns in a browser: (file name, function name).

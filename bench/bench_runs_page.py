@@ -46,14 +46,14 @@ def parse_args() -> argparse.Namespace:
 
 def seed_store(runs_dir: Path, data_dir: str, runs: int, sweeps: int, per_sweep: int) -> None:
     """The store described above (made through the store's own API)."""
-    from cifar_core.checkpoint import save_checkpoint
-    from cifar_core.config import TrainConfig
-    from cifar_core.dataset import OFFICIAL_CLASSES
-    from cifar_core.events import StatsEvent
-    from cifar_core.models import Net
-    from cifar_core.runs import RunStore
-    from cifar_core.search_space import Axis, SearchSpace
-    from cifar_core.sweep_store import SweepStore
+    from cifar_core.data.dataset import OFFICIAL_CLASSES
+    from cifar_core.runs.store import RunStore
+    from cifar_core.sweeps.space import Axis, SearchSpace
+    from cifar_core.sweeps.store import SweepStore
+    from cifar_core.training.checkpoint import save_checkpoint
+    from cifar_core.training.config import TrainConfig
+    from cifar_core.training.events import StatsEvent
+    from cifar_core.training.models import Net
 
     store, sweep_store = RunStore(runs_dir), SweepStore(RunStore(runs_dir))
     base = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()

@@ -1,7 +1,7 @@
 """NetStep (backward written out) vs TutorialStep (the tutorial's autograd step), interleaved.
 
 Both train a fresh Net (same seed) on the same real training images in the same process,
-alternating, under cifar_core.speed's CPU settings for the batch size (threads, oneDNN) or fixed
+alternating, under training.speed's CPU settings for the batch size (threads, oneDNN) or fixed
 threads (--threads). Prints images/s per round and the median ratio.
 
     python bench/bench_step.py --data-dir /tmp/cifar/batches --batch-sizes 4 16 32 --rounds 3
@@ -24,12 +24,12 @@ sys.path.insert(0, str(ROOT))
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from cifar_core.data import load_cifar10
-    from cifar_core.dataset import normalize
-    from cifar_core.models import Net
-    from cifar_core.speed import cpu as cpu_settings
-    from cifar_core.speed.tutorial_step import TutorialStep as AutogradStep
-    from cifar_core.speed.written_out import NetStep
+    from cifar_core.data.dataset import normalize
+    from cifar_core.data.load import load_cifar10
+    from cifar_core.training.models import Net
+    from cifar_core.training.speed import cpu as cpu_settings
+    from cifar_core.training.speed.tutorial_step import TutorialStep as AutogradStep
+    from cifar_core.training.speed.written_out import NetStep
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path,

@@ -6,7 +6,7 @@
 
 The grid: lr 0.001 / 0.01 / 0.05 x momentum 0.8 / 0.9 x batch size 4 / 16, 1 epoch on 10,000
 training images, the tutorial's network, one seed for all. Each mode starts the sweep exactly
-as the dashboard and the CLI do (cifar_core.sweeps.start_sweep, every run its own process or
+as the dashboard and the CLI do (cifar_core.sweeps.engine.start_sweep, every run its own process or
 Ray task) in a fresh run store, and waits for it to end. The modes take turns round after
 round, so that a change in the machine's load falls on all of them alike.
 
@@ -43,11 +43,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_train import machine_info  # noqa: E402
 
-from cifar_core.jobs import JobRunner  # noqa: E402
-from cifar_core.runs import RunStore  # noqa: E402
-from cifar_core.search_space import Axis, SearchSpace  # noqa: E402
-from cifar_core.sweep_store import SweepStore  # noqa: E402
-from cifar_core.sweeps import start_sweep  # noqa: E402
+from cifar_core.runs.jobs import JobRunner  # noqa: E402
+from cifar_core.runs.store import RunStore  # noqa: E402
+from cifar_core.sweeps.engine import start_sweep  # noqa: E402
+from cifar_core.sweeps.space import Axis, SearchSpace  # noqa: E402
+from cifar_core.sweeps.store import SweepStore  # noqa: E402
 
 OUT_DIR = ROOT / "bench" / "out"
 DEFAULT_DATA_DIR = Path(os.environ.get("CIFAR_DATA_DIR") or "/tmp/cifar/batches")

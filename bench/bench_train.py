@@ -4,8 +4,8 @@
 
 Four benchmarks in one run, every measurement in a fresh Python process (so a thread setting
 or the memory of one cannot leak into the next), tutorial and cifar_core interleaved:
-(a) training at the tutorial's settings: bench/tutorial_loop.py vs cifar_core.train.train;
-(b) evaluating the 10,000 test images: the tutorial's test loop vs cifar_core.evaluate.evaluate;
+(a) training at the tutorial's settings: bench/tutorial_loop.py vs cifar_core.training.loop.train;
+(b) evaluating the 10,000 test images: the tutorial's test loop vs training.evaluation.evaluate;
 (c) batch scaling: cifar_core's images/s at batch 4, 32, 128, 512;
 (d) job runner overhead: JobRunner.start + wait vs the bare `python -m cifar_core train --json`.
 It prints the machine and a Markdown report, and writes both as JSON to bench/out/.
@@ -149,12 +149,12 @@ def _log(message: str) -> None:
 
 
 def _ours_train(task: dict) -> dict:
-    """cifar_core.train.train, as the CLI and the job runner call it."""
+    """cifar_core.training.loop.train, as the CLI and the job runner call it."""
     import torch
 
-    from cifar_core.config import TrainConfig
-    from cifar_core.data import load_cifar10
-    from cifar_core.train import build_model, train
+    from cifar_core.data.load import load_cifar10
+    from cifar_core.training.config import TrainConfig
+    from cifar_core.training.loop import build_model, train
 
     start = time.perf_counter()
     data = load_cifar10(task["data_dir"])
@@ -221,7 +221,7 @@ def _first(dataset, size: int | None):
 def _trained_net(task: dict):
     import torch
 
-    from cifar_core.models import Net
+    from cifar_core.training.models import Net
 
     torch.manual_seed(0)
     net = Net()
@@ -243,9 +243,9 @@ def _tutorial_eval(task: dict) -> dict:
 def _ours_eval(task: dict) -> dict:
     import torch
 
-    from cifar_core.data import load_cifar10
-    from cifar_core.devices import resolve_device
-    from cifar_core.evaluate import evaluate
+    from cifar_core.data.load import load_cifar10
+    from cifar_core.training.devices import resolve_device
+    from cifar_core.training.evaluation import evaluate
 
     data = load_cifar10(task["data_dir"])
     if task.get("test_size"):
@@ -345,7 +345,7 @@ def _run_cli(plan: Plan, args: argparse.Namespace, seed: int, tmp: Path) -> dict
            "--device", args.device, "--out", str(tmp / "cli_net.pth")]
     # The environment the job runner gives its runs (its share of the cores), so that both
     # paths train the same way and the difference is the runner's overhead.
-    from cifar_core.jobs import job_environment
+    from cifar_core.runs.jobs import job_environment
 
     meter = LoadMeter()
     start = time.perf_counter()
@@ -364,9 +364,9 @@ def _run_cli(plan: Plan, args: argparse.Namespace, seed: int, tmp: Path) -> dict
 
 
 def _run_job(plan: Plan, args: argparse.Namespace, seed: int, tmp: Path) -> dict:
-    from cifar_core.config import TrainConfig
-    from cifar_core.jobs import JobRunner
-    from cifar_core.runs import RunStore
+    from cifar_core.runs.jobs import JobRunner
+    from cifar_core.runs.store import RunStore
+    from cifar_core.training.config import TrainConfig
 
     runner = JobRunner(RunStore(tmp / "runs-jobs"))
     config = TrainConfig(epochs=1, train_size=plan.job_size, seed=seed, device=args.device)

@@ -47,10 +47,10 @@ from dashboard_server import start_server  # noqa: E402
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import REAL_ARCHIVE, write_cifar_batches  # noqa: E402
 
-from cifar_core.data import load_cifar10  # noqa: E402
-from cifar_core.explain import ATTRIBUTION_METHODS  # noqa: E402
-from cifar_core.imports import import_network  # noqa: E402
-from cifar_core.runs import RunStore  # noqa: E402
+from cifar_core.data.load import load_cifar10  # noqa: E402
+from cifar_core.explain.attribution import ATTRIBUTION_METHODS  # noqa: E402
+from cifar_core.explain.network_imports import import_network  # noqa: E402
+from cifar_core.runs.store import RunStore  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -80,7 +80,7 @@ def network_bytes(checkpoint: str | None) -> bytes:
         return Path(checkpoint).read_bytes()
     import torch
 
-    from cifar_core.models import Net
+    from cifar_core.training.models import Net
 
     torch.manual_seed(0)
     out = io.BytesIO()

@@ -5,7 +5,7 @@ CIFAR10 dataset with ToTensor() + Normalize((0.5,)*3, (0.5,)*3), DataLoader(batc
 shuffle=True, num_workers=2), the tutorial's Net, CrossEntropyLoss, SGD(lr=0.001, momentum=0.9),
 a loss line every 2000 minibatches, and the torch.no_grad() test loop at batch 4. Torch's thread
 count is left at its default, as the tutorial leaves it. Added, and nothing else: timing, a seed
-(set just before Net() as cifar_core.train.build_model does, so both start from the same
+(set just before Net() as cifar_core.training.loop.build_model does, so both start from the same
 weights), and an optional class-balanced subset for quick runs.
 
     python bench/tutorial_loop.py --data-dir /tmp/cifar/batches [--epochs 2] [--train-size N]
@@ -29,8 +29,8 @@ from torchvision.datasets import CIFAR10
 
 # Run as a script, Python puts bench/ on the path, not the repository root that holds cifar_core.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from cifar_core.models import Net  # noqa: E402  (the tutorial's Net, layer for layer)
-from cifar_core.train import balanced_subset  # noqa: E402
+from cifar_core.training.loop import balanced_subset  # noqa: E402
+from cifar_core.training.models import Net  # noqa: E402  (the tutorial's Net, layer for layer)
 
 BATCH_SIZE = 4  # the tutorial's
 NUM_WORKERS = 2  # the tutorial's
@@ -93,7 +93,7 @@ def train_tutorial(trainset: Dataset, epochs: int = 2, seed: int = 0,
                    train_size: int | None = None,
                    log: Callable[[str], None] = print) -> TutorialTraining:
     """The tutorial's training section, timed. train_size picks the same class-balanced subset
-    cifar_core.train uses for that seed (None: all 50,000 images, as the tutorial)."""
+    cifar_core.training.loop uses for that seed (None: all 50,000 images, as the tutorial)."""
     if train_size is not None:
         indices = balanced_subset(torch.tensor(trainset.targets), train_size, seed)
         trainset = Subset(trainset, indices.tolist())

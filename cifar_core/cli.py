@@ -19,33 +19,21 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from cifar_core.checkpoint import DEFAULT_NAME, load_checkpoint
-from cifar_core.config import (
-    PRESETS,
-    TrainConfig,
-    compared_settings,
-    defaults,
-    preset_values,
-    settings,
-)
-from cifar_core.data import load_cifar10
-from cifar_core.dataset import default_data_dir
-from cifar_core.devices import resolve_device
+from cifar_core.data.dataset import default_data_dir
+from cifar_core.data.load import load_cifar10
 from cifar_core.errors import CheckpointError, CifarError, StoreError
-from cifar_core.evaluate import Evaluation, evaluate
-from cifar_core.jobs import JobRunner
-from cifar_core.lr_find import (
-    DEFAULT_END_LR,
-    DEFAULT_START_LR,
-    DEFAULT_STEPS,
-    LrFinding,
-    check_range,
-    find_learning_rate,
-    rounded_lr,
+from cifar_core.runs.jobs import JobRunner
+from cifar_core.runs.pipeline import execute_run
+from cifar_core.runs.store import STATUSES, Run, RunStore
+from cifar_core.runs.views import (
+    IMPORTED,
+    how_it_trained,
+    is_import,
+    run_setting_text,
+    setting_text,
 )
-from cifar_core.pipeline import execute_run
-from cifar_core.runs import STATUSES, Run, RunStore
-from cifar_core.search_space import (
+from cifar_core.sweeps.engine import best_run, delete_sweep, start_sweep, stop_sweep
+from cifar_core.sweeps.space import (
     PRUNERS,
     STRATEGIES,
     SearchSpace,
@@ -54,15 +42,27 @@ from cifar_core.search_space import (
     space_from_toml,
     with_axis,
 )
-from cifar_core.summaries import (
-    IMPORTED,
-    how_it_trained,
-    is_import,
-    run_setting_text,
-    setting_text,
+from cifar_core.sweeps.store import ENGINES, Sweep, SweepStore
+from cifar_core.training.checkpoint import DEFAULT_NAME, load_checkpoint
+from cifar_core.training.config import (
+    PRESETS,
+    TrainConfig,
+    compared_settings,
+    defaults,
+    preset_values,
+    settings,
 )
-from cifar_core.sweep_store import ENGINES, Sweep, SweepStore
-from cifar_core.sweeps import best_run, delete_sweep, start_sweep, stop_sweep
+from cifar_core.training.devices import resolve_device
+from cifar_core.training.evaluation import Evaluation, evaluate
+from cifar_core.training.lr_find import (
+    DEFAULT_END_LR,
+    DEFAULT_START_LR,
+    DEFAULT_STEPS,
+    LrFinding,
+    check_range,
+    find_learning_rate,
+    rounded_lr,
+)
 
 USER_ERROR = 2
 # Flags that may come before or after the command, and before or after the runs action (e.g.
@@ -91,7 +91,7 @@ def _number(kind):
 
 
 def setting_flags(parser: argparse.ArgumentParser) -> None:
-    """A flag for every TrainConfig setting, from its declaration (cifar_core.config). The
+    """A flag for every TrainConfig setting, from its declaration (cifar_core.training.config). The
     default is None (not given): the preset's value or the setting's default is used."""
     for name, spec in settings().items():
         choices = f" Choices: {', '.join(spec.allowed())}." if spec.choices else ""
@@ -252,7 +252,7 @@ def sweep_parser(sub, data_flag, runs_flag, json_flag) -> None:
                          ("delete", "delete a sweep that has ended, with its runs")):
         a = actions.add_parser(action, help=text)
         a.add_argument("sweep_id")
-    drive = actions.add_parser("drive")  # a Ray sweep's driver process (cifar_core.sweeps)
+    drive = actions.add_parser("drive")  # a Ray sweep's driver process (cifar_core.sweeps.engine)
     drive.add_argument("sweep_id")
     for a in actions.choices.values():
         runs_flag(a)
@@ -366,7 +366,7 @@ def cmd_train(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if not args.json:
         print(f"Run {run.id} on {device} (data: {data_dir})", file=sys.stderr, flush=True)
-    from cifar_core.dataset import WARNING_PREFIX
+    from cifar_core.data.dataset import WARNING_PREFIX
 
     def emit_json(event: dict) -> None:  # the data's warnings arrive as progress lines
         if event["kind"] == "log" and event["message"].startswith(WARNING_PREFIX):
@@ -467,7 +467,7 @@ def cmd_runs(args) -> int:
         if not runs:
             print("No runs yet. Start one with: python -m cifar_core train")
             return 0
-        # A column per compared setting (cifar_core.config), then the results.
+        # A column per compared setting (cifar_core.training.config), then the results.
         rows = [(run, {name: run_setting_text(run, name) for name in compared_settings()})
                 for run in runs]
         widths = {name: max(len(name), *(len(shown[name]) for _, shown in rows))
@@ -599,7 +599,7 @@ def cmd_sweep(args) -> int:
     store = _open_store(args.runs_dir)
     sweeps = SweepStore(store)
     if args.action == "drive":
-        from cifar_core.ray_engine import drive
+        from cifar_core.sweeps.ray_engine import drive
 
         return drive(store, args.sweep_id)
     if args.action is None:
@@ -608,7 +608,7 @@ def cmd_sweep(args) -> int:
         address = (args.ray_address if args.ray_address is not None
                    else os.environ.get("CIFAR_RAY_ADDRESS", ""))
         if args.engine == "ray":
-            from cifar_core.ray_engine import ray_problem
+            from cifar_core.sweeps.ray_engine import ray_problem
 
             problem = ray_problem()
             if problem:

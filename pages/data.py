@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from cifar_core import CifarData
-from cifar_core.pictures import image_grid, tiles
+from cifar_core.data.grids import image_grid, tiles
 from pages.shared import access, layout, navigation
 
 

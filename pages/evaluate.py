@@ -7,15 +7,15 @@ import pandas as pd
 import streamlit as st
 
 from cifar_core import CifarError
-from cifar_core.evaluate import Evaluation, confusion_rows
-from cifar_core.pictures import tiles, verdict_tiles
-from cifar_core.summaries import (
+from cifar_core.data.grids import tiles, verdict_tiles
+from cifar_core.runs.views import (
     default_network,
     epoch_confusions,
     per_class_by_epoch,
     run_label,
     runs_with_network,
 )
+from cifar_core.training.evaluation import Evaluation, confusion_rows
 from pages.shared import access, layout, navigation
 
 

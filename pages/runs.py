@@ -7,11 +7,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core.config import Setting, settings
-from cifar_core.curves import RunCurve
-from cifar_core.picked_runs import ticked_rows, ticks_applied
-from cifar_core.runs import Run
-from cifar_core.summaries import (
+from cifar_core.runs.curves import RunCurve
+from cifar_core.runs.picked import ticked_rows, ticks_applied
+from cifar_core.runs.store import Run
+from cifar_core.runs.views import (
     SETTINGS,
     format_duration,
     loss_curve,
@@ -24,14 +23,15 @@ from cifar_core.summaries import (
     settings_table,
     status_text,
 )
-from cifar_core.sweep_store import SweepStore
-from cifar_core.sweep_views import sweep_label
+from cifar_core.sweeps.store import SweepStore
+from cifar_core.sweeps.views import sweep_label
+from cifar_core.training.config import Setting, settings
 from pages.shared import access, layout, navigation
 
 # Run ids are long: a legend under the chart leaves the plot its full width.
 RUN_COLOR = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
 # The loss chart draws at most this many reports in all, an even spread of each run's
-# (cifar_core.curves): a browser draws a few thousand points at once, 100,000 in seconds.
+# (cifar_core.runs.curves): a browser draws a few thousand points at once, 100,000 in seconds.
 CHART_POINTS = 2000
 # Below this many points per run each report is drawn as a dot too.
 DOTS_UP_TO = 100

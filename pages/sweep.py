@@ -6,16 +6,13 @@ import os
 import streamlit as st
 
 from cifar_core import CifarError, TrainConfig
-from cifar_core.config import offered_presets, preset_values, settings
-from cifar_core.estimate import measure_images_per_s, speed_key
-from cifar_core.models import model_spec
-from cifar_core.names import markdown_text, short_name
-from cifar_core.ray_engine import ADDRESS_EXAMPLE, address_problem
-from cifar_core.runs import Run
-from cifar_core.search_space import MAX_POINTS, MAX_RUNS, PRUNERS, STRATEGIES, SearchSpace
-from cifar_core.speed import threads_for_background_runs
-from cifar_core.sweep_store import Sweep, SweepStore
-from cifar_core.sweep_views import (
+from cifar_core.runs.names import markdown_text, short_name
+from cifar_core.runs.store import Run
+from cifar_core.sweeps.engine import default_parallel, delete_sweep, start_sweep, stop_sweep
+from cifar_core.sweeps.ray_engine import ADDRESS_EXAMPLE, address_problem
+from cifar_core.sweeps.space import MAX_POINTS, MAX_RUNS, PRUNERS, STRATEGIES, SearchSpace
+from cifar_core.sweeps.store import Sweep, SweepStore
+from cifar_core.sweeps.views import (
     AxisForm,
     SweepEstimate,
     build_space,
@@ -24,7 +21,10 @@ from cifar_core.sweep_views import (
     sweep_menu_label,
     sweep_progress,
 )
-from cifar_core.sweeps import default_parallel, delete_sweep, start_sweep, stop_sweep
+from cifar_core.training.config import offered_presets, preset_values, settings
+from cifar_core.training.estimate import measure_images_per_s, speed_key
+from cifar_core.training.models import model_spec
+from cifar_core.training.speed import threads_for_background_runs
 from pages.shared import access, layout, navigation
 from pages.shared.sweep_answer_ui import answer_ui
 from pages.shared.sweep_runs_ui import runs_table_ui, small_multiples_ui
@@ -222,14 +222,14 @@ def kept_row(name: str) -> AxisForm:
 def ray_problem() -> str | None:
     """Why the Ray engine cannot be used here (None: it can)."""
     try:
-        from cifar_core.ray_engine import ray_problem as problem
+        from cifar_core.sweeps.ray_engine import ray_problem as problem
     except ImportError:
         return "Ray is not supported by this version of the dashboard."
     return problem()
 
 
 # A few timed training steps (about a second): once per combination of the settings that
-# decide the speed (cifar_core.estimate.speed_key).
+# decide the speed (cifar_core.training.estimate.speed_key).
 @st.cache_data(max_entries=64, show_spinner="Timing a few training steps on this machine ...")
 def measured_speed(key: tuple, threads: int, _config: TrainConfig) -> float:
     return measure_images_per_s(_config, threads)

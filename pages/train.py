@@ -8,8 +8,19 @@ import streamlit as st
 import torch
 
 from cifar_core import CifarError, TrainConfig
-from cifar_core.augment import augment
-from cifar_core.config import (
+from cifar_core.data.grids import tiles
+from cifar_core.runs.curves import RunCurve, accuracy_marks
+from cifar_core.runs.store import Run
+from cifar_core.runs.views import (
+    active_runs,
+    format_duration,
+    how_it_trained,
+    latest_trained,
+    loss_curve,
+    run_progress,
+)
+from cifar_core.training.augment import augment
+from cifar_core.training.config import (
     PRESETS,
     Setting,
     config_problems,
@@ -19,35 +30,24 @@ from cifar_core.config import (
     preset_values,
     settings,
 )
-from cifar_core.curves import RunCurve, accuracy_marks
-from cifar_core.estimate import (
+from cifar_core.training.estimate import (
     TimeEstimate,
     estimate_training_time,
     measure_images_per_s,
     speed_key,
 )
-from cifar_core.models import model_spec
-from cifar_core.pictures import tiles
-from cifar_core.runs import Run
-from cifar_core.speed import threads_for_background_runs
-from cifar_core.summaries import (
-    active_runs,
-    format_duration,
-    how_it_trained,
-    latest_trained,
-    loss_curve,
-    run_progress,
-)
-from cifar_core.train import model_width
+from cifar_core.training.loop import model_width
+from cifar_core.training.models import model_spec
+from cifar_core.training.speed import threads_for_background_runs
 from pages.shared import access, layout, navigation
 from pages.shared.lr_find_ui import lr_find_ui
 from pages.shared.train_form import FORM_FROM, fill_form
 
 log = logging.getLogger("cifar_dashboard")
 
-# How the settings are laid out: rows of this many, in the order cifar_core.config declares them.
+# How the settings are laid out: rows of this many, in the order training.config declares them.
 FORM_COLUMNS = 3
-# The loss chart draws at most this many reports, the most recent ones all (cifar_core.curves):
+# The loss chart draws at most this many reports, the most recent ones all (cifar_core.runs.curves):
 # a browser draws a few thousand points at once, 100,000 in seconds (bench/bench_pages.py).
 CHART_POINTS = 2000
 RECENT_POINTS = 500
@@ -243,7 +243,7 @@ def settings_grid_ui(declared: list, values: dict, slots: dict, max_train: int) 
 
 
 def settings_form_ui(max_train: int, num_classes: int = 10) -> dict:
-    """A widget for every setting (cifar_core.config declares them), the recipe's under
+    """A widget for every setting (cifar_core.training.config declares them), the recipe's under
     "Advanced", each problem shown under its field, and under the Model what it is, its size
     and how long the settings train here; returns the values, the problems and the estimate."""
     st.session_state.max_train = max_train

@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from cifar_core import CifarData, CifarError
-from cifar_core.checkpoint import Checkpoint
+from cifar_core.data.grids import enlarge
 from cifar_core.errors import ImageError
-from cifar_core.explain import (
+from cifar_core.explain.attribution import (
     ATTRIBUTION_METHODS,
     answer_sentence,
     attribution,
@@ -19,15 +19,19 @@ from cifar_core.explain import (
     overlay,
     probabilities_table,
 )
-from cifar_core.imports import (
+from cifar_core.explain.inside import (
+    feature_map_grid,
+    feature_maps,
+    first_layer_filters,
+    layer_table,
+)
+from cifar_core.explain.network_imports import (
     import_network,
     imported_sentence,
     network_label,
     networks_to_try,
 )
-from cifar_core.inside import feature_map_grid, feature_maps, first_layer_filters, layer_table
-from cifar_core.models import count_parameters
-from cifar_core.photos import (
+from cifar_core.explain.photos import (
     FILE_ENDINGS,
     FORMAT_NAMES,
     SIDE,
@@ -35,9 +39,10 @@ from cifar_core.photos import (
     network_inputs,
     read_photo,
 )
-from cifar_core.pictures import enlarge
-from cifar_core.runs import Run
-from cifar_core.summaries import default_network
+from cifar_core.runs.store import Run
+from cifar_core.runs.views import default_network
+from cifar_core.training.checkpoint import Checkpoint
+from cifar_core.training.models import count_parameters
 from pages.shared import access, layout, navigation
 
 NETWORK_TYPES = ["pth", "pt"]

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from cifar_core.data import load_cifar10
-from cifar_core.dataset import (
+from cifar_core.data.dataset import (
     BATCH_DIR,
     OFFICIAL_CLASSES,
     TEST_BATCH,
     TRAIN_BATCHES,
     CifarData,
 )
+from cifar_core.data.load import load_cifar10
 
 PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
                     [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230],
@@ -236,8 +236,7 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
 def end_jobs_of(store) -> None:
     """Kill what a failing test left running of this store's jobs (and sweep drivers): only
     the processes this test process started for it, by pid."""
-    from cifar_core import jobs
-
+    from cifar_core.runs import jobs
     for proc in list(jobs._children.values()):
         if proc.poll() is None and str(store.root.resolve()) in " ".join(map(str, proc.args)):
             proc.kill()

@@ -14,13 +14,13 @@ import pytest
 from conftest import shown_tiles
 from streamlit.testing.v1 import AppTest
 
-from cifar_core.config import PRESETS, TrainConfig, settings
-from cifar_core.dataset import OFFICIAL_CLASSES
-from cifar_core.events import EpochEvent, StatsEvent
-from cifar_core.models import model_spec
-from cifar_core.pipeline import execute_run
-from cifar_core.runs import RunStore
-from cifar_core.summaries import SETTINGS
+from cifar_core.data.dataset import OFFICIAL_CLASSES
+from cifar_core.runs.pipeline import execute_run
+from cifar_core.runs.store import RunStore
+from cifar_core.runs.views import SETTINGS
+from cifar_core.training.config import PRESETS, TrainConfig, settings
+from cifar_core.training.events import EpochEvent, StatsEvent
+from cifar_core.training.models import model_spec
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 CLASSES = list(OFFICIAL_CLASSES)
@@ -139,7 +139,7 @@ def test_train_form_has_every_setting_and_presets(data_dir, runs_dir):
     no_traceback(at)
     at.session_state["advanced_open"] = True  # the Advanced section opened, as a click does
     at.run()
-    # A widget for every declared setting, labelled as declared (cifar_core.config).
+    # A widget for every declared setting, labelled as declared (cifar_core.training.config).
     for name, spec in settings().items():
         widget = (at.toggle(key=f"cfg_{name}") if spec.kind is bool
                   else at.selectbox(key=f"cfg_{name}") if spec.choices is not None
@@ -190,7 +190,7 @@ def test_the_model_choice_says_what_each_model_is_and_a_run_records_it(data_dir,
     no_traceback(at)
     run = RunStore(runs_dir).list()[0]
     assert run.train_config.model == "tutorial-wide"
-    from cifar_core.jobs import JobRunner
+    from cifar_core.runs.jobs import JobRunner
 
     JobRunner(RunStore(runs_dir)).stop(run.id)
     assert JobRunner(RunStore(runs_dir)).wait(run.id, timeout=60).status == "stopped"
@@ -208,7 +208,7 @@ def test_train_start_launches_a_background_run_that_can_be_stopped(data_dir, run
     stop = next(b for b in at.button if b.label == "Stop")
     stop.click().run()
     assert RunStore(runs_dir).get(runs[0].id).stop_requested
-    from cifar_core.jobs import JobRunner
+    from cifar_core.runs.jobs import JobRunner
 
     final = JobRunner(RunStore(runs_dir)).wait(runs[0].id, timeout=60)
     assert final.status == "stopped"
@@ -223,7 +223,7 @@ def test_any_page_notices_a_dead_job_and_starts_the_next_queued_run(data_dir, ru
     import subprocess
     import sys
 
-    from cifar_core.jobs import JobRunner
+    from cifar_core.runs.jobs import JobRunner
 
     store = RunStore(runs_dir)
     config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
@@ -244,7 +244,7 @@ def test_train_page_advises_the_cpu_for_tiny_batches_on_a_gpu(data_dir, runs_dir
 
     import torch
 
-    config_module = importlib.import_module("cifar_core.config")
+    config_module = importlib.import_module("cifar_core.training.config")
     monkeypatch.setattr(config_module, "resolve_device", lambda name: torch.device("cuda"))
     at = app_at("pages/train.py")  # the defaults: the tutorial's batch of 4
     assert any("too small to keep a GPU busy" in i.value for i in at.info)

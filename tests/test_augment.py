@@ -1,4 +1,4 @@
-"""cifar_core.augment: flips and shifts as batched tensor ops, seeded; test-time augmentation."""
+"""training.augment: flips and shifts as batched tensor ops, seeded; test-time augmentation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cifar_core.augment import (
+from cifar_core.training.augment import (
     AUGMENTATIONS,
     TRANSLATE_PIXELS,
     augment,
@@ -14,7 +14,9 @@ from cifar_core.augment import (
     shifted,
     translate,
 )
-from cifar_core.augment import test_time_logits as tta_logits  # (a test_ name pytest would run)
+from cifar_core.training.augment import (
+    test_time_logits as tta_logits,  # (a test_ name pytest would run)
+)
 
 
 def gen(seed: int) -> torch.Generator:

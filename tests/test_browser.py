@@ -29,10 +29,10 @@ from conftest import CHROMIUM, REAL_ARCHIVE, write_cifar_batches
 from PIL import Image
 from test_app import CLASSES, finish_run, store_with_every_state
 
-from cifar_core.models import Net
-from cifar_core.runs import RunStore
-from cifar_core.sweep_store import SweepStore
-from cifar_core.sweeps import best_run
+from cifar_core.runs.store import RunStore
+from cifar_core.sweeps.engine import best_run
+from cifar_core.sweeps.store import SweepStore
+from cifar_core.training.models import Net
 
 pytestmark = pytest.mark.browser
 

@@ -1,4 +1,4 @@
-"""cifar_core.cache: each data folder decoded once, decoded again when its source changes."""
+"""cifar_core.data.cache: each data folder decoded once, decoded again when its source changes."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import torch
 from conftest import write_batch
 
-from cifar_core import data
-from cifar_core.cache import cache_dir
-from cifar_core.data import load_cifar10
-from cifar_core.dataset import BATCH_DIR, TEST_BATCH
-from cifar_core.download import is_cached
+from cifar_core.data import load as data
+from cifar_core.data.cache import cache_dir
+from cifar_core.data.dataset import BATCH_DIR, TEST_BATCH
+from cifar_core.data.download import is_cached
+from cifar_core.data.load import load_cifar10
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""cifar_core.checkpoint: saving and loading cifar_net.pth, refusing anything else."""
+"""cifar_core.training.checkpoint: saving and loading cifar_net.pth, refusing anything else."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from cifar_core.checkpoint import FORMAT, load_checkpoint, save_checkpoint
-from cifar_core.dataset import OFFICIAL_CLASSES
+from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import CheckpointError
-from cifar_core.models import Net, model_spec
+from cifar_core.training.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from cifar_core.training.models import Net, model_spec
 
 
 @pytest.fixture

@@ -21,8 +21,10 @@ import pytest
 from conftest import run_cli
 
 from cifar_core import cli
-from cifar_core.checkpoint import load_checkpoint
-from cifar_core.config import (
+from cifar_core.data.dataset import OFFICIAL_CLASSES
+from cifar_core.runs.store import RunStore
+from cifar_core.training.checkpoint import load_checkpoint
+from cifar_core.training.config import (
     TrainConfig,
     compared_settings,
     config_problems,
@@ -30,10 +32,8 @@ from cifar_core.config import (
     preset_values,
     settings,
 )
-from cifar_core.dataset import OFFICIAL_CLASSES
-from cifar_core.evaluate import evaluate
-from cifar_core.models import count_parameters, model_names, model_spec
-from cifar_core.runs import RunStore
+from cifar_core.training.evaluation import evaluate
+from cifar_core.training.models import count_parameters, model_names, model_spec
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = ["--epochs", "2", "--batch-size", "10", "--log-every", "3", "--lr", "0.002",

@@ -8,8 +8,8 @@ import json
 import pytest
 from conftest import run_cli
 
-from cifar_core.runs import RunStore
-from cifar_core.sweep_store import SweepStore
+from cifar_core.runs.store import RunStore
+from cifar_core.sweeps.store import SweepStore
 
 QUICK = ("--epochs", "1", "--batch-size", "20", "--log-every", "1", "--device", "cpu")
 
@@ -117,7 +117,7 @@ def test_no_sweeps_yet_says_how_to_start_one(capsys, dirs):
 def test_no_wait_returns_at_once_and_the_sweep_goes_on(capsys, dirs):
     import time
 
-    from cifar_core.jobs import JobRunner
+    from cifar_core.runs.jobs import JobRunner
 
     code, _, err = run_cli(capsys, "sweep", *dirs, "--lr", "0.002,0.02", "--runs", "1", *QUICK,
                            "--no-wait")

@@ -1,4 +1,4 @@
-"""cifar_core.config: the settings, declared once, their checks, and the presets."""
+"""cifar_core.training.config: the settings, declared once, their checks, and the presets."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import re
 import pytest
 import torch
 
-from cifar_core.config import (
+from cifar_core.errors import ConfigError
+from cifar_core.training.config import (
     PRESETS,
     TrainConfig,
     compared_settings,
@@ -19,7 +20,6 @@ from cifar_core.config import (
     preset_values,
     settings,
 )
-from cifar_core.errors import ConfigError
 
 # --- the settings ---------------------------------------------------------------------------
 
@@ -227,7 +227,7 @@ def test_the_fast_presets_train_the_fast_network_with_its_recipe():
 
 
 def test_tiny_batches_on_a_gpu_get_advice_and_the_cpu_none(monkeypatch):
-    import cifar_core.config as config_module
+    import cifar_core.training.config as config_module
 
     assert config_module.device_advice("cpu", 4) is None
     assert config_module.device_advice("no-such-device", 4) is None  # config checks say so

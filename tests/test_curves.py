@@ -1,13 +1,13 @@
-"""cifar_core.curves: which loss reports a chart of a long run draws, and a run's curve kept up to
+"""runs.curves: which loss reports a chart of a long run draws, and a run's curve kept up to
 date from its new events."""
 
 from __future__ import annotations
 
 import pytest
 
-from cifar_core.curves import RunCurve, accuracy_marks, spread_positions
-from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
-from cifar_core.runs import Run, RunStore
+from cifar_core.runs.curves import RunCurve, accuracy_marks, spread_positions
+from cifar_core.runs.store import Run, RunStore
+from cifar_core.training.events import DoneEvent, EpochEvent, StatsEvent
 
 
 def report(step: int) -> StatsEvent:

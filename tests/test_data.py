@@ -1,11 +1,11 @@
-"""cifar_core.data: load_cifar10 with no data in the folder, offline."""
+"""cifar_core.data.load: load_cifar10 with no data in the folder, offline."""
 
 from __future__ import annotations
 
 import pytest
 
-from cifar_core.data import load_cifar10
-from cifar_core.dataset import BATCH_DIR, OFFICIAL_ARCHIVE
+from cifar_core.data.dataset import BATCH_DIR, OFFICIAL_ARCHIVE
+from cifar_core.data.load import load_cifar10
 from cifar_core.errors import DataNotFoundError
 
 

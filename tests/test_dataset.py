@@ -1,4 +1,4 @@
-"""cifar_core.dataset: the decoded data set, its batches and the tutorial's normalisation."""
+"""cifar_core.data.dataset: the decoded data set, its batches and the tutorial's normalisation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cifar_core.dataset import default_data_dir, normalize
+from cifar_core.data.dataset import default_data_dir, normalize
 from cifar_core.errors import DataError
 
 

@@ -1,12 +1,12 @@
-"""cifar_core.devices: the choice of device."""
+"""cifar_core.training.devices: the choice of device."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from cifar_core.devices import available_devices, resolve_device
 from cifar_core.errors import DeviceError
+from cifar_core.training.devices import available_devices, resolve_device
 
 
 def test_auto_picks_an_available_device():

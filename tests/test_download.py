@@ -1,4 +1,4 @@
-"""cifar_core.download. The default path: torchvision's own download, served here from a
+"""cifar_core.data.download. The default path: torchvision's own download, served here from a
 loopback HTTP server (the real CIFAR-10 host is unreachable from test machines), and its failure
 without a network; the status file it reports to, and what the dashboard reads from it."""
 
@@ -21,11 +21,10 @@ import pytest
 from conftest import write_cifar_batches
 from torchvision.datasets import CIFAR10
 
-import cifar_core.download as download_module
-from cifar_core import sources
-from cifar_core.data import load_cifar10
-from cifar_core.dataset import DOWNLOAD_MARKER, OFFICIAL_ARCHIVE, OFFICIAL_ARCHIVE_BYTES
-from cifar_core.download import (
+import cifar_core.data.download as download_module
+from cifar_core.data import sources
+from cifar_core.data.dataset import DOWNLOAD_MARKER, OFFICIAL_ARCHIVE, OFFICIAL_ARCHIVE_BYTES
+from cifar_core.data.download import (
     DOWNLOAD_LOG,
     DOWNLOAD_STATUS_FILE,
     data_status,
@@ -33,6 +32,7 @@ from cifar_core.download import (
     last_download,
     start_data_download,
 )
+from cifar_core.data.load import load_cifar10
 from cifar_core.errors import DataNotFoundError
 
 
@@ -63,7 +63,7 @@ def cifar_server(tmp_path, make_cifar_batches, monkeypatch):
                         [[f"data_batch_{i}", md5(batches / f"data_batch_{i}")]
                          for i in range(1, 6)])
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(batches / "test_batch")]])
-    # The decode checks against its own copy of torchvision's table (cifar_core.sources).
+    # The decode checks against its own copy of torchvision's table (cifar_core.data.sources).
     monkeypatch.setattr(sources, "OFFICIAL_MD5S", dict(CIFAR10.train_list + CIFAR10.test_list))
     monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
                                           "md5": md5(batches / "batches.meta")})

@@ -1,4 +1,4 @@
-"""cifar_core/estimate.py: a training's time from earlier runs like it, else a short measurement."""
+"""training/estimate.py: a training's time from earlier runs like it, else a short measurement."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import os
 import pytest
 import torch
 
-from cifar_core.config import TrainConfig
-from cifar_core.estimate import (
+from cifar_core.runs.store import RunStore
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.estimate import (
     TimeEstimate,
     earlier_speeds,
     estimate_training_time,
@@ -16,9 +17,8 @@ from cifar_core.estimate import (
     rough_duration,
     speed_key,
 )
-from cifar_core.models import model_spec
-from cifar_core.runs import RunStore
-from cifar_core.speed.cpu import THREADS_ENV
+from cifar_core.training.models import model_spec
+from cifar_core.training.speed.cpu import THREADS_ENV
 
 FAST = dict(model="fast", batch_size=256, device="cpu")
 

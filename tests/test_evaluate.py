@@ -1,4 +1,4 @@
-"""cifar_core.evaluate: predictions, accuracy overall and per class, confusions."""
+"""cifar_core.training.evaluation: predictions, accuracy overall and per class, confusions."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cifar_core.dataset import normalize
-from cifar_core.evaluate import Evaluation, evaluate, predict, predict_probabilities
-from cifar_core.models import Net
+from cifar_core.data.dataset import normalize
+from cifar_core.training.evaluation import Evaluation, evaluate, predict, predict_probabilities
+from cifar_core.training.models import Net
 
 CLASSES = ("plane", "car", "bird", "cat")
 
@@ -110,9 +110,9 @@ def test_prediction_uses_onednn_even_inside_a_training_that_turned_it_off(monkey
     batches); evaluation must switch it back on, and leave training's settings as they were."""
     import sys
 
-    from cifar_core.speed import cpu
+    from cifar_core.training.speed import cpu
 
-    evaluate_module = sys.modules["cifar_core.evaluate"]  # the package's `evaluate` is a function
+    evaluate_module = sys.modules["cifar_core.training.evaluation"]
 
     seen = []
 
@@ -180,7 +180,7 @@ def test_evaluate_runs_over_the_whole_test_split(tiny_data):
 
 
 def test_rows_confusion_table_and_most_confused():
-    from cifar_core.evaluate import Evaluation
+    from cifar_core.training.evaluation import Evaluation
 
     ev = Evaluation(labels=np.array([0, 0, 1, 1, 1, 2]), predicted=np.array([0, 1, 2, 2, 1, 2]),
                     confidence=np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4]), classes=("a", "b", "c"))

@@ -1,4 +1,4 @@
-"""cifar_core.explain: probabilities, the answer in a sentence, attribution maps, overlays."""
+"""explain.attribution: probabilities, the answer in a sentence, attribution maps, overlays."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from cifar_core.dataset import OFFICIAL_CLASSES
-from cifar_core.evaluate import predict_probabilities
-from cifar_core.explain import (
+from cifar_core.data.dataset import OFFICIAL_CLASSES
+from cifar_core.explain.attribution import (
     ATTRIBUTION_METHODS,
     answer_sentence,
     attribution,
@@ -18,7 +17,8 @@ from cifar_core.explain import (
     overlay,
     probabilities_table,
 )
-from cifar_core.models import Net, model_names, model_spec
+from cifar_core.training.evaluation import predict_probabilities
+from cifar_core.training.models import Net, model_names, model_spec
 
 METHODS = tuple(ATTRIBUTION_METHODS)
 

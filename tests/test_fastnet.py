@@ -1,4 +1,4 @@
-"""cifar_core.fastnet: airbench94's layout, its whitening layer, its start and its groups."""
+"""training.fastnet: airbench94's layout, its whitening layer, its start and its groups."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from conftest import in_memory_data
 from torch import nn
 
-from cifar_core.dataset import normalize
-from cifar_core.fastnet import WHITEN_KERNEL, FastNet, bias_lr_scales, whiten_from
-from cifar_core.models import count_parameters
+from cifar_core.data.dataset import normalize
+from cifar_core.training.fastnet import WHITEN_KERNEL, FastNet, bias_lr_scales, whiten_from
+from cifar_core.training.models import count_parameters
 
 PATCH = 3 * WHITEN_KERNEL ** 2  # values in one 2x2 patch of a colour image: 12
 

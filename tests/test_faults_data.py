@@ -21,17 +21,18 @@ import torch
 from conftest import make_tar, write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
-import cifar_core.cache as cache_module
-import cifar_core.data as data_module
-from cifar_core import cli, jobs
-from cifar_core.cache import STALE_PARTIAL_S, cache_dir, cache_file
-from cifar_core.config import TrainConfig
-from cifar_core.data import load_cifar10
-from cifar_core.dataset import BATCH_DIR, OFFICIAL_ARCHIVE, OFFICIAL_CLASSES
+import cifar_core.data.cache as cache_module
+import cifar_core.data.load as data_module
+from cifar_core import cli
+from cifar_core.data.cache import STALE_PARTIAL_S, cache_dir, cache_file
+from cifar_core.data.dataset import BATCH_DIR, OFFICIAL_ARCHIVE, OFFICIAL_CLASSES
+from cifar_core.data.load import load_cifar10
+from cifar_core.data.sources import find_source
 from cifar_core.errors import ImageFolderError
-from cifar_core.jobs import JobRunner
-from cifar_core.runs import RunStore
-from cifar_core.sources import find_source
+from cifar_core.runs import jobs
+from cifar_core.runs.jobs import JobRunner
+from cifar_core.runs.store import RunStore
+from cifar_core.training.config import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 # One short epoch on the tiny data: 100 images in minibatches of 10.

@@ -26,14 +26,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifar_core.checkpoint import FORMAT, MAX_CLASSES, load_checkpoint
-from cifar_core.config import TrainConfig
 from cifar_core.errors import CheckpointError
-from cifar_core.events import StatsEvent
-from cifar_core.imports import import_network, read_network
-from cifar_core.models import Net
-from cifar_core.runs import RunStore
-from cifar_core.summaries import run_progress
+from cifar_core.explain.network_imports import import_network, read_network
+from cifar_core.runs.store import RunStore
+from cifar_core.runs.views import run_progress
+from cifar_core.training.checkpoint import FORMAT, MAX_CLASSES, load_checkpoint
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.events import StatsEvent
+from cifar_core.training.models import Net
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,9 +60,9 @@ def peak_memory_of_reading(tmp_path: Path, content: bytes) -> tuple[int, str]:
     path.write_bytes(content)
     code = textwrap.dedent(f"""
         import resource, torch
-        from cifar_core.imports import read_network
+        from cifar_core.explain.network_imports import read_network
         from cifar_core.errors import CheckpointError
-        from cifar_core.models import MODELS
+        from cifar_core.training.models import MODELS
         for name in MODELS:  # what building any network brings in, before the baseline
             MODELS[name].build(10, None)
         content = open({str(path)!r}, "rb").read()
@@ -95,10 +95,10 @@ def test_a_stride_zero_last_layer_is_refused_without_allocating_from_its_claim(t
 
 
 def test_a_claimed_class_list_beyond_the_limit_is_refused_before_building(monkeypatch):
-    import cifar_core.checkpoint
+    import cifar_core.training.checkpoint
     built = []
-    real = cifar_core.checkpoint.model_spec
-    monkeypatch.setattr(cifar_core.checkpoint, "model_spec",
+    real = cifar_core.training.checkpoint.model_spec
+    monkeypatch.setattr(cifar_core.training.checkpoint, "model_spec",
                         lambda name: built.append(name) or real(name))
     content = saved_bytes({"format": FORMAT, "model": "tutorial",
                            "state_dict": Net().state_dict(),
@@ -111,7 +111,7 @@ def test_a_claimed_class_list_beyond_the_limit_is_refused_before_building(monkey
 
 
 def test_a_width_beyond_the_networks_range_is_refused_before_building(tmp_path):
-    from cifar_core.models import MODELS
+    from cifar_core.training.models import MODELS
     spec = MODELS["fast"]
     fast = spec.build(10, None)
     content = saved_bytes({"format": FORMAT, "model": "fast", "width": 10**6,
@@ -132,7 +132,7 @@ def test_tensors_that_share_one_storage_many_times_over_are_refused(tmp_path):
 
 
 def test_real_networks_still_load(tmp_path):
-    from cifar_core.models import MODELS
+    from cifar_core.training.models import MODELS
     for name in MODELS:
         model = MODELS[name].build(10, None)
         (tmp_path / f"{name}.pth").write_bytes(saved_bytes(model.state_dict()))
@@ -223,7 +223,7 @@ def test_reports_made_before_they_carried_a_time_keep_the_estimate(running_run):
 
 
 def test_a_training_stamps_each_loss_report_with_its_time(tiny_data):
-    from cifar_core.train import build_model, train
+    from cifar_core.training.loop import build_model, train
     config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0)
     before = time.time()
     events = list(train(config, tiny_data, build_model(config, 10)))
@@ -237,14 +237,14 @@ def test_a_training_stamps_each_loss_report_with_its_time(tiny_data):
 def test_lr_find_is_refused_in_words_when_it_would_not_fit_in_memory(monkeypatch):
     from conftest import in_memory_data
 
-    import cifar_core.memory
+    import cifar_core.training.memory
     from cifar_core.errors import ConfigError
-    from cifar_core.lr_find import find_learning_rate
+    from cifar_core.training.lr_find import find_learning_rate
     data = in_memory_data(train_n=2000, test_n=10)
     config = TrainConfig(batch_size=2000, seed=0)
-    needed = cifar_core.memory.training_memory(config, 10, images=2000)
+    needed = cifar_core.training.memory.training_memory(config, 10, images=2000)
     # A machine with a tenth of what the test needs free.
-    monkeypatch.setattr(cifar_core.memory, "available_bytes", lambda device: needed // 10)
+    monkeypatch.setattr(cifar_core.training.memory, "available_bytes", lambda device: needed // 10)
     with pytest.raises(ConfigError) as err:
         find_learning_rate(config, data, steps=5)
     message = str(err.value)
@@ -253,12 +253,12 @@ def test_lr_find_is_refused_in_words_when_it_would_not_fit_in_memory(monkeypatch
     # The batch it proposes fits what is free.
     proposed = int(message.split("at most ")[1].split(" ")[0].replace(",", ""))
     assert 0 < proposed < 2000
-    assert cifar_core.memory.training_memory(config, 10, images=proposed) <= \
-        cifar_core.memory.MEMORY_SHARE * needed // 10
+    assert cifar_core.training.memory.training_memory(config, 10, images=proposed) <= \
+        cifar_core.training.memory.MEMORY_SHARE * needed // 10
 
 
 def test_the_memory_estimate_grows_with_the_batch_and_the_network():
-    from cifar_core.memory import training_memory
+    from cifar_core.training.memory import training_memory
     small = training_memory(TrainConfig(batch_size=4), 10)
     big_batch = training_memory(TrainConfig(batch_size=50_000), 10)
     resnet = training_memory(TrainConfig(batch_size=50_000, model="resnet18"), 10)
@@ -268,7 +268,7 @@ def test_the_memory_estimate_grows_with_the_batch_and_the_network():
 
 
 def test_lr_find_with_room_enough_runs_as_before(tiny_data):
-    from cifar_core.lr_find import find_learning_rate
+    from cifar_core.training.lr_find import find_learning_rate
     finding = find_learning_rate(TrainConfig(batch_size=10, seed=0), tiny_data, steps=5)
     assert len(finding.lrs) >= 1
 
@@ -283,14 +283,14 @@ OUT_OF_MEMORY = ("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAlloca
                                                           "allocate 2.00 GiB")])
 def test_a_training_out_of_memory_ends_with_a_plain_reason(tmp_path, tiny_data, synthetic_dir,
                                                            monkeypatch, error):
-    import cifar_core.pipeline
-    from cifar_core.pipeline import execute_run
+    import cifar_core.runs.pipeline
+    from cifar_core.runs.pipeline import execute_run
 
     def runs_out(*args, **kwargs):
         raise error
         yield  # (a generator, as train is)
 
-    monkeypatch.setattr(cifar_core.pipeline, "train", runs_out)
+    monkeypatch.setattr(cifar_core.runs.pipeline, "train", runs_out)
     store = RunStore(tmp_path / "runs")
     config = TrainConfig(epochs=1, batch_size=10, seed=0)
     run = store.create(config.to_dict(), str(synthetic_dir), origin="test", status="running")

@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 from test_app import app_at, finish_run, no_traceback
 
-import cifar_core.photos
-from cifar_core.config import TrainConfig
-from cifar_core.runs import RunStore
-from cifar_core.search_space import Axis, SearchSpace
-from cifar_core.sweep_store import SweepStore
+import cifar_core.explain.photos
+from cifar_core.runs.store import RunStore
+from cifar_core.sweeps.space import Axis, SearchSpace
+from cifar_core.sweeps.store import SweepStore
+from cifar_core.training.config import TrainConfig
 
 RUNS = "pages/runs.py"
 
@@ -83,13 +83,13 @@ def big_png(side: int, colour: int) -> bytes:
 @pytest.fixture
 def decodes(monkeypatch) -> list[str]:
     """The names of the pictures read (decoded) so far."""
-    read, names = cifar_core.photos.read_photo, []
+    read, names = cifar_core.explain.photos.read_photo, []
 
     def counted(file, name=None):
         names.append(getattr(file, "name", name))
         return read(file, name)
 
-    monkeypatch.setattr(cifar_core.photos, "read_photo", counted)
+    monkeypatch.setattr(cifar_core.explain.photos, "read_photo", counted)
     return names
 
 

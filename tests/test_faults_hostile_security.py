@@ -37,18 +37,18 @@ from streamlit.testing.v1 import AppTest
 from test_faults_security import _proc_address, free_port, listening_addresses
 from websockets.sync.client import connect
 
-import cifar_core.estimate
-from cifar_core.checkpoint import save_checkpoint
-from cifar_core.config import TrainConfig
-from cifar_core.dataset import OFFICIAL_CLASSES
-from cifar_core.models import Net
-from cifar_core.names import markdown_text
+import cifar_core.training.estimate
+from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.password import GuessLimiter
+from cifar_core.runs.names import markdown_text
 from cifar_core.processes import pid_alive
-from cifar_core.runs import RunStore
-from cifar_core.search_space import Axis, SearchSpace
-from cifar_core.sweep_store import Sweep, SweepStore, sweep_file
-from cifar_core.sweeps import start_sweep, stop_sweep
+from cifar_core.runs.store import RunStore
+from cifar_core.sweeps.engine import start_sweep, stop_sweep
+from cifar_core.sweeps.space import Axis, SearchSpace
+from cifar_core.sweeps.store import Sweep, SweepStore, sweep_file
+from cifar_core.training.checkpoint import save_checkpoint
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.models import Net
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
@@ -553,7 +553,7 @@ def test_23_a_cluster_that_cannot_be_used_fails_its_sweep_within_seconds(
 def test_17_the_sweep_page_offers_an_address_that_works_and_says_why_ray_client_does_not(
         data_dir, runs_dir, monkeypatch):
     monkeypatch.delenv("CIFAR_RAY_ADDRESS", raising=False)
-    monkeypatch.setattr(cifar_core.estimate, "measure_images_per_s",
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
                         lambda config, threads=None: 1000.0)  # no timing on a busy machine
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page("pages/sweep.py").run()

@@ -39,22 +39,24 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from cifar_core import smart_search, store_faults, sweeps
-from cifar_core.checkpoint import load_checkpoint, save_checkpoint
-from cifar_core.config import TrainConfig
-from cifar_core.dataset import OFFICIAL_CLASSES
+from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import StoreError
-from cifar_core.jobs import JobRunner
-from cifar_core.models import Net
-from cifar_core.runs import ACTIVE, DB_NAME, RunStore
-from cifar_core.search_space import (
+from cifar_core.runs import faults as store_faults
+from cifar_core.runs.jobs import JobRunner
+from cifar_core.runs.store import ACTIVE, DB_NAME, RunStore
+from cifar_core.sweeps import engine as sweeps
+from cifar_core.sweeps import smart as smart_search
+from cifar_core.sweeps.space import (
     Axis,
     SearchSpace,
     SweepError,
     space_from_toml,
     space_problems,
 )
-from cifar_core.sweep_store import SweepStore, optuna_journal, sweep_file
+from cifar_core.sweeps.store import SweepStore, optuna_journal, sweep_file
+from cifar_core.training.checkpoint import load_checkpoint, save_checkpoint
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.models import Net
 
 REPO = Path(__file__).resolve().parents[1]
 FIXED = (Axis("epochs", (1,)), Axis("batch_size", (20,)), Axis("device", ("cpu",)))
@@ -421,7 +423,7 @@ def test_item10_a_moved_runs_folder_still_finds_every_network(tmp_path, store):
 
 
 def test_item10_a_network_saved_now_is_found_after_the_folder_moved_too(tmp_path, synthetic_dir):
-    from cifar_core.pipeline import execute_run
+    from cifar_core.runs.pipeline import execute_run
 
     store = RunStore(tmp_path / "runs")
     config = TrainConfig(epochs=1, batch_size=20, log_every=5, device="cpu", seed=0)

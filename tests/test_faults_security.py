@@ -28,13 +28,13 @@ import torch
 from conftest import expected_arrays, make_tar, write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
-from cifar_core.checkpoint import load_checkpoint, save_checkpoint
-from cifar_core.data import load_cifar10
-from cifar_core.dataset import BATCH_DIR, OFFICIAL_ARCHIVE, OFFICIAL_CLASSES, TRAIN_BATCHES
+from cifar_core.data.dataset import BATCH_DIR, OFFICIAL_ARCHIVE, OFFICIAL_CLASSES, TRAIN_BATCHES
+from cifar_core.data.load import load_cifar10
 from cifar_core.errors import CheckpointError, CorruptDataError
-from cifar_core.jobs import JobRunner
-from cifar_core.models import Net
-from cifar_core.runs import RunStore
+from cifar_core.runs.jobs import JobRunner
+from cifar_core.runs.store import RunStore
+from cifar_core.training.checkpoint import load_checkpoint, save_checkpoint
+from cifar_core.training.models import Net
 
 try:
     import tomllib

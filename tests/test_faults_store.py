@@ -29,15 +29,16 @@ import pytest
 from conftest import run_cli, write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import cli, jobs
-from cifar_core.checkpoint import load_checkpoint, save_checkpoint
-from cifar_core.config import TrainConfig
-from cifar_core.dataset import OFFICIAL_CLASSES
+from cifar_core import cli
+from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import RunError
-from cifar_core.jobs import JobRunner
-from cifar_core.models import Net
-from cifar_core.pipeline import execute_run
-from cifar_core.runs import DB_NAME, RunStore
+from cifar_core.runs import jobs
+from cifar_core.runs.jobs import JobRunner
+from cifar_core.runs.pipeline import execute_run
+from cifar_core.runs.store import DB_NAME, RunStore
+from cifar_core.training.checkpoint import load_checkpoint, save_checkpoint
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.models import Net
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -520,8 +521,7 @@ def test_case5_a_full_disk_mid_run_marks_the_run_failed_with_its_network(
 
 def test_case5_a_run_folder_that_cannot_hold_the_network_saves_it_elsewhere(
         tmp_path, synthetic_dir, monkeypatch):
-    from cifar_core import pipeline
-
+    from cifar_core.runs import pipeline
     store = RunStore(tmp_path / "runs")
     run = store.create(TrainConfig(**{**LONG, "epochs": 1}).to_dict(), str(synthetic_dir),
                        "dashboard", status="running")
@@ -745,9 +745,9 @@ def test_keep_a_run_outlives_the_dashboard_that_started_it_being_killed(tmp_path
     dashboard = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import json, sys, time
-            from cifar_core.config import TrainConfig
-            from cifar_core.jobs import JobRunner
-            from cifar_core.runs import RunStore
+            from cifar_core.training.config import TrainConfig
+            from cifar_core.runs.jobs import JobRunner
+            from cifar_core.runs.store import RunStore
             run = JobRunner(RunStore({str(runs)!r})).start(
                 TrainConfig(**json.loads(sys.argv[1])), {str(synthetic_dir)!r})
             print(run.id, flush=True)
@@ -776,7 +776,7 @@ def test_keep_a_run_outlives_the_dashboard_that_started_it_being_killed(tmp_path
 
 def test_the_recovery_notice_counts_runs_in_words(tmp_path):
     # Issue 22 item 9: "1 run(s) were read back" is how a program counts, not a person.
-    from cifar_core.store_faults import recovery_notice
+    from cifar_core.runs.faults import recovery_notice
     one = recovery_notice(tmp_path / "runs.sqlite", "damaged", tmp_path / "runs.broken",
                           ["20261206-101500-a1b2"], ["20261206-101600-c3d4"], [])
     assert "(s)" not in one

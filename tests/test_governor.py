@@ -1,10 +1,10 @@
-"""cifar_core.speed.governor: the second core for training while it trains faster."""
+"""cifar_core.training.speed.governor: the second core for training while it trains faster."""
 
 from __future__ import annotations
 
 import os
 
-from cifar_core.speed.governor import CoreGovernor
+from cifar_core.training.speed.governor import CoreGovernor
 
 
 class FakeMachine:

@@ -1,5 +1,5 @@
-"""cifar_core.imports: a network brought from elsewhere, checked and kept as an imported run, or
-refused with a sentence (and then nothing is kept, and no code in the file ever runs)."""
+"""explain.network_imports: a network brought from elsewhere, checked and kept as an imported
+run, or refused with a sentence (and then nothing is kept, and no code in the file ever runs)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,9 @@ import pytest
 import torch
 from torch import nn
 
-from cifar_core.checkpoint import load_checkpoint, save_checkpoint
-from cifar_core.dataset import OFFICIAL_CLASSES
+from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import CheckpointError
-from cifar_core.evaluate import evaluate
-from cifar_core.imports import (
+from cifar_core.explain.network_imports import (
     IMPORTED,
     display_name,
     import_network,
@@ -30,9 +28,11 @@ from cifar_core.imports import (
     networks_to_try,
     read_network,
 )
-from cifar_core.jobs import JobRunner
-from cifar_core.models import Net, model_spec
-from cifar_core.runs import RunStore
+from cifar_core.runs.jobs import JobRunner
+from cifar_core.runs.store import RunStore
+from cifar_core.training.checkpoint import load_checkpoint, save_checkpoint
+from cifar_core.training.evaluation import evaluate
+from cifar_core.training.models import Net, model_spec
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""cifar_core.inside: the layer table, the first layer's filters, feature maps."""
+"""cifar_core.explain.inside: the layer table, the first layer's filters, feature maps."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from cifar_core.dataset import normalize
-from cifar_core.inside import (
+from cifar_core.data.dataset import normalize
+from cifar_core.explain.inside import (
     LayerRow,
     convolutions,
     feature_map_grid,
@@ -17,7 +17,7 @@ from cifar_core.inside import (
     inspection_copy,
     layer_table,
 )
-from cifar_core.models import Net, count_parameters, model_names, model_spec
+from cifar_core.training.models import Net, count_parameters, model_names, model_spec
 
 
 def picture(seed: int = 0) -> torch.Tensor:

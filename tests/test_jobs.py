@@ -1,4 +1,4 @@
-"""cifar_core.jobs: real background training processes, started, stopped, killed and queued.
+"""cifar_core.runs.jobs: real background training processes, started, stopped, killed and queued.
 
 Each job is `python -m cifar_core train --run-id ...` (it imports torch: a few seconds), on
 the tiny synthetic data folder that the session fixture has already decoded and cached.
@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from conftest import end_jobs_of, wait_for
 
-from cifar_core import jobs
-from cifar_core.checkpoint import load_checkpoint
-from cifar_core.config import TrainConfig
 from cifar_core.errors import ConfigError, DeviceError, RunError
-from cifar_core.evaluate import evaluate
-from cifar_core.events import StatsEvent
-from cifar_core.jobs import JobRunner, job_environment
-from cifar_core.runs import FINISHED, RunStore
-from cifar_core.speed.cpu import THREADS_ENV
+from cifar_core.runs import jobs
+from cifar_core.runs.jobs import JobRunner, job_environment
+from cifar_core.runs.store import FINISHED, RunStore
+from cifar_core.training.checkpoint import load_checkpoint
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.evaluation import evaluate
+from cifar_core.training.events import StatsEvent
+from cifar_core.training.speed.cpu import THREADS_ENV
 
 START_TIMEOUT = 60  # a job imports torch and reads the data: seconds on a busy machine
 QUICK = dict(epochs=1, batch_size=20, log_every=1, lr=0.002, seed=0, device="cpu")

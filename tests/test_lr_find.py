@@ -1,4 +1,4 @@
-"""The learning-rate range test (cifar_core/lr_find.py) and `python -m cifar_core lr-find`."""
+"""The learning-rate range test (training/lr_find.py) and `python -m cifar_core lr-find`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 import torch
 from conftest import in_memory_data, run_cli
 
-from cifar_core.config import TrainConfig
 from cifar_core.errors import ConfigError
-from cifar_core.lr_find import (
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.loop import build_model, train
+from cifar_core.training.lr_find import (
     DEFAULT_STEPS,
     LossSmoother,
     find_learning_rate,
@@ -21,7 +22,6 @@ from cifar_core.lr_find import (
     smooth,
     suggestions,
 )
-from cifar_core.train import build_model, train
 
 # Batches above the written-out step's limit, so that train() runs in this process alone.
 WHOLE_BATCH = 64

@@ -1,4 +1,4 @@
-"""cifar_core.models: the tutorial's Net, the model registry and the fast inference route."""
+"""training.models: the tutorial's Net, the model registry and the fast inference route."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cifar_core.errors import ConfigError
-from cifar_core.models import (
+from cifar_core.training.models import (
     MODELS,
     ModelSpec,
     Net,
@@ -110,10 +110,10 @@ def test_an_unknown_model_is_refused_naming_the_choices():
 
 def test_a_registered_model_is_a_choice_everywhere(monkeypatch):
     """One register() call makes a model choosable: the config accepts it and builds it."""
-    from cifar_core.config import TrainConfig, config_problems
-    from cifar_core.train import build_model
+    from cifar_core.training.config import TrainConfig, config_problems
+    from cifar_core.training.loop import build_model
 
-    monkeypatch.setattr("cifar_core.models.MODELS", dict(MODELS))
+    monkeypatch.setattr("cifar_core.training.models.MODELS", dict(MODELS))
     register(ModelSpec(
         name="tiny-linear", title="Tiny", description="One linear layer.",
         build=lambda n, width=None: torch.nn.Sequential(torch.nn.Flatten(),

@@ -13,9 +13,9 @@ import pytest
 from conftest import write_cifar_batches
 from test_browser import start_server, stop_server
 
-from cifar_core.config import TrainConfig
-from cifar_core.events import StatsEvent
-from cifar_core.runs import RunStore
+from cifar_core.runs.store import RunStore
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.events import StatsEvent
 
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")

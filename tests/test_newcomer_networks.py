@@ -15,15 +15,14 @@ import torch
 from streamlit.testing.v1 import AppTest
 from test_app import APP, TIMEOUT, finish_run, no_traceback, texts
 
-from cifar_core.imports import (
+from cifar_core.explain.network_imports import (
     IMPORTED,
     evaluate_untested_imports,
     import_network,
     imported_sentence,
 )
-from cifar_core.models import Net
-from cifar_core.runs import RunStore
-from cifar_core.summaries import (
+from cifar_core.runs.store import RunStore
+from cifar_core.runs.views import (
     SETTINGS,
     is_import,
     latest_trained,
@@ -33,6 +32,7 @@ from cifar_core.summaries import (
     status_text,
     trained_runs,
 )
+from cifar_core.training.models import Net
 
 
 def tutorial_bytes(seed: int = 5) -> bytes:
@@ -91,7 +91,7 @@ def test_an_untested_import_is_tested_once_and_kept_with_its_checkpoint(store_wi
 
 
 def test_an_import_of_other_classes_than_the_data_is_left_untested(store_with_data, tmp_path):
-    from cifar_core.checkpoint import save_checkpoint
+    from cifar_core.training.checkpoint import save_checkpoint
     store, data, folder = store_with_data
     path = save_checkpoint(tmp_path / "three.pth", Net(num_classes=3), {"model": "tutorial"},
                            ("cat", "dog", "frog"), {})
@@ -134,7 +134,7 @@ def trained_and_imported(data_dir, runs_dir):
     first = finish_run(runs_dir, data_dir)
     second = finish_run(runs_dir, data_dir, lr=0.02)
     store = RunStore(runs_dir)
-    from cifar_core.data import load_cifar10
+    from cifar_core.data.load import load_cifar10
     imported = import_network(store, tutorial_bytes(), "cifar_net.pth",
                               data=load_cifar10(data_dir, download=False),
                               data_dir=str(data_dir))

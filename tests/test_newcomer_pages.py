@@ -10,9 +10,9 @@ from conftest import blocks_holding
 from streamlit.testing.v1 import AppTest
 from test_app import CLASSES, app_at, finish_run, no_traceback, texts
 
-from cifar_core.config import TrainConfig
-from cifar_core.events import EpochEvent, StatsEvent
-from cifar_core.runs import RunStore
+from cifar_core.runs.store import RunStore
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.events import EpochEvent, StatsEvent
 
 NBSP = "\u00a0"
 
@@ -282,7 +282,7 @@ def test_a_training_run_is_drawn_above_the_form_its_chart_above_its_figures(data
     assert run_heading < chart < position(order, "metric:"), order
     if started_here:
         next(b for b in at.button if b.label == "Stop").click().run()
-        from cifar_core.jobs import JobRunner
+        from cifar_core.runs.jobs import JobRunner
 
         JobRunner(RunStore(runs_dir)).wait(run_id, timeout=60)
 
@@ -292,7 +292,7 @@ def test_a_training_run_is_drawn_above_the_form_its_chart_above_its_figures(data
 def test_the_first_decode_says_it_happens_once_and_later_visits_do_not(data_dir, runs_dir):
     # It showed only "Loading CIFAR-10 ..." for 25-45 s. (The bar itself moves while it
     # decodes, which AppTest cannot see: tests/test_data.py checks what it is told.)
-    from cifar_core.download import is_cached
+    from cifar_core.data.download import is_cached
 
     assert not is_cached(data_dir)
     at = app_at()

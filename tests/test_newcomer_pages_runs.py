@@ -16,7 +16,7 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 from test_app import app_at, finish_run, no_traceback
 
-from cifar_core.runs import RunStore
+from cifar_core.runs.store import RunStore
 
 RUNS = "pages/runs.py"
 
@@ -186,9 +186,9 @@ def finished_sweep(runs_dir, data_dir, name: str, accuracies: list[float]) -> tu
     store, not trained): its id and runs."""
     import os
 
-    from cifar_core.config import TrainConfig
-    from cifar_core.search_space import Axis, SearchSpace
-    from cifar_core.sweep_store import SweepStore
+    from cifar_core.sweeps.space import Axis, SearchSpace
+    from cifar_core.sweeps.store import SweepStore
+    from cifar_core.training.config import TrainConfig
 
     store = RunStore(runs_dir)
     sweeps = SweepStore(store)
@@ -261,9 +261,9 @@ def sweep_of_two_settings(runs_dir, data_dir) -> str:
     through the store): its id."""
     import os
 
-    from cifar_core.config import TrainConfig
-    from cifar_core.search_space import Axis, SearchSpace
-    from cifar_core.sweep_store import SweepStore
+    from cifar_core.sweeps.space import Axis, SearchSpace
+    from cifar_core.sweeps.store import SweepStore
+    from cifar_core.training.config import TrainConfig
 
     store = RunStore(runs_dir)
     sweeps = SweepStore(store)

@@ -9,8 +9,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import cifar_core.estimate
-from cifar_core.lr_find import rounded_lr
+import cifar_core.training.estimate
+from cifar_core.training.lr_find import rounded_lr
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60
@@ -20,7 +20,7 @@ TIMEOUT = 60
 def quick_page(monkeypatch):
     """No timed training steps for the estimate (they are not what is tested here), and no
     cached values from other tests."""
-    monkeypatch.setattr(cifar_core.estimate, "measure_images_per_s",
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
                         lambda config, threads=None: 50.0)
     st.cache_data.clear()
     yield
@@ -140,8 +140,8 @@ def test_a_finding_that_would_not_fit_in_memory_is_refused_in_words(data_dir, ru
                                                                     monkeypatch):
     """Issue 29 item 12: the finder runs in the server's process; one that would not fit is
     refused before it starts, saying how large a batch fits."""
-    import cifar_core.memory
-    monkeypatch.setattr(cifar_core.memory, "available_bytes", lambda device: 2**20)
+    import cifar_core.training.memory
+    monkeypatch.setattr(cifar_core.training.memory, "available_bytes", lambda device: 2**20)
     at = train_page_with_the_section_open()
     at.number_input(key="lrf_steps").set_value(10).run()
     button(at, "Find a learning rate").click().run()

@@ -13,11 +13,11 @@ import streamlit as st
 from conftest import blocks_holding
 from streamlit.testing.v1 import AppTest
 
-import cifar_core.estimate
-from cifar_core.jobs import JobRunner
-from cifar_core.runs import RunStore
-from cifar_core.sweep_store import Sweep, SweepStore
-from cifar_core.sweeps import best_run
+import cifar_core.training.estimate
+from cifar_core.runs.jobs import JobRunner
+from cifar_core.runs.store import RunStore
+from cifar_core.sweeps.engine import best_run
+from cifar_core.sweeps.store import Sweep, SweepStore
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60
@@ -35,7 +35,7 @@ def fresh_caches():
 @pytest.fixture
 def quick_speed(monkeypatch):
     """Every config trains 1,000 images a second here (no timing on a busy machine)."""
-    monkeypatch.setattr(cifar_core.estimate, "measure_images_per_s",
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
                         lambda config, threads=None: 1000.0)
 
 
@@ -251,17 +251,17 @@ def test_a_run_stopped_early_says_so_on_the_runs_and_train_pages(data_dir, runs_
 
 def test_the_ray_engine_takes_the_address_from_the_environment_or_says_why_not(
         data_dir, runs_dir, quick_speed, monkeypatch):
-    import cifar_core.ray_engine
+    import cifar_core.sweeps.ray_engine
 
     monkeypatch.setenv("CIFAR_RAY_ADDRESS", "head-node:6379")
-    monkeypatch.setattr(cifar_core.ray_engine, "ray_problem", lambda: None)
+    monkeypatch.setattr(cifar_core.sweeps.ray_engine, "ray_problem", lambda: None)
     at = sweep_page()
     at.radio(key="sw_engine").set_value("ray").run()
     no_traceback(at)
     assert at.text_input(key="sw_address").value == "head-node:6379"
     assert at.number_input(key="sw_parallel_ray").value is None  # the cluster's size
 
-    monkeypatch.setattr(cifar_core.ray_engine, "ray_problem",
+    monkeypatch.setattr(cifar_core.sweeps.ray_engine, "ray_problem",
                         lambda: "Sweeps on a Ray cluster need Ray, which is not installed here.")
     at = sweep_page()
     assert at.radio(key="sw_engine").disabled
@@ -321,7 +321,7 @@ def test_a_form_nobody_touched_is_not_greeted_in_red(data_dir, runs_dir, quick_s
 
 
 def test_every_settings_label_looks_alike_those_kept_fixed_too(data_dir, runs_dir, quick_speed):
-    from cifar_core.config import settings
+    from cifar_core.training.config import settings
 
     at = sweep_page()
     labels = {r.label for r in at.radio}

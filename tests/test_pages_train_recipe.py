@@ -11,13 +11,13 @@ import torch
 from conftest import shown_tiles
 from streamlit.testing.v1 import AppTest
 
-import cifar_core.estimate
-from cifar_core.config import PRESETS, TrainConfig, defaults, offered_presets, settings
-from cifar_core.jobs import JobRunner
-from cifar_core.models import model_spec
-from cifar_core.runs import RunStore
-from cifar_core.summaries import SETTINGS
-from cifar_core.train import model_width
+import cifar_core.training.estimate
+from cifar_core.runs.jobs import JobRunner
+from cifar_core.runs.store import RunStore
+from cifar_core.runs.views import SETTINGS
+from cifar_core.training.config import PRESETS, TrainConfig, defaults, offered_presets, settings
+from cifar_core.training.loop import model_width
+from cifar_core.training.models import model_spec
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60
@@ -144,7 +144,7 @@ def test_the_speed_is_measured_once_per_speed_setting_not_on_every_change(data_d
         measured.append((config.model, config.batch_size))
         return 50.0
 
-    monkeypatch.setattr(cifar_core.estimate, "measure_images_per_s", fake_measure)
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s", fake_measure)
     at = train_page()
     assert measured == [("tutorial", 4)]
     assert "about 4 s of training here (measured just now)" in model_caption(at).lower()
@@ -161,7 +161,7 @@ def test_a_failing_measurement_leaves_the_page_working_without_a_time(data_dir, 
     def broken(config, threads=None):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(cifar_core.estimate, "measure_images_per_s", broken)
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s", broken)
     at = train_page()
     assert model_spec("tutorial").description in model_caption(at)
     assert "of training here" not in texts(at)
@@ -296,7 +296,7 @@ def test_where_cuda_is_present_the_gpu_preset_is_offered_and_fills_the_fields(
         data_dir, runs_dir, monkeypatch):
     # No GPU is needed: CUDA is only said to be there, and the speed is not measured on it.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(cifar_core.estimate, "measure_images_per_s",
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
                         lambda config, threads=None: 10_000.0)
     at = train_page()
     assert PRESETS["gpu"].title in at.selectbox(key="preset").options

@@ -1,4 +1,4 @@
-"""cifar_core.photos: pictures people bring, in every format and colour kind, as network input;
+"""explain.photos: pictures people bring, in every format and colour kind, as network input;
 each kind of unusable file refused with its own message. Every picture is made here with PIL."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from cifar_core.errors import CifarError, ImageError
-from cifar_core.photos import (
+from cifar_core.explain.photos import (
     DISPLAY_SIDE,
     MAX_ASPECT,
     MAX_PIXELS,

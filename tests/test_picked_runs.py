@@ -1,6 +1,6 @@
 """The runs picked to compare follow their ids through tables whose rows move."""
 
-from cifar_core.picked_runs import ticked_rows, ticks_applied
+from cifar_core.runs.picked import ticked_rows, ticks_applied
 
 
 def test_the_ticked_rows_are_where_the_picked_runs_are_now():

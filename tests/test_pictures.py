@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from cifar_core.pictures import (
+from cifar_core.data.grids import (
     CORRECT_RGB,
     WRONG_RGB,
     enlarge,
@@ -58,7 +58,7 @@ def test_png_bytes_keep_every_pixel_and_encoded_reuses_the_first_encoding():
 
     from PIL import Image
 
-    from cifar_core.pictures import encoded, png_bytes
+    from cifar_core.data.grids import encoded, png_bytes
 
     rng = np.random.default_rng(0)
     picture = enlarge(rng.integers(0, 256, (3, 32, 32), dtype=np.uint8), 3)
@@ -80,7 +80,7 @@ def test_tiles_html_holds_each_picture_inline_with_its_caption_escaped():
     import pytest
     from PIL import Image
 
-    from cifar_core.pictures import tiles_html
+    from cifar_core.data.grids import tiles_html
 
     rng = np.random.default_rng(1)
     pictures = tiles(torch.from_numpy(rng.integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)), 2)

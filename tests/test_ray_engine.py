@@ -1,4 +1,4 @@
-"""cifar_core.ray_engine: sweeps on a real Ray cluster of this machine (`ray start --head` on
+"""cifar_core.sweeps.ray_engine: sweeps on a real Ray cluster of this machine (`ray start --head` on
 the loopback, 2 CPUs), driven by their own driver process as start_sweep launches it: events,
 metrics and checkpoints come back to the run store; a stop reaches a remote run; a killed
 worker fails its run and the sweep goes on; a killed driver is replaced; the sweep's pruner
@@ -25,15 +25,17 @@ from pathlib import Path
 import pytest
 from conftest import end_jobs_of, run_cli, wait_for
 
-from cifar_core import jobs, ray_engine, smart_search
-from cifar_core.checkpoint import load_checkpoint
-from cifar_core.events import EpochEvent
-from cifar_core.jobs import LOG_NAME, JobRunner
+from cifar_core.runs import jobs
+from cifar_core.runs.jobs import LOG_NAME, JobRunner
 from cifar_core.processes import pid_alive
-from cifar_core.runs import ACTIVE, RunStore
-from cifar_core.search_space import Axis, SearchSpace
-from cifar_core.sweep_store import SweepStore, optuna_journal, sweep_file
-from cifar_core.sweeps import advance_sweep, launch_driver, start_sweep, stop_early_message
+from cifar_core.runs.store import ACTIVE, RunStore
+from cifar_core.sweeps import ray_engine
+from cifar_core.sweeps import smart as smart_search
+from cifar_core.sweeps.engine import advance_sweep, launch_driver, start_sweep, stop_early_message
+from cifar_core.sweeps.space import Axis, SearchSpace
+from cifar_core.sweeps.store import SweepStore, optuna_journal, sweep_file
+from cifar_core.training.checkpoint import load_checkpoint
+from cifar_core.training.events import EpochEvent
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="Ray is not installed (pip install -r requirements-ray.txt)")
@@ -43,7 +45,7 @@ CLUSTER_CPUS = 2
 QUICK = (Axis("batch_size", (20,)), Axis("log_every", (1,)), Axis("device", ("cpu",)))
 # Long enough to be still training whenever the test acts on it.
 LONG = (Axis("batch_size", (4,)), Axis("log_every", (5,)), Axis("device", ("cpu",)))
-# What a local run keeps as its metrics (cifar_core.pipeline.final_metrics): a Ray run keeps
+# What a local run keeps as its metrics (cifar_core.runs.pipeline.final_metrics): a Ray run keeps
 # the same.
 METRIC_KEYS = {"accuracy", "per_class", "confusion", "test_images", "images_per_s", "train_s",
                "images_seen", "epochs_done", "classes", "training_step", "cores"}

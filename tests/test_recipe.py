@@ -1,4 +1,4 @@
-"""cifar_core.recipe: the optimizer's options, the learning-rate schedules, label smoothing and
+"""training.recipe: the optimizer's options, the learning-rate schedules, label smoothing and
 the number format."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from cifar_core import recipe
-from cifar_core.config import TrainConfig
-from cifar_core.fastnet import BIAS_LR_SCALE
-from cifar_core.models import model_spec
-from cifar_core.recipe import (
+from cifar_core.training import recipe
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.fastnet import BIAS_LR_SCALE
+from cifar_core.training.models import model_spec
+from cifar_core.training.recipe import (
     WARMUP_FRACTION,
     autocast,
     autocast_dtype,

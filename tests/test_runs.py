@@ -1,4 +1,4 @@
-"""cifar_core.runs: the run store (SQLite + one folder per run), and its schema versions."""
+"""cifar_core.runs.store: the run store (SQLite + one folder per run), and its schema versions."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifar_core import runs, store_file
-from cifar_core.config import TrainConfig, defaults
 from cifar_core.errors import RunError
-from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
-from cifar_core.runs import DB_NAME, FINISHED, RunStore, default_runs_dir
-from cifar_core.store_file import schema_version
+from cifar_core.runs import store as runs
+from cifar_core.runs import store_file
+from cifar_core.runs.store import DB_NAME, FINISHED, RunStore, default_runs_dir
+from cifar_core.runs.store_file import schema_version
+from cifar_core.training.config import TrainConfig, defaults
+from cifar_core.training.events import DoneEvent, EpochEvent, StatsEvent
 
 CONFIG = {"epochs": 2, "lr": 0.001, "momentum": 0.9, "batch_size": 4}
 
@@ -277,8 +278,8 @@ def test_two_writers_and_a_reader_at_once_lose_nothing(store):
 
 
 def test_load_model_gives_the_runs_network_or_says_why_not(store, tmp_path):
-    from cifar_core.checkpoint import save_checkpoint
-    from cifar_core.models import Net
+    from cifar_core.training.checkpoint import save_checkpoint
+    from cifar_core.training.models import Net
 
     run = store.create({"epochs": 1}, "/data", "test", status="running")
     with pytest.raises(RunError, match="no saved network"):
@@ -340,7 +341,7 @@ def test_a_damaged_event_row_is_skipped_and_the_others_are_still_returned(store)
 
 def test_spread_events_picks_a_spread_of_one_kind_and_reads_only_those_rows(store,
                                                                            monkeypatch):
-    from cifar_core.curves import spread_positions
+    from cifar_core.runs.curves import spread_positions
 
     run = store.create(CONFIG, "/data", "cli", status="running", pid=1)
     other = store.create(CONFIG, "/data", "cli", status="running", pid=2)
@@ -386,7 +387,7 @@ def test_train_config_is_a_train_config_and_an_older_runs_settings_get_the_defau
 
 # --- schema versions ------------------------------------------------------------------------
 
-# The store's schema before it had versions (cifar_core/runs.py at 598490c): a file written then
+# The store's schema before it had versions (runs/store.py at 598490c): a file written then
 # has user_version 0.
 UNVERSIONED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -1,4 +1,4 @@
-"""cifar_core.safe_pickle: CIFAR-10's pickled files read without running anything they name."""
+"""cifar_core.data.safe_pickle: CIFAR-10's pickled files read without running anything they name."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
+from cifar_core.data.safe_pickle import load_cifar_pickle
 from cifar_core.errors import CorruptDataError
-from cifar_core.safe_pickle import load_cifar_pickle
 
 
 def batch(n: int = 3) -> dict:

@@ -1,4 +1,4 @@
-"""cifar_core.search_space: parsing, checking and expanding what a sweep varies."""
+"""cifar_core.sweeps.space: parsing, checking and expanding what a sweep varies."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from cifar_core.config import defaults, settings
-from cifar_core.search_space import (
+from cifar_core.sweeps.space import (
     MAX_RUNS,
     Axis,
     SearchSpace,
@@ -16,6 +15,7 @@ from cifar_core.search_space import (
     space_from_toml,
     space_problems,
 )
+from cifar_core.training.config import defaults, settings
 
 
 def space(*axes, **kwargs) -> SearchSpace:

@@ -1,4 +1,4 @@
-"""cifar_core.sources: finding CIFAR-10 in the data folder and decoding each of its layouts."""
+"""cifar_core.data.sources: finding CIFAR-10 in the data folder and decoding each of its layouts."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import torch
 from conftest import PALETTE, expected_arrays, make_tar, write_batch
 from PIL import Image
 
-from cifar_core import sources
-from cifar_core.data import load_cifar10
-from cifar_core.dataset import (
+from cifar_core.data import sources
+from cifar_core.data.dataset import (
     BATCH_DIR,
     DOWNLOAD_MARKER,
     OFFICIAL_ARCHIVE,
@@ -22,8 +21,9 @@ from cifar_core.dataset import (
     TEST_BATCH,
     TRAIN_BATCHES,
 )
+from cifar_core.data.load import load_cifar10
+from cifar_core.data.sources import find_source
 from cifar_core.errors import CorruptDataError, ImageFolderError
-from cifar_core.sources import find_source
 
 # --- the official python layout -----------------------------------------------------------
 
@@ -277,7 +277,7 @@ def test_decoding_the_python_version_does_not_wait_for_torchvision(make_cifar_ba
     import sys
 
     root = make_cifar_batches()
-    code = ("import sys; from pathlib import Path; from cifar_core.sources import "
+    code = ("import sys; from pathlib import Path; from cifar_core.data.sources import "
             "decode_source, find_source; decode_source(find_source(Path(sys.argv[1]))); "
             "print('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True,

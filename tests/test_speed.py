@@ -1,4 +1,4 @@
-"""cifar_core.speed: which step trains what, the settings it makes and puts back, what it
+"""cifar_core.training.speed: which step trains what, the settings it makes and puts back, what it
 records, and the pinned weights that say the reshaping of the code changed no result."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import pytest
 import torch
 from conftest import in_memory_data
 
-import cifar_core.speed as speed
-from cifar_core.config import TrainConfig
-from cifar_core.models import MODELS
-from cifar_core.speed import (
+import cifar_core.training.speed as speed
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.loop import build_model, train
+from cifar_core.training.models import MODELS
+from cifar_core.training.speed import (
     WRITTEN_OUT_MAX_BATCH,
     SplitBatchTraining,
     TrainingStep,
@@ -23,9 +24,8 @@ from cifar_core.speed import (
     splits_batches,
     threads_for_background_runs,
 )
-from cifar_core.speed.split_batch import second_process_possible
-from cifar_core.speed.tutorial_step import TutorialStep
-from cifar_core.train import build_model, train
+from cifar_core.training.speed.split_batch import second_process_possible
+from cifar_core.training.speed.tutorial_step import TutorialStep
 
 CPU = torch.device("cpu")
 needs_second_process = pytest.mark.skipif(
@@ -120,7 +120,7 @@ def test_thread_and_onednn_settings_are_put_back_after_training(batch_size, data
 def test_making_a_step_changes_no_process_setting():
     """Settings are made by open_step, never by a constructor: a step object made outside it
     leaves the process as it was."""
-    from cifar_core.speed.split_batch import SplitBatchStep
+    from cifar_core.training.speed.split_batch import SplitBatchStep
 
     threads = torch.get_num_threads()
     torch.manual_seed(0)
@@ -161,7 +161,7 @@ def test_the_second_process_coming_and_going_mid_run_changes_no_weight(data, mon
     monkeypatch.delenv("CIFAR_CORE_THREADS", raising=False)
     # As on a machine with 3+ cores, where small batches would start on two threads (at 2
     # images, one and two threads round differently: the halves must be on one either way).
-    monkeypatch.setattr("cifar_core.speed.cpu.small_batch_threads", lambda: 2)
+    monkeypatch.setattr("cifar_core.training.speed.cpu.small_batch_threads", lambda: 2)
     config = TrainConfig(epochs=2, batch_size=4, log_every=2, seed=0, device="cpu")
     usual, _ = run(config, data)
 
@@ -182,7 +182,7 @@ def test_the_second_process_coming_and_going_mid_run_changes_no_weight(data, mon
     monkeypatch.setattr(speed, "CoreGovernor", Flipping)
     flipping, _ = run(config, data)
     assert True in switches and False in switches
-    monkeypatch.setattr("cifar_core.speed.split_batch.SplitBatchStep.start",
+    monkeypatch.setattr("cifar_core.training.speed.split_batch.SplitBatchStep.start",
                         lambda self, inputs, labels: False)
     alone, _ = run(config, data)
     for model in (flipping, alone):
@@ -205,7 +205,7 @@ def _machine() -> str:
 
 # sha256 (first 24 hex digits) of the weights after the default tutorial run (2 epochs, lr
 # 0.001, momentum 0.9, seed 7, log every 25) on in_memory_data(400, 50), computed by the code
-# as it was before cifar_core.speed existed (commit 598490c), per machine kind. Float rounding
+# as it was before training.speed existed (commit 598490c), per machine kind. Float rounding
 # differs between CPUs and kernels, so a machine kind not listed here cannot be checked.
 PINNED = {
     "2.14.1+cu130 AVX512 GenuineIntel": {

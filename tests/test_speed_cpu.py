@@ -1,4 +1,4 @@
-"""cifar_core.speed.cpu: threads, oneDNN and the C allocator of a training process."""
+"""cifar_core.training.speed.cpu: threads, oneDNN and the C allocator of a training process."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import in_memory_data
 
-from cifar_core.config import TrainConfig
-from cifar_core.speed import open_step
-from cifar_core.speed.cpu import THREADS_ENV, keep_freed_memory
-from cifar_core.train import build_model, train
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.loop import build_model, train
+from cifar_core.training.speed import open_step
+from cifar_core.training.speed.cpu import THREADS_ENV, keep_freed_memory
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""cifar_core.speed.split_batch: minibatches in two halves, one in a helper process; the same
+"""training.speed.split_batch: minibatches in two halves, one in a helper process; the same
 weights as the tutorial's step to rounding, and bit for bit the same with or without the
 helper."""
 
@@ -15,10 +15,10 @@ from conftest import in_memory_data
 from test_written_out import largest_difference, tutorial_step, twin_nets
 from torch import optim
 
-from cifar_core.config import TrainConfig
-from cifar_core.speed import split_batch as split_batch_module
-from cifar_core.speed.split_batch import SplitBatchStep, second_process_possible
-from cifar_core.train import build_model, train
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.loop import build_model, train
+from cifar_core.training.speed import split_batch as split_batch_module
+from cifar_core.training.speed.split_batch import SplitBatchStep, second_process_possible
 
 needs_helper = pytest.mark.skipif(not second_process_possible(),
                                   reason="no helper process on this machine (Linux, 2+ cores)")
@@ -39,7 +39,7 @@ def started(model, batch: int, lr=0.01, momentum=0.9) -> SplitBatchStep:
 
 @pytest.fixture
 def one_thread():
-    """One thread, as cifar_core.speed.open_step sets it for split batches; put back after."""
+    """One thread, as training.speed.open_step sets it for split batches; put back after."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

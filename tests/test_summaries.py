@@ -8,11 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cifar_core.config import TrainConfig
-from cifar_core.evaluate import confusion_rows
-from cifar_core.events import DoneEvent, EpochEvent, StatsEvent
-from cifar_core.runs import RunStore
-from cifar_core.summaries import (
+from cifar_core.runs.store import RunStore
+from cifar_core.runs.views import (
     active_runs,
     epoch_accuracies,
     epoch_confusions,
@@ -29,6 +26,9 @@ from cifar_core.summaries import (
     runs_with_network,
     setting_text,
 )
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.evaluation import confusion_rows
+from cifar_core.training.events import DoneEvent, EpochEvent, StatsEvent
 
 CLASSES = ["cat", "dog"]
 

@@ -1,4 +1,4 @@
-"""The Sweep page's numbers and tables (cifar_core.sweep_views), on made-up runs."""
+"""The Sweep page's numbers and tables (cifar_core.sweeps.views), on made-up runs."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import math
 
 import pytest
 
-from cifar_core.config import TrainConfig, defaults, settings
-from cifar_core.estimate import speed_key
-from cifar_core.runs import Run
-from cifar_core.search_space import Axis, SearchSpace
-from cifar_core.sweep_store import Sweep
-from cifar_core.sweep_views import (
+from cifar_core.runs.store import Run
+from cifar_core.sweeps.space import Axis, SearchSpace
+from cifar_core.sweeps.store import Sweep
+from cifar_core.sweeps.views import (
     ACCURACY_AXIS,
     AxisForm,
     accuracy_by_setting,
@@ -33,6 +31,8 @@ from cifar_core.sweep_views import (
     train_form_values,
     varied_names,
 )
+from cifar_core.training.config import TrainConfig, defaults, settings
+from cifar_core.training.estimate import speed_key
 
 
 def run(i: int, accuracy: float | None = None, status: str = "completed", **config) -> Run:
@@ -259,7 +259,7 @@ def test_value_positions_never_nan_for_one_value():
 def test_labels_of_a_sweep_and_of_a_runs_small_chart():
     from dataclasses import replace
 
-    from cifar_core.sweep_views import panel_title, sweep_label, sweep_menu_label
+    from cifar_core.sweeps.views import panel_title, sweep_label, sweep_menu_label
 
     runs = [run(0, 30.0), run(1, 55.5), run(2, status="running")]
     assert sweep_label(sweep(LR_MOMENTUM), runs) == "sweep-1 (running, 3 of 6 runs, best 55.5 %)"
@@ -271,7 +271,7 @@ def test_labels_of_a_sweep_and_of_a_runs_small_chart():
 
 
 def test_a_run_stopped_early_says_so_in_menus_too():
-    from cifar_core.summaries import run_label, status_text
+    from cifar_core.runs.views import run_label, status_text
 
     pruned = run(4, 20.0, status="pruned")
     assert status_text(pruned) == "stopped early"

@@ -1,4 +1,4 @@
-"""cifar_core.sweeps and cifar_core.sweep_store: sweeps of real runs on the tiny synthetic data
+"""sweeps.engine and sweeps.store: sweeps of real runs on the tiny synthetic data
 through the local job runner, stopped, budgeted, pruned, deleted, and going on by themselves.
 
 Each run is a real training process (`python -m cifar_core train --run-id ...`): seconds each.
@@ -12,16 +12,12 @@ import signal
 import pytest
 from conftest import end_jobs_of, wait_for
 
-from cifar_core import smart_search
-from cifar_core.checkpoint import load_checkpoint
 from cifar_core.errors import RunError
-from cifar_core.events import EpochEvent
-from cifar_core.jobs import JobRunner
-from cifar_core.pipeline import execute_run
-from cifar_core.runs import ACTIVE, FINISHED, Run, RunStore
-from cifar_core.search_space import Axis, SearchSpace
-from cifar_core.sweep_store import SweepStore, optuna_journal, sweep_file
-from cifar_core.sweeps import (
+from cifar_core.runs.jobs import JobRunner
+from cifar_core.runs.pipeline import execute_run
+from cifar_core.runs.store import ACTIVE, FINISHED, Run, RunStore
+from cifar_core.sweeps import smart as smart_search
+from cifar_core.sweeps.engine import (
     advance_sweep,
     best_run,
     default_parallel,
@@ -31,6 +27,10 @@ from cifar_core.sweeps import (
     stop_sweep,
     summary,
 )
+from cifar_core.sweeps.space import Axis, SearchSpace
+from cifar_core.sweeps.store import SweepStore, optuna_journal, sweep_file
+from cifar_core.training.checkpoint import load_checkpoint
+from cifar_core.training.events import EpochEvent
 
 TIMEOUT = 120  # a sweep of a few runs, each importing torch, on a busy 2-core machine
 QUICK = (Axis("epochs", (1,)), Axis("batch_size", (20,)), Axis("log_every", (1,)),

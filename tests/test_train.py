@@ -1,4 +1,4 @@
-"""cifar_core.train: the validated config and the training loop's events."""
+"""cifar_core.training.loop: the validated config and the training loop's events."""
 
 from __future__ import annotations
 
@@ -13,28 +13,28 @@ import pytest
 import torch
 from conftest import REAL_ARCHIVE, in_memory_data
 
-from cifar_core.checkpoint import load_checkpoint, save_checkpoint
-from cifar_core.config import TrainConfig
-from cifar_core.dataset import normalize
+from cifar_core.data.dataset import normalize
 from cifar_core.errors import ConfigError, DeviceError
-from cifar_core.evaluate import evaluate, predict_probabilities
-from cifar_core.events import DoneEvent, EpochEvent, StatsEvent, event_from_dict
-from cifar_core.fastnet import FastNet, whiten_from
-from cifar_core.models import model_names, model_spec
-from cifar_core.recipe import warmup_linear_factor
-from cifar_core.speed.split_batch import SplitBatchStep
-from cifar_core.speed.tutorial_step import TutorialStep
-from cifar_core.speed.written_out import NetStep
-from cifar_core.train import (
+from cifar_core.training.checkpoint import load_checkpoint, save_checkpoint
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.evaluation import evaluate, predict_probabilities
+from cifar_core.training.events import DoneEvent, EpochEvent, StatsEvent, event_from_dict
+from cifar_core.training.fastnet import FastNet, whiten_from
+from cifar_core.training.loop import (
     DIVERGENCE_CHECK_EVERY,
     balanced_subset,
     build_model,
     model_width,
     train,
 )
+from cifar_core.training.models import model_names, model_spec
+from cifar_core.training.recipe import warmup_linear_factor
+from cifar_core.training.speed.split_batch import SplitBatchStep
+from cifar_core.training.speed.tutorial_step import TutorialStep
+from cifar_core.training.speed.written_out import NetStep
 
 # The module itself (cifar_core's package exports the function train under the same name).
-train_module = importlib.import_module("cifar_core.train")
+train_module = importlib.import_module("cifar_core.training.loop")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_stats_loss_is_the_mean_over_its_window(data, monkeypatch):
 def test_each_epoch_steps_through_a_fresh_shuffle_of_the_normalised_images(data, monkeypatch):
     # Images are normalised a few at a time into one reused buffer: with a chunk of 6 images
     # (batches of 3) and 100 images, chunks and the last, 1-image, batch end unevenly.
-    monkeypatch.setattr("cifar_core.speed.minibatches.NORMALIZE_CHUNK", 8)
+    monkeypatch.setattr("cifar_core.training.speed.minibatches.NORMALIZE_CHUNK", 8)
     seen = []
     record_steps(monkeypatch, lambda inputs, labels, loss: seen.append((inputs.clone(),
                                                                         labels.clone())))
@@ -518,7 +518,7 @@ def test_fp16_on_a_gpu_scales_its_gradients_and_bf16_does_not():
 @pytest.mark.realdata
 @pytest.mark.skipif(not REAL_ARCHIVE.is_file(), reason=f"no real CIFAR-10 at {REAL_ARCHIVE}")
 def test_one_epoch_on_real_images_beats_35_percent(tmp_path):
-    from cifar_core.data import load_cifar10
+    from cifar_core.data.load import load_cifar10
 
     # A private copy: the shared folder stays untouched, the cache goes beside the copy.
     root = tmp_path / "real"

@@ -21,13 +21,13 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from test_app import APP, TIMEOUT, finish_run, texts
 
-from cifar_core.checkpoint import load_checkpoint
-from cifar_core.data import load_cifar10
-from cifar_core.explain import ATTRIBUTION_METHODS, answer_sentence, class_probabilities
-from cifar_core.imports import IMPORTED
-from cifar_core.models import Net
-from cifar_core.photos import read_photo
-from cifar_core.runs import RunStore
+from cifar_core.data.load import load_cifar10
+from cifar_core.explain.attribution import ATTRIBUTION_METHODS, answer_sentence, class_probabilities
+from cifar_core.explain.network_imports import IMPORTED
+from cifar_core.explain.photos import read_photo
+from cifar_core.runs.store import RunStore
+from cifar_core.training.checkpoint import load_checkpoint
+from cifar_core.training.models import Net
 
 PAGE = "pages/try_it.py"
 TITLES = [m.title for m in ATTRIBUTION_METHODS.values()]
@@ -383,9 +383,9 @@ def network_run(store: RunStore, data_dir: Path, accuracy: float,
                 status: str = "completed") -> str:
     """A run that ended so (completed, stopped) with a saved (untrained) network and this test
     accuracy."""
-    from cifar_core.checkpoint import save_checkpoint
-    from cifar_core.config import TrainConfig
-    from cifar_core.dataset import OFFICIAL_CLASSES
+    from cifar_core.data.dataset import OFFICIAL_CLASSES
+    from cifar_core.training.checkpoint import save_checkpoint
+    from cifar_core.training.config import TrainConfig
 
     config = TrainConfig(epochs=1, batch_size=10).to_dict()
     run = store.create(config, str(data_dir), "test", status="running", pid=os.getpid())

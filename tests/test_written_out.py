@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn, optim
 
-from cifar_core.models import Net
-from cifar_core.speed import written_out as step_module
-from cifar_core.speed.written_out import NetStep, _pool_planes
+from cifar_core.training.models import Net
+from cifar_core.training.speed import written_out as step_module
+from cifar_core.training.speed.written_out import NetStep, _pool_planes
 
 
 def twin_nets(seed: int = 0, classes: int = 10) -> tuple[Net, Net]:

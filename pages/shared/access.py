@@ -18,10 +18,10 @@ from cifar_core import (
     load_checkpoint,
     load_cifar10,
 )
-from cifar_core.evaluate import Evaluation, evaluate
-from cifar_core.imports import record_test
-from cifar_core.runs import Run
-from cifar_core.summaries import is_import
+from cifar_core.explain.network_imports import record_test
+from cifar_core.runs.store import Run
+from cifar_core.runs.views import is_import
+from cifar_core.training.evaluation import Evaluation, evaluate
 
 
 def data_dir() -> str:

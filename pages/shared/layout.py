@@ -12,12 +12,12 @@ from pathlib import Path
 import streamlit as st
 
 from cifar_core import CifarData, CifarError
-from cifar_core.data import load_cifar10
-from cifar_core.dataset import OFFLINE_HELP
-from cifar_core.download import data_status, download_status, is_cached, start_data_download
+from cifar_core.data.dataset import OFFLINE_HELP
+from cifar_core.data.download import data_status, download_status, is_cached, start_data_download
+from cifar_core.data.grids import tiles_html
+from cifar_core.data.load import load_cifar10
+from cifar_core.data.sources import find_source
 from cifar_core.errors import DataNotFoundError
-from cifar_core.pictures import tiles_html
-from cifar_core.sources import find_source
 from pages.shared.access import data_dir, get_data
 
 log = logging.getLogger("cifar_dashboard")

@@ -1,4 +1,4 @@
-"""The Train page's "Find a learning rate" section: the range test (cifar_core.lr_find) for the
+"""The Train page's "Find a learning rate" section: the range test (training.lr_find) for the
 form's settings, its chart, and a button that puts the suggestion into the form."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from cifar_core import CifarData, CifarError, TrainConfig
-from cifar_core.lr_find import (
+from cifar_core.training.lr_find import (
     DEFAULT_END_LR,
     DEFAULT_START_LR,
     DEFAULT_STEPS,

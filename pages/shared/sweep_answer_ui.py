@@ -1,7 +1,7 @@
 """The Sweep page's answer, its pictures chosen from what the sweep varied: parallel
 coordinates (a box filters the runs, a click shows a run's loss), accuracy against one setting,
 a heatmap of two, Optuna's importance; and the buttons that take the best run to Train or
-Evaluate. The tables come from cifar_core.sweep_views."""
+Evaluate. The tables come from cifar_core.sweeps.views."""
 
 import os
 import warnings
@@ -10,13 +10,13 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core.config import settings
-from cifar_core.names import markdown_text
-from cifar_core.runs import Run
-from cifar_core.search_space import SearchSpace
-from cifar_core.smart_search import parameter_importance
-from cifar_core.sweep_store import Sweep
-from cifar_core.sweep_views import (
+from cifar_core.runs.names import markdown_text
+from cifar_core.runs.store import Run
+from cifar_core.sweeps.engine import best_run
+from cifar_core.sweeps.smart import parameter_importance
+from cifar_core.sweeps.space import SearchSpace
+from cifar_core.sweeps.store import Sweep
+from cifar_core.sweeps.views import (
     accuracy_by_setting,
     answered_runs,
     best_settings_note,
@@ -32,7 +32,7 @@ from cifar_core.sweep_views import (
     value_text,
     varied_names,
 )
-from cifar_core.sweeps import best_run
+from cifar_core.training.config import settings
 from pages.shared import navigation
 from pages.shared.sweep_runs_ui import STATUS_COLOUR, run_curve, runs_table_ui
 from pages.shared.train_form import FORM_FROM, fill_form

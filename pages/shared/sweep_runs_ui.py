@@ -1,5 +1,5 @@
 """The Sweep page's view of a sweep's runs: a small loss chart per run coloured by its status,
-and the runs in a table, the best first and highlighted (the tables from cifar_core.sweep_views)."""
+and the runs in a table, the best first and highlighted (the tables from sweeps.views)."""
 
 import zlib
 
@@ -7,17 +7,17 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core.config import settings
-from cifar_core.curves import RunCurve
-from cifar_core.runs import Run
-from cifar_core.summaries import format_duration, loss_curve, status_text
-from cifar_core.sweep_store import Sweep
-from cifar_core.sweep_views import (
+from cifar_core.runs.curves import RunCurve
+from cifar_core.runs.store import Run
+from cifar_core.runs.views import format_duration, loss_curve, status_text
+from cifar_core.sweeps.store import Sweep
+from cifar_core.sweeps.views import (
     curve_runs,
     panel_title,
     sweep_runs_table,
     varied_names,
 )
+from cifar_core.training.config import settings
 from pages.shared import access
 
 STATUS_COLOURS = {"completed": "#54A24B", "running": "#4C78A8", "queued": "#9D9D9D",

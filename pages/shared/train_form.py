@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cifar_core.config import settings
+from cifar_core.training.config import settings
 
 # Where the form's values came from when another page filled it (e.g. a sweep's best run): a
 # note the Train page shows until a preset is chosen.

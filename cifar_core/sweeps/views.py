@@ -1,0 +1,536 @@
+"""What the Sweep page shows, as numbers and tables: the space its form describes, how long the
+sweep takes here, how far it has got, its runs sorted by accuracy, and the answer's pictures
+(parallel coordinates with their brushed ranges, a heatmap of two settings, accuracy against
+one setting).
+
+Kept out of the page so that every figure on screen comes from a tested function; the page
+only draws these tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import pandas as pd
+
+from cifar_core.errors import CifarError
+from cifar_core.runs.names import short_name
+from cifar_core.runs.store import ACTIVE, FINISHED, SAVED, Run
+from cifar_core.runs.views import status_text
+from cifar_core.sweeps.engine import best_run
+from cifar_core.sweeps.space import Axis, SearchSpace, SweepError, parse_axis, space_problems
+from cifar_core.sweeps.store import Sweep
+from cifar_core.training.config import TrainConfig, settings
+from cifar_core.training.estimate import estimate_training_time, rough_duration, speed_key
+
+MODES = ("fixed", "list", "range")
+# Settings a sweep keeps the same for all its runs: where they run and how often they report
+# change nothing about what a network learns.
+FIXED_ONLY = ("device", "log_every")
+# At most this many different speed settings are timed for an estimate (about a second each);
+# the others are taken to train at the median of those.
+MAX_TIMED = 6
+# The accuracy axis of the parallel-coordinates chart, after the settings' axes.
+ACCURACY_AXIS = "Test accuracy"
+# At most this many ticks with their values on a number axis with more distinct values.
+TICKS = 5
+# Labels on an axis at least this far apart (a share of its height): about a label's height
+# on the chart, so that close values' labels do not print over each other.
+TICK_GAP = 0.05
+
+
+def modes_for(name: str) -> tuple[str, ...]:
+    """How a setting can be given in a sweep: numbers as a value, a list or a range; choices
+    and switches as a value or a list; FIXED_ONLY settings as one value."""
+    if name in FIXED_ONLY:
+        return ("fixed",)
+    return MODES if settings()[name].kind in (int, float) else MODES[:2]
+
+
+@dataclass(frozen=True)
+class AxisForm:
+    """What the Sweep page's fields hold for one setting."""
+
+    name: str
+    mode: str = "fixed"
+    value: object = None  # fixed: the value (None: the setting's 'none' meaning)
+    text: str = ""  # list of numbers: '0.001, 0.01, 0.1'
+    chosen: tuple = ()  # list of choices (or of on/off)
+    low: float | None = None  # range
+    high: float | None = None
+    points: int | None = None
+    log: bool = False
+
+    def axis(self) -> Axis | None:
+        """The setting's axis; None for a fixed random seed (the sweep then draws one seed for
+        all its runs). SweepError for list text that cannot be read."""
+        if self.mode == "fixed":
+            return None if self.name == "seed" and self.value is None else Axis(self.name,
+                                                                                  (self.value,))
+        if self.mode == "range":
+            return Axis(self.name, low=self.low, high=self.high,
+                        count=int(self.points) if self.points else None, log=bool(self.log))
+        spec = settings()[self.name]
+        if spec.kind in (int, float):
+            if not self.text.strip():
+                return Axis(self.name, ())
+            return parse_axis(self.name, self.text.replace(";", ","))
+        return Axis(self.name, tuple(self.chosen))
+
+
+def build_space(forms: list[AxisForm], strategy: str = "grid", runs: int | None = None,
+                minutes: float | None = None, prune: str = "none"
+                ) -> tuple[SearchSpace, dict[str, str]]:
+    """The space the form describes and what is wrong with it, name -> message (empty: it can
+    start): the settings' own messages (search_space.space_problems), and 'space' when
+    nothing varies."""
+    axes, problems = [], {}
+    for form in forms:
+        try:
+            axis = form.axis()
+        except SweepError as exc:
+            problems[form.name] = str(exc)
+            continue
+        if axis is not None:
+            axes.append(axis)
+    space = SearchSpace(axes=tuple(axes), strategy=strategy, runs=runs or None,
+                        minutes=minutes or None, prune=prune)
+    if problems:
+        return space, problems
+    problems = space_problems(space)
+    if not space.varied and set(problems) <= {"space"}:  # (the form's own words for it)
+        problems = {"space": "Nothing varies yet: give a setting a list or a range of values."}
+    return space, problems
+
+
+@dataclass(frozen=True)
+class SweepEstimate:
+    """How long a sweep takes here, and what that is based on."""
+
+    runs: int
+    seconds: float  # the runs' training time, side by side, within the budget
+    parallel: int
+    capped: bool = False  # the minutes budget ends it sooner
+
+    def sentence(self) -> str:
+        """E.g. '12 runs, about 4 min here (2 side by side)'."""
+        side = f" ({self.parallel} side by side)" if self.parallel > 1 else ""
+        capped = ", the time budget ends it then" if self.capped else ""
+        return (f"{self.runs} run{'s' * (self.runs != 1)}, about {rough_duration(self.seconds)} "
+                f"here{side}{capped}")
+
+
+def planned_configs(space: SearchSpace) -> list[dict]:
+    """The settings of the sweep's runs as far as they can be known now: a grid's or random
+    draw's own; for the smart strategy, a random draw of as many runs (its sampler chooses
+    as it goes)."""
+    if space.strategy == "smart":
+        return replace(space, strategy="random").configs()
+    return space.configs()
+
+
+def sweep_estimate(space: SearchSpace, max_train: int, earlier: list[Run],
+                   measure: Callable[[TrainConfig], float] | None, parallel: int
+                   ) -> SweepEstimate | None:
+    """The sweep's training time here: each run's images at its speed (earlier runs like it,
+    else `measure`, once per speed setting: training.estimate), summed, divided by the runs
+    side by side, at most its minutes budget. None when it cannot be told."""
+    configs = [TrainConfig(**c) for c in planned_configs(space)]
+    if not configs:
+        return None
+    speeds: dict[tuple, float] = {}
+    for config in configs:
+        key = speed_key(config)
+        if key in speeds or len(speeds) >= MAX_TIMED:
+            continue
+        found = estimate_training_time(config, 1, earlier, measure)
+        if found is None:
+            return None
+        speeds[key] = found.images_per_s
+    median = sorted(speeds.values())[len(speeds) // 2]
+    seconds = 0.0
+    for config in configs:
+        images = min(config.train_size or max_train, max_train) * config.epochs
+        seconds += images / speeds.get(speed_key(config), median)
+    parallel = max(1, parallel)
+    seconds /= min(parallel, len(configs))
+    capped = space.minutes is not None and seconds > space.minutes * 60
+    return SweepEstimate(len(configs), min(seconds, space.minutes * 60) if capped else seconds,
+                         parallel, capped)
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """How far a sweep has got, for a progress bar."""
+
+    finished: int
+    running: int
+    queued: int
+    planned: int
+    fraction: float
+    text: str
+
+
+def sweep_progress(sweep: Sweep, runs: list[Run]) -> SweepProgress:
+    """Runs finished of those planned, and how many run or wait now."""
+    finished = sum(r.status in FINISHED for r in runs)
+    running = sum(r.status == "running" for r in runs)
+    queued = sum(r.status == "queued" for r in runs)
+    planned = max(sweep.space.size(), len(runs))
+    if not sweep.is_active:
+        return SweepProgress(finished, running, queued, planned, 1.0,
+                             f"{sweep.status.capitalize()}: {sweep.message}".strip(": "))
+    parts = [f"{finished} of {planned} runs finished"]
+    if running:
+        parts.append(f"{running} running")
+    if queued:
+        parts.append(f"{queued} waiting")
+    if sweep.stop_requested:
+        parts.append("stopping")
+    return SweepProgress(finished, running, queued, planned,
+                         min(1.0, finished / planned) if planned else 0.0, " · ".join(parts))
+
+
+def varied_names(space: SearchSpace, runs: list[Run] | None = None) -> list[str]:
+    """The settings the sweep varies, in the space's order; given runs, only those whose value
+    differs between them."""
+    names = [a.name for a in space.varied]
+    if runs is None:
+        return names
+    return [n for n in names if len({repr(r.settings.get(n)) for r in runs}) > 1]
+
+
+def answered_runs(runs: list[Run]) -> list[Run]:
+    """The runs that answer the sweep's question: those that finished their training with an
+    accuracy (a run stopped early or by hand only if none did, as for the best run)."""
+    for statuses in (("completed",), SAVED):
+        done = [r for r in runs if r.status in statuses and r.accuracy is not None]
+        if done:
+            return done
+    return []
+
+
+def value_text(name: str, value) -> str:
+    """A setting's value as the Sweep page shows it: 0.01, 16, on, all, fast."""
+    spec = settings()[name]
+    if value is None:
+        return spec.none_means or "-"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def sweep_runs_table(space: SearchSpace, runs: list[Run]) -> pd.DataFrame:
+    """One row per run, best first (by test accuracy; runs without one after, in trial order):
+    run, trial, status, each varied setting (as text), accuracy, duration_s, message, best."""
+    best = best_run(runs)
+    names = varied_names(space)
+    rows = [{"run": r.id, "trial": r.trial, "status": status_text(r),
+             **{n: value_text(n, r.settings.get(n)) for n in names},
+             "accuracy": r.accuracy, "duration_s": r.duration_s, "message": r.message,
+             "best": best is not None and r.id == best.id} for r in runs]
+    frame = pd.DataFrame(rows, columns=["run", "trial", "status", *names, "accuracy",
+                                        "duration_s", "message", "best"])
+    order = sorted(range(len(runs)), key=lambda i: (runs[i].accuracy is None,
+                                                    -(runs[i].accuracy or 0),
+                                                    runs[i].trial or 0, runs[i].created))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def curve_runs(runs: list[Run], limit: int) -> list[Run]:
+    """The runs whose loss curves the small multiples draw: in trial order, at most `limit`
+    (the running ones always among them)."""
+    ordered = sorted(runs, key=lambda r: (r.trial if r.trial is not None else 1 << 30,
+                                          r.created))
+    if len(ordered) <= limit:
+        return ordered
+    active = [r for r in ordered if r.status in ACTIVE]
+    rest = [r for r in ordered if r.status not in ACTIVE][:max(0, limit - len(active))]
+    keep = {r.id for r in active + rest}
+    return [r for r in ordered if r.id in keep]
+
+
+# --- the answer's pictures ------------------------------------------------------------------
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+        value)
+
+
+def _sort_key(value):
+    """Numbers by size, then None, then text and switches by their text."""
+    if _is_number(value):
+        return (0, float(value), "")
+    return (1 if value is None else 2, 0.0, repr(value))
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How one setting's values sit on a 0-1 axis: numbers linearly (log10 where the setting
+    spreads over orders of magnitude), other values evenly spaced in order."""
+
+    name: str
+    numeric: bool
+    log: bool
+    low: float = 0.0  # (numbers: the ends, log10 for a log axis)
+    high: float = 0.0
+    categories: tuple = ()
+
+    @classmethod
+    def of(cls, name: str, values: list, log: bool) -> Scale:
+        if values and all(_is_number(v) for v in values):
+            log = log and all(v > 0 for v in values)
+            ts = [math.log10(v) if log else float(v) for v in values]
+            return cls(name, True, log, min(ts), max(ts))
+        return cls(name, False, False, categories=tuple(sorted(
+            {repr(v): v for v in values}.values(), key=_sort_key)))
+
+    def position(self, value) -> float:
+        if self.numeric:
+            t = math.log10(value) if self.log else float(value)
+            return 0.5 if self.high == self.low else (t - self.low) / (self.high - self.low)
+        index = [repr(c) for c in self.categories].index(repr(value))
+        return 0.5 if len(self.categories) == 1 else index / (len(self.categories) - 1)
+
+    def ticks(self, distinct: list) -> list[tuple[float, object]]:
+        """(position, value) for the axis's labels: every distinct value where there are few,
+        else TICKS evenly spaced values."""
+        if not self.numeric or len(distinct) <= TICKS + 2:
+            return [(self.position(v), v) for v in sorted(
+                {repr(v): v for v in distinct}.values(), key=_sort_key)]
+        ticks = []
+        for i in range(TICKS):
+            t = self.low + i * (self.high - self.low) / (TICKS - 1)
+            ticks.append((i / (TICKS - 1), 10 ** t if self.log else t))
+        return ticks
+
+
+def spaced_ticks(ticks: list[tuple[float, str]], gap: float = TICK_GAP
+                 ) -> list[tuple[float, str]]:
+    """(position, label) ticks of one axis with no label twice and none closer than `gap` to
+    another, the lowest and the highest kept (labels that would crowd the highest go)."""
+    if not ticks:
+        return []
+    top = max(position for position, _ in ticks)
+
+    def clashes(position: float, label: str) -> bool:
+        return bool(kept) and (position - kept[-1][0] < gap or label == kept[-1][1])
+
+    kept: list[tuple[float, str]] = []
+    for position, label in sorted(ticks):  # (equal labels are neighbours: values in order)
+        if clashes(position, label):
+            if position < top:
+                continue
+            while len(kept) > 1 and clashes(position, label):
+                kept.pop()
+            if clashes(position, label):  # as good as equal to the lowest: one label
+                continue
+        kept.append((position, label))
+    return kept
+
+
+def _axis_log(space: SearchSpace, name: str) -> bool:
+    axis = space.axis(name)
+    return settings()[name].log_scale or bool(axis is not None and axis.log)
+
+
+@dataclass(frozen=True)
+class ParallelCoordinates:
+    """The parallel-coordinates chart's tables: `lines` (a row per run and axis: run, status,
+    accuracy, axis, axis_index, position 0-1, value as text), `ticks` (axis_index, position,
+    label) and the axes' titles in order (the varied settings' labels, then accuracy)."""
+
+    lines: pd.DataFrame
+    ticks: pd.DataFrame
+    axes: list[str]
+    names: list[str]  # the settings of the axes (accuracy not included)
+
+
+def parallel_coordinates(space: SearchSpace, runs: list[Run],
+                         names: list[str]) -> ParallelCoordinates:
+    """A line per run with an accuracy through an axis per setting in `names` and the
+    accuracy, each axis normalised to 0-1 (log10 positions for settings spread over orders of
+    magnitude, evenly spaced choices), with ticks that show the real values."""
+    runs = [r for r in runs if r.accuracy is not None]
+    declared = settings()
+    scales = [Scale.of(n, [r.settings.get(n) for r in runs], _axis_log(space, n))
+              for n in names]
+    accuracies = [r.accuracy for r in runs]
+    accuracy_scale = Scale.of("accuracy", accuracies, False) if runs else None
+    axes = [declared[n].label for n in names] + [ACCURACY_AXIS]
+    rows, ticks = [], []
+    for run in runs:
+        for i, scale in enumerate(scales):
+            value = run.settings.get(scale.name)
+            rows.append({"run": run.id, "status": status_text(run), "accuracy": run.accuracy,
+                         "axis": axes[i], "axis_index": i, "position": scale.position(value),
+                         "value": value_text(scale.name, value)})
+        rows.append({"run": run.id, "status": status_text(run), "accuracy": run.accuracy,
+                     "axis": ACCURACY_AXIS, "axis_index": len(scales),
+                     "position": accuracy_scale.position(run.accuracy),
+                     "value": f"{run.accuracy:.1f} %"})
+    for i, scale in enumerate(scales):
+        distinct = [r.settings.get(scale.name) for r in runs]
+        for position, label in spaced_ticks([(p, value_text(scale.name, v))
+                                             for p, v in scale.ticks(distinct)]):
+            ticks.append({"axis_index": i, "position": position, "label": label})
+    if accuracy_scale is not None:
+        for position, label in spaced_ticks([(p, f"{v:.1f} %")
+                                             for p, v in accuracy_scale.ticks(accuracies)]):
+            ticks.append({"axis_index": len(scales), "position": position, "label": label})
+    return ParallelCoordinates(
+        pd.DataFrame(rows, columns=["run", "status", "accuracy", "axis", "axis_index",
+                                    "position", "value"]),
+        pd.DataFrame(ticks, columns=["axis_index", "position", "label"]), axes, list(names))
+
+
+def brushed_ranges(chart: ParallelCoordinates, brush: dict | None) -> dict[str, tuple]:
+    """The ranges a box drawn on the chart selects, axis title -> (low, high) on the 0-1
+    scale: the box's height on every axis it covers. `brush`: the chart's interval selection
+    as Streamlit returns it ({'axis_index': [from, to], 'position': [low, high]}; either may
+    be missing: the whole width or height)."""
+    if not brush:
+        return {}
+    xs = brush.get("axis_index") or [-math.inf, math.inf]
+    ys = brush.get("position") or [0.0, 1.0]
+    x0, x1 = min(xs), max(xs)
+    low, high = min(ys), max(ys)
+    return {title: (low, high) for i, title in enumerate(chart.axes) if x0 <= i <= x1}
+
+
+def runs_in_ranges(chart: ParallelCoordinates, ranges: dict[str, tuple]) -> list[str]:
+    """The runs whose line passes through every given range (axis title -> (low, high) on the
+    0-1 scale), in the chart's order; every run when no range is given."""
+    lines = chart.lines
+    ids = list(dict.fromkeys(lines["run"]))
+    for title, (low, high) in ranges.items():
+        on_axis = lines[lines["axis"] == title]
+        inside = set(on_axis[(on_axis["position"] >= low - 1e-9)
+                             & (on_axis["position"] <= high + 1e-9)]["run"])
+        ids = [i for i in ids if i in inside]
+    return ids
+
+
+def range_text(chart: ParallelCoordinates, ranges: dict[str, tuple]) -> str:
+    """What the brushed ranges mean in the settings' values, e.g. 'Learning rate 0.01 to 0.1'
+    (the values of the runs inside each range)."""
+    parts = []
+    lines = chart.lines
+    for title, (low, high) in ranges.items():
+        on_axis = lines[(lines["axis"] == title) & (lines["position"] >= low - 1e-9)
+                        & (lines["position"] <= high + 1e-9)].sort_values("position")
+        if on_axis.empty:
+            parts.append(f"{title}: none")
+            continue
+        first, last = on_axis["value"].iloc[0], on_axis["value"].iloc[-1]
+        parts.append(f"{title} {first}" if first == last else f"{title} {first} to {last}")
+    return "; ".join(parts)
+
+
+def accuracy_by_setting(runs: list[Run], name: str) -> pd.DataFrame:
+    """For one varied setting: a row per run with an accuracy (run, status, value, value_text,
+    accuracy), in the setting's order."""
+    rows = [{"run": r.id, "status": status_text(r), "value": r.settings.get(name),
+             "value_text": value_text(name, r.settings.get(name)), "accuracy": r.accuracy}
+            for r in runs if r.accuracy is not None]
+    rows.sort(key=lambda row: _sort_key(row["value"]))
+    return pd.DataFrame(rows, columns=["run", "status", "value", "value_text", "accuracy"])
+
+
+def heatmap_table(runs: list[Run], x: str, y: str) -> pd.DataFrame:
+    """The mean test accuracy of the runs for each pair of values of two settings: x, y (the
+    values as text), x_order, y_order (their places in the settings' order), accuracy, runs
+    (how many), label ('45.2 %')."""
+    done = [r for r in runs if r.accuracy is not None]
+    order = {}
+    for name in (x, y):
+        values = sorted({repr(r.settings.get(name)): r.settings.get(name) for r in done}.values(),
+                        key=_sort_key)
+        order[name] = {repr(v): i for i, v in enumerate(values)}
+    cells: dict[tuple, list[float]] = {}
+    for run in done:
+        key = (repr(run.settings.get(x)), repr(run.settings.get(y)))
+        cells.setdefault(key, []).append(run.accuracy)
+    rows = []
+    for run in done:
+        key = (repr(run.settings.get(x)), repr(run.settings.get(y)))
+        if key not in cells:
+            continue
+        values = cells.pop(key)
+        mean = sum(values) / len(values)
+        rows.append({"x": value_text(x, run.settings.get(x)),
+                     "y": value_text(y, run.settings.get(y)),
+                     "x_order": order[x][key[0]], "y_order": order[y][key[1]],
+                     "accuracy": mean, "runs": len(values), "label": f"{mean:.1f} %"})
+    rows.sort(key=lambda row: (row["y_order"], row["x_order"]))
+    return pd.DataFrame(rows, columns=["x", "y", "x_order", "y_order", "accuracy", "runs",
+                                       "label"])
+
+
+def importance_table(importance: dict[str, float]) -> pd.DataFrame:
+    """Parameter importance as bars: setting (its label), importance (a fraction), label
+    ('62 %'), most important first."""
+    declared = settings()
+    rows = [{"setting": declared[n].label if n in declared else n, "importance": v,
+             "label": f"{100 * v:.0f} %"} for n, v in sorted(importance.items(),
+                                                            key=lambda kv: -kv[1])]
+    return pd.DataFrame(rows, columns=["setting", "importance", "label"])
+
+
+def importance_missing(space: SearchSpace, runs: list[Run]) -> str:
+    """Why parameter importance cannot be told yet, in words."""
+    finished = [r for r in runs if r.status == "completed" and r.accuracy is not None]
+    if len(finished) < 3:
+        return (f"Parameter importance needs at least 3 runs that finished their training "
+                f"({len(finished)} so far).")
+    return "Parameter importance needs settings whose values differ between the finished runs."
+
+
+def train_form_values(run: Run) -> dict:
+    """Every setting of a run, as the Train page's form takes them."""
+    values = run.settings
+    try:  # a setting this version refuses (e.g. a model it does not know) keeps the default
+        return TrainConfig(**values).to_dict()
+    except CifarError:
+        return {n: v for n, v in values.items() if n in settings()}
+
+
+def sweep_label(sweep: Sweep, runs: list[Run]) -> str:
+    """A sweep in a menu: its name, how it stands, its runs and the best accuracy."""
+    best = best_run(runs)
+    name = short_name(sweep.name)
+    accuracy = f", best {best.accuracy:.1f} %" if best else ""
+    return (f"{name} ({sweep.status}, {len(runs)} of {sweep.space.size()} "
+            f"run{'s' * (sweep.space.size() != 1)}{accuracy})")
+
+
+def sweep_menu_label(sweep: Sweep) -> str:
+    """A sweep in a menu, in words that do not change while it runs (a menu keeps showing
+    the label its choice had when it was made): its name and when it started."""
+    started = datetime.fromtimestamp(sweep.created).strftime("%d %b, %H:%M")
+    return sweep.id if sweep.name == sweep.id else f"{short_name(sweep.name)} (started {started})"
+
+
+def panel_title(run: Run) -> str:
+    """A run's small chart's title: its trial number and accuracy or status."""
+    trial = f"Trial {run.trial}" if run.trial is not None else run.id
+    return f"{trial} · {run.accuracy:.1f} %" if run.accuracy is not None else \
+        f"{trial} · {status_text(run)}"
+
+
+def best_settings_note(sweep: Sweep, run: Run) -> str:
+    """What the Train page says of a form filled with a sweep's best run's settings: which
+    sweep and run they came from."""
+    name = short_name(sweep.name)
+    accuracy = f", {run.accuracy:.1f} % of the test images right" \
+        if run.accuracy is not None else ""
+    trial = f"trial {run.trial}, " if run.trial is not None else ""
+    return (f"These settings are those of the best run of sweep {name} ({trial}run "
+            f"{run.id}{accuracy}). Change any of them, or choose a preset to start over.")

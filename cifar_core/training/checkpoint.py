@@ -1,0 +1,331 @@
+"""Saving and loading `cifar_net.pth`: the weights plus what is needed to trust and use them.
+
+Loading never unpickles code (`weights_only=True`). The network is rebuilt from the model
+registry by the name the checkpoint records; a plain state_dict saved by the tutorial's own
+`torch.save(net.state_dict(), PATH)`, or a checkpoint from before models had names, loads as
+the registered model whose weights it fits.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import pickletools
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cifar_core.data.dataset import OFFICIAL_CLASSES
+from cifar_core.errors import CheckpointError
+from cifar_core.training.augment import TEST_TIME_AUGMENTATIONS
+from cifar_core.training.models import MODELS, model_spec
+from cifar_core.training.recipe import PRECISIONS
+
+FORMAT = "cifar_core.checkpoint/1"
+DEFAULT_NAME = "cifar_net.pth"
+# The most classes a network here may tell apart: a file that claims more (in its class list or
+# its last layer) is refused before any network is built for it (issue 29: a few-KB file that
+# claimed 2,000,000 classes made the import allocate gigabytes).
+MAX_CLASSES = 1000
+# torch.save writes each tensor's numbers once, so the tensors of a real file hold about as many
+# bytes as the file. Views that repeat a few numbers (a stride of 0) or one storage claimed many
+# times make a crafted file claim far more; building a network from such a claim would fill the
+# memory, so beyond this many times the file's size (and a megabyte) the file is refused.
+MAX_CLAIMED_RATIO = 4
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded network with the settings, class names and metrics it was saved with."""
+
+    model: nn.Module
+    model_name: str  # its name in the model registry
+    config: dict
+    classes: tuple[str, ...]
+    metrics: dict
+
+    def prediction_options(self) -> dict:
+        """How the training tested it: test-time augmentation and precision (keyword
+        arguments of cifar_core.training.evaluation's predict and evaluate)."""
+        tta, precision = self.config.get("tta"), self.config.get("precision")
+        return {"tta": tta if tta in TEST_TIME_AUGMENTATIONS else "none",
+                "precision": precision if precision in PRECISIONS else "fp32"}
+
+
+def save_checkpoint(path: Path | str, model: nn.Module, config: dict, classes: tuple[str, ...],
+                    metrics: dict) -> Path:
+    """Write atomically, so a reader never sees half a file. The model's registry name is
+    config['model'] (the tutorial's Net where the config names none)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save({"format": FORMAT, "model": config.get("model") or "tutorial",
+                "width": getattr(model, "width", None), "state_dict": state, "config": dict(config),
+                "classes": list(classes), "metrics": metrics}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path | str) -> Checkpoint:
+    """The network in `path`, on the CPU, in eval mode; CheckpointError if it cannot be used."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}: check the path, or train a network "
+                              "first (python -m cifar_core train).")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(why_unreadable(path, exc)) from None
+    if isinstance(saved, dict) and saved.get("format") == FORMAT:
+        _check_parts(path, saved)
+        state, config = saved.get("state_dict"), saved.get("config") or {}
+        classes, metrics = tuple(saved.get("classes") or OFFICIAL_CLASSES), saved.get("metrics")
+    elif isinstance(saved, dict) and saved and all(isinstance(v, torch.Tensor)
+                                                   for v in saved.values()):
+        state, config, classes, metrics = saved, {}, OFFICIAL_CLASSES, {}
+    else:
+        raise CheckpointError(f"{path} is a PyTorch file but not a CIFAR-10 network checkpoint.")
+    name = saved.get("model") if state is not saved else None
+    name = name if isinstance(name, str) else None
+    width = saved.get("width") if state is not saved else None
+    width = width if isinstance(width, int) and not isinstance(width, bool) else None
+    # Every claim is checked against the file before anything is built from it.
+    _check_claims(path, state, classes, name, width)
+    model, name = _rebuild(path, state, name, len(classes), width, plain=state is saved)
+    _check_numbers(path, state)
+    model.eval()
+    return Checkpoint(model=model, model_name=name, config=config, classes=classes,
+                      metrics=metrics or {})
+
+
+# What torch.save writes: a zip archive holding `<name>/data.pkl` and the tensors' bytes; or, in the
+# legacy format (torch < 1.6, or _use_new_zipfile_serialization=False), pickles in a row, the first
+# of them this number, then the protocol version, the system info and the saved object.
+_ZIP_START = b"PK\x03\x04"
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_NAMES_A_FUNCTION = {"GLOBAL", "STACK_GLOBAL", "INST"}
+_WHAT_TO_USE = "Use a cifar_net.pth saved by this app or by the tutorial."
+
+
+def why_unreadable(path: Path, error: Exception) -> str:
+    """Our own words for why torch.load refused `path` (it raised `error`), from a look at the
+    file itself. Torch's text is never shown: it suggests loading again with weights_only=False,
+    which would run whatever code the file holds, and some of it carries terminal colour codes."""
+    # torch's weights-only reader refuses a name it does not allow with an UnpicklingError.
+    try:
+        kind = _kind_of_unreadable(path, refused=isinstance(error, pickle.UnpicklingError))
+    except OSError as exc:
+        return f"{path} cannot be read: {exc.strerror or 'the system refused'}."
+    return {
+        "empty": f"{path} is not a PyTorch file: it is empty. {_WHAT_TO_USE}",
+        "other zip": f"{path} is not a PyTorch file: it is a zip archive of something else. "
+                     f"{_WHAT_TO_USE}",
+        "not pytorch": f"{path} is not a PyTorch file. {_WHAT_TO_USE}",
+        "damaged": f"{path} is cut short or damaged (an interrupted download or copy?), so it "
+                   "cannot be read. Copy it again, or use another cifar_net.pth saved by this app "
+                   "or by the tutorial.",
+        "code": f"{path} holds code or objects that are not plain weights, so it was not opened: "
+                f"opening it could run that code. {_WHAT_TO_USE}",
+    }[kind]
+
+
+def _kind_of_unreadable(path: Path, refused: bool) -> str:
+    """empty, other zip, not pytorch, damaged or code: what the file torch refused is."""
+    with open(path, "rb") as f:
+        head = f.read(len(_ZIP_START))
+        if not head:
+            return "empty"
+        if head == _ZIP_START:
+            try:
+                with zipfile.ZipFile(f) as archive:
+                    pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+                    if not pickles:
+                        return "other zip"
+                    if archive.testzip() is not None:
+                        return "damaged"
+                    data = io.BytesIO(archive.read(pickles[0]))
+            except Exception:  # BadZipFile, EOFError, zlib.error ... whatever a broken zip raises
+                return "damaged"
+            return "code" if refused and _names_functions(_pickle_ops(data)) else "damaged"
+        f.seek(0)
+        first = _pickle_ops(f)
+        if first is None:
+            return "not pytorch"
+        if not any(op.name == "LONG1" and arg == _LEGACY_MAGIC for op, arg, _ in first):
+            # A pickle, but not one torch.save wrote: what matters is whether it names code.
+            return "code" if refused and _names_functions(first) else "not pytorch"
+        rest = [_pickle_ops(f) for _ in range(3)]  # protocol, system info, the saved object
+        if any(ops is None for ops in rest):
+            return "damaged"
+        return "code" if refused and any(_names_functions(ops) for ops in rest) else "damaged"
+
+
+def _pickle_ops(stream) -> list | None:
+    """The opcodes of the next whole pickle in `stream` (read, never run); None if there is none."""
+    try:
+        ops = list(pickletools.genops(stream))
+    except Exception:  # genops raises ValueError, EOFError, struct errors ... on damaged bytes
+        return None
+    return ops if ops and ops[-1][0].name == "STOP" else None
+
+
+def _names_functions(ops: list | None) -> bool:
+    """True when these opcodes of a whole pickle name a function or class."""
+    return ops is not None and any(op.name in _NAMES_A_FUNCTION for op, _, _ in ops)
+
+
+def _check_parts(path: Path, saved: dict) -> None:
+    """CheckpointError where a part of this tool's checkpoint is not of its kind (class names
+    that are not a list of names, settings or results that are not a table of them)."""
+    classes = saved.get("classes")
+    wrong = [name for name, ok in (
+        ("class names", classes is None or (isinstance(classes, (list, tuple)) and
+                                            all(isinstance(c, str) for c in classes))),
+        ("settings", isinstance(saved.get("config") or {}, dict)),
+        ("results", isinstance(saved.get("metrics") or {}, dict))) if not ok]
+    if wrong:
+        raise CheckpointError(f"{path} is damaged: its {' and '.join(wrong)} are not what this "
+                              f"app saves, so it cannot be used. {_WHAT_TO_USE}")
+
+
+def _check_claims(path: Path, state, classes: tuple, name: str | None,
+                  width: int | None) -> None:
+    """CheckpointError where the file claims more than it holds or than a network here may
+    have: more than MAX_CLASSES classes, a width outside the network's range, or tensors with
+    more numbers than the file's bytes (repeated through views, or one storage many times)."""
+    if len(classes) > MAX_CLASSES:
+        raise CheckpointError(f"{path} claims a network for {len(classes):,} classes; one here "
+                              f"tells at most {MAX_CLASSES:,} apart, so the file was not used. "
+                              f"{_WHAT_TO_USE}")
+    widths = MODELS[name].widths if name in MODELS else None
+    if width is not None and widths is not None and not widths[0] <= width <= widths[1]:
+        raise CheckpointError(f"{path} claims a '{name}' network of width {width:,}; its width "
+                              f"is from {widths[0]:,} to {widths[1]:,}, so the file was not used. "
+                              f"{_WHAT_TO_USE}")
+    if not isinstance(state, dict):
+        return  # _rebuild says that these are no weights
+    tensors = [(k, v) for k, v in state.items() if isinstance(v, torch.Tensor)]
+    claimed = 0
+    for key, tensor in tensors:
+        numbers = tensor.numel() * tensor.element_size()
+        claimed += numbers
+        if numbers > tensor.untyped_storage().nbytes():
+            raise CheckpointError(
+                f"{path} is not a real network file: its layer {key} claims "
+                f"{_shape(tensor.shape)} numbers, more numbers than the file holds, so it was "
+                f"not used. {_WHAT_TO_USE}")
+    size = path.stat().st_size
+    if claimed > MAX_CLAIMED_RATIO * size + 2**20:
+        raise CheckpointError(
+            f"{path} is not a real network file: its layers claim {claimed / 2**20:,.0f} MB of "
+            f"numbers, more numbers than the file holds ({size / 2**20:,.1f} MB), so it was not "
+            f"used. {_WHAT_TO_USE}")
+
+
+def _check_numbers(path: Path, state: dict) -> None:
+    """CheckpointError where a weight is not a number (NaN) or infinite: such a network answers
+    nothing (every page would fail on it)."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(
+                f"{path} holds weights that are not numbers (missing or infinite values), so it "
+                "cannot be used: the training that saved it went wrong. Use another file, or "
+                f"train the network again. In detail: layer {key}.")
+
+
+def _rebuild(path: Path, state: dict, name: str | None, num_classes: int,
+             width: int | None = None, plain: bool = False) -> tuple[nn.Module, str]:
+    """The registered network called `name` (of `width`, where it has one) with these
+    weights; without a name, the first registered one they fit. CheckpointError where none
+    fits, saying how they differ (`plain`: weights without class names, taken as
+    CIFAR-10's)."""
+    if name is not None and name not in MODELS:
+        raise CheckpointError(f"{path} holds a '{name}' network, which this version does not "
+                              f"know (it knows {', '.join(MODELS)}).")
+    names = [name] if name is not None else list(MODELS)
+    for candidate in names:
+        try:
+            model = model_spec(candidate).build(num_classes, width)
+            model.load_state_dict(state)
+            return model, candidate
+        except (RuntimeError, TypeError, AttributeError):
+            continue
+    raise CheckpointError(_why_it_does_not_fit(path, state, names, num_classes, width, plain))
+
+
+def _why_it_does_not_fit(path: Path, state: dict, names: list[str], expected: int,
+                         width: int | None, plain: bool) -> str:
+    """For weights that fit none of these networks for `expected` classes, a sentence saying
+    what a person needs (another class count, or another network), then the detail."""
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(v, torch.Tensor) for v in state.values()):
+        return (f"{path} holds no network weights, so it cannot be used. {_WHAT_TO_USE}")
+    for model_name in names:
+        count = class_count_it_fits(model_name, state, expected, width)
+        if count is None:
+            continue
+        if not plain:
+            return (f"{path} says its network tells {expected} classes apart, but it was "
+                    f"trained on {count}: the file is inconsistent. Save the network again, or "
+                    "use another file.")
+        return (f"{path} holds a network trained on {count} classes, and CIFAR-10 has "
+                f"{expected}: it cannot be used here. Use a network trained on the {expected} "
+                "CIFAR-10 classes. (Plain weights carry no class names, so they are taken as "
+                "CIFAR-10's.)")
+    if len(names) == 1 and not plain:
+        return (f"{path} says it holds a '{names[0]}' network, but its weights do not fit one: "
+                "the file is damaged or was changed, so it cannot be used. "
+                f"{_WHAT_TO_USE} In detail: {_difference(state, names, expected, width)}.")
+    return (f"{path} holds the weights of a network this dashboard does not know, so it cannot "
+            f"be used here. {_WHAT_TO_USE} In detail: "
+            f"{_difference(state, names, expected, width)}; the networks it knows are "
+            f"{', '.join(MODELS)} (the tutorial's Net is 'tutorial').")
+
+
+def class_count_it_fits(model_name: str, state: dict, expected: int,
+                        width: int | None = None) -> int | None:
+    """The other class count (at most MAX_CLASSES) for which these weights fit the registered
+    network, if any."""
+    last = [k for k in model_spec(model_name).build(expected, width).state_dict()
+            if k.endswith("weight")][-1]
+    shape = tuple(getattr(state.get(last), "shape", ()))
+    if len(shape) != 2 or not 0 < shape[0] <= MAX_CLASSES or shape[0] == expected:
+        return None
+    try:
+        model_spec(model_name).build(int(shape[0]), width).load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError):
+        return None
+    return int(shape[0])
+
+
+def _difference(state: dict, names: list[str], classes: int, width: int | None) -> str:
+    """How `state` differs from the registered network it is closest to, in words."""
+    built = {n: model_spec(n).build(classes, width).state_dict() for n in names}
+    closest = max(names, key=lambda n: len(set(state) & set(built[n])))
+    theirs = built[closest]
+    for key, tensor in theirs.items():
+        if key in state and tuple(state[key].shape) != tuple(tensor.shape):
+            return (f"its layer {key} is {_shape(state[key].shape)} where '{closest}' has "
+                    f"{_shape(tensor.shape)}")
+    unknown, missing = [k for k in state if k not in theirs], [k for k in theirs if k not in state]
+    parts = []
+    if unknown:
+        parts.append(f"it has weights named {_listed(unknown)}, which '{closest}' has not")
+    if missing:
+        parts.append(f"it lacks {'' if unknown else 'the weights '}{_listed(missing)} of "
+                     f"'{closest}'")
+    return "; ".join(parts) or f"its weights do not fit '{closest}'"
+
+
+def _shape(shape) -> str:
+    return " × ".join(f"{int(n):,}" for n in shape) or "a single number"
+
+
+def _listed(names) -> str:
+    shown = ", ".join(names[:5])
+    return shown + (", …" if len(names) > 5 else "")

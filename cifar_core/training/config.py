@@ -1,0 +1,365 @@
+"""Every setting of one training, declared once, and the starting points (presets) offered.
+
+Each TrainConfig field carries its label, help text, range or choices and command-line flag as
+metadata (a `Setting`). The checks (`config_problems`), the CLI's flags, the Train page's form,
+the Runs page's columns and the summaries are all derived from these declarations: adding a
+setting means adding a field here and the code that uses it, nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
+
+from cifar_core.errors import ConfigError, DeviceError
+from cifar_core.training.augment import AUGMENTATIONS, TEST_TIME_AUGMENTATIONS
+from cifar_core.training.devices import available_devices, resolve_device
+from cifar_core.training.models import MODELS, model_names
+from cifar_core.training.recipe import PRECISIONS, SCHEDULES, precision_problem
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What the UI, the CLI and the checks know about one TrainConfig field."""
+
+    label: str  # how it is called on screen and in messages
+    help: str  # one or two sentences for people who do not program
+    kind: type  # int, float, str or bool
+    flag: str  # the command line's option
+    low: float | None = None  # smallest allowed value (numbers)
+    high: float | None = None  # largest allowed value (numbers)
+    above_low: bool = False  # the value must be strictly above `low`
+    below_high: bool = False  # the value must be strictly below `high`
+    # The values allowed (a str setting): a tuple, or a function giving them (e.g. this
+    # machine's devices). A setting without them takes any non-empty text.
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None
+    strict_choices: bool = True  # False: the choices are suggestions (device: 'cuda:3')
+    optional: bool = False  # None is allowed ...
+    none_means: str = ""  # ... and means this, in words ('random', 'all')
+    # Extra advice when a number is out of range, e.g. 'the tutorial uses 0.001'.
+    advice: Callable[[float], str | None] | None = None
+    step: float = 1  # the form's +/- step (numbers)
+    format: str | None = None  # how the form and tables show a number, printf-style
+    log_scale: bool = False  # spread over orders of magnitude (charts use a log axis)
+    compare: bool = True  # a column on the Runs page and an axis of its scatter chart
+    advanced: bool = False  # part of the training recipe beyond the tutorial's (its own section)
+
+    def allowed(self) -> tuple[str, ...]:
+        """The choices, called if they are computed."""
+        choices = self.choices() if callable(self.choices) else self.choices
+        return tuple(choices or ())
+
+
+def setting(default, **meta) -> Field:
+    """A TrainConfig field with its Setting."""
+    return field(default=default, metadata={"setting": Setting(**meta)})
+
+
+def _lr_advice(lr: float) -> str | None:
+    if lr <= 0:
+        return f"The learning rate must be above 0 (got {lr:g}); the tutorial uses 0.001."
+    return f"A learning rate of {lr:g} is far too high: try 0.001 to 0.1."
+
+
+def _momentum_advice(momentum: float) -> str | None:
+    return (f"Momentum must be at least 0 and below 1 (got {momentum:g}); the tutorial uses "
+            "0.9.")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one training. Defaults are the tutorial's."""
+
+    model: str = setting(
+        "tutorial", label="Model", kind=str, flag="--model", choices=model_names,
+        help="Which network to train: the tutorial's small one, a fast modern one built for "
+             "quick training, or the well-known (large, slow on a CPU) ResNet-18.")
+    epochs: int = setting(
+        2, label="Epochs", kind=int, flag="--epochs", low=1, high=1000,
+        help="How many times the network sees every training image.")
+    lr: float = setting(
+        0.001, label="Learning rate", kind=float, flag="--lr", low=0, high=10, above_low=True,
+        advice=_lr_advice, step=0.001, format="%.4f", log_scale=True,
+        help="How big a step each correction takes. Too high and learning falls apart; too "
+             "low and it crawls.")
+    momentum: float = setting(
+        0.9, label="Momentum", kind=float, flag="--momentum", low=0, high=1, below_high=True,
+        advice=_momentum_advice, step=0.05, format="%.2f",
+        help="How much of the previous step carries into the next (0 = none, 0.9 = a lot).")
+    batch_size: int = setting(
+        4, label="Batch size", kind=int, flag="--batch-size", low=1, high=50_000, log_scale=True,
+        help="Images looked at before each correction. Bigger is faster per image, but gives "
+             "fewer corrections per epoch.")
+    log_every: int = setting(
+        2000, label="Log every (minibatches)", kind=int, flag="--log-every", low=1,
+        high=1_000_000, compare=False,
+        help="Report the average loss every this many batches (one point on the chart).")
+    device: str = setting(
+        "auto", label="Device", kind=str, flag="--device", choices=lambda: tuple(
+            available_devices()), strict_choices=False, compare=False,
+        help="Where to compute: 'auto' picks a GPU when there is one.")
+    seed: int | None = setting(
+        None, label="Seed", kind=int, flag="--seed", low=0, high=2**31 - 1, optional=True,
+        none_means="random", compare=False,
+        help="Fixes the starting weights and the order of images, so a run can be repeated.")
+    train_size: int | None = setting(
+        None, label="Training images", kind=int, flag="--train-size", low=10,
+        high=10_000_000, optional=True, none_means="all", step=1000, log_scale=True,
+        help="How many training images to use, the same number from every class.")
+    # The widest range a model allows (each model's own range is checked with the model).
+    width: int | None = setting(
+        None, label="Width", kind=int, flag="--width",
+        low=min(m.widths[0] for m in MODELS.values() if m.widths),
+        high=max(m.widths[1] for m in MODELS.values() if m.widths), optional=True,
+        none_means="standard", step=8, log_scale=True,
+        help="How many pattern detectors the fast network's first layers have (the deeper "
+             "ones have four times as many). Wider learns more and takes longer. Empty: the "
+             "model's standard size for the device.")
+    augment: str = setting(
+        "none", label="Augmentation", kind=str, flag="--augment", choices=AUGMENTATIONS,
+        advanced=True,
+        help="Show each training picture a little changed every epoch: mirrored (flip), and "
+             "also shifted by a pixel or two (translate). The network then learns what a cat "
+             "looks like rather than memorising these pictures.")
+    label_smoothing: float = setting(
+        0.0, label="Label smoothing", kind=float, flag="--label-smoothing", low=0, high=1,
+        below_high=True, step=0.05, format="%.2f", advanced=True,
+        help="Teach the network to be a little less than 100 % sure of each answer (0 = off, "
+             "0.2 = the fast recipe's). An over-confident network does worse on pictures it "
+             "has not seen.")
+    weight_decay: float = setting(
+        0.0, label="Weight decay", kind=float, flag="--weight-decay", low=0, high=1,
+        step=0.0001, format="%.5f", advanced=True,
+        help="Pull every weight slightly towards zero at each step, so the network keeps "
+             "simple explanations (0 = off; 0.0005 is a common value).")
+    nesterov: bool = setting(
+        False, label="Nesterov momentum", kind=bool, flag="--nesterov", advanced=True,
+        help="Look ahead along the momentum before correcting: usually a little better and "
+             "steadier. Needs a momentum above 0.")
+    schedule: str = setting(
+        "constant", label="Learning-rate schedule", kind=str, flag="--schedule",
+        choices=SCHEDULES, advanced=True,
+        help="How the learning rate changes during training: constant (the tutorial's); "
+             "warm-up then linear decay (start gently, end with fine steps); one-cycle (up, "
+             "then down along a curve).")
+    tta: str = setting(
+        "none", label="Test-time augmentation", kind=str, flag="--tta",
+        choices=TEST_TIME_AUGMENTATIONS, advanced=True,
+        help="When testing, also ask the network about the mirror image of each picture "
+             "(flip), and shifted copies (flip+translate), and average its answers: a little "
+             "more accurate, two or six times the work.")
+    precision: str = setting(
+        "fp32", label="Precision", kind=str, flag="--precision", choices=PRECISIONS,
+        advanced=True,
+        help="How precisely the heavy arithmetic is done: fp32 (full precision, the "
+             "tutorial's), bf16 or fp16 (half the digits: much faster on hardware made for "
+             "it, about as accurate; fp16 only on a GPU), auto (bf16 where this machine "
+             "computes it faster, else fp32).")
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting that is out of range."""
+        problems = config_problems(self.to_dict())
+        if problems:
+            name, message = next(iter(problems.items()))
+            raise ConfigError(name, message)
+
+    def with_seed(self) -> TrainConfig:
+        """This config with a concrete seed (a random one if none was set)."""
+        return self if self.seed is not None else replace(self, seed=random.randrange(2**31))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Build from a dict, ignoring unknown keys (configs stored by other versions) and
+        taking the default for missing ones (settings added since)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def settings() -> dict[str, Setting]:
+    """Every setting, in the order the form and tables show them: field name -> Setting."""
+    return {f.name: f.metadata["setting"] for f in fields(TrainConfig)}
+
+
+def defaults() -> dict:
+    """Each setting's default value."""
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
+def compared_settings() -> tuple[str, ...]:
+    """The settings a comparison of runs shows (Runs table, scatter chart, CSV)."""
+    return tuple(name for name, s in settings().items() if s.compare)
+
+
+def problem(name: str, spec: Setting, value) -> str | None:
+    """What is wrong with `value` for the setting `name`, in words; None if it is fine."""
+    if value is None and spec.optional:
+        return None
+    if spec.kind is bool:
+        return None if isinstance(value, bool) else (f"{spec.label} must be on or off "
+                                                     f"(True or False), not {value!r}.")
+    if spec.kind is str:
+        if not isinstance(value, str) or not value.strip():
+            choices = spec.allowed()
+            return (f"{spec.label} must be one of {', '.join(choices)}." if spec.strict_choices
+                    else f"{spec.label} must be a name such as {', '.join(choices[:2])} or "
+                         "cuda.")
+        if spec.strict_choices and spec.choices is not None and value not in spec.allowed():
+            return f"{spec.label} must be one of {', '.join(spec.allowed())} (got {value!r})."
+        return None
+    if spec.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"{spec.label} must be a whole number, not {value!r}."
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"{spec.label} must be a number, not {value!r}."
+    too_low = spec.low is not None and (value <= spec.low if spec.above_low else value < spec.low)
+    too_high = spec.high is not None and (value >= spec.high if spec.below_high
+                                          else value > spec.high)
+    if not (too_low or too_high):
+        return None
+    if spec.advice is not None:
+        return spec.advice(value)
+    if not (spec.above_low or spec.below_high):
+        return f"{spec.label} must be between {spec.low:,} and {spec.high:,} (got {value:,})."
+    # 'between 0 and 1 (got 1)' would read as if 1 were allowed: say which end is excluded.
+    lowest = f"above {spec.low:,}" if spec.above_low else f"at least {spec.low:,}"
+    highest = f"below {spec.high:,}" if spec.below_high else f"at most {spec.high:,}"
+    return f"{spec.label} must be {lowest} and {highest} (got {value:,})."
+
+
+def config_problems(values: dict) -> dict[str, str]:
+    """Every out-of-range setting, field -> message (empty when all is well); a missing one
+    takes its default. The one place where settings are checked: TrainConfig, the CLI and the
+    dashboard's form all use it."""
+    given = {**defaults(), **values}
+    problems = {}
+    for name, spec in settings().items():
+        message = problem(name, spec, given.get(name))
+        if message:
+            problems[name] = message
+    # A setting's message about the chosen model says more than its general range (Width:
+    # the fast network's 4 to 256, or none at all for the tutorial's), so one message holds
+    # for every wrong number.
+    problems.update(_combination_problems(given))
+    return problems
+
+
+def _combination_problems(given: dict) -> dict[str, str]:
+    """Settings that are each fine but do not go together, field -> message."""
+    problems = {}
+    spec = MODELS.get(given.get("model"))
+    width = given.get("width")
+    if spec is not None and isinstance(width, int) and not isinstance(width, bool):
+        if spec.widths is None:
+            problems["width"] = (f"The {spec.title.lower()} has no width setting: leave Width "
+                                 "empty, or choose the fast network.")
+        elif not spec.widths[0] <= width <= spec.widths[1]:
+            problems["width"] = (f"For the {spec.title.lower()}, Width must be between "
+                                 f"{spec.widths[0]} and {spec.widths[1]} (got {width}); "
+                                 f"{spec.cpu_width} suits a CPU, {spec.gpu_width} a GPU.")
+    momentum = given.get("momentum")
+    if given.get("nesterov") is True and isinstance(momentum, (int, float)) and momentum <= 0:
+        problems["nesterov"] = ("Nesterov momentum needs a momentum above 0: raise Momentum "
+                                "(e.g. 0.9) or turn Nesterov off.")
+    precision = given.get("precision")
+    if precision in PRECISIONS:
+        try:
+            device = resolve_device(given.get("device"))
+        except (DeviceError, TypeError, ValueError, RuntimeError):
+            device = None  # the device's own message says what is wrong
+        message = device is not None and precision_problem(precision, device)
+        if message:
+            problems["precision"] = message
+    return problems
+
+
+def plain_recipe(config: TrainConfig) -> bool:
+    """Whether the config trains with the tutorial's recipe: plain SGD at a constant rate,
+    plain cross-entropy, float32 (augmentation and test-time augmentation aside, which change
+    the data and the test, not the step)."""
+    return (config.label_smoothing == 0 and config.weight_decay == 0 and not config.nesterov
+            and config.schedule == "constant" and config.precision == "fp32")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A starting point for the Train page and `--preset`: the settings it names (the rest
+    keep their defaults)."""
+
+    title: str
+    values: dict
+    needs_gpu: bool = False  # offered only where CUDA is present
+
+
+# The fast network's recipe (airbench94's, in this config's terms: its learning rate and
+# weight decay are per example summed, ours for the batch's mean loss, hence lr = 0.0015 x
+# batch size and weight decay 0.0013). The CPU presets' width, epochs and batch size were
+# chosen by measurement (bench/bench_fast.py, bench/RESULTS.md): width 32 learned more in the
+# same minutes than width 16 trained for more epochs.
+FAST_RECIPE = dict(model="fast", momentum=0.85, nesterov=True, weight_decay=0.0013,
+                   label_smoothing=0.2, schedule="warmup-linear", augment="flip+translate",
+                   tta="flip", train_size=None, device="auto")
+
+
+# Ids are stable: the CLI's --preset takes them.
+PRESETS = {
+    "tutorial": Preset("Tutorial: 2 epochs, lr 0.001, momentum 0.9, batch 4", dict(
+        epochs=2, lr=0.001, momentum=0.9, batch_size=4, log_every=2000, train_size=None)),
+    "quick": Preset("Quick demo: about a minute on a laptop CPU", dict(
+        epochs=3, lr=0.01, momentum=0.9, batch_size=16, log_every=250, train_size=None)),
+    "cpu-3min": Preset("Best in about 3 minutes on a CPU (fast network)", dict(
+        FAST_RECIPE, width=32, epochs=6, batch_size=512, lr=0.75, log_every=20,
+        precision="auto", device="cpu")),
+    "cpu-5min": Preset("Best in 5 minutes on a CPU (fast network)", dict(
+        FAST_RECIPE, width=32, epochs=8, batch_size=512, lr=0.75, log_every=20,
+        precision="auto", device="cpu")),
+    "gpu": Preset("GPU: 94 % in seconds (fast network)", dict(
+        FAST_RECIPE, width=64, epochs=10, batch_size=1024, lr=1.5, log_every=10,
+        precision="auto", device="cuda"), needs_gpu=True),
+}
+
+
+def offered_presets() -> dict[str, Preset]:
+    """The presets this machine can run (the GPU one only where CUDA is present)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {key: p for key, p in PRESETS.items() if cuda or not p.needs_gpu}
+
+
+def preset_values(preset_id: str) -> dict:
+    """Every setting's value for a preset (defaults where it names none)."""
+    if preset_id not in PRESETS:
+        raise ConfigError("preset", f"There is no preset '{preset_id}': choose one of "
+                                    f"{', '.join(PRESETS)}.")
+    if preset_id not in offered_presets():
+        raise ConfigError("preset", f"The preset '{preset_id}' needs a GPU (CUDA), and this "
+                                    f"machine has none: choose one of "
+                                    f"{', '.join(offered_presets())}.")
+    return {**defaults(), **PRESETS[preset_id].values}
+
+
+def device_advice(device_name: str, batch_size: int) -> str | None:
+    """A word of advice when the chosen device is a GPU and the batches are tiny (None: none
+    needed, or the device does not exist, which the checks report)."""
+    from cifar_core.training.speed.cpu import (
+        SMALL_CPU_BATCH,  # (torch's thread settings: only here)
+    )
+
+    try:
+        device = resolve_device(device_name)
+    except DeviceError:
+        return None
+    if device.type == "cpu" or not isinstance(batch_size, int) or batch_size > SMALL_CPU_BATCH:
+        return None
+    # (Measured: at the tutorial's batch of 4 one CPU core outran an NVIDIA H200,
+    # bench/RESULTS.md. The advice says what to do; the figures stay there.)
+    return (f"A batch of {batch_size} is too small to keep a GPU busy: each step waits for "
+            "the GPU to start its work, and the CPU trains such batches faster. Choose device "
+            "cpu, or a batch of 32 or more to let the GPU pay off.")

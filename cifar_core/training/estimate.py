@@ -1,0 +1,179 @@
+"""How long a training will take on this machine: from earlier runs like it, else measured.
+
+A training's speed (images per second) depends on the network (model and width), the batch
+size, the number format, the device and the augmentation (and, for the tutorial's network,
+whether the recipe lets the written-out step run), not on the learning rate or the number of
+epochs. So the estimate takes the median speed of earlier runs that share those settings
+(`speed_key`); where there are none, it times a few training steps of the config on random
+images in this process, through the same step a run would take (training.speed), within about
+a second.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from cifar_core.errors import CifarError
+from cifar_core.training.augment import augment
+from cifar_core.training.config import TrainConfig, plain_recipe
+from cifar_core.training.devices import resolve_device
+from cifar_core.training.loop import build_model, model_width
+from cifar_core.training.models import model_spec
+from cifar_core.training.speed import open_step
+from cifar_core.training.speed.cpu import THREADS_ENV
+
+if TYPE_CHECKING:  # (a run is only read here: runs/ stands above training/)
+    from cifar_core.runs.store import Run
+
+# Seconds of timed steps a measurement aims at; a warm-up step and one probe come on top.
+MEASURE_BUDGET_S = 0.5
+# The first steps are timed with this many images at most, to learn how long an image takes
+# before committing to a batch that might take seconds (ResNet-18 on a CPU).
+PROBE_BATCH = 4
+# A step of the measured batch may take at most this share of the budget; a larger batch is
+# timed at the size that fits and its speed taken per image (small batches are slower per
+# image, so the estimate errs long).
+MAX_STEP_SHARE = 0.25
+
+# One measurement at a time in this process: two would slow each other down and share the
+# thread cap below.
+_measuring = threading.Lock()
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    """A training's expected length here, and what it is based on."""
+
+    seconds: float
+    images_per_s: float
+    source: str  # 'runs': earlier runs' speeds; 'measured': a few steps timed just now
+    runs: int = 0  # how many earlier runs it is based on
+
+    def sentence(self) -> str:
+        """E.g. 'about 4 min of training here (from 3 of your earlier runs)'."""
+        runs = "your earlier run" if self.runs == 1 else f"{self.runs} of your earlier runs"
+        where = f"from {runs}" if self.source == "runs" else "measured just now"
+        return f"about {rough_duration(self.seconds)} of training here ({where})"
+
+
+def rough_duration(seconds: float) -> str:
+    """A duration as an estimate says it: '40 s', '4 min', '1 h 05 min'."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def speed_key(config: TrainConfig) -> tuple:
+    """The settings that decide how many images per second a training of `config` computes
+    here (two configs with the same key train at the same speed)."""
+    # Only a model with the written-out step trains slower beyond the tutorial's recipe.
+    written_out = model_spec(config.model).written_out_step and plain_recipe(config)
+    return (config.model, model_width(config), config.batch_size, config.precision,
+            str(resolve_device(config.device)), config.augment, written_out)
+
+
+def earlier_speeds(runs: list[Run], config: TrainConfig) -> list[float]:
+    """The speeds (images per second) of the runs trained here with the same speed_key as
+    `config`; runs whose settings this machine cannot run (another version's model, a GPU it
+    lacks) and imported networks are left out."""
+    key = speed_key(config)
+    speeds = []
+    for run in runs:
+        speed = (run.metrics or {}).get("images_per_s")
+        if not speed or run.origin == "imported" or run.config.get("model") != config.model \
+                or run.config.get("batch_size") != config.batch_size:
+            continue  # (the cheap checks first: a store may hold many runs)
+        try:
+            if speed_key(run.train_config) == key:
+                speeds.append(float(speed))
+        except CifarError:
+            continue
+    return speeds
+
+
+def estimate_training_time(config: TrainConfig, images_per_epoch: int, runs: list[Run],
+                           measure: Callable[[TrainConfig], float] | None = None
+                           ) -> TimeEstimate | None:
+    """How long training `config` on `images_per_epoch` images takes here (the tests after
+    each epoch not included): by the median speed of earlier runs like it, else by
+    `measure(config)` (images per second, e.g. measure_images_per_s, cached); None when
+    there are no such runs and no measure."""
+    images = images_per_epoch * config.epochs
+    speeds = sorted(earlier_speeds(runs, config))
+    if speeds:
+        speed = speeds[len(speeds) // 2]
+        return TimeEstimate(images / speed, speed, "runs", len(speeds))
+    if measure is None:
+        return None
+    speed = measure(config)
+    return TimeEstimate(images / speed, speed, "measured")
+
+
+def measure_images_per_s(config: TrainConfig, threads: int | None = None,
+                         budget_s: float = MEASURE_BUDGET_S, num_classes: int = 10) -> float:
+    """Images per second of a few training steps of `config` on random images, timed in this
+    process through the step a run of it would take, with at most `threads` cores (what the
+    dashboard gives its runs; None: the process's). The model is built afresh and dropped;
+    the process's random numbers and settings are left as they were."""
+    device = resolve_device(config.device)
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(replace(config, seed=0), num_classes)
+    generator = torch.Generator().manual_seed(0)
+
+    def batch(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.randn(size, 3, 32, 32, generator=generator).to(device)
+        labels = torch.randint(0, num_classes, (size,), generator=generator).to(device)
+        return images, labels
+
+    def timed_step(step, images, labels) -> float:
+        start = time.perf_counter()
+        float(step(augment(images, config.augment, generator), labels))  # waits for the device
+        return time.perf_counter() - start
+
+    with _measuring, _threads_capped(threads), \
+            open_step(model, config, device, total_steps=1_000_000) as step:
+        probe = batch(min(config.batch_size, PROBE_BATCH))
+        timed_step(step, *probe)  # the first step sets things up (kernels, buffers)
+        spent, steps = timed_step(step, *probe), 1
+        size = min(config.batch_size, max(len(probe[1]), int(
+            MAX_STEP_SHARE * budget_s * len(probe[1]) / max(spent, 1e-9))))
+        images, labels = probe
+        if size != len(probe[1]):
+            images, labels = batch(size)
+            timed_step(step, images, labels)  # new shapes: set up again
+            spent, steps = 0.0, 0
+        while steps == 0 or spent < budget_s:
+            spent += timed_step(step, images, labels)
+            steps += 1
+    return size * steps / spent
+
+
+@contextmanager
+def _threads_capped(threads: int | None) -> Iterator[None]:
+    """CIFAR_CORE_THREADS set to `threads` while inside (unset: as it was), so that
+    training.speed picks the step and threads a dashboard run gets (the job runner sets it
+    for each run's process)."""
+    if threads is None:
+        yield
+        return
+    saved = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = str(threads)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = saved

@@ -1,0 +1,255 @@
+"""Finding a learning rate: the range test of Smith (2015), as fastai's `lr_find` runs it.
+
+A network of the config's model trains for a few hundred minibatches while the learning rate
+grows exponentially from very small to large; the loss is recorded against it. Too small a
+rate and the loss hardly moves; a good one and it falls fast; too large and it shoots up (the
+test then stops). The learning rate where the smoothed loss falls fastest is a good one to
+train with; a tenth of the one where it was lowest is a cautious one.
+
+The test builds its own network (cifar_core.training.loop.build_model) and puts torch's random state
+back afterwards, so a run started after it gets the same weights and batches as without it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+
+from cifar_core.data.dataset import CifarData
+from cifar_core.errors import ConfigError
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.devices import resolve_device
+from cifar_core.training.loop import balanced_subset, build_model
+from cifar_core.training.memory import check_memory
+from cifar_core.training.models import model_spec
+from cifar_core.training.speed.minibatches import Minibatches
+from cifar_core.training.speed.tutorial_step import TutorialStep
+
+DEFAULT_START_LR = 1e-6
+DEFAULT_END_LR = 1.0
+DEFAULT_STEPS = 100
+MIN_STEPS = 5
+MAX_STEPS = 10_000
+# The largest learning rate a TrainConfig takes (its Setting's `high`): a suggestion must fit.
+MAX_LR = 10.0
+# fastai's smoothing of the loss: an exponential moving average, bias-corrected.
+SMOOTHING = 0.98
+# The test stops once the smoothed loss passes this multiple of its lowest value (fastai's).
+DIVERGED_FACTOR = 4.0
+# The first share of the points is left out of the search for the steepest descent: there the
+# average rests on few losses and swings most (fastai leaves out the first tenth too).
+SKIP_START_FRACTION = 0.1
+# Settings that do not change what the test measures: the learning rate (the test sets its
+# own) and what happens after the minibatches (epochs, reports, schedule, testing).
+IGNORED_SETTINGS = ("lr", "epochs", "log_every", "schedule", "tta")
+# With no seed in the config ('random'), the test uses this one, so that it repeats.
+SEED_WITHOUT_ONE = 0
+
+Progress = Callable[[int, int], None]  # (steps done, steps in all)
+
+
+@dataclass(frozen=True)
+class LrFinding:
+    """What a range test found: the loss at each learning rate and the two suggestions.
+
+    `suggestion` is the steepest descent of the smoothed loss: Smith's choice, the rate at
+    which the network learned fastest, which is usually near the best rate for training at a
+    constant rate. Where the loss never fell it is None, and the suggestion is a tenth of the
+    rate at the minimum (fastai's cautious rule), which stays clear of the divergence."""
+
+    lrs: tuple[float, ...]  # the learning rate of each minibatch
+    losses: tuple[float, ...]  # its loss
+    smoothed: tuple[float, ...]  # the loss smoothed (exponential moving average)
+    steepest_lr: float | None  # where the smoothed loss fell fastest (None: it never fell)
+    min_loss_lr: float  # where the smoothed loss was lowest
+    suggestion: float
+    suggestion_kind: str  # 'steepest descent' or 'minimum / 10'
+    ended: str  # 'completed', 'diverged' or 'stopped'
+    message: str
+    settings: dict = field(default_factory=dict)  # what it was run for (settings_that_matter)
+
+    @property
+    def tenth_of_min_loss_lr(self) -> float:
+        """A tenth of the learning rate where the smoothed loss was lowest."""
+        return self.min_loss_lr / 10
+
+    def marks(self) -> list[tuple[str, float]]:
+        """The suggestions to mark on a chart: (label, learning rate)."""
+        marks = [] if self.steepest_lr is None else [("steepest descent", self.steepest_lr)]
+        return marks + [("minimum / 10", self.tenth_of_min_loss_lr)]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "tenth_of_min_loss_lr": self.tenth_of_min_loss_lr}
+
+
+def settings_that_matter(values: dict) -> dict:
+    """The settings a range test's result depends on (the form's values or a config's)."""
+    return {k: v for k, v in values.items() if k not in IGNORED_SETTINGS}
+
+
+def rounded_lr(lr: float) -> float:
+    """A learning rate to two significant figures, as a person would type it."""
+    return float(f"{lr:.2g}")
+
+
+class LossSmoother:
+    """fastai's smoothing of the loss: an exponential moving average, divided by 1 - beta**n
+    so that the first values are not pulled towards zero."""
+
+    def __init__(self, beta: float = SMOOTHING):
+        self.beta, self.average, self.count = beta, 0.0, 0
+
+    def add(self, loss: float) -> float:
+        """The smoothed loss with `loss` taken in."""
+        self.average = self.beta * self.average + (1 - self.beta) * loss
+        self.count += 1
+        return self.average / (1 - self.beta ** self.count)
+
+
+def smooth(losses: list[float], beta: float = SMOOTHING) -> list[float]:
+    """Each loss smoothed with those before it (LossSmoother)."""
+    smoother = LossSmoother(beta)
+    return [smoother.add(loss) for loss in losses]
+
+
+def suggestions(lrs: list[float], smoothed: list[float]) -> tuple[float | None, float]:
+    """(where the smoothed loss falls fastest against log learning rate, where it is lowest).
+    The steepest descent is looked for before the minimum only (after it the loss rises), and
+    not among the first SKIP_START_FRACTION of the points; None where the loss never falls.
+    The slope at each point is torch.gradient's (central differences)."""
+    if len(lrs) != len(smoothed) or not lrs:
+        raise ValueError("need as many smoothed losses as learning rates, at least one")
+    loss = torch.tensor(smoothed, dtype=torch.float64)
+    lowest = int(loss.argmin())
+    if lowest == 0:
+        return None, lrs[lowest]
+    (slope,) = torch.gradient(loss, spacing=(torch.tensor(lrs, dtype=torch.float64).log(),))
+    first = min(int(SKIP_START_FRACTION * len(lrs)), lowest - 1)
+    steepest = first + int(slope[first:lowest].argmin())
+    if slope[steepest] >= 0:
+        return None, lrs[lowest]
+    return lrs[steepest], lrs[lowest]
+
+
+def check_range(start_lr: float, end_lr: float, steps: int) -> None:
+    """ConfigError saying what to change if the range or the number of steps cannot be used."""
+    numbers = (start_lr, end_lr)
+    if any(isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x)
+           for x in numbers):
+        raise ConfigError("start_lr", f"The learning rates must be numbers (got {start_lr!r} "
+                                      f"and {end_lr!r}), e.g. from {DEFAULT_START_LR:g} to "
+                                      f"{DEFAULT_END_LR:g}.")
+    if start_lr <= 0:
+        raise ConfigError("start_lr", f"The first learning rate must be above 0 (got "
+                                      f"{start_lr:g}): try {DEFAULT_START_LR:g}.")
+    if end_lr > MAX_LR:
+        raise ConfigError("end_lr", f"The last learning rate can be at most {MAX_LR:g} (got "
+                                    f"{end_lr:g}): try {DEFAULT_END_LR:g}.")
+    if start_lr >= end_lr:
+        raise ConfigError("end_lr", f"The last learning rate ({end_lr:g}) must be above the "
+                                    f"first ({start_lr:g}): e.g. from {DEFAULT_START_LR:g} to "
+                                    f"{DEFAULT_END_LR:g}.")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not \
+            MIN_STEPS <= steps <= MAX_STEPS:
+        raise ConfigError("steps", f"The test needs a whole number of minibatches from "
+                                   f"{MIN_STEPS} to {MAX_STEPS:,} (got {steps!r}): "
+                                   f"{DEFAULT_STEPS} to 200 is usual.")
+
+
+def find_learning_rate(config: TrainConfig, data: CifarData, start_lr: float = DEFAULT_START_LR,
+                       end_lr: float = DEFAULT_END_LR, steps: int = DEFAULT_STEPS,
+                       progress: Progress | None = None,
+                       stop: threading.Event | None = None) -> LrFinding:
+    """Train a fresh network of the config's model, its recipe, batch size and data for up to
+    `steps` minibatches, the learning rate growing exponentially from `start_lr` to `end_lr`;
+    stop early once the smoothed loss passes DIVERGED_FACTOR times its lowest (or `stop` is
+    set). `progress(done, steps)` is called after each minibatch. Leaves torch's random state
+    as it found it. ConfigError for a range or a number of steps that cannot be used."""
+    check_range(start_lr, end_lr, steps)
+    asked = settings_that_matter(config.to_dict())
+    if config.seed is None:
+        config = replace(config, seed=SEED_WITHOUT_ONE)
+    # The test's own rate and growth replace the config's rate and schedule; the optimizer,
+    # loss and precision stay the config's (training.recipe, through the tutorial's step).
+    config = replace(config, lr=start_lr, schedule="constant")
+    # It runs in the dashboard's own process: refused, not started, where it would not fit.
+    images = min(config.train_size or len(data.train_labels), len(data.train_labels))
+    check_memory(config, len(data.classes), images, "Finding a learning rate")
+    device = resolve_device(config.device)
+    forked = [device] if device.type == "cuda" else []
+    # build_model seeds torch, and the step draws from it: a run after this one must not
+    # notice (on a GPU build_model's seeding reaches the others lazily; each run seeds again).
+    with torch.random.fork_rng(devices=forked):
+        lrs, losses, ended = _range_test(config, data, device, end_lr, steps, progress, stop)
+    smoothed = smooth(losses)
+    if not lrs:
+        raise ConfigError("start_lr", f"The loss was not a number from the first minibatch "
+                                      f"on: start lower than {start_lr:g}.")
+    steepest, lowest = suggestions(lrs, smoothed)
+    suggestion = steepest if steepest is not None else lowest / 10
+    kind = "steepest descent" if steepest is not None else "minimum / 10"
+    return LrFinding(
+        lrs=tuple(lrs), losses=tuple(losses), smoothed=tuple(smoothed), steepest_lr=steepest,
+        min_loss_lr=lowest, suggestion=suggestion, suggestion_kind=kind, ended=ended,
+        message=_ending_message(ended, len(lrs), steps, steepest),
+        settings=asked)
+
+
+def _range_test(config: TrainConfig, data: CifarData, device: torch.device, end_lr: float,
+                steps: int, progress: Progress | None, stop: threading.Event | None):
+    """(learning rates, losses, how it ended) of the minibatches trained."""
+    model = build_model(config, len(data.classes)).to(device).train()
+    spec = model_spec(config.model)
+    if spec.channels_last and device.type == "cpu":
+        model.to(memory_format=torch.channels_last)
+    batches = Minibatches(data, balanced_subset(data.train_labels, config.train_size,
+                                                config.seed), config.batch_size, device,
+                          augment=config.augment)
+    if spec.prepare is not None:  # e.g. the fast network's whitening
+        spec.prepare(model, batches.first_images())
+    step = TutorialStep(model, config)
+    # Each minibatch's rate is the one before times `growth`: start_lr ... end_lr.
+    growth = (end_lr / config.lr) ** (1 / (steps - 1))
+    schedule = torch.optim.lr_scheduler.ExponentialLR(step.optimizer, gamma=growth)
+    # A model may train some weights at a multiple of the rate (its spec's lr_scales).
+    scale = step.optimizer.param_groups[0]["lr"] / config.lr
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    lrs, losses, best, smoother = [], [], math.inf, LossSmoother()
+    while True:  # as many epochs as the steps need
+        for inputs, labels in batches.epoch(generator):
+            lr = schedule.get_last_lr()[0] / scale
+            loss = step.step(inputs, labels).item()
+            if not math.isfinite(loss):
+                return lrs, losses, "diverged"
+            lrs.append(lr)
+            losses.append(loss)
+            smoothed = smoother.add(loss)
+            best = min(best, smoothed)
+            if progress is not None:
+                progress(len(lrs), steps)
+            if smoothed > DIVERGED_FACTOR * best:
+                return lrs, losses, "diverged"
+            if len(lrs) == steps:
+                return lrs, losses, "completed"
+            if stop is not None and stop.is_set():  # (after one minibatch at least)
+                return lrs, losses, "stopped"
+            schedule.step()
+
+
+def _ending_message(ended: str, done: int, steps: int, steepest: float | None) -> str:
+    if ended == "diverged":
+        text = (f"Stopped after {done} of {steps} minibatches: the loss shot up (past "
+                f"{DIVERGED_FACTOR:g} times its lowest, or no longer a number), so larger "
+                "rates are too high.")
+    elif ended == "stopped":
+        text = f"Stopped on request after {done} of {steps} minibatches."
+    else:
+        text = f"Tried all {steps} learning rates; the loss did not shoot up."
+    if steepest is None:
+        text += (" The loss never fell, so the first learning rates were already too high: "
+                 "start lower.")
+    return text

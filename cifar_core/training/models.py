@@ -1,0 +1,171 @@
+"""The networks a run can train, by name: the tutorial's Net and the others registered here.
+
+Adding a model is one `register(ModelSpec(...))` call: the settings (TrainConfig.model), the
+CLI's --model, the Train page's choice, checkpoints and evaluation all read this registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cifar_core.errors import ConfigError
+from cifar_core.training.fastnet import FastNet, bias_lr_scales, whiten_from
+
+
+class Net(nn.Module):
+    """The CIFAR-10 tutorial's CNN: two conv+pool stages, three linear layers (62,006 params).
+    `width` multiplies the convolutions' channels (1: the tutorial's 6 and 16)."""
+
+    def __init__(self, num_classes: int = 10, width: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6 * width, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6 * width, 16 * width, 5)
+        self.fc1 = nn.Linear(16 * width * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max-pool as two element-wise maxima (rows, then columns): the same values as
+    max_pool2d without its index bookkeeping, and vectorised in a channels-last layout, where
+    max_pool2d with 6 or 16 channels is not."""
+    t = x.permute(0, 2, 3, 1)  # (B, H, W, C): contiguous for a channels-last x
+    rows = torch.maximum(t[:, 0::2], t[:, 1::2])
+    return torch.maximum(rows[:, :, 0::2], rows[:, :, 1::2]).permute(0, 3, 1, 2)
+
+
+def net_inference_logits(net: Net, x: torch.Tensor) -> torch.Tensor:
+    """Net.forward for inference, with max-pool before ReLU (they commute; ReLU then sees a
+    quarter of the values) and the pooling above. Same logits as net(x) (tests/test_models)."""
+    x = _pool(F.conv2d(x, net.conv1.weight, net.conv1.bias)).relu_()
+    x = _pool(F.conv2d(x, net.conv2.weight, net.conv2.bias)).relu_()
+    x = F.relu(net.fc1(torch.flatten(x, 1)))
+    x = F.relu(net.fc2(x))
+    return net.fc3(x)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered network: how to build it, and what the UI says about it."""
+
+    name: str  # the setting's value, e.g. 'tutorial'
+    title: str  # a few words for menus
+    description: str  # one sentence for people who do not program
+    # (number of classes, width or None for the standard one) -> a freshly initialised network
+    build: Callable[[int, int | None], nn.Module]
+    # The network class these apply to (checkpoints and evaluation find the spec by it).
+    architecture: type[nn.Module] = nn.Module
+    # A faster forward pass for inference, giving the same logits as model(x); None: model(x).
+    inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
+    # Whether cifar_core.training.speed's step with the backward pass written out can train it.
+    written_out_step: bool = False
+    # The width setting's range and its standard value on a CPU and on a GPU (None: the
+    # network has no width setting).
+    widths: tuple[int, int] | None = None
+    cpu_width: int | None = None
+    gpu_width: int | None = None
+    # The weights in groups with their learning-rate multiple (None: one group at 1).
+    lr_scales: Callable[[nn.Module], list[tuple[list, float]]] | None = None
+    # Set up from the normalised training images before the first step (e.g. whitening).
+    prepare: Callable[[nn.Module, torch.Tensor], None] | None = None
+    # Trains and predicts faster with channels-last tensors on a CPU (oneDNN convolutions).
+    channels_last: bool = False
+
+    def parameter_count(self, num_classes: int = 10, width: int | None = None) -> int:
+        """Number of trainable weights of this network for `num_classes` classes."""
+        return count_parameters(self.build(num_classes, width))
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Make a network choosable by its name everywhere (settings, CLI, dashboard)."""
+    MODELS[spec.name] = spec
+    return spec
+
+
+register(ModelSpec(
+    name="tutorial", title="Tutorial network",
+    description="The small network of PyTorch's CIFAR-10 tutorial: two layers that look for "
+                "patterns, then three that decide.",
+    build=lambda num_classes, width=None: Net(num_classes), architecture=Net,
+    inference=net_inference_logits, written_out_step=True))
+
+register(ModelSpec(
+    name="tutorial-wide", title="Tutorial network, twice as wide",
+    description="The tutorial's network with twice as many pattern detectors in each of its "
+                "two looking layers: slower, and it can learn a little more.",
+    build=lambda num_classes, width=None: Net(num_classes, width=2), architecture=Net,
+    inference=net_inference_logits))
+
+
+def _fast(num_classes: int, width: int | None = None) -> nn.Module:
+    return FastNet(num_classes, width or MODELS["fast"].cpu_width)
+
+
+def _resnet18(num_classes: int, width: int | None = None) -> nn.Module:
+    """torchvision's ResNet-18 for 32x32 images: a 3x3 first convolution with stride 1 and no
+    max-pool (the ImageNet stem would shrink a CIFAR image to 8x8 before the first block)."""
+    from torchvision.models import resnet18
+
+    model = resnet18(num_classes=num_classes)
+    model.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+register(ModelSpec(
+    name="fast", title="Fast network",  # airbench94's layout (cifar_core.training.fastnet)
+    description="A modern small network built for fast training: it looks for patterns at "
+                "three scales, with each layer's output kept in a steady range. Learns far "
+                "more than the tutorial's in the same minutes.",
+    build=_fast, widths=(4, 256), cpu_width=32, gpu_width=64, lr_scales=bias_lr_scales,
+    prepare=whiten_from, channels_last=True))
+
+register(ModelSpec(
+    name="resnet18", title="ResNet-18",  # torchvision's
+    description="The well-known ResNet-18, adapted to small pictures: large and accurate, "
+                "but slow without a GPU.",
+    build=_resnet18, channels_last=True))
+
+
+def model_names() -> tuple[str, ...]:
+    """The registered model names, the default (tutorial) first."""
+    return tuple(MODELS)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registered model called `name`; ConfigError naming the choices if there is none."""
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        raise ConfigError("model", f"There is no model '{name}': choose one of "
+                                   f"{', '.join(MODELS)}.") from None
+
+
+def inference_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """model(x), by the faster inference route its architecture registered, if any."""
+    for spec in MODELS.values():
+        if spec.inference is not None and type(model) is spec.architecture:
+            return spec.inference(model, x)
+    return model(x)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable weights."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
