@@ -4,6 +4,7 @@ import contextlib
 
 import streamlit as st
 
+from cifar_core import scheduler
 from cifar_core.data.grids import tiles
 from cifar_core.errors import StoreError
 from cifar_core.explain.network_imports import evaluate_untested_imports, network_label
@@ -85,19 +86,20 @@ def home() -> None:
 @layout.guard
 def active_run_sidebar_ui() -> None:
     try:
-        active = access.store().list(("running", "queued"))
+        store = access.store()
+        if not store.list(("running", "queued")) and not SweepStore(store).list("running"):
+            return
     except StoreError:
         return  # the page itself says what is wrong with the store, once
-    if not active:
-        return
-    # On every page: a job that died (killed, out of memory) is marked failed and the next
-    # queued run starts, within two seconds, not only when Train or Runs is opened.
-    access.runner().schedule()
-    active = active_runs(access.store().list(("running", "queued")))
+    # The dashboard's heartbeat, its one call of the scheduler: on every page (before the page
+    # itself is drawn) and every two seconds, a job that died (killed, out of memory) is marked
+    # failed, the running sweeps make their next runs and the next queued run starts.
+    scheduler.tick(store)
+    active = active_runs(store.list(("running", "queued")))
     if not active:
         return
     # A sweep's runs come and go: the sweep's own progress says more than its current run.
-    for sweep in SweepStore(access.store()).list("running"):
+    for sweep in SweepStore(store).list("running"):
         progress = sweep_progress(sweep, SweepStore(access.store()).runs(sweep.id))
         st.caption(f"**Sweep** {markdown_text(sweep_menu_label(sweep))}")
         st.progress(progress.fraction, text=progress.text)

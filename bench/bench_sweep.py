@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_train import machine_info  # noqa: E402
 
-from cifar_core.runs.jobs import JobRunner  # noqa: E402
+from cifar_core import scheduler  # noqa: E402
 from cifar_core.runs.store import RunStore  # noqa: E402
 from cifar_core.sweeps.engine import start_sweep  # noqa: E402
 from cifar_core.sweeps.space import Axis, SearchSpace  # noqa: E402
@@ -73,7 +73,7 @@ def one_sweep(mode: str, data_dir: Path, train_size: int, address: str) -> dict:
         deadline = time.monotonic() + 3600
         while sweeps.get(sweep.id).is_active and time.monotonic() < deadline:
             if engine == "local":
-                JobRunner(store).schedule()  # as the dashboard's pages do while open
+                scheduler.tick(store)  # as the dashboard's pages do while open
             time.sleep(0.2)
         wall = time.perf_counter() - started
         sweep = sweeps.get(sweep.id)

@@ -364,6 +364,7 @@ def _run_cli(plan: Plan, args: argparse.Namespace, seed: int, tmp: Path) -> dict
 
 
 def _run_job(plan: Plan, args: argparse.Namespace, seed: int, tmp: Path) -> dict:
+    from cifar_core import scheduler
     from cifar_core.runs.jobs import JobRunner
     from cifar_core.runs.store import RunStore
     from cifar_core.training.config import TrainConfig
@@ -373,7 +374,7 @@ def _run_job(plan: Plan, args: argparse.Namespace, seed: int, tmp: Path) -> dict
     meter = LoadMeter()
     start = time.perf_counter()
     run = runner.start(config, data_dir=args.data_dir, origin="bench")
-    run = runner.wait(run.id, timeout=3600)
+    run = scheduler.wait(runner.store, run.id, timeout=3600)
     result_s = time.perf_counter() - start
     # wait() returns once the run is recorded as finished; the job's interpreter is still
     # shutting down then. Reap it: for the exit time, and so that its CPU time counts as ours

@@ -19,6 +19,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from cifar_core import scheduler
 from cifar_core.data.dataset import default_data_dir
 from cifar_core.data.load import load_cifar10
 from cifar_core.errors import CheckpointError, CifarError, StoreError
@@ -32,7 +33,7 @@ from cifar_core.runs.views import (
     run_setting_text,
     setting_text,
 )
-from cifar_core.sweeps.engine import best_run, delete_sweep, start_sweep, stop_sweep
+from cifar_core.sweeps.engine import best_run, delete_sweep, judge, start_sweep, stop_sweep
 from cifar_core.sweeps.space import (
     PRUNERS,
     STRATEGIES,
@@ -351,7 +352,11 @@ def cmd_train(args) -> int:
             return USER_ERROR
     store = _open_store(args.runs_dir)
     if args.run_id:  # launched by the job runner: the run's settings are in the store
-        run = execute_run(store, args.run_id, on_event=_print_event)
+        try:
+            run = execute_run(store, args.run_id, on_event=_print_event, judge=judge(store))
+        finally:  # a slot is free: the next queued run starts (no browser need be open)
+            with contextlib.suppress(Exception):
+                scheduler.tick(store)
         if run.status == "failed":
             print(f"error: {run.message}", file=sys.stderr)
         return 0 if run.status in ("completed", "stopped") else 1
@@ -453,7 +458,7 @@ def cmd_runs(args) -> int:
     store = _open_store(args.runs_dir)
     runner = JobRunner(store)
     try:
-        runner.schedule()  # reap dead jobs and start queued ones, so what we show is current
+        scheduler.tick(store)  # reap dead jobs and start queued ones: what we show is current
     except StoreError as exc:  # what is there can still be shown
         print(f"warning: {exc}", file=sys.stderr)
     if args.action == "list":
@@ -559,14 +564,13 @@ def _wait_for_sweep(store: RunStore, sweep_id: str, as_json: bool, varied: list[
     stopping = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    runner = JobRunner(store)
     while True:
         if stopping.is_set() and sweeps.get(sweep_id).is_active:
             stopping.clear()
             print("Stopping the sweep: running runs end after their minibatch.",
                   file=sys.stderr, flush=True)
             stop_sweep(store, sweep_id)
-        runner.schedule()
+        scheduler.tick(store)
         sweep = sweeps.get(sweep_id)
         for run in sweeps.runs(sweep_id):
             if run.id in shown or run.is_active:
@@ -637,7 +641,7 @@ def cmd_sweep(args) -> int:
             print(f"Sweep {sweep.id} {sweep.status}: {sweep.message.split(' Best: ')[0]}")
             print("\n".join(_best_lines(store, sweep)))
         return 0 if sweep.status == "completed" else 1
-    JobRunner(store).schedule()  # so that what is shown is current
+    scheduler.tick(store)  # so that what is shown is current
     if args.action == "list":
         found = sweeps.list()
         for damaged in sweeps.damaged_sweeps():

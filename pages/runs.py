@@ -252,7 +252,6 @@ def main() -> None:
     layout.page_header("Runs", "Every training so far, a sweep's runs under their sweep. Tick "
                        "rows to compare them: the loss curves show how fast each one learned, "
                        "the bars what each one learned.")
-    access.runner().schedule()
     runs = access.store().list()
     if not runs:
         st.info("No runs yet: start one on the Train page.", icon=":material/info:")

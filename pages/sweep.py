@@ -392,7 +392,6 @@ def delete_ui(sweep: Sweep) -> None:
 def live_sweep_ui(sweep_id: str) -> None:
     """The running sweep, redrawn every 2 s until it ends (then the whole page, with its
     answer)."""
-    access.runner().schedule()  # advances the sweep and starts its queued runs
     sweeps = SweepStore(access.store())
     sweep = sweeps.get(sweep_id)
     if not sweep.is_active:
@@ -440,7 +439,6 @@ def main() -> None:
     data = layout.data_or_status_ui()
     if data is None:
         return
-    access.runner().schedule()
     with st.expander("New sweep", icon=":material/add_circle:",
                      expanded=not SweepStore(access.store()).list()):
         new_sweep_ui(len(data.train_labels))

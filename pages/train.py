@@ -424,7 +424,6 @@ def loss_chart_ui(run: Run, curve: RunCurve, accuracy: pd.DataFrame) -> None:
 @st.fragment(run_every=1.0)
 @layout.guard
 def live_run_ui(run_id: str) -> None:
-    access.runner().schedule()  # notices a crashed job and starts queued runs
     run = access.store().get(run_id)
     if not run.is_active:
         st.rerun()  # redraw the page in its finished state

@@ -14,6 +14,7 @@ import pytest
 from conftest import shown_tiles
 from streamlit.testing.v1 import AppTest
 
+from cifar_core import scheduler
 from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.runs.pipeline import execute_run
 from cifar_core.runs.store import RunStore
@@ -193,7 +194,7 @@ def test_the_model_choice_says_what_each_model_is_and_a_run_records_it(data_dir,
     from cifar_core.runs.jobs import JobRunner
 
     JobRunner(RunStore(runs_dir)).stop(run.id)
-    assert JobRunner(RunStore(runs_dir)).wait(run.id, timeout=60).status == "stopped"
+    assert scheduler.wait(RunStore(runs_dir), run.id, timeout=60).status == "stopped"
 
 
 def test_train_start_launches_a_background_run_that_can_be_stopped(data_dir, runs_dir):
@@ -208,9 +209,8 @@ def test_train_start_launches_a_background_run_that_can_be_stopped(data_dir, run
     stop = next(b for b in at.button if b.label == "Stop")
     stop.click().run()
     assert RunStore(runs_dir).get(runs[0].id).stop_requested
-    from cifar_core.runs.jobs import JobRunner
 
-    final = JobRunner(RunStore(runs_dir)).wait(runs[0].id, timeout=60)
+    final = scheduler.wait(RunStore(runs_dir), runs[0].id, timeout=60)
     assert final.status == "stopped"
     # What Stop said does not outlive its moment: no toast on the pages opened afterwards.
     for page in ("pages/runs.py", "pages/evaluate.py", "pages/train.py"):
@@ -223,7 +223,6 @@ def test_any_page_notices_a_dead_job_and_starts_the_next_queued_run(data_dir, ru
     import subprocess
     import sys
 
-    from cifar_core.runs.jobs import JobRunner
 
     store = RunStore(runs_dir)
     config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
@@ -236,7 +235,7 @@ def test_any_page_notices_a_dead_job_and_starts_the_next_queued_run(data_dir, ru
     no_traceback(at)
     assert store.get(dead.id).status == "failed"
     assert store.get(waiting.id).status in ("running", "completed")
-    assert JobRunner(store).wait(waiting.id, timeout=60).status == "completed"
+    assert scheduler.wait(store, waiting.id, timeout=60).status == "completed"
 
 
 def test_train_page_advises_the_cpu_for_tiny_batches_on_a_gpu(data_dir, runs_dir, monkeypatch):

@@ -8,6 +8,7 @@ import json
 import pytest
 from conftest import run_cli
 
+from cifar_core import scheduler
 from cifar_core.runs.store import RunStore
 from cifar_core.sweeps.store import SweepStore
 
@@ -117,7 +118,6 @@ def test_no_sweeps_yet_says_how_to_start_one(capsys, dirs):
 def test_no_wait_returns_at_once_and_the_sweep_goes_on(capsys, dirs):
     import time
 
-    from cifar_core.runs.jobs import JobRunner
 
     code, _, err = run_cli(capsys, "sweep", *dirs, "--lr", "0.002,0.02", "--runs", "1", *QUICK,
                            "--no-wait")
@@ -126,6 +126,6 @@ def test_no_wait_returns_at_once_and_the_sweep_goes_on(capsys, dirs):
     (sweep,) = SweepStore(store).list()
     deadline = time.monotonic() + 120
     while SweepStore(store).get(sweep.id).is_active and time.monotonic() < deadline:
-        JobRunner(store).schedule()
+        scheduler.tick(store)
         time.sleep(0.2)
     assert SweepStore(store).get(sweep.id).status == "completed"

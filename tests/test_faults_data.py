@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 import cifar_core.data.cache as cache_module
 import cifar_core.data.load as data_module
-from cifar_core import cli
+from cifar_core import cli, scheduler
 from cifar_core.data.cache import STALE_PARTIAL_S, cache_dir, cache_file
 from cifar_core.data.dataset import BATCH_DIR, OFFICIAL_ARCHIVE, OFFICIAL_CLASSES
 from cifar_core.data.load import load_cifar10
@@ -188,7 +188,7 @@ def test_case9_a_jobs_log_has_the_datas_warnings(tmp_path, synthetic_dir):
     run = runner.start(TrainConfig(epochs=1, batch_size=20, log_every=1, seed=0,
                                    device="cpu"), synthetic_dir)
     try:
-        run = runner.wait(run.id, timeout=120)
+        run = scheduler.wait(runner.store, run.id, timeout=120)
     finally:
         for proc in list(jobs._children.values()):
             if proc.poll() is None and str(store.root.resolve()) in " ".join(proc.args):

@@ -40,8 +40,8 @@ from websockets.sync.client import connect
 import cifar_core.training.estimate
 from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.password import GuessLimiter
-from cifar_core.runs.names import markdown_text
 from cifar_core.processes import pid_alive
+from cifar_core.runs.names import markdown_text
 from cifar_core.runs.store import RunStore
 from cifar_core.sweeps.engine import start_sweep, stop_sweep
 from cifar_core.sweeps.space import Axis, SearchSpace

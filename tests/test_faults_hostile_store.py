@@ -39,6 +39,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from cifar_core import scheduler
 from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import StoreError
 from cifar_core.runs import faults as store_faults
@@ -104,7 +105,7 @@ def finish_active(store: RunStore, sweep_id: str, accuracy: float = 30.0) -> Non
 def drive_to_end(store: RunStore, sweep_id: str, ticks: int = 30):
     """Advance the sweep and finish its runs until it ends (or `ticks` rounds pass)."""
     for _ in range(ticks):
-        JobRunner(store).schedule()
+        scheduler.tick(store)
         finish_active(store, sweep_id)
         sweep = SweepStore(store).get(sweep_id)
         if not sweep.is_active:
@@ -138,7 +139,7 @@ def test_item5_a_space_file_with_seed_1_5_is_refused_by_the_cli(capsys, tmp_path
 
 
 def test_item5_one_bad_sweep_fails_with_its_reason_and_the_scheduler_goes_on(store, no_launch):
-    """A smart sweep with seed 1.5 recorded by an older version: every schedule() raised
+    """A smart sweep with seed 1.5 recorded by an older version: every scheduler tick raised
     TypeError, so no page, no CLI command and no queued run got further."""
     good_space = SearchSpace(axes=(Axis("lr", (0.001, 0.01)), *FIXED))
     bad_space = SearchSpace(axes=(Axis("lr", low=0.001, high=0.1), *FIXED), strategy="smart",
@@ -147,7 +148,7 @@ def test_item5_one_bad_sweep_fails_with_its_reason_and_the_scheduler_goes_on(sto
     good = new_sweep(store, good_space)
     alone = store.create(TrainConfig(epochs=1).to_dict(), "/data", "cli")
 
-    JobRunner(store).schedule()  # raised TypeError before
+    scheduler.tick(store)  # raised TypeError before
 
     failed = SweepStore(store).get(bad.id)
     assert failed.status == "failed" and "seed" in failed.message.lower(), failed.message
@@ -170,7 +171,7 @@ def test_item5_a_sweep_whose_next_run_cannot_be_made_fails_and_the_others_go_on(
         return real(store_, sweep, index)
 
     monkeypatch.setattr(sweeps, "_make_run", broken)
-    JobRunner(store).schedule()
+    scheduler.tick(store)
     failed = SweepStore(store).get(first.id)
     assert failed.status == "failed" and "MemoryError" in failed.message
     assert "could not go on" in failed.message
@@ -210,7 +211,7 @@ def test_item6_a_journal_with_a_cut_off_last_line_is_mended_and_the_sweep_goes_o
     space = SearchSpace(axes=(Axis("lr", low=0.001, high=0.1), *FIXED), strategy="smart",
                         runs=6)
     sweep = new_sweep(store, space)
-    JobRunner(store).schedule()  # two trials asked
+    scheduler.tick(store)  # two trials asked
     journal = optuna_journal(store, sweep.id)
     text = journal.read_bytes()
     journal.write_bytes(text[:-25])  # a crash (or a full disk) in the middle of a write
@@ -227,7 +228,7 @@ def test_item6_a_journal_damaged_past_mending_fails_its_sweep_in_words(capsys, s
     space = SearchSpace(axes=(Axis("lr", low=0.001, high=0.1), *FIXED), strategy="smart",
                         runs=6)
     sweep = new_sweep(store, space)
-    JobRunner(store).schedule()
+    scheduler.tick(store)
     finish_active(store, sweep.id)
     journal = optuna_journal(store, sweep.id)
     lines = journal.read_bytes().splitlines(keepends=True)
@@ -235,7 +236,7 @@ def test_item6_a_journal_damaged_past_mending_fails_its_sweep_in_words(capsys, s
     journal.write_bytes(b"".join(lines))
 
     for _ in range(3):
-        JobRunner(store).schedule()  # raised JSONDecodeError
+        scheduler.tick(store)  # raised JSONDecodeError
 
     failed = SweepStore(store).get(sweep.id)
     assert failed.status == "failed"
@@ -263,20 +264,20 @@ def test_item7_a_held_sweep_lock_does_not_freeze_the_scheduler(store, no_launch)
     handle = hold_lock(store, sweep.id)
     try:
         done = threading.Event()
-        thread = threading.Thread(target=lambda: (JobRunner(store).schedule(), done.set()),
+        thread = threading.Thread(target=lambda: (scheduler.tick(store), done.set()),
                                   daemon=True)
         start = time.monotonic()
         thread.start()
         thread.join(20)
         took = time.monotonic() - start
-        assert done.is_set(), "schedule() still waits for the sweep's lock after 20 s"
+        assert done.is_set(), "the tick still waits for the sweep's lock after 20 s"
         assert took < 10
         assert alone.id in no_launch  # the rest of the schedule went on
         assert SweepStore(store).runs(sweep.id) == []  # this sweep waits for its next tick
     finally:
         handle.close()
         thread.join(20)
-    JobRunner(store).schedule()  # the lock free again: the sweep goes on
+    scheduler.tick(store)  # the lock free again: the sweep goes on
     assert len(SweepStore(store).runs(sweep.id)) == 2
 
 
@@ -294,7 +295,7 @@ def test_item7_keep_a_lock_left_by_a_killed_process_is_no_lock(store, no_launch)
         holder.kill()
         holder.wait()
     start = time.monotonic()
-    JobRunner(store).schedule()
+    scheduler.tick(store)
     assert time.monotonic() - start < 5
     assert len(SweepStore(store).runs(sweep.id)) == 2
 
@@ -305,12 +306,12 @@ def test_item7_a_study_lock_left_by_a_killed_process_stalls_nothing(store, no_la
     space = SearchSpace(axes=(Axis("lr", low=0.001, high=0.1), *FIXED), strategy="smart",
                         runs=4)
     sweep = new_sweep(store, space)
-    JobRunner(store).schedule()
+    scheduler.tick(store)
     finish_active(store, sweep.id)
     journal = optuna_journal(store, sweep.id)
     Path(f"{journal}.lock").symlink_to(journal)  # as the killed writer left it
     start = time.monotonic()
-    JobRunner(store).schedule()  # tells the study how two runs ended, asks for two more
+    scheduler.tick(store)  # tells the study how two runs ended, asks for two more
     took = time.monotonic() - start
     assert took < 15, f"{took:.0f} s"
     assert len(SweepStore(store).runs(sweep.id)) == 4
@@ -321,7 +322,7 @@ def test_item7_a_study_lock_left_by_a_killed_process_stalls_nothing(store, no_la
 def test_item8_deleting_a_run_of_a_running_sweep_does_not_leave_it_running(store, no_launch):
     space = SearchSpace(axes=(Axis("lr", (0.001, 0.01, 0.1, 0.2)), *FIXED))
     sweep = new_sweep(store, space, parallel=4)
-    JobRunner(store).schedule()
+    scheduler.tick(store)
     runs = SweepStore(store).runs(sweep.id)
     assert len(runs) == 4
     store.finish(runs[1].id, "failed", "a bad one")

@@ -28,6 +28,7 @@ import torch
 from conftest import expected_arrays, make_tar, write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
+from cifar_core import scheduler
 from cifar_core.data.dataset import BATCH_DIR, OFFICIAL_ARCHIVE, OFFICIAL_CLASSES, TRAIN_BATCHES
 from cifar_core.data.load import load_cifar10
 from cifar_core.errors import CheckpointError, CorruptDataError
@@ -189,7 +190,7 @@ def test_with_a_password_set_no_run_starts_without_it(data_dir, runs_dir, monkey
     [run] = store.list()
     assert run.origin == "dashboard"
     JobRunner(store).stop(run.id)
-    assert JobRunner(store).wait(run.id, timeout=60).status == "stopped"
+    assert scheduler.wait(store, run.id, timeout=60).status == "stopped"
 
 
 # --- 2. Opening a data folder runs code hidden in it -------------------------------------------

@@ -29,7 +29,7 @@ import pytest
 from conftest import run_cli, write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
-from cifar_core import cli
+from cifar_core import cli, scheduler
 from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import RunError
 from cifar_core.runs import jobs
@@ -764,7 +764,7 @@ def test_keep_a_run_outlives_the_dashboard_that_started_it_being_killed(tmp_path
         assert store.events(run_id), "the run should have started training"
         os.killpg(dashboard.pid, signal.SIGKILL)
         dashboard.wait(10)
-        final = JobRunner(store).wait(run_id, timeout=120)
+        final = scheduler.wait(store, run_id, timeout=120)
     finally:
         if dashboard.poll() is None:
             dashboard.kill()

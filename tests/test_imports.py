@@ -18,6 +18,7 @@ import pytest
 import torch
 from torch import nn
 
+from cifar_core import scheduler
 from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import CheckpointError
 from cifar_core.explain.network_imports import (
@@ -28,7 +29,6 @@ from cifar_core.explain.network_imports import (
     networks_to_try,
     read_network,
 )
-from cifar_core.runs.jobs import JobRunner
 from cifar_core.runs.store import RunStore
 from cifar_core.training.checkpoint import load_checkpoint, save_checkpoint
 from cifar_core.training.evaluation import evaluate
@@ -85,7 +85,7 @@ def test_the_tutorials_cifar_net_becomes_a_tested_completed_run(store, tiny_data
     assert "cifar_net.pth" in run.message and "tested on 50 test images" in run.message
     # Listed like any finished run, and left alone by the job runner.
     assert [r.id for r in networks_to_try(store.list())] == [run.id]
-    JobRunner(store).schedule()
+    scheduler.tick(store)
     assert store.get(run.id).status == "completed"
 
 

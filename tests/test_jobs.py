@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import end_jobs_of, wait_for
 
+from cifar_core import scheduler
 from cifar_core.errors import ConfigError, DeviceError, RunError
 from cifar_core.runs import jobs
 from cifar_core.runs.jobs import JobRunner, job_environment
@@ -79,7 +80,7 @@ def test_a_job_reports_events_and_completes_with_a_usable_checkpoint(store, synt
     wait_for(lambda: stats_events(store, run.id) and store.get(run.id).status == "running",
              START_TIMEOUT, "the first loss report of a running job")
 
-    run = runner.wait(run.id, timeout=START_TIMEOUT)
+    run = scheduler.wait(runner.store, run.id, timeout=START_TIMEOUT)
 
     assert run.status == "completed", run.message
     events = [e for _, e in store.events(run.id)]
@@ -144,7 +145,7 @@ def test_queued_runs_start_one_after_another_by_themselves(store, synthetic_dir)
            for s in range(3)]
     assert [store.get(i).status for i in ids] == ["running", "queued", "queued"]
 
-    # No schedule() from here on: each finishing job starts the next one itself.
+    # No tick from here on: each finishing job starts the next one itself.
     runs = []
     for run_id in ids:
         # The ending job claims the next run before it exits, so it leaves the queue at once.
@@ -197,7 +198,7 @@ def test_stopping_a_queued_run_ends_it_at_once(store, synthetic_dir):
     queued = store.create(QUICK, str(synthetic_dir), "dashboard")
     run = JobRunner(store).stop(queued.id)
     assert run.status == "stopped" and "before it started" in run.message
-    assert JobRunner(store).schedule() == []  # nothing left to launch
+    assert scheduler.tick(store) == []  # nothing left to launch
     JobRunner(store).delete(queued.id)
     assert store.list() == []
 

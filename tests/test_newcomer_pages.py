@@ -10,6 +10,7 @@ from conftest import blocks_holding
 from streamlit.testing.v1 import AppTest
 from test_app import CLASSES, app_at, finish_run, no_traceback, texts
 
+from cifar_core import scheduler
 from cifar_core.runs.store import RunStore
 from cifar_core.training.config import TrainConfig
 from cifar_core.training.events import EpochEvent, StatsEvent
@@ -282,9 +283,8 @@ def test_a_training_run_is_drawn_above_the_form_its_chart_above_its_figures(data
     assert run_heading < chart < position(order, "metric:"), order
     if started_here:
         next(b for b in at.button if b.label == "Stop").click().run()
-        from cifar_core.runs.jobs import JobRunner
 
-        JobRunner(RunStore(runs_dir)).wait(run_id, timeout=60)
+        scheduler.wait(RunStore(runs_dir), run_id, timeout=60)
 
 
 # --- 6: the first decode of the data -----------------------------------------------------------

@@ -14,7 +14,7 @@ from conftest import blocks_holding
 from streamlit.testing.v1 import AppTest
 
 import cifar_core.training.estimate
-from cifar_core.runs.jobs import JobRunner
+from cifar_core import scheduler
 from cifar_core.runs.store import RunStore
 from cifar_core.sweeps.engine import best_run
 from cifar_core.sweeps.store import Sweep, SweepStore
@@ -100,7 +100,7 @@ def wait_for_sweep(runs_dir: Path, timeout: float = 240) -> Sweep:
     store = RunStore(runs_dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        JobRunner(store).schedule()
+        scheduler.tick(store)
         [sweep] = SweepStore(store).list()
         if not sweep.is_active:
             return sweep

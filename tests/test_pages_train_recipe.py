@@ -12,7 +12,7 @@ from conftest import shown_tiles
 from streamlit.testing.v1 import AppTest
 
 import cifar_core.training.estimate
-from cifar_core.runs.jobs import JobRunner
+from cifar_core import scheduler
 from cifar_core.runs.store import RunStore
 from cifar_core.runs.views import SETTINGS
 from cifar_core.training.config import PRESETS, TrainConfig, defaults, offered_presets, settings
@@ -356,7 +356,7 @@ def test_a_fast_run_started_from_the_form_records_its_recipe_and_runs_shows_it(d
     assert (config.model, config.width, config.epochs, config.batch_size) == ("fast", None, 1, 50)
     for name in ADVANCED:
         assert getattr(config, name) == recipe.get(name, defaults()[name]), name
-    finished = JobRunner(RunStore(runs_dir)).wait(run.id, timeout=120)
+    finished = scheduler.wait(RunStore(runs_dir), run.id, timeout=120)
     assert finished.status == "completed", finished.message
 
     at.switch_page("pages/runs.py").run()

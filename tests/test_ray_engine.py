@@ -25,9 +25,10 @@ from pathlib import Path
 import pytest
 from conftest import end_jobs_of, run_cli, wait_for
 
+from cifar_core import scheduler
+from cifar_core.processes import pid_alive
 from cifar_core.runs import jobs
 from cifar_core.runs.jobs import LOG_NAME, JobRunner
-from cifar_core.processes import pid_alive
 from cifar_core.runs.store import ACTIVE, RunStore
 from cifar_core.sweeps import ray_engine
 from cifar_core.sweeps import smart as smart_search
@@ -134,7 +135,7 @@ def store(tmp_path) -> RunStore:
 
 def ended(store: RunStore, sweep_id: str, schedule: bool = False):
     if schedule:
-        JobRunner(store).schedule()
+        scheduler.tick(store)
     sweep = SweepStore(store).get(sweep_id)
     return sweep if not sweep.is_active else None
 

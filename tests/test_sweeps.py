@@ -12,6 +12,7 @@ import signal
 import pytest
 from conftest import end_jobs_of, wait_for
 
+from cifar_core import scheduler
 from cifar_core.errors import RunError
 from cifar_core.runs.jobs import JobRunner
 from cifar_core.runs.pipeline import execute_run
@@ -22,6 +23,7 @@ from cifar_core.sweeps.engine import (
     best_run,
     default_parallel,
     delete_sweep,
+    judge,
     start_sweep,
     stop_early_message,
     stop_sweep,
@@ -52,7 +54,7 @@ def store(tmp_path) -> RunStore:
 
 def ended(store: RunStore, sweep_id: str, schedule: bool = True):
     if schedule:
-        JobRunner(store).schedule()
+        scheduler.tick(store)
     sweep = SweepStore(store).get(sweep_id)
     return sweep if not sweep.is_active else None
 
@@ -65,7 +67,7 @@ def test_a_grid_sweep_trains_every_combination_side_by_side_and_names_the_best(
 
     def done():
         nonlocal most_active
-        JobRunner(store).schedule()
+        scheduler.tick(store)
         most_active = max(most_active, len([r for r in SweepStore(store).runs(sweep.id)
                                             if r.status == "running"]))
         return ended(store, sweep.id, schedule=False)
@@ -153,7 +155,7 @@ def test_a_killed_run_is_marked_failed_and_the_sweep_goes_on(store, synthetic_di
                               if r.pid and store.events(r.id, kind="stats")], TIMEOUT,
                      "the first run to report")[0]
     os.kill(first.pid, signal.SIGKILL)
-    second = wait_for(lambda: JobRunner(store).schedule() or [
+    second = wait_for(lambda: scheduler.tick(store) or [
         r for r in SweepStore(store).runs(sweep.id) if r.id != first.id], 60,
         "the next run to be made")[0]
     assert store.get(first.id).status == "failed" and "SIGKILL" in store.get(first.id).message
@@ -233,7 +235,7 @@ def test_a_pruned_run_ends_as_pruned_keeping_its_events_and_network(store, synth
     _finished_trial(store, sweep, [99.0, 99.5, 99.9, 100.0, 100.0])
     (run,) = advance_sweep(store, SweepStore(store).get(sweep.id))
 
-    ended_run = execute_run(store, run.id)  # trains here, as its job process would
+    ended_run = execute_run(store, run.id, judge=judge(store))  # as its job process would
 
     assert ended_run.status == "pruned"
     assert ended_run.message.startswith("Stopped early: behind the others after epoch 1")

@@ -1,9 +1,9 @@
 """Background training: each run is its own OS process (the CLI entry) writing to the run store.
 
 A job outlives the web server's reruns and restarts, and does not share its interpreter lock.
-Stopping is a flag in the store that the job polls; queued runs are started by whoever frees a
-slot (the finishing job itself, or any later call to `schedule`), so they start with no browser
-open. A job that dies without finishing is found by `reap` and marked failed.
+Stopping is a flag in the store that the job polls; queued runs are started by
+cifar_core.scheduler's tick (in the job that frees a slot, or the dashboard's heartbeat), so
+they start with no browser open. A job that dies without finishing is found by `reap` and marked failed.
 """
 
 from __future__ import annotations
@@ -54,11 +54,7 @@ class JobRunner:
             stored = max(1, int(self.store.get_setting("max_parallel", "1")))
         except ValueError:
             stored = 1
-        from cifar_core.sweeps.store import SweepStore
-
-        sweeps = [s.parallel for s in SweepStore(self.store).list("running")
-                  if s.engine == "local"]
-        return max([stored, *sweeps])
+        return max(stored, self.store.sweep_parallel())
 
     def start(self, config: TrainConfig, data_dir: Path | str | None = None,
               origin: str = "dashboard") -> Run:
@@ -67,19 +63,16 @@ class JobRunner:
         resolve_device(config.device)  # an unavailable device is refused now, not in the job
         data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
         run = self.store.create(config.to_dict(), str(data_dir.resolve()), origin)
-        self.schedule()
+        self.launch_queued()
         return self.store.get(run.id)
 
-    def schedule(self) -> list[Run]:
-        """Mark dead jobs failed, then launch queued runs into free slots; returns the launched.
-        (Nothing, in a store that can only be read.)"""
+    def launch_queued(self) -> list[Run]:
+        """Mark dead jobs failed, then launch queued runs into the free slots; returns the
+        launched. When, and which sweeps make runs first, is cifar_core.scheduler's (its tick
+        calls this)."""
         if self.store.read_only:
             return []
         self.reap()
-        from cifar_core.sweeps import engine as sweeps  # (sweeps start runs through this runner)
-
-        sweeps.advance(self.store)
-        sweeps.revive_drivers(self.store)
         launched = []
         for run in self.store.claim_queued(self.max_parallel):
             self._launch(run)
@@ -150,16 +143,6 @@ class JobRunner:
         detail = f" Last output: {tail}" if tail else ""
         return (f"The training process (pid {run.pid}) ended without finishing "
                 f"(exit code {code if code is not None else 'unknown'}).{detail}")
-
-    def wait(self, run_id: str, timeout: float = 60.0, poll: float = 0.25) -> Run:
-        """Block until the run has ended (for the CLI and tests)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self.schedule()
-            run = self.store.get(run_id)
-            if run.status in FINISHED or time.monotonic() > deadline:
-                return run
-            time.sleep(poll)
 
 
 # Popen objects of the processes this process launched and has not yet seen exit; and the exit

@@ -15,6 +15,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cifar_core.training.checkpoint import DEFAULT_NAME, save_checkpoint
@@ -23,11 +24,13 @@ from cifar_core.data.load import load_cifar10
 from cifar_core.training.devices import resolve_device
 from cifar_core.errors import CifarError, StoreError
 from cifar_core.training.evaluation import evaluate
-from cifar_core.runs.jobs import JobRunner
+from cifar_core.training.events import EpochEvent
 from cifar_core.training.memory import out_of_memory_message
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.training.loop import build_model, train
 
+# Asked after each epoch (the run, its EpochEvent): why the run stops early, or None.
+Judge = Callable[[Run, EpochEvent], "str | None"]
 # How often a job looks for a stop request: well inside the 2 s a stop may take.
 STOP_POLL_S = 0.2
 # What a run store that stopped taking writes (read-only folder, full disk) raises.
@@ -35,7 +38,8 @@ STORE_FAULTS = (StoreError, sqlite3.Error, OSError)
 
 
 def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
-                stop: threading.Event | None = None, out: Path | None = None) -> Run:
+                stop: threading.Event | None = None, out: Path | None = None,
+                judge: Judge | None = None) -> Run:
     """Train one stored run in this process: events go to the store (and, as dicts, to
     on_event), then evaluate, save the checkpoint and record how it ended, with which training
     step on how many cores. Never raises for user errors.
@@ -44,7 +48,10 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
     training stops after its minibatch, what it learned is saved wherever it still can be (the
     run's folder, else `out`, else a file in the temporary folder), and the run is marked
     failed, saying all of that, if the store can still be written; the Run returned says it
-    either way."""
+    either way.
+
+    `judge`, if given, is asked after each epoch whether the run stops early (a sweep's early
+    stopping: cifar_core.sweeps.engine.judge): a sentence saying why ends it as pruned."""
     stop = stop or threading.Event()
     finished = threading.Event()
     if not store.set_running(run_id, os.getpid()):
@@ -72,8 +79,8 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
                         "to save what it has learned.")})
             _tell(on_event, record)
             done = event if event.kind == "done" else done
-            if event.kind == "epoch" and run.sweep_id and early is None and not stop.is_set():
-                early = early_stop_message(store, run, event, on_event)
+            if event.kind == "epoch" and judge and early is None and not stop.is_set():
+                early = _judged(judge, run, event, on_event)
                 if early:
                     stop.set()  # the loop ends at the next minibatch, keeping what it learned
         metrics, checkpoint, saved = None, None, ""
@@ -101,8 +108,6 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
         raise
     finally:
         finished.set()
-        with contextlib.suppress(Exception):
-            JobRunner(store).schedule()  # free slot: start the next queued run
 
 
 def final_metrics(model, data, config: TrainConfig, done) -> dict:
@@ -116,14 +121,12 @@ def final_metrics(model, data, config: TrainConfig, done) -> dict:
             "training_step": done.training_step, "cores": done.cores}
 
 
-def early_stop_message(store: RunStore, run: Run, event, on_event) -> str | None:
-    """Whether the run's sweep stops it early after this epoch (why, in words), else None.
-    A sweep whose judge cannot be asked (its study unreadable) lets the run go on, and its
-    log says why."""
-    from cifar_core.sweeps.engine import stop_early_message
-
+def _judged(judge: Judge, run: Run, event, on_event) -> str | None:
+    """Whether the judge stops the run early after this epoch (why, in words), else None. A
+    judge that cannot answer (a sweep's study unreadable) lets the run go on, and its log says
+    why."""
     try:
-        return stop_early_message(store, run, event.epoch, event.test_accuracy)
+        return judge(run, event)
     except Exception as exc:  # the training matters more than the judging
         _tell(on_event, {"kind": "log", "message": f"Early stopping could not judge this run "
                                                    f"({type(exc).__name__}: {exc})."})

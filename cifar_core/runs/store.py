@@ -297,6 +297,14 @@ class RunStore(StoreFile):
                               "AND status IN ('queued', 'running')", (pid, time.time(), run_id))
             return cur.rowcount == 1
 
+    def sweep_parallel(self) -> int:
+        """The most runs side by side that a running sweep on this machine asks for (0 with
+        none running): the job runner makes room for them (JobRunner.max_parallel)."""
+        with self._connect() as con:
+            row = con.execute("SELECT MAX(parallel) FROM sweeps WHERE status='running' "
+                              "AND engine='local'").fetchone()
+        return int(row[0] or 0)
+
     def claim_queued(self, max_parallel: int) -> list[Run]:
         """Atomically mark as many queued runs 'running' (oldest first) as free slots allow.
         Runs of a sweep on another engine (Ray) are left to it, and do not take slots here."""

@@ -1,10 +1,10 @@
 """Sweeps: many runs over a search space, started, advanced, judged and stopped together.
 
 A sweep makes its runs as it goes, at most `parallel` of them queued or running at a time:
-grid and random take the next settings of their list, smart asks Optuna (cifar_core.
-smart_search). On this machine (the local engine) the job runner trains them like any other
-run, and every call to its `schedule` first advances the sweeps (`advance`): so a sweep goes on
-with no browser open and after a server restart, as its queued runs do. A sweep on a Ray cluster
+grid and random take the next settings of their list, smart asks Optuna (sweeps.smart). On
+this machine (the local engine) the job runner trains them like any other run, and every tick
+of cifar_core.scheduler first advances the sweeps (`advance`): so a sweep goes on with no
+browser open and after a server restart, as its queued runs do. A sweep on a Ray cluster
 is advanced by its own driver process instead (cifar_core.sweeps.ray_engine).
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from cifar_core.errors import CifarError, DeviceError, RunError, StoreError
 from cifar_core.processes import pid_alive
+from cifar_core.runs.jobs import JobRunner, remember_child
 from cifar_core.runs.store import ACTIVE, SAVED, Run, RunStore
 from cifar_core.sweeps import smart
 from cifar_core.sweeps.space import SearchSpace, SweepError, seed_problem
@@ -32,8 +33,8 @@ from cifar_core.sweeps.store import Sweep, SweepStore, optuna_journal, sweep_fil
 LOCK_WAIT_S = 2.0
 
 # Per process: how many ended runs each sweep's study was last told about. Telling it again
-# reads its journal for nothing, and advance_sweep runs on every schedule() (every page's
-# sidebar, every 2 s).
+# reads its journal for nothing, and advance_sweep runs on every scheduler tick (the dashboard's
+# heartbeat, every 2 s).
 _ended_told: dict[str, int] = {}
 
 
@@ -70,10 +71,9 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
                           chosen)
     if smart.uses_optuna(space):
         smart.create_study(optuna_journal(store, sweep.id), sweep.id)
-    if engine == "local":
-        from cifar_core.runs.jobs import JobRunner
-
-        JobRunner(store).schedule()  # advances the sweep: its first runs start
+    if engine == "local":  # its first runs start at once (the scheduler's ticks do the rest)
+        advance_sweep(store, sweeps.get(sweep.id))
+        JobRunner(store).launch_queued()
     else:
         launch_driver(store, sweep)
     return sweeps.get(sweep.id)
@@ -234,7 +234,13 @@ def stop_early_message(store: RunStore, run: Run, epoch: int, accuracy: float) -
     if sweep.space.prune == "none":
         return None
     return smart.stop_early_message(optuna_journal(store, sweep.id), sweep.id,
-                                           sweep.space, run.trial, epoch, accuracy)
+                                    sweep.space, run.trial, epoch, accuracy)
+
+
+def judge(store: RunStore):
+    """The early-stopping judge a run's pipeline asks after each epoch
+    (cifar_core.runs.pipeline.execute_run): its sweep's pruner, through stop_early_message."""
+    return lambda run, event: stop_early_message(store, run, event.epoch, event.test_accuracy)
 
 
 def best_run(runs: list[Run]) -> Run | None:
@@ -303,8 +309,7 @@ def launch_driver(store: RunStore, sweep: Sweep) -> int | None:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]))
     SweepStore(store).set_pid(sweep.id, proc.pid)
-    from cifar_core.runs import jobs
-    jobs.remember_child(proc)
+    remember_child(proc)
     return proc.pid
 
 
