@@ -206,13 +206,23 @@ def _machine() -> str:
 # sha256 (first 24 hex digits) of the weights after the default tutorial run (2 epochs, lr
 # 0.001, momentum 0.9, seed 7, log every 25) on in_memory_data(400, 50), computed by the code
 # as it was before training.speed existed (commit 598490c), per machine kind. Float rounding
-# differs between CPUs and kernels, so a machine kind not listed here cannot be checked.
+# differs between CPUs and kernels, so each machine kind needs its own entry: PIN_COMMAND makes
+# it. 598490c already had both paths: "one process" is its written-out step (NetStep, with
+# CIFAR_CORE_THREADS=1), "two processes" its minibatch in two halves with a helper process
+# (HalvesStep, CIFAR_CORE_THREADS unset), today's WrittenOutStep and SplitBatchTraining.
+PIN_COMMAND = "git worktree add /tmp/pin598 598490c && python bench/pin_weights.py /tmp/pin598"
 PINNED = {
     "2.14.1+cu130 AVX512 GenuineIntel": {
         ("one process", 4): "6db2b33068003cab40a88ef0",
         ("one process", 7): "b47d319a75e408f8a00a4fbe",
         ("two processes", 4): "ffca66de6fc171e26261e95e",
         ("two processes", 7): "e58e4d00486481913e2568d2",
+    },
+    "2.14.1+cu130 AVX2 AuthenticAMD": {  # AMD EPYC, 2 cores
+        ("one process", 4): "9872a03e1b44118eecab1c17",
+        ("one process", 7): "865d20626e681352b9f39eac",
+        ("two processes", 4): "d69ea65b94a8a84565630510",
+        ("two processes", 7): "c8f12982443015a76afa06d3",
     },
 }
 
@@ -223,7 +233,8 @@ def test_the_default_tutorial_run_gives_the_pinned_weights_bit_for_bit(
         processes, batch_size, monkeypatch):
     pinned = PINNED.get(_machine())
     if pinned is None:
-        pytest.skip(f"no pinned weights for this machine kind ({_machine()})")
+        pytest.skip(f"no pinned weights for this machine kind ({_machine()}): make them with "
+                    f"`{PIN_COMMAND}` and add them to PINNED in tests/test_speed.py")
     if processes == "one process":
         monkeypatch.setenv("CIFAR_CORE_THREADS", "1")
     else:
