@@ -29,6 +29,7 @@ from cifar_core.training.config import (
     offered_presets,
     preset_values,
     settings,
+    with_role,
 )
 from cifar_core.training.estimate import (
     TimeEstimate,
@@ -62,9 +63,6 @@ TEST_ACCURACY_HELP = ("The share of the test images the network gets right, meas
                       "epoch: the first after epoch 1.")
 
 
-# Settings that a preset leaves as the user chose them, unless it names them (the CPU and
-# GPU presets name their device).
-KEPT_BY_PRESETS = ("device", "seed")
 # The augmentation picture: this many copies of one training image, drawn from this seed.
 AUGMENTED_COPIES = 5
 AUGMENTATION_SEED = 0
@@ -73,7 +71,7 @@ AUGMENTATION_SEED = 0
 def preset_fields(preset_id: str) -> list[str]:
     """The settings a preset fills in: all but the device and the seed, unless it names them."""
     named = PRESETS[preset_id].values
-    return [n for n in settings() if n not in KEPT_BY_PRESETS or n in named]
+    return [n for n in settings() if n not in with_role("kept_by_presets") or n in named]
 
 
 def _apply_preset() -> None:
@@ -85,7 +83,7 @@ def _apply_preset() -> None:
 
 def _init_form() -> None:
     st.session_state.preset = next(iter(offered_presets()))
-    fill_form(defaults(), KEPT_BY_PRESETS)
+    fill_form(defaults(), with_role("kept_by_presets"))
     _apply_preset()
 
 

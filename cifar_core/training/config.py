@@ -45,6 +45,19 @@ class Setting:
     log_scale: bool = False  # spread over orders of magnitude (charts use a log axis)
     compare: bool = True  # a column on the Runs page and an axis of its scatter chart
     advanced: bool = False  # part of the training recipe beyond the tutorial's (its own section)
+    # Roles, read by whoever needs to know which settings do what (declared here, not listed
+    # again in those modules):
+    # False: a sweep keeps it the same for all its runs, as one value (where runs train and how
+    # often they report change nothing about what a network learns).
+    sweepable: bool = True
+    # False: the learning-rate range test does not depend on it (it sets its own learning
+    # rate, and epochs, reports, the schedule and testing come after its minibatches).
+    range_test: bool = True
+    # True: it decides how many images per second a training computes here (estimate).
+    speed: bool = False
+    # True: a preset leaves it as the user chose it, unless the preset names it (the device,
+    # the seed).
+    kept_by_presets: bool = False
 
     def allowed(self) -> tuple[str, ...]:
         """The choices, called if they are computed."""
@@ -74,14 +87,17 @@ class TrainConfig:
 
     model: str = setting(
         "tutorial", label="Model", kind=str, flag="--model", choices=model_names,
+        speed=True,
         help="Which network to train: the tutorial's small one, a fast modern one built for "
              "quick training, or the well-known (large, slow on a CPU) ResNet-18.")
     epochs: int = setting(
         2, label="Epochs", kind=int, flag="--epochs", low=1, high=1000,
+        range_test=False,
         help="How many times the network sees every training image.")
     lr: float = setting(
         0.001, label="Learning rate", kind=float, flag="--lr", low=0, high=10, above_low=True,
         advice=_lr_advice, step=0.001, format="%.4f", log_scale=True,
+        range_test=False,
         help="How big a step each correction takes. Too high and learning falls apart; too "
              "low and it crawls.")
     momentum: float = setting(
@@ -90,19 +106,23 @@ class TrainConfig:
         help="How much of the previous step carries into the next (0 = none, 0.9 = a lot).")
     batch_size: int = setting(
         4, label="Batch size", kind=int, flag="--batch-size", low=1, high=50_000, log_scale=True,
+        speed=True,
         help="Images looked at before each correction. Bigger is faster per image, but gives "
              "fewer corrections per epoch.")
     log_every: int = setting(
         2000, label="Log every (minibatches)", kind=int, flag="--log-every", low=1,
         high=1_000_000, compare=False,
+        sweepable=False, range_test=False,
         help="Report the average loss every this many batches (one point on the chart).")
     device: str = setting(
         "auto", label="Device", kind=str, flag="--device", choices=lambda: tuple(
             available_devices()), strict_choices=False, compare=False,
+        sweepable=False, speed=True, kept_by_presets=True,
         help="Where to compute: 'auto' picks a GPU when there is one.")
     seed: int | None = setting(
         None, label="Seed", kind=int, flag="--seed", low=0, high=2**31 - 1, optional=True,
         none_means="random", compare=False,
+        kept_by_presets=True,
         help="Fixes the starting weights and the order of images, so a run can be repeated.")
     train_size: int | None = setting(
         None, label="Training images", kind=int, flag="--train-size", low=10,
@@ -114,12 +134,14 @@ class TrainConfig:
         low=min(m.widths[0] for m in MODELS.values() if m.widths),
         high=max(m.widths[1] for m in MODELS.values() if m.widths), optional=True,
         none_means="standard", step=8, log_scale=True,
+        speed=True,
         help="How many pattern detectors the fast network's first layers have (the deeper "
              "ones have four times as many). Wider learns more and takes longer. Empty: the "
              "model's standard size for the device.")
     augment: str = setting(
         "none", label="Augmentation", kind=str, flag="--augment", choices=AUGMENTATIONS,
         advanced=True,
+        speed=True,
         help="Show each training picture a little changed every epoch: mirrored (flip), and "
              "also shifted by a pixel or two (translate). The network then learns what a cat "
              "looks like rather than memorising these pictures.")
@@ -141,18 +163,21 @@ class TrainConfig:
     schedule: str = setting(
         "constant", label="Learning-rate schedule", kind=str, flag="--schedule",
         choices=SCHEDULES, advanced=True,
+        range_test=False,
         help="How the learning rate changes during training: constant (the tutorial's); "
              "warm-up then linear decay (start gently, end with fine steps); one-cycle (up, "
              "then down along a curve).")
     tta: str = setting(
         "none", label="Test-time augmentation", kind=str, flag="--tta",
         choices=TEST_TIME_AUGMENTATIONS, advanced=True,
+        range_test=False,
         help="When testing, also ask the network about the mirror image of each picture "
              "(flip), and shifted copies (flip+translate), and average its answers: a little "
              "more accurate, two or six times the work.")
     precision: str = setting(
         "fp32", label="Precision", kind=str, flag="--precision", choices=PRECISIONS,
         advanced=True,
+        speed=True,
         help="How precisely the heavy arithmetic is done: fp32 (full precision, the "
              "tutorial's), bf16 or fp16 (half the digits: much faster on hardware made for "
              "it, about as accurate; fp16 only on a GPU), auto (bf16 where this machine "
@@ -186,6 +211,12 @@ class TrainConfig:
 def settings() -> dict[str, Setting]:
     """Every setting, in the order the form and tables show them: field name -> Setting."""
     return {f.name: f.metadata["setting"] for f in fields(TrainConfig)}
+
+
+def with_role(role: str) -> tuple[str, ...]:
+    """The names of the settings that have a role (a Setting flag: 'sweepable', 'range_test',
+    'speed', 'kept_by_presets', ...) set, in declaration order."""
+    return tuple(name for name, spec in settings().items() if getattr(spec, role))
 
 
 def defaults() -> dict:

@@ -23,7 +23,7 @@ import torch
 
 from cifar_core.errors import CifarError
 from cifar_core.training.augment import augment
-from cifar_core.training.config import TrainConfig, plain_recipe
+from cifar_core.training.config import TrainConfig, plain_recipe, with_role
 from cifar_core.training.devices import resolve_device
 from cifar_core.training.loop import build_model, model_width
 from cifar_core.training.models import model_spec
@@ -77,11 +77,14 @@ def rough_duration(seconds: float) -> str:
 
 def speed_key(config: TrainConfig) -> tuple:
     """The settings that decide how many images per second a training of `config` computes
-    here (two configs with the same key train at the same speed)."""
-    # Only a model with the written-out step trains slower beyond the tutorial's recipe.
+    here (two configs with the same key train at the same speed): those whose Setting says
+    speed=True, the width and the device as they will be (the model's standard width, 'auto'
+    resolved), and whether the written-out step runs (only a model with it trains slower
+    beyond the tutorial's recipe)."""
+    actual = replace(config, width=model_width(config),
+                     device=str(resolve_device(config.device)))
     written_out = model_spec(config.model).written_out_step and plain_recipe(config)
-    return (config.model, model_width(config), config.batch_size, config.precision,
-            str(resolve_device(config.device)), config.augment, written_out)
+    return (*(getattr(actual, name) for name in with_role("speed")), written_out)
 
 
 def earlier_speeds(runs: list[Run], config: TrainConfig) -> list[float]:

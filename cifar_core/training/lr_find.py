@@ -21,7 +21,7 @@ import torch
 
 from cifar_core.data.dataset import CifarData
 from cifar_core.errors import ConfigError
-from cifar_core.training.config import TrainConfig
+from cifar_core.training.config import TrainConfig, settings
 from cifar_core.training.devices import resolve_device
 from cifar_core.training.loop import balanced_subset, build_model
 from cifar_core.training.memory import check_memory
@@ -43,9 +43,6 @@ DIVERGED_FACTOR = 4.0
 # The first share of the points is left out of the search for the steepest descent: there the
 # average rests on few losses and swings most (fastai leaves out the first tenth too).
 SKIP_START_FRACTION = 0.1
-# Settings that do not change what the test measures: the learning rate (the test sets its
-# own) and what happens after the minibatches (epochs, reports, schedule, testing).
-IGNORED_SETTINGS = ("lr", "epochs", "log_every", "schedule", "tta")
 # With no seed in the config ('random'), the test uses this one, so that it repeats.
 SEED_WITHOUT_ONE = 0
 
@@ -87,8 +84,11 @@ class LrFinding:
 
 
 def settings_that_matter(values: dict) -> dict:
-    """The settings a range test's result depends on (the form's values or a config's)."""
-    return {k: v for k, v in values.items() if k not in IGNORED_SETTINGS}
+    """The settings a range test's result depends on (the form's values or a config's): all
+    but those whose Setting says range_test=False (the learning rate, which the test sets
+    itself, and what comes after its minibatches: epochs, reports, schedule, testing)."""
+    specs = settings()
+    return {k: v for k, v in values.items() if k not in specs or specs[k].range_test}
 
 
 def rounded_lr(lr: float) -> float:
