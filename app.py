@@ -16,8 +16,8 @@ from cifar_core.runs.views import (
     runs_with_network,
     trained_runs,
 )
+from cifar_core.sweeps.progress import sweep_menu_label, sweep_progress
 from cifar_core.sweeps.store import SweepStore
-from cifar_core.sweeps.views import sweep_menu_label, sweep_progress
 from cifar_core.training.models import Net, count_parameters
 from pages.shared import access, gate, layout, navigation, server_guard
 

@@ -23,8 +23,8 @@ from cifar_core.runs.views import (
     settings_table,
     status_text,
 )
+from cifar_core.sweeps.progress import sweep_label
 from cifar_core.sweeps.store import SweepStore
-from cifar_core.sweeps.views import sweep_label
 from cifar_core.training.config import Setting, settings
 from pages.shared import access, layout, navigation
 

@@ -9,18 +9,12 @@ from cifar_core import CifarError, TrainConfig
 from cifar_core.runs.names import markdown_text, short_name
 from cifar_core.runs.store import Run
 from cifar_core.sweeps.engine import default_parallel, delete_sweep, start_sweep, stop_sweep
+from cifar_core.sweeps.estimate import SweepEstimate, sweep_estimate
+from cifar_core.sweeps.form import AxisForm, build_space, modes_for
+from cifar_core.sweeps.progress import sweep_menu_label, sweep_progress
 from cifar_core.sweeps.ray_engine import ADDRESS_EXAMPLE, address_problem
 from cifar_core.sweeps.space import MAX_POINTS, MAX_RUNS, PRUNERS, STRATEGIES, SearchSpace
 from cifar_core.sweeps.store import Sweep, SweepStore
-from cifar_core.sweeps.views import (
-    AxisForm,
-    SweepEstimate,
-    build_space,
-    modes_for,
-    sweep_estimate,
-    sweep_menu_label,
-    sweep_progress,
-)
 from cifar_core.training.config import offered_presets, preset_values, settings
 from cifar_core.training.estimate import measure_images_per_s, speed_key
 from cifar_core.training.models import model_spec

@@ -1,4 +1,5 @@
-"""The Sweep page's numbers and tables (cifar_core.sweeps.views), on made-up runs."""
+"""The Sweep page's numbers and tables (cifar_core.sweeps: form, estimate,
+progress, answer), on made-up runs."""
 
 from __future__ import annotations
 
@@ -7,30 +8,26 @@ import math
 import pytest
 
 from cifar_core.runs.store import Run
-from cifar_core.sweeps.space import Axis, SearchSpace
-from cifar_core.sweeps.store import Sweep
-from cifar_core.sweeps.views import (
+from cifar_core.sweeps.answer import (
     ACCURACY_AXIS,
-    AxisForm,
     accuracy_by_setting,
     answered_runs,
     brushed_ranges,
-    build_space,
-    curve_runs,
     heatmap_table,
     importance_missing,
     importance_table,
-    modes_for,
     parallel_coordinates,
-    planned_configs,
     range_text,
     runs_in_ranges,
-    sweep_estimate,
-    sweep_progress,
     sweep_runs_table,
     train_form_values,
     varied_names,
 )
+from cifar_core.sweeps.estimate import planned_configs, sweep_estimate
+from cifar_core.sweeps.form import AxisForm, build_space, modes_for
+from cifar_core.sweeps.progress import curve_runs, sweep_progress
+from cifar_core.sweeps.space import Axis, SearchSpace
+from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import TrainConfig, defaults, settings
 from cifar_core.training.estimate import speed_key
 
@@ -259,7 +256,7 @@ def test_value_positions_never_nan_for_one_value():
 def test_labels_of_a_sweep_and_of_a_runs_small_chart():
     from dataclasses import replace
 
-    from cifar_core.sweeps.views import panel_title, sweep_label, sweep_menu_label
+    from cifar_core.sweeps.progress import panel_title, sweep_label, sweep_menu_label
 
     runs = [run(0, 30.0), run(1, 55.5), run(2, status="running")]
     assert sweep_label(sweep(LR_MOMENTUM), runs) == "sweep-1 (running, 3 of 6 runs, best 55.5 %)"

@@ -4,7 +4,9 @@
 settings' own messages; `store` keeps sweeps beside the runs; `engine` starts, advances, stops
 and deletes them on this machine; `smart` is what Optuna does for them (the smart strategy,
 early stopping, which settings mattered); `ray_engine` runs a sweep on a Ray cluster. What the
-Sweep page shows: `views`.
+Sweep page shows, by concept: `form` (the space its form describes), `estimate` (how long the
+sweep takes here), `progress` (how far it has got), `answer` (the runs best first and the
+pictures of which settings pay off).
 """
 
 from cifar_core.sweeps.engine import best_run, delete_sweep, start_sweep, stop_sweep

@@ -1,7 +1,7 @@
 """The Sweep page's answer, its pictures chosen from what the sweep varied: parallel
 coordinates (a box filters the runs, a click shows a run's loss), accuracy against one setting,
 a heatmap of two, Optuna's importance; and the buttons that take the best run to Train or
-Evaluate. The tables come from cifar_core.sweeps.views."""
+Evaluate. The tables come from cifar_core.sweeps.answer."""
 
 import os
 import warnings
@@ -12,11 +12,7 @@ import streamlit as st
 
 from cifar_core.runs.names import markdown_text
 from cifar_core.runs.store import Run
-from cifar_core.sweeps.engine import best_run
-from cifar_core.sweeps.smart import parameter_importance
-from cifar_core.sweeps.space import SearchSpace
-from cifar_core.sweeps.store import Sweep
-from cifar_core.sweeps.views import (
+from cifar_core.sweeps.answer import (
     accuracy_by_setting,
     answered_runs,
     best_settings_note,
@@ -24,7 +20,6 @@ from cifar_core.sweeps.views import (
     heatmap_table,
     importance_missing,
     importance_table,
-    panel_title,
     parallel_coordinates,
     range_text,
     runs_in_ranges,
@@ -32,6 +27,11 @@ from cifar_core.sweeps.views import (
     value_text,
     varied_names,
 )
+from cifar_core.sweeps.engine import best_run
+from cifar_core.sweeps.progress import panel_title
+from cifar_core.sweeps.smart import parameter_importance
+from cifar_core.sweeps.space import SearchSpace
+from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import settings
 from pages.shared import navigation
 from pages.shared.sweep_runs_ui import STATUS_COLOUR, run_curve, runs_table_ui

@@ -1,5 +1,6 @@
 """The Sweep page's view of a sweep's runs: a small loss chart per run coloured by its status,
-and the runs in a table, the best first and highlighted (the tables from sweeps.views)."""
+and the runs in a table, the best first and highlighted (the tables from sweeps.progress
+and sweeps.answer)."""
 
 import zlib
 
@@ -10,13 +11,9 @@ import streamlit as st
 from cifar_core.runs.curves import RunCurve
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import format_duration, loss_curve, status_text
+from cifar_core.sweeps.answer import sweep_runs_table, varied_names
+from cifar_core.sweeps.progress import curve_runs, panel_title
 from cifar_core.sweeps.store import Sweep
-from cifar_core.sweeps.views import (
-    curve_runs,
-    panel_title,
-    sweep_runs_table,
-    varied_names,
-)
 from cifar_core.training.config import settings
 from pages.shared import access
 

@@ -1,7 +1,6 @@
-"""What the Sweep page shows, as numbers and tables: the space its form describes, how long the
-sweep takes here, how far it has got, its runs sorted by accuracy, and the answer's pictures
+"""The sweep's answer, as numbers and tables: its runs sorted by accuracy, the pictures
 (parallel coordinates with their brushed ranges, a heatmap of two settings, accuracy against
-one setting).
+one setting), which settings mattered, and the best run's settings taken to the Train page.
 
 Kept out of the page so that every figure on screen comes from a tested function; the page
 only draws these tables.
@@ -10,29 +9,19 @@ only draws these tables.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
 
 import pandas as pd
 
 from cifar_core.errors import CifarError
 from cifar_core.runs.names import short_name
-from cifar_core.runs.store import ACTIVE, FINISHED, SAVED, Run
+from cifar_core.runs.store import SAVED, Run
 from cifar_core.runs.views import status_text
 from cifar_core.sweeps.engine import best_run
-from cifar_core.sweeps.space import Axis, SearchSpace, SweepError, parse_axis, space_problems
+from cifar_core.sweeps.space import SearchSpace
 from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import TrainConfig, settings
-from cifar_core.training.estimate import estimate_training_time, rough_duration, speed_key
 
-MODES = ("fixed", "list", "range")
-# Settings a sweep keeps the same for all its runs: where they run and how often they report
-# change nothing about what a network learns.
-FIXED_ONLY = ("device", "log_every")
-# At most this many different speed settings are timed for an estimate (about a second each);
-# the others are taken to train at the median of those.
-MAX_TIMED = 6
 # The accuracy axis of the parallel-coordinates chart, after the settings' axes.
 ACCURACY_AXIS = "Test accuracy"
 # At most this many ticks with their values on a number axis with more distinct values.
@@ -40,158 +29,6 @@ TICKS = 5
 # Labels on an axis at least this far apart (a share of its height): about a label's height
 # on the chart, so that close values' labels do not print over each other.
 TICK_GAP = 0.05
-
-
-def modes_for(name: str) -> tuple[str, ...]:
-    """How a setting can be given in a sweep: numbers as a value, a list or a range; choices
-    and switches as a value or a list; FIXED_ONLY settings as one value."""
-    if name in FIXED_ONLY:
-        return ("fixed",)
-    return MODES if settings()[name].kind in (int, float) else MODES[:2]
-
-
-@dataclass(frozen=True)
-class AxisForm:
-    """What the Sweep page's fields hold for one setting."""
-
-    name: str
-    mode: str = "fixed"
-    value: object = None  # fixed: the value (None: the setting's 'none' meaning)
-    text: str = ""  # list of numbers: '0.001, 0.01, 0.1'
-    chosen: tuple = ()  # list of choices (or of on/off)
-    low: float | None = None  # range
-    high: float | None = None
-    points: int | None = None
-    log: bool = False
-
-    def axis(self) -> Axis | None:
-        """The setting's axis; None for a fixed random seed (the sweep then draws one seed for
-        all its runs). SweepError for list text that cannot be read."""
-        if self.mode == "fixed":
-            return None if self.name == "seed" and self.value is None else Axis(self.name,
-                                                                                  (self.value,))
-        if self.mode == "range":
-            return Axis(self.name, low=self.low, high=self.high,
-                        count=int(self.points) if self.points else None, log=bool(self.log))
-        spec = settings()[self.name]
-        if spec.kind in (int, float):
-            if not self.text.strip():
-                return Axis(self.name, ())
-            return parse_axis(self.name, self.text.replace(";", ","))
-        return Axis(self.name, tuple(self.chosen))
-
-
-def build_space(forms: list[AxisForm], strategy: str = "grid", runs: int | None = None,
-                minutes: float | None = None, prune: str = "none"
-                ) -> tuple[SearchSpace, dict[str, str]]:
-    """The space the form describes and what is wrong with it, name -> message (empty: it can
-    start): the settings' own messages (search_space.space_problems), and 'space' when
-    nothing varies."""
-    axes, problems = [], {}
-    for form in forms:
-        try:
-            axis = form.axis()
-        except SweepError as exc:
-            problems[form.name] = str(exc)
-            continue
-        if axis is not None:
-            axes.append(axis)
-    space = SearchSpace(axes=tuple(axes), strategy=strategy, runs=runs or None,
-                        minutes=minutes or None, prune=prune)
-    if problems:
-        return space, problems
-    problems = space_problems(space)
-    if not space.varied and set(problems) <= {"space"}:  # (the form's own words for it)
-        problems = {"space": "Nothing varies yet: give a setting a list or a range of values."}
-    return space, problems
-
-
-@dataclass(frozen=True)
-class SweepEstimate:
-    """How long a sweep takes here, and what that is based on."""
-
-    runs: int
-    seconds: float  # the runs' training time, side by side, within the budget
-    parallel: int
-    capped: bool = False  # the minutes budget ends it sooner
-
-    def sentence(self) -> str:
-        """E.g. '12 runs, about 4 min here (2 side by side)'."""
-        side = f" ({self.parallel} side by side)" if self.parallel > 1 else ""
-        capped = ", the time budget ends it then" if self.capped else ""
-        return (f"{self.runs} run{'s' * (self.runs != 1)}, about {rough_duration(self.seconds)} "
-                f"here{side}{capped}")
-
-
-def planned_configs(space: SearchSpace) -> list[dict]:
-    """The settings of the sweep's runs as far as they can be known now: a grid's or random
-    draw's own; for the smart strategy, a random draw of as many runs (its sampler chooses
-    as it goes)."""
-    if space.strategy == "smart":
-        return replace(space, strategy="random").configs()
-    return space.configs()
-
-
-def sweep_estimate(space: SearchSpace, max_train: int, earlier: list[Run],
-                   measure: Callable[[TrainConfig], float] | None, parallel: int
-                   ) -> SweepEstimate | None:
-    """The sweep's training time here: each run's images at its speed (earlier runs like it,
-    else `measure`, once per speed setting: training.estimate), summed, divided by the runs
-    side by side, at most its minutes budget. None when it cannot be told."""
-    configs = [TrainConfig(**c) for c in planned_configs(space)]
-    if not configs:
-        return None
-    speeds: dict[tuple, float] = {}
-    for config in configs:
-        key = speed_key(config)
-        if key in speeds or len(speeds) >= MAX_TIMED:
-            continue
-        found = estimate_training_time(config, 1, earlier, measure)
-        if found is None:
-            return None
-        speeds[key] = found.images_per_s
-    median = sorted(speeds.values())[len(speeds) // 2]
-    seconds = 0.0
-    for config in configs:
-        images = min(config.train_size or max_train, max_train) * config.epochs
-        seconds += images / speeds.get(speed_key(config), median)
-    parallel = max(1, parallel)
-    seconds /= min(parallel, len(configs))
-    capped = space.minutes is not None and seconds > space.minutes * 60
-    return SweepEstimate(len(configs), min(seconds, space.minutes * 60) if capped else seconds,
-                         parallel, capped)
-
-
-@dataclass(frozen=True)
-class SweepProgress:
-    """How far a sweep has got, for a progress bar."""
-
-    finished: int
-    running: int
-    queued: int
-    planned: int
-    fraction: float
-    text: str
-
-
-def sweep_progress(sweep: Sweep, runs: list[Run]) -> SweepProgress:
-    """Runs finished of those planned, and how many run or wait now."""
-    finished = sum(r.status in FINISHED for r in runs)
-    running = sum(r.status == "running" for r in runs)
-    queued = sum(r.status == "queued" for r in runs)
-    planned = max(sweep.space.size(), len(runs))
-    if not sweep.is_active:
-        return SweepProgress(finished, running, queued, planned, 1.0,
-                             f"{sweep.status.capitalize()}: {sweep.message}".strip(": "))
-    parts = [f"{finished} of {planned} runs finished"]
-    if running:
-        parts.append(f"{running} running")
-    if queued:
-        parts.append(f"{queued} waiting")
-    if sweep.stop_requested:
-        parts.append("stopping")
-    return SweepProgress(finished, running, queued, planned,
-                         min(1.0, finished / planned) if planned else 0.0, " · ".join(parts))
 
 
 def varied_names(space: SearchSpace, runs: list[Run] | None = None) -> list[str]:
@@ -242,19 +79,6 @@ def sweep_runs_table(space: SearchSpace, runs: list[Run]) -> pd.DataFrame:
                                                     -(runs[i].accuracy or 0),
                                                     runs[i].trial or 0, runs[i].created))
     return frame.iloc[order].reset_index(drop=True)
-
-
-def curve_runs(runs: list[Run], limit: int) -> list[Run]:
-    """The runs whose loss curves the small multiples draw: in trial order, at most `limit`
-    (the running ones always among them)."""
-    ordered = sorted(runs, key=lambda r: (r.trial if r.trial is not None else 1 << 30,
-                                          r.created))
-    if len(ordered) <= limit:
-        return ordered
-    active = [r for r in ordered if r.status in ACTIVE]
-    rest = [r for r in ordered if r.status not in ACTIVE][:max(0, limit - len(active))]
-    keep = {r.id for r in active + rest}
-    return [r for r in ordered if r.id in keep]
 
 
 # --- the answer's pictures ------------------------------------------------------------------
@@ -500,29 +324,6 @@ def train_form_values(run: Run) -> dict:
         return TrainConfig(**values).to_dict()
     except CifarError:
         return {n: v for n, v in values.items() if n in settings()}
-
-
-def sweep_label(sweep: Sweep, runs: list[Run]) -> str:
-    """A sweep in a menu: its name, how it stands, its runs and the best accuracy."""
-    best = best_run(runs)
-    name = short_name(sweep.name)
-    accuracy = f", best {best.accuracy:.1f} %" if best else ""
-    return (f"{name} ({sweep.status}, {len(runs)} of {sweep.space.size()} "
-            f"run{'s' * (sweep.space.size() != 1)}{accuracy})")
-
-
-def sweep_menu_label(sweep: Sweep) -> str:
-    """A sweep in a menu, in words that do not change while it runs (a menu keeps showing
-    the label its choice had when it was made): its name and when it started."""
-    started = datetime.fromtimestamp(sweep.created).strftime("%d %b, %H:%M")
-    return sweep.id if sweep.name == sweep.id else f"{short_name(sweep.name)} (started {started})"
-
-
-def panel_title(run: Run) -> str:
-    """A run's small chart's title: its trial number and accuracy or status."""
-    trial = f"Trial {run.trial}" if run.trial is not None else run.id
-    return f"{trial} · {run.accuracy:.1f} %" if run.accuracy is not None else \
-        f"{trial} · {status_text(run)}"
 
 
 def best_settings_note(sweep: Sweep, run: Run) -> str:
