@@ -133,3 +133,36 @@ def test_measuring_a_batch_larger_than_the_budget_allows_still_gives_a_speed(mon
                                              device="cpu"), budget_s=1e-6)
     assert speed > 0
     assert os.environ[THREADS_ENV] == "1"
+
+
+def test_measuring_with_a_thread_cap_leaves_the_environment_alone_while_it_runs(monkeypatch):
+    """The dashboard's server is threaded: a job launched by another session while a speed is
+    measured copies os.environ, and must not inherit the measurement's cap (issue 23)."""
+    import cifar_core.training.estimate as estimate_module
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    seen = []
+    real_open_step = estimate_module.open_step
+
+    def watching_open_step(*args, **kwargs):
+        seen.append(os.environ.get(THREADS_ENV))
+        return real_open_step(*args, **kwargs)
+
+    monkeypatch.setattr(estimate_module, "open_step", watching_open_step)
+    measure_images_per_s(TrainConfig(device="cpu", batch_size=4), threads=1, budget_s=0.02)
+    assert seen == [None]
+
+
+def test_a_thread_cap_given_to_open_step_decides_the_cores_as_the_environment_did(monkeypatch):
+    """open_step(threads=1) trains on one core, as CIFAR_CORE_THREADS=1 makes it."""
+    from cifar_core.training.models import Net
+    from cifar_core.training.speed import open_step
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    config = TrainConfig(device="cpu", batch_size=4)
+    with open_step(Net(), config, torch.device("cpu"), threads=1) as step:
+        capped = step.cores
+    monkeypatch.setenv(THREADS_ENV, "1")
+    with open_step(Net(), config, torch.device("cpu")) as step:
+        by_environment = step.cores
+    assert capped == by_environment == 1

@@ -11,11 +11,9 @@ a second.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -28,7 +26,6 @@ from cifar_core.training.devices import resolve_device
 from cifar_core.training.loop import build_model, model_width
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import open_step
-from cifar_core.training.speed.cpu import THREADS_ENV
 
 if TYPE_CHECKING:  # (a run is only read here: runs/ stands above training/)
     from cifar_core.runs.store import Run
@@ -145,8 +142,8 @@ def measure_images_per_s(config: TrainConfig, threads: int | None = None,
         float(step(augment(images, config.augment, generator), labels))  # waits for the device
         return time.perf_counter() - start
 
-    with _measuring, _threads_capped(threads), \
-            open_step(model, config, device, total_steps=1_000_000) as step:
+    with _measuring, open_step(model, config, device, total_steps=1_000_000,
+                               threads=threads) as step:
         probe = batch(min(config.batch_size, PROBE_BATCH))
         timed_step(step, *probe)  # the first step sets things up (kernels, buffers)
         spent, steps = timed_step(step, *probe), 1
@@ -161,22 +158,3 @@ def measure_images_per_s(config: TrainConfig, threads: int | None = None,
             spent += timed_step(step, images, labels)
             steps += 1
     return size * steps / spent
-
-
-@contextmanager
-def _threads_capped(threads: int | None) -> Iterator[None]:
-    """CIFAR_CORE_THREADS set to `threads` while inside (unset: as it was), so that
-    training.speed picks the step and threads a dashboard run gets (the job runner sets it
-    for each run's process)."""
-    if threads is None:
-        yield
-        return
-    saved = os.environ.get(THREADS_ENV)
-    os.environ[THREADS_ENV] = str(threads)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(THREADS_ENV, None)
-        else:
-            os.environ[THREADS_ENV] = saved

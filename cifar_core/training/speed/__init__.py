@@ -49,13 +49,14 @@ WRITTEN_OUT_MAX_BATCH = 32
 SPLIT_BATCH_MARGIN = 0.5
 
 
-def splits_batches(batch_size: int) -> bool:
+def splits_batches(batch_size: int, cap: int | None = None) -> bool:
     """Whether a CPU run with the written-out step computes each minibatch in two halves on
     two processes: on Linux machines with two cores or more, for batches of 2 to
     WRITTEN_OUT_MAX_BATCH images, unless CIFAR_CORE_THREADS allows one core only. It depends
     on nothing that changes while the machine runs, so that a seed gives the same run each
-    time; but not the same as on a machine that does not split (float rounding)."""
-    cap = cpu.thread_limit()
+    time; but not the same as on a machine that does not split (float rounding). `cap`: a
+    thread limit given instead of CIFAR_CORE_THREADS."""
+    cap = cpu.thread_limit(cap)
     return 2 <= batch_size <= WRITTEN_OUT_MAX_BATCH and second_process_possible() \
         and (cap is None or cap >= 2)
 
@@ -162,12 +163,14 @@ class SplitBatchTraining(TrainingStep):
 
 @contextmanager
 def open_step(model: nn.Module, config, device: torch.device,
-              total_steps: int = 0) -> Iterator[TrainingStep]:
+              total_steps: int = 0, threads: int | None = None) -> Iterator[TrainingStep]:
     """The fastest step measured for this model, config and device, with its process-wide
     settings in place until the block ends (then put back, and its processes stopped). The
     model trains in place; made before a training's clock starts, as the tutorial makes its
     optimizer before its loop (a first torch optimizer takes about a second of imports).
-    `total_steps`: how many steps the training will take (a learning-rate schedule's length)."""
+    `total_steps`: how many steps the training will take (a learning-rate schedule's length).
+    `threads`: the most cores it may use, instead of CIFAR_CORE_THREADS (which a threaded
+    caller must not set for everyone)."""
     model.to(device).train()
     spec = model_spec(config.model)
     if spec.channels_last and device.type == "cpu":
@@ -190,9 +193,9 @@ def open_step(model: nn.Module, config, device: torch.device,
     # The written-out step knows only the tutorial's recipe (plain SGD and cross-entropy).
     written_out = spec.written_out_step and batch_size <= WRITTEN_OUT_MAX_BATCH \
         and plain_recipe(config)
-    split = written_out and splits_batches(batch_size)
+    split = written_out and splits_batches(batch_size, threads)
     # One thread in each process of a split batch, whether the second process runs or not.
-    threads = 1 if split else cpu.training_threads(batch_size)
+    threads = 1 if split else cpu.training_threads(batch_size, threads)
     with cpu.settings(threads, onednn=cpu.onednn_convolutions(batch_size)):
         if split:
             step = SplitBatchTraining(SplitBatchStep(model, config.lr, config.momentum,

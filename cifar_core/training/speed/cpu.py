@@ -24,8 +24,12 @@ SMALL_CPU_BATCH = 16
 THREADS_ENV = "CIFAR_CORE_THREADS"
 
 
-def thread_limit() -> int | None:
-    """CIFAR_CORE_THREADS as a number, or None where it is unset or not a whole number."""
+def thread_limit(cap: int | None = None) -> int | None:
+    """The most threads a training may use: `cap` where given (a caller's own, e.g. the
+    dashboard measuring a speed in its threaded server, which must not touch os.environ), else
+    CIFAR_CORE_THREADS as a number, or None where it is unset or not a whole number."""
+    if cap is not None:
+        return max(1, cap)
     value = os.environ.get(THREADS_ENV, "").strip()
     return max(1, int(value)) if value.isdigit() else None
 
@@ -86,13 +90,14 @@ def settings(threads: int, onednn: bool) -> Iterator[None]:
         torch.backends.mkldnn.enabled = saved[1]
 
 
-def training_threads(batch_size: int) -> int:
+def training_threads(batch_size: int, cap: int | None = None) -> int:
     """Threads for training CPU batches of `batch_size`: small_batch_threads() for tiny ones,
-    else torch's default, within CIFAR_CORE_THREADS."""
+    else torch's default, within `cap` or else CIFAR_CORE_THREADS."""
     if batch_size <= SMALL_CPU_BATCH:
-        return small_batch_threads()
+        threads = small_batch_threads()
+        return threads if cap is None else min(threads, max(1, cap))
     threads = torch.get_num_threads()
-    return min(threads, thread_limit() or threads)
+    return min(threads, thread_limit(cap) or threads)
 
 
 @contextmanager
