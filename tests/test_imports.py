@@ -23,12 +23,12 @@ from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import CheckpointError
 from cifar_core.explain.network_imports import (
     IMPORTED,
-    display_name,
     import_network,
     network_label,
     networks_to_try,
     read_network,
 )
+from cifar_core.explain.uploads import display_name
 from cifar_core.runs.store import RunStore
 from cifar_core.training.checkpoint import load_checkpoint, save_checkpoint
 from cifar_core.training.evaluation import evaluate

@@ -314,6 +314,38 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path, width, h
     assert f"up to {MAX_PIXELS // 1_000_000} megapixels" in str(error)
 
 
+def test_an_upload_over_the_size_limit_is_refused_before_it_is_read():
+    """As a network file is (explain.network_imports): an upload that says its size is refused
+    without reading a terabyte into memory, with its size in the message."""
+    class Huge:
+        name, size = "holiday.jpg", 10**12
+
+        def getvalue(self):
+            raise AssertionError("read")
+
+        read = getvalue
+
+    error = refusal(Huge(), "holiday.jpg")
+    assert error.reason == "too_large" and "931.3 GB" in str(error)
+
+
+def test_a_picture_at_the_callers_size_limit_is_taken_and_a_larger_stream_is_not_read_whole():
+    data = encoded(noisy((64, 64)), "PNG")
+    assert read_photo(data, "noise.png", max_bytes=len(data)).size == (64, 64)
+
+    class Stream:  # a file that does not say its size
+        asked = []
+
+        def read(self, size=-1):
+            self.asked.append(size)
+            return data if size < 0 else data[:size]
+
+    with pytest.raises(ImageError, match="^noise.png is .* a picture file may be at most") as \
+            caught:
+        read_photo(Stream(), "noise.png", max_bytes=len(data) - 10)
+    assert caught.value.reason == "too_large" and Stream.asked == [len(data) - 9]
+
+
 def test_pils_bomb_warning_made_an_error_is_still_too_large(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import BinaryIO
 
 from cifar_core.data.dataset import CifarData
 from cifar_core.errors import CheckpointError, CifarError, RunError
+from cifar_core.explain.uploads import read_upload, size_in_words
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.runs.views import IMPORTED, is_import, run_label, runs_with_network
 from cifar_core.training.checkpoint import (
@@ -38,7 +38,6 @@ MAX_BYTES = 20 * 2**20
 # torch reads it: torch.save stores its parts uncompressed, so only a crafted file (a "zip
 # bomb", which would fill the memory) comes near it.
 MAX_UNPACK_RATIO = 4
-NAME_LENGTH = 80  # a file name is shown at most this long
 
 
 def import_network(store: RunStore, file: bytes | bytearray | memoryview | BinaryIO,
@@ -50,7 +49,8 @@ def import_network(store: RunStore, file: bytes | bytearray | memoryview | Binar
     when given, untested otherwise. `name` (default: the file's own name) is how messages
     call it. CheckpointError with a sentence if the file cannot be used; then no run is
     made."""
-    content, name = _bytes_and_name(file, name, max_bytes)
+    content, name = read_upload(file, name, max_bytes,
+                                lambda name, size: _too_large(name, size, max_bytes))
     checkpoint = read_network(content, name, max_bytes)
     if data is not None and len(data.classes) != len(checkpoint.classes):
         raise CheckpointError(
@@ -161,35 +161,19 @@ def network_label(run: Run) -> str:
     return run_label(run)
 
 
-def display_name(name: str | None) -> str:
-    """A file name as messages show it: its last part only, without control characters, at
-    most NAME_LENGTH characters ('This file' when it has none)."""
-    base = re.sub(r"[\x00-\x1f\x7f]", "", str(name or "")).replace("\\", "/").rsplit("/", 1)[-1]
-    base = base.strip() or "This file"
-    return base if len(base) <= NAME_LENGTH else base[:NAME_LENGTH - 1] + "…"
-
-
-def _bytes_and_name(file, name: str | None, max_bytes: int) -> tuple[bytes, str]:
-    name = display_name(name or getattr(file, "name", None))
-    size = getattr(file, "size", None)
-    if isinstance(size, int):  # an upload knows its size: refuse a huge one before reading it
-        _check_size(size, name, max_bytes)
-    if hasattr(file, "getvalue"):
-        return bytes(file.getvalue()), name
-    if hasattr(file, "read"):
-        return bytes(file.read(max_bytes + 1)), name
-    return bytes(file), name
-
-
 def _check_size(size: int, name: str, max_bytes: int) -> None:
     if size == 0:
         raise CheckpointError(f"{name} is empty (0 bytes): the upload may have failed. Choose "
                               "the file again, or another cifar_net.pth.")
     if size > max_bytes:
-        raise CheckpointError(
-            f"{name} is {_megabytes(size)}; a network file may be at most "
-            f"{_megabytes(max_bytes)} (the tutorial's cifar_net.pth is about 250 KB). Is it the "
-            "right file?")
+        raise _too_large(name, size, max_bytes)
+
+
+def _too_large(name: str, size: int, max_bytes: int) -> CheckpointError:
+    return CheckpointError(
+        f"{name} is {size_in_words(size)}; a network file may be at most "
+        f"{size_in_words(max_bytes)} (the tutorial's cifar_net.pth is about 250 KB). Is it the "
+        "right file?")
 
 
 def _check_unpacked_size(content: bytes, name: str) -> None:
@@ -202,7 +186,7 @@ def _check_unpacked_size(content: bytes, name: str) -> None:
         return
     if unpacked > MAX_UNPACK_RATIO * len(content) + 2**20:
         raise CheckpointError(
-            f"{name} would unpack to {_megabytes(unpacked)} from {_megabytes(len(content))}, "
+            f"{name} would unpack to {size_in_words(unpacked)} from {size_in_words(len(content))}, "
             "which no file saved by torch.save does: it was not opened. Use a cifar_net.pth "
             "saved by this app or by the tutorial.")
 
@@ -218,12 +202,6 @@ def _forget(store: RunStore, run_id: str) -> None:
         store.delete(run_id)
     except (RunError, OSError):
         pass
-
-
-def _megabytes(size: int) -> str:
-    if size >= 2**30:
-        return f"{size / 2**30:,.1f} GB"
-    return f"{size / 2**20:,.1f} MB" if size >= 2**20 else f"{size / 2**10:,.0f} KB"
 
 
 def _listed(classes) -> str:

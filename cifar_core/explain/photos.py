@@ -18,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cifar_core.errors import ImageError
+from cifar_core.explain.uploads import read_upload, size_in_words
 
 SIDE = 32  # what the network sees: SIDE x SIDE pixels
 # Formats we promise to read (the JPEG reader also opens the JPEGs with extra preview pictures
@@ -31,6 +32,11 @@ FILE_ENDINGS = ("jpg", "jpeg", "png", "webp", "bmp", "gif")
 # decoded, the largest takes about 256 MB. (PIL's own guard, which we also catch, only warns
 # up to 89 million pixels and refuses above 179 million.)
 MAX_PIXELS = 64_000_000
+# Picture files over this are refused before they are read whole: any picture of our formats
+# within MAX_PIXELS fits (the largest, an uncompressed 32-bit BMP, is 256 MB; a phone's JPEG a
+# few MB), so a file never costs more memory than its largest decoded picture. The dashboard
+# passes its own upload limit instead.
+MAX_BYTES = 256 * 2**20
 MIN_SIDE = 16  # fewer pixels a side carry too little to recognise anything
 MAX_ASPECT = 8  # the centre square of a longer strip is a thin slice of it
 DISPLAY_SIDE = 512  # the original is shown at most this many pixels on its longer side
@@ -60,11 +66,14 @@ class Photo:
     format: str  # as Pillow names it: 'JPEG', 'PNG', 'WEBP', 'BMP', 'GIF', 'MPO'
 
 
-def read_photo(file: bytes | bytearray | memoryview | BinaryIO, name: str | None = None) -> Photo:
+def read_photo(file: bytes | bytearray | memoryview | BinaryIO, name: str | None = None,
+               max_bytes: int = MAX_BYTES) -> Photo:
     """The picture in `file` (its bytes, or a binary file such as Streamlit's UploadedFile)
-    ready for the network; ImageError with a sentence saying what to do if it cannot be used.
-    `name` (default: the file's own name) is how the messages call it."""
-    data, name = _bytes_and_name(file, name)
+    ready for the network; ImageError with a sentence saying what to do if it cannot be used,
+    a file over `max_bytes` before it is read whole. `name` (default: the file's own name) is
+    how the messages call it."""
+    data, name = read_upload(file, name, max_bytes,
+                             lambda name, size: _too_many_bytes(name, size, max_bytes))
     if not data:
         raise ImageError(f"{name} is empty (0 bytes): the upload may have failed. Choose the "
                          "file again, or another picture.", "empty")
@@ -89,17 +98,6 @@ def network_inputs(photos: list[Photo]) -> torch.Tensor:
     if not photos:
         return torch.empty(0, 3, SIDE, SIDE, dtype=torch.uint8)
     return torch.stack([photo.network_input for photo in photos])
-
-
-def _bytes_and_name(file, name: str | None) -> tuple[bytes, str]:
-    if hasattr(file, "getvalue"):
-        data = file.getvalue()
-    elif hasattr(file, "read"):
-        data = file.read()
-    else:
-        data = bytes(file)
-    name = name or getattr(file, "name", None) or "This file"
-    return bytes(data), str(name)
 
 
 def _open(data: bytes, name: str) -> Image.Image:
@@ -162,6 +160,12 @@ def _too_large(name: str, pixels: int | None, size: tuple[int, int] | None = Non
         what = "far too large"
     return (f"{name} is {what}; {limit}. Make it smaller (a photo editor's 'resize' or "
             "'export') and upload it again.")
+
+
+def _too_many_bytes(name: str, size: int, max_bytes: int) -> ImageError:
+    return ImageError(f"{name} is {size_in_words(size)}; a picture file may be at most "
+                      f"{size_in_words(max_bytes)}. Save it smaller (as a JPEG, or resized in a "
+                      "photo editor) and upload it again.", "too_large")
 
 
 def _pixels_in(pil_message: str) -> int | None:
