@@ -246,3 +246,17 @@ def test_a_width_that_does_not_fit_gets_one_message_whatever_the_number(model):
     assert len(messages) == 1, messages
     [message] = messages
     assert "1,024" not in message
+
+
+def test_the_gpu_advice_holds_up_to_the_batch_size_its_own_words_name(monkeypatch):
+    """The advice says 'a batch of N or more' lets the GPU pay off: it is given below N and not
+    from N on (it was given only up to 16 while saying 32)."""
+    import re
+
+    import cifar_core.training.config as config_module
+
+    monkeypatch.setattr(config_module, "resolve_device", lambda name: torch.device("cuda"))
+    named = int(re.search(r"a batch of (\d+) or more", config_module.device_advice("auto", 4))
+                .group(1))
+    assert config_module.device_advice("auto", named - 1) is not None
+    assert config_module.device_advice("auto", named) is None

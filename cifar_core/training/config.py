@@ -376,21 +376,22 @@ def preset_values(preset_id: str) -> dict:
     return {**defaults(), **PRESETS[preset_id].values}
 
 
-def device_advice(device_name: str, batch_size: int) -> str | None:
-    """A word of advice when the chosen device is a GPU and the batches are tiny (None: none
-    needed, or the device does not exist, which the checks report)."""
-    from cifar_core.training.speed.cpu import (
-        SMALL_CPU_BATCH,  # (torch's thread settings: only here)
-    )
+# From this batch size on a GPU trains faster than this CPU (batch 32 on an NVIDIA H200 against
+# this machine's CPU, bench/RESULTS.md "On a GPU"); below it each step waits for the GPU to
+# start its work. The advice below says this number.
+GPU_PAYS_OFF_FROM_BATCH = 32
 
+
+def device_advice(device_name: str, batch_size: int) -> str | None:
+    """A word of advice when the chosen device is a GPU and the batches are too small to keep
+    it busy (None: none needed, or the device does not exist, which the checks report)."""
     try:
         device = resolve_device(device_name)
     except DeviceError:
         return None
-    if device.type == "cpu" or not isinstance(batch_size, int) or batch_size > SMALL_CPU_BATCH:
+    if device.type == "cpu" or not isinstance(batch_size, int) \
+            or batch_size >= GPU_PAYS_OFF_FROM_BATCH:
         return None
-    # (Measured: at the tutorial's batch of 4 one CPU core outran an NVIDIA H200,
-    # bench/RESULTS.md. The advice says what to do; the figures stay there.)
     return (f"A batch of {batch_size} is too small to keep a GPU busy: each step waits for "
             "the GPU to start its work, and the CPU trains such batches faster. Choose device "
-            "cpu, or a batch of 32 or more to let the GPU pay off.")
+            f"cpu, or a batch of {GPU_PAYS_OFF_FROM_BATCH} or more to let the GPU pay off.")
