@@ -1,4 +1,4 @@
-"""`python -m cifar_core ...`: see cifar_core/cli.py."""
+"""`python -m cifar_core ...`: see cifar_core/cli/."""
 
 import sys
 
