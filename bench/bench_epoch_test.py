@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cifar_core.data.load import load_cifar10
     from cifar_core.training.config import TrainConfig
-    from cifar_core.training.loop import build_model, test_accuracy
+    from cifar_core.training.loop import accuracy_on_test_images, build_model
     from cifar_core.training.speed import open_step
 
     evaluate_module = sys.modules["cifar_core.training.evaluation"]
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         with open_step(model, config, cpu) as step:  # training's settings, as in a run
             start = time.perf_counter()
             with step.paused(0) if own_settings else contextlib.nullcontext():
-                test_accuracy(model, data, cpu)
+                accuracy_on_test_images(model, data, cpu)
             return time.perf_counter() - start
 
     timed(True), timed(False)  # warm-up

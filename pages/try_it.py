@@ -59,7 +59,7 @@ def upload_limit() -> int:
     return int(st.get_option("server.maxUploadSize")) * 2**20
 
 
-def test_data() -> CifarData | None:
+def cifar_test_data() -> CifarData | None:
     """The data, for its test images and for testing imported networks; None if not here."""
     try:
         return access.get_data(access.data_dir())
@@ -131,7 +131,7 @@ def _new_test_seed() -> None:
     st.session_state.try_seed = random.randrange(1_000_000)
 
 
-def test_image_ui(data: CifarData | None) -> list[Photo]:
+def pick_test_image_ui(data: CifarData | None) -> list[Photo]:
     """A test image, random or of a chosen class."""
     if data is None:
         st.info("There are no test images here yet: the Home page downloads CIFAR-10. Upload a "
@@ -180,7 +180,7 @@ def pictures_ui(data: CifarData | None) -> list[Photo]:
                       index=2 if data is not None else 0, key="try_source",
                       label_visibility="collapsed")
     if source == "test":
-        return test_image_ui(data)
+        return pick_test_image_ui(data)
     if source == "camera":
         # Off until asked for: the browser asks for the camera when the widget appears.
         if not st.toggle("Turn the camera on", key="try_camera_on"):
@@ -292,7 +292,7 @@ def main() -> None:
     layout.page_header("Try it", "Show the network a picture, your own or one of the test "
                        "images: see how sure it is of each class, where in the picture it "
                        "looked, and what its layers make of it.")
-    data = test_data()
+    data = cifar_test_data()
     run = network_picker_ui()
     import_ui(data, first=run is None)
     if run is None:

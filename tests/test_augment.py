@@ -13,9 +13,7 @@ from cifar_core.training.augment import (
     flip,
     shifted,
     translate,
-)
-from cifar_core.training.augment import (
-    test_time_logits as tta_logits,  # (a test_ name pytest would run)
+    tta_logits,
 )
 
 

@@ -120,8 +120,8 @@ def test_the_reported_speed_counts_the_time_spent_on_events_but_not_the_tests(da
                                                                               monkeypatch):
     # A consumer that takes time over each event (the run store's write) slows the training the
     # user waits for: images/s and time left say so. The tests after each epoch are left out.
-    original, test_pause, event_pause = train_module.test_results, 0.3, 0.01
-    monkeypatch.setattr(train_module, "test_results",
+    original, test_pause, event_pause = train_module.results_on_test_images, 0.3, 0.01
+    monkeypatch.setattr(train_module, "results_on_test_images",
                         lambda *a: time.sleep(test_pause) or original(*a))
     config = TrainConfig(epochs=2, batch_size=10, log_every=1, seed=0, device="cpu")
     model = build_model(config, len(data.classes))

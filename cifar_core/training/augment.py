@@ -64,7 +64,7 @@ def shifted(images: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     return padded[:, :, n - rows:n - rows + height, n - cols:n - cols + width]
 
 
-def test_time_logits(forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+def tta_logits(forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
                      mode: str) -> torch.Tensor:
     """forward(images), averaged over the views `mode` asks for: 'flip' the images and their
     mirror images; 'flip+translate' also both moved a pixel up-left and down-right, weighted

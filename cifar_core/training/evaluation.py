@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cifar_core.data.dataset import CifarData, normalize
-from cifar_core.training.augment import test_time_logits
+from cifar_core.training.augment import tta_logits
 from cifar_core.training.models import inference_logits
 from cifar_core.training.recipe import autocast
 from cifar_core.training.speed.cpu import inference_settings
@@ -56,7 +56,7 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor,
         for start in range(0, len(images), batch_size):
             chunk = normalize(images[start:start + batch_size].to(device, memory_format=layout))
             with autocast(precision, device):
-                logits = test_time_logits(lambda x: inference_logits(model, x), chunk, tta)
+                logits = tta_logits(lambda x: inference_logits(model, x), chunk, tta)
             chunks.append(torch.softmax(logits.float(), dim=1).cpu())
     model.train(was_training)
     return torch.cat(chunks) if chunks else torch.empty(0, 0)

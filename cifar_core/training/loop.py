@@ -77,14 +77,15 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.
     return chosen.sort().values
 
 
-def test_accuracy(model: nn.Module, data: CifarData, device: torch.device,
-                  tta: str = "none", precision: str = "fp32") -> float:
+def accuracy_on_test_images(model: nn.Module, data: CifarData, device: torch.device,
+                            tta: str = "none", precision: str = "fp32") -> float:
     """Percent of the test images the model gets right."""
-    return test_results(model, data, device, tta, precision)[0]
+    return results_on_test_images(model, data, device, tta, precision)[0]
 
 
-def test_results(model: nn.Module, data: CifarData, device: torch.device, tta: str = "none",
-                 precision: str = "fp32") -> tuple[float, list[list[int]]]:
+def results_on_test_images(model: nn.Module, data: CifarData, device: torch.device,
+                           tta: str = "none", precision: str = "fp32"
+                           ) -> tuple[float, list[list[int]]]:
     """Percent of the test images the model gets right, and the confusion matrix
     (counts[true class][predicted class]) behind it; with test-time augmentation `tta` and
     the forward pass in `precision` (the config's)."""
@@ -183,7 +184,7 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
                     window = 0
             epochs_done = epoch
             with clock.testing(), step.paused(steps):
-                accuracy, confusion = test_results(model, data, device, config.tta,
+                accuracy, confusion = results_on_test_images(model, data, device, config.tta,
                                                    config.precision)
             model.train()
             yield EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=images_seen,
