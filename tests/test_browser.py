@@ -4,7 +4,7 @@ first request (a bookmark after a restart), on a server of its own.
 
 Data: tiny generated batches by default. To take the README's screenshots on the real images:
     BROWSER_DATA_DIR=../shared/data BROWSER_SCREENSHOTS=docs BROWSER_TRAIN="2 4 10000 100" \
-        BROWSER_SWEEP="2 16 5000 50 0.002,0.02" python -m pytest tests/test_browser.py
+        BROWSER_SWEEP="2 16 5000 50 0.002,0.02" python -m pytest -m browser tests/test_browser.py
 (BROWSER_TRAIN = epochs, batch size, training images, log every; BROWSER_SWEEP the same for the
 Sweep page's four runs, and their two learning rates).
 """
@@ -15,7 +15,6 @@ import io
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import tarfile
@@ -25,9 +24,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CHROMIUM, REAL_ARCHIVE, write_cifar_batches
+from conftest import (
+    CHROMIUM,
+    CLASSES,
+    REAL_ARCHIVE,
+    finish_run,
+    start_server,
+    stop_server,
+    store_with_every_state,
+    write_cifar_batches,
+)
 from PIL import Image
-from test_app import CLASSES, finish_run, store_with_every_state
 
 from cifar_core.runs.store import RunStore
 from cifar_core.sweeps.engine import best_run
@@ -36,48 +43,9 @@ from cifar_core.training.models import Net
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
 sync_api = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
     pytest.skip("needs Debian's chromium at /usr/bin/chromium", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir: Path, runs_dir: Path) -> tuple[str, subprocess.Popen]:
-    """`streamlit run app.py` on a free port of 127.0.0.1; its URL once it accepts connections
-    (which opens no session: the first page request is still the test's to make)."""
-    env = {**os.environ, "CIFAR_DATA_DIR": str(Path(data_dir).resolve()),
-           "CIFAR_RUNS_DIR": str(runs_dir)}
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return f"http://127.0.0.1:{port}", proc
-        except OSError:
-            time.sleep(0.3)
-    output = stop_server(proc)
-    pytest.fail("streamlit did not start: " + output[-3000:])
-
-
-def stop_server(proc: subprocess.Popen) -> str:
-    """Stop the server (its own PID, politely first) and return what it printed."""
-    proc.terminate()
-    try:
-        output, _ = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        output, _ = proc.communicate(timeout=10)
-    return output
 
 
 @pytest.fixture(scope="module")
