@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cifar_core.runs import faults
 from cifar_core.errors import RunError, StoreError
-from cifar_core.training.events import Event, event_from_dict
+from cifar_core.runs import faults
 from cifar_core.runs.folders import RunFolders, is_plain_name
 from cifar_core.runs.store_file import DB_NAME, StoreFile
+from cifar_core.training.events import Event, event_from_dict
 
 if TYPE_CHECKING:
     from cifar_core.training.config import TrainConfig
@@ -135,6 +135,20 @@ class RunStore(StoreFile):
             return True
         except (_DamagedRow, KeyError):
             return False
+
+    # --- the file, for what is kept beside the runs (cifar_core.sweeps.store) ----------------
+
+    def connect(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """`with store.connect() as con:` a connection of its own to the store's file (opened
+        read-only when the folder is), closed at the end of the block; a failing SQLite call
+        comes out as a StoreError that says what to do (IntegrityError excepted)."""
+        return self._connect()
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """`with store.transaction() as con:` a connection that holds the file's write lock
+        from the start (BEGIN IMMEDIATE), committed at the end of the block and rolled back on
+        an error, so that a read-then-write step is atomic against other processes."""
+        return self._transaction()
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -361,7 +375,8 @@ class RunStore(StoreFile):
     def load_model(self, run_id: str):
         """The run's trained network as a checkpoint.Checkpoint; RunError if it has none (or
         the store points outside the run's folder)."""
-        from cifar_core.training.checkpoint import load_checkpoint  # torch only when a model is wanted
+        # torch only when a model is wanted
+        from cifar_core.training.checkpoint import load_checkpoint
 
         return load_checkpoint(self.checkpoint_path(run_id))
 
@@ -420,9 +435,10 @@ class RunStore(StoreFile):
     def spread_events(self, run_id: str, kind: str, limit: int,
                       recent: int = 0) -> tuple[int, list[tuple[int, int, Event]]]:
         """For a chart of a long run: how many events of this kind the run has, and (position,
-        seq, event) for those cifar_core.runs.curves.spread_positions picks (the first, the last, the
-        `recent` most recent and an even spread of the rest; at most `limit`), oldest first.
-        Reads the JSON of the picked rows only. As in events(), an unreadable row is skipped."""
+        seq, event) for those cifar_core.runs.curves.spread_positions picks (the first, the
+        last, the `recent` most recent and an even spread of the rest; at most `limit`), oldest
+        first. Reads the JSON of the picked rows only. As in events(), an unreadable row is
+        skipped."""
         from cifar_core.runs.curves import spread_positions
 
         with self._connect() as con:

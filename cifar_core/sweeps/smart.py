@@ -140,9 +140,9 @@ def create_study(journal: Path, study_name: str) -> None:
                             direction="maximize", load_if_exists=True)
 
 
-def _load(journal: Path, study_name: str, space: SearchSpace):
+def _load(storage, study_name: str, space: SearchSpace):
     optuna = _optuna()
-    study = optuna.load_study(storage=_storage(journal), study_name=study_name,
+    study = optuna.load_study(storage=storage, study_name=study_name,
                               pruner=_pruner(space))
     # TPE draws at random for its first few trials, then from what worked; with runs side by
     # side, the constant liar counts running trials as bad, so they are not all asked alike.
@@ -160,7 +160,7 @@ def ask(journal: Path, study_name: str, space: SearchSpace,
     random draw's values), the trial takes those; otherwise the smart strategy's sampler
     chooses."""
     with _readable(journal):
-        study = _load(journal, study_name, space)
+        study = _load(_storage(journal), study_name, space)
         if fixed_params is not None:
             study.enqueue_trial(fixed_params, skip_if_exists=False)
         trial = study.ask(distributions(space))
@@ -177,7 +177,7 @@ def tell(journal: Path, study_name: str, space: SearchSpace, runs: list[Run]) ->
 def _tell(journal: Path, study_name: str, space: SearchSpace, runs: list[Run]) -> None:
     optuna = _optuna()
     state = optuna.trial.TrialState
-    study = _load(journal, study_name, space)
+    study = _load(_storage(journal), study_name, space)
     open_trials = {t.number for t in study.get_trials(deepcopy=False,
                                                       states=(state.RUNNING, state.WAITING))}
     for run in runs:
@@ -207,9 +207,12 @@ def stop_early_message(journal: Path, study_name: str, space: SearchSpace, trial
 def _judge(journal: Path, study_name: str, space: SearchSpace, trial_number: int, epoch: int,
            accuracy: float) -> str | None:
     optuna = _optuna()
-    study = _load(journal, study_name, space)
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id,
-                                                                     trial_number)
+    storage = _storage(journal)
+    study = _load(storage, study_name, space)
+    # The trial to report to, by its number: the storage's own lookups (the study object keeps
+    # its storage and id to itself).
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(study_name), trial_number)
     trial = optuna.Trial(study, trial_id)
     trial.report(accuracy, epoch)
     if not trial.should_prune():

@@ -79,7 +79,7 @@ class SweepStore:
         for _ in range(20):
             sweep_id = time.strftime("sweep-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
             try:
-                with self.store._connect() as con:
+                with self.store.connect() as con:
                     con.execute(
                         "INSERT INTO sweeps(id, created, name, space, data_dir, origin, engine, "
                         "address, parallel, status) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
@@ -103,7 +103,7 @@ class SweepStore:
 
     def get(self, sweep_id: str) -> Sweep:
         """The sweep with this id; RunError if there is none."""
-        with self.store._connect() as con:
+        with self.store.connect() as con:
             row = con.execute("SELECT * FROM sweeps WHERE id=?", (sweep_id,)).fetchone()
         if row is None:
             raise RunError(f"There is no sweep '{sweep_id}'. List the sweeps with "
@@ -121,7 +121,7 @@ class SweepStore:
             wanted = (status,) if isinstance(status, str) else tuple(status)
             query += f" WHERE status IN ({','.join('?' * len(wanted))})"
             args = wanted
-        with self.store._connect() as con:
+        with self.store.connect() as con:
             rows = con.execute(query + " ORDER BY created DESC, id DESC", args).fetchall()
         sweeps = []
         for row in rows:
@@ -134,7 +134,7 @@ class SweepStore:
     def damaged_sweeps(self) -> list[DamagedSweep]:
         """The sweeps whose rows cannot be read (and so are left out of list()), newest
         first, each with a message saying so in plain words."""
-        with self.store._connect() as con:
+        with self.store.connect() as con:
             rows = con.execute("SELECT * FROM sweeps ORDER BY created DESC, id DESC").fetchall()
         damaged = []
         for row in rows:
@@ -155,7 +155,7 @@ class SweepStore:
     def add_run(self, sweep: Sweep, config: dict, trial: int) -> Run | None:
         """Queue one more run of the sweep, unless this trial's run has been made already
         (another process advancing the same sweep) or the sweep has ended: then None."""
-        with self.store._connect() as con:
+        with self.store.connect() as con:
             row = con.execute("SELECT status FROM sweeps WHERE id=?", (sweep.id,)).fetchone()
         if row is None or row["status"] != "running":
             return None
@@ -168,7 +168,7 @@ class SweepStore:
     def claim_queued(self, sweep_id: str, pid: int) -> list[Run]:
         """Atomically mark the sweep's queued runs 'running' in the process `pid` (a Ray
         sweep's driver, which trains them on its cluster), oldest first; returns them."""
-        with self.store._transaction() as con:
+        with self.store.transaction() as con:
             ids = [r["id"] for r in con.execute(
                 "SELECT id FROM runs WHERE sweep_id=? AND status='queued' ORDER BY created, id",
                 (sweep_id,)).fetchall()]
@@ -180,15 +180,15 @@ class SweepStore:
 
     def set_parallel(self, sweep_id: str, parallel: int) -> None:
         """How many of the sweep's runs train side by side from now on."""
-        with self.store._connect() as con:
+        with self.store.connect() as con:
             con.execute("UPDATE sweeps SET parallel=? WHERE id=?", (int(parallel), sweep_id))
 
     def set_pid(self, sweep_id: str, pid: int | None) -> None:
-        with self.store._connect() as con:
+        with self.store.connect() as con:
             con.execute("UPDATE sweeps SET pid=? WHERE id=?", (pid, sweep_id))
 
     def request_stop(self, sweep_id: str) -> None:
-        with self.store._connect() as con:
+        with self.store.connect() as con:
             con.execute("UPDATE sweeps SET stop_requested=1 WHERE id=?", (sweep_id,))
 
     def finish(self, sweep_id: str, status: str, message: str) -> None:
@@ -196,7 +196,7 @@ class SweepStore:
         if status not in SWEEP_STATUSES[1:]:
             raise ValueError(f"a sweep ends as one of {', '.join(SWEEP_STATUSES[1:])}, "
                              f"not {status!r}")
-        with self.store._connect() as con:
+        with self.store.connect() as con:
             con.execute("UPDATE sweeps SET status=?, message=?, finished=? "
                         "WHERE id=? AND status='running'",
                         (status, message, time.time(), sweep_id))
@@ -204,7 +204,7 @@ class SweepStore:
     def delete(self, sweep_id: str) -> None:
         """Delete a sweep and all its runs with their files (a sweep whose row is damaged
         too); RunError while one still runs."""
-        with self.store._connect() as con:
+        with self.store.connect() as con:
             row = con.execute("SELECT id FROM sweeps WHERE id=?", (sweep_id,)).fetchone()
         if row is None:
             raise RunError(f"There is no sweep '{sweep_id}'. List the sweeps with "
@@ -217,7 +217,7 @@ class SweepStore:
                            "stop it first, then delete it.")
         for run in runs:
             self.store.delete(run.id)
-        with self.store._connect() as con:
+        with self.store.connect() as con:
             con.execute("DELETE FROM sweeps WHERE id=?", (sweep_id,))
         for kind in SWEEP_FILES:
             sweep_file(self.store, sweep_id, kind).unlink(missing_ok=True)
