@@ -13,17 +13,16 @@ from cifar_core.sweeps.space import Axis, SearchSpace, SweepError, parse_axis, s
 from cifar_core.training.config import settings
 
 MODES = ("fixed", "list", "range")
-# Settings a sweep keeps the same for all its runs: where they run and how often they report
-# change nothing about what a network learns.
-FIXED_ONLY = ("device", "log_every")
 
 
 def modes_for(name: str) -> tuple[str, ...]:
     """How a setting can be given in a sweep: numbers as a value, a list or a range; choices
-    and switches as a value or a list; FIXED_ONLY settings as one value."""
-    if name in FIXED_ONLY:
+    and switches as a value or a list; a setting that is not `sweepable` (where runs train, how
+    often they report: nothing about what a network learns) as one value."""
+    spec = settings()[name]
+    if not spec.sweepable:
         return ("fixed",)
-    return MODES if settings()[name].kind in (int, float) else MODES[:2]
+    return MODES if spec.kind in (int, float) else MODES[:2]
 
 
 @dataclass(frozen=True)
