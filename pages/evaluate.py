@@ -224,9 +224,10 @@ def main() -> None:
     c2.metric("Test images", f"{len(evaluation.labels):,}")
     c3.metric("Guessing would get", f"{100 / len(evaluation.classes):.0f} %")
     run_key = (run.id, run.checkpoint, run.finished)
-    # One section at a time, drawn only when its tab is open: all five at once took a browser
-    # on 2 cores about 0.6 s to draw on every visit (4 charts, 3 sets of pictures), the first
-    # alone about 0.2 s (bench/RESULTS.md, issue 16).
+    # One section at a time, drawn only when its tab is open: with all five at once (4 charts,
+    # 3 sets of pictures) a browser on 2 cores spent most of every visit drawing them, each
+    # section adding to it (bench/RESULTS.md, "Every click answers at once: where the rest of
+    # the time went").
     sections = {
         "Truth and prediction": lambda: predictions_ui(evaluation, data),
         "Accuracy per class": lambda: per_class_ui(evaluation, run_key),

@@ -152,8 +152,9 @@ def pick_test_image_ui(data: CifarData | None) -> list[Photo]:
 
 def readable(files: list) -> list[Photo]:
     """The files that are usable pictures; a message for each that is not. Each upload is
-    read once (50 pictures of 8000 x 8000 took 32 s, on every change of the page): its
-    picture or refusal is kept for this session while it stays uploaded."""
+    read once (huge pictures took many seconds to decode again on every change of the page:
+    bench/RESULTS.md, "Try it with many huge pictures"): its picture or refusal is kept for
+    this session while it stays uploaded."""
     kept = st.session_state.get("try_read", {})
     now = {}
     photos = []

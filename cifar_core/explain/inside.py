@@ -25,8 +25,9 @@ INPUT_SHAPE = (3, 32, 32)  # one picture as the network takes it
 def one_picture_threads():
     """CPU settings for one picture's work (a context manager, or a function decorator): one
     thread. The work is too small to share: two threads waiting for each other, and for
-    whatever else uses the second core, were 2-10x slower on a loaded 2-core CPU, with single
-    calls up to a second and more (bench/bench_explain.py). Put back on leaving."""
+    whatever else uses the second core, were many times slower on a loaded 2-core CPU, and
+    single calls stalled far longer than the work takes (bench/bench_explain.py;
+    bench/RESULTS.md, "Session 6: the Try it page"). Put back on leaving."""
     return settings(threads=1, onednn=True)
 
 

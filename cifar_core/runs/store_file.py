@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cifar_core.runs import faults
 from cifar_core.errors import RunError, StoreError
+from cifar_core.runs import faults
 
 DB_NAME = "runs.sqlite"
 
@@ -139,8 +139,9 @@ class StoreFile:
         (reason 'damaged') for a file that is not a sound database."""
         with self._connect() as con:
             version = con.execute("PRAGMA user_version").fetchone()[0]
-            # A truncated file can still give its header: read every page once (~10 ms for
-            # 8 MB), so that damage is found here, where it can be mended, not in a page.
+            # A truncated file can still give its header: read every page once (a short wait
+            # at a store's usual size: bench/RESULTS.md, "Figures once quoted in code
+            # comments"), so that damage is found here, where it can be mended, not in a page.
             problem = con.execute("PRAGMA quick_check(1)").fetchone()[0]
         if problem != "ok":
             raise StoreError(faults.damaged_message(self.db_path, problem), "damaged",

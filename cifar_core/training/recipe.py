@@ -76,8 +76,9 @@ def loss_function(config) -> nn.CrossEntropyLoss:
 @functools.cache
 def cpu_computes_bf16_fast() -> bool:
     """Whether this CPU has matrix units for bfloat16 (Intel AMX), with which oneDNN runs
-    bf16 convolutions 2-3x faster than float32 (bench/RESULTS.md). Elsewhere bf16 is
-    emulated or barely faster, and 'auto' stays with float32."""
+    bf16 convolutions much faster than float32 (bench/RESULTS.md, "The fast network on a
+    2-core CPU"). Elsewhere bf16 is emulated or barely faster, and 'auto' stays with
+    float32."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:

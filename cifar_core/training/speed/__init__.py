@@ -36,16 +36,17 @@ from cifar_core.training.speed.split_batch import SplitBatchStep, second_process
 from cifar_core.training.speed.tutorial_step import TutorialStep
 from cifar_core.training.speed.written_out import NetStep
 
-# CPU batches up to this size train through the written-out step (bench/RESULTS.md: 1.05-1.2x
-# autograd's speed at batch 32 with two threads and oneDNN, 0.77x at 64).
+# CPU batches up to this size train through the written-out step: at batch 32 it still beat
+# autograd with two threads and oneDNN, from 64 up it lost (bench/RESULTS.md, Session 4, "The
+# step").
 WRITTEN_OUT_MAX_BATCH = 32
 
 # Cores that other processes may use while the halves still go on two cores. Beside a busy
-# loop the second process made steps over 2x slower than one core; beside a process busy 0.1 s
-# in every second the halves kept 1.0-1.2x the speed of whole minibatches. One busy 0.3 s in
-# every second also sends them to one core (0.73-0.77x of whole minibatches) where two would
-# still have been faster: a governor by speed alone did better there but far worse beside a
-# busy loop (bench/bench_load.py, bench/RESULTS.md).
+# loop the second process made steps much slower than one core; beside a process busy 0.1 s
+# in every second the halves kept the speed of whole minibatches or a little more. One busy
+# 0.3 s in every second also sends them to one core (slower than whole minibatches) where two
+# would still have been faster: a governor by speed alone did better there but far worse beside
+# a busy loop (bench/bench_load.py; bench/RESULTS.md, Session 5, "Under load").
 SPLIT_BATCH_MARGIN = 0.5
 
 
@@ -65,10 +66,11 @@ def threads_for_background_runs(max_parallel: int, cores: int | None = None) -> 
     """CIFAR_CORE_THREADS for runs the job runner starts, `max_parallel` side by side: the
     cores shared out so that they do not fight over them, within a cap already set. On a
     machine with two cores one of them is left to the dashboard and the browser that watch the
-    run: a run that took both (split batches) trained about 25 % slower from the Train page
+    run: a run that took both (split batches) trained clearly slower from the Train page
     than one on one core, as the page's redraws kept taking the second core back
-    (bench/RESULTS.md). With one core allowed, such runs train whole minibatches, so the same
-    seed gives a slightly different run than from the CLI (the run records which step ran)."""
+    (bench/RESULTS.md, Session 5, "The dashboard"). With one core allowed, such runs train
+    whole minibatches, so the same seed gives a slightly different run than from the CLI (the
+    run records which step ran)."""
     cores = cores or os.cpu_count() or 1
     usable = cores - 1 if cores == 2 else cores
     share = max(1, usable // max(1, max_parallel))

@@ -46,11 +46,11 @@ def keep_freed_memory() -> bool:
     at the heap's top back to the system, so tensors of a few hundred KB and up (conv1's im2col
     copy is 940 KB at batch 4; most tensors at batch 512) page-fault on every training step.
     Here blocks up to 32 MB come from the heap and up to 1 GB of it stays mapped once freed:
-    1.1-1.2x faster at batch 4 and steadier at large batches (bench/RESULTS.md). Both limits or
-    neither: setting either alone turns off glibc's adaptive thresholds, which made batch-4
-    training 1.4-2x slower. Process-wide and for good (an allocator's thresholds cannot be
-    handed back meaningfully once memory was kept), once; False where there is no glibc
-    mallopt."""
+    faster at batch 4 and steadier at large batches. Both limits or neither: setting either
+    alone turns off glibc's adaptive thresholds, which made batch-4 training much slower than
+    setting none (bench/RESULTS.md, Session 3, "The C allocator"). Process-wide and for good
+    (an allocator's thresholds cannot be handed back meaningfully once memory was kept), once;
+    False where there is no glibc mallopt."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -72,8 +72,9 @@ def small_batch_threads() -> int:
 def onednn_convolutions(batch_size: int) -> bool:
     """Whether convolutions of `batch_size` images go through oneDNN: not for the tutorial's
     tiny training batches (oneDNN's set-up costs more than a 4-image convolution takes), yes
-    for anything larger, and for evaluation (channels-last batches of 200: about twice
-    PyTorch's own convolution, bench/RESULTS.md). The one place this is decided."""
+    for anything larger, and for evaluation (channels-last batches of 200: much faster than
+    PyTorch's own convolution, bench/RESULTS.md, "What else was tried", Evaluation). The one
+    place this is decided."""
     return batch_size > SMALL_CPU_BATCH
 
 

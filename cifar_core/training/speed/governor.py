@@ -25,7 +25,9 @@ def _machine_busy_s(stat_path: str) -> float | None:
 
 
 # Cores that other processes may use in a window that still counts as quiet: /proc/stat counts
-# in ticks of 10 ms, so an idle machine reads 0.00-0.06 cores here over 0.25 s windows.
+# in ticks of 10 ms, so over a 0.25 s window an idle machine still reads a little CPU for other
+# processes (its daemons, and a tick's rounding), well under this margin (bench/RESULTS.md,
+# "Figures once quoted in code comments").
 IDLE_MARGIN = 0.2
 
 # The longest CoreGovernor waits before it tries the second core again.
@@ -46,16 +48,16 @@ class CoreGovernor:
     process on the other core) must compute the same weights bit for bit, so that a seed gives
     the same run whatever the switching did. Two cores are faster only while the other core is
     free: the two halves wait for each other at every step, so when another process holds one of
-    them up the other stalls too (with a busy loop on the other core, 2.4x slower than both
-    halves on one core, bench/RESULTS.md). So `update(steps)`, called every few dozen steps,
-    looks back over the last `window_s`: how many steps were done (the speed on the current
-    count), and how much CPU the other processes used (/proc/stat minus `own_cpu_s()`, the CPU
-    time of this process and its helper). It goes to one core at once when other processes used
-    more than `margin` of a core, or when two cores trained much slower than one did before it
-    took two, and after two windows in a row in which they trained a little slower; it tries two
-    again only after `wait_s` on one with the other processes quiet. Each time two had to give
-    way the wait doubles (up to MAX_WAIT_S), so a process that wakes up every second or two is
-    not caught at every wake-up.
+    them up the other stalls too (with a busy loop on the other core, far slower than both
+    halves on one core: bench/RESULTS.md, Session 5, "Under load"). So `update(steps)`, called
+    every few dozen steps, looks back over the last `window_s`: how many steps were done (the
+    speed on the current count), and how much CPU the other processes used (/proc/stat minus
+    `own_cpu_s()`, the CPU time of this process and its helper). It goes to one core at once
+    when other processes used more than `margin` of a core, or when two cores trained much
+    slower than one did before it took two, and after two windows in a row in which they
+    trained a little slower; it tries two again only after `wait_s` on one with the other
+    processes quiet. Each time two had to give way the wait doubles (up to MAX_WAIT_S), so a
+    process that wakes up every second or two is not caught at every wake-up.
 
     `start_high`: begin on two cores (the speed on one is then unknown until the governor has
     had to use one, and the speed check waits for it).

@@ -3,19 +3,21 @@ on another core.
 
 At the tutorial's batch of 4 a training step is a chain of ~50 small ops, each too small to
 share between two threads (PyTorch's threads wait for each other at every op: a second thread
-made training only 5-10 % faster, bench/RESULTS.md). Two processes share the work at a
-coarser grain instead: each does the forward and backward pass of half the minibatch on one
-core, in parallel; the helper's gradient lands in shared memory, and the main process adds it
-to its own in the SGD step. At batch 4 that is 1.2-1.25x one process's speed, at batch 16
-1.7x (bench/RESULTS.md).
+made training only a little faster, bench/RESULTS.md, Session 5, "Why halves"). Two processes
+share the work at a coarser grain instead: each does the forward and backward pass of half the
+minibatch on one core, in parallel; the helper's gradient lands in shared memory, and the main
+process adds it to its own in the SGD step. That is faster than one process at every batch
+from 2 to 32 images, and the more so the larger the batch (bench/RESULTS.md, Session 5, "Why
+halves").
 
 The arithmetic is the same whether the helper computes the second half or the main process
 does (`use_second_process(False)`: both halves one after the other, on one core): the same
 code on the same inputs in a forked copy of the same process, checked bit for bit when the
 helper starts. So switching between the two as the machine gets busy or quiet
 (cifar_core.training.speed.governor) never changes a result: a seed gives the same run whatever else
-the machine was doing. One core alone computes the halves about 0.7x as fast as a whole
-minibatch, so the switch is for while another process needs the second core.
+the machine was doing. One core alone computes the halves slower than it computes a whole
+minibatch (bench/RESULTS.md, Session 5, "Under load"), so the switch is for while another
+process needs the second core.
 
 Linux only (fork, /proc); a helper that dies or stops answering is replaced by the main
 process computing both halves, with the same result.

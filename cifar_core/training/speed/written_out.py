@@ -15,7 +15,8 @@ computes for `Net` with `CrossEntropyLoss` and `SGD(lr, momentum)`, with fewer a
 - each convolution's weight gradient is one matrix product over the whole batch, on the im2col
   copy that its forward pass made (PyTorch's own convolution builds it again, one image at a
   time); conv1's two products go through oneDNN where this PyTorch has it, which runs these
-  6-row products about 1.5x faster than MKL does;
+  6-row products faster than MKL does from 3 images up (bench/RESULTS.md, Session 4, "The
+  step");
 - the weights live in one flat tensor (the model's parameters are views into it), so the
   momentum update is two ops on all 62,006 weights at once.
 
@@ -61,10 +62,11 @@ def _unpool(grad: torch.Tensor, x: torch.Tensor, indices: torch.Tensor) -> torch
 ONEDNN_MIN_IMAGES = 3
 
 
-# The one private PyTorch op here. On a 2-core AMD EPYC it ran conv1's products 1.4-2.6x
-# faster than torch.mm (the step 1.07x); on a 2-core Intel Xeon the step is 0.85x with it
-# (bench/RESULTS.md, "Private ops"). Kept: changing it changes every seed's weights (float
-# rounding), and this reshaping of the code had to keep them bit for bit.
+# The one private PyTorch op here. On a 2-core AMD EPYC it ran conv1's products faster than
+# torch.mm, and the step with them; on a 2-core Intel Xeon the step is slower with it
+# (bench/RESULTS.md, Session 4, "The step", and Session 6, "Private ops in the written-out
+# step"). Kept: changing it changes every seed's weights (float rounding), and this reshaping
+# of the code had to keep them bit for bit.
 @functools.cache
 def _onednn_linear():
     """oneDNN's matrix product as this PyTorch exposes it, linear(a, w) = a @ w.T, or None
