@@ -2,21 +2,35 @@
 
 Every image of class c is the colour PALETTE[c] plus noise, so the tutorial's network can
 learn the classes in a fraction of a second, and tests can check that it does.
+
+Below them, what several test modules share (no test module imports another): the fixtures of
+the dashboard's data and runs folders, its pages through AppTest, a dashboard served for real,
+and pictures and networks to check against.
 """
 
 from __future__ import annotations
 
 import html
+import io
+import ipaddress
+import os
 import pickle
 import re
+import shutil
 import signal
+import socket
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from torch import nn
 
 from cifar_core.data.dataset import (
     BATCH_DIR,
@@ -26,12 +40,17 @@ from cifar_core.data.dataset import (
     CifarData,
 )
 from cifar_core.data.load import load_cifar10
+from cifar_core.training.models import Net
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
                     [245, 130, 48], [145, 30, 180], [70, 240, 240], [240, 50, 230],
                     [128, 128, 0], [0, 0, 128]])
 NOISE = 20  # pixel standard deviation around a class's colour
 
+REPO = Path(__file__).resolve().parents[1]
 # The real CIFAR-10 images, when this machine has them (see ../shared/data/README.md).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REAL_ARCHIVE = SHARED_DATA / "cifar10-jpg.tar.gz"
@@ -276,3 +295,187 @@ def browser():
             "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         yield browser
         browser.close()
+
+
+# --- the dashboard's pages through AppTest (test_app and the other page tests) -------------------
+# (streamlit and the run pipeline are imported where they are used: tests of the library alone,
+# which share this file, do not load them)
+
+APP = str(REPO / "app.py")
+CLASSES = list(OFFICIAL_CLASSES)
+TIMEOUT = 60
+
+
+def finish_run(runs_dir: Path, data_dir: Path, **settings) -> str:
+    """A run trained for real, in this process, on the tiny data."""
+    from cifar_core.runs.pipeline import execute_run
+    from cifar_core.runs.store import RunStore
+    from cifar_core.training.config import TrainConfig
+
+    store = RunStore(runs_dir)
+    config = TrainConfig(**{"epochs": 1, "batch_size": 10, "log_every": 2, "seed": 0,
+                            "lr": 0.01, **settings})
+    run = store.create(config.to_dict(), str(data_dir), origin="test", status="running")
+    return execute_run(store, run.id).id
+
+
+def app_at(page: str | None = None) -> AppTest:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning]
+    parts += [i.value for i in at.info] + [s.value for s in at.success]
+    parts += [t.value for t in at.title] + [h.value for h in at.subheader]
+    return "\n".join(str(p) for p in parts)
+
+
+def no_traceback(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Traceback" not in texts(at)
+
+
+def open_section(at: AppTest, label: str) -> None:
+    """Evaluate: a click on one of its tabs (its state, as the click sets it)."""
+    assert label in [t.label for t in at.tabs]
+    at.session_state["eval_section"] = label
+    at.run()
+    no_traceback(at)
+
+
+def store_with_every_state(runs_dir: Path, data_dir: Path, running_pid: int) -> str:
+    """A run store with a completed run (trained here; its id is returned), stopped, diverged
+    and failed ones, a queued one and a running one (process `running_pid`) made by an older
+    version without the newer settings."""
+    from cifar_core.runs.store import RunStore
+    from cifar_core.training.config import TrainConfig
+
+    done = finish_run(runs_dir, data_dir)
+    store = RunStore(runs_dir)
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
+    for status, message in (("stopped", "Stopped on request after 0 images."),
+                            ("diverged", "The loss became NaN in epoch 1."),
+                            ("failed", "The training process never started.")):
+        run = store.create(config, str(data_dir), "dashboard", status="running")
+        store.finish(run.id, status, message)
+    store.create(config, str(data_dir), "dashboard")  # queued
+    old = {k: v for k, v in config.items() if k not in ("model", "train_size")}
+    store.create(old, str(data_dir), "cli", status="running", pid=running_pid)
+    return done
+
+
+# --- a dashboard served for real, on a free port of 127.0.0.1 (browser and security tests) ------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _proc_address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address as /proc/net/tcp{,6} writes it: hex, in 32-bit words of host (little) order."""
+    raw = bytes.fromhex(hex_address)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    address = ipaddress.ip_address(words)
+    return getattr(address, "ipv4_mapped", None) or address
+
+
+def listening_addresses(port: int) -> list:
+    """The local addresses of the sockets listening on `port`, from /proc/net/tcp{,6} (or ss)."""
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    if tables[0].exists():
+        found = []
+        for table in tables:
+            if not table.exists():
+                continue
+            for line in table.read_text().splitlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.split(":")
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    found.append(_proc_address(address))
+        return found
+    if shutil.which("ss"):
+        found = []
+        out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            host, _, local_port = line.split()[3].rpartition(":")
+            if local_port == str(port):
+                host = host.strip("[]").split("%")[0]
+                found.append(ipaddress.ip_address("0.0.0.0" if host == "*" else host))
+        return found
+    pytest.skip("neither /proc/net/tcp nor ss: cannot see what the server listens on")
+
+
+def start_server(data_dir: Path, runs_dir: Path) -> tuple[str, subprocess.Popen]:
+    """`streamlit run app.py` on a free port of 127.0.0.1; its URL once it accepts connections
+    (which opens no session: the first page request is still the test's to make)."""
+    env = {**os.environ, "CIFAR_DATA_DIR": str(Path(data_dir).resolve()),
+           "CIFAR_RUNS_DIR": str(runs_dir)}
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return f"http://127.0.0.1:{port}", proc
+        except OSError:
+            time.sleep(0.3)
+    output = stop_server(proc)
+    pytest.fail("streamlit did not start: " + output[-3000:])
+
+
+def stop_server(proc: subprocess.Popen) -> str:
+    """Stop the server (its own PID, politely first) and return what it printed."""
+    proc.terminate()
+    try:
+        output, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate(timeout=10)
+    return output
+
+
+# --- pictures and networks ----------------------------------------------------------------------
+
+def jpeg(size=(256, 256), seed=0) -> bytes:
+    """A photo-like JPEG: smooth colours with some noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size[1], 0:size[0]]
+    pixels = np.stack([x * 255 // size[0], y * 255 // size[1], (x + y) % 256], axis=-1)
+    pixels = np.clip(pixels + rng.normal(0, 10, pixels.shape), 0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+# The tutorial's step with autograd, beside which the written-out and split-batch steps are checked.
+def twin_nets(seed: int = 0, classes: int = 10) -> tuple[Net, Net]:
+    torch.manual_seed(seed)
+    first, second = Net(classes), Net(classes)
+    second.load_state_dict(first.state_dict())
+    return first, second
+
+
+def tutorial_step(model, optimizer, inputs, labels) -> float:
+    optimizer.zero_grad()
+    loss = nn.CrossEntropyLoss()(model(inputs), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def largest_difference(a: nn.Module, b: nn.Module) -> float:
+    return max((x - y).abs().max().item()
+               for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))

@@ -11,54 +11,26 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import shown_tiles
+from conftest import (
+    APP,
+    CLASSES,
+    TIMEOUT,
+    app_at,
+    finish_run,
+    no_traceback,
+    open_section,
+    shown_tiles,
+    store_with_every_state,
+    texts,
+)
 from streamlit.testing.v1 import AppTest
 
 from cifar_core import scheduler
-from cifar_core.data.dataset import OFFICIAL_CLASSES
-from cifar_core.runs.pipeline import execute_run
 from cifar_core.runs.store import RunStore
 from cifar_core.runs.views import SETTINGS
 from cifar_core.training.config import PRESETS, TrainConfig, settings
 from cifar_core.training.events import EpochEvent, StatsEvent
 from cifar_core.training.models import model_spec
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-CLASSES = list(OFFICIAL_CLASSES)
-TIMEOUT = 60
-
-
-def finish_run(runs_dir: Path, data_dir: Path, **settings) -> str:
-    """A run trained for real, in this process, on the tiny data."""
-    store = RunStore(runs_dir)
-    config = TrainConfig(**{"epochs": 1, "batch_size": 10, "log_every": 2, "seed": 0,
-                            "lr": 0.01, **settings})
-    run = store.create(config.to_dict(), str(data_dir), origin="test", status="running")
-    return execute_run(store, run.id).id
-
-
-def app_at(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    if page:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    parts += [e.value for e in at.error] + [w.value for w in at.warning]
-    parts += [i.value for i in at.info] + [s.value for s in at.success]
-    parts += [t.value for t in at.title] + [h.value for h in at.subheader]
-    return "\n".join(str(p) for p in parts)
-
-
-def no_traceback(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert "Traceback" not in texts(at)
-
 
 # --- Home ---------------------------------------------------------------------------------------
 
@@ -389,14 +361,6 @@ def test_evaluate_shows_accuracy_per_class_and_confusions(data_dir, runs_dir):
     assert len(shown_tiles(at)) == 16
 
 
-def open_section(at: AppTest, label: str) -> None:
-    """Evaluate: a click on one of its tabs (its state, as the click sets it)."""
-    assert label in [t.label for t in at.tabs]
-    at.session_state["eval_section"] = label
-    at.run()
-    no_traceback(at)
-
-
 def test_evaluate_shows_how_the_mistakes_changed_epoch_by_epoch(data_dir, runs_dir):
     run_id = finish_run(runs_dir, data_dir, epochs=3)
     at = app_at("pages/evaluate.py")
@@ -475,24 +439,6 @@ def test_an_inner_page_opened_first_is_drawn_inside_the_app(data_dir, runs_dir):
     no_traceback(at)
     assert at.title[0].value == "Runs"
     assert any(run.id in c.value for c in at.sidebar.caption), "app.py's sidebar is missing"
-
-
-def store_with_every_state(runs_dir: Path, data_dir: Path, running_pid: int) -> str:
-    """A run store with a completed run (trained here; its id is returned), stopped, diverged
-    and failed ones, a queued one and a running one (process `running_pid`) made by an older
-    version without the newer settings."""
-    done = finish_run(runs_dir, data_dir)
-    store = RunStore(runs_dir)
-    config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
-    for status, message in (("stopped", "Stopped on request after 0 images."),
-                            ("diverged", "The loss became NaN in epoch 1."),
-                            ("failed", "The training process never started.")):
-        run = store.create(config, str(data_dir), "dashboard", status="running")
-        store.finish(run.id, status, message)
-    store.create(config, str(data_dir), "dashboard")  # queued
-    old = {k: v for k, v in config.items() if k not in ("model", "train_size")}
-    store.create(old, str(data_dir), "cli", status="running", pid=running_pid)
-    return done
 
 
 def test_no_page_says_none_or_nan_for_runs_in_every_state(data_dir, runs_dir):

@@ -12,8 +12,8 @@ import io
 import os
 
 import pytest
+from conftest import app_at, finish_run, no_traceback
 from PIL import Image
-from test_app import app_at, finish_run, no_traceback
 
 import cifar_core.explain.photos
 from cifar_core.runs.store import RunStore

@@ -29,12 +29,19 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import end_jobs_of, run_cli, wait_for, write_cifar_batches
+from conftest import (
+    _proc_address,
+    end_jobs_of,
+    free_port,
+    listening_addresses,
+    run_cli,
+    wait_for,
+    write_cifar_batches,
+)
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
-from test_faults_security import _proc_address, free_port, listening_addresses
 from websockets.sync.client import connect
 
 import cifar_core.training.estimate

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import expected_arrays, make_tar, write_cifar_batches
+from conftest import expected_arrays, free_port, listening_addresses, make_tar, write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
 from cifar_core import scheduler
@@ -48,46 +48,6 @@ PASSWORD = "correct horse battery staple"
 
 
 # --- 1. The dashboard listens on every interface, with no login ------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _proc_address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """An address as /proc/net/tcp{,6} writes it: hex, in 32-bit words of host (little) order."""
-    raw = bytes.fromhex(hex_address)
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    address = ipaddress.ip_address(words)
-    return getattr(address, "ipv4_mapped", None) or address
-
-
-def listening_addresses(port: int) -> list:
-    """The local addresses of the sockets listening on `port`, from /proc/net/tcp{,6} (or ss)."""
-    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
-    if tables[0].exists():
-        found = []
-        for table in tables:
-            if not table.exists():
-                continue
-            for line in table.read_text().splitlines()[1:]:
-                local, state = line.split()[1], line.split()[3]
-                address, hex_port = local.split(":")
-                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
-                    found.append(_proc_address(address))
-        return found
-    if shutil.which("ss"):
-        found = []
-        out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            host, _, local_port = line.split()[3].rpartition(":")
-            if local_port == str(port):
-                host = host.strip("[]").split("%")[0]
-                found.append(ipaddress.ip_address("0.0.0.0" if host == "*" else host))
-        return found
-    pytest.skip("neither /proc/net/tcp nor ss: cannot see what the server listens on")
-
 
 def this_machines_other_addresses() -> list[str]:
     """This machine's own addresses other than loopback (and link-local ones, which need a

@@ -10,8 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import write_cifar_batches
-from test_browser import start_server, stop_server
+from conftest import start_server, stop_server, write_cifar_batches
 
 from cifar_core.runs.store import RunStore
 from cifar_core.training.config import TrainConfig

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import APP, TIMEOUT, finish_run, no_traceback, texts, write_cifar_batches
 from streamlit.testing.v1 import AppTest
-from test_app import APP, TIMEOUT, finish_run, no_traceback, texts
 
 from cifar_core.explain.network_imports import (
     IMPORTED,
@@ -67,7 +67,6 @@ def test_home_tests_an_import_made_before_the_data_and_shows_its_result(
     run = import_network(RunStore(runs_dir), tutorial_bytes(), "cifar_net.pth")
     assert run.accuracy is None
     # Then the data is put in place and Home is opened.
-    from conftest import write_cifar_batches
     monkeypatch.setenv("CIFAR_DATA_DIR", str(write_cifar_batches(tmp_path / "data")))
     body = shown_everything(open_page()).replace("\\", "")  # Markdown's escapes
     tested = RunStore(runs_dir).get(run.id)
@@ -212,7 +211,6 @@ def test_evaluate_keeps_the_result_of_an_untested_import_at_first_use(
         tmp_path, monkeypatch, runs_dir):
     monkeypatch.setenv("CIFAR_DATA_DIR", str(tmp_path / "not-yet"))
     run = import_network(RunStore(runs_dir), tutorial_bytes(), "cifar_net.pth")
-    from conftest import write_cifar_batches
     monkeypatch.setenv("CIFAR_DATA_DIR", str(write_cifar_batches(tmp_path / "data")))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.switch_page("pages/evaluate.py")  # straight there, Home never opened

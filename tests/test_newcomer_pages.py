@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import blocks_holding
+from conftest import CLASSES, app_at, blocks_holding, finish_run, no_traceback, open_section, texts
 from streamlit.testing.v1 import AppTest
-from test_app import CLASSES, app_at, finish_run, no_traceback, texts
 
 from cifar_core import scheduler
 from cifar_core.runs.store import RunStore
@@ -115,8 +114,6 @@ def test_a_percentage_keeps_its_number_on_the_same_line(data_dir, runs_dir):
 
 
 def test_the_confusion_section_counts_images_in_words(data_dir, runs_dir):
-    from test_app import open_section
-
     finish_run(runs_dir, data_dir)
     at = app_at("pages/evaluate.py")
     open_section(at, "Mistaken for what")
@@ -312,8 +309,6 @@ def test_nothing_is_written_where_a_charts_toolbar_shows(data_dir, runs_dir, sec
     # its top right corner: there the confusion matrix's caption ran across the whole page and
     # the toolbar covered its words; with nothing above it, the toolbar lay over Evaluate's tabs
     # and took the clicks meant for them. The line above is a short one, which ends before it.
-    from test_app import open_section
-
     finish_run(runs_dir, data_dir)
     at = app_at("pages/evaluate.py")
     open_section(at, section)

@@ -11,10 +11,9 @@ import re
 import warnings
 
 import pytest
-from conftest import blocks_holding
+from conftest import app_at, blocks_holding, finish_run, jpeg, no_traceback, shown_tiles
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
-from test_app import app_at, finish_run, no_traceback
 
 from cifar_core.runs.store import RunStore
 
@@ -240,9 +239,6 @@ def test_the_picture_uploader_accepts_the_formats_its_label_names(data_dir, runs
 
 
 def test_the_answers_to_several_pictures_do_not_touch(data_dir, runs_dir):
-    from conftest import shown_tiles
-    from test_try_it_page import jpeg
-
     finish_run(runs_dir, data_dir)
     at = app_at("pages/try_it.py")
     at.radio(key="try_source").set_value("upload").run()

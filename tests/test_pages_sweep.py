@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
-from conftest import blocks_holding
+from conftest import blocks_holding, finish_run
 from streamlit.testing.v1 import AppTest
 
 import cifar_core.training.estimate
@@ -230,8 +230,6 @@ def test_a_sweep_stops_in_one_action_and_is_deleted_with_its_runs_after_confirmi
 
 
 def test_a_run_stopped_early_says_so_on_the_runs_and_train_pages(data_dir, runs_dir):
-    from test_app import finish_run
-
     store = RunStore(runs_dir)
     run_id = finish_run(runs_dir, data_dir)
     with store._connect() as con:

@@ -11,8 +11,7 @@ import time
 
 import pytest
 import torch
-from conftest import in_memory_data
-from test_written_out import largest_difference, tutorial_step, twin_nets
+from conftest import in_memory_data, largest_difference, tutorial_step, twin_nets
 from torch import optim
 
 from cifar_core.training.config import TrainConfig

@@ -16,10 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-from conftest import shown_tiles
+from conftest import APP, TIMEOUT, finish_run, jpeg, shown_tiles, texts
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from test_app import APP, TIMEOUT, finish_run, texts
 
 from cifar_core.data.load import load_cifar10
 from cifar_core.explain.attribution import ATTRIBUTION_METHODS, answer_sentence, class_probabilities
@@ -78,17 +77,6 @@ def images(at: AppTest) -> list[tuple[str, str]]:
 
 def caption_of(at: AppTest, start: str) -> str:
     return next(c for _, c in images(at) if c.startswith(start))
-
-
-def jpeg(size=(256, 256), seed=0) -> bytes:
-    """A photo-like JPEG: smooth colours with some noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size[1], 0:size[0]]
-    pixels = np.stack([x * 255 // size[0], y * 255 // size[1], (x + y) % 256], axis=-1)
-    pixels = np.clip(pixels + rng.normal(0, 10, pixels.shape), 0, 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "JPEG", quality=90)
-    return out.getvalue()
 
 
 def png(size, colour=50) -> bytes:

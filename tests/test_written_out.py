@@ -8,26 +8,12 @@ import types
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn, optim
+from conftest import largest_difference, tutorial_step, twin_nets
+from torch import optim
 
 from cifar_core.training.models import Net
 from cifar_core.training.speed import written_out as step_module
 from cifar_core.training.speed.written_out import NetStep, _pool_planes
-
-
-def twin_nets(seed: int = 0, classes: int = 10) -> tuple[Net, Net]:
-    torch.manual_seed(seed)
-    first, second = Net(classes), Net(classes)
-    second.load_state_dict(first.state_dict())
-    return first, second
-
-
-def tutorial_step(model, optimizer, inputs, labels) -> float:
-    optimizer.zero_grad()
-    loss = nn.CrossEntropyLoss()(model(inputs), labels)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
 
 
 def smallest_relu_input(model: Net, inputs: torch.Tensor) -> float:
@@ -38,11 +24,6 @@ def smallest_relu_input(model: Net, inputs: torch.Tensor) -> float:
         fc1 = model.fc1(torch.flatten(model.pool(F.relu(conv2)), 1))
         fc2 = model.fc2(F.relu(fc1))
     return min(t.abs().min().item() for t in (conv1, conv2, fc1, fc2))
-
-
-def largest_difference(a: nn.Module, b: nn.Module) -> float:
-    return max((x - y).abs().max().item()
-               for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
 @pytest.mark.parametrize("onednn", [True, False], ids=["onednn", "torch.mm"])
