@@ -455,12 +455,18 @@ class _Driver:
             self._finish(run, "failed", record["message"])
 
     def _judge(self, training: _Training, record: dict) -> None:
-        """Ask the sweep's pruner about the run after an epoch; stop it if it gives up on it."""
-        from cifar_core.runs.pipeline import early_stop_message
+        """Ask the sweep's pruner about the run after an epoch; stop it if it gives up on it.
+        A pruner that cannot be asked (its study unreadable) lets the run go on, and the
+        driver's log says why."""
+        from cifar_core.sweeps.engine import stop_early_message
 
-        training.early = early_stop_message(
-            self.store, training.run, event_from_dict(record),
-            lambda note: self._log(training.run, note["message"]))
+        event = event_from_dict(record)
+        try:
+            training.early = stop_early_message(self.store, training.run, event.epoch,
+                                                event.test_accuracy)
+        except Exception as exc:  # the training matters more than the judging
+            self._log(training.run, f"Early stopping could not judge this run "
+                                    f"({type(exc).__name__}: {exc}).")
         if training.early:
             self._send_stop(training)
 
