@@ -7,7 +7,6 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core.runs.curves import RunCurve
 from cifar_core.runs.picked import ticked_rows, ticks_applied
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import (
@@ -42,19 +41,10 @@ POINT_ROOM = 8
 COMPARED = "compare_runs"  # the runs compared, by id: the box's value and the tables' ticks
 
 
-# A finished run's curve never changes: its spread is read once per server process, not on
-# every click (an active run's is read each time).
-@st.cache_data(max_entries=64, show_spinner=False)
-def finished_loss_curve(runs_dir: str, run_id: str, finished: float, points: int) -> pd.DataFrame:
-    curve = RunCurve.read(access.get_store(runs_dir), run_id, points)
-    return loss_curve(curve.stats, run_id=run_id)
-
-
 def run_loss_curve(run: Run, points: int) -> pd.DataFrame:
-    """The run's loss reports as a curve of at most `points` points."""
-    if run.finished is not None and not run.is_active:
-        return finished_loss_curve(access.runs_dir(), run.id, run.finished, points)
-    return loss_curve(RunCurve.read(access.store(), run.id, points).stats, run_id=run.id)
+    """The run's loss reports as a curve of at most `points` points (a finished run's read
+    once per server process)."""
+    return loss_curve(access.loss_reports(run, points), run_id=run.id)
 
 
 def setting_column(name: str, spec: Setting):

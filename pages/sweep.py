@@ -5,9 +5,10 @@ import os
 
 import streamlit as st
 
-from cifar_core import CifarError, TrainConfig
+from cifar_core import CifarError
 from cifar_core.runs.names import markdown_text, short_name
 from cifar_core.runs.store import Run
+from cifar_core.sweeps import ray_engine
 from cifar_core.sweeps.engine import default_parallel, delete_sweep, start_sweep, stop_sweep
 from cifar_core.sweeps.estimate import SweepEstimate, sweep_estimate
 from cifar_core.sweeps.form import AxisForm, build_space, modes_for
@@ -16,7 +17,6 @@ from cifar_core.sweeps.ray_engine import ADDRESS_EXAMPLE, address_problem
 from cifar_core.sweeps.space import MAX_POINTS, MAX_RUNS, PRUNERS, STRATEGIES, SearchSpace
 from cifar_core.sweeps.store import Sweep, SweepStore
 from cifar_core.training.config import offered_presets, preset_values, settings
-from cifar_core.training.estimate import measure_images_per_s, speed_key
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import threads_for_background_runs
 from pages.shared import access, layout, navigation
@@ -213,28 +213,12 @@ def kept_row(name: str) -> AxisForm:
     return row_form(name)
 
 
-def ray_problem() -> str | None:
-    """Why the Ray engine cannot be used here (None: it can)."""
-    try:
-        from cifar_core.sweeps.ray_engine import ray_problem as problem
-    except ImportError:
-        return "Ray is not supported by this version of the dashboard."
-    return problem()
-
-
-# A few timed training steps (about a second): once per combination of the settings that
-# decide the speed (cifar_core.training.estimate.speed_key).
-@st.cache_data(max_entries=64, show_spinner="Timing a few training steps on this machine ...")
-def measured_speed(key: tuple, threads: int, _config: TrainConfig) -> float:
-    return measure_images_per_s(_config, threads)
-
-
 def sweep_estimate_ui(space: SearchSpace, max_train: int, parallel: int) -> SweepEstimate | None:
     """The sweep's time here (None: it cannot be told; the failure goes to the server log)."""
     try:
         threads = threads_for_background_runs(parallel)
         return sweep_estimate(space, max_train, access.store().list(),
-                              lambda c: measured_speed(speed_key(c), threads, c), parallel)
+                              lambda c: access.measured_speed(c, threads), parallel)
     except Exception:
         log.exception("sweep time estimate failed")
         return None
@@ -285,7 +269,7 @@ def new_sweep_ui(max_train: int) -> None:
 
     st.markdown("**Where the runs train**")
     c1, c2, c3 = st.columns(3)
-    why_not_ray = ray_problem()
+    why_not_ray = ray_engine.ray_problem()  # (Ray itself is imported only to check)
     engine = c1.radio("Engine", ("local", "ray"), key="sw_engine", horizontal=True,
                       disabled=why_not_ray is not None,
                       format_func={"local": "This machine", "ray": "A Ray cluster"}.get)

@@ -34,8 +34,6 @@ from cifar_core.training.config import (
 from cifar_core.training.estimate import (
     TimeEstimate,
     estimate_training_time,
-    measure_images_per_s,
-    speed_key,
 )
 from cifar_core.training.loop import model_width
 from cifar_core.training.models import model_spec
@@ -156,13 +154,6 @@ def parameter_count(model: str, width: int | None, num_classes: int) -> int:
     return model_spec(model).parameter_count(num_classes, width)
 
 
-# A few timed training steps (about a second): once per combination of the settings that
-# decide the speed, not on every change of the others (epochs, learning rate, ...).
-@st.cache_data(max_entries=64, show_spinner="Timing a few training steps on this machine ...")
-def measured_speed(key: tuple, threads: int, _config: TrainConfig) -> float:
-    return measure_images_per_s(_config, threads)
-
-
 def training_estimate(values: dict, images_per_epoch: int) -> TimeEstimate | None:
     """How long these settings train here: from earlier runs like it, else measured (cached);
     None if it cannot be told (the failure goes to the server log, not onto the page)."""
@@ -172,7 +163,7 @@ def training_estimate(values: dict, images_per_epoch: int) -> TimeEstimate | Non
         threads = threads_for_background_runs(access.runner().max_parallel)
         return estimate_training_time(
             config, images_per_epoch, access.store().list(),
-            measure=lambda c: measured_speed(speed_key(c), threads, c))
+            measure=lambda c: access.measured_speed(c, threads))
     except Exception:
         log.exception("training time estimate failed")
         return None

@@ -417,3 +417,24 @@ def test_the_closed_advanced_section_draws_nothing_and_its_values_still_count(da
     no_traceback(at)
     assert at.number_input(key="cfg_weight_decay").value == pytest.approx(0.0005)
     assert at.number_input(key="cfg_label_smoothing").value == pytest.approx(1.0)
+
+
+def test_a_speed_timed_on_the_train_page_is_not_timed_again_on_the_sweep_page(data_dir, runs_dir,
+                                                                              monkeypatch):
+    """One cache of measured speeds for every page (issue 23: each page had its own, so the
+    same settings were timed twice, a second each)."""
+    measured = []
+
+    def fake_measure(config, threads=None):
+        measured.append((config.model, config.batch_size, threads))
+        return 50.0
+
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s", fake_measure)
+    at = train_page(advanced_open=False)
+    assert [m[:2] for m in measured] == [("tutorial", 4)]
+    at.switch_page("pages/sweep.py").run()
+    at.radio(key="sw_lr_mode").set_value("list").run()  # two learning rates: two runs, timed
+    at.text_input(key="sw_lr_list").input("0.001, 0.01").run()
+    no_traceback(at)
+    assert any(m.value.startswith("**2 runs, about") for m in at.markdown), texts(at)
+    assert [m[:2] for m in measured] == [("tutorial", 4)], measured

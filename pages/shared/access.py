@@ -1,5 +1,6 @@
-"""Cached access to what the pages show: the data, the run store, the job runner, checkpoints and
-evaluations. No computation here: cifar_core computes, this keeps one copy per process."""
+"""Cached access to what the pages show: the data, the run store, the job runner, checkpoints,
+evaluations, measured speeds and finished runs' loss reports. No computation here: cifar_core
+computes, this keeps one copy per process, shared by every page."""
 
 from __future__ import annotations
 
@@ -19,9 +20,13 @@ from cifar_core import (
     load_cifar10,
 )
 from cifar_core.explain.network_imports import record_test
+from cifar_core.runs.curves import RunCurve
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import is_import
+from cifar_core.training import estimate
+from cifar_core.training.config import TrainConfig
 from cifar_core.training.evaluation import Evaluation, evaluate
+from cifar_core.training.events import StatsEvent
 
 
 def data_dir() -> str:
@@ -96,3 +101,30 @@ def run_evaluation(run: Run) -> Evaluation:
     if is_import(run) and run.metrics is None:  # imported before the data: kept, once
         record_test(store(), run, checkpoint, evaluation.metrics(), data_dir())
     return evaluation
+
+
+# A few timed training steps (about a second): once per combination of the settings that decide
+# the speed (estimate.speed_key) and the cores, whichever page asks (Train, Sweep).
+@st.cache_data(max_entries=64, show_spinner="Timing a few training steps on this machine ...")
+def _measured_speed(key: tuple, threads: int, _config: TrainConfig) -> float:
+    return estimate.measure_images_per_s(_config, threads)
+
+
+def measured_speed(config: TrainConfig, threads: int) -> float:
+    """Images per second of `config` here with `threads` cores, timed once per speed key."""
+    return _measured_speed(estimate.speed_key(config), threads, config)
+
+
+# A finished run's loss reports never change: read once per server process, whichever page
+# draws them (Runs, Sweep); an active run's are read each time.
+@st.cache_data(max_entries=1024, show_spinner=False)
+def _finished_loss_reports(runs_dir: str, run_id: str, finished: float,
+                           points: int) -> list[StatsEvent]:
+    return RunCurve.read(get_store(runs_dir), run_id, points).stats
+
+
+def loss_reports(run: Run, points: int) -> list[StatsEvent]:
+    """The run's loss reports, at most `points` of them (an even spread)."""
+    if run.finished is not None and not run.is_active:
+        return _finished_loss_reports(runs_dir(), run.id, run.finished, points)
+    return RunCurve.read(store(), run.id, points).stats

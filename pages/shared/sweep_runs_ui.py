@@ -8,7 +8,6 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core.runs.curves import RunCurve
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import format_duration, loss_curve, status_text
 from cifar_core.sweeps.answer import sweep_runs_table, varied_names
@@ -26,17 +25,9 @@ STATUS_COLOUR = alt.Color("status:N", title="status", scale=alt.Scale(
 PANELS = 48
 PANEL_POINTS = 30
 
-# A finished run's small curve never changes: read once per server process.
-@st.cache_data(max_entries=1024, show_spinner=False)
-def finished_curve(runs_dir: str, run_id: str, finished: float, points: int) -> pd.DataFrame:
-    return loss_curve(RunCurve.read(access.get_store(runs_dir), run_id, points).stats)
-
-
 def run_curve(run: Run, points: int) -> pd.DataFrame:
     """A run's loss reports, at most `points` of them (an even spread)."""
-    if run.finished is not None and not run.is_active:
-        return finished_curve(access.runs_dir(), run.id, run.finished, points)
-    return loss_curve(RunCurve.read(access.store(), run.id, points).stats)
+    return loss_curve(access.loss_reports(run, points))
 
 
 def small_multiples_ui(runs: list[Run]) -> None:
