@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from cifar_core.data.dataset import SPLITS
-from cifar_core.processes import pid_alive
 from cifar_core.data.sources import Source
+from cifar_core.processes import pid_alive
 
 # Bump when the cache's contents change meaning, so old caches are decoded again.
 CACHE_VERSION = 1

@@ -28,9 +28,9 @@ from cifar_core.data.dataset import (
     Progress,
     default_data_dir,
 )
+from cifar_core.data.sources import Source, find_source
 from cifar_core.errors import DataNotFoundError
 from cifar_core.processes import pid_alive
-from cifar_core.data.sources import Source, find_source
 
 DOWNLOAD_STATUS_FILE = ".cifar_core_download.json"
 # The background download's printed output, for people; the status file is what code reads.

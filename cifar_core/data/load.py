@@ -1,8 +1,8 @@
 """Loading CIFAR-10: the entry point that ties the sources, the cache and the download together.
 
-From the data folder's first source (cifar_core.data.sources), decoded once and then read from the
-cache (cifar_core.data.cache); with no source, downloaded by torchvision exactly as the tutorial does
-(cifar_core.data.download). Whatever the layout, the result is checked before anything trains on it.
+From the data folder's first source (data.sources), decoded once and then read from the cache
+(data.cache); with no source, downloaded by torchvision exactly as the tutorial does
+(data.download). Whatever the layout, the result is checked before anything trains on it.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from cifar_core.data.dataset import (
     default_data_dir,
 )
 from cifar_core.data.download import download_cifar10
-from cifar_core.errors import CorruptDataError, DataError, DataNotFoundError, ImageFolderError
 from cifar_core.data.sources import Source, decode_source, find_source
+from cifar_core.errors import CorruptDataError, DataError, DataNotFoundError, ImageFolderError
 
 
 def load_cifar10(root: Path | str | None = None, download: bool = True,

@@ -28,8 +28,8 @@ from cifar_core.data.dataset import (
     TRAIN_BATCHES,
     Counted,
 )
-from cifar_core.errors import CorruptDataError, ImageFolderError
 from cifar_core.data.safe_pickle import load_cifar_pickle
+from cifar_core.errors import CorruptDataError, ImageFolderError
 
 # Pictures of an image tree decoded between two counts told, at most (about a tenth of a
 # second's work); a small tree is counted every hundredth.

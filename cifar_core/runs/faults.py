@@ -28,7 +28,7 @@ BROKEN_INFIX = ".broken-"
 LOCK_NAME = ".runs.sqlite.lock"
 # SQLite's extra files beside a WAL-mode database; they belong to the file they came with.
 SIDE_FILES = ("-wal", "-shm")
-CHECKPOINT_NAME = "cifar_net.pth"  # as cifar_core.training.checkpoint.DEFAULT_NAME (torch-free here)
+CHECKPOINT_NAME = "cifar_net.pth"  # as training.checkpoint.DEFAULT_NAME (torch-free here)
 # SQLite reports a full disk under its WAL as an I/O error (SQLITE_IOERR_WRITE and kin), not
 # SQLITE_FULL: with less free space than this on the folder's disk, that is what it is.
 FULL_BELOW_BYTES = 32 * 2**20
@@ -217,8 +217,10 @@ def runs_from_folders(root: Path, known: set[str]) -> tuple[list[dict], list[str
     """Rows (as stored: JSON text) for the run folders under root not in `known` that hold a
     readable saved network (settings and results come from the checkpoint), and the names of
     the other folders."""
-    from cifar_core.training.checkpoint import load_checkpoint  # torch only when there is mending to do
     from cifar_core.errors import CifarError
+    from cifar_core.training.checkpoint import (
+        load_checkpoint,  # torch only when there is mending to do
+    )
 
     rows, without = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):

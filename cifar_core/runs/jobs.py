@@ -3,7 +3,8 @@
 A job outlives the web server's reruns and restarts, and does not share its interpreter lock.
 Stopping is a flag in the store that the job polls; queued runs are started by
 cifar_core.scheduler's tick (in the job that frees a slot, or the dashboard's heartbeat), so
-they start with no browser open. A job that dies without finishing is found by `reap` and marked failed.
+they start with no browser open. A job that dies without finishing is found by `reap` and
+marked failed.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from cifar_core.training.config import TrainConfig
 from cifar_core.data.dataset import default_data_dir
-from cifar_core.training.devices import resolve_device
 from cifar_core.errors import RunError
 from cifar_core.processes import command_line, pid_alive
 from cifar_core.runs.store import FINISHED, Run, RunStore
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.devices import resolve_device
 from cifar_core.training.speed import threads_for_background_runs
 from cifar_core.training.speed.cpu import THREADS_ENV
 

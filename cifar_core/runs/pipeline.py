@@ -18,16 +18,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cifar_core.data.load import load_cifar10
+from cifar_core.errors import CifarError, StoreError
+from cifar_core.runs.store import Run, RunStore
 from cifar_core.training.checkpoint import DEFAULT_NAME, save_checkpoint
 from cifar_core.training.config import TrainConfig
-from cifar_core.data.load import load_cifar10
 from cifar_core.training.devices import resolve_device
-from cifar_core.errors import CifarError, StoreError
 from cifar_core.training.evaluation import evaluate
 from cifar_core.training.events import EpochEvent
-from cifar_core.training.memory import out_of_memory_message
-from cifar_core.runs.store import Run, RunStore
 from cifar_core.training.loop import build_model, train
+from cifar_core.training.memory import out_of_memory_message
 
 # Asked after each epoch (the run, its EpochEvent): why the run stops early, or None.
 Judge = Callable[[Run, EpochEvent], "str | None"]

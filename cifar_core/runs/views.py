@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cifar_core.runs.store import ACTIVE, SAVED, Run
 from cifar_core.training.config import compared_settings, settings
 from cifar_core.training.events import EpochEvent, Event, StatsEvent
-from cifar_core.runs.store import ACTIVE, SAVED, Run
 
 # The settings a comparison of runs shows, as declared in cifar_core.training.config.
 SETTINGS = compared_settings()
-# The origin of a network brought from elsewhere (cifar_core.explain.network_imports): it was not trained here,
-# so it has no training settings, time or speed to show or compare.
+# The origin of a network brought from elsewhere (explain.network_imports): it was not trained
+# here, so it has no training settings, time or speed to show or compare.
 IMPORTED = "imported"
 
 
@@ -48,7 +48,7 @@ def status_text(run: Run) -> str:
 
 
 def is_import(run: Run) -> bool:
-    """True for a network brought from elsewhere (cifar_core.explain.network_imports), not trained here."""
+    """True for a network brought from elsewhere (explain.network_imports), not trained here."""
     return run.origin == IMPORTED
 
 
@@ -106,7 +106,7 @@ def setting_text(name: str, value) -> str:
 
 
 def how_it_trained(run: Run) -> str | None:
-    """Which training step computed the run, on how many cores (cifar_core.training.speed), in words;
+    """Which training step computed the run, on how many cores (training.speed), in words;
     None for a run that did not record it. The same seed gives the same weights only with the
     same step and cores (float rounding)."""
     metrics = run.metrics or {}
