@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-NAME_LENGTH = 80  # as imports cut a file's name (cifar_core/explain/network_imports.py)
+NAME_LENGTH = 80  # as an upload's file name is cut (explain/uploads.display_name)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 # CommonMark lets a backslash escape any ASCII punctuation; these are the ones Markdown (and

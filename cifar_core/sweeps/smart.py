@@ -250,8 +250,10 @@ def parameter_importance(space: SearchSpace, runs: list[Run]) -> dict[str, float
         return {next(iter(dists)): 1.0}
     # PED-ANOVA (Optuna's default evaluator) asks which values the best runs have in common:
     # the best 10 % by default. In a sweep of a few runs that is one run, and then every
-    # setting looks alike (4 runs gave 50 % / 50 % where the learning rate made twice the
-    # difference momentum made): the best share holds at least two runs, at most half.
+    # setting looks alike (a 4-run grid read as a tie where the learning rate made clearly
+    # more difference than momentum: tests/test_sweeps.py keeps such a grid; bench/RESULTS.md,
+    # "Figures once quoted in code comments"): the best share holds at least two runs, at most
+    # half.
     target = max(0.1, min(0.5, 2 / len(study.trials)))
     evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=target)
     return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
