@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import BinaryIO
 
-NAME_LENGTH = 80  # a file name is shown at most this long
+from cifar_core.runs.names import NAME_LENGTH  # a file name is shown at most this long
 
 
 def read_upload(file: bytes | bytearray | memoryview | BinaryIO, name: str | None,

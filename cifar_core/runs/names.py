@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-NAME_LENGTH = 80  # as an upload's file name is cut (explain/uploads.display_name)
+NAME_LENGTH = 80  # also how long an upload's file name is shown (explain/uploads)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 # CommonMark lets a backslash escape any ASCII punctuation; these are the ones Markdown (and
