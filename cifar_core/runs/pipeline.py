@@ -65,39 +65,10 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
         data = load_cifar10(run.data_dir, progress=lambda msg: _tell(on_event, {
             "kind": "log", "message": msg}))
         model = build_model(config, len(data.classes))
-        done, fault, early = None, None, None
-        for event in train(config, data, model, stop):
-            record = event.to_dict()
-            if fault is None:
-                try:
-                    store.add_event(run_id, record)
-                except STORE_FAULTS as exc:
-                    fault = _fault_text(exc)
-                    stop.set()  # the loop ends after this minibatch, with a done event
-                    _tell(on_event, {"kind": "log", "message": (
-                        f"The run store stopped taking writes: {fault} Stopping the training "
-                        "to save what it has learned.")})
-            _tell(on_event, record)
-            done = event if event.kind == "done" else done
-            if event.kind == "epoch" and judge and early is None and not stop.is_set():
-                early = _judged(judge, run, event, on_event)
-                if early:
-                    stop.set()  # the loop ends at the next minibatch, keeping what it learned
-        metrics, checkpoint, saved = None, None, ""
-        if done.status != "diverged":
-            metrics = final_metrics(model, data, config, done)
-            checkpoint, saved = _save_somewhere(store, run_id, out, model, config,
-                                                data.classes, metrics)
-            if checkpoint is None:  # saved elsewhere, or nowhere: the run cannot be complete
-                fault = fault or "The run's folder could not hold its network."
-        if fault:
-            ended = "stopped" if stop.is_set() else "ended"
-            return _record_end(store, run, "failed", f"{fault} Training {ended} after "
-                               f"{done.images_seen:,} images. {saved}".strip(), metrics,
-                               checkpoint)
-        if early and done.status == "stopped":
-            return _record_end(store, run, "pruned", early, metrics, checkpoint)
-        return _record_end(store, run, done.status, done.message, metrics, checkpoint)
+        done, fault, early = _train_recording(store, run, config, data, model, stop, on_event,
+                                              judge)
+        return _record_ending(store, run, config, data, model, out, done, fault, early,
+                              stop.is_set())
     except CifarError as exc:
         return _record_end(store, run, "failed", str(exc))
     except Exception as exc:  # an unexpected bug: keep the run, say what broke
@@ -108,6 +79,53 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
         raise
     finally:
         finished.set()
+
+
+def _train_recording(store: RunStore, run: Run, config: TrainConfig, data, model,
+                     stop: threading.Event, on_event, judge: Judge | None):
+    """The training, each event written to the store and passed on: (the DoneEvent, what
+    stopped the store taking writes or None, why the judge stopped it early or None)."""
+    done, fault, early = None, None, None
+    for event in train(config, data, model, stop):
+        record = event.to_dict()
+        if fault is None:
+            try:
+                store.add_event(run.id, record)
+            except STORE_FAULTS as exc:
+                fault = _fault_text(exc)
+                stop.set()  # the loop ends after this minibatch, with a done event
+                _tell(on_event, {"kind": "log", "message": (
+                    f"The run store stopped taking writes: {fault} Stopping the training "
+                    "to save what it has learned.")})
+        _tell(on_event, record)
+        done = event if event.kind == "done" else done
+        if event.kind == "epoch" and judge and early is None and not stop.is_set():
+            early = _judged(judge, run, event, on_event)
+            if early:
+                stop.set()  # the loop ends at the next minibatch, keeping what it learned
+    return done, fault, early
+
+
+def _record_ending(store: RunStore, run: Run, config: TrainConfig, data, model,
+                   out: Path | None, done, fault: str | None, early: str | None,
+                   stopped: bool) -> Run:
+    """Test and save what the training learned (unless it diverged), then record how the run
+    ended: failed where the store or the run's folder gave out (`stopped`: the training was
+    asked to stop), pruned where the judge stopped it, else as the training says."""
+    metrics, checkpoint, saved = None, None, ""
+    if done.status != "diverged":
+        metrics = final_metrics(model, data, config, done)
+        checkpoint, saved = _save_somewhere(store, run.id, out, model, config, data.classes,
+                                            metrics)
+        if checkpoint is None:  # saved elsewhere, or nowhere: the run cannot be complete
+            fault = fault or "The run's folder could not hold its network."
+    if fault:
+        ended = "stopped" if stopped else "ended"
+        return _record_end(store, run, "failed", f"{fault} Training {ended} after "
+                           f"{done.images_seen:,} images. {saved}".strip(), metrics, checkpoint)
+    if early and done.status == "stopped":
+        return _record_end(store, run, "pruned", early, metrics, checkpoint)
+    return _record_end(store, run, done.status, done.message, metrics, checkpoint)
 
 
 def final_metrics(model, data, config: TrainConfig, done) -> dict:
