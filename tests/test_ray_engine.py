@@ -314,3 +314,26 @@ def test_a_run_behind_the_others_is_pruned_by_the_driver_keeping_its_network(
     # Stopped within about half a second of its first epoch (of 1000; 0.1 s each here).
     assert len(store.events(judged.id, kind="epoch")) < 50
     assert load_checkpoint(judged.checkpoint).metrics == judged.metrics
+
+
+@needs_ray
+def test_a_run_on_a_ray_worker_caps_its_threads_without_setting_the_environment(monkeypatch):
+    """The worker's cap goes to the training itself; os.environ stays as it was (issue 23)."""
+    from conftest import in_memory_data
+
+    import cifar_core.training.loop as loop
+
+    monkeypatch.delenv("CIFAR_CORE_THREADS", raising=False)
+    seen = []
+    real_train = loop.train
+
+    def watching_train(*args, **kwargs):
+        seen.append((os.environ.get("CIFAR_CORE_THREADS"), kwargs.get("threads")))
+        yield from real_train(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train", watching_train)
+    config = {"epochs": 1, "batch_size": 10, "log_every": 5, "seed": 0, "device": "cpu"}
+    records = list(ray_engine.train_on_worker(config, in_memory_data(60, 20), board=None,
+                                              run_id="r1", threads=1))
+    assert records[-1]["kind"] == "result" and records[-1]["status"] == "completed"
+    assert seen == [(None, 1)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import shutil
 import threading
 import time
@@ -536,3 +537,13 @@ def test_one_epoch_on_real_images_beats_35_percent(tmp_path):
 
     assert events[-1].status == "completed"
     assert evaluate(model, cifar).accuracy > 35
+
+
+def test_a_thread_cap_given_to_train_trains_on_that_many_cores(data, monkeypatch):
+    """train(threads=1) trains on one core as CIFAR_CORE_THREADS=1 does, without setting it
+    (a Ray worker caps each run this way, issue 23)."""
+    monkeypatch.delenv("CIFAR_CORE_THREADS", raising=False)
+    config = TrainConfig(epochs=1, batch_size=4, log_every=5, seed=0, device="cpu")
+    events = list(train(config, data, build_model(config, len(data.classes)), threads=1))
+    assert events[-1].status == "completed" and events[-1].cores == 1
+    assert "CIFAR_CORE_THREADS" not in os.environ

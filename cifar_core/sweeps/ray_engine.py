@@ -177,7 +177,7 @@ def train_on_worker(config: dict, data, board, run_id: str, threads: int):
     from cifar_core.runs.pipeline import final_metrics
     from cifar_core.training.config import TrainConfig
     from cifar_core.training.loop import build_model, train
-    from cifar_core.training.speed.cpu import THREADS_ENV
+    from cifar_core.training.speed import cpu
 
     yield {"kind": "log", "message": f"Training on {socket.gethostname()} "
                                      f"({ray.util.get_node_ip_address()}), Ray worker pid "
@@ -186,11 +186,13 @@ def train_on_worker(config: dict, data, board, run_id: str, threads: int):
     threading.Thread(target=_watch_board, args=(board, run_id, stop, finished),
                      daemon=True).start()
     try:
-        with _environment(THREADS_ENV, str(threads)):
+        # The run's cores: its training's cap, and this worker's threads for the tests (a
+        # worker runs task after task; os.environ is left alone).
+        with cpu.settings(threads, onednn=True):
             config = TrainConfig.from_dict(config).with_seed()
             model = build_model(config, len(data.classes))
             done = None
-            for event in train(config, data, model, stop):
+            for event in train(config, data, model, stop, threads=threads):
                 yield event.to_dict()
                 done = event if event.kind == "done" else done
             result = {"kind": "result", "status": done.status, "message": done.message,
@@ -215,20 +217,6 @@ def _watch_board(board, run_id: str, stop: threading.Event, finished: threading.
                 stop.set()
                 return
         finished.wait(STOP_POLL_S)
-
-
-@contextlib.contextmanager
-def _environment(name: str, value: str):
-    """An environment variable set while inside (a worker process runs task after task)."""
-    saved = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = saved
 
 
 def _checkpoint_bytes(model, config, classes, metrics: dict) -> bytes:

@@ -97,12 +97,13 @@ def results_on_test_images(model: nn.Module, data: CifarData, device: torch.devi
 
 
 def train(config: TrainConfig, data: CifarData, model: nn.Module,
-          stop: threading.Event | None = None) -> Iterator[Event]:
+          stop: threading.Event | None = None, threads: int | None = None) -> Iterator[Event]:
     """Train `model` (from build_model with the same config) in place; yield a StatsEvent every
     log_every minibatches, an EpochEvent after each epoch and a DoneEvent at the end. Setting
-    `stop` ends it after the current minibatch. ConfigError if the config has no seed."""
+    `stop` ends it after the current minibatch. `threads`: the most cores it may use, instead
+    of CIFAR_CORE_THREADS (training.speed.open_step). ConfigError if the config has no seed."""
     _seed_of(config)
-    yield from _train_loop(config, data, model, resolve_device(config.device), stop)
+    yield from _train_loop(config, data, model, resolve_device(config.device), stop, threads)
 
 
 class _Clock:
@@ -133,7 +134,7 @@ class _Clock:
 
 
 def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: torch.device,
-                stop: threading.Event | None) -> Iterator[Event]:
+                stop: threading.Event | None, threads: int | None) -> Iterator[Event]:
     batches = Minibatches(data, balanced_subset(data.train_labels, config.train_size,
                                                 config.seed), config.batch_size, device,
                           augment=config.augment)
@@ -150,7 +151,7 @@ def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: 
                          elapsed_s=clock.elapsed_s(), training_step=step.description,
                          cores=step.cores)
 
-    with open_step(model, config, device, batches.per_epoch * config.epochs) as step:
+    with open_step(model, config, device, batches.per_epoch * config.epochs, threads) as step:
         clock = _Clock()
         if prepare is not None:  # e.g. the fast network's whitening, from the training images
             prepare(model, batches.first_images())

@@ -192,6 +192,8 @@ def open_step(model: nn.Module, config, device: torch.device,
         return
     cpu.keep_freed_memory()
     batch_size, outer_threads = config.batch_size, torch.get_num_threads()
+    if threads is not None:  # the test after each epoch keeps within the cap too
+        outer_threads = min(outer_threads, max(1, threads))
     # The written-out step knows only the tutorial's recipe (plain SGD and cross-entropy).
     written_out = spec.written_out_step and batch_size <= WRITTEN_OUT_MAX_BATCH \
         and plain_recipe(config)
