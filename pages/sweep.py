@@ -236,7 +236,24 @@ def new_sweep_ui(max_train: int) -> None:
                  help="Fills in every setting's value below; then give the settings to compare "
                       "a list or a range of values.")
     forms, slots = settings_rows_ui()
+    space, problems = search_ui(forms, slots)
+    engine, address, parallel, chosen_parallel, problems = where_ui(space, problems)
+    name = st.text_input("Name (optional)", key="sw_name", placeholder="e.g. learning rates")
+    if start_ui(space, problems, max_train, parallel):
+        try:
+            sweep = start_sweep(access.store(), space, access.data_dir(), name=name.strip(),
+                                origin="dashboard", engine=engine, address=address.strip(),
+                                parallel=int(chosen_parallel) if chosen_parallel else None)
+        except CifarError as exc:
+            st.error(str(exc), icon=":material/error:")
+            return
+        st.session_state.sw_chosen = sweep.id
+        st.rerun()
 
+
+def search_ui(forms, slots) -> tuple[SearchSpace, dict]:
+    """How to search (strategy, runs, time budget, early stopping): the space the whole form
+    describes, and what is wrong with it (each message under its field)."""
     st.markdown("**How to search**")
     # Two to a row: the menus show their choices whole, the number fields their hints.
     c1, c4 = st.columns(2)
@@ -266,7 +283,12 @@ def new_sweep_ui(max_train: int) -> None:
     for name, column in (("strategy", c1), ("runs", c2), ("minutes", c3), ("prune", c4)):
         if name in problems:
             column.error(problems[name], icon=":material/error:")
+    return space, problems
 
+
+def where_ui(space: SearchSpace, problems: dict):
+    """Where the runs train: (engine, cluster address, runs side by side, the number the user
+    chose or None, the problems with a bad address added)."""
     st.markdown("**Where the runs train**")
     c1, c2, c3 = st.columns(3)
     why_not_ray = ray_engine.ray_problem()  # (Ray itself is imported only to check)
@@ -301,8 +323,12 @@ def new_sweep_ui(max_train: int) -> None:
             "Runs side by side", min_value=1, max_value=64, step=1, key="sw_parallel",
             help="On a CPU, one run per core, each on one core, uses small networks best; on "
                  "a GPU, one at a time.")
-    name = st.text_input("Name (optional)", key="sw_name", placeholder="e.g. learning rates")
+    return engine, address, parallel, chosen_parallel, problems
 
+
+def start_ui(space: SearchSpace, problems: dict, max_train: int, parallel: int) -> bool:
+    """The runs and time the form makes (or what is wrong) beside Start; True once clicked
+    with nothing wrong."""
     estimate = None if problems else sweep_estimate_ui(space, max_train, int(parallel))
     c1, c2 = st.columns([1, 4], vertical_alignment="center")
     clicked = c1.button("Start the sweep", type="primary", icon=":material/play_arrow:",
@@ -319,16 +345,7 @@ def new_sweep_ui(max_train: int) -> None:
         size = space.size()
         c2.markdown(f"**{estimate.sentence()}**." if estimate else
                     f"**{size} run{'s' * (size != 1)}.**")
-    if clicked and not problems:
-        try:
-            sweep = start_sweep(access.store(), space, access.data_dir(), name=name.strip(),
-                                origin="dashboard", engine=engine, address=address.strip(),
-                                parallel=int(chosen_parallel) if chosen_parallel else None)
-        except CifarError as exc:
-            st.error(str(exc), icon=":material/error:")
-            return
-        st.session_state.sw_chosen = sweep.id
-        st.rerun()
+    return clicked and not problems
 
 
 # --- a sweep as it runs, or a past one ------------------------------------------------------
