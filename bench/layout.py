@@ -151,6 +151,18 @@ def main() -> None:
         names = sorted(m.removeprefix(args.root + ".") for m, f in level.items() if f == n)
         print(f"{n:2d}: {' '.join(names)}")
 
+    print("\n## What each folder imports (modules in functions counted too)")
+    def group(module):
+        parts = module.split(".")
+        return parts[1] if len(parts) > 1 else "(package)"
+    between: dict[str, set[str]] = {}
+    for source, targets in edges.items():
+        for target in targets:
+            if group(source) != group(target):
+                between.setdefault(group(source), set()).add(group(target))
+    for name in sorted(between):
+        print(f"{name}: {' '.join(sorted(between[name]))}")
+
     groups = circles(edges)
     print(f"\n## Import circles: {len(groups)}")
     for group in groups:
