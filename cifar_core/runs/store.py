@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from cifar_core.errors import RunError, StoreError
 from cifar_core.runs import faults
+from cifar_core.runs.curves import spread_positions
 from cifar_core.runs.folders import RunFolders, is_plain_name
 from cifar_core.runs.store_file import DB_NAME, StoreFile
 from cifar_core.training.events import Event, event_from_dict
@@ -439,8 +440,6 @@ class RunStore(StoreFile):
         last, the `recent` most recent and an even spread of the rest; at most `limit`), oldest
         first. Reads the JSON of the picked rows only. As in events(), an unreadable row is
         skipped."""
-        from cifar_core.runs.curves import spread_positions
-
         with self._connect() as con:
             seqs = [row[0] for row in con.execute(
                 "SELECT seq FROM events WHERE run_id=? AND kind=? ORDER BY seq", (run_id, kind))]
