@@ -27,6 +27,7 @@ from cifar_core.runs.store import ACTIVE, SAVED, Run, RunStore
 from cifar_core.sweeps import smart
 from cifar_core.sweeps.space import SearchSpace, SweepError, seed_problem
 from cifar_core.sweeps.store import Sweep, SweepStore, optuna_journal, sweep_file
+from cifar_core.training.devices import resolve_device
 
 # How long a process waits for a sweep's lock before leaving that sweep to a later tick: a
 # process stopped or hung while advancing it must not freeze every page, command and job.
@@ -42,8 +43,6 @@ def default_parallel(space: SearchSpace, cores: int | None = None) -> int:
     """How many of a sweep's runs train side by side on this machine by default: one per core
     on a CPU, each on one thread (small networks use one core poorly: bench/RESULTS.md,
     'Sweeps'); one at a time on a GPU."""
-    from cifar_core.training.devices import resolve_device
-
     with contextlib.suppress(Exception):
         if resolve_device(space.fixed.get("device", "auto")).type == "cuda":
             return 1
@@ -82,8 +81,6 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
 def check_devices(space: SearchSpace) -> None:
     """SweepError naming the first device of the space (fixed, or in its list) that this
     machine does not have."""
-    from cifar_core.training.devices import resolve_device
-
     axis = space.axis("device")
     wanted = axis.points() if axis is not None and axis.kind != "range" else ()
     for device in (*wanted, space.fixed.get("device", "auto")):
@@ -194,8 +191,6 @@ def _make_run(store: RunStore, sweep: Sweep, index: int) -> Run | None:
 
 
 def _stop_runs(store: RunStore, runs: list[Run]) -> None:
-    from cifar_core.runs.jobs import JobRunner
-
     runner = JobRunner(store)
     for run in runs:
         with contextlib.suppress(RunError):
