@@ -520,3 +520,23 @@ def test_a_mistake_in_a_real_process(tmp_path, argv):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists() or RunStore(tmp_path / "runs").list() == []
+
+
+def test_a_run_queued_meanwhile_starts_when_the_cli_s_own_training_ends(capsys, synthetic_dir,
+                                                                        tmp_path):
+    """The CLI's run takes a slot like any other: when it ends, the next queued run starts
+    (the scheduler ticks), with no dashboard open."""
+    from conftest import end_jobs_of
+
+    from cifar_core.training.config import TrainConfig
+
+    store = RunStore(tmp_path / "runs")
+    waiting = store.create(TrainConfig(epochs=1, batch_size=10, log_every=5, seed=0,
+                                       device="cpu").to_dict(), str(synthetic_dir), "dashboard")
+    try:
+        code, _, err = run_cli(capsys, "train", "--data-dir", synthetic_dir,
+                               "--runs-dir", tmp_path / "runs", *TRAIN)
+        assert code == 0, err
+        assert store.get(waiting.id).status != "queued"
+    finally:
+        end_jobs_of(store)

@@ -103,8 +103,8 @@ def open_store(runs_dir: Path | None) -> RunStore:
 
 def tick_scheduler(store: RunStore) -> None:
     """One tick of the scheduler (cifar_core.scheduler): dead jobs reaped, running sweeps
-    advanced, queued runs started. The command line ticks only through here: when a queued
-    run's job ends, before it shows runs or sweeps, and in the wait for a sweep."""
+    advanced, queued runs started. The command line ticks only through here: when a run it
+    trained ends, before it shows runs or sweeps, and in the wait for a sweep."""
     scheduler.tick(store)
 
 

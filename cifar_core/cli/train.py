@@ -148,9 +148,8 @@ def _train_queued_run(store: RunStore, run_id: str) -> int:
     """A queued run, launched by the job runner: its settings are in the store."""
     try:
         run = execute_run(store, run_id, on_event=_print_event, judge=judge(store))
-    finally:  # a slot is free: the next queued run starts (no browser need be open)
-        with contextlib.suppress(Exception):
-            tick_scheduler(store)
+    finally:
+        _slot_freed(store)
     if run.status == "failed":
         print(f"error: {run.message}", file=sys.stderr)
     return 0 if run.status in ("completed", "stopped") else 1
@@ -169,8 +168,18 @@ def _train_here(store: RunStore, args) -> Run:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if not args.json:
         print(f"Run {run.id} on {device} (data: {data_dir})", file=sys.stderr, flush=True)
-    return execute_run(store, run.id, on_event=_emit_event if args.json else _print_event,
-                       stop=stop, out=args.out)
+    try:
+        return execute_run(store, run.id, on_event=_emit_event if args.json else _print_event,
+                           stop=stop, out=args.out)
+    finally:
+        _slot_freed(store)
+
+
+def _slot_freed(store: RunStore) -> None:
+    """A run trained here has ended, so a slot is free: the next queued run starts (no
+    browser need be open). Its own trouble is not the ended run's."""
+    with contextlib.suppress(Exception):
+        tick_scheduler(store)
 
 
 def cmd_train(args) -> int:
