@@ -35,7 +35,8 @@ CASES = ("one process", "two processes")
 
 
 def machine_kind() -> str:
-    """What float rounding depends on, as tests/test_speed.py's _machine() names it."""
+    """What float rounding depends on: torch's version, its CPU kernels, the CPU's maker (the
+    key of tests/test_speed.py's PINNED, which reads it from here)."""
     import torch
 
     vendor = "?"

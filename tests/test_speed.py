@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -193,14 +194,13 @@ def test_the_second_process_coming_and_going_mid_run_changes_no_weight(data, mon
 # --- the same weights as before the code was reshaped ---------------------------------------
 
 def _machine() -> str:
-    """What float rounding depends on: torch's version, its CPU kernels, the CPU's maker."""
-    vendor = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id"):
-                vendor = line.split(":", 1)[1].strip()
-                break
-    return f"{torch.__version__} {torch.backends.cpu.get_cpu_capability()} {vendor}"
+    """What float rounding depends on (torch's version, its CPU kernels, the CPU's maker), as
+    bench/pin_weights.py, which makes the pins, names it: one definition for both."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "pin_weights.py"
+    spec = importlib.util.spec_from_file_location("pin_weights", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.machine_kind()
 
 
 # sha256 (first 24 hex digits) of the weights after the default tutorial run (2 epochs, lr
