@@ -11,7 +11,7 @@ Beside them: `errors` (a message a user can act on, per mistake), `processes`, `
 No Streamlit here: the dashboard (app.py, pages/) only calls into this package.
 """
 
-from cifar_core.data.dataset import CifarData, default_data_dir, normalize
+from cifar_core.data.dataset import ImageData, default_data_dir, normalize
 from cifar_core.data.grids import image_grid
 from cifar_core.data.load import load_cifar10
 from cifar_core.errors import (
@@ -35,7 +35,7 @@ from cifar_core.training.loop import build_model, train
 from cifar_core.training.models import MODELS, ModelSpec, Net, model_spec
 
 __all__ = [
-    "MODELS", "CheckpointError", "Checkpoint", "CifarData", "CifarError", "ConfigError",
+    "MODELS", "CheckpointError", "Checkpoint", "ImageData", "CifarError", "ConfigError",
     "CorruptDataError", "DataError", "DataNotFoundError", "DeviceError", "Evaluation",
     "ImageFolderError", "JobRunner", "ModelSpec", "Net", "Run", "RunError", "RunStore",
     "TrainConfig", "available_devices", "build_model", "default_data_dir", "default_runs_dir",

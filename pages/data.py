@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core import CifarData
+from cifar_core import ImageData
 from cifar_core.data.grids import image_grid, tiles
 from pages.shared import access, layout, navigation
 
@@ -52,7 +52,7 @@ def class_counts_spec(folder: str) -> dict:
 # The batch and its settings redraw alone: a click on New batch, a class or the size reruns only
 # this, not the page's header, the counts chart or the sidebar (bench/bench_clicks.py).
 @st.fragment
-def batch_ui(data: CifarData) -> None:
+def batch_ui(data: ImageData) -> None:
     split, size, chosen, seed = batch_controls_ui(data.classes)
     batch = data.random_batch(split, size, seed=seed, classes=chosen or None)
     layout.show_tiles(tiles(batch.images, scale=3), batch.label_names)

@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core import CifarData, CifarError
+from cifar_core import CifarError, ImageData
 from cifar_core.data.grids import enlarge
 from cifar_core.errors import ImageError
 from cifar_core.explain.attribution import (
@@ -59,7 +59,7 @@ def upload_limit() -> int:
     return int(st.get_option("server.maxUploadSize")) * 2**20
 
 
-def cifar_test_data() -> CifarData | None:
+def cifar_test_data() -> ImageData | None:
     """The data, for its test images and for testing imported networks; None if not here."""
     try:
         return access.get_data(access.data_dir())
@@ -95,7 +95,7 @@ def network_of(run: Run) -> Checkpoint:
 
 
 @layout.guard
-def import_ui(data: CifarData | None, first: bool) -> None:
+def import_ui(data: ImageData | None, first: bool) -> None:
     """Bring your own network: an uploaded .pth kept as an imported run, or its refusal."""
     with st.expander("Bring your own network (.pth)", expanded=first,
                      icon=":material/upload_file:"):
@@ -131,7 +131,7 @@ def _new_test_seed() -> None:
     st.session_state.try_seed = random.randrange(1_000_000)
 
 
-def pick_test_image_ui(data: CifarData | None) -> list[Photo]:
+def pick_test_image_ui(data: ImageData | None) -> list[Photo]:
     """A test image, random or of a chosen class."""
     if data is None:
         st.info("There are no test images here yet: the Home page downloads CIFAR-10. Upload a "
@@ -174,7 +174,7 @@ def readable(files: list) -> list[Photo]:
     return photos
 
 
-def pictures_ui(data: CifarData | None) -> list[Photo]:
+def pictures_ui(data: ImageData | None) -> list[Photo]:
     """The pictures to show the network: uploaded files, a camera photo or a test image."""
     st.subheader("The picture")
     source = st.radio("Where from", list(SOURCES), format_func=SOURCES.get, horizontal=True,

@@ -37,7 +37,7 @@ from cifar_core.data.dataset import (
     OFFICIAL_CLASSES,
     TEST_BATCH,
     TRAIN_BATCHES,
-    CifarData,
+    ImageData,
 )
 from cifar_core.data.load import load_cifar10
 from cifar_core.training.models import Net
@@ -182,17 +182,17 @@ def synthetic_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_data(synthetic_dir) -> CifarData:
+def tiny_data(synthetic_dir) -> ImageData:
     return load_cifar10(synthetic_dir, download=False)
 
 
 def in_memory_data(train_n: int = 100, test_n: int = 50, num_classes: int = 10,
-                   seed: int = 0) -> CifarData:
-    """A CifarData built directly, for tests of training that need no files."""
+                   seed: int = 0) -> ImageData:
+    """A ImageData built directly, for tests of training that need no files."""
     rng = np.random.default_rng(seed)
     train_y = balanced_labels(train_n, num_classes, rng)
     test_y = balanced_labels(test_n, num_classes, rng)
-    return CifarData(
+    return ImageData(
         train_images=torch.from_numpy(synthetic_images(train_y, rng)),
         train_labels=torch.from_numpy(train_y),
         test_images=torch.from_numpy(synthetic_images(test_y, rng)),

@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import write_batch
 
-from cifar_core.data import load as data
+from cifar_core.data import catalog
 from cifar_core.data.cache import cache_dir
 from cifar_core.data.dataset import BATCH_DIR, TEST_BATCH
 from cifar_core.data.download import is_cached
@@ -21,13 +21,13 @@ from cifar_core.data.load import load_cifar10
 def count_decodes(monkeypatch):
     """Counts how often a source is really decoded (not read from the cache)."""
     calls = []
-    real = data.decode_source
+    real = catalog.decode_source
 
-    def counting(source):
+    def counting(source, *args):
         calls.append(source)
-        return real(source)
+        return real(source, *args)
 
-    monkeypatch.setattr(data, "decode_source", counting)
+    monkeypatch.setattr(catalog, "decode_source", counting)
     return calls
 
 

@@ -22,7 +22,7 @@ from conftest import make_tar, write_cifar_batches
 from streamlit.testing.v1 import AppTest
 
 import cifar_core.data.cache as cache_module
-import cifar_core.data.load as data_module
+import cifar_core.data.catalog as data_module
 from cifar_core import cli, scheduler
 from cifar_core.data.cache import STALE_PARTIAL_S, cache_dir, cache_file
 from cifar_core.data.dataset import BATCH_DIR, OFFICIAL_ARCHIVE, OFFICIAL_CLASSES

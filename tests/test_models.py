@@ -116,8 +116,8 @@ def test_a_registered_model_is_a_choice_everywhere(monkeypatch):
     monkeypatch.setattr("cifar_core.training.models.MODELS", dict(MODELS))
     register(ModelSpec(
         name="tiny-linear", title="Tiny", description="One linear layer.",
-        build=lambda n, width=None: torch.nn.Sequential(torch.nn.Flatten(),
-                                                        torch.nn.Linear(3072, n))))
+        build=lambda n, width=None, shape=(3, 32, 32): torch.nn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(shape[0] * shape[1] * shape[2], n))))
     assert "model" in config_problems({"model": "tiny-linear-2"})
     config = TrainConfig(model="tiny-linear", seed=1)
     assert isinstance(build_model(config, 10)[1], torch.nn.Linear)

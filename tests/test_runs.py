@@ -490,12 +490,14 @@ def test_a_store_from_before_schema_versions_opens_and_keeps_everything(tmp_path
 
     assert user_version(root / DB_NAME) == schema_version()
     assert everything_in(root / DB_NAME, like=before) == before
-    # The columns added since (a run's sweep and trial) are empty for the old runs.
+    # The columns added since are empty for the old runs (a run's sweep, trial and class
+    # names), but for the data set: they were all trained on CIFAR-10.
     added = columns_added_since(root / DB_NAME, before)
-    assert added["runs"] == {(None, None)}
-    assert all(len(values) == 1 and not any(next(iter(values))) for values in added.values())
+    assert added["runs"] == {(None, None, "cifar10", None)}
+    assert all(len(values) == 1 for values in added.values())
     assert [r.id for r in store.list()] == [failed_id, done_id]
     done, failed = store.get(done_id), store.get(failed_id)
+    assert (done.dataset, done.classes) == (failed.dataset, failed.classes) == ("cifar10", None)
     assert (done.status, done.pid, done.message, done.accuracy) == (
         "completed", 41, "Finished Training", 30.0)
     assert done.duration_s == pytest.approx(9.0)

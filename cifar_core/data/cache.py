@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import time
 from pathlib import Path
 
@@ -57,9 +58,15 @@ def _walk_files(top: Path) -> list[Path]:
     return out
 
 
-def cache_file(root: Path, source: Source) -> Path:
-    """The cache file of this source in this data folder (it may not exist yet)."""
-    return cache_dir(root) / f"cifar10-{fingerprint(source)}.pt"
+def cache_file(root: Path, source: Source, dataset: str = "cifar10") -> Path:
+    """The cache file of this data set's source in this data folder (it may not exist yet)."""
+    return cache_dir(root) / f"{dataset}-{fingerprint(source)}.pt"
+
+
+def _same_dataset(cache: Path, other: Path) -> bool:
+    """Whether `other` is a cache file of the data set `cache` is of (name + '-' + 16 hex)."""
+    dataset = cache.name[: -len("-0123456789abcdef.pt")]
+    return re.fullmatch(re.escape(dataset) + r"-[0-9a-f]{16}\.pt", other.name) is not None
 
 
 def write_cache(path: Path, decoded: dict) -> None:
@@ -70,8 +77,8 @@ def write_cache(path: Path, decoded: dict) -> None:
         torch.save({k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
                     for k, v in decoded.items()}, tmp)
         os.replace(tmp, path)
-        for old in path.parent.glob("cifar10-*.pt"):
-            if old != path:
+        for old in path.parent.glob("*.pt"):
+            if old != path and _same_dataset(path, old):
                 old.unlink(missing_ok=True)
     except OSError:
         pass  # a cache we cannot write only costs time on the next start
@@ -91,7 +98,7 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     """Delete the partial cache files in folder that no process is writing any more: those
     whose writer has exited, or untouched for STALE_PARTIAL_S. Returns what it deleted."""
     removed = []
-    for partial in Path(folder).glob("cifar10-*.tmp*"):
+    for partial in Path(folder).glob("*-*.tmp*"):
         pid = partial.suffix.removeprefix(".tmp")
         try:
             untouched_s = time.time() - partial.stat().st_mtime

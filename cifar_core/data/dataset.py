@@ -1,4 +1,4 @@
-"""CIFAR-10 as tensors: the decoded data set, its batches, its layout's names and constants."""
+"""A data set as tensors (ImageData), its batches, and CIFAR-10's layout's names and constants."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ OFFICIAL_ARCHIVE_BYTES = 170_498_071
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 SPLITS = ("train", "test")
+# (channels, height, width) of CIFAR-10's pictures: what networks are built for by default, and
+# what an image tree is read as unless its data set says otherwise.
+CIFAR_SHAPE = (3, 32, 32)
 # Exists while a download runs, holding its pid: the official archive is half written until then.
 DOWNLOAD_MARKER = ".cifar_core_downloading"
 
@@ -58,7 +61,7 @@ def normalize(images: torch.Tensor, out: torch.Tensor | None = None) -> torch.Te
 class Batch:
     """Some images of one split with their labels and their indices in that split."""
 
-    images: torch.Tensor  # (n, 3, 32, 32) uint8
+    images: torch.Tensor  # (n, C, H, W) uint8
     labels: torch.Tensor  # (n,) int64
     indices: torch.Tensor  # (n,) int64, positions in the split
     classes: tuple[str, ...]
@@ -69,16 +72,23 @@ class Batch:
 
 
 @dataclass(frozen=True)
-class CifarData:
-    """Both splits of CIFAR-10 (or an image-folder data set shaped like it), decoded."""
+class ImageData:
+    """Both splits of a data set, decoded (CIFAR-10: 50,000 and 10,000 images of 3 × 32 × 32)."""
 
-    train_images: torch.Tensor  # (50000, 3, 32, 32) uint8
-    train_labels: torch.Tensor  # (50000,) int64
-    test_images: torch.Tensor  # (10000, 3, 32, 32) uint8
-    test_labels: torch.Tensor  # (10000,) int64
+    train_images: torch.Tensor  # (N, C, H, W) uint8
+    train_labels: torch.Tensor  # (N,) int64
+    test_images: torch.Tensor  # (M, C, H, W) uint8
+    test_labels: torch.Tensor  # (M,) int64
     classes: tuple[str, ...]
     source: str
     warnings: tuple[str, ...] = field(default=())
+    dataset: str = "cifar10"  # its name in the data-set registry (cifar_core.data.registry)
+    title: str = "CIFAR-10"  # for people
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of every image."""
+        return tuple(self.train_images.shape[1:])
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(images, labels) of 'train' or 'test'."""

@@ -1,8 +1,9 @@
-"""Loading CIFAR-10: the entry point that ties the sources, the cache and the download together.
+"""Loading a data set: the entry point that ties its spec, the cache and the download together.
 
-From the data folder's first source (data.sources), decoded once and then read from the cache
-(data.cache); with no source, downloaded by torchvision exactly as the tutorial does
-(data.download). Whatever the layout, the result is checked before anything trains on it.
+From the data folder's first offline copy of the data set (its spec in data.registry says where
+and how to read it), decoded once and then read from the cache (data.cache); with none,
+downloaded (CIFAR-10 by torchvision exactly as the tutorial does, data.download). Whatever the
+layout, the result is checked before anything trains on it.
 """
 
 from __future__ import annotations
@@ -14,74 +15,81 @@ import torch
 
 from cifar_core.data.cache import cache_file, read_cache, remove_stale_partials, write_cache
 from cifar_core.data.dataset import (
-    OFFLINE_HELP,
     SPLITS,
     WARNING_PREFIX,
-    CifarData,
     Counted,
+    ImageData,
     Progress,
     default_data_dir,
 )
-from cifar_core.data.download import download_cifar10
-from cifar_core.data.sources import Source, decode_source, find_source
+from cifar_core.data.registry import dataset_spec
+from cifar_core.data.sources import Source
 from cifar_core.errors import CorruptDataError, DataError, DataNotFoundError, ImageFolderError
 
 
-def load_cifar10(root: Path | str | None = None, download: bool = True,
-                 progress: Progress = lambda _msg: None,
-                 counted: Counted | None = None) -> CifarData:
-    """Both splits from the data folder: cached, decoded from an offline source, or downloaded.
-    Each of the data's warnings also goes to `progress`, as WARNING_PREFIX + the warning.
-    `counted` is told how far a decode has got (none when the data comes from the cache)."""
+def load_data(dataset: str | None = None, root: Path | str | None = None,
+              download: bool = True, progress: Progress = lambda _msg: None,
+              counted: Counted | None = None) -> ImageData:
+    """Both splits of the registered data set `dataset` (None: CIFAR-10) from the data folder:
+    cached, decoded from an offline copy, or downloaded. Each of the data's warnings also goes
+    to `progress`, as WARNING_PREFIX + the warning. `counted` is told how far a decode has got
+    (none when the data comes from the cache)."""
+    spec = dataset_spec(dataset)
     root = Path(root) if root is not None else default_data_dir()
-    source = find_source(root)
+    if root.exists() and not root.is_dir():
+        raise DataNotFoundError(f"The data folder {root} is a file: point it at a folder.")
+    source = spec.find(root)
     if source is None:
-        if root.exists() and not root.is_dir():
-            raise DataNotFoundError(f"The data folder {root} is a file: point it at a folder.")
-        _refuse_half_an_image_tree(root)
-        if not download:
-            raise DataNotFoundError(f"No CIFAR-10 data in {root.resolve()}. " + OFFLINE_HELP)
-        source = download_cifar10(root, progress)
-    cache = cache_file(root, source)
+        if not download or spec.download is None:
+            raise DataNotFoundError(f"No {spec.title} data in {root.resolve()}. "
+                                    + spec.offline_help)
+        source = spec.download(root, progress)
+    cache = cache_file(root, source, spec.name)
     remove_stale_partials(cache.parent)
     decoded = read_cache(cache) if cache.is_file() else None
     if decoded is not None:
         try:
             _check_classes(decoded, source)
+            _check_shape(decoded, spec, source)
         except DataError:
             decoded = None  # cached before these checks: decoding again names the file at fault
     if decoded is None:
         progress(f"Decoding {source.describe()} (once; later starts use a cache) ...")
-        decoded = decode_source(source, *([counted] if counted else []))
+        decoded = spec.read(source, counted or (lambda *_: None))
         decoded = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
                    for k, v in decoded.items()}
         _check_classes(decoded, source)
+        _check_shape(decoded, spec, source)
         write_cache(cache, decoded)
     for warning in decoded["warnings"]:
         progress(WARNING_PREFIX + warning)
-    # Contiguous (N,3,32,32) whatever the cache holds (earlier caches kept image folders'
+    # Contiguous (N,C,H,W) whatever the cache holds (earlier caches kept image folders'
     # pixels channels-last, which sends every convolution down a slower path).
-    return CifarData(
+    return ImageData(
         train_images=decoded["train_images"].contiguous(), train_labels=decoded["train_labels"],
         test_images=decoded["test_images"].contiguous(), test_labels=decoded["test_labels"],
         classes=tuple(decoded["classes"]), source=source.describe(),
-        warnings=tuple(decoded["warnings"]),
+        warnings=tuple(decoded["warnings"]), dataset=spec.name, title=spec.title,
     )
 
 
-def _refuse_half_an_image_tree(root: Path) -> None:
-    """An image tree needs train/ and test/; with one of them the folder holds no source, and
-    without this a download would quietly fill the folder with CIFAR-10 instead."""
-    present = [split for split in SPLITS if (root / split).is_dir()]
-    if len(present) == 1:
-        [there] = present
-        [missing] = [split for split in SPLITS if split != there]
-        raise ImageFolderError(
-            f"{root.resolve()} has a {there}/ folder but no {missing}/ folder beside it. An "
-            f"image-folder data set needs both, train/<class>/ and test/<class>/ (the test "
-            f"images measure the accuracy): add {missing}/, or point --data-dir (or "
-            "CIFAR_DATA_DIR) at another folder."
-        )
+def load_cifar10(root: Path | str | None = None, download: bool = True,
+                 progress: Progress = lambda _msg: None,
+                 counted: Counted | None = None) -> ImageData:
+    """CIFAR-10, as the tutorial loads it: load_data('cifar10', ...)."""
+    return load_data("cifar10", root, download, progress, counted)
+
+
+def _check_shape(decoded: dict, spec, source: Source) -> None:
+    """A CorruptDataError unless both splits' images have the data set's shape."""
+    for split in SPLITS:
+        got = tuple(decoded[f"{split}_images"].shape[1:])
+        if got != tuple(spec.shape):
+            raise CorruptDataError(
+                f"The {split} images of {source.describe()} are {got} (channels, height, "
+                f"width), but {spec.title} is declared as {tuple(spec.shape)}. Replace the "
+                "data, or register it with the shape it has."
+            )
 
 
 def _check_classes(decoded: dict, source: Source) -> None:

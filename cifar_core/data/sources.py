@@ -20,6 +20,7 @@ import numpy as np
 
 from cifar_core.data.dataset import (
     BATCH_DIR,
+    CIFAR_SHAPE,
     DOWNLOAD_MARKER,
     OFFICIAL_ARCHIVE,
     OFFICIAL_CLASSES,
@@ -45,13 +46,17 @@ class Source:
     path: Path
 
     def describe(self) -> str:
-        what = {
-            "batches-dir": "CIFAR-10 python batches",
-            "batches-archive": "CIFAR-10 python archive",
-            "folder-dir": "image folders",
-            "folder-archive": "archive of image folders",
-        }[self.kind]
+        what = KINDS.get(self.kind, self.kind)
         return f"{what} at {self.path}"
+
+
+# What each kind of source is, in words (other data sets' readers add theirs: data.catalog).
+KINDS = {
+    "batches-dir": "CIFAR-10 python batches",
+    "batches-archive": "CIFAR-10 python archive",
+    "folder-dir": "image folders",
+    "folder-archive": "archive of image folders",
+}
 
 
 def _archive_layout(path: Path) -> str | None:
@@ -230,21 +235,27 @@ def _read_batches_archive(path: Path, counted: Counted) -> dict:
     return _decode_batches(files, str(path), counted)
 
 
-def _decode_image(raw: bytes, name: str) -> np.ndarray | None:
+def _decode_image(raw: bytes, name: str, shape: tuple[int, int, int] = CIFAR_SHAPE
+                  ) -> np.ndarray | None:
+    """One picture as uint8 (C, H, W) of `shape` (grey for 1 channel, else colour), resized to
+    it where it differs; None if it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
+    channels, height, width = shape
     try:
         with Image.open(io.BytesIO(raw)) as img:
-            img = img.convert("RGB")
-            if img.size != (32, 32):
-                img = img.resize((32, 32), Image.Resampling.BILINEAR)
-            return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+            img = img.convert("L" if channels == 1 else "RGB")
+            if img.size != (width, height):
+                img = img.resize((width, height), Image.Resampling.BILINEAR)
+            return np.asarray(img, dtype=np.uint8).reshape(height, width, channels
+                                                           ).transpose(2, 0, 1)
     except (UnidentifiedImageError, OSError, ValueError):
         return None
 
 
 def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], where: str,
-                      counted: Counted = _ignore) -> dict:
+                      counted: Counted = _ignore, shape: tuple[int, int, int] = CIFAR_SHAPE
+                      ) -> dict:
     """items[split][class] = [(name, raw bytes)] -> tensors; classes sorted by name."""
     for split in SPLITS:
         if not items.get(split):
@@ -270,7 +281,7 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
                 done += 1
                 if done % every == 0 or done == total:
                     counted(done, total, "pictures decoded")
-                pixels = _decode_image(raw, name)
+                pixels = _decode_image(raw, name, shape)
                 if pixels is None:
                     bad.append(name)
                     continue
@@ -291,7 +302,8 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
     return out
 
 
-def _read_folder_dir(root: Path, counted: Counted) -> dict:
+def _read_folder_dir(root: Path, counted: Counted, shape: tuple[int, int, int] = CIFAR_SHAPE
+                     ) -> dict:
     found: dict[str, dict[str, list[Path]]] = {}
     for split in SPLITS:
         found[split] = {}
@@ -314,17 +326,18 @@ def _read_folder_dir(root: Path, counted: Counted) -> dict:
                 done += 1
                 if done % every == 0 or done == total:
                     counted(done, total, "files read")
-    return _assemble_folders(items, str(root), counted)
+    return _assemble_folders(items, str(root), counted, shape)
 
 
-def _read_folder_archive(path: Path, counted: Counted) -> dict:
+def _read_folder_archive(path: Path, counted: Counted,
+                         shape: tuple[int, int, int] = CIFAR_SHAPE) -> dict:
     items: dict[str, dict[str, list[tuple[str, bytes]]]] = {s: {} for s in SPLITS}
     for member, raw in _iter_archive(path):
         parts = Path(member.name).parts
         if (len(parts) >= 3 and parts[-3] in SPLITS
                 and Path(member.name).suffix.lower() in IMAGE_SUFFIXES):
             items[parts[-3]].setdefault(parts[-2], []).append((member.name, raw))
-    return _assemble_folders(items, str(path), counted)
+    return _assemble_folders(items, str(path), counted, shape)
 
 
 READERS = {
@@ -335,8 +348,11 @@ READERS = {
 }
 
 
-def decode_source(source: Source, counted: Counted = _ignore) -> dict:
+def decode_source(source: Source, counted: Counted = _ignore,
+                  shape: tuple[int, int, int] = CIFAR_SHAPE) -> dict:
     """Decode a source into numpy arrays + class names + warnings (slow: seconds, tens of
     seconds for 60,000 pictures). `counted` is told how far it has got, from 0 to the end: the
-    python version's files, or an image tree's pictures."""
+    python version's files, or an image tree's pictures (read as `shape`)."""
+    if source.kind.startswith("folder"):
+        return READERS[source.kind](source.path, counted, shape)
     return READERS[source.kind](source.path, counted)

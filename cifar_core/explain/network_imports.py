@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
-from cifar_core.data.dataset import CifarData
+from cifar_core.data.dataset import ImageData
 from cifar_core.errors import CheckpointError, CifarError, RunError
 from cifar_core.explain.uploads import read_upload, size_in_words
 from cifar_core.runs.store import Run, RunStore
@@ -41,7 +41,7 @@ MAX_UNPACK_RATIO = 4
 
 
 def import_network(store: RunStore, file: bytes | bytearray | memoryview | BinaryIO,
-                   name: str | None = None, *, data: CifarData | None = None,
+                   name: str | None = None, *, data: ImageData | None = None,
                    data_dir: str = "", max_bytes: int = MAX_BYTES) -> Run:
     """Keep the network in `file` (its bytes, or a binary file such as Streamlit's
     UploadedFile) as a completed run of origin 'imported': its weights saved in the run's
@@ -87,7 +87,7 @@ def imported_sentence(run: Run) -> str:
                    "once the data is here (see the Data page).")
 
 
-def evaluate_untested_imports(store: RunStore, data: CifarData, data_dir: str) -> list[Run]:
+def evaluate_untested_imports(store: RunStore, data: ImageData, data_dir: str) -> list[Run]:
     """Test the imported networks kept untested (imported before the data was there) on
     `data`, read from `data_dir`, and keep their results, once; returns those tested. An
     import of other classes than the data's, or whose file is gone, stays untested."""
@@ -119,7 +119,7 @@ def record_test(store: RunStore, run: Run, checkpoint: Checkpoint, metrics: dict
     store.record_results(run.id, _import_message(name, checkpoint, metrics), metrics, data_dir)
 
 
-def _tested(checkpoint: Checkpoint, data: CifarData) -> dict:
+def _tested(checkpoint: Checkpoint, data: ImageData) -> dict:
     return {**evaluate(checkpoint.model, data, **checkpoint.prediction_options()).metrics(),
             "classes": list(data.classes)}
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from cifar_core.data.dataset import default_data_dir
+from cifar_core.data.registry import DEFAULT_DATASET, dataset_spec
 from cifar_core.errors import RunError
 from cifar_core.processes import command_line, pid_alive
 from cifar_core.runs.store import FINISHED, Run, RunStore
@@ -58,12 +59,15 @@ class JobRunner:
         return max(stored, self.store.sweep_parallel())
 
     def start(self, config: TrainConfig, data_dir: Path | str | None = None,
-              origin: str = "dashboard") -> Run:
-        """Queue a run and start it at once if a slot is free. Refuses bad configs up front."""
+              origin: str = "dashboard", dataset: str = DEFAULT_DATASET) -> Run:
+        """Queue a run on the registered data set `dataset` and start it at once if a slot is
+        free. Refuses bad configs and unknown data sets up front."""
         config = config.with_seed()
+        dataset_spec(dataset)  # an unknown data set is refused now, not in the job
         resolve_device(config.device)  # an unavailable device is refused now, not in the job
         data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-        run = self.store.create(config.to_dict(), str(data_dir.resolve()), origin)
+        run = self.store.create(config.to_dict(), str(data_dir.resolve()), origin,
+                                dataset=dataset)
         self.launch_queued()
         return self.store.get(run.id)
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cifar_core.data.load import load_cifar10
+from cifar_core.data.load import load_data
 from cifar_core.errors import CifarError, StoreError
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.training.checkpoint import DEFAULT_NAME, save_checkpoint
@@ -62,9 +62,10 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
     watcher.start()
     try:
         config = TrainConfig.from_dict(run.config).with_seed()
-        data = load_cifar10(run.data_dir, progress=lambda msg: _tell(on_event, {
+        data = load_data(run.dataset, run.data_dir, progress=lambda msg: _tell(on_event, {
             "kind": "log", "message": msg}))
-        model = build_model(config, len(data.classes))
+        store.record_classes(run.id, data.classes)
+        model = build_model(config, len(data.classes), data.shape)
         done, fault, early = _train_recording(store, run, config, data, model, stop, on_event,
                                               judge)
         return _record_ending(store, run, config, data, model, out, done, fault, early,
@@ -115,8 +116,7 @@ def _record_ending(store: RunStore, run: Run, config: TrainConfig, data, model,
     metrics, checkpoint, saved = None, None, ""
     if done.status != "diverged":
         metrics = final_metrics(model, data, config, done)
-        checkpoint, saved = _save_somewhere(store, run.id, out, model, config, data.classes,
-                                            metrics)
+        checkpoint, saved = _save_somewhere(store, run.id, out, model, config, data, metrics)
         if checkpoint is None:  # saved elsewhere, or nowhere: the run cannot be complete
             fault = fault or "The run's folder could not hold its network."
     if fault:
@@ -163,7 +163,7 @@ def _fault_text(exc: BaseException) -> str:
 
 
 def _save_somewhere(store: RunStore, run_id: str, out: Path | None, model, config: TrainConfig,
-                    classes, metrics: dict) -> tuple[str | None, str]:
+                    data, metrics: dict) -> tuple[str | None, str]:
     """Save the network in the run's folder, else at `out`, else in the temporary folder:
     (the checkpoint path if it is in the run's folder, a sentence saying where it is)."""
     in_folder = store.run_dir(run_id) / DEFAULT_NAME
@@ -172,7 +172,8 @@ def _save_somewhere(store: RunStore, run_id: str, out: Path | None, model, confi
     problems = []
     for target in targets:
         try:
-            save_checkpoint(target, model, config.to_dict(), classes, metrics)
+            save_checkpoint(target, model, config.to_dict(), data.classes, metrics,
+                            data.dataset, data.shape)
         except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
             problems.append(f"{target}: {getattr(exc, 'strerror', None) or exc}")
             continue

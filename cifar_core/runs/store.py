@@ -68,6 +68,9 @@ class Run:
     stop_requested: bool
     sweep_id: str | None = None  # the sweep it belongs to (cifar_core.sweeps.store)
     trial: int | None = None  # its number in that sweep
+    dataset: str = "cifar10"  # the data set it trains on (cifar_core.data.registry)
+    # Its class names, recorded when its data was loaded (None before: the data set's own).
+    classes: tuple[str, ...] | None = None
 
     @property
     def is_active(self) -> bool:
@@ -219,13 +222,15 @@ class RunStore(StoreFile):
             # (sqlite3.Row's `in` looks at the values, hence keys(); a recovered row is a dict)
             sweep_id=row["sweep_id"] if "sweep_id" in row.keys() else None,  # noqa: SIM118
             trial=row["trial"] if "trial" in row.keys() else None,  # noqa: SIM118
+            dataset=_text(row, "dataset") or "cifar10",
+            classes=_class_names(row),
         )
 
     def create(self, config: dict, data_dir: str, origin: str, status: str = "queued",
                pid: int | None = None, sweep_id: str | None = None,
-               trial: int | None = None) -> Run:
+               trial: int | None = None, dataset: str = "cifar10") -> Run:
         """A new run with a fresh id, e.g. 20261126-153012-a1b2 (in a sweep: its trial
-        number there)."""
+        number there), training on the registered data set `dataset`."""
         now = time.time()
         for _ in range(20):  # ids are short to read; on the rare clash, draw another
             run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
@@ -233,9 +238,10 @@ class RunStore(StoreFile):
                 with self._connect() as con:
                     con.execute(
                         "INSERT INTO runs(id, created, config, data_dir, origin, status, pid, "
-                        "started, sweep_id, trial) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "started, sweep_id, trial, dataset) "
+                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (run_id, now, json.dumps(config), str(data_dir), origin, status, pid,
-                         now if status == "running" else None, sweep_id, trial))
+                         now if status == "running" else None, sweep_id, trial, dataset))
                 break
             except sqlite3.IntegrityError as exc:
                 if "sweep_id" in str(exc):  # another process made this trial's run first
@@ -356,6 +362,12 @@ class RunStore(StoreFile):
                 (status, message, json.dumps(metrics) if metrics is not None else None,
                  checkpoint, time.time(), run_id))
 
+    def record_classes(self, run_id: str, classes: tuple[str, ...]) -> None:
+        """Keep the class names of the data the run trains on (known once it is loaded)."""
+        with self._connect() as con:
+            con.execute("UPDATE runs SET classes=? WHERE id=?",
+                        (json.dumps(list(classes)), run_id))
+
     def record_results(self, run_id: str, message: str, metrics: dict, data_dir: str) -> None:
         """Test results that come after a run ended (an imported network tested once the data
         is there), with the data they were measured on; only for a completed run."""
@@ -459,3 +471,20 @@ def _event_or_none(data: str) -> Event | None:
         return event_from_dict(json.loads(data))
     except (ValueError, TypeError):
         return None
+
+
+def _text(row, key: str) -> str | None:
+    """A text column of a row (a recovered row, a dict, may lack it); None if missing."""
+    value = row[key] if key in row.keys() else None  # noqa: SIM118 (sqlite3.Row's `in`)
+    return value if isinstance(value, str) else None
+
+
+def _class_names(row) -> tuple[str, ...] | None:
+    """The recorded class names, or None where none (or none readable) are recorded."""
+    try:
+        names = json.loads(_text(row, "classes") or "null")
+    except ValueError:
+        return None
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return tuple(names)
+    return None

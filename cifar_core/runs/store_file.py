@@ -76,6 +76,14 @@ ALTER TABLE runs ADD COLUMN sweep_id TEXT;
 ALTER TABLE runs ADD COLUMN trial INTEGER;
 CREATE UNIQUE INDEX runs_by_sweep ON runs(sweep_id, trial)
 """),
+    # Data sets (cifar_core.data.registry): a run and a sweep record the data set they train on
+    # (runs from before read as CIFAR-10), a run also its class names once its data is loaded
+    # (NULL until then: the data set's own).
+    (3, """
+ALTER TABLE runs ADD COLUMN dataset TEXT NOT NULL DEFAULT 'cifar10';
+ALTER TABLE runs ADD COLUMN classes TEXT;
+ALTER TABLE sweeps ADD COLUMN dataset TEXT NOT NULL DEFAULT 'cifar10'
+"""),
 ]
 
 

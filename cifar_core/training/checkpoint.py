@@ -13,13 +13,14 @@ import os
 import pickle
 import pickletools
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from cifar_core.data.dataset import OFFICIAL_CLASSES
+from cifar_core.data.dataset import CIFAR_SHAPE, OFFICIAL_CLASSES
+from cifar_core.data.registry import MEAN, STD
 from cifar_core.errors import CheckpointError
 from cifar_core.training.augment import TEST_TIME_AUGMENTATIONS
 from cifar_core.training.models import MODELS, model_spec
@@ -47,6 +48,12 @@ class Checkpoint:
     config: dict
     classes: tuple[str, ...]
     metrics: dict
+    # The data set it was trained on (cifar_core.data.registry) and that data's picture shape
+    # (channels, height, width) and normalisation: a file from before data sets were recorded,
+    # and the tutorial's plain state_dict, read as CIFAR-10's.
+    dataset: str = "cifar10"
+    shape: tuple[int, int, int] = CIFAR_SHAPE
+    normalization: dict = field(default_factory=lambda: {"mean": [0.5] * 3, "std": [0.5] * 3})
 
     def prediction_options(self) -> dict:
         """How the training tested it: test-time augmentation and precision (keyword
@@ -57,16 +64,20 @@ class Checkpoint:
 
 
 def save_checkpoint(path: Path | str, model: nn.Module, config: dict, classes: tuple[str, ...],
-                    metrics: dict) -> Path:
+                    metrics: dict, dataset: str = "cifar10",
+                    shape: tuple[int, int, int] = CIFAR_SHAPE) -> Path:
     """Write atomically, so a reader never sees half a file. The model's registry name is
-    config['model'] (the tutorial's Net where the config names none)."""
+    config['model'] (the tutorial's Net where the config names none); with it the data set it
+    was trained on, that data's picture shape and normalisation (what an exporter needs)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save({"format": FORMAT, "model": config.get("model") or "tutorial",
                 "width": getattr(model, "width", None), "state_dict": state, "config": dict(config),
-                "classes": list(classes), "metrics": metrics}, tmp)
+                "classes": list(classes), "metrics": metrics, "dataset": dataset,
+                "shape": list(shape),
+                "normalization": {"mean": [MEAN] * shape[0], "std": [STD] * shape[0]}}, tmp)
     os.replace(tmp, path)
     return path
 

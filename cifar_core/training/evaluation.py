@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from cifar_core.data.dataset import CifarData, normalize
+from cifar_core.data.dataset import ImageData, normalize
 from cifar_core.training.augment import tta_logits
 from cifar_core.training.models import inference_logits
 from cifar_core.training.recipe import autocast
@@ -146,7 +146,7 @@ class Evaluation:
         }
 
 
-def evaluate(model: nn.Module, data: CifarData, device: torch.device | str = "cpu",
+def evaluate(model: nn.Module, data: ImageData, device: torch.device | str = "cpu",
              tta: str = "none", precision: str = "fp32") -> Evaluation:
     """Run the model over the whole test split (with the training config's test-time
     augmentation and precision: a checkpoint's `prediction_options`)."""

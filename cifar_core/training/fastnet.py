@@ -49,10 +49,12 @@ class ConvGroup(nn.Module):
 class FastNet(nn.Module):
     """airbench94's network with the first group `width` channels wide (the others 4x)."""
 
-    def __init__(self, num_classes: int = 10, width: int = 64):
+    def __init__(self, num_classes: int = 10, width: int = 64,
+                 shape: tuple[int, int, int] = (3, 32, 32)):
         super().__init__()
-        whitened = 2 * 3 * WHITEN_KERNEL ** 2  # each patch direction, and its negative
-        self.whiten = nn.Conv2d(3, whitened, WHITEN_KERNEL)
+        channels, height, breadth = shape
+        whitened = 2 * channels * WHITEN_KERNEL ** 2  # each patch direction, and its negative
+        self.whiten = nn.Conv2d(channels, whitened, WHITEN_KERNEL)
         self.whiten.weight.requires_grad = False  # set from the data (whiten_from)
         widths = (width, 4 * width, 4 * width)
         self.group1 = ConvGroup(whitened, widths[0])
@@ -60,6 +62,9 @@ class FastNet(nn.Module):
         self.group3 = ConvGroup(widths[1], widths[2])
         self.head = nn.Linear(widths[2], num_classes, bias=False)
         self.width = width
+        # airbench94's last max-pool takes the 3 x 3 left of a 32 x 32 picture (the whitening
+        # leaves 31 x 31, then three halvings); a smaller picture may leave less.
+        self.last_pool = max(1, min(3, (min(height, breadth) - WHITEN_KERNEL + 1) // 8))
         for group in (self.group1, self.group2, self.group3):
             for conv in (group.conv1, group.conv2):
                 _dirac_init(conv)
@@ -67,7 +72,7 @@ class FastNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.whiten(x))
         x = self.group3(self.group2(self.group1(x)))
-        x = torch.flatten(F.max_pool2d(x, 3), 1)
+        x = torch.flatten(F.max_pool2d(x, self.last_pool), 1)
         # airbench94 divides the logits by 9: it keeps the first steps' updates small.
         return self.head(x) / 9
 
@@ -86,14 +91,14 @@ def whiten_from(model: FastNet, images: torch.Tensor, eps: float = 5e-4) -> None
     eigenvectors of their 2x2 patches' covariance, scaled so that each output has unit
     variance, and their negatives. Uses the first WHITEN_IMAGES images."""
     images = images[:WHITEN_IMAGES].float()
-    k = WHITEN_KERNEL
-    patches = images.unfold(2, k, 1).unfold(3, k, 1)  # (N, 3, H', W', k, k)
+    k, channels = WHITEN_KERNEL, images.shape[1]
+    patches = images.unfold(2, k, 1).unfold(3, k, 1)  # (N, C, H', W', k, k)
     # One row per patch, in the order of a conv weight's (channel, row, column).
-    patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, 3 * k * k)
+    patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, channels * k * k)
     patches = patches - patches.mean(dim=0)
     covariance = patches.T @ patches / len(patches)
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
-    directions = eigenvectors.T.reshape(-1, 3, k, k)
+    directions = eigenvectors.T.reshape(-1, channels, k, k)
     weights = directions / torch.sqrt(eigenvalues + eps).view(-1, 1, 1, 1)
     model.whiten.weight.copy_(torch.cat([weights, -weights]).to(model.whiten.weight))
 

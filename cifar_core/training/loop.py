@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from cifar_core.data.dataset import CifarData
+from cifar_core.data.dataset import CIFAR_SHAPE, ImageData
 from cifar_core.errors import ConfigError
 from cifar_core.training.config import TrainConfig
 from cifar_core.training.devices import resolve_device
@@ -40,11 +40,17 @@ def _seed_of(config: TrainConfig) -> int:
     return config.seed
 
 
-def build_model(config: TrainConfig, num_classes: int = 10) -> nn.Module:
-    """A freshly initialised network of the config's model; the config's seed fixes its weights
+def build_model(config: TrainConfig, num_classes: int = 10,
+                shape: tuple[int, int, int] = CIFAR_SHAPE) -> nn.Module:
+    """A freshly initialised network of the config's model for `num_classes` classes and
+    pictures of `shape` (channels, height, width); the config's seed fixes its weights
     (ConfigError without one: call config.with_seed() first and train with that config too)."""
+    spec = model_spec(config.model)
+    problem = spec.shape_problem(shape)
+    if problem:
+        raise ConfigError("model", problem)
     torch.manual_seed(_seed_of(config))
-    return model_spec(config.model).build(num_classes, model_width(config))
+    return spec.build(num_classes, model_width(config), tuple(shape))
 
 
 def model_width(config: TrainConfig) -> int | None:
@@ -77,13 +83,13 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.
     return chosen.sort().values
 
 
-def accuracy_on_test_images(model: nn.Module, data: CifarData, device: torch.device,
+def accuracy_on_test_images(model: nn.Module, data: ImageData, device: torch.device,
                             tta: str = "none", precision: str = "fp32") -> float:
     """Percent of the test images the model gets right."""
     return results_on_test_images(model, data, device, tta, precision)[0]
 
 
-def results_on_test_images(model: nn.Module, data: CifarData, device: torch.device,
+def results_on_test_images(model: nn.Module, data: ImageData, device: torch.device,
                            tta: str = "none", precision: str = "fp32"
                            ) -> tuple[float, list[list[int]]]:
     """Percent of the test images the model gets right, and the confusion matrix
@@ -96,7 +102,7 @@ def results_on_test_images(model: nn.Module, data: CifarData, device: torch.devi
     return accuracy, cells.view(k, k).tolist()
 
 
-def train(config: TrainConfig, data: CifarData, model: nn.Module,
+def train(config: TrainConfig, data: ImageData, model: nn.Module,
           stop: threading.Event | None = None, threads: int | None = None) -> Iterator[Event]:
     """Train `model` (from build_model with the same config) in place; yield a StatsEvent every
     log_every minibatches, an EpochEvent after each epoch and a DoneEvent at the end. Setting
@@ -133,7 +139,7 @@ class _Clock:
         return time.perf_counter() - self.start
 
 
-def _train_loop(config: TrainConfig, data: CifarData, model: nn.Module, device: torch.device,
+def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: torch.device,
                 stop: threading.Event | None, threads: int | None) -> Iterator[Event]:
     batches = Minibatches(data, balanced_subset(data.train_labels, config.train_size,
                                                 config.seed), config.batch_size, device,

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from cifar_core.data.dataset import CifarData
+from cifar_core.data.dataset import ImageData
 from cifar_core.errors import ConfigError
 from cifar_core.training.config import TrainConfig, settings
 from cifar_core.training.devices import resolve_device
@@ -160,7 +160,7 @@ def check_range(start_lr: float, end_lr: float, steps: int) -> None:
                                    f"{DEFAULT_STEPS} to 200 is usual.")
 
 
-def find_learning_rate(config: TrainConfig, data: CifarData, start_lr: float = DEFAULT_START_LR,
+def find_learning_rate(config: TrainConfig, data: ImageData, start_lr: float = DEFAULT_START_LR,
                        end_lr: float = DEFAULT_END_LR, steps: int = DEFAULT_STEPS,
                        progress: Progress | None = None,
                        stop: threading.Event | None = None) -> LrFinding:
@@ -199,7 +199,7 @@ def find_learning_rate(config: TrainConfig, data: CifarData, start_lr: float = D
         settings=asked)
 
 
-def _range_test(config: TrainConfig, data: CifarData, device: torch.device, end_lr: float,
+def _range_test(config: TrainConfig, data: ImageData, device: torch.device, end_lr: float,
                 steps: int, progress: Progress | None, stop: threading.Event | None):
     """(learning rates, losses, how it ended) of the minibatches trained."""
     model = build_model(config, len(data.classes)).to(device).train()

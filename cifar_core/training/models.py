@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cifar_core.data.dataset import CIFAR_SHAPE
 from cifar_core.errors import ConfigError
 from cifar_core.training.fastnet import FastNet, bias_lr_scales, whiten_from
 
@@ -21,12 +22,16 @@ class Net(nn.Module):
     """The CIFAR-10 tutorial's CNN: two conv+pool stages, three linear layers (62,006 params).
     `width` multiplies the convolutions' channels (1: the tutorial's 6 and 16)."""
 
-    def __init__(self, num_classes: int = 10, width: int = 1):
+    def __init__(self, num_classes: int = 10, width: int = 1,
+                 shape: tuple[int, int, int] = CIFAR_SHAPE):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 6 * width, 5)
+        channels, height, breadth = shape
+        self.conv1 = nn.Conv2d(channels, 6 * width, 5)
         self.pool = nn.MaxPool2d(2, 2)
         self.conv2 = nn.Conv2d(6 * width, 16 * width, 5)
-        self.fc1 = nn.Linear(16 * width * 5 * 5, 120)
+        # The tutorial's 16 * 5 * 5: what is left of a 32 x 32 picture after each 5 x 5
+        # convolution (4 pixels fewer) and each pooling (half).
+        self.fc1 = nn.Linear(16 * width * net_side(height) * net_side(breadth), 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, num_classes)
 
@@ -37,6 +42,11 @@ class Net(nn.Module):
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
         return self.fc3(x)
+
+
+def net_side(side: int) -> int:
+    """What is left of a picture's side of `side` pixels at Net's first linear layer (32: 5)."""
+    return ((side - 4) // 2 - 4) // 2
 
 
 def _pool(x: torch.Tensor) -> torch.Tensor:
@@ -65,8 +75,9 @@ class ModelSpec:
     name: str  # the setting's value, e.g. 'tutorial'
     title: str  # a few words for menus
     description: str  # one sentence for people who do not program
-    # (number of classes, width or None for the standard one) -> a freshly initialised network
-    build: Callable[[int, int | None], nn.Module]
+    # (number of classes, width or None for the standard one, image shape (channels, height,
+    # width)) -> a freshly initialised network
+    build: Callable[..., nn.Module]
     # The network class these apply to (checkpoints and evaluation find the spec by it).
     architecture: type[nn.Module] = nn.Module
     # A faster forward pass for inference, giving the same logits as model(x); None: model(x).
@@ -85,9 +96,22 @@ class ModelSpec:
     # Trains and predicts faster with channels-last tensors on a CPU (oneDNN convolutions).
     channels_last: bool = False
 
-    def parameter_count(self, num_classes: int = 10, width: int | None = None) -> int:
+    # The smallest picture side the network can take (its poolings need something to pool).
+    min_side: int = 8
+
+    def parameter_count(self, num_classes: int = 10, width: int | None = None,
+                        shape: tuple[int, int, int] = CIFAR_SHAPE) -> int:
         """Number of trainable weights of this network for `num_classes` classes."""
-        return count_parameters(self.build(num_classes, width))
+        return count_parameters(self.build(num_classes, width, shape))
+
+    def shape_problem(self, shape: tuple[int, int, int]) -> str | None:
+        """Why this network cannot take pictures of `shape` (channels, height, width), in
+        words, or None if it can."""
+        if min(shape[1:]) < self.min_side:
+            return (f"The {self.title.lower()} needs pictures of at least {self.min_side} × "
+                    f"{self.min_side} pixels, and these are {shape[1]} × {shape[2]}: choose "
+                    "another network.")
+        return None
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -103,28 +127,30 @@ register(ModelSpec(
     name="tutorial", title="Tutorial network",
     description="The small network of PyTorch's CIFAR-10 tutorial: two layers that look for "
                 "patterns, then three that decide.",
-    build=lambda num_classes, width=None: Net(num_classes), architecture=Net,
-    inference=net_inference_logits, written_out_step=True))
+    build=lambda num_classes, width=None, shape=CIFAR_SHAPE: Net(num_classes, shape=shape),
+    architecture=Net, inference=net_inference_logits, written_out_step=True, min_side=16))
 
 register(ModelSpec(
     name="tutorial-wide", title="Tutorial network, twice as wide",
     description="The tutorial's network with twice as many pattern detectors in each of its "
                 "two looking layers: slower, and it can learn a little more.",
-    build=lambda num_classes, width=None: Net(num_classes, width=2), architecture=Net,
-    inference=net_inference_logits))
+    build=lambda num_classes, width=None, shape=CIFAR_SHAPE: Net(num_classes, 2, shape),
+    architecture=Net, inference=net_inference_logits, min_side=16))
 
 
-def _fast(num_classes: int, width: int | None = None) -> nn.Module:
-    return FastNet(num_classes, width or MODELS["fast"].cpu_width)
+def _fast(num_classes: int, width: int | None = None,
+          shape: tuple[int, int, int] = CIFAR_SHAPE) -> nn.Module:
+    return FastNet(num_classes, width or MODELS["fast"].cpu_width, shape)
 
 
-def _resnet18(num_classes: int, width: int | None = None) -> nn.Module:
+def _resnet18(num_classes: int, width: int | None = None,
+              shape: tuple[int, int, int] = CIFAR_SHAPE) -> nn.Module:
     """torchvision's ResNet-18 for 32x32 images: a 3x3 first convolution with stride 1 and no
     max-pool (the ImageNet stem would shrink a CIFAR image to 8x8 before the first block)."""
     from torchvision.models import resnet18
 
     model = resnet18(num_classes=num_classes)
-    model.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+    model.conv1 = nn.Conv2d(shape[0], 64, 3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
 
@@ -135,7 +161,7 @@ register(ModelSpec(
                 "three scales, with each layer's output kept in a steady range. Learns far "
                 "more than the tutorial's in the same minutes.",
     build=_fast, widths=(4, 256), cpu_width=32, gpu_width=64, lr_scales=bias_lr_scales,
-    prepare=whiten_from, channels_last=True))
+    prepare=whiten_from, channels_last=True, min_side=9))
 
 register(ModelSpec(
     name="resnet18", title="ResNet-18",  # torchvision's

@@ -10,8 +10,8 @@ from pathlib import Path
 import streamlit as st
 
 from cifar_core import (
-    CifarData,
     CifarError,
+    ImageData,
     JobRunner,
     RunStore,
     default_data_dir,
@@ -39,7 +39,7 @@ def runs_dir() -> str:
 
 # Decoding takes seconds the first time in a process: keep one copy per data folder.
 @st.cache_resource(show_spinner="Loading CIFAR-10 ...")
-def get_data(folder: str) -> CifarData:
+def get_data(folder: str) -> ImageData:
     return load_cifar10(folder, download=False)
 
 

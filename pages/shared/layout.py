@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cifar_core import CifarData, CifarError
+from cifar_core import CifarError, ImageData
 from cifar_core.data.dataset import OFFLINE_HELP
 from cifar_core.data.download import data_status, download_status, is_cached, start_data_download
 from cifar_core.data.grids import tiles_html
@@ -40,7 +40,7 @@ def guard(fn):
     return wrapper
 
 
-def data_or_status_ui(notes: str = "once") -> CifarData | None:
+def data_or_status_ui(notes: str = "once") -> ImageData | None:
     """The data if it is there; otherwise say why not and offer the download. `notes`: when
     to show what loading the data noticed (e.g. checksums that are not the official ones):
     'once' a browser session, on the first page that loads it, or 'always' (the Data page)."""
@@ -78,7 +78,7 @@ _opened: set[str] = set()
 _decoding = threading.Lock()
 
 
-def open_data_ui(folder: str) -> CifarData:
+def open_data_ui(folder: str) -> ImageData:
     """The data, decoded first where it never was (tens of seconds: said, with a bar). Raises
     what load_cifar10 raises."""
     if folder in _opened:

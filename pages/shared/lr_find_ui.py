@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from cifar_core import CifarData, CifarError, TrainConfig
+from cifar_core import CifarError, ImageData, TrainConfig
 from cifar_core.training.lr_find import (
     DEFAULT_END_LR,
     DEFAULT_START_LR,
@@ -69,7 +69,7 @@ def finding_ui(finding: LrFinding) -> None:
 FIELDS = {"lrf_start": DEFAULT_START_LR, "lrf_end": DEFAULT_END_LR, "lrf_steps": DEFAULT_STEPS}
 
 
-def lr_find_ui(values: dict, problems: dict, data: CifarData) -> None:
+def lr_find_ui(values: dict, problems: dict, data: ImageData) -> None:
     """The section: a few settings of the test, its button and a progress bar while it runs
     (here, in this page), then its finding, kept until the settings it depends on change."""
     # Made only while open (about a tenth of the Train page's switch time when drawn hidden);
@@ -104,7 +104,7 @@ def lr_find_ui(values: dict, problems: dict, data: CifarData) -> None:
             finding_ui(finding)
 
 
-def _run_ui(values: dict, data: CifarData, start: float, end: float,
+def _run_ui(values: dict, data: ImageData, start: float, end: float,
             steps: int) -> LrFinding | None:
     """Run the test with a progress bar; the finding (kept), or None after showing why not."""
     bar = st.progress(0.0, text="Trying learning rates ...")

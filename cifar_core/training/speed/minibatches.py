@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
-from cifar_core.data.dataset import CifarData, normalize
+from cifar_core.data.dataset import ImageData, normalize
 from cifar_core.training.augment import augment as augmented
 
 # Images normalised at a time (rounded up to whole minibatches): about 3 MB of floats, which
@@ -26,7 +26,7 @@ class Minibatches:
     """The minibatches of `batch_size` images drawn from `subset` (positions in the training
     set), in a new order each epoch; the last one of an epoch may be short."""
 
-    def __init__(self, data: CifarData, subset: torch.Tensor, batch_size: int,
+    def __init__(self, data: ImageData, subset: torch.Tensor, batch_size: int,
                  device: torch.device, augment: str = "none"):
         # Each epoch gathers the subset in its own order straight from the (device's copy of
         # the) whole set, so a subset is never copied.
