@@ -234,3 +234,91 @@ def test_a_plain_state_dict_of_the_fast_network_at_its_standard_width_loads(imag
     assert loaded.model_name == "fast" and loaded.model.width == fast.width
     with torch.no_grad():
         assert torch.equal(loaded.model(images), fast.eval()(images))
+
+
+# --- the data set a network was trained on (issue 24) ----------------------------------------
+
+FASHION_LIKE = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                "Sneaker", "Bag", "Ankle boot")
+
+
+def _data(classes, shape, dataset="cifar10", title="CIFAR-10"):
+    """An ImageData of two pictures per split of `shape` (only its names and shape matter)."""
+    from cifar_core.data.dataset import ImageData
+
+    images = torch.zeros(2, *shape, dtype=torch.uint8)
+    labels = torch.zeros(2, dtype=torch.int64)
+    return ImageData(train_images=images, train_labels=labels, test_images=images,
+                     test_labels=labels, classes=tuple(classes), source="in memory",
+                     dataset=dataset, title=title)
+
+
+def test_a_grey_network_records_its_data_set_and_is_rebuilt_for_its_shape(tmp_path):
+    torch.manual_seed(0)
+    net = model_spec("tutorial").build(10, None, (1, 28, 28))
+    path = save_checkpoint(tmp_path / "grey.pth", net, {}, FASHION_LIKE, {},
+                           dataset="fashion-like", shape=(1, 28, 28))
+    loaded = load_checkpoint(path)
+    assert loaded.dataset == "fashion-like" and loaded.shape == (1, 28, 28)
+    assert loaded.normalization == {"mean": [0.5], "std": [0.5]}
+    pictures = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(pictures), net.eval()(pictures))
+
+
+@pytest.mark.parametrize("kind", ["plain state_dict", "previous version"])
+def test_both_old_kinds_of_file_load_as_cifar10(kind, net, tmp_path):
+    path = tmp_path / "old.pth"
+    if kind == "plain state_dict":
+        torch.save(net.state_dict(), path)
+    else:  # this app's file from before data sets were recorded
+        torch.save({"format": FORMAT, "model": "tutorial", "width": None,
+                    "state_dict": net.state_dict(), "config": {}, "classes": list(OFFICIAL_CLASSES),
+                    "metrics": {}}, path)
+    loaded = load_checkpoint(path)
+    assert (loaded.dataset, loaded.shape) == ("cifar10", (3, 32, 32))
+    assert loaded.normalization == {"mean": [0.5] * 3, "std": [0.5] * 3}
+    assert loaded.fits(_data(OFFICIAL_CLASSES, (3, 32, 32)))
+
+
+def _saved_with(tmp_path, net, **recorded):
+    """A file of this app's format with the data-set keys replaced by `recorded`."""
+    path = tmp_path / "odd.pth"
+    torch.save({"format": FORMAT, "model": "tutorial", "width": None,
+                "state_dict": net.state_dict(), "config": {}, "classes": list(OFFICIAL_CLASSES),
+                "metrics": {}, **recorded}, path)
+    return path
+
+
+def test_garbage_data_set_records_read_as_cifar10(net, tmp_path):
+    path = _saved_with(tmp_path, net, dataset=7, shape=None, normalization="half")
+    loaded = load_checkpoint(path)
+    assert (loaded.dataset, loaded.shape) == ("cifar10", (3, 32, 32))
+    assert loaded.normalization == {"mean": [0.5] * 3, "std": [0.5] * 3}
+
+
+@pytest.mark.parametrize("shape", [[0, 32, 32], [5, 32, 32], [3, 32], [3, -1, 32],
+                                   [3, 100000, 100000], "3x32x32", [3.5, 32, 32]])
+def test_an_impossible_picture_shape_is_refused_in_words(shape, net, tmp_path):
+    path = _saved_with(tmp_path, net, dataset="cifar10", shape=shape)
+    with pytest.raises(CheckpointError, match="picture") as caught:
+        load_checkpoint(path)
+    assert str(path) in str(caught.value)
+
+
+def test_fits_compares_class_names_and_shape_not_counts(tmp_path):
+    torch.manual_seed(0)
+    net = model_spec("tutorial").build(10, None, (1, 28, 28))
+    grey = load_checkpoint(save_checkpoint(tmp_path / "grey.pth", net, {}, FASHION_LIKE, {},
+                                           dataset="fashion-like", shape=(1, 28, 28)))
+    assert grey.fits(_data(FASHION_LIKE, (1, 28, 28), "fashion-like", "Fashion-like"))
+    assert grey.misfit(_data(FASHION_LIKE, (1, 28, 28), "fashion-like", "Fashion-like")) is None
+    # Ten classes each, as the old count check saw it: now told apart by their names.
+    cifar = _data(OFFICIAL_CLASSES, (1, 28, 28))
+    assert not grey.fits(cifar)
+    said = grey.misfit(cifar)
+    assert "T-shirt/top" in said and "CIFAR-10" in said and "plane" in said
+    # The same names on pictures of another shape do not fit either.
+    colour = _data(FASHION_LIKE, (3, 32, 32), "fashion-like", "Fashion-like")
+    assert not grey.fits(colour)
+    assert "28 × 28 grey" in grey.misfit(colour) and "32 × 32 colour" in grey.misfit(colour)

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cifar_core.data.dataset import CIFAR_SHAPE, OFFICIAL_CLASSES
-from cifar_core.data.registry import MEAN, STD
+from cifar_core.data.dataset import CIFAR_SHAPE, OFFICIAL_CLASSES, ImageData
+from cifar_core.data.registry import DATASETS, DEFAULT_DATASET, MEAN, NAME_PATTERN, STD
 from cifar_core.errors import CheckpointError
 from cifar_core.training.augment import TEST_TIME_AUGMENTATIONS
 from cifar_core.training.models import MODELS, model_spec
@@ -37,6 +37,9 @@ MAX_CLASSES = 1000
 # times make a crafted file claim far more; building a network from such a claim would fill the
 # memory, so beyond this many times the file's size (and a megabyte) the file is refused.
 MAX_CLAIMED_RATIO = 4
+# The largest picture side a network may be rebuilt for: the networks' first layers grow with
+# the side, so a file claiming huge pictures would fill the memory before any weight is read.
+MAX_SIDE = 512
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,33 @@ class Checkpoint:
     # and the tutorial's plain state_dict, read as CIFAR-10's.
     dataset: str = "cifar10"
     shape: tuple[int, int, int] = CIFAR_SHAPE
-    normalization: dict = field(default_factory=lambda: {"mean": [0.5] * 3, "std": [0.5] * 3})
+    normalization: dict = field(default_factory=lambda: _normalization(CIFAR_SHAPE))
+
+    @property
+    def title(self) -> str:
+        """The title of the data set it was trained on (its name if not registered here)."""
+        spec = DATASETS.get(self.dataset)
+        return spec.title if spec is not None else self.dataset
+
+    def fits(self, data: ImageData) -> bool:
+        """True when `data` has this network's class names, in its order, and picture shape."""
+        return self.misfit(data) is None
+
+    def misfit(self, data: ImageData) -> str | None:
+        """Why this network cannot be tested or used on `data`, in one sentence saying what to
+        choose; None when it fits (the same class names in the same order, the same shape)."""
+        same_classes = tuple(data.classes) == tuple(self.classes)
+        if same_classes and tuple(data.shape) == tuple(self.shape):
+            return None
+        what_to_do = (f"choose {self.title} as the data set, or a network trained on "
+                      f"{data.title}.")
+        if same_classes:
+            return (f"This network was trained on {self.title}'s {_picture_kind(self.shape)} "
+                    f"pictures, and these are {data.title}'s {_picture_kind(data.shape)} "
+                    f"pictures: {what_to_do}")
+        return (f"This network was trained on {self.title} ({_classes_in_words(self.classes)}),"
+                f" and these are {data.title}'s pictures ({_classes_in_words(data.classes)}): "
+                f"{what_to_do}")
 
     def prediction_options(self) -> dict:
         """How the training tested it: test-time augmentation and precision (keyword
@@ -76,8 +105,7 @@ def save_checkpoint(path: Path | str, model: nn.Module, config: dict, classes: t
     torch.save({"format": FORMAT, "model": config.get("model") or "tutorial",
                 "width": getattr(model, "width", None), "state_dict": state, "config": dict(config),
                 "classes": list(classes), "metrics": metrics, "dataset": dataset,
-                "shape": list(shape),
-                "normalization": {"mean": [MEAN] * shape[0], "std": [STD] * shape[0]}}, tmp)
+                "shape": list(shape), "normalization": _normalization(shape)}, tmp)
     os.replace(tmp, path)
     return path
 
@@ -99,19 +127,73 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
     elif isinstance(saved, dict) and saved and all(isinstance(v, torch.Tensor)
                                                    for v in saved.values()):
         state, config, classes, metrics = saved, {}, OFFICIAL_CLASSES, {}
+        saved = {}  # plain weights record no data set: they are taken as CIFAR-10's
     else:
         raise CheckpointError(f"{path} is a PyTorch file but not a CIFAR-10 network checkpoint.")
-    name = saved.get("model") if state is not saved else None
+    plain = not saved
+    name = saved.get("model")
     name = name if isinstance(name, str) else None
-    width = saved.get("width") if state is not saved else None
+    width = saved.get("width")
     width = width if isinstance(width, int) and not isinstance(width, bool) else None
     # Every claim is checked against the file before anything is built from it.
+    dataset, shape, normalization = _recorded_data(path, saved)
     _check_claims(path, state, classes, name, width)
-    model, name = _rebuild(path, state, name, len(classes), width, plain=state is saved)
+    model, name = _rebuild(path, state, name, len(classes), width, plain=plain, shape=shape)
     _check_numbers(path, state)
     model.eval()
     return Checkpoint(model=model, model_name=name, config=config, classes=classes,
-                      metrics=metrics or {})
+                      metrics=metrics or {}, dataset=dataset, shape=shape,
+                      normalization=normalization)
+
+
+def _normalization(shape: tuple[int, int, int]) -> dict:
+    """The normalisation every data set here gets (data.registry), per channel."""
+    return {"mean": [MEAN] * shape[0], "std": [STD] * shape[0]}
+
+
+def _recorded_data(path: Path, saved: dict) -> tuple[str, tuple[int, int, int], dict]:
+    """(data set, picture shape, normalisation) the file records. A file from before they
+    were recorded (or plain weights) reads as CIFAR-10's, as does a data set that is no name
+    or a normalisation that is not one; a picture shape no network can take is refused."""
+    dataset = saved.get("dataset")
+    if not isinstance(dataset, str) or not NAME_PATTERN.fullmatch(dataset):
+        dataset = DEFAULT_DATASET
+    shape = saved.get("shape")
+    if shape is None:
+        shape = CIFAR_SHAPE
+    elif not _possible_shape(shape):
+        raise CheckpointError(
+            f"{path} says its network was made for pictures of shape {str(shape)[:40]}, which "
+            "no picture has (1 grey or 3 colour channels, sides from 8 to "
+            f"{MAX_SIDE} pixels), so it was not used. {_WHAT_TO_USE}")
+    shape = tuple(int(n) for n in shape)
+    normalization = saved.get("normalization")
+    if not (isinstance(normalization, dict) and all(
+            isinstance(normalization.get(k), list) and len(normalization[k]) == shape[0]
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                    for v in normalization[k]) for k in ("mean", "std"))):
+        normalization = _normalization(shape)
+    return dataset, shape, {"mean": list(normalization["mean"]),
+                            "std": list(normalization["std"])}
+
+
+def _possible_shape(shape) -> bool:
+    """True for (channels, height, width) of pictures a network here can be built for."""
+    if not isinstance(shape, (list, tuple)) or len(shape) != 3 or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in shape):
+        return False
+    channels, height, width = shape
+    return channels in (1, 3) and 8 <= height <= MAX_SIDE and 8 <= width <= MAX_SIDE
+
+
+def _picture_kind(shape) -> str:
+    """e.g. '28 × 28 grey' or '32 × 32 colour'."""
+    return f"{shape[1]} × {shape[2]} {'grey' if shape[0] == 1 else 'colour'}"
+
+
+def _classes_in_words(classes) -> str:
+    """e.g. '10 classes: T-shirt/top, Trouser, …'."""
+    return f"{len(classes)} class{'es' * (len(classes) != 1)}: {_listed(list(classes))}"
 
 
 # What torch.save writes: a zip archive holding `<name>/data.pkl` and the tensors' bytes; or, in the
@@ -250,34 +332,42 @@ def _check_numbers(path: Path, state: dict) -> None:
 
 
 def _rebuild(path: Path, state: dict, name: str | None, num_classes: int,
-             width: int | None = None, plain: bool = False) -> tuple[nn.Module, str]:
+             width: int | None = None, plain: bool = False,
+             shape: tuple[int, int, int] = CIFAR_SHAPE) -> tuple[nn.Module, str]:
     """The registered network called `name` (of `width`, where it has one) with these
     weights; without a name, the first registered one they fit. CheckpointError where none
     fits, saying how they differ (`plain`: weights without class names, taken as
-    CIFAR-10's)."""
+    CIFAR-10's). The network is built for pictures of `shape`."""
     if name is not None and name not in MODELS:
         raise CheckpointError(f"{path} holds a '{name}' network, which this version does not "
                               f"know (it knows {', '.join(MODELS)}).")
     names = [name] if name is not None else list(MODELS)
+    if name is not None and model_spec(name).shape_problem(shape):
+        raise CheckpointError(f"{path} holds a '{name}' network for {_picture_kind(shape)} "
+                              "pictures, which it cannot take: the file is damaged or was "
+                              f"changed, so it cannot be used. {_WHAT_TO_USE}")
+    names = [n for n in names if not model_spec(n).shape_problem(shape)]
     for candidate in names:
         try:
-            model = model_spec(candidate).build(num_classes, width)
+            model = model_spec(candidate).build(num_classes, width, shape)
             model.load_state_dict(state)
             return model, candidate
         except (RuntimeError, TypeError, AttributeError):
             continue
-    raise CheckpointError(_why_it_does_not_fit(path, state, names, num_classes, width, plain))
+    raise CheckpointError(_why_it_does_not_fit(path, state, names, num_classes, width, plain,
+                                               shape))
 
 
 def _why_it_does_not_fit(path: Path, state: dict, names: list[str], expected: int,
-                         width: int | None, plain: bool) -> str:
+                         width: int | None, plain: bool,
+                         shape: tuple[int, int, int] = CIFAR_SHAPE) -> str:
     """For weights that fit none of these networks for `expected` classes, a sentence saying
     what a person needs (another class count, or another network), then the detail."""
     if not isinstance(state, dict) or not state or not all(
             isinstance(v, torch.Tensor) for v in state.values()):
         return (f"{path} holds no network weights, so it cannot be used. {_WHAT_TO_USE}")
     for model_name in names:
-        count = class_count_it_fits(model_name, state, expected, width)
+        count = class_count_it_fits(model_name, state, expected, width, shape)
         if count is None:
             continue
         if not plain:
@@ -291,32 +381,35 @@ def _why_it_does_not_fit(path: Path, state: dict, names: list[str], expected: in
     if len(names) == 1 and not plain:
         return (f"{path} says it holds a '{names[0]}' network, but its weights do not fit one: "
                 "the file is damaged or was changed, so it cannot be used. "
-                f"{_WHAT_TO_USE} In detail: {_difference(state, names, expected, width)}.")
+                f"{_WHAT_TO_USE} In detail: {_difference(state, names, expected, width, shape)}.")
     return (f"{path} holds the weights of a network this dashboard does not know, so it cannot "
             f"be used here. {_WHAT_TO_USE} In detail: "
-            f"{_difference(state, names, expected, width)}; the networks it knows are "
+            f"{_difference(state, names, expected, width, shape)}; the networks it knows are "
             f"{', '.join(MODELS)} (the tutorial's Net is 'tutorial').")
 
 
 def class_count_it_fits(model_name: str, state: dict, expected: int,
-                        width: int | None = None) -> int | None:
+                        width: int | None = None,
+                        shape: tuple[int, int, int] = CIFAR_SHAPE) -> int | None:
     """The other class count (at most MAX_CLASSES) for which these weights fit the registered
-    network, if any."""
-    last = [k for k in model_spec(model_name).build(expected, width).state_dict()
+    network (built for pictures of `shape`), if any."""
+    last = [k for k in model_spec(model_name).build(expected, width, shape).state_dict()
             if k.endswith("weight")][-1]
-    shape = tuple(getattr(state.get(last), "shape", ()))
-    if len(shape) != 2 or not 0 < shape[0] <= MAX_CLASSES or shape[0] == expected:
+    layer = tuple(getattr(state.get(last), "shape", ()))
+    if len(layer) != 2 or not 0 < layer[0] <= MAX_CLASSES or layer[0] == expected:
         return None
+    count = layer[0]
     try:
-        model_spec(model_name).build(int(shape[0]), width).load_state_dict(state)
+        model_spec(model_name).build(int(count), width, shape).load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError):
         return None
-    return int(shape[0])
+    return int(count)
 
 
-def _difference(state: dict, names: list[str], classes: int, width: int | None) -> str:
+def _difference(state: dict, names: list[str], classes: int, width: int | None,
+                shape: tuple[int, int, int] = CIFAR_SHAPE) -> str:
     """How `state` differs from the registered network it is closest to, in words."""
-    built = {n: model_spec(n).build(classes, width).state_dict() for n in names}
+    built = {n: model_spec(n).build(classes, width, shape).state_dict() for n in names}
     closest = max(names, key=lambda n: len(set(state) & set(built[n])))
     theirs = built[closest]
     for key, tensor in theirs.items():
