@@ -1,4 +1,5 @@
-"""The built-in data sets, registered by name (data.registry): CIFAR-10, the default, first.
+"""The built-in data sets, registered by name (data.registry): CIFAR-10, the default, first,
+then Fashion-MNIST.
 
 Also `folder_dataset`: any image-folder tree (train/<class>/, test/<class>/) as a data set of
 its own, its classes named by its folders.
@@ -16,7 +17,8 @@ from cifar_core.data.dataset import (
     Counted,
     Progress,
 )
-from cifar_core.data.download import download_cifar10
+from cifar_core.data.download import download_cifar10, download_with_torchvision
+from cifar_core.data.idx import find_idx, read_idx
 from cifar_core.data.registry import DatasetSpec, register
 from cifar_core.data.sources import Source, decode_source, find_source
 from cifar_core.errors import ImageFolderError
@@ -59,6 +61,51 @@ CIFAR10 = register(DatasetSpec(
                 "https://www.cs.toronto.edu/~kriz/cifar.html",
     offline_help=OFFLINE_HELP,
     about="Small colour photos of ten kinds of things: animals and vehicles."))
+
+
+# --- Fashion-MNIST ----------------------------------------------------------------------------
+
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+# Where Debian's dataset-fashion-mnist package puts the four official files.
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _find_fashion_mnist(root: Path) -> Source | None:
+    # The system folder is read at each call (a test points it elsewhere).
+    return find_idx("fashion-mnist-idx", (Path(root) / "FashionMNIST" / "raw",
+                                          FASHION_MNIST_SYSTEM_DIR))
+
+
+def _read_fashion_mnist(source: Source, counted: Counted) -> dict:
+    return read_idx(source, counted, FASHION_MNIST_CLASSES)
+
+
+def _download_fashion_mnist(root: Path, progress: Progress) -> Source:
+    def fetch(where: str) -> None:
+        from torchvision.datasets import FashionMNIST
+
+        FashionMNIST(root=where, train=True, download=True)  # fetches all four files
+
+    return download_with_torchvision(root, "Fashion-MNIST", fetch, _find_fashion_mnist,
+                                     FASHION_MNIST_HELP, progress)
+
+
+FASHION_MNIST_HELP = (
+    "To work offline, install Debian's package (apt-get install dataset-fashion-mnist: it puts "
+    f"the official files in {FASHION_MNIST_SYSTEM_DIR}/), or put the four official files "
+    "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+    "t10k-labels-idx1-ubyte.gz, packed or unpacked) into FashionMNIST/raw/ in the data folder."
+)
+
+FASHION_MNIST = register(DatasetSpec(
+    name="fashion-mnist", title="Fashion-MNIST", classes=FASHION_MNIST_CLASSES,
+    shape=(1, 28, 28), find=_find_fashion_mnist, read=_read_fashion_mnist,
+    download=_download_fashion_mnist,
+    source_line="Han Xiao, Kashif Rasul, Roland Vollgraf, Fashion-MNIST (Zalando Research, "
+                "2017), MIT licence; https://github.com/zalandoresearch/fashion-mnist",
+    offline_help=FASHION_MNIST_HELP,
+    about="Small grey photos of ten kinds of clothes, shoes and bags, from Zalando's shop."))
 
 
 def folder_dataset(name: str, folder: Path | str, title: str | None = None,

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,15 +70,16 @@ def last_download(root: Path | str) -> LastDownload | None:
         return None
 
 
-def download_failure_reason(exc: BaseException) -> str:
-    """Why a download failed, in words that end a sentence ("... failed: <reason>")."""
+def download_failure_reason(exc: BaseException, title: str = "CIFAR-10") -> str:
+    """Why a download (of the data set called `title`) failed, in words that end a sentence
+    ("... failed: <reason>")."""
     if isinstance(exc, urllib.error.URLError):
         cause = exc.reason
         detail = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
         if isinstance(cause, socket.gaierror) or "Name or service not known" in detail:
-            return (f"this machine cannot reach the CIFAR-10 server (its name could not be "
+            return (f"this machine cannot reach the {title} server (its name could not be "
                     f"looked up: {detail}). Is it connected to the internet?")
-        return f"the CIFAR-10 server could not be reached ({detail})."
+        return f"the {title} server could not be reached ({detail})."
     if isinstance(exc, OSError) and exc.strerror:
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror}{where}."
@@ -118,6 +120,27 @@ def download_cifar10(root: Path | str, progress: Progress) -> Source:
         _report(root, "failed", f"it left no data in {root}.")
         raise error
     _report(root, "done", f"Downloaded {source.describe()}.")
+    return source
+
+
+def download_with_torchvision(root: Path | str, title: str, fetch: Callable[[str], object],
+                               find: Callable[[Path], Source | None], offline_help: str,
+                               progress: Progress) -> Source:
+    """Another data set's download by torchvision: `fetch(root)` is its dataset class called
+    with download=True; returns the source `find` then sees in the data folder.
+    DataNotFoundError, with `offline_help`, if it fails or leaves nothing `find` knows."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    progress(f"Downloading {title} into {root} ...")
+    try:
+        fetch(str(root))
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        raise DataNotFoundError(
+            f"No {title} data in {root.resolve()} and the download failed: "
+            f"{download_failure_reason(exc, title)} {offline_help}") from None
+    source = find(root)
+    if source is None:
+        raise DataNotFoundError(f"The download left no {title} data in {root}. {offline_help}")
     return source
 
 

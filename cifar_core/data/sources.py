@@ -56,6 +56,7 @@ KINDS = {
     "batches-archive": "CIFAR-10 python archive",
     "folder-dir": "image folders",
     "folder-archive": "archive of image folders",
+    "fashion-mnist-idx": "Fashion-MNIST's official idx files",
 }
 
 
