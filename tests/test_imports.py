@@ -23,6 +23,7 @@ from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.errors import CheckpointError
 from cifar_core.explain.network_imports import (
     IMPORTED,
+    evaluate_untested_imports,
     import_network,
     network_label,
     networks_to_try,
@@ -240,7 +241,11 @@ def test_a_network_for_other_classes_than_the_datas_is_refused(store, tmp_path, 
     path = save_checkpoint(tmp_path / "three.pth", Net(num_classes=3), {"model": "tutorial"},
                            ("cat", "dog", "frog"), {})
     message = refused(store, path.read_bytes(), "three.pth", data=tiny_data)
-    assert "network for 3 classes (cat, dog, frog)" in message and "the data here has 10" in message
+    # Issue 24: said with both data sets' class names, and what to choose.
+    assert message.startswith("three.pth: This network was trained on CIFAR-10 (3 classes: "
+                              "cat, dog, frog)")
+    assert "CIFAR-10's pictures (10 classes: airplane" in message
+    assert store.list() == []
     # Without data to test it on, it keeps its own three classes.
     run = import_network(store, path.read_bytes(), "three.pth")
     assert load_checkpoint(run.checkpoint).classes == ("cat", "dog", "frog")
@@ -310,3 +315,69 @@ def test_refusals_and_the_import_message_say_what_a_person_needs_first(store, ti
     assert "its layer fc1.weight is 120 × 3,072 where 'tutorial' has 120 × 400" in detail
     run = import_network(store, tutorial_file(), "cifar_net.pth", data=tiny_data)
     assert "state_dict" not in run.message and "plain weights" in run.message
+
+
+# The data set an import fits (issue 24) ---------------------------------------------------------
+
+SHAPES = ("circle", "square", "star")
+
+
+def grey_shapes_data(classes=SHAPES, n: int = 6):
+    """Tiny 1 × 16 × 16 pictures of a made-up data set 'shapes', all in memory."""
+    from cifar_core.data.dataset import ImageData
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 1, 16, 16), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(n) % len(classes)
+    return ImageData(train_images=images, train_labels=labels, test_images=images,
+                     test_labels=labels, classes=classes, source="in memory",
+                     dataset="shapes", title="Shapes")
+
+
+@pytest.fixture
+def shapes_registered(tmp_path):
+    """'shapes' registered as a data set (titled 'Shapes') for the test's length."""
+    from cifar_core.data.catalog import folder_dataset
+    from cifar_core.data.registry import register, unregister
+
+    register(folder_dataset("shapes", tmp_path / "shapes-folder", "Shapes", (1, 16, 16)))
+    yield
+    unregister("shapes")
+
+
+def grey_shapes_file(tmp_path) -> tuple[nn.Module, Path]:
+    torch.manual_seed(0)
+    net = model_spec("tutorial").build(3, None, (1, 16, 16)).eval()
+    return net, save_checkpoint(tmp_path / "shapes.pth", net, {"model": "tutorial"}, SHAPES, {},
+                                dataset="shapes", shape=(1, 16, 16))
+
+
+def test_an_import_is_recorded_with_the_data_set_it_fits(store, tmp_path, shapes_registered):
+    net, path = grey_shapes_file(tmp_path)
+    run = import_network(store, path.read_bytes(), "shapes.pth")
+    assert run.dataset == "shapes"
+    assert "for Shapes (3 classes: circle, square, star)" in run.message
+    kept = store.load_model(run.id)
+    assert (kept.dataset, kept.shape, kept.classes) == ("shapes", (1, 16, 16), SHAPES)
+    # Tested later on the data it fits, and its file still says what it fits.
+    tested = evaluate_untested_imports(store, grey_shapes_data(), "/somewhere")
+    assert [r.id for r in tested] == [run.id] and store.get(run.id).accuracy is not None
+    assert store.load_model(run.id).dataset == "shapes"
+
+
+def test_an_import_tested_on_data_keeps_that_data_set(store, tmp_path):
+    net, path = grey_shapes_file(tmp_path)
+    run = import_network(store, path.read_bytes(), "shapes.pth", data=grey_shapes_data())
+    assert run.dataset == "shapes" and run.accuracy is not None
+    assert "for shapes (3 classes: circle, square, star)" in run.message  # not registered here
+
+
+def test_an_untested_import_of_other_class_names_is_not_tested_on_this_data(store, tiny_data,
+                                                                            tmp_path):
+    """Ten classes each: the old check compared counts, and tested it on the wrong pictures."""
+    torch.manual_seed(0)
+    other = tuple(f"kind {i}" for i in range(10))
+    path = save_checkpoint(tmp_path / "other.pth", Net(), {"model": "tutorial"}, other, {})
+    run = import_network(store, path.read_bytes(), "other.pth")
+    assert evaluate_untested_imports(store, tiny_data, "/data") == []
+    assert store.get(run.id).metrics is None

@@ -52,11 +52,9 @@ def import_network(store: RunStore, file: bytes | bytearray | memoryview | Binar
     content, name = read_upload(file, name, max_bytes,
                                 lambda name, size: _too_large(name, size, max_bytes))
     checkpoint = read_network(content, name, max_bytes)
-    if data is not None and len(data.classes) != len(checkpoint.classes):
-        raise CheckpointError(
-            f"{name} holds a network for {len(checkpoint.classes)} classes "
-            f"({_listed(checkpoint.classes)}), but the data here has {len(data.classes)}: it "
-            "could not be tested or compared. Use a network trained on this data's classes.")
+    misfit = None if data is None else checkpoint.misfit(data)
+    if misfit:
+        raise CheckpointError(f"{name}: {misfit}")
     # Results the file brings were measured elsewhere, perhaps on other data: only a test here
     # is kept.
     metrics = None if data is None else _tested(checkpoint, data)
@@ -64,10 +62,12 @@ def import_network(store: RunStore, file: bytes | bytearray | memoryview | Binar
     message = _import_message(name, checkpoint, metrics)
     # Made running by this live process, so the job runner neither starts nor reaps it.
     run = store.create(config, data_dir if data is not None else "", origin=IMPORTED,
-                       status="running", pid=os.getpid())
+                       status="running", pid=os.getpid(), dataset=checkpoint.dataset)
     try:
+        store.record_classes(run.id, checkpoint.classes)
         path = save_checkpoint(store.run_dir(run.id) / DEFAULT_NAME, checkpoint.model, config,
-                               checkpoint.classes, metrics or {})
+                               checkpoint.classes, metrics or {}, dataset=checkpoint.dataset,
+                               shape=checkpoint.shape)
         store.finish(run.id, "completed", message, metrics, str(path))
         return store.get(run.id)
     except (OSError, RuntimeError, CifarError) as exc:  # torch.save: a full disk is RuntimeError
@@ -90,7 +90,8 @@ def imported_sentence(run: Run) -> str:
 def evaluate_untested_imports(store: RunStore, data: ImageData, data_dir: str) -> list[Run]:
     """Test the imported networks kept untested (imported before the data was there) on
     `data`, read from `data_dir`, and keep their results, once; returns those tested. An
-    import of other classes than the data's, or whose file is gone, stays untested."""
+    import that does not fit the data (other class names or pictures: Checkpoint.misfit), or
+    whose file is gone, stays untested."""
     tested = []
     for run in store.list("completed"):
         if not is_import(run) or run.metrics is not None or not run.checkpoint:
@@ -99,7 +100,7 @@ def evaluate_untested_imports(store: RunStore, data: ImageData, data_dir: str) -
             checkpoint = store.load_model(run.id)
         except CifarError:
             continue
-        if len(checkpoint.classes) != len(data.classes):
+        if not checkpoint.fits(data):
             continue
         metrics = _tested(checkpoint, data)
         record_test(store, run, checkpoint, metrics, data_dir)
@@ -115,7 +116,7 @@ def record_test(store: RunStore, run: Run, checkpoint: Checkpoint, metrics: dict
     metrics = {**metrics, "classes": list(metrics.get("classes") or checkpoint.classes)}
     with contextlib.suppress(OSError, RuntimeError):  # the run keeps them even so
         save_checkpoint(run.checkpoint, checkpoint.model, run.config, checkpoint.classes,
-                        metrics)
+                        metrics, dataset=checkpoint.dataset, shape=checkpoint.shape)
     store.record_results(run.id, _import_message(name, checkpoint, metrics), metrics, data_dir)
 
 
@@ -125,8 +126,11 @@ def _tested(checkpoint: Checkpoint, data: ImageData) -> dict:
 
 
 def _import_message(name: str, checkpoint: Checkpoint, metrics: dict | None) -> str:
+    """What the import is, and the data set it fits (plain weights: taken as CIFAR-10's)."""
     how = "a network saved by this app" if _is_ours(checkpoint) else "plain weights"
-    return (f"Imported from {name}, {how}: a '{checkpoint.model_name}' network" +
+    return (f"Imported from {name}, {how}: a '{checkpoint.model_name}' network for "
+            f"{checkpoint.title} ({len(checkpoint.classes)} classes: "
+            f"{_listed(checkpoint.classes)})" +
             (f", tested on {metrics['test_images']:,} test images." if metrics
              else "; not tested yet (there were no test images)."))
 
