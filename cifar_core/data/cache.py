@@ -40,7 +40,9 @@ def cache_dir(root: Path) -> Path:
 def fingerprint(source: Source) -> str:
     """Changes when any file of the source is added, removed, resized or touched."""
     h = hashlib.sha1(f"{CACHE_VERSION}|{source.kind}|{source.path.resolve()}".encode())
-    if source.kind == "folder-dir":  # only the image trees: the cache lives beside them
+    if source.files:  # a folder holding other things too (the data folder itself)
+        files = list(source.files)
+    elif source.kind == "folder-dir":  # only the image trees: the cache lives beside them
         files = [f for split in SPLITS for f in _walk_files(source.path / split)]
     else:
         files = [source.path] if source.path.is_file() else _walk_files(source.path)

@@ -1,5 +1,6 @@
 """The built-in data sets, registered by name (data.registry): CIFAR-10, the default, first,
-then Fashion-MNIST.
+then Fashion-MNIST, MNIST, CIFAR-100 and SVHN (each read by a module of its format: data.idx,
+data.cifar100, data.svhn; downloaded by torchvision's own dataset classes).
 
 Also `folder_dataset`: any image-folder tree (train/<class>/, test/<class>/) as a data set of
 its own, its classes named by its folders.
@@ -9,6 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cifar_core.data.cifar100 import (
+    CIFAR100_ARCHIVE,
+    CIFAR100_CLASSES,
+    CIFAR100_DIR,
+    find_cifar100,
+    read_cifar100,
+)
 from cifar_core.data.dataset import (
     CIFAR_SHAPE,
     OFFICIAL_CLASSES,
@@ -21,6 +29,7 @@ from cifar_core.data.download import download_cifar10, download_with_torchvision
 from cifar_core.data.idx import find_idx, read_idx
 from cifar_core.data.registry import DatasetSpec, register
 from cifar_core.data.sources import Source, decode_source, find_source
+from cifar_core.data.svhn import SVHN_CLASSES, SVHN_FILES, find_svhn, loadmat, read_svhn
 from cifar_core.errors import ImageFolderError
 
 
@@ -106,6 +115,100 @@ FASHION_MNIST = register(DatasetSpec(
                 "2017), MIT licence; https://github.com/zalandoresearch/fashion-mnist",
     offline_help=FASHION_MNIST_HELP,
     about="Small grey photos of ten kinds of clothes, shoes and bags, from Zalando's shop."))
+
+
+# --- MNIST ------------------------------------------------------------------------------------
+
+MNIST_CLASSES = tuple("0123456789")
+
+
+def _find_mnist(root: Path) -> Source | None:
+    return find_idx("mnist-idx", (Path(root) / "MNIST" / "raw",))
+
+
+def _read_mnist(source: Source, counted: Counted) -> dict:
+    return read_idx(source, counted, MNIST_CLASSES)
+
+
+def _download_mnist(root: Path, progress: Progress) -> Source:
+    def fetch(where: str) -> None:
+        from torchvision.datasets import MNIST
+
+        MNIST(root=where, train=True, download=True)  # fetches all four files
+
+    return download_with_torchvision(root, "MNIST", fetch, _find_mnist, MNIST_HELP, progress)
+
+
+MNIST_HELP = (
+    "To work offline, put the four official files (train-images-idx3-ubyte.gz, "
+    "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz, packed "
+    "or unpacked) into MNIST/raw/ in the data folder (where torchvision's download puts them)."
+)
+
+MNIST = register(DatasetSpec(
+    name="mnist", title="MNIST", classes=MNIST_CLASSES, shape=(1, 28, 28),
+    find=_find_mnist, read=_read_mnist, download=_download_mnist,
+    source_line="Yann LeCun, Corinna Cortes, Christopher J.C. Burges, The MNIST database of "
+                "handwritten digits, CC BY-SA 3.0 licence; http://yann.lecun.com/exdb/mnist/",
+    offline_help=MNIST_HELP,
+    about="Small grey pictures of handwritten digits, 0 to 9."))
+
+
+# --- CIFAR-100 --------------------------------------------------------------------------------
+
+def _download_cifar100(root: Path, progress: Progress) -> Source:
+    def fetch(where: str) -> None:
+        from torchvision.datasets import CIFAR100
+
+        CIFAR100(root=where, train=True, download=True)  # fetches and unpacks both splits
+
+    return download_with_torchvision(root, "CIFAR-100", fetch, find_cifar100, CIFAR100_HELP,
+                                     progress)
+
+
+CIFAR100_HELP = (
+    f"To work offline, put the official '{CIFAR100_ARCHIVE}' or its unpacked '{CIFAR100_DIR}/' "
+    "folder (train, test and meta) into the data folder."
+)
+
+CIFAR100 = register(DatasetSpec(
+    name="cifar100", title="CIFAR-100", classes=CIFAR100_CLASSES, shape=(3, 32, 32),
+    find=find_cifar100, read=read_cifar100, download=_download_cifar100,
+    source_line="Alex Krizhevsky, Learning Multiple Layers of Features from Tiny Images (2009), "
+                "no licence stated (cite the report); https://www.cs.toronto.edu/~kriz/cifar.html",
+    offline_help=CIFAR100_HELP,
+    about="Small colour photos of a hundred kinds of things: animals, plants, vehicles, "
+          "furniture, people and places."))
+
+
+# --- SVHN -------------------------------------------------------------------------------------
+
+def _download_svhn(root: Path, progress: Progress) -> Source:
+    loadmat()  # before 250 MB come down: torchvision reads them with scipy too
+
+    def fetch(where: str) -> None:
+        from torchvision.datasets import SVHN
+
+        for split in ("train", "test"):
+            SVHN(root=where, split=split, download=True)
+
+    return download_with_torchvision(root, "SVHN", fetch, find_svhn, SVHN_HELP, progress)
+
+
+SVHN_HELP = (
+    f"To work offline, put the official '{SVHN_FILES['train']}' and '{SVHN_FILES['test']}' "
+    "into the data folder itself."
+)
+
+SVHN = register(DatasetSpec(
+    name="svhn", title="SVHN", classes=SVHN_CLASSES, shape=(3, 32, 32),
+    find=find_svhn, read=read_svhn, download=_download_svhn,
+    source_line="Yuval Netzer et al., Reading Digits in Natural Images with Unsupervised Feature "
+                "Learning (2011), for non-commercial use only; "
+                "http://ufldl.stanford.edu/housenumbers/",
+    offline_help=SVHN_HELP,
+    about="Small colour photos of house numbers from Google Street View, the digit in the "
+          "middle to be named."))
 
 
 def folder_dataset(name: str, folder: Path | str, title: str | None = None,

@@ -60,26 +60,29 @@ def _printable(text: str, limit: int = 80) -> str:
 class _CifarUnpickler(pickle.Unpickler):
     """pickle.Unpickler that can build plain data and numpy arrays of numbers, nothing else."""
 
-    def __init__(self, raw: bytes, file: str):
+    def __init__(self, raw: bytes, file: str, title: str = "CIFAR-10"):
         # latin1: the official files' Python 2 strings, the arrays' bytes among them.
         super().__init__(io.BytesIO(raw), encoding="latin1")
         self.file = file
+        self.title = title
 
     def find_class(self, module: str, name: str):
         allowed = _ALLOWED.get((module, name))
         if allowed is None:
             raise CorruptDataError(
-                f"The CIFAR-10 file {self.file} asks to run "
-                f"'{_printable(f'{module}.{name}')}' while it is read, which the real CIFAR-10 "
-                "files never do, so it was refused and nothing in it ran. Delete it (or its whole "
-                "folder) and download CIFAR-10 again, or copy a good one in its place."
+                f"The {self.title} file {self.file} asks to run "
+                f"'{_printable(f'{module}.{name}')}' while it is read, which the real "
+                f"{self.title} files never do, so it was refused and nothing in it ran. Delete "
+                f"it (or its whole folder) and download {self.title} again, or copy a good one "
+                "in its place."
             )
         return allowed
 
 
-def load_cifar_pickle(raw: bytes, file: str) -> object:
-    """What the pickled bytes `raw` of a CIFAR-10 python-version file hold (dicts, lists,
-    strings, bytes, numbers, numpy arrays of numbers). `file` names it in messages (e.g.
-    "'data_batch_1' in data/cifar-10-batches-py"): CorruptDataError naming it if it asks for
-    anything else; a damaged file raises what pickle raises (UnpicklingError, EOFError, ...)."""
-    return _CifarUnpickler(raw, file).load()
+def load_cifar_pickle(raw: bytes, file: str, title: str = "CIFAR-10") -> object:
+    """What the pickled bytes `raw` of a CIFAR-10 (or CIFAR-100: `title`) python-version file
+    hold (dicts, lists, strings, bytes, numbers, numpy arrays of numbers). `file` names it in
+    messages (e.g. "'data_batch_1' in data/cifar-10-batches-py"): CorruptDataError naming it if
+    it asks for anything else; a damaged file raises what pickle raises (UnpicklingError,
+    EOFError, ...)."""
+    return _CifarUnpickler(raw, file, title).load()

@@ -40,10 +40,13 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".ti
 
 @dataclass(frozen=True)
 class Source:
-    """Where the data is: kind is batches-dir, batches-archive, folder-dir or folder-archive."""
+    """Where the data is: kind is one of KINDS (batches-dir, folder-dir, ...)."""
 
     kind: str
     path: Path
+    # The files it is read from, where `path` is a folder holding others too (the data folder
+    # itself): the cache's fingerprint looks at these only. Empty: all of `path`.
+    files: tuple[Path, ...] = ()
 
     def describe(self) -> str:
         what = KINDS.get(self.kind, self.kind)
@@ -57,6 +60,10 @@ KINDS = {
     "folder-dir": "image folders",
     "folder-archive": "archive of image folders",
     "fashion-mnist-idx": "Fashion-MNIST's official idx files",
+    "mnist-idx": "MNIST's official idx files",
+    "cifar100-dir": "CIFAR-100 python version",
+    "cifar100-archive": "CIFAR-100 python archive",
+    "svhn-mat": "SVHN's .mat files",
 }
 
 
@@ -216,7 +223,8 @@ def _read_batches_dir(path: Path, counted: Counted) -> dict:
     return _decode_batches(files, str(path), counted)
 
 
-def _iter_archive(path: Path) -> Iterable[tuple[tarfile.TarInfo, bytes]]:
+def iter_archive(path: Path) -> Iterable[tuple[tarfile.TarInfo, bytes]]:
+    """Each file in the .tar(.gz) at `path` with its bytes; CorruptDataError if it is damaged."""
     try:
         with tarfile.open(path, "r|*") as tar:
             for member in tar:
@@ -231,7 +239,7 @@ def _iter_archive(path: Path) -> Iterable[tuple[tarfile.TarInfo, bytes]]:
 
 def _read_batches_archive(path: Path, counted: Counted) -> dict:
     wanted = {*TRAIN_BATCHES, TEST_BATCH, "batches.meta"}
-    files = {Path(m.name).name: raw for m, raw in _iter_archive(path)
+    files = {Path(m.name).name: raw for m, raw in iter_archive(path)
              if Path(m.name).name in wanted and BATCH_DIR in Path(m.name).parts}
     return _decode_batches(files, str(path), counted)
 
@@ -333,7 +341,7 @@ def _read_folder_dir(root: Path, counted: Counted, shape: tuple[int, int, int] =
 def _read_folder_archive(path: Path, counted: Counted,
                          shape: tuple[int, int, int] = CIFAR_SHAPE) -> dict:
     items: dict[str, dict[str, list[tuple[str, bytes]]]] = {s: {} for s in SPLITS}
-    for member, raw in _iter_archive(path):
+    for member, raw in iter_archive(path):
         parts = Path(member.name).parts
         if (len(parts) >= 3 and parts[-3] in SPLITS
                 and Path(member.name).suffix.lower() in IMAGE_SUFFIXES):
