@@ -110,3 +110,28 @@ def test_the_model_keeps_its_trained_weights_and_saves_as_usual():
     restored = Net()
     restored.load_state_dict(torch.load(buffer, weights_only=True))
     assert torch.equal(restored(inputs), model(inputs).detach())
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 16, 16), (1, 20, 24), (3, 17, 19)])
+def test_steps_match_autograd_on_pictures_of_other_shapes(shape):
+    """Grey, small, oblong and odd-sized pictures: the written-out step still computes
+    autograd's step (an odd side is pooled as max_pool2d pools it, dropping the last row)."""
+    torch.manual_seed(0)
+    ours, reference = Net(4, shape=shape), Net(4, shape=shape)
+    reference.load_state_dict(ours.state_dict())
+    step = NetStep(ours, lr=0.01, momentum=0.9)
+    optimizer = optim.SGD(reference.parameters(), lr=0.01, momentum=0.9)
+    generator = torch.Generator().manual_seed(1)
+    compared = 0
+    for _ in range(4):
+        inputs = torch.randn(5, *shape, generator=generator)
+        labels = torch.randint(0, 4, (5,), generator=generator)
+        kink = smallest_relu_input(reference, inputs) < 1e-6
+        loss = step.step(inputs, labels)
+        expected = tutorial_step(reference, optimizer, inputs, labels)
+        if kink:
+            break  # (see above) the networks may part from here on: nothing more to compare
+        assert loss.item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+        assert largest_difference(ours, reference) < 1e-5
+        compared += 1
+    assert compared >= 2

@@ -103,7 +103,8 @@ def _patches(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class NetStep:
-    """Trains `model` (a Net) in place: `step(inputs, labels)` does zero_grad, forward,
+    """Trains `model` (a Net, for pictures of any shape it was built for) in place:
+    `step(inputs, labels)` does zero_grad, forward,
     cross-entropy loss, backward and an SGD-with-momentum step, and returns the mean loss
     (a 0-d tensor, left on the device). The model's parameters become views into one flat
     tensor: the model stays usable (forward, state_dict, torch.save) while it trains.
@@ -180,9 +181,8 @@ class NetStep:
         # conv2 as one product too, with rows (image, y, x) and a column per channel: a
         # channels-last batch, as its max-pool wants it.
         cols2 = _patches(a1, k)
-        size2 = a1.shape[2] - k + 1
         c2 = torch.addmm(b2, cols2.t(), w2_cols)
-        c2 = c2.view(n, size2, size2, c2_channels).permute(0, 3, 1, 2)
+        c2 = c2.view(n, a1.shape[2] - k + 1, a1.shape[3] - k + 1, c2_channels).permute(0, 3, 1, 2)
         p2, i2 = F.max_pool2d(c2, 2, return_indices=True)
         a2 = p2.relu_().contiguous().view(n, -1)
         h1 = torch.relu(torch.addmm(b3, a2, w3_t))
