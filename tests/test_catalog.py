@@ -454,3 +454,21 @@ def test_every_built_in_data_set_says_where_it_comes_from_and_how_to_get_it_offl
     assert "http" in spec.source_line
     assert spec.offline_help and spec.download is not None
     assert len(spec.classes) == {"cifar100": 100}.get(name, 10)
+
+
+def test_cifar10_does_not_unpack_cifar100s_archive_looking_for_pictures(tmp_path, monkeypatch):
+    # Looking into a .tar.gz streams it: CIFAR-100's 160 MB archive was read through on each
+    # look for CIFAR-10 (the data page's status line) to learn it holds no CIFAR-10.
+    from conftest import make_tar
+
+    from cifar_core.data import sources
+
+    written = tmp_path / "written"
+    write_cifar100(written)
+    root = tmp_path / "data"
+    make_tar(root / "cifar-100-python.tar.gz", written, ["cifar-100-python"])
+    opened = []
+    monkeypatch.setattr(sources, "_archive_layout", lambda path: opened.append(path))
+
+    assert sources.find_source(root) is None
+    assert opened == []

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar_core.data.dataset import SPLITS, Counted
+from cifar_core.data.dataset import CIFAR100_ARCHIVE, CIFAR100_DIR, SPLITS, Counted
 from cifar_core.data.safe_pickle import load_cifar_pickle
 from cifar_core.data.sources import Source, iter_archive
 from cifar_core.errors import CorruptDataError
 
-CIFAR100_DIR = "cifar-100-python"
-CIFAR100_ARCHIVE = "cifar-100-python.tar.gz"
 TITLE = "CIFAR-100"
 
 # The fine classes in label order, as the official `meta` names them (used where it is missing).

@@ -19,6 +19,10 @@ OFFICIAL_ARCHIVE = "cifar-10-python.tar.gz"
 OFFICIAL_ARCHIVE_BYTES = 170_498_071
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
+# CIFAR-100's official python version (data.cifar100): named here so that CIFAR-10's look into
+# the data folder's archives passes over it.
+CIFAR100_DIR = "cifar-100-python"
+CIFAR100_ARCHIVE = "cifar-100-python.tar.gz"
 SPLITS = ("train", "test")
 # (channels, height, width) of CIFAR-10's pictures: what networks are built for by default, and
 # what an image tree is read as unless its data set says otherwise.

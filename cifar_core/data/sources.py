@@ -20,6 +20,7 @@ import numpy as np
 
 from cifar_core.data.dataset import (
     BATCH_DIR,
+    CIFAR100_ARCHIVE,
     CIFAR_SHAPE,
     DOWNLOAD_MARKER,
     OFFICIAL_ARCHIVE,
@@ -95,8 +96,8 @@ def find_source(root: Path) -> Source | None:
         return Source("folder-dir", root)
     if root.is_dir():
         for archive in sorted([*root.glob("*.tar.gz"), *root.glob("*.tgz")]):
-            if archive.name == OFFICIAL_ARCHIVE:
-                continue
+            if archive.name in (OFFICIAL_ARCHIVE, CIFAR100_ARCHIVE):
+                continue  # (the one has a place of its own, the other is not CIFAR-10)
             layout = _archive_layout(archive)
             if layout:
                 return Source(f"{layout}-archive", archive)
