@@ -8,7 +8,9 @@ import streamlit as st
 
 from cifar_core import ImageData
 from cifar_core.data.grids import image_grid, tiles
+from cifar_core.data.registry import dataset_spec
 from pages.shared import access, layout, navigation
+from pages.shared.dataset_choice import dataset_choice_ui
 
 
 def batch_controls_ui(classes: tuple[str, ...]) -> tuple[str, int, list[str], int]:
@@ -41,11 +43,11 @@ def class_counts_chart(classes: tuple[str, ...], frame: pd.DataFrame) -> alt.Cha
     ).properties(height=260)
 
 
-# The counts never change for a data folder: the chart's spec is built (and checked by Altair,
-# the slow part) once per server, not on every visit (bench/RESULTS.md, issue 16).
-@st.cache_data(max_entries=4, show_spinner=False)
-def class_counts_spec(folder: str) -> dict:
-    data = access.get_data(folder)
+# The counts never change for a data set's folder: the chart's spec is built (and checked by
+# Altair, the slow part) once per server, not on every visit (bench/RESULTS.md, issue 16).
+@st.cache_data(max_entries=8, show_spinner=False)
+def class_counts_spec(dataset: str, folder: str) -> dict:
+    data = access.get_data(dataset, folder)
     return class_counts_chart(data.classes, data.class_counts_table()).to_dict()
 
 
@@ -64,14 +66,18 @@ def batch_ui(data: ImageData) -> None:
 
 @layout.guard
 def main() -> None:
-    layout.page_header("The data", "Random photos from CIFAR-10 with the class a person gave each "
-                       "one. This is all the network ever sees: 32 × 32 pixels and a label.")
-    data = layout.data_or_status_ui(notes="always")
+    layout.page_header("The data", "Random pictures from a data set with the class a person gave "
+                       "each one. This is all the network ever sees: the pixels and a label.")
+    dataset = dataset_choice_ui()
+    spec = dataset_spec(dataset)
+    st.caption(f"**{spec.title}**: {spec.about} Pictures of {spec.describe_shape()} pixels."
+               + (f" {spec.source_line}" if spec.source_line else ""))
+    data = layout.data_or_status_ui(dataset, notes="always")
     if data is None:
         return
     batch_ui(data)
     st.subheader("Images per class")
-    st.vega_lite_chart(class_counts_spec(access.data_dir()), width="stretch")
+    st.vega_lite_chart(class_counts_spec(dataset, access.data_dir()), width="stretch")
 
 
 navigation.run_inside_app(main)

@@ -1,11 +1,13 @@
 """Sweep page: try many settings at once, watch the runs, and see which settings pay off."""
 
+import inspect
 import logging
 import os
 
 import streamlit as st
 
 from cifar_core import CifarError
+from cifar_core.data.registry import DEFAULT_DATASET
 from cifar_core.runs.names import markdown_text, short_name
 from cifar_core.runs.store import Run
 from cifar_core.sweeps import ray_engine
@@ -20,6 +22,7 @@ from cifar_core.training.config import offered_presets, preset_values, settings
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import threads_for_background_runs
 from pages.shared import access, layout, navigation
+from pages.shared.dataset_choice import dataset_choice_ui
 from pages.shared.sweep_answer_ui import answer_ui
 from pages.shared.sweep_runs_ui import runs_table_ui, small_multiples_ui
 from pages.shared.train_form import form_values
@@ -224,7 +227,7 @@ def sweep_estimate_ui(space: SearchSpace, max_train: int, parallel: int) -> Swee
         return None
 
 
-def new_sweep_ui(max_train: int) -> None:
+def new_sweep_ui(max_train: int, dataset: str) -> None:
     """The form: a starting point, each setting's values, the strategy and budget, where
     the runs train; the runs and time it makes, what is wrong, and Start."""
     points = _start_points()
@@ -243,12 +246,23 @@ def new_sweep_ui(max_train: int) -> None:
         try:
             sweep = start_sweep(access.store(), space, access.data_dir(), name=name.strip(),
                                 origin="dashboard", engine=engine, address=address.strip(),
-                                parallel=int(chosen_parallel) if chosen_parallel else None)
+                                parallel=int(chosen_parallel) if chosen_parallel else None,
+                                **on_data_set(dataset))
         except CifarError as exc:
             st.error(str(exc), icon=":material/error:")
             return
         st.session_state.sw_chosen = sweep.id
         st.rerun()
+
+
+def on_data_set(dataset: str) -> dict:
+    """start_sweep's data-set argument (none where it cannot take one yet: CIFAR-10 only)."""
+    if "dataset" in inspect.signature(start_sweep).parameters:
+        return {"dataset": dataset}
+    if dataset != DEFAULT_DATASET:
+        raise CifarError("Sweeps run on CIFAR-10 only in this version: choose CIFAR-10 as the "
+                         "data set, or train single runs on the Train page.")
+    return {}
 
 
 def search_ui(forms, slots) -> tuple[SearchSpace, dict]:
@@ -431,12 +445,12 @@ def main() -> None:
     layout.page_header("Sweep", "Try many settings at once: give the settings to compare a list "
                        "or a range of values, start, and see which ones pay off. The runs train "
                        "in the background, as many side by side as the machine allows.")
-    data = layout.data_or_status_ui()
-    if data is None:
-        return
     with st.expander("New sweep", icon=":material/add_circle:",
                      expanded=not SweepStore(access.store()).list()):
-        new_sweep_ui(len(data.train_labels))
+        dataset = dataset_choice_ui()
+        data = layout.data_or_status_ui(dataset)
+        if data is not None:
+            new_sweep_ui(len(data.train_labels), dataset)
     st.divider()
     sweeps_ui()
 

@@ -7,8 +7,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from cifar_core import CifarError, TrainConfig
+from cifar_core import CifarError, ImageData, TrainConfig
 from cifar_core.data.grids import tiles
+from cifar_core.data.registry import dataset_spec
 from cifar_core.runs.curves import RunCurve, accuracy_marks
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import (
@@ -39,6 +40,7 @@ from cifar_core.training.loop import model_width
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import threads_for_background_runs
 from pages.shared import access, layout, navigation
+from pages.shared.dataset_choice import dataset_choice_ui
 from pages.shared.lr_find_ui import lr_find_ui
 from pages.shared.train_form import FORM_FROM, fill_form
 
@@ -150,8 +152,9 @@ def width_note(model: str) -> str:
 
 # Building a network to count its weights takes up to a second (ResNet-18): once per size.
 @st.cache_data(max_entries=64, show_spinner=False)
-def parameter_count(model: str, width: int | None, num_classes: int) -> int:
-    return model_spec(model).parameter_count(num_classes, width)
+def parameter_count(model: str, width: int | None, num_classes: int,
+                    shape: tuple[int, int, int]) -> int:
+    return model_spec(model).parameter_count(num_classes, width, shape)
 
 
 def training_estimate(values: dict, images_per_epoch: int) -> TimeEstimate | None:
@@ -169,7 +172,7 @@ def training_estimate(values: dict, images_per_epoch: int) -> TimeEstimate | Non
         return None
 
 
-def model_caption_ui(values: dict, num_classes: int, estimate: TimeEstimate | None,
+def model_caption_ui(values: dict, data: ImageData, estimate: TimeEstimate | None,
                      problems: dict) -> None:
     """What the chosen model is, in one sentence, its size at the chosen width and how long
     the current settings train here."""
@@ -178,7 +181,10 @@ def model_caption_ui(values: dict, num_classes: int, estimate: TimeEstimate | No
     except CifarError:
         return
     width = None if "width" in problems else values.get("width") or standard_width(values)
-    size = f"{parameter_count(spec.name, width, num_classes):,} weights"
+    if "model" in problems:  # it cannot take these pictures: the message under it says so
+        st.caption(spec.description)
+        return
+    size = f"{parameter_count(spec.name, width, len(data.classes), tuple(data.shape)):,} weights"
     if width is not None:
         size += f" at width {width}"
     if estimate is not None:
@@ -193,17 +199,17 @@ def model_caption_ui(values: dict, num_classes: int, estimate: TimeEstimate | No
 
 # The same copies on every rerun: one image, one seed, one augmentation.
 @st.cache_data(max_entries=8, show_spinner=False)
-def augmentation_pictures(folder: str, mode: str) -> list:
-    image = access.get_data(folder).train_images[:1]
+def augmentation_pictures(dataset: str, folder: str, mode: str) -> list:
+    image = access.get_data(dataset, folder).train_images[:1]
     copies = augment(image.expand(AUGMENTED_COPIES, -1, -1, -1), mode,
                      torch.Generator().manual_seed(AUGMENTATION_SEED))
     return tiles(torch.cat([image, copies]), scale=3)
 
 
-def augmentation_picture_ui(mode: str) -> None:
+def augmentation_picture_ui(mode: str, dataset: str) -> None:
     """One training image and a few copies as the chosen augmentation changes them."""
     shown = mode if mode != "none" else "flip+translate"
-    pictures = augmentation_pictures(access.data_dir(), shown)
+    pictures = augmentation_pictures(dataset, access.data_dir(), shown)
     st.markdown("**What augmentation does**")
     st.caption(("Augmentation is off, so the network sees this picture the same every epoch. "
                 f"With {shown} it would see copies like these instead:" if mode == "none"
@@ -231,10 +237,11 @@ def settings_grid_ui(declared: list, values: dict, slots: dict, max_train: int) 
                     slots["model_caption"] = st.empty()
 
 
-def settings_form_ui(max_train: int, num_classes: int = 10) -> dict:
+def settings_form_ui(data: ImageData) -> dict:
     """A widget for every setting (cifar_core.training.config declares them), the recipe's under
     "Advanced", each problem shown under its field, and under the Model what it is, its size
     and how long the settings train here; returns the values, the problems and the estimate."""
+    max_train = len(data.train_labels)
     st.session_state.max_train = max_train
     if "cfg_epochs" not in st.session_state:
         _init_form()
@@ -262,7 +269,7 @@ def settings_form_ui(max_train: int, num_classes: int = 10) -> dict:
                        "network's presets turn these on; the tutorial preset turns them off.")
             settings_grid_ui(advanced, values, slots, max_train)
             if "augment" in values:
-                augmentation_picture_ui(values["augment"])
+                augmentation_picture_ui(values["augment"], data.dataset)
     else:
         for name, spec in advanced:
             values[name] = kept_value(name, spec)
@@ -274,6 +281,9 @@ def settings_form_ui(max_train: int, num_classes: int = 10) -> dict:
                          icon=":material/settings_backup_restore:",
                          help="Set every field to the chosen preset's value again.")
     problems = config_problems(values)
+    shape_problem = model_problem(values["model"], data)
+    if shape_problem and "model" not in problems:
+        problems["model"] = shape_problem
     for name, message in problems.items():
         slots[name].error(message, icon=":material/error:")
     advice = None if problems else device_advice(values["device"], values["batch_size"])
@@ -282,11 +292,19 @@ def settings_form_ui(max_train: int, num_classes: int = 10) -> dict:
     size = values["train_size"] or max_train
     estimate = None if problems else training_estimate(values, min(size, max_train))
     with slots["model_caption"].container():
-        model_caption_ui(values, num_classes, estimate, problems)
+        model_caption_ui(values, data, estimate, problems)
     return {"values": values, "problems": problems, "estimate": estimate}
 
 
-def start_ui(values: dict, problems: dict, images_per_epoch: int,
+def model_problem(model: str, data: ImageData) -> str | None:
+    """Why the chosen network cannot take the data set's pictures, in words (None: it can)."""
+    try:
+        return model_spec(model).shape_problem(tuple(data.shape))
+    except CifarError:
+        return None  # an unknown model: the settings check says so under it
+
+
+def start_ui(values: dict, problems: dict, images_per_epoch: int, dataset: str,
              estimate: TimeEstimate | None = None) -> None:
     """The Start button (disabled while a setting is wrong) and a time estimate."""
     c1, c2 = st.columns([1, 4], vertical_alignment="center")
@@ -302,7 +320,7 @@ def start_ui(values: dict, problems: dict, images_per_epoch: int,
                    + (f" · {estimate.sentence()}" if estimate else "")
                    + " · it keeps running if you leave this page.")
     if clicked and not problems:
-        run = access.runner().start(TrainConfig(**values), access.data_dir())
+        run = access.runner().start(TrainConfig(**values), access.data_dir(), dataset=dataset)
         st.session_state.watch_run = run.id
         st.session_state.pop("run_curves", None)
         st.rerun()
@@ -429,11 +447,22 @@ def live_run_ui(run_id: str) -> None:
     run_view_ui(run, run_curve(run.id))
 
 
+def run_classes(run: Run) -> tuple[str, ...]:
+    """The run's class names: recorded once its data was loaded, else its data set's."""
+    return tuple(run.classes or dataset_spec(run.dataset).classes or ())
+
+
+def guessing(run: Run) -> str:
+    """What guessing gets on the run's data set, e.g. '10 %' for ten classes."""
+    classes = run_classes(run)
+    return layout.percent(100 / len(classes), 0) if classes else "one class in so many"
+
+
 def finished_run_ui(run: Run) -> None:
     st.subheader(f"Run {run.id} · {run.status}")
     if run.status == "completed":
         st.success(f"Finished: the network gets {layout.percent(run.accuracy)} of the test "
-                   f"images right (guessing would get {layout.percent(10, 0)}).",
+                   f"images right (guessing would get {guessing(run)}).",
                    icon=":material/check_circle:")
     elif run.status in ("stopped", "pruned"):  # pruned: its sweep stopped it early (says why)
         accuracy = f" It gets {layout.percent(run.accuracy)} of the test images right." \
@@ -474,7 +503,8 @@ def main() -> None:
     layout.page_header("Train", "Pick the settings, press Start, and watch the loss fall: the "
                        "lower the loss, the better the network fits the training images. Training "
                        "runs in the background, so you can leave this page and come back.")
-    data = layout.data_or_status_ui()
+    dataset = dataset_choice_ui()
+    data = layout.data_or_status_ui(dataset)
     if data is None:
         return
     run = run_to_show()
@@ -485,11 +515,12 @@ def main() -> None:
         run_ui(run)
         st.divider()
         st.subheader("Settings for a new run")
-    form = settings_form_ui(len(data.train_labels), len(data.classes))
+    form = settings_form_ui(data)
     values = form["values"]
     lr_find_ui(values, form["problems"], data)
     size = values["train_size"] or len(data.train_labels)
-    start_ui(values, form["problems"], min(size, len(data.train_labels)), form["estimate"])
+    start_ui(values, form["problems"], min(size, len(data.train_labels)), dataset,
+             form["estimate"])
     if not on_top:
         st.divider()
         run_ui(run)

@@ -16,9 +16,14 @@ WRONG_RGB = (214, 40, 40)
 
 
 def enlarge(image: torch.Tensor | np.ndarray, scale: int = 4) -> np.ndarray:
-    """One uint8 image, (3,H,W) or (H,W,3), as HWC uint8 `scale` times larger, pixels kept square
-    (a browser would blur a 32x32 picture shown at 128 px)."""
+    """One uint8 image, (3,H,W) or (H,W,3), or grey (1,H,W) or (H,W), as HWC uint8 `scale` times
+    larger, pixels kept square (a browser would blur a 32x32 picture shown at 128 px). A grey
+    picture comes back with three equal channels, so that it can be framed in colour."""
     array = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array.repeat(3, axis=0)
     if array.ndim == 3 and array.shape[0] == 3 and array.shape[2] != 3:
         array = array.transpose(1, 2, 0)
     return np.ascontiguousarray(array.repeat(scale, axis=0).repeat(scale, axis=1))

@@ -17,8 +17,8 @@ from cifar_core import (
     default_data_dir,
     default_runs_dir,
     load_checkpoint,
-    load_cifar10,
 )
+from cifar_core.data.load import load_data
 from cifar_core.explain.network_imports import record_test
 from cifar_core.runs.curves import RunCurve
 from cifar_core.runs.store import Run
@@ -37,10 +37,10 @@ def runs_dir() -> str:
     return str(default_runs_dir().resolve())
 
 
-# Decoding takes seconds the first time in a process: keep one copy per data folder.
-@st.cache_resource(show_spinner="Loading CIFAR-10 ...")
-def get_data(folder: str) -> ImageData:
-    return load_cifar10(folder, download=False)
+# Decoding takes seconds the first time in a process: keep one copy per data set and folder.
+@st.cache_resource(show_spinner="Loading the pictures ...")
+def get_data(dataset: str, folder: str) -> ImageData:
+    return load_data(dataset, folder, download=False)
 
 
 # One store object per runs folder; it opens a short connection per call, so sharing is safe.
@@ -79,25 +79,27 @@ def get_checkpoint(path: str, mtime: float):
     return load_checkpoint(path)
 
 
-# Evaluating 10,000 images takes about a second: once per run and data folder.
+# Evaluating 10,000 images takes about a second: once per run, data set and data folder.
 @st.cache_data(max_entries=16, show_spinner="Testing the network on the test images ...")
-def get_evaluation(run_id: str, checkpoint: str, mtime: float, folder: str) -> Evaluation:
+def get_evaluation(run_id: str, checkpoint: str, mtime: float, dataset: str,
+                   folder: str) -> Evaluation:
     loaded = get_checkpoint(checkpoint, mtime)
-    return evaluate(loaded.model, get_data(folder), **loaded.prediction_options())
+    return evaluate(loaded.model, get_data(dataset, folder), **loaded.prediction_options())
 
 
 def run_evaluation(run: Run) -> Evaluation:
-    """The run's network tested on the test split (cached); CifarError if it cannot be."""
+    """The run's network tested on the test split of its own data set (cached); CifarError if
+    it cannot be."""
     if not run.checkpoint or not Path(run.checkpoint).is_file():
         raise CifarError(f"Run {run.id} has no saved network (its checkpoint file is gone). "
                          "Train a new run on the Train page.")
     mtime = os.path.getmtime(run.checkpoint)
     checkpoint = get_checkpoint(run.checkpoint, mtime)
-    data = get_data(data_dir())
-    if len(checkpoint.classes) != len(data.classes):
-        raise CifarError(f"Run {run.id} was trained on {len(checkpoint.classes)} classes but the "
-                         f"current data has {len(data.classes)}: pick another run.")
-    evaluation = get_evaluation(run.id, run.checkpoint, mtime, data_dir())
+    data = get_data(run.dataset, data_dir())
+    misfit = checkpoint.misfit(data)
+    if misfit:
+        raise CifarError(f"Run {run.id}: {misfit[:1].lower()}{misfit[1:]}")
+    evaluation = get_evaluation(run.id, run.checkpoint, mtime, run.dataset, data_dir())
     if is_import(run) and run.metrics is None:  # imported before the data: kept, once
         record_test(store(), run, checkpoint, evaluation.metrics(), data_dir())
     return evaluation

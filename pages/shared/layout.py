@@ -12,13 +12,15 @@ from pathlib import Path
 import streamlit as st
 
 from cifar_core import CifarError, ImageData
+from cifar_core.data.cache import cache_file
 from cifar_core.data.dataset import OFFLINE_HELP
-from cifar_core.data.download import data_status, download_status, is_cached, start_data_download
+from cifar_core.data.download import data_status, download_status, start_data_download
 from cifar_core.data.grids import tiles_html
-from cifar_core.data.load import load_cifar10
-from cifar_core.data.sources import find_source
+from cifar_core.data.load import load_data
+from cifar_core.data.registry import DEFAULT_DATASET, DatasetSpec, dataset_spec
 from cifar_core.errors import DataNotFoundError
 from pages.shared.access import data_dir, get_data
+from pages.shared.dataset_choice import chosen_dataset
 
 log = logging.getLogger("cifar_dashboard")
 
@@ -40,77 +42,102 @@ def guard(fn):
     return wrapper
 
 
-def data_or_status_ui(notes: str = "once") -> ImageData | None:
-    """The data if it is there; otherwise say why not and offer the download. `notes`: when
-    to show what loading the data noticed (e.g. checksums that are not the official ones):
-    'once' a browser session, on the first page that loads it, or 'always' (the Data page)."""
+def data_or_status_ui(dataset: str | None = None, notes: str = "once") -> ImageData | None:
+    """The data set's data (None: the one chosen in this session) if it is there; otherwise
+    say why not and offer the download where it has one. `notes`: when to show what loading
+    the data noticed (e.g. checksums that are not the official ones): 'once' a browser
+    session, on the first page that loads it, or 'always' (the Data page)."""
+    spec = dataset_spec(dataset or chosen_dataset())
     folder = data_dir()
-    if download_status(folder) is not None:
+    background = downloads_in_background(spec)
+    if background and download_status(folder) is not None:
         download_progress_ui()
         return None
     try:
-        data = open_data_ui(folder)
+        data = open_data_ui(spec, folder)
     except DataNotFoundError:
-        st.warning(f"{data_status(folder).message} The button below downloads it (170 MB, "
-                   "once); or put a copy you already have into that folder.",
-                   icon=":material/folder_off:")
-        with st.expander("Details: using a copy you already have", icon=":material/info:"):
-            st.caption(OFFLINE_HELP)
-        if st.button("Download CIFAR-10 (170 MB)", type="primary", icon=":material/download:"):
-            start_data_download(folder)
-            st.rerun()
+        missing_data_ui(spec, folder, background)
         return None
     except CifarError as exc:
         st.error(str(exc), icon=":material/error:")
         return None
     told = st.session_state.setdefault("data_notes_told", set())
-    if notes == "always" or folder not in told:
-        told.add(folder)
+    if notes == "always" or (spec.name, folder) not in told:
+        told.add((spec.name, folder))
         for warning in data.warnings:
             st.caption(f":material/info: {warning}")
     return data
 
 
-# The data folders this server process has opened: after that, a rerun costs nothing (the data
-# is cached in memory, and no look at the files at all).
-_opened: set[str] = set()
+def downloads_in_background(spec: DatasetSpec) -> bool:
+    """Whether the dashboard can download this data set for the user, with a bar (the
+    background download, data.download.start_data_download, fetches CIFAR-10)."""
+    return spec.name == DEFAULT_DATASET and spec.download is not None
+
+
+def missing_data_ui(spec: DatasetSpec, folder: str, background: bool) -> None:
+    """Why the data set is not here, what to put where, and its download button if it has one."""
+    if background:
+        st.warning(f"{data_status(folder).message} The button below downloads it (170 MB, "
+                   "once); or put a copy you already have into that folder.",
+                   icon=":material/folder_off:")
+    else:
+        st.warning(f"No {spec.title} data in {Path(folder).resolve()}. The details below say "
+                   "where a copy goes.", icon=":material/folder_off:")
+    with st.expander("Details: using a copy you already have", icon=":material/info:"):
+        st.caption(spec.offline_help or OFFLINE_HELP)
+    if background and st.button(f"Download {spec.title} (170 MB)", type="primary",
+                                icon=":material/download:"):
+        start_data_download(folder)
+        st.rerun()
+
+
+# The data sets and folders this server process has opened: after that, a rerun costs nothing
+# (the data is cached in memory, and no look at the files at all).
+_opened: set[tuple[str, str]] = set()
 # One first decode at a time: a second tab waits for it, then reads what it cached.
 _decoding = threading.Lock()
 
 
-def open_data_ui(folder: str) -> ImageData:
+def _is_cached(spec: DatasetSpec, folder: str) -> bool | None:
+    """Whether the data set's copy in the folder is decoded and cached (None: no copy)."""
+    source = spec.find(Path(folder))
+    return None if source is None else cache_file(Path(folder), source, spec.name).is_file()
+
+
+def open_data_ui(spec: DatasetSpec, folder: str) -> ImageData:
     """The data, decoded first where it never was (tens of seconds: said, with a bar). Raises
-    what load_cifar10 raises."""
-    if folder in _opened:
-        return get_data(folder)
-    if not is_cached(Path(folder)) and find_source(Path(folder)) is not None:
+    what load_data raises."""
+    if (spec.name, folder) in _opened:
+        return get_data(spec.name, folder)
+    if _is_cached(spec, folder) is False:
         with _decoding:
-            if not is_cached(Path(folder)):
-                decode_ui(folder)
-    data = get_data(folder)
-    _opened.add(folder)
+            if _is_cached(spec, folder) is False:
+                decode_ui(spec, folder)
+    data = get_data(spec.name, folder)
+    _opened.add((spec.name, folder))
     return data
 
 
-def decode_ui(folder: str) -> None:
+def decode_ui(spec: DatasetSpec, folder: str) -> None:
     """Decode the data into its cache with a bar that follows it, then say it is done."""
     slot = st.empty()
     with slot.container():
-        st.info("Preparing CIFAR-10 for its first use: decoding its pictures into a cache next "
-                "to the data. This happens once; afterwards the data opens in about a second.",
-                icon=":material/hourglass_top:")
+        st.info(f"Preparing {spec.title} for its first use: decoding its pictures into a cache "
+                "next to the data. This happens once; afterwards the data opens in about a "
+                "second.", icon=":material/hourglass_top:")
         bar = st.progress(0.0, text="Reading the files ...")
 
     def counted(done: int, total: int, what: str) -> None:
         bar.progress(done / max(total, 1), text=f"{done:,} of {total:,} {what}")
 
     try:
-        load_cifar10(folder, download=False, counted=counted)
+        load_data(spec.name, folder, download=False, counted=counted)
     except Exception:
         slot.empty()  # the page says what went wrong instead
         raise
-    slot.caption(":material/check_circle: CIFAR-10 is decoded and cached, once: from now on "
-                 "it opens in about a second.")
+    slot.caption(f":material/check_circle: {spec.title} is decoded and cached, once: from now "
+                 "on it opens in about a second.")
 
 
 @st.fragment(run_every=1.0)

@@ -1,0 +1,186 @@
+"""The pages with more than one data set (issue 24), through streamlit.testing.v1.AppTest: the
+data-set choice on Data, Train and Sweep (kept across pages), runs started on the chosen one,
+Evaluate and Try it on each run's own data set, and the sentences that name the data set.
+
+Besides the tiny CIFAR-10 look-alike (conftest's data_dir), a made-up data set of 28 × 28 grey
+pictures of three classes, registered for the test from an image-folder tree in a temp folder
+(data.catalog.folder_dataset): the pages must take it with no edit of their own.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import (
+    APP,
+    TIMEOUT,
+    app_at,
+    no_traceback,
+    shown_tiles,
+    texts,
+    write_image_folders,
+)
+from streamlit.testing.v1 import AppTest
+
+from cifar_core.data.catalog import folder_dataset
+from cifar_core.data.registry import DatasetSpec, register, unregister
+from cifar_core.runs.store import RunStore
+
+GREY = "grey-test"
+GREY_TITLE = "Grey things"
+# Folder names, so in the order the folder data set sorts them.
+GREY_CLASSES = ("Ankle boot", "Sandal", "Trouser")
+NOWHERE = "nowhere-test"
+
+
+@pytest.fixture
+def grey_set(tmp_path) -> str:
+    """A registered data set of 28 × 28 grey pictures in three classes (its own folder)."""
+    folder = write_image_folders(tmp_path / "grey", classes=GREY_CLASSES, train_per_class=10,
+                                 test_per_class=6)
+    register(folder_dataset(GREY, folder, title=GREY_TITLE, shape=(1, 28, 28)), replace=True)
+    yield GREY
+    unregister(GREY)
+
+
+@pytest.fixture
+def missing_set() -> str:
+    """A registered data set whose pictures are nowhere and that cannot be downloaded."""
+    register(DatasetSpec(name=NOWHERE, title="Nowhere pictures", classes=("a", "b"),
+                         shape=(1, 28, 28), find=lambda _root: None,
+                         read=lambda *_: {}, offline_help="Put the nowhere files in place."),
+             replace=True)
+    yield NOWHERE
+    unregister(NOWHERE)
+
+
+def grey_run(runs_dir, data_dir, **settings) -> str:
+    """A run trained for real, in this process, on the grey data set."""
+    from cifar_core.runs.pipeline import execute_run
+    from cifar_core.training.config import TrainConfig
+
+    store = RunStore(runs_dir)
+    config = TrainConfig(**{"epochs": 1, "batch_size": 40, "log_every": 1, "seed": 0,
+                            "lr": 0.01, **settings})
+    run = store.create(config.to_dict(), str(data_dir), origin="test", status="running",
+                       dataset=GREY)
+    return execute_run(store, run.id).id
+
+
+def choose(at: AppTest, dataset: str) -> AppTest:
+    at.selectbox(key="dataset_choice").select(dataset).run()
+    no_traceback(at)
+    return at
+
+
+def at_page(page: str) -> AppTest:
+    return app_at(page)
+
+
+# --- the choice ---------------------------------------------------------------------------------
+
+def test_the_data_page_offers_every_data_set_by_title_and_shows_the_chosen_one(
+        data_dir, runs_dir, grey_set):
+    at = at_page("pages/data.py")
+    box = at.selectbox(key="dataset_choice")
+    assert box.value == "cifar10"
+    assert GREY in box.options or GREY_TITLE in box.options
+    choose(at, GREY)
+    assert {caption for _, caption in shown_tiles(at)} <= set(GREY_CLASSES)
+    assert at.multiselect[0].options == list(GREY_CLASSES)
+    body = texts(at)
+    assert GREY_TITLE in body and "28 × 28" in body
+    assert "CIFAR-10" not in body
+
+
+def test_the_choice_is_kept_from_page_to_page(data_dir, runs_dir, grey_set):
+    at = choose(at_page("pages/data.py"), GREY)
+    for page in ("pages/train.py", "pages/sweep.py", "pages/data.py"):
+        at.switch_page(page).run()
+        no_traceback(at)
+        assert at.selectbox(key="dataset_choice").value == GREY, page
+
+
+def test_a_data_set_that_is_not_here_says_what_to_do_in_its_own_words(data_dir, runs_dir,
+                                                                      missing_set):
+    at = choose(at_page("pages/data.py"), NOWHERE)
+    warning = " ".join(w.value for w in at.warning)
+    assert "Nowhere pictures" in warning
+    assert "CIFAR-10" not in warning
+    details = " ".join(c.value for e in at.expander for c in e.caption)
+    assert "Put the nowhere files in place." in details
+    assert not [b for b in at.button if b.label.startswith("Download")], \
+        "a data set without a download offers none"
+
+
+# --- Train --------------------------------------------------------------------------------------
+
+def test_train_starts_the_run_on_the_chosen_data_set(data_dir, runs_dir, grey_set, monkeypatch):
+    from cifar_core.runs.jobs import JobRunner
+
+    started = {}
+
+    def start(self, config, data_dir, origin="dashboard", dataset=None, **kwargs):
+        started["dataset"] = dataset
+        return self.store.create(config.to_dict(), str(data_dir), origin, dataset=dataset)
+
+    monkeypatch.setattr(JobRunner, "start", start)
+    at = choose(at_page("pages/train.py"), GREY)
+    assert "28 × 28" in texts(at) or GREY_TITLE in texts(at)
+    at.number_input(key="cfg_epochs").set_value(1).run()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    no_traceback(at)
+    assert started["dataset"] == GREY
+    [run] = RunStore(runs_dir).list()
+    assert run.dataset == GREY
+
+
+def test_a_finished_runs_sentence_counts_its_own_classes(data_dir, runs_dir, grey_set):
+    run_id = grey_run(runs_dir, data_dir)
+    at = at_page("pages/train.py")
+    finished = next(s.value for s in at.success if run_id in texts(at) and "Finished" in s.value)
+    assert "guessing would get 33\u00a0%" in finished, finished
+
+
+# --- Evaluate and Try it: each run on its own data set ------------------------------------------
+
+def test_evaluate_tests_a_run_on_its_own_data_set(data_dir, runs_dir, grey_set):
+    run_id = grey_run(runs_dir, data_dir)
+    at = at_page("pages/evaluate.py")  # the choice is CIFAR-10: the run's is what counts
+    assert at.selectbox(key="eval_run").value == run_id
+    assert not at.warning, [w.value for w in at.warning]
+    tiles = shown_tiles(at)
+    assert len(tiles) == 16
+    named = {caption.split(" (")[0].lstrip("✓✗ ") for _, caption in tiles}
+    assert named <= set(GREY_CLASSES), named
+    assert [m.value for m in at.metric if m.label == "Guessing would get"] == ["33 %"]
+    assert GREY_TITLE in texts(at)
+
+
+def test_try_it_shows_a_runs_own_test_pictures_and_class_names(data_dir, runs_dir, grey_set):
+    grey_run(runs_dir, data_dir)
+    at = at_page("pages/try_it.py")
+    assert at.selectbox(key="try_class").options == ["any class", *GREY_CLASSES]
+    body = texts(at)
+    assert any(name in body for name in GREY_CLASSES), body
+    assert at.get("imgs"), "the grey test picture is drawn"
+    assert "CIFAR-10" not in body
+
+
+# --- the sentences that name the data set -------------------------------------------------------
+
+def test_home_describes_the_chosen_data_set(data_dir, runs_dir, grey_set):
+    at = choose(at_page("pages/data.py"), GREY)
+    at.switch_page(APP).run()
+    no_traceback(at)
+    body = texts(at)
+    assert GREY_TITLE in body and "3 classes" in body and "28 × 28" in body
+    assert "CIFAR-10" not in body
+    assert {caption for _, caption in shown_tiles(at)} == set(GREY_CLASSES)
+
+
+def test_home_still_describes_cifar10_by_default(data_dir, runs_dir):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    no_traceback(at)
+    body = texts(at)
+    assert "CIFAR-10" in body and "10 classes" in body and "32 × 32" in body
