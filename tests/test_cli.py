@@ -282,7 +282,7 @@ def test_the_second_model_trains_evaluates_and_is_listed_from_the_cli(capsys, tm
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", tmp_path / "runs", "list")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split()[3:3 + len(compared_settings())] == list(compared_settings())
+    assert header.split()[4:4 + len(compared_settings())] == list(compared_settings())
     assert row.startswith(summary["run_id"]) and WIDE in row.split()
 
 
@@ -357,7 +357,9 @@ def test_evaluate_refuses_a_checkpoint_for_other_classes(capsys, trained, make_i
     folders = make_image_folders(classes=("cat", "dog", "frog"))
     code, out, err = run_cli(capsys, "evaluate", checkpoint, "--data-dir", folders)
     assert code == 2 and out == ""
-    assert "trained on 10 classes but the data has 3" in err
+    # Compared by class names (issue 24), not only counts.
+    assert "trained on CIFAR-10 (10 classes: airplane" in err
+    assert "(3 classes: cat, dog, frog)" in err
     assert err.strip().splitlines()[-1].startswith("error:")
 
 
@@ -370,13 +372,14 @@ def test_runs_list_plain_and_json(capsys, trained):
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", runs_dir, "list")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split()[:3] == ["run", "status", "created"]
-    assert row.startswith(run_id) and " completed " in row
+    assert header.split()[:4] == ["run", "status", "dataset", "created"]
+    assert row.startswith(run_id) and " completed " in row and " cifar10 " in row
     assert f"{lines[-1]['accuracy']:.1f} %" in row
 
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", runs_dir, "list", "--json")
     [listed] = [json.loads(line) for line in out.splitlines()]
     assert listed["id"] == run_id and listed["status"] == "completed"
+    assert listed["dataset"] == "cifar10" and listed["classes"] == list(OFFICIAL_CLASSES)
     assert listed["metrics"]["accuracy"] == pytest.approx(lines[-1]["accuracy"])
 
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", runs_dir, "list", "--status",

@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from cifar_core import scheduler
+from cifar_core.data.registry import DEFAULT_DATASET, dataset_names, dataset_spec
+from cifar_core.errors import DataError
 from cifar_core.runs.store import RunStore
 from cifar_core.training.config import PRESETS, TrainConfig, defaults, preset_values, settings
 
@@ -44,6 +46,23 @@ def number(kind):
 def data_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                         help="data folder (default: $CIFAR_DATA_DIR or ./data)")
+
+
+def dataset_name(text: str) -> str:
+    """An argparse type: the name of a registered data set, refused in one sentence naming the
+    choices."""
+    try:
+        return dataset_spec(text).name
+    except DataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def dataset_flag(parser: argparse.ArgumentParser, default_text: str = DEFAULT_DATASET) -> None:
+    """--dataset NAME: the registered data set a command works on (None when not given: the
+    command's default, `default_text` in its help)."""
+    parser.add_argument("--dataset", type=dataset_name, default=None, metavar="NAME",
+                        help=f"the data set: {', '.join(dataset_names())} "
+                             f"(default: {default_text})")
 
 
 def runs_flag(parser: argparse.ArgumentParser) -> None:

@@ -41,13 +41,14 @@ def add_runs_parser(sub) -> None:
 
 
 def _print_runs_table(runs: list[Run]) -> None:
-    """A line per run: a column per compared setting (cifar_core.training.config), then the
-    results."""
+    """A line per run: its data set (by the name --dataset takes), a column per compared
+    setting (cifar_core.training.config), then the results."""
     rows = [(run, {name: run_setting_text(run, name) for name in compared_settings()})
             for run in runs]
     widths = {name: max(len(name), *(len(shown[name]) for _, shown in rows))
               for name in compared_settings()}
-    print(f"{'run':22} {'status':10} {'created':16} "
+    named = max(len("dataset"), *(len(run.dataset) for run in runs))
+    print(f"{'run':22} {'status':10} {'dataset':{named}} {'created':16} "
           + " ".join(f"{name:>{width}}" for name, width in widths.items())
           + f" {'accuracy':>8} {'images/s':>9}")
     for run, shown in rows:
@@ -56,8 +57,8 @@ def _print_runs_table(runs: list[Run]) -> None:
         ips = f"{m['images_per_s']:,.0f}" if m.get("images_per_s") else "-"
         values = " ".join(f"{shown[name]:>{width}}" for name, width in widths.items())
         status = IMPORTED if is_import(run) else run.status  # no settings, no speed
-        print(f"{run.id:22} {status:10} {shown_time(run.created):16} {values} {acc:>8} "
-              f"{ips:>9}")
+        print(f"{run.id:22} {status:10} {run.dataset:{named}} {shown_time(run.created):16} "
+              f"{values} {acc:>8} {ips:>9}")
 
 
 def list_runs(store: RunStore, args) -> int:
@@ -81,7 +82,8 @@ def show_run(store: RunStore, args) -> int:
         emit({**run.to_dict(), "events": [e.to_dict() for _, e in store.events(run.id)]})
         return 0
     print(f"Run {run.id}: {run.status}" + (f" - {run.message}" if run.message else ""))
-    print(f"  created {shown_time(run.created)}, origin {run.origin}, data {run.data_dir}")
+    print(f"  created {shown_time(run.created)}, origin {run.origin}, data set {run.dataset} "
+          f"in {run.data_dir}")
     print("  settings: " + ", ".join(f"{k}={v}" for k, v in run.config.items()))
     stats = store.events(run.id, kind="stats")
     if stats:

@@ -14,6 +14,7 @@ from pathlib import Path
 from cifar_core.cli.common import (
     CommandParser,
     data_flag,
+    dataset_flag,
     emit,
     json_flag,
     number,
@@ -23,6 +24,7 @@ from cifar_core.cli.common import (
     tick_scheduler,
 )
 from cifar_core.data.dataset import default_data_dir
+from cifar_core.data.registry import DEFAULT_DATASET
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.runs.views import setting_text
 from cifar_core.sweeps.engine import best_run, delete_sweep, start_sweep, stop_sweep
@@ -49,6 +51,7 @@ def add_sweep_parser(sub) -> None:
                     "file (--space sweep.toml). Then: sweep list | show ID | stop ID | "
                     "delete ID.")
     data_flag(w)
+    dataset_flag(w)
     runs_flag(w)
     json_flag(w)
     _search_flags(w)
@@ -192,7 +195,8 @@ def _started_sweep(store: RunStore, args) -> tuple[Sweep, Path]:
         if problem:
             raise SweepError("engine", problem)
     sweep = start_sweep(store, space, data_dir, name=args.name, origin="cli",
-                        engine=args.engine, address=address, parallel=args.parallel)
+                        engine=args.engine, address=address, parallel=args.parallel,
+                        dataset=args.dataset or DEFAULT_DATASET)
     return sweep, data_dir
 
 

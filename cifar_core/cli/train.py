@@ -17,6 +17,7 @@ from cifar_core.cli.common import (
     USER_ERROR,
     config_from_args,
     data_flag,
+    dataset_flag,
     emit,
     json_flag,
     number,
@@ -28,12 +29,13 @@ from cifar_core.cli.common import (
     tick_scheduler,
 )
 from cifar_core.data.dataset import WARNING_PREFIX, default_data_dir
-from cifar_core.data.load import load_cifar10
+from cifar_core.data.load import load_data
+from cifar_core.data.registry import DEFAULT_DATASET, dataset_spec
 from cifar_core.errors import CheckpointError
 from cifar_core.runs.pipeline import execute_run
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.sweeps.engine import judge
-from cifar_core.training.checkpoint import DEFAULT_NAME, load_checkpoint
+from cifar_core.training.checkpoint import DEFAULT_NAME, classes_in_words, load_checkpoint
 from cifar_core.training.devices import resolve_device
 from cifar_core.training.evaluation import Evaluation, evaluate
 from cifar_core.training.lr_find import (
@@ -61,6 +63,7 @@ def add_train_parser(sub) -> None:
     """`train` and its flags: a flag per setting, --preset, --out."""
     t = sub.add_parser("train", help="train the network (recorded as a run)")
     data_flag(t)
+    dataset_flag(t)
     runs_flag(t)
     preset_flag(t)
     setting_flags(t)
@@ -75,6 +78,7 @@ def add_lr_find_parser(sub) -> None:
     f = sub.add_parser("lr-find", help="find a learning rate for these settings (a short "
                                        "test run; nothing is recorded)")
     data_flag(f)
+    dataset_flag(f)
     preset_flag(f)
     setting_flags(f)
     f.add_argument("--start-lr", type=number(float), default=DEFAULT_START_LR,
@@ -92,6 +96,7 @@ def add_evaluate_parser(sub) -> None:
     e = sub.add_parser("evaluate", help="test a saved network on the test images")
     e.add_argument("checkpoint", type=Path)
     data_flag(e)
+    dataset_flag(e, "the one the network was trained on")
     e.add_argument("--device", default="auto")
     json_flag(e)
 
@@ -160,14 +165,16 @@ def _train_here(store: RunStore, args) -> Run:
     config = config_from_args(args).with_seed()
     device = resolve_device(config.device)
     data_dir = (args.data_dir or default_data_dir()).resolve()
+    dataset = args.dataset or DEFAULT_DATASET
     run = store.create(config.to_dict(), str(data_dir), origin="cli", status="running",
-                       pid=os.getpid())
+                       pid=os.getpid(), dataset=dataset)
     stop = threading.Event()
     # Ctrl-C stops like the dashboard's Stop button: the network learned so far is kept.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if not args.json:
-        print(f"Run {run.id} on {device} (data: {data_dir})", file=sys.stderr, flush=True)
+        print(f"Run {run.id} on {device} (data: {dataset_spec(dataset).title} in {data_dir})",
+              file=sys.stderr, flush=True)
     try:
         return execute_run(store, run.id, on_event=_emit_event if args.json else _print_event,
                            stop=stop, out=args.out)
@@ -228,7 +235,8 @@ def _print_finding(finding: LrFinding) -> None:
 def cmd_lr_find(args) -> int:
     config = config_from_args(args)
     check_range(args.start_lr, args.end_lr, args.steps)  # before the data takes its time
-    data = load_cifar10(args.data_dir, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    data = load_data(args.dataset, args.data_dir,
+                     progress=lambda m: print(m, file=sys.stderr, flush=True))
     finding = find_learning_rate(config, data, args.start_lr, args.end_lr, args.steps)
     if args.json:
         emit({"kind": "lr_find", **finding.to_dict()})
@@ -238,12 +246,21 @@ def cmd_lr_find(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    """Test a saved network on its own data set (the one its file records), or on --dataset
+    where that is the same one; another data set is refused before its data is read."""
     checkpoint = load_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
-    data = load_cifar10(args.data_dir, progress=lambda m: print(m, file=sys.stderr))
-    if len(checkpoint.classes) != len(data.classes):
-        raise CheckpointError(f"{args.checkpoint} was trained on {len(checkpoint.classes)} "
-                              f"classes but the data has {len(data.classes)}.")
+    if args.dataset is not None and args.dataset != checkpoint.dataset:
+        chosen = dataset_spec(args.dataset).title
+        raise CheckpointError(
+            f"{args.checkpoint} holds a network trained on {checkpoint.title} "
+            f"({classes_in_words(checkpoint.classes)}), not on {chosen}: test it on "
+            f"{checkpoint.title} (leave out --dataset), or give a network trained on {chosen}.")
+    data = load_data(checkpoint.dataset, args.data_dir,
+                     progress=lambda m: print(m, file=sys.stderr))
+    misfit = checkpoint.misfit(data)
+    if misfit:
+        raise CheckpointError(f"{args.checkpoint}: {misfit}")
     start = time.perf_counter()
     result: Evaluation = evaluate(checkpoint.model, data, device,
                                   **checkpoint.prediction_options())

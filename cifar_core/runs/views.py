@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cifar_core.data.registry import DATASETS
 from cifar_core.runs.store import ACTIVE, SAVED, Run
 from cifar_core.training.config import compared_settings, settings
 from cifar_core.training.events import EpochEvent, Event, StatsEvent
@@ -83,6 +84,37 @@ def run_label(run: Run) -> str:
             f"batch {c['batch_size']})")
 
 
+def run_dataset_title(run: Run) -> str:
+    """The title of the data set the run trained on (e.g. 'CIFAR-10'); its recorded name where
+    that data set is not registered here (a folder data set since removed)."""
+    spec = DATASETS.get(run.dataset)
+    return spec.title if spec is not None else run.dataset
+
+
+def run_classes(run: Run) -> tuple[str, ...]:
+    """The class names of the run's data, in label order: those the run recorded once its data
+    was loaded, else its data set's declared ones (empty where only the data names them)."""
+    if run.classes:
+        return tuple(run.classes)
+    spec = DATASETS.get(run.dataset)
+    return spec.classes if spec is not None else ()
+
+
+def why_not_comparable(runs: list[Run]) -> str | None:
+    """Why the accuracies of these runs cannot be compared, in one sentence (they were trained
+    and tested on different data sets); None when they share one."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        title = run_dataset_title(run)
+        counts[title] = counts.get(title, 0) + 1
+    if len(counts) < 2:
+        return None
+    listed = "; ".join(f"{title}: {n} run{'s' * (n != 1)}" for title, n in counts.items())
+    return (f"These runs were trained and tested on different data sets ({listed}), so their "
+            "accuracies are not comparable: each data set's pictures and classes make it easier "
+            "or harder. Compare runs of one data set.")
+
+
 def run_setting_text(run: Run, name: str) -> str:
     """A run's setting in words for a table: '-' where it does not apply to the run's network
     (a width for the tutorial's, which has none), else setting_text."""
@@ -131,14 +163,16 @@ def runs_with_network(runs: list[Run]) -> list[Run]:
 
 
 def runs_table(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: status, settings, accuracy, duration, images/s. An import's
-    settings and duration are None (it was not trained here) and its status 'imported'."""
+    """One row per run: status, data set (its title), settings, accuracy, duration,
+    images/s. An import's settings and duration are None (it was not trained here) and its
+    status 'imported'."""
     rows = []
     for run in runs:
         metrics, config = run.metrics or {}, training_settings(run)
         rows.append({
             "run": run.id,
             "status": IMPORTED if is_import(run) else run.status,
+            "dataset": run_dataset_title(run),
             "created": datetime.fromtimestamp(run.created),
             **{k: None if config is None else config[k] for k in SETTINGS},
             "accuracy": metrics.get("accuracy"),
@@ -146,7 +180,7 @@ def runs_table(runs: list[Run]) -> pd.DataFrame:
             "images_per_s": metrics.get("images_per_s"),
             "message": run.message,
         })
-    columns = ["run", "status", "created", *SETTINGS, "accuracy", "duration_s",
+    columns = ["run", "status", "dataset", "created", *SETTINGS, "accuracy", "duration_s",
                "images_per_s", "message"]
     return pd.DataFrame(rows, columns=columns)
 

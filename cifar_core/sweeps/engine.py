@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from cifar_core.data.registry import dataset_spec
 from cifar_core.errors import CifarError, DeviceError, RunError, StoreError
 from cifar_core.processes import pid_alive
 from cifar_core.runs.jobs import JobRunner, remember_child
@@ -51,10 +52,12 @@ def default_parallel(space: SearchSpace, cores: int | None = None) -> int:
 
 def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name: str = "",
                 origin: str = "cli", engine: str = "local", address: str = "",
-                parallel: int | None = None) -> Sweep:
-    """Check the space, record the sweep and start its first runs. Unless the space sets the
+                parallel: int | None = None, dataset: str = "cifar10") -> Sweep:
+    """Check the space, record the sweep (every run of it on the registered data set
+    `dataset`) and start its first runs. Unless the space sets the
     seed, every run of the sweep gets the same one (drawn now), so that runs differ only in
     the settings the sweep varies."""
+    dataset_spec(dataset)  # an unknown data set is refused before anything is recorded
     space = space.validate()
     if space.axis("seed") is None and space.base.get("seed") is None:
         space = replace(space, base={**space.base, "seed": random.randrange(2**31)})
@@ -67,7 +70,7 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
     # A Ray sweep given no number follows its cluster's size (0: the driver decides).
     chosen = parallel or (0 if engine == "ray" else default_parallel(space))
     sweep = sweeps.create(name, space, str(Path(data_dir).resolve()), origin, engine, address,
-                          chosen)
+                          chosen, dataset)
     if smart.uses_optuna(space):
         smart.create_study(optuna_journal(store, sweep.id), sweep.id)
     if engine == "local":  # its first runs start at once (the scheduler's ticks do the rest)

@@ -41,6 +41,7 @@ class Sweep:
     finished: float | None
     stop_requested: bool
     pid: int | None  # the process driving it (Ray engine)
+    dataset: str = "cifar10"  # the registered data set every run of it trains on
 
     @property
     def is_active(self) -> bool:
@@ -71,8 +72,10 @@ class SweepStore:
         self.store = store
 
     def create(self, name: str, space: SearchSpace, data_dir: str, origin: str,
-               engine: str = "local", address: str = "", parallel: int = 1) -> Sweep:
-        """A new running sweep with a fresh id, e.g. sweep-20261202-101500-a1b2."""
+               engine: str = "local", address: str = "", parallel: int = 1,
+               dataset: str = "cifar10") -> Sweep:
+        """A new running sweep with a fresh id, e.g. sweep-20261202-101500-a1b2, whose runs
+        train on the registered data set `dataset`."""
         if engine not in ENGINES:
             raise RunError(f"The engine must be one of {', '.join(ENGINES)} (got {engine!r}).")
         now = time.time()
@@ -82,9 +85,10 @@ class SweepStore:
                 with self.store.connect() as con:
                     con.execute(
                         "INSERT INTO sweeps(id, created, name, space, data_dir, origin, engine, "
-                        "address, parallel, status) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+                        "address, parallel, status, dataset) "
+                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
                         (sweep_id, now, sweep_name(name) or sweep_id, json.dumps(space.to_dict()),
-                         str(data_dir), origin, engine, address, int(parallel)))
+                         str(data_dir), origin, engine, address, int(parallel), dataset))
                 break
             except sqlite3.IntegrityError:
                 continue
@@ -99,7 +103,8 @@ class SweepStore:
                      data_dir=row["data_dir"], origin=row["origin"], engine=row["engine"],
                      address=row["address"], parallel=row["parallel"], status=row["status"],
                      message=row["message"], finished=row["finished"],
-                     stop_requested=bool(row["stop_requested"]), pid=row["pid"])
+                     stop_requested=bool(row["stop_requested"]), pid=row["pid"],
+                     dataset=row["dataset"])
 
     def get(self, sweep_id: str) -> Sweep:
         """The sweep with this id; RunError if there is none."""
@@ -161,7 +166,7 @@ class SweepStore:
             return None
         try:
             return self.store.create(config, sweep.data_dir, sweep.origin, sweep_id=sweep.id,
-                                     trial=trial)
+                                     trial=trial, dataset=sweep.dataset)
         except TrialTaken:
             return None
 

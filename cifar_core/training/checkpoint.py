@@ -80,8 +80,8 @@ class Checkpoint:
             return (f"This network was trained on {self.title}'s {_picture_kind(self.shape)} "
                     f"pictures, and these are {data.title}'s {_picture_kind(data.shape)} "
                     f"pictures: {what_to_do}")
-        return (f"This network was trained on {self.title} ({_classes_in_words(self.classes)}),"
-                f" and these are {data.title}'s pictures ({_classes_in_words(data.classes)}): "
+        return (f"This network was trained on {self.title} ({classes_in_words(self.classes)}),"
+                f" and these are {data.title}'s pictures ({classes_in_words(data.classes)}): "
                 f"{what_to_do}")
 
     def prediction_options(self) -> dict:
@@ -191,7 +191,7 @@ def _picture_kind(shape) -> str:
     return f"{shape[1]} × {shape[2]} {'grey' if shape[0] == 1 else 'colour'}"
 
 
-def _classes_in_words(classes) -> str:
+def classes_in_words(classes) -> str:
     """e.g. '10 classes: T-shirt/top, Trouser, …'."""
     return f"{len(classes)} class{'es' * (len(classes) != 1)}: {_listed(list(classes))}"
 
