@@ -33,10 +33,11 @@ SHARED_DEFAULTS = {"data_dir": None, "runs_dir": None, "json": False}
 
 # Each command's parser, in the order --help lists them, and the function that runs it.
 PARSERS = (train.add_train_parser, train.add_lr_find_parser, train.add_evaluate_parser,
-           runs.add_runs_parser, sweep.add_sweep_parser, data.add_data_parser)
+           runs.add_runs_parser, sweep.add_sweep_parser, data.add_data_parser,
+           data.add_datasets_parser)
 COMMANDS = {"train": train.cmd_train, "lr-find": train.cmd_lr_find,
             "evaluate": train.cmd_evaluate, "runs": runs.cmd_runs, "sweep": sweep.cmd_sweep,
-            "data": data.cmd_data}
+            "data": data.cmd_data, "datasets": data.cmd_datasets}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,28 +1,104 @@
-"""`data`: download or decode the data set and describe it."""
+"""`data` (download or decode a data set and describe it) and `datasets [list | add | remove]`
+(every data set and its state here; your own picture folders as data sets, by name)."""
 
 from __future__ import annotations
 
 import sys
 
-from cifar_core.cli.common import data_flag, emit, json_flag
-from cifar_core.data.load import load_cifar10
+from cifar_core.cli.common import CommandParser, data_flag, dataset_flag, emit, json_flag
+from cifar_core.data.folders import add_folder_dataset, remove_folder_dataset
+from cifar_core.data.load import load_data
+from cifar_core.data.registry import dataset_names, dataset_spec
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def add_data_parser(sub) -> None:
-    d = sub.add_parser("data", help="download or decode the data set and describe it")
+    d = sub.add_parser("data", help="download or decode a data set and describe it")
     data_flag(d)
+    dataset_flag(d)
     json_flag(d)
 
 
 def cmd_data(args) -> int:
-    data = load_cifar10(args.data_dir, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    data = load_data(args.dataset, args.data_dir, progress=_to_stderr)
     counts = data.class_counts()
     if args.json:
-        emit({"source": data.source, "classes": list(data.classes), "counts": counts,
+        emit({"dataset": data.dataset, "title": data.title, "shape": list(data.shape),
+              "source": data.source, "classes": list(data.classes), "counts": counts,
               "warnings": list(data.warnings)})
         return 0
-    # Its warnings were printed on stderr as it loaded (load_cifar10 passes them to progress).
+    # Its warnings were printed on stderr as it loaded (load_data passes them to progress).
     print(f"{data.source}: {len(data.train_labels):,} training and "
           f"{len(data.test_labels):,} test images, {len(data.classes)} classes "
           f"({', '.join(data.classes)})")
     return 0
+
+
+def add_datasets_parser(sub) -> None:
+    """`datasets` (the list), `datasets list`, `datasets add`, `datasets remove`."""
+    d = sub.add_parser("datasets", help="list the data sets; add or remove your own folders")
+    data_flag(d)
+    json_flag(d)
+    dsub = d.add_subparsers(dest="action", required=False, parser_class=CommandParser)
+    listed = dsub.add_parser("list", help="every data set and its state here (the default)")
+    added = dsub.add_parser("add", help="record a folder of pictures as a data set of its own")
+    added.add_argument("name", help="the name to choose it by (--dataset NAME)")
+    added.add_argument("folder", help="the folder holding train/<class>/ and test/<class>/")
+    added.add_argument("--title", help="its name for people (default: NAME)")
+    added.add_argument("--size", type=int, default=32,
+                       help="the pictures are read as SIZE x SIZE pixels (default: 32)")
+    added.add_argument("--grey", action="store_true",
+                       help="read the pictures as grey (default: colour)")
+    removed = dsub.add_parser("remove", help="forget a folder data set (its pictures stay)")
+    removed.add_argument("name")
+    for action in (listed, added, removed):
+        data_flag(action)
+        json_flag(action)
+
+
+def add_dataset(args) -> int:
+    added = add_folder_dataset(args.name, args.folder, args.data_dir, title=args.title,
+                               size=args.size, grey=args.grey, progress=_to_stderr)
+    spec = added.spec
+    if args.json:
+        emit({"name": spec.name, "title": spec.title, "folder": str(added.folder),
+              "classes": list(added.classes), "shape": list(spec.shape),
+              "train": added.train, "test": added.test, "warnings": list(added.warnings)})
+        return 0
+    # The warnings were printed on stderr as it was checked and decoded.
+    print(f"Added '{spec.name}' ({spec.title}): {len(added.classes)} classes "
+          f"({', '.join(added.classes)}), {added.train:,} training and {added.test:,} test "
+          f"pictures from {added.folder}, read as {spec.describe_shape()}.\n"
+          f"Train on it with: python -m cifar_core train --dataset {spec.name}")
+    return 0
+
+
+def remove_dataset(args) -> int:
+    removed = remove_folder_dataset(args.name, args.data_dir)
+    if args.json:
+        emit({"removed": removed.name, "folder": str(removed.folder)})
+        return 0
+    print(f"Removed '{removed.name}' ({removed.title}); its pictures stay in {removed.folder}. "
+          "Runs trained on it keep their record: add it again to test them.")
+    return 0
+
+
+def list_datasets(args) -> int:
+    for name in dataset_names(args.data_dir):
+        spec = dataset_spec(name, args.data_dir)
+        if args.json:
+            emit({"name": name, "title": spec.title})
+        else:
+            print(f"{name:16} {spec.title}")
+    return 0
+
+
+ACTIONS = {None: list_datasets, "list": list_datasets, "add": add_dataset,
+           "remove": remove_dataset}
+
+
+def cmd_datasets(args) -> int:
+    return ACTIONS[args.action](args)

@@ -71,6 +71,20 @@ def _same_dataset(cache: Path, other: Path) -> bool:
     return re.fullmatch(re.escape(dataset) + r"-[0-9a-f]{16}\.pt", other.name) is not None
 
 
+def drop_caches(root: Path, dataset: str) -> list[Path]:
+    """Delete the cache files of the data set `dataset` in this data folder (a data set that is
+    forgotten); returns what it deleted."""
+    folder = cache_dir(root) if Path(root).is_dir() else None
+    if folder is None or not folder.is_dir():
+        return []
+    pattern = re.compile(re.escape(dataset) + r"-[0-9a-f]{16}\.pt")
+    dropped = [f for f in folder.glob("*.pt") if pattern.fullmatch(f.name)]
+    for f in dropped:
+        with contextlib.suppress(OSError):
+            f.unlink()
+    return dropped
+
+
 def write_cache(path: Path, decoded: dict) -> None:
     """Save decoded arrays atomically and drop older caches; a failure is silently skipped."""
     tmp = _partial_file(path, os.getpid())

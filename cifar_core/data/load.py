@@ -22,7 +22,7 @@ from cifar_core.data.dataset import (
     Progress,
     default_data_dir,
 )
-from cifar_core.data.registry import dataset_spec
+from cifar_core.data.registry import dataset_spec, read_records
 from cifar_core.data.sources import Source
 from cifar_core.errors import CorruptDataError, DataError, DataNotFoundError, ImageFolderError
 
@@ -34,8 +34,9 @@ def load_data(dataset: str | None = None, root: Path | str | None = None,
     cached, decoded from an offline copy, or downloaded. Each of the data's warnings also goes
     to `progress`, as WARNING_PREFIX + the warning. `counted` is told how far a decode has got
     (none when the data comes from the cache)."""
-    spec = dataset_spec(dataset)
     root = Path(root) if root is not None else default_data_dir()
+    read_records(root)  # the data folder's own data sets as recorded now (data.folders)
+    spec = dataset_spec(dataset, root)
     if root.exists() and not root.is_dir():
         raise DataNotFoundError(f"The data folder {root} is a file: point it at a folder.")
     source = spec.find(root)

@@ -91,14 +91,36 @@ def unregister(name: str) -> None:
     DATASETS.pop(name, None)
 
 
-def dataset_names() -> tuple[str, ...]:
-    """The registered data set names, the default (cifar10) first."""
+# Called with a data folder (None: the default one) to register the data sets recorded there
+# rather than in code (your own image folders: data.folders), before names are listed or an
+# unknown one is refused; so that every process, a job's too, knows them.
+_RECORD_READERS: list[Callable[[Path | None], None]] = []
+
+
+def read_records_with(reader: Callable[[Path | None], None]) -> None:
+    """Have `reader(root)` register a data folder's recorded data sets when they are asked for."""
+    _RECORD_READERS.append(reader)
+
+
+def read_records(root: Path | str | None = None) -> None:
+    """Register the data sets recorded in the data folder `root` (None: the default one)."""
+    for reader in _RECORD_READERS:
+        reader(Path(root) if root is not None else None)
+
+
+def dataset_names(root: Path | str | None = None) -> tuple[str, ...]:
+    """The data set names, the default (cifar10) first: the built-in ones, then those recorded
+    in the data folder `root` (None: the default data folder)."""
+    read_records(root)
     return tuple(DATASETS)
 
 
-def dataset_spec(name: str | None) -> DatasetSpec:
-    """The data set called `name` (None: the default); DataError naming the choices."""
+def dataset_spec(name: str | None, root: Path | str | None = None) -> DatasetSpec:
+    """The data set called `name` (None: the default), built in or recorded in the data folder
+    `root` (None: the default data folder); DataError naming the choices."""
     name = DEFAULT_DATASET if name is None else name
+    if isinstance(name, str) and name not in DATASETS:
+        read_records(root)
     try:
         return DATASETS[name]
     except (KeyError, TypeError):

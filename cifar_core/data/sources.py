@@ -245,22 +245,43 @@ def _read_batches_archive(path: Path, counted: Counted) -> dict:
     return _decode_batches(files, str(path), counted)
 
 
-def _decode_image(raw: bytes, name: str, shape: tuple[int, int, int] = CIFAR_SHAPE
-                  ) -> np.ndarray | None:
+# A picture whose bands are among these is grey (with or without transparency); any other,
+# a palette's included, is colour.
+GREY_BANDS = {"1", "L", "LA", "La", "A", "I", "F"}
+
+
+def _is_grey(img) -> bool:
+    """Whether a PIL picture is grey (by its bands, without decoding its pixels)."""
+    return set(img.getbands()) <= GREY_BANDS
+
+
+def _decode_picture(raw: bytes, shape: tuple[int, int, int] = CIFAR_SHAPE
+                    ) -> tuple[np.ndarray | None, bool]:
     """One picture as uint8 (C, H, W) of `shape` (grey for 1 channel, else colour), resized to
-    it where it differs; None if it cannot be read."""
+    it where it differs, and whether it was of the other kind (grey read as colour or colour as
+    grey); (None, False) if it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
     channels, height, width = shape
     try:
         with Image.open(io.BytesIO(raw)) as img:
+            converted = _is_grey(img) != (channels == 1)
             img = img.convert("L" if channels == 1 else "RGB")
             if img.size != (width, height):
                 img = img.resize((width, height), Image.Resampling.BILINEAR)
             return np.asarray(img, dtype=np.uint8).reshape(height, width, channels
-                                                           ).transpose(2, 0, 1)
+                                                           ).transpose(2, 0, 1), converted
     except (UnidentifiedImageError, OSError, ValueError):
-        return None
+        return None, False
+
+
+def converted_warning(count: int, channels: int) -> str:
+    """The warning for `count` pictures read as the other kind (the data set has `channels`)."""
+    was, now = ("colour", "grey") if channels == 1 else ("grey", "colour")
+    how = "without" if channels == 1 else "with"
+    return (f"Read {count} {was} picture{'s' * (count != 1)} as {now}, as this data set's "
+            f"pictures are {now} (a data set of {was} pictures is added {how} --grey: python -m "
+            "cifar_core datasets add).")
 
 
 def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], where: str,
@@ -280,7 +301,7 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
             f"test/ has classes that train/ lacks ({', '.join(extra)}) in {where}: "
             "train/ and test/ need the same class folders."
         )
-    out, bad = {}, []
+    out, bad, converted = {}, [], 0
     total = sum(len(items[split].get(cls, [])) for split in SPLITS for cls in classes)
     done, every = 0, _count_every(total)
     counted(done, total, "pictures decoded")
@@ -291,7 +312,8 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
                 done += 1
                 if done % every == 0 or done == total:
                     counted(done, total, "pictures decoded")
-                pixels = _decode_image(raw, name, shape)
+                pixels, other_kind = _decode_picture(raw, shape)
+                converted += other_kind
                 if pixels is None:
                     bad.append(name)
                     continue
@@ -308,6 +330,8 @@ def _assemble_folders(items: dict[str, dict[str, list[tuple[str, bytes]]]], wher
     if bad:
         warnings.append(f"Skipped {len(bad)} unreadable image{'s' * (len(bad) != 1)}, "
                         f"e.g. {', '.join(bad[:3])}.")
+    if converted:
+        warnings.append(converted_warning(converted, shape[0]))
     out.update(classes=classes, warnings=warnings)
     return out
 

@@ -1,0 +1,224 @@
+"""`python -m cifar_core datasets [list | add | remove]` and `data --dataset`: your own image
+folders as named data sets (cifar_core.data.folders), and every data set with its state here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli, write_image_folders
+from PIL import Image
+
+from cifar_core.data import registry
+from cifar_core.data.folders import RECORD_FILE
+from cifar_core.data.load import load_data
+from cifar_core.errors import DataError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def forget_folder_datasets():
+    """Folder data sets added by a test are forgotten after it (the registry is per process)."""
+    before = set(registry.DATASETS)
+    yield
+    for name in set(registry.DATASETS) - before:
+        registry.unregister(name)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def shapes(tmp_path) -> Path:
+    """A picture tree elsewhere than the data folder: 3 classes, 4 + 2 pictures each."""
+    return write_image_folders(tmp_path / "shapes", classes=("circle", "square", "triangle"))
+
+
+def add(*argv) -> list[str]:
+    return ["datasets", "add", *map(str, argv)]
+
+
+# --- datasets add -----------------------------------------------------------------------------
+
+def test_an_added_folder_loads_by_its_name_with_its_folders_as_classes(capsys, data_dir, shapes):
+    code, out, err = run_cli(capsys, *add("shapes", shapes, "--title", "Shapes"))
+
+    assert code == 0, err
+    assert "shapes" in out and "circle, square, triangle" in out
+    data = load_data("shapes", data_dir, download=False)
+    assert data.title == "Shapes" and data.classes == ("circle", "square", "triangle")
+    assert data.shape == (3, 32, 32) and len(data.train_labels) == 12
+    assert (data_dir / RECORD_FILE).is_file()
+
+
+def test_grey_and_size_choose_the_pictures_shape(capsys, data_dir, shapes):
+    code, _, err = run_cli(capsys, *add("small-grey", shapes, "--grey", "--size", "16"))
+    assert code == 0, err
+    assert load_data("small-grey", data_dir, download=False).shape == (1, 16, 16)
+
+
+def test_another_process_knows_an_added_folder_data_set(capsys, data_dir, shapes):
+    # What a job process does: load the run's data set by its name from the run's data folder.
+    assert run_cli(capsys, *add("shapes", shapes))[0] == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from cifar_core.data import load_data; "
+         "print(load_data('shapes', sys.argv[1], download=False).classes)", str(data_dir)],
+        capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "('circle', 'square', 'triangle')" in result.stdout
+
+
+def test_a_name_already_taken_is_refused_and_the_record_is_unchanged(capsys, data_dir, shapes):
+    assert run_cli(capsys, *add("shapes", shapes))[0] == 0
+    recorded = (data_dir / RECORD_FILE).read_bytes()
+    for name in ("shapes", "cifar10", "fashion-mnist"):
+        code, _, err = run_cli(capsys, *add(name, shapes))
+        assert code == 2
+        assert f"There is already a data set named '{name}'" in err
+        assert err.count("\n") == 1  # one sentence on one line, no traceback
+    assert (data_dir / RECORD_FILE).read_bytes() == recorded
+
+
+def test_a_bad_name_is_refused_saying_which_names_can_be_used(capsys, data_dir, shapes):
+    code, _, err = run_cli(capsys, *add("My Shapes", shapes))
+    assert code == 2 and "cannot name a data set" in err and "lower-case" in err
+    assert not (data_dir / RECORD_FILE).exists()
+
+
+def test_a_folder_without_train_and_test_is_refused_saying_how_to_lay_it_out(capsys, data_dir,
+                                                                           tmp_path):
+    folder = tmp_path / "pictures"
+    (folder / "cats").mkdir(parents=True)
+    code, _, err = run_cli(capsys, *add("pets", folder))
+    assert code == 2 and "train/<class>/" in err and "test/<class>/" in err
+    assert not (data_dir / RECORD_FILE).exists()
+    code, _, err = run_cli(capsys, *add("pets", tmp_path / "nowhere"))
+    assert code == 2 and "nowhere" in err and "no folder" in err.lower()
+
+
+@pytest.mark.parametrize("extra_in", ["train", "test"])
+def test_classes_that_differ_between_train_and_test_are_refused_and_named(
+        capsys, data_dir, shapes, extra_in):
+    extra = shapes / extra_in / "hexagon"
+    extra.mkdir()
+    (extra / "0.png").write_bytes((shapes / "train" / "circle" / "0000.png").read_bytes())
+    (extra / "1.png").write_bytes((shapes / "train" / "circle" / "0001.png").read_bytes())
+
+    code, _, err = run_cli(capsys, *add("shapes", shapes))
+
+    assert code == 2 and "hexagon" in err and "same class folders" in err
+    assert not (data_dir / RECORD_FILE).exists()
+
+
+def test_a_class_with_one_training_picture_is_refused(capsys, data_dir, tmp_path):
+    folder = write_image_folders(tmp_path / "few", classes=("ant", "bee"), train_per_class=1,
+                                 test_per_class=1)
+    code, _, err = run_cli(capsys, *add("insects", folder))
+    assert code == 2 and "one picture" in err and "ant" in err
+    assert not (data_dir / RECORD_FILE).exists()
+
+
+def test_a_class_with_one_test_picture_is_added_with_a_warning(capsys, data_dir, tmp_path):
+    folder = write_image_folders(tmp_path / "few", classes=("ant", "bee"), train_per_class=3,
+                                 test_per_class=1)
+    code, _, err = run_cli(capsys, *add("insects", folder))
+    assert code == 0
+    assert "warning:" in err and "one test picture" in err
+
+
+def _grey_png(path: Path, seed: int = 0) -> None:
+    pixels = np.random.default_rng(seed).integers(0, 256, (32, 32), dtype=np.uint8)
+    Image.fromarray(pixels, mode="L").save(path)
+
+
+def test_grey_pictures_among_colour_ones_are_read_as_colour_with_a_warning_saying_how_many(
+        capsys, data_dir, shapes):
+    for i in range(3):
+        _grey_png(shapes / "train" / "square" / f"grey{i}.png", i)
+
+    code, _, err = run_cli(capsys, *add("shapes", shapes))
+    assert code == 0
+    assert "3 grey pictures" in err and "colour" in err
+
+    data = load_data("shapes", data_dir, download=False)
+    assert data.shape == (3, 32, 32) and len(data.train_labels) == 15
+    assert any("3 grey pictures" in w for w in data.warnings)
+
+
+def test_colour_pictures_in_a_grey_data_set_are_counted_too(capsys, data_dir, shapes):
+    for i in range(2):
+        _grey_png(shapes / "test" / "circle" / f"grey{i}.png", i)
+    assert run_cli(capsys, *add("shapes", shapes, "--grey"))[0] == 0
+    data = load_data("shapes", data_dir, download=False)
+    # Of 20 pictures, 18 are colour: they are read as grey, and said so.
+    assert any("18 colour pictures" in w and "grey" in w for w in data.warnings)
+
+
+# --- datasets remove --------------------------------------------------------------------------
+
+def test_remove_forgets_the_name_and_keeps_the_pictures(capsys, data_dir, shapes):
+    assert run_cli(capsys, *add("shapes", shapes))[0] == 0
+    load_data("shapes", data_dir, download=False)
+    pictures = sorted(shapes.rglob("*.png"))
+
+    code, out, err = run_cli(capsys, "datasets", "remove", "shapes")
+
+    assert code == 0, err and "shapes" in out
+    assert sorted(shapes.rglob("*.png")) == pictures
+    with pytest.raises(DataError, match="There is no data set 'shapes'"):
+        load_data("shapes", data_dir, download=False)
+    # ... and the name is free again.
+    assert run_cli(capsys, *add("shapes", shapes))[0] == 0
+
+
+def test_remove_refuses_a_built_in_or_unknown_data_set(capsys, data_dir):
+    code, _, err = run_cli(capsys, "datasets", "remove", "cifar10")
+    assert code == 2 and "built in" in err
+    code, _, err = run_cli(capsys, "datasets", "remove", "nothing-here")
+    assert code == 2 and "nothing-here" in err and "python -m cifar_core datasets" in err
+
+
+def test_another_process_no_longer_knows_a_removed_data_set(capsys, data_dir, shapes):
+    assert run_cli(capsys, *add("shapes", shapes))[0] == 0
+    assert run_cli(capsys, "datasets", "remove", "shapes")[0] == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "cifar_core", "data", "--dataset", "shapes", "--data-dir",
+         str(data_dir)], capture_output=True, text=True, timeout=120, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2 and "There is no data set 'shapes'" in result.stderr
+
+
+def test_a_damaged_record_is_not_overwritten_by_an_add(capsys, data_dir, shapes):
+    (data_dir / RECORD_FILE).write_text("{not json")
+    code, _, err = run_cli(capsys, *add("shapes", shapes))
+    assert code == 2 and RECORD_FILE in err
+    assert (data_dir / RECORD_FILE).read_text() == "{not json"
+
+
+def test_an_unknown_dataset_is_refused_naming_the_choices(capsys, data_dir):
+    code, _, err = run_cli(capsys, "data", "--dataset", "cifar-11")
+    assert code == 2
+    assert "There is no data set 'cifar-11'" in err and "cifar10, fashion-mnist" in err
+    assert "python -m cifar_core datasets" in err
+
+
+def test_the_json_of_an_add_says_what_was_recorded(capsys, data_dir, shapes):
+    code, out, _ = run_cli(capsys, *add("shapes", shapes, "--json"))
+    assert code == 0
+    added = json.loads(out)
+    assert added["name"] == "shapes" and added["classes"] == ["circle", "square", "triangle"]
+    assert added["shape"] == [3, 32, 32] and added["train"] == 12 and added["test"] == 6
+    assert added["folder"] == str(shapes.resolve())
+
