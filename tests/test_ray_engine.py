@@ -26,6 +26,7 @@ import pytest
 from conftest import end_jobs_of, run_cli, wait_for
 
 from cifar_core import scheduler
+from cifar_core.data.dataset import OFFICIAL_CLASSES
 from cifar_core.processes import pid_alive
 from cifar_core.runs import jobs
 from cifar_core.runs.jobs import LOG_NAME, JobRunner
@@ -222,6 +223,9 @@ def test_a_ray_sweep_brings_its_runs_events_metrics_and_checkpoints_home(
         assert kinds.count("epoch") == 2 and kinds[-1] == "done" and "stats" in kinds
         saved = load_checkpoint(run.checkpoint)
         assert saved.config["lr"] == run.config["lr"] and saved.metrics == run.metrics
+        # Issue 24: the run and its network say which data set and classes they are of.
+        assert run.dataset == saved.dataset == sweep.dataset == "cifar10"
+        assert run.classes == saved.classes == OFFICIAL_CLASSES
         assert worker_pid(store, run.id) not in (None, os.getpid(), sweep.pid)
     wait_for(lambda: not pid_alive(sweep.pid) or jobs._exit_code(sweep.pid) is not None, 30,
              "the driver to exit")
@@ -337,3 +341,43 @@ def test_a_run_on_a_ray_worker_caps_its_threads_without_setting_the_environment(
                                               run_id="r1", threads=1))
     assert records[-1]["kind"] == "result" and records[-1]["status"] == "completed"
     assert seen == [(None, 1)]
+
+
+# --- one data set per sweep (issue 24) ----------------------------------------------------------
+
+@needs_ray
+def test_a_run_on_a_ray_worker_is_built_and_saved_for_its_data_sets_pictures(tmp_path):
+    import torch
+
+    from cifar_core.data.dataset import ImageData
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (12, 1, 16, 16), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(12) % 3
+    data = ImageData(train_images=images, train_labels=labels, test_images=images[:6],
+                     test_labels=labels[:6], classes=("a", "b", "c"), source="in memory",
+                     dataset="shapes", title="Shapes")
+    config = {"epochs": 1, "batch_size": 6, "log_every": 1, "seed": 0, "device": "cpu",
+              "model": "tutorial-wide"}
+    records = list(ray_engine.train_on_worker(config, data, board=None, run_id="r1", threads=1))
+    assert records[-1]["kind"] == "result" and records[-1]["status"] == "completed", records[-1]
+    (tmp_path / "net.pth").write_bytes(records[-1]["checkpoint"])
+    saved = load_checkpoint(tmp_path / "net.pth")
+    assert (saved.dataset, saved.shape, saved.classes) == ("shapes", (1, 16, 16), ("a", "b", "c"))
+
+
+@needs_ray
+def test_the_driver_loads_the_sweeps_own_data_set(store, synthetic_dir, monkeypatch):
+    """A sweep of a data set not registered here fails saying so, before any cluster."""
+    monkeypatch.setattr(ray_engine, "OWN_CLUSTER_ENV", {})
+
+    def no_cluster(*_):
+        raise ConnectionError("no cluster in this test")
+
+    monkeypatch.setattr(ray_engine, "_connect", no_cluster)
+    space = SearchSpace(axes=(Axis("lr", (0.01,)),))
+    sweep = SweepStore(store).create("", space, str(synthetic_dir), "cli", engine="ray",
+                                     dataset="gone")
+    assert ray_engine.drive(store, sweep.id) == 2
+    ended = SweepStore(store).get(sweep.id)
+    assert ended.status == "failed" and "There is no data set 'gone'" in ended.message

@@ -190,7 +190,7 @@ def train_on_worker(config: dict, data, board, run_id: str, threads: int):
         # worker runs task after task; os.environ is left alone).
         with cpu.settings(threads, onednn=True):
             config = TrainConfig.from_dict(config).with_seed()
-            model = build_model(config, len(data.classes))
+            model = build_model(config, len(data.classes), data.shape)
             done = None
             for event in train(config, data, model, stop, threads=threads):
                 yield event.to_dict()
@@ -200,7 +200,7 @@ def train_on_worker(config: dict, data, board, run_id: str, threads: int):
             if done.status != "diverged":
                 metrics = final_metrics(model, data, config, done)
                 result.update(metrics=metrics, checkpoint=_checkpoint_bytes(
-                    model, config, data.classes, metrics))
+                    model, config, data, metrics))
         yield result
     except CifarError as exc:
         yield {"kind": "error", "message": str(exc)}
@@ -219,15 +219,16 @@ def _watch_board(board, run_id: str, stop: threading.Event, finished: threading.
         finished.wait(STOP_POLL_S)
 
 
-def _checkpoint_bytes(model, config, classes, metrics: dict) -> bytes:
-    """The checkpoint save_checkpoint writes, as bytes (the worker's disk keeps nothing)."""
+def _checkpoint_bytes(model, config, data, metrics: dict) -> bytes:
+    """The checkpoint save_checkpoint writes (with the data set it trained on: `data`'s name,
+    class names and shape), as bytes (the worker's disk keeps nothing)."""
     import tempfile
 
     from cifar_core.training.checkpoint import DEFAULT_NAME, save_checkpoint
 
     with tempfile.TemporaryDirectory() as folder:
-        path = save_checkpoint(Path(folder) / DEFAULT_NAME, model, config.to_dict(), classes,
-                               metrics)
+        path = save_checkpoint(Path(folder) / DEFAULT_NAME, model, config.to_dict(),
+                               data.classes, metrics, dataset=data.dataset, shape=data.shape)
         return path.read_bytes()
 
 
@@ -250,10 +251,11 @@ def drive(store: RunStore, sweep_id: str) -> int:
     problem = ray_problem() or unreachable(sweep.address)
     if problem:
         return _give_up(store, sweep, problem)
-    from cifar_core.data.load import load_cifar10
+    from cifar_core.data.load import load_data
 
-    try:
-        data = load_cifar10(sweep.data_dir, progress=lambda msg: print(msg, flush=True))
+    try:  # the sweep's own data set: every run of it trains on that one
+        data = load_data(sweep.dataset, sweep.data_dir,
+                         progress=lambda msg: print(msg, flush=True))
     except CifarError as exc:
         return _give_up(store, sweep, f"The sweep's data could not be loaded: {exc}")
     import ray
@@ -334,6 +336,7 @@ class _Driver:
         self.auto_parallel = sweep.parallel == 0
         self.cpus = cpus_per_run()
         self.data_ref = ray.put(data)  # once: every task reads it from the object store
+        self.classes = tuple(data.classes)  # recorded with each run, as a local run's are
         # On the driver's own machine: a board on a machine that died could stop nothing.
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -390,6 +393,7 @@ class _Driver:
                                         f"{run.config.get('device')}) but the Ray cluster "
                                         "has none.")
             return
+        self.store.record_classes(run.id, self.classes)
         stream = self.task.options(num_cpus=self.cpus, num_gpus=1 if gpu else 0,
                                    max_retries=0, name=f"cifar run {run.id}").remote(
             run.config, self.data_ref, self.board, run.id, self.cpus)
