@@ -24,10 +24,10 @@ FAST = dict(model="fast", batch_size=256, device="cpu")
 
 
 def finished(store: RunStore, images_per_s: float | None, origin: str = "cli",
-             status: str = "completed", **settings) -> str:
+             status: str = "completed", dataset: str = "cifar10", **settings) -> str:
     """A run in the store that ended with this speed (None: no metrics, e.g. a failed one)."""
     config = {**TrainConfig(**settings).to_dict(), **settings}
-    run = store.create(config, "data", origin, status="running")
+    run = store.create(config, "data", origin, status="running", dataset=dataset)
     store.finish(run.id, status, metrics=None if images_per_s is None
                  else {"accuracy": 50.0, "images_per_s": images_per_s})
     return run.id
@@ -68,6 +68,19 @@ def test_the_estimate_takes_the_median_speed_of_earlier_runs_like_it(tmp_path):
     assert estimate == TimeEstimate(seconds=2 * 5000 / 2000.0, images_per_s=2000.0,
                                     source="runs", runs=3)
     assert estimate.sentence() == "about 5 s of training here (from 3 of your earlier runs)"
+
+
+def test_only_runs_on_the_same_data_set_tell_its_speed(tmp_path):
+    """28 x 28 grey pictures train at another speed than CIFAR-10's 32 x 32 colour ones."""
+    store = RunStore(tmp_path / "runs")
+    finished(store, 1000.0, **FAST)
+    finished(store, 5000.0, dataset="fashion-mnist", **FAST)
+    config = TrainConfig(**FAST)
+    assert earlier_speeds(store.list(), config) == [1000.0]
+    assert earlier_speeds(store.list(), config, dataset="fashion-mnist") == [5000.0]
+    estimate = estimate_training_time(config, 5000, store.list(), measure=no_measure,
+                                      dataset="fashion-mnist")
+    assert (estimate.images_per_s, estimate.runs) == (5000.0, 1)
 
 
 def test_a_run_this_version_cannot_read_is_passed_over(tmp_path):

@@ -281,6 +281,18 @@ def config_problems(values: dict) -> dict[str, str]:
     return problems
 
 
+def shape_problems(values: dict | TrainConfig, shape: tuple[int, int, int]) -> dict[str, str]:
+    """What in the settings (a config, or the form's values) cannot train on pictures of
+    `shape` (channels, height, width: the data set's), field -> message; empty when all is
+    well. For the pages and the CLI to ask before a run starts (build_model refuses the same
+    with the same words). A model that is not registered is config_problems' to report."""
+    given = values.to_dict() if isinstance(values, TrainConfig) else {**defaults(), **values}
+    model = given.get("model")
+    spec = MODELS.get(model) if isinstance(model, str) else None
+    message = spec.shape_problem(tuple(shape)) if spec is not None else None
+    return {"model": message} if message else {}
+
+
 def _combination_problems(given: dict) -> dict[str, str]:
     """Settings that are each fine but do not go together, field -> message."""
     problems = {}

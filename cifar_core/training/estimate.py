@@ -2,11 +2,11 @@
 
 A training's speed (images per second) depends on the network (model and width), the batch
 size, the number format, the device and the augmentation (and, for the tutorial's network,
-whether the recipe lets the written-out step run), not on the learning rate or the number of
-epochs. So the estimate takes the median speed of earlier runs that share those settings
-(`speed_key`); where there are none, it times a few training steps of the config on random
-images in this process, through the same step a run would take (training.speed), within about
-a second.
+whether the recipe lets the written-out step run), and on the data set's picture size, not on
+the learning rate or the number of epochs. So the estimate takes the median speed of earlier
+runs on the same data set that share those settings (`speed_key`); where there are none, it
+times a few training steps of the config on random images of the data set's shape in this
+process, through the same step a run would take (training.speed), within about a second.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from cifar_core.data.dataset import CIFAR_SHAPE
+from cifar_core.data.registry import DEFAULT_DATASET
 from cifar_core.errors import CifarError
 from cifar_core.training.augment import augment
 from cifar_core.training.config import TrainConfig, plain_recipe, with_role
@@ -84,16 +86,19 @@ def speed_key(config: TrainConfig) -> tuple:
     return (*(getattr(actual, name) for name in with_role("speed")), written_out)
 
 
-def earlier_speeds(runs: list[Run], config: TrainConfig) -> list[float]:
-    """The speeds (images per second) of the runs trained here with the same speed_key as
-    `config`; runs whose settings this machine cannot run (another version's model, a GPU it
-    lacks) and imported networks are left out."""
+def earlier_speeds(runs: list[Run], config: TrainConfig,
+                   dataset: str = DEFAULT_DATASET) -> list[float]:
+    """The speeds (images per second) of the runs trained here on the data set `dataset`
+    (its pictures' size sets the work per image) with the same speed_key as `config`; runs
+    whose settings this machine cannot run (another version's model, a GPU it lacks) and
+    imported networks are left out."""
     key = speed_key(config)
     speeds = []
     for run in runs:
         speed = (run.metrics or {}).get("images_per_s")
         if not speed or run.origin == "imported" or run.config.get("model") != config.model \
-                or run.config.get("batch_size") != config.batch_size:
+                or run.config.get("batch_size") != config.batch_size \
+                or getattr(run, "dataset", DEFAULT_DATASET) != dataset:
             continue  # (the cheap checks first: a store may hold many runs)
         try:
             if speed_key(run.train_config) == key:
@@ -104,14 +109,14 @@ def earlier_speeds(runs: list[Run], config: TrainConfig) -> list[float]:
 
 
 def estimate_training_time(config: TrainConfig, images_per_epoch: int, runs: list[Run],
-                           measure: Callable[[TrainConfig], float] | None = None
-                           ) -> TimeEstimate | None:
-    """How long training `config` on `images_per_epoch` images takes here (the tests after
-    each epoch not included): by the median speed of earlier runs like it, else by
-    `measure(config)` (images per second, e.g. measure_images_per_s, cached); None when
-    there are no such runs and no measure."""
+                           measure: Callable[[TrainConfig], float] | None = None,
+                           dataset: str = DEFAULT_DATASET) -> TimeEstimate | None:
+    """How long training `config` on `images_per_epoch` images of the data set `dataset`
+    takes here (the tests after each epoch not included): by the median speed of earlier
+    runs like it, else by `measure(config)` (images per second, e.g. measure_images_per_s
+    with the data set's shape, cached); None when there are no such runs and no measure."""
     images = images_per_epoch * config.epochs
-    speeds = sorted(earlier_speeds(runs, config))
+    speeds = sorted(earlier_speeds(runs, config, dataset))
     if speeds:
         speed = speeds[len(speeds) // 2]
         return TimeEstimate(images / speed, speed, "runs", len(speeds))
@@ -122,18 +127,21 @@ def estimate_training_time(config: TrainConfig, images_per_epoch: int, runs: lis
 
 
 def measure_images_per_s(config: TrainConfig, threads: int | None = None,
-                         budget_s: float = MEASURE_BUDGET_S, num_classes: int = 10) -> float:
-    """Images per second of a few training steps of `config` on random images, timed in this
+                         budget_s: float = MEASURE_BUDGET_S, num_classes: int = 10,
+                         shape: tuple[int, int, int] = CIFAR_SHAPE) -> float:
+    """Images per second of a few training steps of `config` on random images of `shape`
+    (channels, height, width: the data set's) and `num_classes` classes, timed in this
     process through the step a run of it would take, with at most `threads` cores (what the
     dashboard gives its runs; None: the process's). The model is built afresh and dropped;
-    the process's random numbers and settings are left as they were."""
+    the process's random numbers and settings are left as they were. ConfigError where the
+    config's model cannot take such pictures."""
     device = resolve_device(config.device)
     with torch.random.fork_rng(devices=[]):
-        model = build_model(replace(config, seed=0), num_classes)
+        model = build_model(replace(config, seed=0), num_classes, shape)
     generator = torch.Generator().manual_seed(0)
 
     def batch(size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.randn(size, 3, 32, 32, generator=generator).to(device)
+        images = torch.randn(size, *shape, generator=generator).to(device)
         labels = torch.randint(0, num_classes, (size,), generator=generator).to(device)
         return images, labels
 
@@ -143,7 +151,7 @@ def measure_images_per_s(config: TrainConfig, threads: int | None = None,
         return time.perf_counter() - start
 
     with _measuring, open_step(model, config, device, total_steps=1_000_000,
-                               threads=threads) as step:
+                               threads=threads, image_shape=tuple(shape)) as step:
         probe = batch(min(config.batch_size, PROBE_BATCH))
         timed_step(step, *probe)  # the first step sets things up (kernels, buffers)
         spent, steps = timed_step(step, *probe), 1

@@ -50,7 +50,7 @@ class FastNet(nn.Module):
     """airbench94's network with the first group `width` channels wide (the others 4x)."""
 
     def __init__(self, num_classes: int = 10, width: int = 64,
-                 shape: tuple[int, int, int] = (3, 32, 32)):
+                 shape: tuple[int, int, int] = (3, 32, 32)):  # (channels, height, width)
         super().__init__()
         channels, height, breadth = shape
         whitened = 2 * channels * WHITEN_KERNEL ** 2  # each patch direction, and its negative
@@ -63,8 +63,9 @@ class FastNet(nn.Module):
         self.head = nn.Linear(widths[2], num_classes, bias=False)
         self.width = width
         # airbench94's last max-pool takes the 3 x 3 left of a 32 x 32 picture (the whitening
-        # leaves 31 x 31, then three halvings); a smaller picture may leave less.
-        self.last_pool = max(1, min(3, (min(height, breadth) - WHITEN_KERNEL + 1) // 8))
+        # leaves 31 x 31, then three halvings): all that is left, whatever the picture's size,
+        # so that the head sees one value per channel.
+        self.last_pool = tuple(left_after_groups(side) for side in (height, breadth))
         for group in (self.group1, self.group2, self.group3):
             for conv in (group.conv1, group.conv2):
                 _dirac_init(conv)
@@ -77,6 +78,15 @@ class FastNet(nn.Module):
         return self.head(x) / 9
 
 
+def left_after_groups(side: int) -> int:
+    """What is left of a picture's side of `side` pixels after the whitening and the three
+    groups' max-pools (32: 3); 0 where the picture is too small for the network."""
+    side -= WHITEN_KERNEL - 1
+    for _ in range(3):
+        side //= 2
+    return side
+
+
 def _dirac_init(conv: nn.Conv2d) -> None:
     """Make the first channels an identity, as airbench94 does (the rest keep their random
     start): at the start each group passes its input through, which speeds up early learning."""
@@ -87,7 +97,7 @@ def _dirac_init(conv: nn.Conv2d) -> None:
 
 @torch.no_grad()
 def whiten_from(model: FastNet, images: torch.Tensor, eps: float = 5e-4) -> None:
-    """Set the whitening layer's weights from normalised training images (N,3,32,32): the
+    """Set the whitening layer's weights from normalised training images (N,C,H,W): the
     eigenvectors of their 2x2 patches' covariance, scaled so that each output has unit
     variance, and their negatives. Uses the first WHITEN_IMAGES images."""
     images = images[:WHITEN_IMAGES].float()

@@ -157,7 +157,8 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
                          elapsed_s=clock.elapsed_s(), training_step=step.description,
                          cores=step.cores)
 
-    with open_step(model, config, device, batches.per_epoch * config.epochs, threads) as step:
+    with open_step(model, config, device, batches.per_epoch * config.epochs, threads,
+                   data.shape) as step:
         clock = _Clock()
         if prepare is not None:  # e.g. the fast network's whitening, from the training images
             prepare(model, batches.first_images())

@@ -178,7 +178,7 @@ def find_learning_rate(config: TrainConfig, data: ImageData, start_lr: float = D
     config = replace(config, lr=start_lr, schedule="constant")
     # It runs in the dashboard's own process: refused, not started, where it would not fit.
     images = min(config.train_size or len(data.train_labels), len(data.train_labels))
-    check_memory(config, len(data.classes), images, "Finding a learning rate")
+    check_memory(config, len(data.classes), images, "Finding a learning rate", data.shape)
     device = resolve_device(config.device)
     forked = [device] if device.type == "cuda" else []
     # build_model seeds torch, and the step draws from it: a run after this one must not
@@ -202,7 +202,7 @@ def find_learning_rate(config: TrainConfig, data: ImageData, start_lr: float = D
 def _range_test(config: TrainConfig, data: ImageData, device: torch.device, end_lr: float,
                 steps: int, progress: Progress | None, stop: threading.Event | None):
     """(learning rates, losses, how it ended) of the minibatches trained."""
-    model = build_model(config, len(data.classes)).to(device).train()
+    model = build_model(config, len(data.classes), data.shape).to(device).train()
     spec = model_spec(config.model)
     if spec.channels_last and device.type == "cpu":
         model.to(memory_format=torch.channels_last)

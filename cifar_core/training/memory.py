@@ -17,6 +17,7 @@ out of memory anyway ends with out_of_memory_message, not the allocator's text.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from dataclasses import replace
@@ -24,6 +25,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from cifar_core.data.dataset import CIFAR_SHAPE
 from cifar_core.errors import ConfigError
 from cifar_core.training.config import TrainConfig
 from cifar_core.training.devices import resolve_device
@@ -37,15 +39,19 @@ ACTIVATION_COPIES = 2
 WEIGHT_COPIES = 4
 # The minibatch itself: its images, their augmented copy and the normalised input.
 INPUT_COPIES = 3
-IMAGE_BYTES = 3 * 32 * 32 * 4
+# Bytes of one float number of a picture.
+FLOAT_BYTES = 4
 
 
 def training_memory(config: TrainConfig, num_classes: int = 10,
-                    images: int | None = None) -> int:
+                    images: int | None = None,
+                    shape: tuple[int, int, int] = CIFAR_SHAPE) -> int:
     """Bytes a training step of `config` needs at most (its minibatch: the config's batch size,
-    or `images` where fewer are there to fill it)."""
+    or `images` where fewer are there to fill it) on pictures of `shape` (channels, height,
+    width: the data set's)."""
     batch = config.batch_size if images is None else max(1, min(config.batch_size, images))
-    fixed, per_image = _fixed_and_per_image(config.model, model_width(config), num_classes)
+    fixed, per_image = _fixed_and_per_image(config.model, model_width(config), num_classes,
+                                            tuple(shape))
     return fixed + batch * per_image
 
 
@@ -64,16 +70,18 @@ def available_bytes(device: torch.device) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_memory(config: TrainConfig, num_classes: int, images: int, what: str) -> None:
+def check_memory(config: TrainConfig, num_classes: int, images: int, what: str,
+                 shape: tuple[int, int, int] = CIFAR_SHAPE) -> None:
     """ConfigError (on the batch size) if `what` (e.g. 'Finding a learning rate') with
-    `config` on `images` training images would need more than MEMORY_SHARE of the memory free,
-    saying the largest batch that fits."""
+    `config` on `images` training images of `shape` would need more than MEMORY_SHARE of the
+    memory free, saying the largest batch that fits."""
     device = resolve_device(config.device)
-    needed = training_memory(config, num_classes, images)
+    needed = training_memory(config, num_classes, images, shape)
     room = int(MEMORY_SHARE * available_bytes(device))
     if needed <= room:
         return
-    fixed, per_image = _fixed_and_per_image(config.model, model_width(config), num_classes)
+    fixed, per_image = _fixed_and_per_image(config.model, model_width(config), num_classes,
+                                            tuple(shape))
     fits = (room - fixed) // per_image
     where = "the GPU" if device.type == "cuda" else "this machine"
     batch = min(config.batch_size, images)
@@ -100,14 +108,16 @@ def out_of_memory_message(error: BaseException, batch_size: int | None) -> str |
 
 
 @functools.lru_cache(maxsize=32)
-def _fixed_and_per_image(model_name: str, width: int | None, num_classes: int) -> tuple[int, int]:
+def _fixed_and_per_image(model_name: str, width: int | None, num_classes: int,
+                         shape: tuple[int, int, int]) -> tuple[int, int]:
     """(bytes for the weights and what goes with them, bytes per image of a minibatch)."""
     config = replace(TrainConfig(model=model_name, width=width), seed=0)
     with torch.random.fork_rng(devices=[]):  # build_model seeds torch: leave it as it was
-        model = build_model(config, num_classes)
+        model = build_model(config, num_classes, shape)
         weights = sum(p.numel() * p.element_size() for p in model.parameters())
-        outputs = _output_bytes(model, torch.randn(2, 3, 32, 32))
-    return WEIGHT_COPIES * weights, ACTIVATION_COPIES * outputs // 2 + INPUT_COPIES * IMAGE_BYTES
+        outputs = _output_bytes(model, torch.randn(2, *shape))
+    image_bytes = math.prod(shape) * FLOAT_BYTES
+    return WEIGHT_COPIES * weights, ACTIVATION_COPIES * outputs // 2 + INPUT_COPIES * image_bytes
 
 
 def _output_bytes(model: nn.Module, images: torch.Tensor) -> int:

@@ -52,8 +52,10 @@ def net_side(side: int) -> int:
 def _pool(x: torch.Tensor) -> torch.Tensor:
     """2x2 max-pool as two element-wise maxima (rows, then columns): the same values as
     max_pool2d without its index bookkeeping, and vectorised in a channels-last layout, where
-    max_pool2d with 6 or 16 channels is not."""
-    t = x.permute(0, 2, 3, 1)  # (B, H, W, C): contiguous for a channels-last x
+    max_pool2d with 6 or 16 channels is not. An odd last row or column is left out, as
+    max_pool2d leaves it."""
+    height, width = x.shape[2] // 2 * 2, x.shape[3] // 2 * 2
+    t = x.permute(0, 2, 3, 1)[:, :height, :width]  # (B, H, W, C): contiguous if channels-last
     rows = torch.maximum(t[:, 0::2], t[:, 1::2])
     return torch.maximum(rows[:, :, 0::2], rows[:, :, 1::2]).permute(0, 3, 1, 2)
 
@@ -107,11 +109,20 @@ class ModelSpec:
     def shape_problem(self, shape: tuple[int, int, int]) -> str | None:
         """Why this network cannot take pictures of `shape` (channels, height, width), in
         words, or None if it can."""
-        if min(shape[1:]) < self.min_side:
-            return (f"The {self.title.lower()} needs pictures of at least {self.min_side} × "
-                    f"{self.min_side} pixels, and these are {shape[1]} × {shape[2]}: choose "
-                    "another network.")
-        return None
+        if min(shape[1:]) >= self.min_side:
+            return None
+        others = [in_sentence(spec.title) for spec in MODELS.values()
+                  if spec.name != self.name and min(shape[1:]) >= spec.min_side]
+        advice = (f"choose {' or '.join(others)}" if others else
+                  "choose a data set with larger pictures")
+        return (f"The {self.title.lower()} needs pictures of at least {self.min_side} × "
+                f"{self.min_side} pixels, and these are {shape[1]} × {shape[2]}: {advice}.")
+
+
+def in_sentence(title: str) -> str:
+    """A model's title inside a sentence: 'the fast network', but 'ResNet-18' as it is."""
+    first_word = title.split()[0]
+    return f"the {title[0].lower()}{title[1:]}" if first_word[1:].islower() else title
 
 
 MODELS: dict[str, ModelSpec] = {}

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from cifar_core.data.dataset import CIFAR_SHAPE
 from cifar_core.training.config import plain_recipe
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import cpu
@@ -165,14 +166,16 @@ class SplitBatchTraining(TrainingStep):
 
 @contextmanager
 def open_step(model: nn.Module, config, device: torch.device,
-              total_steps: int = 0, threads: int | None = None) -> Iterator[TrainingStep]:
+              total_steps: int = 0, threads: int | None = None,
+              image_shape: tuple[int, int, int] = CIFAR_SHAPE) -> Iterator[TrainingStep]:
     """The fastest step measured for this model, config and device, with its process-wide
     settings in place until the block ends (then put back, and its processes stopped). The
     model trains in place; made before a training's clock starts, as the tutorial makes its
     optimizer before its loop (a first torch optimizer takes about a second of imports).
     `total_steps`: how many steps the training will take (a learning-rate schedule's length).
     `threads`: the most cores it may use, instead of CIFAR_CORE_THREADS (which a threaded
-    caller must not set for everyone)."""
+    caller must not set for everyone). `image_shape`: (channels, height, width) of the pictures
+    it will be given (the data set's)."""
     model.to(device).train()
     spec = model_spec(config.model)
     if spec.channels_last and device.type == "cpu":
@@ -203,7 +206,8 @@ def open_step(model: nn.Module, config, device: torch.device,
     with cpu.settings(threads, onednn=cpu.onednn_convolutions(batch_size)):
         if split:
             step = SplitBatchTraining(SplitBatchStep(model, config.lr, config.momentum,
-                                                     batch_size), device, outer_threads)
+                                                     batch_size, image_shape),
+                                      device, outer_threads)
         elif written_out:
             step = WrittenOutStep(NetStep(model, config.lr, config.momentum), device,
                                   cores=threads, outer_threads=outer_threads)

@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 import torch
 
+from cifar_core.data.dataset import CIFAR_SHAPE
 from cifar_core.training.models import Net
 from cifar_core.training.speed.written_out import NetStep
 
@@ -86,7 +87,7 @@ class SplitBatchStep:
     differently): training.speed.open_step sets that on entering, the helper for itself."""
 
     def __init__(self, model: Net, lr: float, momentum: float, batch_size: int,
-                 image_shape: tuple[int, ...] = (3, 32, 32)):
+                 image_shape: tuple[int, ...] = CIFAR_SHAPE):
         size = sum(p.numel() for p in model.parameters())
         self.net = NetStep(model, lr, momentum, flat=_shared(size, torch.float32))
         # What the helper reads (the weights above, its images and labels) and writes (its
