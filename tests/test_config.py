@@ -17,8 +17,10 @@ from cifar_core.training.config import (
     defaults,
     offered_presets,
     plain_recipe,
+    preset_note,
     preset_values,
     settings,
+    shape_problems,
 )
 
 # --- the settings ---------------------------------------------------------------------------
@@ -189,7 +191,7 @@ def test_runs_are_compared_by_the_settings_that_shape_a_result():
 
 
 def test_presets_have_stable_ids_and_only_known_settings():
-    assert list(PRESETS) == ["tutorial", "quick", "cpu-3min", "cpu-5min", "gpu"]
+    assert list(PRESETS) == ["tutorial", "quick", "cpu-3min", "cpu-5min", "gpu", "fashion-5min"]
     for preset in PRESETS.values():
         assert preset.title and set(preset.values) <= set(settings())
     for preset_id in offered_presets():
@@ -199,6 +201,23 @@ def test_presets_have_stable_ids_and_only_known_settings():
     with pytest.raises(ConfigError) as err:
         preset_values("fastest")
     assert "tutorial" in str(err.value) and "quick" in str(err.value)
+
+
+def test_presets_say_which_data_sets_they_were_measured_on():
+    for preset_id in ("tutorial", "quick", "cpu-3min", "cpu-5min", "gpu"):
+        assert PRESETS[preset_id].measured_on == ("cifar10",), preset_id
+    fashion = PRESETS["fashion-5min"]
+    assert fashion.measured_on == ("fashion-mnist",) and not fashion.needs_gpu
+    values = preset_values("fashion-5min")
+    assert values["model"] == "fast" and values["device"] == "cpu"
+    assert shape_problems(values, (1, 28, 28)) == {}  # its network takes Fashion-MNIST's
+    # On its own data set a preset needs no word; on another, it says where it was measured.
+    assert preset_note("cpu-5min", "cifar10") is None
+    assert preset_note("fashion-5min", "fashion-mnist") is None
+    note = preset_note("cpu-5min", "made-up-pictures")
+    assert "CIFAR-10" in note and "made-up-pictures" in note
+    with pytest.raises(ConfigError):
+        preset_note("fastest", "cifar10")
 
 
 def test_the_gpu_preset_is_offered_only_where_cuda_is(monkeypatch):
@@ -218,7 +237,7 @@ def test_the_gpu_preset_is_offered_only_where_cuda_is(monkeypatch):
 
 
 def test_the_fast_presets_train_the_fast_network_with_its_recipe():
-    for preset_id in ("cpu-3min", "cpu-5min", "gpu"):
+    for preset_id in ("cpu-3min", "cpu-5min", "gpu", "fashion-5min"):
         values = {**defaults(), **PRESETS[preset_id].values}
         assert values["model"] == "fast" and values["augment"] != "none", preset_id
         assert not plain_recipe(TrainConfig.from_dict({**values, "device": "cpu",
