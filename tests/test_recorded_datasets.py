@@ -137,3 +137,27 @@ def test_views_give_a_runs_data_set_and_say_why_accuracies_do_not_compare(tmp_pa
     assert why_not_comparable([cifar, store.create({}, "/data", "cli")]) is None
     said = why_not_comparable(store.list())
     assert "CIFAR-10" in said and "Shapes" in said and "not comparable" in said
+
+
+def test_a_photo_is_made_the_networks_picture_shape(tmp_path):
+    """Try it: a photo for a grey 28 × 28 network is a grey 28 × 28 picture; one read for
+    CIFAR-10 stays as it was, and can be made another network's shape later."""
+    import torch
+    from conftest import jpeg
+
+    from cifar_core.explain.photos import network_inputs, photo_input, read_photo
+
+    colour = read_photo(jpeg((200, 120)), "photo.jpg")
+    assert tuple(colour.network_input.shape) == (3, 32, 32)
+    grey = read_photo(jpeg((200, 120)), "photo.jpg", shape=(1, 28, 28))
+    assert tuple(grey.network_input.shape) == (1, 28, 28)
+    assert grey.network_input.dtype == torch.uint8
+    # Grey is the colours' brightness (ITU-R 601 luma, as Pillow's 'L'), not one channel.
+    as_grey = photo_input(colour, (1, 32, 32)).float()
+    luma = torch.tensor([0.299, 0.587, 0.114])[:, None, None]
+    assert (as_grey - (colour.network_input.float() * luma).sum(dim=0)).abs().mean() < 3
+    assert photo_input(colour, (3, 32, 32)) is colour.network_input
+    batch = network_inputs([colour, grey], shape=(1, 28, 28))
+    assert tuple(batch.shape) == (2, 1, 28, 28)
+    assert torch.equal(batch[1], grey.network_input)
+    assert tuple(network_inputs([], shape=(1, 16, 16)).shape) == (0, 1, 16, 16)

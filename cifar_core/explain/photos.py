@@ -2,8 +2,9 @@
 
 Any size and most colour kinds are taken: the picture is turned upright (EXIF orientation),
 made RGB (transparency on white; grey, palette, CMYK and 16-bit pictures converted), its centre
-square is cut out and resized to 32 x 32. A file that cannot be used raises ImageError with a
-sentence saying what to do, and a `reason` naming the kind of problem.
+square is cut out and resized to the network's picture shape (CIFAR-10's 32 x 32 colour unless
+told another; grey for a network of grey pictures). A file that cannot be used raises
+ImageError with a sentence saying what to do, and a `reason` naming the kind of problem.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cifar_core.data.dataset import CIFAR_SHAPE
 from cifar_core.errors import ImageError
 from cifar_core.explain.uploads import read_upload, size_in_words
 
-SIDE = 32  # what the network sees: SIDE x SIDE pixels
+SIDE = CIFAR_SHAPE[-1]  # what a CIFAR-10 network sees: SIDE x SIDE pixels
 # Formats we promise to read (the JPEG reader also opens the JPEGs with extra preview pictures
 # that many phones write, which Pillow then calls MPO). Restricting Image.open to these also
 # keeps the parsers of rarer formats away from uploaded bytes.
@@ -60,18 +62,19 @@ class Photo:
     """An uploaded picture: what the network sees, and what people see."""
 
     name: str
-    network_input: torch.Tensor  # uint8 (3, 32, 32): the centre square, resized
+    network_input: torch.Tensor  # uint8 (C, H, W), e.g. (3, 32, 32): the centre square, resized
     original: np.ndarray  # HWC uint8 RGB, upright, longer side at most DISPLAY_SIDE
     size: tuple[int, int]  # (width, height) of the uploaded picture, upright
     format: str  # as Pillow names it: 'JPEG', 'PNG', 'WEBP', 'BMP', 'GIF', 'MPO'
 
 
 def read_photo(file: bytes | bytearray | memoryview | BinaryIO, name: str | None = None,
-               max_bytes: int = MAX_BYTES) -> Photo:
+               max_bytes: int = MAX_BYTES,
+               shape: tuple[int, int, int] = CIFAR_SHAPE) -> Photo:
     """The picture in `file` (its bytes, or a binary file such as Streamlit's UploadedFile)
-    ready for the network; ImageError with a sentence saying what to do if it cannot be used,
-    a file over `max_bytes` before it is read whole. `name` (default: the file's own name) is
-    how the messages call it."""
+    ready for a network of pictures of `shape` (Checkpoint.shape); ImageError with a sentence
+    saying what to do if it cannot be used, a file over `max_bytes` before it is read whole.
+    `name` (default: the file's own name) is how the messages call it."""
     data, name = read_upload(file, name, max_bytes,
                              lambda name, size: _too_many_bytes(name, size, max_bytes))
     if not data:
@@ -89,15 +92,28 @@ def read_photo(file: bytes | bytearray | memoryview | BinaryIO, name: str | None
     upright = _upright(picture)
     turned = upright.size != picture.size  # a quarter turn swaps width and height
     rgb = _as_rgb(upright, name)
-    return Photo(name=name, network_input=_centre_square(rgb), original=_for_display(rgb),
+    return Photo(name=name, network_input=_centre_square(rgb, shape),
+                 original=_for_display(rgb),
                  size=(height, width) if turned else (width, height), format=str(picture.format))
 
 
-def network_inputs(photos: list[Photo]) -> torch.Tensor:
-    """The photos' network inputs as one uint8 (N, 3, 32, 32) batch."""
+def network_inputs(photos: list[Photo],
+                   shape: tuple[int, int, int] | None = None) -> torch.Tensor:
+    """The photos' network inputs as one uint8 (N, C, H, W) batch: each made `shape` where
+    given (photo_input), else as read."""
     if not photos:
-        return torch.empty(0, 3, SIDE, SIDE, dtype=torch.uint8)
-    return torch.stack([photo.network_input for photo in photos])
+        return torch.empty(0, *(shape or CIFAR_SHAPE), dtype=torch.uint8)
+    return torch.stack([photo.network_input if shape is None else photo_input(photo, shape)
+                        for photo in photos])
+
+
+def photo_input(photo: Photo, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The photo as a network of pictures of `shape` sees it: the input it was read with where
+    that has the shape, else its centre square made that shape from the picture people see
+    (a photo kept while another network, of other pictures, is chosen)."""
+    if tuple(photo.network_input.shape) == tuple(shape):
+        return photo.network_input
+    return _centre_square(Image.fromarray(photo.original), shape)
 
 
 def _open(data: bytes, name: str) -> Image.Image:
@@ -221,15 +237,20 @@ def _eight_bit_grey(picture: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
 
 
-def _centre_square(rgb: Image.Image) -> torch.Tensor:
+def _centre_square(rgb: Image.Image, shape: tuple[int, int, int] = CIFAR_SHAPE) -> torch.Tensor:
+    """The picture's centre square as uint8 (C, H, W) of `shape`: grey (its brightness) for
+    one channel."""
+    channels, height_out, width_out = shape
+    picture = rgb.convert("L") if channels == 1 else rgb
     width, height = rgb.size
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
     # Lanczos in Pillow widens its kernel with the reduction, so every source pixel counts
     # (no aliasing); reducing_gap first box-averages very large pictures, which is faster.
-    small = rgb.resize((SIDE, SIDE), Image.Resampling.LANCZOS,
-                       box=(left, top, left + side, top + side), reducing_gap=3.0)
-    return torch.from_numpy(np.asarray(small, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+    small = picture.resize((width_out, height_out), Image.Resampling.LANCZOS,
+                           box=(left, top, left + side, top + side), reducing_gap=3.0)
+    pixels = np.asarray(small, dtype=np.uint8).reshape(height_out, width_out, channels)
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous()
 
 
 def _for_display(rgb: Image.Image) -> np.ndarray:
