@@ -161,3 +161,30 @@ def test_a_photo_is_made_the_networks_picture_shape(tmp_path):
     assert tuple(batch.shape) == (2, 1, 28, 28)
     assert torch.equal(batch[1], grey.network_input)
     assert tuple(network_inputs([], shape=(1, 16, 16)).shape) == (0, 1, 16, 16)
+
+
+@pytest.mark.parametrize("model", ["tutorial", "fast"])
+def test_explaining_works_on_grey_16x16_pictures(model):
+    """Try it's and Evaluate's explanations for a network of another picture shape."""
+    import torch
+
+    from cifar_core.explain.attribution import ATTRIBUTION_METHODS, attribution, overlay
+    from cifar_core.explain.inside import (
+        feature_maps,
+        first_layer_filters,
+        layer_table,
+    )
+    from cifar_core.training.models import model_spec
+
+    torch.manual_seed(0)
+    shape = (1, 16, 16)
+    net = model_spec(model).build(3, None, shape).eval()
+    picture = torch.randint(0, 256, shape, dtype=torch.uint8)
+    for method in ATTRIBUTION_METHODS:
+        heat = attribution(net, picture, method=method)
+        assert heat.shape == (16, 16) and heat.min() >= 0 and heat.max() <= 1, method
+    assert overlay(picture, heat, 4).shape == (64, 64, 3)
+    maps = feature_maps(net, picture)
+    assert maps and all(m.ndim == 3 for m in maps.values())
+    assert first_layer_filters(net, input_shape=shape).ndim == 3
+    assert layer_table(net, shape)

@@ -174,9 +174,9 @@ ATTRIBUTION_METHODS: dict[str, AttributionMethod] = {method.name: method for met
 def attribution(model: nn.Module, image: torch.Tensor, target: int | None = None,
                 method: str = "grad-cam") -> np.ndarray:
     """Where the network looked to answer `target` (default: its own top answer) for one uint8
-    picture (3,32,32): a float32 (32,32) map scaled to 0..1 (1: where it looked most; all 0
-    when the method finds nothing for the answer). `method` is a key of ATTRIBUTION_METHODS.
-    The model is not changed."""
+    picture (C,H,W), e.g. (3,32,32): a float32 (H,W) map scaled to 0..1 (1: where it looked
+    most; all 0 when the method finds nothing for the answer). `method` is a key of
+    ATTRIBUTION_METHODS. The model is not changed."""
     if method not in ATTRIBUTION_METHODS:
         raise ValueError(f"No attribution method '{method}': choose one of "
                          f"{', '.join(ATTRIBUTION_METHODS)}.")

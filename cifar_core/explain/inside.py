@@ -102,7 +102,7 @@ def first_layer_filters(model: nn.Module, scale: int = 8, per_row: int = 8,
 
 @one_picture_threads()
 def feature_maps(model: nn.Module, image: torch.Tensor) -> dict[str, np.ndarray]:
-    """What each convolution outputs for one uint8 picture (3,32,32), before its ReLU: per
+    """What each convolution outputs for one uint8 picture (C,H,W), before its ReLU: per
     convolution's name a float32 (channels, height, width) array, in the order they run (a
     convolution used twice appears as 'name', then 'name (2)')."""
     x = normalize(image.reshape(1, *image.shape[-3:]).cpu())
