@@ -104,6 +104,19 @@ def test_the_finding_says_which_settings_it_was_for_the_learning_rate_and_epochs
     json.dumps(finding.to_dict())  # (the CLI's --json)
 
 
+def test_the_finding_says_which_data_set_it_was_for_and_fits_only_that_one(data):
+    """A rate found on one data set says nothing about another (issue 24): the finding
+    records its data set, and `fits` asks for the same settings and the same data set."""
+    config = TrainConfig(batch_size=16, lr=0.05)
+    finding = find_learning_rate(config, data, steps=5)
+    assert finding.dataset == data.dataset == "cifar10"
+    assert finding.to_dict()["dataset"] == "cifar10"
+    assert finding.fits(config.to_dict(), "cifar10")
+    assert finding.fits({**config.to_dict(), "lr": 0.5, "epochs": 9}, "cifar10")
+    assert not finding.fits(config.to_dict(), "fashion-mnist")
+    assert not finding.fits({**config.to_dict(), "batch_size": 32}, "cifar10")
+
+
 def test_a_run_after_the_test_gets_the_same_weights_and_batches_as_without_it(data):
     config = TrainConfig(batch_size=WHOLE_BATCH, epochs=2, log_every=1, seed=5)
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from cifar_core.data.dataset import ImageData
+from cifar_core.data.registry import DEFAULT_DATASET
 from cifar_core.errors import ConfigError
 from cifar_core.training.config import TrainConfig, settings
 from cifar_core.training.devices import resolve_device
@@ -68,6 +69,7 @@ class LrFinding:
     ended: str  # 'completed', 'diverged' or 'stopped'
     message: str
     settings: dict = field(default_factory=dict)  # what it was run for (settings_that_matter)
+    dataset: str = DEFAULT_DATASET  # the data set it ran on (its registered name)
 
     @property
     def tenth_of_min_loss_lr(self) -> float:
@@ -78,6 +80,11 @@ class LrFinding:
         """The suggestions to mark on a chart: (label, learning rate)."""
         marks = [] if self.steepest_lr is None else [("steepest descent", self.steepest_lr)]
         return marks + [("minimum / 10", self.tenth_of_min_loss_lr)]
+
+    def fits(self, values: dict, dataset: str) -> bool:
+        """Whether this finding holds for the settings `values` (a form's or a config's) on
+        the data set `dataset`: the same settings that matter, the same data set."""
+        return dataset == self.dataset and settings_that_matter(values) == self.settings
 
     def to_dict(self) -> dict:
         return {**asdict(self), "tenth_of_min_loss_lr": self.tenth_of_min_loss_lr}
@@ -196,7 +203,7 @@ def find_learning_rate(config: TrainConfig, data: ImageData, start_lr: float = D
         lrs=tuple(lrs), losses=tuple(losses), smoothed=tuple(smoothed), steepest_lr=steepest,
         min_loss_lr=lowest, suggestion=suggestion, suggestion_kind=kind, ended=ended,
         message=_ending_message(ended, len(lrs), steps, steepest),
-        settings=asked)
+        settings=asked, dataset=data.dataset)
 
 
 def _range_test(config: TrainConfig, data: ImageData, device: torch.device, end_lr: float,
