@@ -24,9 +24,9 @@ PREDICT_BATCH = 200
 def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu",
             batch_size: int = PREDICT_BATCH, tta: str = "none",
             precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
-    """(predicted class, confidence in 0..1) for uint8 images (N,3,32,32), returned on the CPU;
-    the model is moved to `device` to compute them. `tta` and `precision`: the training
-    config's test-time augmentation and number format."""
+    """(predicted class, confidence in 0..1) for uint8 images (N,C,H,W) of the shape the model
+    was built for, returned on the CPU; the model is moved to `device` to compute them. `tta`
+    and `precision`: the training config's test-time augmentation and number format."""
     probabilities = predict_probabilities(model, images, device, batch_size, tta, precision)
     if not len(probabilities):
         return torch.empty(0, dtype=torch.long), torch.empty(0)
@@ -39,7 +39,7 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor,
                           device: torch.device | str = "cpu",
                           batch_size: int = PREDICT_BATCH, tta: str = "none",
                           precision: str = "fp32") -> torch.Tensor:
-    """Every class's probability (N, classes) for uint8 images (N,3,32,32), on the CPU; the
+    """Every class's probability (N, classes) for uint8 images (N,C,H,W), on the CPU; the
     model is moved to `device` to compute them. With evaluation's CPU settings (oneDNN on),
     also when called inside a training."""
     device = torch.device(device)

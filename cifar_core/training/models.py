@@ -156,8 +156,9 @@ def _fast(num_classes: int, width: int | None = None,
 
 def _resnet18(num_classes: int, width: int | None = None,
               shape: tuple[int, int, int] = CIFAR_SHAPE) -> nn.Module:
-    """torchvision's ResNet-18 for 32x32 images: a 3x3 first convolution with stride 1 and no
-    max-pool (the ImageNet stem would shrink a CIFAR image to 8x8 before the first block)."""
+    """torchvision's ResNet-18 for small images (CIFAR-10's 32x32, any channels): a 3x3 first
+    convolution with stride 1 and no max-pool (the ImageNet stem would shrink a CIFAR image to
+    8x8 before the first block)."""
     from torchvision.models import resnet18
 
     model = resnet18(num_classes=num_classes)
