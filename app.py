@@ -6,6 +6,7 @@ import streamlit as st
 
 from cifar_core import scheduler
 from cifar_core.data.grids import tiles
+from cifar_core.data.registry import dataset_spec
 from cifar_core.errors import StoreError
 from cifar_core.explain.network_imports import evaluate_untested_imports, network_label
 from cifar_core.runs.names import markdown_text
@@ -20,21 +21,32 @@ from cifar_core.sweeps.progress import sweep_menu_label, sweep_progress
 from cifar_core.sweeps.store import SweepStore
 from cifar_core.training.models import Net, count_parameters
 from pages.shared import access, gate, layout, navigation, server_guard
+from pages.shared.dataset_choice import chosen_dataset
 
 
 # Home: what this is, the data's state, and the run in progress.
 @layout.guard
 def home() -> None:
     st.title("Teach a computer to recognise pictures")
-    st.markdown(
-        "**CIFAR-10** is a set of 60,000 tiny colour photos (32 × 32 pixels), each showing one of "
-        "ten things: airplanes, cars, birds, cats, deer, dogs, frogs, horses, ships or trucks. "
-        f"The **network** is the small one from PyTorch's official tutorial: two layers that look "
-        f"for patterns, then three that decide, {count_parameters(Net()):,} numbers in all, "
-        "which training tunes by showing it labelled photos again and again. "
-        "Here you can train it, watch it learn, and see which pictures it gets right and wrong."
+    spec = dataset_spec(chosen_dataset())
+    intro = st.empty()  # filled once the data says how many pictures and classes it has
+    data = layout.data_or_status_ui(spec.name)
+    classes = data.classes if data is not None else spec.classes
+    pictures = (f"{len(data.train_labels) + len(data.test_labels):,} "
+                if data is not None else "")
+    kinds = (f", each showing one of {len(classes)} classes: {in_words(classes)}"
+             if classes else "")
+    intro.markdown(
+        f"**{spec.title}** is a set of {pictures}small "
+        f"{'grey' if spec.channels == 1 else 'colour'} pictures of {spec.shape[1]} × "
+        f"{spec.shape[2]} pixels{kinds}. {spec.about} "
+        f"The **network** is the small one from PyTorch's official tutorial: two layers that "
+        f"look for patterns, then three that decide, "
+        f"{count_parameters(Net(max(len(classes), 2), shape=spec.shape)):,} numbers in all, "
+        "which training tunes by showing it labelled pictures again and again. "
+        "Here you can train it, watch it learn, and see which pictures it gets right and wrong. "
+        "The Data page chooses the data set."
     )
-    data = layout.data_or_status_ui()
     if data is not None:
         # A network imported before the data was there is tested now, once.
         with st.spinner("Testing the networks imported before the data was here ..."):
@@ -79,6 +91,12 @@ def home() -> None:
              (navigation.RUNS, "Compare runs", ":material/compare_arrows:")]
     for column, (page, label, icon) in zip(st.columns(3) + st.columns(3), links, strict=True):
         column.page_link(page, label=label, icon=icon)
+
+
+def in_words(classes) -> str:
+    """Class names as a sentence lists them: 'a, b or c' (the first ten, then how many more)."""
+    names = list(classes[:10]) + ([f"{len(classes) - 10} more"] if len(classes) > 10 else [])
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 # On every page: the run in progress, so a training is never out of sight.

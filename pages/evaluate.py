@@ -205,13 +205,13 @@ def per_class_by_epoch_spec(run_key: tuple, _events: list, classes: tuple[str, .
 def main() -> None:
     layout.page_header("Evaluate", "How the trained network does on the test images, which it "
                        "never saw while training.")
-    data = layout.data_or_status_ui()
-    if data is None:
-        return
     run_id = run_picker_ui()
     if run_id is None:
         return
     run = access.store().get(run_id)
+    data = layout.data_or_status_ui(run.dataset)  # each run is tested on its own data set
+    if data is None:
+        return
     try:
         evaluation = access.run_evaluation(run)
     except CifarError as exc:
@@ -223,6 +223,8 @@ def main() -> None:
               help="Share of the test images whose class the network names right.")
     c2.metric("Test images", f"{len(evaluation.labels):,}")
     c3.metric("Guessing would get", f"{100 / len(evaluation.classes):.0f} %")
+    st.caption(f"Tested on the {data.title} test images: {len(evaluation.classes)} classes, "
+               f"{', '.join(evaluation.classes)}.")
     run_key = (run.id, run.checkpoint, run.finished)
     # One section at a time, drawn only when its tab is open: with all five at once (4 charts,
     # 3 sets of pictures) a browser on 2 cores spent most of every visit drawing them, each

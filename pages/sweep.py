@@ -1,13 +1,11 @@
 """Sweep page: try many settings at once, watch the runs, and see which settings pay off."""
 
-import inspect
 import logging
 import os
 
 import streamlit as st
 
 from cifar_core import CifarError
-from cifar_core.data.registry import DEFAULT_DATASET
 from cifar_core.runs.names import markdown_text, short_name
 from cifar_core.runs.store import Run
 from cifar_core.sweeps import ray_engine
@@ -247,22 +245,12 @@ def new_sweep_ui(max_train: int, dataset: str) -> None:
             sweep = start_sweep(access.store(), space, access.data_dir(), name=name.strip(),
                                 origin="dashboard", engine=engine, address=address.strip(),
                                 parallel=int(chosen_parallel) if chosen_parallel else None,
-                                **on_data_set(dataset))
+                                dataset=dataset)
         except CifarError as exc:
             st.error(str(exc), icon=":material/error:")
             return
         st.session_state.sw_chosen = sweep.id
         st.rerun()
-
-
-def on_data_set(dataset: str) -> dict:
-    """start_sweep's data-set argument (none where it cannot take one yet: CIFAR-10 only)."""
-    if "dataset" in inspect.signature(start_sweep).parameters:
-        return {"dataset": dataset}
-    if dataset != DEFAULT_DATASET:
-        raise CifarError("Sweeps run on CIFAR-10 only in this version: choose CIFAR-10 as the "
-                         "data set, or train single runs on the Train page.")
-    return {}
 
 
 def search_ui(forms, slots) -> tuple[SearchSpace, dict]:

@@ -9,7 +9,6 @@ import torch
 
 from cifar_core import CifarError, ImageData, TrainConfig
 from cifar_core.data.grids import tiles
-from cifar_core.data.registry import dataset_spec
 from cifar_core.runs.curves import RunCurve, accuracy_marks
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import (
@@ -18,6 +17,7 @@ from cifar_core.runs.views import (
     how_it_trained,
     latest_trained,
     loss_curve,
+    run_classes,
     run_progress,
 )
 from cifar_core.training.augment import augment
@@ -445,11 +445,6 @@ def live_run_ui(run_id: str) -> None:
         # rerunning, came back on other pages long after the run had stopped.
         st.caption("Stopping after the current batch; the network learned so far is kept.")
     run_view_ui(run, run_curve(run.id))
-
-
-def run_classes(run: Run) -> tuple[str, ...]:
-    """The run's class names: recorded once its data was loaded, else its data set's."""
-    return tuple(run.classes or dataset_spec(run.dataset).classes or ())
 
 
 def guessing(run: Run) -> str:

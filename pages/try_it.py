@@ -44,6 +44,7 @@ from cifar_core.runs.views import default_network
 from cifar_core.training.checkpoint import Checkpoint
 from cifar_core.training.models import count_parameters
 from pages.shared import access, layout, navigation
+from pages.shared.dataset_choice import chosen_dataset
 
 NETWORK_TYPES = ["pth", "pt"]
 SOURCES = {"upload": "Upload pictures", "camera": "Take a photo", "test": "A test image"}
@@ -51,7 +52,7 @@ SCALE = 6  # the 32 x 32 picture is drawn this many times larger, pixels kept sq
 GRID_SCALE = 4  # several pictures: each drawn this many times larger
 TOP_COLOUR, OTHER_COLOUR = "#3B6EA5", "#A9B8C8"
 BAR_HEIGHT = 34  # pixels per class in the probability chart: room for every class's name
-TEST_IMAGE = "CIFAR-10"  # the format a test image is given as a Photo
+TEST_IMAGE = "test image"  # the format a test image is given as a Photo
 
 
 def upload_limit() -> int:
@@ -59,12 +60,18 @@ def upload_limit() -> int:
     return int(st.get_option("server.maxUploadSize")) * 2**20
 
 
-def cifar_test_data() -> ImageData | None:
-    """The data, for its test images and for testing imported networks; None if not here."""
+def test_data(dataset: str) -> ImageData | None:
+    """The data set's data, for its test images and for testing imported networks; None if
+    it is not here."""
     try:
-        return access.get_data(access.data_dir())
+        return access.get_data(dataset, access.data_dir())
     except CifarError:
         return None
+
+
+def side(image) -> int:
+    """The side in pixels of a picture as the network takes it, (C,H,W)."""
+    return int(image.shape[-1])
 
 
 def network_picker_ui() -> Run | None:
@@ -131,11 +138,11 @@ def _new_test_seed() -> None:
     st.session_state.try_seed = random.randrange(1_000_000)
 
 
-def pick_test_image_ui(data: ImageData | None) -> list[Photo]:
-    """A test image, random or of a chosen class."""
+def pick_test_image_ui(data: ImageData | None, title: str) -> list[Photo]:
+    """A test image of the network's data set, random or of a chosen class."""
     if data is None:
-        st.info("There are no test images here yet: the Home page downloads CIFAR-10. Upload a "
-                "picture instead.", icon=":material/folder_off:")
+        st.info(f"There are no {title} test images here yet: the Data page says how to get "
+                "them. Upload a picture instead.", icon=":material/folder_off:")
         return []
     if "try_seed" not in st.session_state:
         _new_test_seed()
@@ -146,8 +153,9 @@ def pick_test_image_ui(data: ImageData | None) -> list[Photo]:
     batch = data.random_batch("test", 1, seed=int(st.session_state.try_seed),
                               classes=None if chosen == "any class" else [chosen])
     index, image = int(batch.indices[0]), batch.images[0]
-    return [Photo(name=f"test image {index:,} ({batch.label_names[0]})", network_input=image,
-                  original=enlarge(image, SCALE), size=(SIDE, SIDE), format=TEST_IMAGE)]
+    return [Photo(name=f"test image {index:,} ({batch.label_names[0]})",
+                  network_input=image, original=enlarge(image, SCALE),
+                  size=(side(image), side(image)), format=TEST_IMAGE)]
 
 
 def readable(files: list) -> list[Photo]:
@@ -174,14 +182,15 @@ def readable(files: list) -> list[Photo]:
     return photos
 
 
-def pictures_ui(data: ImageData | None) -> list[Photo]:
-    """The pictures to show the network: uploaded files, a camera photo or a test image."""
+def pictures_ui(data: ImageData | None, title: str) -> list[Photo]:
+    """The pictures to show the network: uploaded files, a camera photo or a test image of
+    its data set (`title`)."""
     st.subheader("The picture")
     source = st.radio("Where from", list(SOURCES), format_func=SOURCES.get, horizontal=True,
                       index=2 if data is not None else 0, key="try_source",
                       label_visibility="collapsed")
     if source == "test":
-        return pick_test_image_ui(data)
+        return pick_test_image_ui(data, title)
     if source == "camera":
         # Off until asked for: the browser asks for the camera when the widget appears.
         if not st.toggle("Turn the camera on", key="try_camera_on"):
@@ -219,16 +228,17 @@ def several_ui(photos: list[Photo], probabilities, classes: tuple[str, ...]) -> 
 def answer_ui(photo: Photo, probabilities, classes: tuple[str, ...]) -> None:
     """The picture beside what the network sees, and every class's probability."""
     seen = enlarge(photo.network_input, SCALE)
+    pixels = side(photo.network_input)
     if photo.format == TEST_IMAGE:  # its original is what the network sees
         picture, answer = st.columns([1, 3], gap="medium")
-        picture.image(seen, width=SIDE * SCALE, output_format="PNG",
-                      caption=f"{photo.name}: what the network sees, {SIDE} × {SIDE} pixels")
+        picture.image(seen, width=pixels * SCALE, output_format="PNG",
+                      caption=f"{photo.name}: what the network sees, {pixels} × {pixels} pixels")
     else:
         original, picture, answer = st.columns([1, 1, 2], gap="medium")
         original.image(photo.original, width=SIDE * SCALE, output_format="JPEG",
                        caption=f"{photo.name}, {photo.size[0]:,} × {photo.size[1]:,} pixels")
-        picture.image(seen, width=SIDE * SCALE, output_format="PNG",
-                      caption=f"What the network sees: {SIDE} × {SIDE} pixels")
+        picture.image(seen, width=pixels * SCALE, output_format="PNG",
+                      caption=f"What the network sees: {pixels} × {pixels} pixels")
     with answer:
         st.markdown(f"**{answer_sentence(probabilities, classes)}**")
         frame = pd.DataFrame({"class": list(classes),
@@ -255,9 +265,10 @@ def where_it_looked_ui(checkpoint: Checkpoint, photo: Photo, answer: str) -> Non
                           format_func=lambda m: ATTRIBUTION_METHODS[m].title)
         st.caption(ATTRIBUTION_METHODS[method].description)
     heat = attribution(checkpoint.model, photo.network_input, method=method)
-    picture.image(enlarge(photo.network_input, SCALE), width=SIDE * SCALE, output_format="PNG",
+    width = side(photo.network_input) * SCALE
+    picture.image(enlarge(photo.network_input, SCALE), width=width, output_format="PNG",
                   caption="What the network sees")
-    looked.image(overlay(photo.network_input, heat, SCALE), width=SIDE * SCALE,
+    looked.image(overlay(photo.network_input, heat, SCALE), width=width,
                  output_format="PNG", caption=f"Where it looked to answer {answer}: bright "
                  "is most")
 
@@ -268,7 +279,8 @@ def inside_ui(checkpoint: Checkpoint, photo: Photo) -> None:
         st.markdown("**The first layer's filters**")
         st.caption("The small patterns the first layer looks for, each drawn as a colour "
                    "picture: every other layer builds on what these find.")
-        st.image(first_layer_filters(checkpoint.model), output_format="PNG")
+        st.image(first_layer_filters(checkpoint.model, input_shape=tuple(checkpoint.shape)),
+                 output_format="PNG")
         st.markdown("**What each convolution makes of this picture**")
         st.caption("Each grey square is one feature map: bright where the layer found its "
                    "pattern in the picture.")
@@ -277,7 +289,7 @@ def inside_ui(checkpoint: Checkpoint, photo: Photo) -> None:
                      caption=f"{name}: {maps.shape[0]} maps of {maps.shape[1]} × "
                              f"{maps.shape[2]} pixels")
         st.markdown("**The layers**")
-        rows = layer_table(checkpoint.model)
+        rows = layer_table(checkpoint.model, tuple(checkpoint.shape))
         st.dataframe(pd.DataFrame({
             "layer": [r.name for r in rows], "kind": [r.kind for r in rows],
             "output": [" × ".join(map(str, r.output_shape)) or "-" for r in rows],
@@ -293,13 +305,15 @@ def main() -> None:
     layout.page_header("Try it", "Show the network a picture, your own or one of the test "
                        "images: see how sure it is of each class, where in the picture it "
                        "looked, and what its layers make of it.")
-    data = cifar_test_data()
     run = network_picker_ui()
-    import_ui(data, first=run is None)
+    # An imported network is tested on the data set chosen on Data, Train or Sweep.
+    import_ui(test_data(chosen_dataset()), first=run is None)
     if run is None:
         return
     checkpoint = network_of(run)
-    photos = pictures_ui(data)
+    st.caption(f"Trained on **{checkpoint.title}**: "
+               f"{len(checkpoint.classes)} classes, {', '.join(checkpoint.classes)}.")
+    photos = pictures_ui(test_data(run.dataset), checkpoint.title)
     if not photos:
         return
     probabilities = class_probabilities(checkpoint.model, network_inputs(photos)).numpy()

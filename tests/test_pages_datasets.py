@@ -21,6 +21,7 @@ from conftest import (
 )
 from streamlit.testing.v1 import AppTest
 
+from cifar_core import CifarError
 from cifar_core.data.catalog import folder_dataset
 from cifar_core.data.registry import DatasetSpec, register, unregister
 from cifar_core.runs.store import RunStore
@@ -141,6 +142,29 @@ def test_a_finished_runs_sentence_counts_its_own_classes(data_dir, runs_dir, gre
     assert "guessing would get 33\u00a0%" in finished, finished
 
 
+# --- Sweep --------------------------------------------------------------------------------------
+
+def test_a_sweep_runs_on_the_chosen_data_set(data_dir, runs_dir, grey_set, monkeypatch):
+    import cifar_core.sweeps.engine
+    import cifar_core.training.estimate
+
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
+                        lambda config, threads=None: 1000.0)
+    asked = {}
+
+    def start_sweep(store, space, data_dir, **kwargs):
+        asked.update(kwargs)
+        raise CifarError("not started: the test only asks what it was given")
+
+    monkeypatch.setattr(cifar_core.sweeps.engine, "start_sweep", start_sweep)
+    at = choose(at_page("pages/sweep.py"), GREY)
+    at.number_input(key="sw_epochs").set_value(1).run()
+    at.radio(key="sw_lr_mode").set_value("list").run()
+    at.text_input(key="sw_lr_list").input("0.001, 0.01").run()
+    at.button(key="sw_start_button").click().run()
+    assert asked.get("dataset") == GREY, asked
+
+
 # --- Evaluate and Try it: each run on its own data set ------------------------------------------
 
 def test_evaluate_tests_a_run_on_its_own_data_set(data_dir, runs_dir, grey_set):
@@ -162,15 +186,20 @@ def test_try_it_shows_a_runs_own_test_pictures_and_class_names(data_dir, runs_di
     assert at.selectbox(key="try_class").options == ["any class", *GREY_CLASSES]
     body = texts(at)
     assert any(name in body for name in GREY_CLASSES), body
-    assert at.get("imgs"), "the grey test picture is drawn"
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+    assert any("what the network sees, 28 × 28 pixels" in c for c in captions), captions
     assert "CIFAR-10" not in body
+    # Where it looked and the inside of the network are drawn for grey pictures too.
+    assert "Something went wrong" not in body and not at.error, [e.value for e in at.error]
+    assert any("maps of" in c for c in captions), captions
 
 
 # --- the sentences that name the data set -------------------------------------------------------
 
 def test_home_describes_the_chosen_data_set(data_dir, runs_dir, grey_set):
-    at = choose(at_page("pages/data.py"), GREY)
-    at.switch_page(APP).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["chosen_dataset"] = GREY  # as the Data page's menu leaves it
+    at.run()
     no_traceback(at)
     body = texts(at)
     assert GREY_TITLE in body and "3 classes" in body and "28 × 28" in body
