@@ -222,3 +222,111 @@ def test_the_json_of_an_add_says_what_was_recorded(capsys, data_dir, shapes):
     assert added["shape"] == [3, 32, 32] and added["train"] == 12 and added["test"] == 6
     assert added["folder"] == str(shapes.resolve())
 
+
+
+# --- datasets (the list) and data --dataset ---------------------------------------------------
+
+@pytest.fixture
+def fashion_here(tmp_path, monkeypatch) -> Path:
+    """Fashion-MNIST's four official files (tiny) in a stand-in for Debian's folder."""
+    import gzip
+
+    from cifar_core.data import catalog
+    from cifar_core.data.idx import IDX_FILES
+
+    system = tmp_path / "system-fashion-mnist"
+    system.mkdir()
+    for (split, what), name in IDX_FILES.items():
+        n = 20 if split == "train" else 10
+        array = (np.arange(n * 784).reshape(n, 28, 28) if what == "images"
+                 else np.arange(n) % 10).astype(np.uint8)
+        header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big")
+                                                         for d in array.shape)
+        (system / f"{name}.gz").write_bytes(gzip.compress(header + array.tobytes()))
+    monkeypatch.setattr(catalog, "FASHION_MNIST_SYSTEM_DIR", system)
+    return system
+
+
+def _rows(out: str) -> dict[str, str]:
+    return {line.split()[0]: line for line in out.splitlines() if line.strip()}
+
+
+def test_datasets_lists_each_with_its_classes_shape_and_state_here(capsys, tmp_path, monkeypatch,
+                                                                    fashion_here, shapes):
+    from conftest import write_cifar_batches
+
+    from cifar_core.data.load import load_cifar10
+
+    data_dir = write_cifar_batches(tmp_path / "data")
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(data_dir))
+    load_cifar10(data_dir)  # cached
+    assert run_cli(capsys, *add("shapes", shapes, "--size", "16"))[0] == 0
+
+    code, out, err = run_cli(capsys, "datasets")
+
+    assert code == 0, err
+    rows = _rows(out)
+    assert {"cifar10", "fashion-mnist", "mnist", "cifar100", "svhn", "shapes"} <= set(rows)
+    assert "CIFAR-10" in rows["cifar10"] and "32 × 32 colour" in rows["cifar10"]
+    assert "ready" in rows["cifar10"]
+    assert "28 × 28 grey" in rows["fashion-mnist"] and "found" in rows["fashion-mnist"]
+    assert "100" in rows["cifar100"].split() and "downloadable" in rows["cifar100"]
+    assert "16 × 16 colour" in rows["shapes"] and "3" in rows["shapes"].split()
+    assert "ready" in rows["shapes"]  # decoded when it was added
+    # Below the table, what each state means here: where the copy is, how to get the others.
+    assert str(fashion_here) in out
+    assert "python -m cifar_core data --dataset mnist" in out
+
+
+def test_a_folder_data_set_whose_folder_is_gone_is_missing_with_what_to_do(capsys, data_dir,
+                                                                          shapes):
+    import shutil
+
+    assert run_cli(capsys, *add("shapes", shapes))[0] == 0
+    shutil.rmtree(shapes)
+
+    code, out, _ = run_cli(capsys, "datasets")
+
+    assert code == 0
+    assert "missing" in _rows(out)["shapes"]
+    assert f"{shapes}/train/<class>/" in out
+
+
+def test_datasets_json_gives_one_object_per_data_set(capsys, data_dir, fashion_here):
+    code, out, _ = run_cli(capsys, "datasets", "--json")
+    assert code == 0
+    listed = {d["name"]: d for d in map(json.loads, out.splitlines())}
+    fashion = listed["fashion-mnist"]
+    assert fashion["title"] == "Fashion-MNIST" and fashion["shape"] == [1, 28, 28]
+    assert fashion["classes"][0] == "T-shirt/top" and len(fashion["classes"]) == 10
+    assert fashion["state"] == "found" and str(fashion_here) in fashion["message"]
+    assert listed["mnist"]["state"] == "missing" and listed["mnist"]["downloadable"] is True
+    assert "MIT" in fashion["source_line"]
+
+
+def test_a_damaged_record_is_said_and_the_built_in_data_sets_still_listed(capsys, data_dir):
+    (data_dir / RECORD_FILE).write_text("{not json")
+    code, out, err = run_cli(capsys, "datasets")
+    assert code == 0 and "cifar10" in out
+    assert "warning:" in err and RECORD_FILE in err
+
+
+def test_data_dataset_decodes_that_data_set_and_describes_it(capsys, data_dir, fashion_here):
+    code, out, err = run_cli(capsys, "data", "--dataset", "fashion-mnist")
+    assert code == 0, err
+    assert "20 training and 10 test images, 10 classes (T-shirt/top, Trouser" in out
+    code, out, _ = run_cli(capsys, "data", "--dataset", "fashion-mnist", "--json")
+    described = json.loads(out)
+    assert described["dataset"] == "fashion-mnist" and described["shape"] == [1, 28, 28]
+
+
+def test_a_data_folder_lists_only_its_own_folder_data_sets(capsys, data_dir, shapes, tmp_path):
+    assert run_cli(capsys, *add("shapes", shapes))[0] == 0  # in the default data folder
+    other = tmp_path / "other-data"
+    other.mkdir()
+
+    code, out, _ = run_cli(capsys, "datasets", "--data-dir", other)
+
+    assert code == 0 and "cifar10" in _rows(out) and "shapes" not in _rows(out)
+    assert "shapes" in registry.dataset_names(data_dir)
+    assert "shapes" not in registry.dataset_names(other)

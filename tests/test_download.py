@@ -281,3 +281,129 @@ def test_start_data_download_runs_the_cli_in_the_background(tmp_path, monkeypatc
     # The earlier failure is not shown as this try's.
     assert last_download(root).state == "downloading" and last_download(root).pid == pid
     assert data_status(root).state == "downloading"
+
+
+# --- any data set's state and background download ----------------------------------------------
+
+@pytest.fixture
+def no_system_fashion(tmp_path, monkeypatch):
+    from cifar_core.data import catalog
+
+    monkeypatch.setattr(catalog, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-system-copy")
+
+
+def write_fashion(root: Path) -> Path:
+    """The four official idx files (gz) of a 20 + 10 picture Fashion-MNIST look-alike."""
+    import gzip
+
+    import numpy as np
+
+    from cifar_core.data.idx import IDX_FILES
+
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for (split, what), name in IDX_FILES.items():
+        n = 20 if split == "train" else 10
+        array = (np.arange(n * 28 * 28).reshape(n, 28, 28) if what == "images"
+                 else np.arange(n) % 10).astype(np.uint8)
+        header = bytes([0, 0, 8, array.ndim]) + b"".join(
+            d.to_bytes(4, "big") for d in array.shape)
+        (raw / f"{name}.gz").write_bytes(gzip.compress(header + array.tobytes()))
+    return root
+
+
+def test_another_data_sets_state_goes_from_missing_to_found_to_ready(tmp_path, no_system_fashion):
+    from cifar_core.data.download import dataset_state
+    from cifar_core.data.load import load_data
+    from cifar_core.data.registry import dataset_spec
+
+    root = tmp_path / "data"
+    spec = dataset_spec("fashion-mnist")
+    missing = dataset_state(spec, root)
+    assert missing.state == "missing" and missing.downloadable
+    assert missing.message == f"No Fashion-MNIST data in {root.resolve()}."
+
+    write_fashion(root)
+    found = data_status(root, "fashion-mnist")
+    assert found.state == "found"
+    assert found.message.startswith(f"Found Fashion-MNIST's official idx files at {root}")
+    assert data_status(root).state == "missing"  # CIFAR-10 is still not there
+
+    load_data("fashion-mnist", root)
+    assert data_status(root, "fashion-mnist").state == "ready"
+    assert download_module.is_cached(root, "fashion-mnist") and not download_module.is_cached(root)
+
+
+def test_a_failed_download_is_told_only_for_its_own_data_set(tmp_path, no_system_fashion,
+                                                              monkeypatch):
+    import torchvision.datasets
+
+    from cifar_core.data.load import load_data
+
+    def unreachable(root, train=True, download=False):
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", unreachable)
+    root = tmp_path / "data"
+    with pytest.raises(DataNotFoundError):
+        load_data("fashion-mnist", root)
+
+    assert last_download(root).state == "failed" and last_download(root).dataset == "fashion-mnist"
+    assert "The last download failed: the Fashion-MNIST server could not be reached" in (
+        data_status(root, "fashion-mnist").message)
+    assert data_status(root).message == f"No CIFAR-10 data in {root.resolve()}."
+
+
+def test_an_old_status_file_without_a_data_set_is_cifar10s(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / DOWNLOAD_STATUS_FILE).write_text(json.dumps(
+        {"state": "failed", "message": "it broke.", "pid": 1, "time": 1.0}))
+    assert last_download(root).dataset == "cifar10"
+    assert data_status(root).message.endswith("The last download failed: it broke.")
+
+
+def test_start_data_download_of_another_data_set_passes_it_on(tmp_path, monkeypatch,
+                                                              no_system_fashion):
+    launched = []
+
+    class FakePopen:
+        pid = os.getpid()
+
+        def __init__(self, cmd, **kwargs):
+            launched.append(cmd)
+
+        def poll(self):
+            return None
+
+    monkeypatch.setattr(download_module.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(download_module, "_downloaders", {})
+    root = tmp_path / "data"
+
+    start_data_download(root, dataset="fashion-mnist")
+
+    [cmd] = launched
+    assert cmd[1:] == ["-m", "cifar_core", "data", "--data-dir", str(root.resolve()),
+                       "--dataset", "fashion-mnist"]
+    assert data_status(root, "fashion-mnist").state == "downloading"
+    assert "Downloading Fashion-MNIST into" in data_status(root, "fashion-mnist").message
+    # CIFAR-10 is not being downloaded: the running download is not shown as CIFAR-10's.
+    assert data_status(root).state == "missing" and download_status(root, "cifar10") is None
+
+
+def test_another_data_sets_download_counts_its_bytes(tmp_path, no_system_fashion):
+    from cifar_core.data.registry import dataset_spec
+
+    root = tmp_path / "data"
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    (root / DOWNLOAD_MARKER).write_text(str(os.getpid()))
+    (root / DOWNLOAD_STATUS_FILE).write_text(json.dumps(
+        {"state": "downloading", "message": "", "pid": os.getpid(), "time": 1.0,
+         "dataset": "fashion-mnist"}))
+    total = dataset_spec("fashion-mnist").download_bytes
+    with open(raw / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.truncate(total // 4)
+
+    assert download_status(root, "fashion-mnist") == pytest.approx(0.25, abs=0.01)
+    assert data_status(root, "fashion-mnist").fraction == pytest.approx(0.25, abs=0.01)

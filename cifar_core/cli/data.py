@@ -6,9 +6,17 @@ from __future__ import annotations
 import sys
 
 from cifar_core.cli.common import CommandParser, data_flag, dataset_flag, emit, json_flag
-from cifar_core.data.folders import add_folder_dataset, remove_folder_dataset
+from cifar_core.data.dataset import WARNING_PREFIX
+from cifar_core.data.download import dataset_state
+from cifar_core.data.folders import (
+    add_folder_dataset,
+    folder_class_names,
+    recorded_folders,
+    remove_folder_dataset,
+)
 from cifar_core.data.load import load_data
 from cifar_core.data.registry import dataset_names, dataset_spec
+from cifar_core.errors import DataError
 
 
 def _to_stderr(message: str) -> None:
@@ -86,13 +94,46 @@ def remove_dataset(args) -> int:
     return 0
 
 
+def _state_word(status) -> str:
+    return "downloadable" if status.state == "missing" and status.downloadable else status.state
+
+
+def _what_to_do(spec, status) -> str:
+    """The status line, and for a data set not here, how to get it."""
+    if status.state != "missing":
+        return status.message
+    fetch = (f" It is downloaded on first use, or now with: python -m cifar_core data --dataset "
+             f"{spec.name}." if status.downloadable else "")
+    return f"{status.message}{fetch} {spec.offline_help}".strip()
+
+
 def list_datasets(args) -> int:
+    try:
+        recorded_folders(args.data_dir)
+    except DataError as exc:  # the built-in ones are listed all the same
+        _to_stderr(f"{WARNING_PREFIX}{exc}")
+    rows = []
     for name in dataset_names(args.data_dir):
         spec = dataset_spec(name, args.data_dir)
-        if args.json:
-            emit({"name": name, "title": spec.title})
-        else:
-            print(f"{name:16} {spec.title}")
+        classes = spec.classes or folder_class_names(spec)
+        rows.append((spec, classes, dataset_state(spec, args.data_dir)))
+    if args.json:
+        for spec, classes, status in rows:
+            emit({"name": spec.name, "title": spec.title, "classes": list(classes),
+                  "shape": list(spec.shape), "state": status.state, "message": status.message,
+                  "downloadable": status.downloadable, "source_line": spec.source_line,
+                  "about": spec.about})
+        return 0
+    table = [("name", "title", "classes", "pictures", "state")] + [
+        (spec.name, spec.title, str(len(classes)), spec.describe_shape(), _state_word(status))
+        for spec, classes, status in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print("  ".join(f"{cell:{width}}" for cell, width in zip(row, widths, strict=False))
+              + "  " + row[4])
+    print()
+    for spec, _, status in rows:
+        print(f"{spec.name}: {_what_to_do(spec, status)}")
     return 0
 
 

@@ -19,6 +19,7 @@ from cifar_core.data.cifar100 import (
 )
 from cifar_core.data.dataset import (
     CIFAR_SHAPE,
+    OFFICIAL_ARCHIVE_BYTES,
     OFFICIAL_CLASSES,
     OFFLINE_HELP,
     SPLITS,
@@ -66,6 +67,7 @@ def _download_cifar10(root: Path, progress: Progress) -> Source:
 CIFAR10 = register(DatasetSpec(
     name="cifar10", title="CIFAR-10", classes=OFFICIAL_CLASSES, shape=CIFAR_SHAPE,
     find=_find_cifar10, read=_read_cifar10, download=_download_cifar10,
+    download_bytes=OFFICIAL_ARCHIVE_BYTES,
     source_line="Alex Krizhevsky, Learning Multiple Layers of Features from Tiny Images (2009); "
                 "https://www.cs.toronto.edu/~kriz/cifar.html",
     offline_help=OFFLINE_HELP,
@@ -96,8 +98,8 @@ def _download_fashion_mnist(root: Path, progress: Progress) -> Source:
 
         FashionMNIST(root=where, train=True, download=True)  # fetches all four files
 
-    return download_with_torchvision(root, "Fashion-MNIST", fetch, _find_fashion_mnist,
-                                     FASHION_MNIST_HELP, progress)
+    return download_with_torchvision(root, "fashion-mnist", "Fashion-MNIST", fetch,
+                                     _find_fashion_mnist, FASHION_MNIST_HELP, progress)
 
 
 FASHION_MNIST_HELP = (
@@ -110,7 +112,7 @@ FASHION_MNIST_HELP = (
 FASHION_MNIST = register(DatasetSpec(
     name="fashion-mnist", title="Fashion-MNIST", classes=FASHION_MNIST_CLASSES,
     shape=(1, 28, 28), find=_find_fashion_mnist, read=_read_fashion_mnist,
-    download=_download_fashion_mnist,
+    download=_download_fashion_mnist, download_bytes=30_878_645,
     source_line="Han Xiao, Kashif Rasul, Roland Vollgraf, Fashion-MNIST (Zalando Research, "
                 "2017), MIT licence; https://github.com/zalandoresearch/fashion-mnist",
     offline_help=FASHION_MNIST_HELP,
@@ -136,7 +138,8 @@ def _download_mnist(root: Path, progress: Progress) -> Source:
 
         MNIST(root=where, train=True, download=True)  # fetches all four files
 
-    return download_with_torchvision(root, "MNIST", fetch, _find_mnist, MNIST_HELP, progress)
+    return download_with_torchvision(root, "mnist", "MNIST", fetch, _find_mnist, MNIST_HELP,
+                                     progress)
 
 
 MNIST_HELP = (
@@ -147,7 +150,7 @@ MNIST_HELP = (
 
 MNIST = register(DatasetSpec(
     name="mnist", title="MNIST", classes=MNIST_CLASSES, shape=(1, 28, 28),
-    find=_find_mnist, read=_read_mnist, download=_download_mnist,
+    find=_find_mnist, read=_read_mnist, download=_download_mnist, download_bytes=11_594_722,
     source_line="Yann LeCun, Corinna Cortes, Christopher J.C. Burges, The MNIST database of "
                 "handwritten digits, CC BY-SA 3.0 licence; http://yann.lecun.com/exdb/mnist/",
     offline_help=MNIST_HELP,
@@ -162,8 +165,8 @@ def _download_cifar100(root: Path, progress: Progress) -> Source:
 
         CIFAR100(root=where, train=True, download=True)  # fetches and unpacks both splits
 
-    return download_with_torchvision(root, "CIFAR-100", fetch, find_cifar100, CIFAR100_HELP,
-                                     progress)
+    return download_with_torchvision(root, "cifar100", "CIFAR-100", fetch, find_cifar100,
+                                     CIFAR100_HELP, progress)
 
 
 CIFAR100_HELP = (
@@ -173,7 +176,7 @@ CIFAR100_HELP = (
 
 CIFAR100 = register(DatasetSpec(
     name="cifar100", title="CIFAR-100", classes=CIFAR100_CLASSES, shape=(3, 32, 32),
-    find=find_cifar100, read=read_cifar100, download=_download_cifar100,
+    find=find_cifar100, read=read_cifar100, download=_download_cifar100, download_bytes=169_001_437,
     source_line="Alex Krizhevsky, Learning Multiple Layers of Features from Tiny Images (2009), "
                 "no licence stated (cite the report); https://www.cs.toronto.edu/~kriz/cifar.html",
     offline_help=CIFAR100_HELP,
@@ -192,7 +195,7 @@ def _download_svhn(root: Path, progress: Progress) -> Source:
         for split in ("train", "test"):
             SVHN(root=where, split=split, download=True)
 
-    return download_with_torchvision(root, "SVHN", fetch, find_svhn, SVHN_HELP, progress)
+    return download_with_torchvision(root, "svhn", "SVHN", fetch, find_svhn, SVHN_HELP, progress)
 
 
 SVHN_HELP = (
@@ -202,7 +205,7 @@ SVHN_HELP = (
 
 SVHN = register(DatasetSpec(
     name="svhn", title="SVHN", classes=SVHN_CLASSES, shape=(3, 32, 32),
-    find=find_svhn, read=read_svhn, download=_download_svhn,
+    find=find_svhn, read=read_svhn, download=_download_svhn, download_bytes=246_316_178,
     source_line="Yuval Netzer et al., Reading Digits in Natural Images with Unsupervised Feature "
                 "Learning (2011), for non-commercial use only; "
                 "http://ufldl.stanford.edu/housenumbers/",

@@ -131,10 +131,11 @@ def _is_built_in(name: str) -> bool:
     return name in DATASETS and name not in _registered_from
 
 
-def register_recorded(root: Path | None = None) -> None:
+def register_recorded(root: Path | None = None) -> set[str]:
     """Make the registry hold the folder data sets recorded in the data folder `root` (None: the
-    default one) as the record says now. A damaged record registers none (listing data sets
-    says so); a recorded name that is built in is passed over."""
+    default one) as the record says now; returns the names registered from other data folders.
+    A damaged record registers none (listing data sets says so); a recorded name that is built
+    in is passed over."""
     root = Path(root) if root is not None else default_data_dir()
     path = record_file(root)
     try:
@@ -143,9 +144,13 @@ def register_recorded(root: Path | None = None) -> None:
     except OSError:
         stamp = None
     key = root.resolve()
-    if key in _last_read and _last_read[key] == stamp:
-        return  # unchanged since it was last read (this is asked on every look-up)
-    _last_read[key] = stamp
+    if _last_read.get(key, False) != stamp:  # (asked on every look-up: read when changed)
+        _last_read[key] = stamp
+        _register_entries(root, key, stamp)
+    return {name for name, where in _registered_from.items() if where != key}
+
+
+def _register_entries(root: Path, key: Path, stamp: tuple[int, int] | None) -> None:
     try:
         entries = read_record(root) if stamp is not None else {}
     except DataError:
@@ -174,6 +179,17 @@ def _class_pictures(folder: Path) -> dict[str, dict[str, int]]:
             if n:
                 counts[split][class_dir.name] = n
     return counts
+
+
+def folder_class_names(spec: DatasetSpec) -> tuple[str, ...]:
+    """The classes of a folder data set, by its train/ folder's class folders with pictures
+    (the names loading it gives); () for another data set or a folder that is gone."""
+    for name, where in _registered_from.items():
+        if name == spec.name:
+            with contextlib.suppress(OSError, KeyError, DataError):
+                folder = Path(read_record(where)[name]["folder"])
+                return tuple(_class_pictures(folder)["train"])
+    return ()
 
 
 def check_folder(folder: Path) -> list[str]:

@@ -42,6 +42,7 @@ class DatasetSpec:
     read: Callable[[Source, Counted], dict]
     # Downloads into the data folder and returns the source it left; None: no download.
     download: Callable[[Path, Progress], Source] | None = None
+    download_bytes: int = 0  # how much the download fetches (0: not known)
     source_line: str = ""  # where it comes from and its licence, one line
     offline_help: str = ""  # what to put into the data folder to use it offline
     about: str = ""  # one sentence for people: what the pictures show
@@ -93,26 +94,30 @@ def unregister(name: str) -> None:
 
 # Called with a data folder (None: the default one) to register the data sets recorded there
 # rather than in code (your own image folders: data.folders), before names are listed or an
-# unknown one is refused; so that every process, a job's too, knows them.
-_RECORD_READERS: list[Callable[[Path | None], None]] = []
+# unknown one is refused, so that every process, a job's too, knows them. Each returns the
+# names it registered from other data folders, which a list of this folder's leaves out.
+_RECORD_READERS: list[Callable[[Path | None], set[str]]] = []
 
 
-def read_records_with(reader: Callable[[Path | None], None]) -> None:
+def read_records_with(reader: Callable[[Path | None], set[str]]) -> None:
     """Have `reader(root)` register a data folder's recorded data sets when they are asked for."""
     _RECORD_READERS.append(reader)
 
 
-def read_records(root: Path | str | None = None) -> None:
-    """Register the data sets recorded in the data folder `root` (None: the default one)."""
+def read_records(root: Path | str | None = None) -> set[str]:
+    """Register the data sets recorded in the data folder `root` (None: the default one);
+    the names registered from other data folders."""
+    elsewhere: set[str] = set()
     for reader in _RECORD_READERS:
-        reader(Path(root) if root is not None else None)
+        elsewhere |= reader(Path(root) if root is not None else None)
+    return elsewhere
 
 
 def dataset_names(root: Path | str | None = None) -> tuple[str, ...]:
     """The data set names, the default (cifar10) first: the built-in ones, then those recorded
     in the data folder `root` (None: the default data folder)."""
-    read_records(root)
-    return tuple(DATASETS)
+    elsewhere = read_records(root)
+    return tuple(name for name in DATASETS if name not in elsewhere)
 
 
 def dataset_spec(name: str | None, root: Path | str | None = None) -> DatasetSpec:
