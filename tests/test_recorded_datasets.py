@@ -188,3 +188,26 @@ def test_explaining_works_on_grey_16x16_pictures(model):
     assert maps and all(m.ndim == 3 for m in maps.values())
     assert first_layer_filters(net, input_shape=shape).ndim == 3
     assert layer_table(net, shape)
+
+
+def test_a_queued_run_trains_on_its_own_data_set(capsys, tmp_path, shapes):
+    """`train --run-id` (what the job runner starts) reads the data set from the run."""
+    store = RunStore(tmp_path / "runs")
+    config = {"epochs": 1, "batch_size": 6, "log_every": 2, "lr": 0.01, "seed": 0,
+              "device": "cpu", "model": "tutorial-wide"}
+    run = store.create(config, str(tmp_path / "data"), "dashboard", dataset="shapes")
+    code, _, err = run_cli(capsys, "train", "--run-id", run.id, "--runs-dir", store.root)
+    assert code == 0, err
+    done = store.get(run.id)
+    assert done.status == "completed" and done.classes == SHAPES
+    assert load_checkpoint(done.checkpoint).dataset == "shapes"
+
+
+def test_a_runs_menu_label_names_a_data_set_other_than_cifar10(tmp_path, shapes):
+    from cifar_core.runs.views import run_label
+
+    store = RunStore(tmp_path / "runs")
+    grey = store.create({}, "/data", "cli", dataset="shapes")
+    cifar = store.create({}, "/data", "cli")
+    assert "Shapes" in run_label(grey)
+    assert "CIFAR-10" not in run_label(cifar)  # the default: labels stay as short as before

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cifar_core.data.registry import DATASETS
+from cifar_core.data.registry import DATASETS, DEFAULT_DATASET
 from cifar_core.runs.store import ACTIVE, SAVED, Run
 from cifar_core.training.config import compared_settings, settings
 from cifar_core.training.events import EpochEvent, Event, StatsEvent
@@ -72,16 +72,18 @@ def latest_trained(runs: list[Run]) -> Run | None:
 
 
 def run_label(run: Run) -> str:
-    """A short name for menus: id, status, key settings and accuracy."""
+    """A short name for menus: id, status, key settings and accuracy; and the data set's
+    title where it is not the default (CIFAR-10), so runs of two data sets are told apart."""
+    other = "" if run.dataset == DEFAULT_DATASET else f"{run_dataset_title(run)}, "
     if is_import(run):  # not trained here: its file, not settings it never had
         accuracy = f", {run.accuracy:.1f} %" if run.accuracy is not None else ", not tested"
-        return (f"{run.config.get('imported_from', 'network')} (imported, "
+        return (f"{run.config.get('imported_from', 'network')} (imported, {other}"
                 f"{run.config.get('model', '?')}{accuracy}; {run.id})")
     c = run.settings
     acc = f", {run.accuracy:.1f} %" if run.accuracy is not None else ""
     model = "" if c["model"] == "tutorial" else f"{c['model']}, "
-    return (f"{run.id} ({status_text(run)}{acc}; {model}{c['epochs']} ep, lr {c['lr']:g}, "
-            f"batch {c['batch_size']})")
+    return (f"{run.id} ({status_text(run)}{acc}; {other}{model}{c['epochs']} ep, "
+            f"lr {c['lr']:g}, batch {c['batch_size']})")
 
 
 def run_dataset_title(run: Run) -> str:
