@@ -1,7 +1,7 @@
 """The fast network's accuracy against training time: issue 13's CPU and GPU targets.
 
-    python bench/bench_fast.py [--data-dir D] [--preset cpu-5min] [--seeds 0 1 2]
-                               [--set width=24 epochs=8 ...] [--label NAME]
+    python bench/bench_fast.py [--data-dir D] [--dataset cifar10] [--preset cpu-5min]
+                               [--seeds 0 1 2] [--set width=24 epochs=8 ...] [--label NAME]
 
 Each training runs in a fresh process through the CLI (`python -m cifar_core train --json`,
 exactly what a user runs), the runs one after another (never side by side: they would share
@@ -97,17 +97,21 @@ def report(label: str, runs: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--dataset", default="cifar10",
+                        help="the registered data set to train on (python -m cifar_core datasets)")
     parser.add_argument("--preset", default="cpu-5min")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                         help="settings beside the preset's, e.g. width=24 epochs=8")
     parser.add_argument("--label", default=None)
     args = parser.parse_args()
-    label = args.label or " ".join([f"preset {args.preset}", *args.set])
+    label = args.label or " ".join([f"preset {args.preset}", *args.set,
+                                    *([f"on {args.dataset}"] if args.dataset != "cifar10" else [])])
     print(f"{label} on {machine()}, {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     runs = []
     for seed in args.seeds:
-        runs.append(one_run(args.data_dir, args.preset or None, seed, flags_of(args.set)))
+        runs.append(one_run(args.data_dir, args.preset or None, seed,
+                            ["--dataset", args.dataset, *flags_of(args.set)]))
         print(json.dumps(runs[-1]), flush=True)
     text = report(label, runs)
     print(text)
