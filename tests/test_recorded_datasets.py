@@ -211,3 +211,20 @@ def test_a_runs_menu_label_names_a_data_set_other_than_cifar10(tmp_path, shapes)
     cifar = store.create({}, "/data", "cli")
     assert "Shapes" in run_label(grey)
     assert "CIFAR-10" not in run_label(cifar)  # the default: labels stay as short as before
+
+
+def test_the_sweep_command_records_its_data_set_and_shows_it(capsys, tmp_path, shapes,
+                                                            monkeypatch):
+    monkeypatch.setattr("cifar_core.sweeps.engine.JobRunner.launch_queued", lambda self: [])
+    runs = ("--runs-dir", tmp_path / "runs")
+    code, _, err = run_cli(capsys, "sweep", "--dataset", "shapes", *runs, "--lr", "0.01,0.1",
+                           "--epochs", "1", "--parallel", "2", "--no-wait")
+    assert code == 0, err
+    store = RunStore(tmp_path / "runs")
+    [sweep] = SweepStore(store).list()
+    assert sweep.dataset == "shapes"
+    assert {r.dataset for r in SweepStore(store).runs(sweep.id)} == {"shapes"}
+    code, out, _ = run_cli(capsys, "sweep", "show", sweep.id, *runs)
+    assert code == 0 and "on Shapes" in out
+    code, out, _ = run_cli(capsys, "sweep", "list", *runs, "--json")
+    assert json.loads(out)["dataset"] == "shapes"

@@ -26,7 +26,7 @@ from cifar_core.cli.common import (
 from cifar_core.data.dataset import default_data_dir
 from cifar_core.data.registry import DEFAULT_DATASET
 from cifar_core.runs.store import Run, RunStore
-from cifar_core.runs.views import setting_text
+from cifar_core.runs.views import dataset_title, setting_text
 from cifar_core.sweeps.engine import best_run, delete_sweep, start_sweep, stop_sweep
 from cifar_core.sweeps.space import (
     PRUNERS,
@@ -275,6 +275,7 @@ def show_sweep(store: RunStore, args) -> int:
     print(f"  {sweep.space.strategy}, {len(runs)} of {sweep.space.size()} runs, "
           f"{sweep.parallel} side by side on {sweep.engine}; varies "
           f"{', '.join(varied) or 'nothing'}")
+    print(f"  on {dataset_title(sweep.dataset)} (data: {sweep.data_dir})")
     for run in runs:
         print("  " + _run_line(run, varied))
     print("\n".join(_best_lines(store, sweep)))

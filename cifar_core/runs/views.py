@@ -86,11 +86,16 @@ def run_label(run: Run) -> str:
             f"lr {c['lr']:g}, batch {c['batch_size']})")
 
 
+def dataset_title(name: str) -> str:
+    """The title of the data set called `name` (e.g. 'CIFAR-10'); the name itself where that
+    data set is not registered here (a folder data set since removed)."""
+    spec = DATASETS.get(name)
+    return spec.title if spec is not None else name
+
+
 def run_dataset_title(run: Run) -> str:
-    """The title of the data set the run trained on (e.g. 'CIFAR-10'); its recorded name where
-    that data set is not registered here (a folder data set since removed)."""
-    spec = DATASETS.get(run.dataset)
-    return spec.title if spec is not None else run.dataset
+    """The title of the data set the run trained on (dataset_title of its recorded name)."""
+    return dataset_title(run.dataset)
 
 
 def run_classes(run: Run) -> tuple[str, ...]:
