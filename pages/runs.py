@@ -21,6 +21,7 @@ from cifar_core.runs.views import (
     runs_table,
     settings_table,
     status_text,
+    why_not_comparable,
 )
 from cifar_core.sweeps.progress import sweep_label
 from cifar_core.sweeps.store import SweepStore
@@ -69,8 +70,8 @@ def runs_table_ui(runs: list[Run], key: str = "runs_table") -> None:
     for name in SETTINGS:
         if declared[name].optional:  # '-' where it does not apply (a tutorial run's width)
             table[name] = [run_setting_text(run, name) for run in runs]
-    shown = table[["run", "status", *SETTINGS, "accuracy", "duration", "images_per_s",
-                   "created", "message"]]
+    shown = table[["run", "status", "dataset", *SETTINGS, "accuracy", "duration",
+                   "images_per_s", "created", "message"]]
     ids = [r.id for r in runs]
     # The ticks follow the runs compared, by id: rows move when a run is deleted.
     rows = ticked_rows(ids, st.session_state.get(COMPARED, []))
@@ -82,6 +83,9 @@ def runs_table_ui(runs: list[Run], key: str = "runs_table") -> None:
         on_select=functools.partial(_ticked, key, ids),
         column_config={
             "run": "Run", "status": "Status",
+            "dataset": st.column_config.TextColumn(
+                "Data set", help="What it trained and was tested on: accuracies of different "
+                "data sets are not comparable."),
             **{name: setting_column(name, declared[name]) for name in SETTINGS},
             "accuracy": st.column_config.ProgressColumn("Test accuracy", format="%.1f %%",
                                                         min_value=0, max_value=100),
@@ -151,6 +155,9 @@ def compare_ui(runs: list[Run]) -> None:
                             format_func=labels.get, key=COMPARED)
     if not chosen:
         return
+    different = why_not_comparable([by_id[i] for i in chosen])
+    if different:
+        st.warning(different, icon=":material/compare_arrows:")
     points = max(2, CHART_POINTS // len(chosen))
     curves = [run_loss_curve(by_id[i], points) for i in chosen]
     curves = [c for c in curves if not c.empty]

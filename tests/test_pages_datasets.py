@@ -213,3 +213,23 @@ def test_home_still_describes_cifar10_by_default(data_dir, runs_dir):
     no_traceback(at)
     body = texts(at)
     assert "CIFAR-10" in body and "10 classes" in body and "32 × 32" in body
+
+
+# --- Runs ---------------------------------------------------------------------------------------
+
+def test_runs_shows_each_runs_data_set_and_why_runs_of_two_are_not_comparable(
+        data_dir, runs_dir, grey_set):
+    from conftest import finish_run
+
+    cifar = finish_run(runs_dir, data_dir)
+    grey = grey_run(runs_dir, data_dir)
+    at = at_page("pages/runs.py")
+    table = at.dataframe[0].value
+    titles = dict(zip(table["run"], table["dataset"], strict=True))
+    assert titles == {cifar: "CIFAR-10", grey: GREY_TITLE}
+    at.multiselect(key="compare_runs").set_value([cifar, grey]).run()
+    no_traceback(at)
+    warned = " ".join(w.value for w in at.warning)
+    assert "not comparable" in warned and GREY_TITLE in warned, warned
+    at.multiselect(key="compare_runs").set_value([cifar]).run()
+    assert "not comparable" not in " ".join(w.value for w in at.warning)
