@@ -228,3 +228,28 @@ def test_the_sweep_command_records_its_data_set_and_shows_it(capsys, tmp_path, s
     assert code == 0 and "on Shapes" in out
     code, out, _ = run_cli(capsys, "sweep", "list", *runs, "--json")
     assert json.loads(out)["dataset"] == "shapes"
+
+
+@pytest.fixture
+def small_pictures(tmp_path):
+    """'tiny8' registered: 8 × 8 colour pictures, too small for the tutorial's network."""
+    register(folder_dataset("tiny8", tmp_path / "tiny8-pictures", "Tiny 8", (3, 8, 8)))
+    yield
+    unregister("tiny8")
+
+
+def test_a_network_that_cannot_take_the_pictures_is_refused_before_a_run(capsys, tmp_path,
+                                                                        small_pictures,
+                                                                        in_tmp_and_signals_kept):
+    runs = ("--runs-dir", tmp_path / "runs")
+    code, out, err = run_cli(capsys, "train", "--dataset", "tiny8", *runs, "--model",
+                             "tutorial", "--device", "cpu")
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert "at least 16 × 16" in line and "8 × 8" in line
+    code, _, err = run_cli(capsys, "sweep", "--dataset", "tiny8", *runs, "--lr", "0.01,0.1",
+                           "--epochs", "1", "--model", "tutorial,fast", "--no-wait")
+    assert code == 2 and "at least 16 × 16" in err
+    assert not (tmp_path / "runs").exists() or (RunStore(tmp_path / "runs").list() == []
+                                                and SweepStore(RunStore(tmp_path / "runs"))
+                                                .list() == [])

@@ -31,7 +31,7 @@ from cifar_core.cli.common import (
 from cifar_core.data.dataset import WARNING_PREFIX, default_data_dir
 from cifar_core.data.load import load_data
 from cifar_core.data.registry import DEFAULT_DATASET, dataset_spec
-from cifar_core.errors import CheckpointError
+from cifar_core.errors import CheckpointError, ConfigError
 from cifar_core.runs.pipeline import execute_run
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.sweeps.engine import judge
@@ -47,6 +47,7 @@ from cifar_core.training.lr_find import (
     find_learning_rate,
     rounded_lr,
 )
+from cifar_core.training.models import model_spec
 
 # The plain output's table of the loss has about this many lines.
 LR_TABLE_LINES = 10
@@ -166,6 +167,10 @@ def _train_here(store: RunStore, args) -> Run:
     device = resolve_device(config.device)
     data_dir = (args.data_dir or default_data_dir()).resolve()
     dataset = args.dataset or DEFAULT_DATASET
+    # A network that cannot take the data set's pictures is refused before a run is recorded.
+    problem = model_spec(config.model).shape_problem(dataset_spec(dataset).shape)
+    if problem:
+        raise ConfigError("model", problem)
     run = store.create(config.to_dict(), str(data_dir), origin="cli", status="running",
                        pid=os.getpid(), dataset=dataset)
     stop = threading.Event()

@@ -29,6 +29,7 @@ from cifar_core.sweeps import smart
 from cifar_core.sweeps.space import SearchSpace, SweepError, seed_problem
 from cifar_core.sweeps.store import Sweep, SweepStore, optuna_journal, sweep_file
 from cifar_core.training.devices import resolve_device
+from cifar_core.training.models import MODELS, model_spec
 
 # How long a process waits for a sweep's lock before leaving that sweep to a later tick: a
 # process stopped or hung while advancing it must not freeze every page, command and job.
@@ -57,8 +58,9 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
     `dataset`) and start its first runs. Unless the space sets the
     seed, every run of the sweep gets the same one (drawn now), so that runs differ only in
     the settings the sweep varies."""
-    dataset_spec(dataset)  # an unknown data set is refused before anything is recorded
+    shape = dataset_spec(dataset).shape  # an unknown data set is refused before anything
     space = space.validate()
+    check_shapes(space, shape)
     if space.axis("seed") is None and space.base.get("seed") is None:
         space = replace(space, base={**space.base, "seed": random.randrange(2**31)})
     if engine == "local":
@@ -79,6 +81,17 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
     else:
         launch_driver(store, sweep)
     return sweeps.get(sweep.id)
+
+
+def check_shapes(space: SearchSpace, shape: tuple[int, int, int]) -> None:
+    """SweepError naming the first network of the space (fixed, or in its list) that cannot
+    take pictures of `shape` (the sweep's data set's)."""
+    axis = space.axis("model")
+    models = axis.points() if axis is not None and axis.kind != "range" else ()
+    for model in (*models, space.fixed.get("model")):
+        problem = model_spec(model).shape_problem(shape) if model in MODELS else None
+        if problem:
+            raise SweepError("model", problem)
 
 
 def check_devices(space: SearchSpace) -> None:
