@@ -330,3 +330,17 @@ def test_a_data_folder_lists_only_its_own_folder_data_sets(capsys, data_dir, sha
     assert code == 0 and "cifar10" in _rows(out) and "shapes" not in _rows(out)
     assert "shapes" in registry.dataset_names(data_dir)
     assert "shapes" not in registry.dataset_names(other)
+
+
+def test_data_dataset_finds_a_folder_data_set_recorded_in_the_data_dir_given(capsys, tmp_path,
+                                                                             shapes):
+    # Not the default data folder: --data-dir names where it is recorded.
+    other = tmp_path / "other-data"
+    assert run_cli(capsys, *add("shapes", shapes, "--data-dir", other))[0] == 0
+    result = subprocess.run(  # a fresh process, which knows only the default data folder
+        [sys.executable, "-m", "cifar_core", "data", "--dataset", "shapes", "--data-dir",
+         str(other)], capture_output=True, text=True, timeout=120, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    assert result.returncode == 0, result.stderr
+    assert "3 classes (circle, square, triangle)" in result.stdout

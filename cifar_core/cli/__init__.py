@@ -1,4 +1,4 @@
-"""Command line: `python -m cifar_core train | lr-find | evaluate | runs | sweep | data`.
+"""Command line: `python -m cifar_core train | lr-find | evaluate | runs | sweep | data | datasets`.
 
 A module per command group: train.py (train, lr-find, evaluate), runs.py, sweep.py, data.py;
 common.py holds what they share. Each group adds its parser and has a function per command

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from cifar_core.cli.common import CommandParser, data_flag, dataset_flag, emit, json_flag
+from cifar_core.cli.common import CommandParser, data_flag, emit, json_flag
 from cifar_core.data.dataset import WARNING_PREFIX
 from cifar_core.data.download import dataset_state
 from cifar_core.data.folders import (
@@ -26,12 +26,17 @@ def _to_stderr(message: str) -> None:
 def add_data_parser(sub) -> None:
     d = sub.add_parser("data", help="download or decode a data set and describe it")
     data_flag(d)
-    dataset_flag(d)
     json_flag(d)
+    # Checked by the command, not by argparse: a folder data set is known once the data folder
+    # it is recorded in is (--data-dir may come after --dataset).
+    d.add_argument("--dataset", default=None, metavar="NAME",
+                   help=f"the data set: {', '.join(dataset_names())} or one you added "
+                        "(default: cifar10; python -m cifar_core datasets lists them)")
 
 
 def cmd_data(args) -> int:
-    data = load_data(args.dataset, args.data_dir, progress=_to_stderr)
+    spec = dataset_spec(args.dataset, args.data_dir)  # an unknown name: one sentence, status 2
+    data = load_data(spec.name, args.data_dir, progress=_to_stderr)
     counts = data.class_counts()
     if args.json:
         emit({"dataset": data.dataset, "title": data.title, "shape": list(data.shape),
