@@ -344,3 +344,24 @@ def test_data_dataset_finds_a_folder_data_set_recorded_in_the_data_dir_given(cap
 
     assert result.returncode == 0, result.stderr
     assert "3 classes (circle, square, triangle)" in result.stdout
+
+
+def test_a_folder_whose_pictures_cannot_be_read_leaves_no_record_and_no_cache(capsys, data_dir,
+                                                                              shapes):
+    for picture in (shapes / "test").rglob("*.png"):
+        picture.write_bytes(b"not a picture")
+
+    code, _, err = run_cli(capsys, *add("shapes", shapes))
+
+    assert code == 2 and "could be read" in err
+    assert not (data_dir / RECORD_FILE).exists()
+    assert not list(data_dir.rglob("*.pt"))
+    with pytest.raises(DataError, match="There is no data set 'shapes'"):
+        registry.dataset_spec("shapes", data_dir)
+
+
+@pytest.mark.parametrize("size", ["4", "512"])
+def test_a_picture_size_out_of_range_is_refused_saying_the_range(capsys, data_dir, shapes, size):
+    code, _, err = run_cli(capsys, *add("shapes", shapes, "--size", size))
+    assert code == 2 and "8 to 128 pixels" in err
+    assert not (data_dir / RECORD_FILE).exists()
