@@ -33,8 +33,9 @@ from cifar_core.errors import DataError, ImageFolderError
 
 RECORD_FILE = "cifar_core_datasets.json"
 RECORD_VERSION = 1
-# Pictures are read at a square size in this range: below it no network of ours fits, above it
-# 50,000 pictures no longer fit in a laptop's memory (3 × 128 × 128 bytes each: 2.5 GB).
+# Pictures are read at a square size in this range: the registry refuses pictures under 8 × 8
+# (data.registry.register), and above 128 × 128, 50,000 colour pictures no longer fit in a
+# laptop's memory (3 × 128 × 128 bytes each: 2.5 GB).
 MIN_SIDE, MAX_SIDE = 8, 128
 
 # The folder data sets this process registered, and the data folder each was recorded in.
