@@ -530,3 +530,102 @@ def test_a_sweep_from_the_sweep_page_answers_and_its_best_settings_fill_the_trai
     assert float(main.get_by_role("spinbutton", name=re.compile("^Momentum")).input_value()) \
         == pytest.approx(best.settings["momentum"])
     assert_no_error_shown(page)
+
+
+def fashion_mnist_here(folder: Path) -> bool:
+    """Whether the real Fashion-MNIST files are where its reader looks (Debian's
+    dataset-fashion-mnist puts them in /usr/share/datasets/fashion-mnist)."""
+    from cifar_core.data.registry import DATASETS, dataset_spec
+
+    return "fashion-mnist" in DATASETS and dataset_spec("fashion-mnist").find(folder) is not None
+
+
+def choose_option(page, label: str, option: str | re.Pattern) -> None:
+    """Pick an option of the page's menu called `label` (a Streamlit selectbox)."""
+    page.locator("[data-testid=stMain] [data-testid=stSelectbox]").filter(
+        has_text=label).first.click()
+    page.get_by_role("option", name=option).first.click()
+    settled(page)
+
+
+def test_a_fashion_mnist_run_from_the_train_page_is_opened_on_evaluate_and_try_it(server,
+                                                                                  browser):
+    """Fashion-MNIST chosen on Train (the real files), a short run of the tutorial's network
+    trained from there; Evaluate and Try it open it on its own data set, with its class
+    names (issue 24)."""
+    url, runs_dir = server
+    if not fashion_mnist_here(runs_dir.parent):
+        pytest.skip("needs the real Fashion-MNIST files (apt-get install dataset-fashion-mnist)")
+    fashion_classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                       "Sneaker", "Bag", "Ankle boot"]
+
+    def run_ids() -> set[str]:
+        return {p.name for p in runs_dir.iterdir() if p.is_dir()} if runs_dir.exists() else set()
+
+    before = run_ids()
+    # A tab of its own: the choice of data set stays with its browser session.
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    page.set_default_timeout(120_000)  # the first look at Fashion-MNIST decodes it (once)
+    try:
+        page.goto(f"{url}/train")
+        page.get_by_role("button", name="Start training").wait_for()
+        choose_option(page, "Data set", "Fashion-MNIST")
+        page.get_by_role("button", name="Start training").wait_for()
+        settled(page)
+        if page.get_by_role("checkbox", name="Training images: all").is_checked():
+            page.get_by_text("Training images: all").click()
+        for label, value in (("Epochs", "1"), ("Batch size", "50"),
+                             ("Training images", "2000"), ("Log every", "5")):
+            settled(page)
+            field = page.get_by_role("spinbutton", name=re.compile(f"^{label}"))
+            field.and_(page.locator(":enabled")).wait_for()
+            field.fill(value)
+            field.press("Enter")
+            time.sleep(0.5)
+        settled(page)
+        page.get_by_text(re.compile(r"of 60,000\)")).first.wait_for()  # Fashion-MNIST's size
+        page.get_by_role("button", name="Start training").click()
+        deadline = time.monotonic() + 30
+        while not run_ids() - before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [run_id] = run_ids() - before
+        page.get_by_text(f"Run {run_id} · completed").wait_for(timeout=240_000)
+        page.get_by_text("guessing would get 10").wait_for()
+        assert_no_error_shown(page)
+        run = RunStore(runs_dir).get(run_id)
+        assert run.dataset == "fashion-mnist"
+        assert list(run.classes) == fashion_classes
+        shoot(page, "fashion-train")
+
+        # Evaluate: the run tested on Fashion-MNIST's test images, its classes per class.
+        page.goto(f"{url}/evaluate")
+        page.get_by_text("Green frame: right").wait_for()
+        choose_option(page, "Run", re.compile(re.escape(run_id)))
+        page.get_by_text("Tested on the Fashion-MNIST test images").wait_for()
+        page.get_by_text("Green frame: right").wait_for()
+        assert len(image_sources(page)) == 16
+        assert_no_error_shown(page)
+        shoot(page, "fashion-evaluate")
+        page.get_by_role("tab", name="Accuracy per class").click()
+        page.locator("[data-testid=stDataFrame] [role=gridcell]").first.wait_for(
+            state="attached")
+        cells = page.locator("[data-testid=stDataFrame]").first.locator("[role=gridcell]")
+        assert set(fashion_classes) <= {t.strip() for t in cells.all_text_contents()}
+
+        # Try it: a test image of Fashion-MNIST, of the class chosen by its name.
+        page.goto(f"{url}/try_it")
+        page.get_by_text("Where it looked").first.wait_for()
+        choose_option(page, "Network", re.compile(re.escape(run_id)))
+        page.get_by_text("Trained on Fashion-MNIST").wait_for()
+        choose_option(page, "Of the class", "Ankle boot")
+        page.get_by_text(re.compile(r"\(Ankle boot\): what the network sees, 28 × 28 "
+                                    r"pixels")).wait_for()
+        page.get_by_text(re.compile(r"^The network (is|cannot)")).wait_for()
+        # One bar per class of Fashion-MNIST, drawn.
+        page.wait_for_function("document.querySelectorAll('[data-testid=stMain] "
+                               "[data-testid=stVegaLiteChart] svg.marks .mark-rect path')"
+                               ".length === 10")
+        assert_no_error_shown(page)
+        shoot(page, "fashion-try-it")
+    finally:
+        page.close()
