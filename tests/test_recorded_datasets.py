@@ -67,7 +67,7 @@ def test_train_evaluate_and_runs_list_on_a_registered_data_set(capsys, tmp_path,
     summary, network = trained_on_shapes(capsys, tmp_path)
     run = RunStore(tmp_path / "runs").get(summary["run_id"])
     assert run.dataset == "shapes" and run.classes == SHAPES
-    assert set(summary["per_class"]) == set(SHAPES)
+    assert set(summary["per_class"]) == set(SHAPES) and summary["dataset"] == "shapes"
     checkpoint = load_checkpoint(network)
     assert (checkpoint.dataset, checkpoint.shape, checkpoint.classes) == (
         "shapes", (1, 16, 16), SHAPES)
@@ -77,6 +77,7 @@ def test_train_evaluate_and_runs_list_on_a_registered_data_set(capsys, tmp_path,
     assert code == 0, err
     result = json.loads(out)
     assert set(result["per_class"]) == set(SHAPES) and result["test_images"] == 9
+    assert result["dataset"] == "shapes"
     assert result["accuracy"] == pytest.approx(summary["accuracy"])
 
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", tmp_path / "runs", "list")
@@ -253,3 +254,11 @@ def test_a_network_that_cannot_take_the_pictures_is_refused_before_a_run(capsys,
     assert not (tmp_path / "runs").exists() or (RunStore(tmp_path / "runs").list() == []
                                                 and SweepStore(RunStore(tmp_path / "runs"))
                                                 .list() == [])
+
+
+def test_lr_find_tries_the_chosen_data_set(capsys, tmp_path, shapes):
+    code, out, err = run_cli(capsys, "lr-find", "--dataset", "shapes", "--data-dir",
+                             tmp_path / "empty", "--model", "tutorial-wide", "--batch-size", "6",
+                             "--device", "cpu", "--steps", "8", "--json")
+    assert code == 0, err
+    assert json.loads(out)["kind"] == "lr_find"

@@ -144,7 +144,8 @@ def _emit_event(event: dict) -> None:
 
 def _summary(run: Run) -> dict:
     metrics = run.metrics or {}
-    return {"kind": "summary", "run_id": run.id, "status": run.status, "message": run.message,
+    return {"kind": "summary", "run_id": run.id, "dataset": run.dataset, "status": run.status,
+            "message": run.message,
             "accuracy": metrics.get("accuracy"), "per_class": metrics.get("per_class"),
             "images_per_s": metrics.get("images_per_s"), "train_s": metrics.get("train_s"),
             "checkpoint": run.checkpoint}
@@ -272,7 +273,8 @@ def cmd_evaluate(args) -> int:
     seconds = time.perf_counter() - start
     metrics = result.metrics()
     if args.json:
-        emit({"kind": "summary", "checkpoint": str(args.checkpoint), "accuracy": result.accuracy,
+        emit({"kind": "summary", "checkpoint": str(args.checkpoint),
+              "dataset": checkpoint.dataset, "accuracy": result.accuracy,
               "per_class": metrics["per_class"], "confusion": metrics["confusion"],
               "test_images": metrics["test_images"], "eval_s": seconds})
     else:
