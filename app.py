@@ -28,7 +28,7 @@ from pages.shared.dataset_choice import chosen_dataset
 @layout.guard
 def home() -> None:
     st.title("Teach a computer to recognise pictures")
-    spec = dataset_spec(chosen_dataset())
+    spec = dataset_spec(chosen_dataset(), access.data_dir())
     intro = st.empty()  # filled once the data says how many pictures and classes it has
     data = layout.data_or_status_ui(spec.name)
     classes = data.classes if data is not None else spec.classes

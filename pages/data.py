@@ -69,7 +69,7 @@ def main() -> None:
     layout.page_header("The data", "Random pictures from a data set with the class a person gave "
                        "each one. This is all the network ever sees: the pixels and a label.")
     dataset = dataset_choice_ui()
-    spec = dataset_spec(dataset)
+    spec = dataset_spec(dataset, access.data_dir())
     st.caption(f"**{spec.title}**: {spec.about} Pictures of {spec.describe_shape()} pixels."
                + (f" {spec.source_line}" if spec.source_line else ""))
     data = layout.data_or_status_ui(dataset, notes="always")

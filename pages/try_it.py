@@ -2,6 +2,7 @@
 answer, where it looked, and what its layers make of the picture; or bring your own network."""
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import altair as alt
@@ -37,6 +38,7 @@ from cifar_core.explain.photos import (
     SIDE,
     Photo,
     network_inputs,
+    photo_input,
     read_photo,
 )
 from cifar_core.runs.store import Run
@@ -313,7 +315,9 @@ def main() -> None:
     checkpoint = network_of(run)
     st.caption(f"Trained on **{checkpoint.title}**: "
                f"{len(checkpoint.classes)} classes, {', '.join(checkpoint.classes)}.")
-    photos = pictures_ui(test_data(run.dataset), checkpoint.title)
+    # Each picture as this network sees it: its own picture size and colours (grey or colour).
+    photos = [replace(photo, network_input=photo_input(photo, tuple(checkpoint.shape)))
+              for photo in pictures_ui(test_data(run.dataset), checkpoint.title)]
     if not photos:
         return
     probabilities = class_probabilities(checkpoint.model, network_inputs(photos)).numpy()

@@ -113,6 +113,28 @@ def test_a_data_set_that_is_not_here_says_what_to_do_in_its_own_words(data_dir, 
         "a data set without a download offers none"
 
 
+def test_a_data_set_that_can_be_downloaded_offers_its_own_download(data_dir, runs_dir,
+                                                                    monkeypatch):
+    import pages.shared.layout
+
+    started = []
+    monkeypatch.setattr(pages.shared.layout, "start_data_download",
+                        lambda folder, dataset: started.append(dataset))
+    register(DatasetSpec(name=NOWHERE, title="Nowhere pictures", classes=("a", "b"),
+                         shape=(1, 28, 28), find=lambda _root: None, read=lambda *_: {},
+                         download=lambda root, progress: None, download_bytes=31_000_000),
+             replace=True)
+    try:
+        at = choose(at_page("pages/data.py"), NOWHERE)
+        assert "No Nowhere pictures data" in " ".join(w.value for w in at.warning)
+        [button] = [b for b in at.button if b.label.startswith("Download")]
+        assert button.label == "Download Nowhere pictures (31 MB)"
+        button.click().run()
+        assert started == [NOWHERE]
+    finally:
+        unregister(NOWHERE)
+
+
 # --- Train --------------------------------------------------------------------------------------
 
 def test_train_starts_the_run_on_the_chosen_data_set(data_dir, runs_dir, grey_set, monkeypatch):
@@ -192,6 +214,22 @@ def test_try_it_shows_a_runs_own_test_pictures_and_class_names(data_dir, runs_di
     # Where it looked and the inside of the network are drawn for grey pictures too.
     assert "Something went wrong" not in body and not at.error, [e.value for e in at.error]
     assert any("maps of" in c for c in captions), captions
+
+
+def test_try_it_answers_an_uploaded_photo_with_a_grey_network(data_dir, runs_dir, grey_set):
+    from conftest import jpeg
+
+    grey_run(runs_dir, data_dir)
+    at = at_page("pages/try_it.py")
+    at.radio(key="try_source").set_value("upload").run()
+    uploader = next(u for u in at.get("file_uploader") if u.label.startswith("Pictures"))
+    uploader.set_value(("holiday.jpg", jpeg(), "image/jpeg")).run()
+    no_traceback(at)
+    body = texts(at)
+    assert "Something went wrong" not in body and not at.error, [e.value for e in at.error]
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+    assert "What the network sees: 28 × 28 pixels" in captions, captions
+    assert any(name in body for name in GREY_CLASSES), body
 
 
 # --- the sentences that name the data set -------------------------------------------------------

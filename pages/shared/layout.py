@@ -7,17 +7,15 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import streamlit as st
 
 from cifar_core import CifarError, ImageData
-from cifar_core.data.cache import cache_file
 from cifar_core.data.dataset import OFFLINE_HELP
 from cifar_core.data.download import data_status, download_status, start_data_download
 from cifar_core.data.grids import tiles_html
 from cifar_core.data.load import load_data
-from cifar_core.data.registry import DEFAULT_DATASET, DatasetSpec, dataset_spec
+from cifar_core.data.registry import DatasetSpec, dataset_spec
 from cifar_core.errors import DataNotFoundError
 from pages.shared.access import data_dir, get_data
 from pages.shared.dataset_choice import chosen_dataset
@@ -47,16 +45,15 @@ def data_or_status_ui(dataset: str | None = None, notes: str = "once") -> ImageD
     say why not and offer the download where it has one. `notes`: when to show what loading
     the data noticed (e.g. checksums that are not the official ones): 'once' a browser
     session, on the first page that loads it, or 'always' (the Data page)."""
-    spec = dataset_spec(dataset or chosen_dataset())
     folder = data_dir()
-    background = downloads_in_background(spec)
-    if background and download_status(folder) is not None:
-        download_progress_ui()
+    spec = dataset_spec(dataset or chosen_dataset(), folder)
+    if download_status(folder, spec.name) is not None:
+        download_progress_ui(spec.name)
         return None
     try:
         data = open_data_ui(spec, folder)
     except DataNotFoundError:
-        missing_data_ui(spec, folder, background)
+        missing_data_ui(spec, folder)
         return None
     except CifarError as exc:
         st.error(str(exc), icon=":material/error:")
@@ -69,26 +66,23 @@ def data_or_status_ui(dataset: str | None = None, notes: str = "once") -> ImageD
     return data
 
 
-def downloads_in_background(spec: DatasetSpec) -> bool:
-    """Whether the dashboard can download this data set for the user, with a bar (the
-    background download, data.download.start_data_download, fetches CIFAR-10)."""
-    return spec.name == DEFAULT_DATASET and spec.download is not None
-
-
-def missing_data_ui(spec: DatasetSpec, folder: str, background: bool) -> None:
+def missing_data_ui(spec: DatasetSpec, folder: str) -> None:
     """Why the data set is not here, what to put where, and its download button if it has one."""
-    if background:
-        st.warning(f"{data_status(folder).message} The button below downloads it (170 MB, "
-                   "once); or put a copy you already have into that folder.",
+    status = data_status(folder, spec.name)
+    size = f"{spec.download_bytes / 1e6:,.0f} MB" if spec.download_bytes else ""
+    if status.downloadable:
+        st.warning(f"{status.message} The button below downloads it"
+                   + (f" ({size}, once)" if size else " (once)")
+                   + "; or put a copy you already have into that folder.",
                    icon=":material/folder_off:")
     else:
-        st.warning(f"No {spec.title} data in {Path(folder).resolve()}. The details below say "
-                   "where a copy goes.", icon=":material/folder_off:")
+        st.warning(f"{status.message} The details below say where a copy goes.",
+                   icon=":material/folder_off:")
     with st.expander("Details: using a copy you already have", icon=":material/info:"):
         st.caption(spec.offline_help or OFFLINE_HELP)
-    if background and st.button(f"Download {spec.title} (170 MB)", type="primary",
-                                icon=":material/download:"):
-        start_data_download(folder)
+    if status.downloadable and st.button(f"Download {spec.title}" + (f" ({size})" if size else ""),
+                                         type="primary", icon=":material/download:"):
+        start_data_download(folder, spec.name)
         st.rerun()
 
 
@@ -99,20 +93,14 @@ _opened: set[tuple[str, str]] = set()
 _decoding = threading.Lock()
 
 
-def _is_cached(spec: DatasetSpec, folder: str) -> bool | None:
-    """Whether the data set's copy in the folder is decoded and cached (None: no copy)."""
-    source = spec.find(Path(folder))
-    return None if source is None else cache_file(Path(folder), source, spec.name).is_file()
-
-
 def open_data_ui(spec: DatasetSpec, folder: str) -> ImageData:
     """The data, decoded first where it never was (tens of seconds: said, with a bar). Raises
     what load_data raises."""
     if (spec.name, folder) in _opened:
         return get_data(spec.name, folder)
-    if _is_cached(spec, folder) is False:
+    if data_status(folder, spec.name).state == "found":
         with _decoding:
-            if _is_cached(spec, folder) is False:
+            if data_status(folder, spec.name).state == "found":
                 decode_ui(spec, folder)
     data = get_data(spec.name, folder)
     _opened.add((spec.name, folder))
@@ -141,8 +129,8 @@ def decode_ui(spec: DatasetSpec, folder: str) -> None:
 
 
 @st.fragment(run_every=1.0)
-def download_progress_ui() -> None:
-    status = data_status(data_dir())
+def download_progress_ui(dataset: str) -> None:
+    status = data_status(data_dir(), dataset)
     if status.state != "downloading":
         st.rerun()  # finished (or failed): redraw the whole page with the new state
     st.progress(status.fraction or 0.0, text=status.message)
