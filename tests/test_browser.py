@@ -6,7 +6,8 @@ Data: tiny generated batches by default. To take the README's screenshots on the
     BROWSER_DATA_DIR=../shared/data BROWSER_SCREENSHOTS=docs BROWSER_TRAIN="2 4 10000 100" \
         BROWSER_SWEEP="2 16 5000 50 0.002,0.02" python -m pytest -m browser tests/test_browser.py
 (BROWSER_TRAIN = epochs, batch size, training images, log every; BROWSER_SWEEP the same for the
-Sweep page's four runs, and their two learning rates).
+Sweep page's four runs, and their two learning rates; BROWSER_FASHION_TRAIN the Fashion-MNIST
+run's epochs, batch size, training images, log every and learning rate).
 """
 
 from __future__ import annotations
@@ -574,8 +575,13 @@ def test_a_fashion_mnist_run_from_the_train_page_is_opened_on_evaluate_and_try_i
         settled(page)
         if page.get_by_role("checkbox", name="Training images: all").is_checked():
             page.get_by_text("Training images: all").click()
-        for label, value in (("Epochs", "1"), ("Batch size", "50"),
-                             ("Training images", "2000"), ("Log every", "5")):
+        # BROWSER_FASHION_TRAIN = epochs, batch size, training images, log every, learning
+        # rate: for the README's pictures, a run long enough to learn something.
+        epochs, batch, size, log_every, lr = (
+            os.environ.get("BROWSER_FASHION_TRAIN") or "1 50 2000 5 0.01").split()
+        for label, value in (("Epochs", epochs), ("Batch size", batch),
+                             ("Training images", size), ("Log every", log_every),
+                             ("Learning rate", lr)):
             settled(page)
             field = page.get_by_role("spinbutton", name=re.compile(f"^{label}"))
             field.and_(page.locator(":enabled")).wait_for()
