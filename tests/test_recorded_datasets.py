@@ -262,3 +262,20 @@ def test_lr_find_tries_the_chosen_data_set(capsys, tmp_path, shapes):
                              "--device", "cpu", "--steps", "8", "--json")
     assert code == 0, err
     assert json.loads(out)["kind"] == "lr_find"
+
+
+def test_evaluate_a_network_of_a_data_set_not_registered_here(capsys, tmp_path,
+                                                              in_tmp_and_signals_kept):
+    import torch
+
+    from cifar_core.training.checkpoint import save_checkpoint
+    from cifar_core.training.models import model_spec
+
+    torch.manual_seed(0)
+    net = model_spec("tutorial").build(3, None, (1, 16, 16))
+    path = save_checkpoint(tmp_path / "gone.pth", net, {}, SHAPES, {}, dataset="gone",
+                           shape=(1, 16, 16))
+    code, out, err = run_cli(capsys, "evaluate", path, "--data-dir", tmp_path)
+    assert code == 2 and out == ""
+    [line] = err.strip().splitlines()
+    assert "'gone'" in line and "not registered here" in line and "cifar10" in line

@@ -30,7 +30,7 @@ from cifar_core.cli.common import (
 )
 from cifar_core.data.dataset import WARNING_PREFIX, default_data_dir
 from cifar_core.data.load import load_data
-from cifar_core.data.registry import DEFAULT_DATASET, dataset_spec
+from cifar_core.data.registry import DEFAULT_DATASET, dataset_names, dataset_spec
 from cifar_core.errors import CheckpointError, ConfigError
 from cifar_core.runs.pipeline import execute_run
 from cifar_core.runs.store import Run, RunStore
@@ -262,6 +262,11 @@ def cmd_evaluate(args) -> int:
             f"{args.checkpoint} holds a network trained on {checkpoint.title} "
             f"({classes_in_words(checkpoint.classes)}), not on {chosen}: test it on "
             f"{checkpoint.title} (leave out --dataset), or give a network trained on {chosen}.")
+    if checkpoint.dataset not in dataset_names():
+        raise CheckpointError(
+            f"{args.checkpoint} holds a network trained on the data set '{checkpoint.dataset}', "
+            f"which is not registered here (these are: {', '.join(dataset_names())}): register "
+            "it here first, then evaluate again.")
     data = load_data(checkpoint.dataset, args.data_dir,
                      progress=lambda m: print(m, file=sys.stderr))
     misfit = checkpoint.misfit(data)
