@@ -22,10 +22,8 @@ from cifar_core.sweeps.store import SweepStore
 from cifar_core.training.checkpoint import load_checkpoint
 
 SHAPES = ("circle", "square", "star")
-# The twice-as-wide network trains with the general training step (the tutorial's own takes
-# the written-out step, whose picture shapes are the speed package's tests' concern).
 TRAIN = ["--epochs", "1", "--batch-size", "6", "--log-every", "2", "--lr", "0.01",
-         "--seed", "0", "--device", "cpu", "--model", "tutorial-wide"]
+         "--seed", "0", "--device", "cpu"]
 
 
 def write_grey_shapes(root: Path, train_per_class: int = 8, test_per_class: int = 3) -> Path:
@@ -195,7 +193,7 @@ def test_a_queued_run_trains_on_its_own_data_set(capsys, tmp_path, shapes):
     """`train --run-id` (what the job runner starts) reads the data set from the run."""
     store = RunStore(tmp_path / "runs")
     config = {"epochs": 1, "batch_size": 6, "log_every": 2, "lr": 0.01, "seed": 0,
-              "device": "cpu", "model": "tutorial-wide"}
+              "device": "cpu"}
     run = store.create(config, str(tmp_path / "data"), "dashboard", dataset="shapes")
     code, _, err = run_cli(capsys, "train", "--run-id", run.id, "--runs-dir", store.root)
     assert code == 0, err
@@ -258,7 +256,7 @@ def test_a_network_that_cannot_take_the_pictures_is_refused_before_a_run(capsys,
 
 def test_lr_find_tries_the_chosen_data_set(capsys, tmp_path, shapes):
     code, out, err = run_cli(capsys, "lr-find", "--dataset", "shapes", "--data-dir",
-                             tmp_path / "empty", "--model", "tutorial-wide", "--batch-size", "6",
+                             tmp_path / "empty", "--batch-size", "6",
                              "--device", "cpu", "--steps", "8", "--json")
     assert code == 0, err
     assert json.loads(out)["kind"] == "lr_find"
