@@ -83,6 +83,8 @@ def test_train_evaluate_and_runs_list_on_a_registered_data_set(capsys, tmp_path,
     assert header.split()[2] == "dataset" and row.split()[2] == "shapes"
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", tmp_path / "runs", "list", "--json")
     assert json.loads(out)["dataset"] == "shapes"
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", tmp_path / "runs", "show", run.id)
+    assert code == 0 and "data set shapes in " in out
 
 
 def test_evaluate_on_another_data_set_is_one_sentence(capsys, tmp_path, shapes, synthetic_dir):
