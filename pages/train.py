@@ -28,8 +28,10 @@ from cifar_core.training.config import (
     defaults,
     device_advice,
     offered_presets,
+    preset_note,
     preset_values,
     settings,
+    shape_problems,
     with_role,
 )
 from cifar_core.training.estimate import (
@@ -254,6 +256,9 @@ def settings_form_ui(data: ImageData) -> dict:
                  help="Fills in every setting below, the Advanced ones too; you can change any "
                       "of them afterwards.")
     back_slot = c2.empty()
+    note = preset_note(st.session_state.preset, data.dataset)
+    if note:  # e.g. CIFAR-10's presets chosen for Fashion-MNIST
+        st.caption(f":material/info: {note}")
     if st.session_state.get(FORM_FROM):  # filled by another page, e.g. a sweep's best run
         st.info(st.session_state[FORM_FROM], icon=":material/input:")
     values, slots = {}, {}
@@ -280,10 +285,8 @@ def settings_form_ui(data: ImageData) -> dict:
         back_slot.button("Back to the preset", on_click=_apply_preset,
                          icon=":material/settings_backup_restore:",
                          help="Set every field to the chosen preset's value again.")
-    problems = config_problems(values)
-    shape_problem = model_problem(values["model"], data)
-    if shape_problem and "model" not in problems:
-        problems["model"] = shape_problem
+    # A network that cannot take the data set's pictures, in words, under Model.
+    problems = {**shape_problems(values, tuple(data.shape)), **config_problems(values)}
     for name, message in problems.items():
         slots[name].error(message, icon=":material/error:")
     advice = None if problems else device_advice(values["device"], values["batch_size"])
@@ -294,14 +297,6 @@ def settings_form_ui(data: ImageData) -> dict:
     with slots["model_caption"].container():
         model_caption_ui(values, data, estimate, problems)
     return {"values": values, "problems": problems, "estimate": estimate}
-
-
-def model_problem(model: str, data: ImageData) -> str | None:
-    """Why the chosen network cannot take the data set's pictures, in words (None: it can)."""
-    try:
-        return model_spec(model).shape_problem(tuple(data.shape))
-    except CifarError:
-        return None  # an unknown model: the settings check says so under it
 
 
 def start_ui(values: dict, problems: dict, images_per_epoch: int, dataset: str,

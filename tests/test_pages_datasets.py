@@ -157,6 +157,28 @@ def test_train_starts_the_run_on_the_chosen_data_set(data_dir, runs_dir, grey_se
     assert run.dataset == GREY
 
 
+def test_a_network_that_cannot_take_the_pictures_is_marked_and_start_waits(
+        data_dir, runs_dir, tmp_path):
+    folder = write_image_folders(tmp_path / "small", train_per_class=4, test_per_class=2)
+    register(folder_dataset("small-test", folder, title="Small pictures", shape=(1, 12, 12)),
+             replace=True)
+    try:
+        at = choose(at_page("pages/train.py"), "small-test")
+        assert at.selectbox(key="cfg_model").value == "tutorial"
+        errors = " ".join(e.value for e in at.error)
+        assert "needs pictures of at least 16 × 16" in errors and "12 × 12" in errors, errors
+        assert next(b for b in at.button if b.label == "Start training").disabled
+    finally:
+        unregister("small-test")
+
+
+def test_a_preset_measured_on_another_data_set_says_so(data_dir, runs_dir, grey_set):
+    at = at_page("pages/train.py")
+    assert "measured on" not in texts(at)  # the tutorial's preset, on CIFAR-10
+    choose(at, GREY)
+    assert f"were measured on CIFAR-10, not on {GREY_TITLE}" in texts(at)
+
+
 def test_a_finished_runs_sentence_counts_its_own_classes(data_dir, runs_dir, grey_set):
     run_id = grey_run(runs_dir, data_dir)
     at = at_page("pages/train.py")
