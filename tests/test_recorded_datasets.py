@@ -279,3 +279,37 @@ def test_evaluate_a_network_of_a_data_set_not_registered_here(capsys, tmp_path,
     assert code == 2 and out == ""
     [line] = err.strip().splitlines()
     assert "'gone'" in line and "not registered here" in line and "cifar10" in line
+
+
+def test_a_folder_data_set_recorded_in_the_data_dir_given_is_found_by_every_command(
+        tmp_path, in_tmp_and_signals_kept):
+    """`datasets add` records a folder data set in one data folder; a fresh process given that
+    folder with --data-dir (not the default one) trains on it, evaluates on it and finds a
+    learning rate on it."""
+    import subprocess
+    import sys
+
+    from cifar_core.data.folders import add_folder_dataset, remove_folder_dataset
+
+    data_dir, runs_dir = tmp_path / "data", tmp_path / "runs"
+    add_folder_dataset("mine", write_grey_shapes(tmp_path / "pictures"), data_dir,
+                       title="Mine", size=16, grey=True)
+    try:
+        def cli(*argv) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "cifar_core", *map(str, argv)],
+                                  capture_output=True, text=True, timeout=300,
+                                  cwd=Path(__file__).resolve().parents[1])
+
+        done = cli("train", "--dataset", "mine", "--data-dir", data_dir, "--runs-dir",
+                   runs_dir, "--out", tmp_path / "mine.pth", *TRAIN)
+        assert done.returncode == 0, done.stderr
+        assert RunStore(runs_dir).list()[0].dataset == "mine"
+        done = cli("evaluate", tmp_path / "mine.pth", "--dataset", "mine", "--data-dir",
+                   data_dir, "--json")
+        assert done.returncode == 0, done.stderr
+        assert set(json.loads(done.stdout)["per_class"]) == set(SHAPES)
+        done = cli("lr-find", "--dataset", "mine", "--data-dir", data_dir, "--steps", "5",
+                   "--batch-size", "6", "--device", "cpu", "--json")
+        assert done.returncode == 0, done.stderr
+    finally:
+        remove_folder_dataset("mine", data_dir)

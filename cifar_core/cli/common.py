@@ -12,7 +12,6 @@ from pathlib import Path
 
 from cifar_core import scheduler
 from cifar_core.data.registry import DEFAULT_DATASET, dataset_names, dataset_spec
-from cifar_core.errors import DataError
 from cifar_core.runs.store import RunStore
 from cifar_core.training.config import PRESETS, TrainConfig, defaults, preset_values, settings
 
@@ -48,21 +47,22 @@ def data_flag(parser: argparse.ArgumentParser) -> None:
                         help="data folder (default: $CIFAR_DATA_DIR or ./data)")
 
 
-def dataset_name(text: str) -> str:
-    """An argparse type: the name of a registered data set, refused in one sentence naming the
-    choices."""
-    try:
-        return dataset_spec(text).name
-    except DataError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def dataset_flag(parser: argparse.ArgumentParser, default_text: str = DEFAULT_DATASET) -> None:
-    """--dataset NAME: the registered data set a command works on (None when not given: the
-    command's default, `default_text` in its help)."""
-    parser.add_argument("--dataset", type=dataset_name, default=None, metavar="NAME",
-                        help=f"the data set: {', '.join(dataset_names())} "
-                             f"(default: {default_text})")
+    """--dataset NAME: the data set a command works on (None when not given: the command's
+    default, `default_text` in its help). Checked by the command (chosen_dataset) once
+    --data-dir is known: a data folder records its own folder data sets."""
+    parser.add_argument("--dataset", default=None, metavar="NAME",
+                        help=f"the data set: {', '.join(dataset_names())} or one you added "
+                             f"(default: {default_text}; python -m cifar_core datasets lists "
+                             "them)")
+
+
+def chosen_dataset(args, default: str | None = DEFAULT_DATASET) -> str | None:
+    """The data set --dataset names (`default` where it is not given), built in or recorded in
+    the --data-dir folder; DataError in one sentence naming the choices for an unknown one."""
+    if args.dataset is None:
+        return default
+    return dataset_spec(args.dataset, args.data_dir).name
 
 
 def runs_flag(parser: argparse.ArgumentParser) -> None:

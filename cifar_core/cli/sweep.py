@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cifar_core.cli.common import (
     CommandParser,
+    chosen_dataset,
     data_flag,
     dataset_flag,
     emit,
@@ -24,7 +25,6 @@ from cifar_core.cli.common import (
     tick_scheduler,
 )
 from cifar_core.data.dataset import default_data_dir
-from cifar_core.data.registry import DEFAULT_DATASET
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.runs.views import dataset_title, setting_text
 from cifar_core.sweeps.engine import best_run, delete_sweep, start_sweep, stop_sweep
@@ -184,6 +184,7 @@ def _best_lines(store: RunStore, sweep: Sweep) -> list[str]:
 
 def _started_sweep(store: RunStore, args) -> tuple[Sweep, Path]:
     """The sweep the flags ask for, started; and the data folder its runs read."""
+    dataset = chosen_dataset(args)  # an unknown data set is named first
     space = space_from_args(args)
     data_dir = (args.data_dir or default_data_dir()).resolve()
     address = (args.ray_address if args.ray_address is not None
@@ -196,7 +197,7 @@ def _started_sweep(store: RunStore, args) -> tuple[Sweep, Path]:
             raise SweepError("engine", problem)
     sweep = start_sweep(store, space, data_dir, name=args.name, origin="cli",
                         engine=args.engine, address=address, parallel=args.parallel,
-                        dataset=args.dataset or DEFAULT_DATASET)
+                        dataset=dataset)
     return sweep, data_dir
 
 

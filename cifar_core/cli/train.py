@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cifar_core.cli.common import (
     USER_ERROR,
+    chosen_dataset,
     config_from_args,
     data_flag,
     dataset_flag,
@@ -30,7 +31,7 @@ from cifar_core.cli.common import (
 )
 from cifar_core.data.dataset import WARNING_PREFIX, default_data_dir
 from cifar_core.data.load import load_data
-from cifar_core.data.registry import DEFAULT_DATASET, dataset_names, dataset_spec
+from cifar_core.data.registry import dataset_names, dataset_spec
 from cifar_core.errors import CheckpointError, ConfigError
 from cifar_core.runs.pipeline import execute_run
 from cifar_core.runs.store import Run, RunStore
@@ -167,9 +168,9 @@ def _train_here(store: RunStore, args) -> Run:
     config = config_from_args(args).with_seed()
     device = resolve_device(config.device)
     data_dir = (args.data_dir or default_data_dir()).resolve()
-    dataset = args.dataset or DEFAULT_DATASET
+    dataset = chosen_dataset(args)
     # A network that cannot take the data set's pictures is refused before a run is recorded.
-    problem = model_spec(config.model).shape_problem(dataset_spec(dataset).shape)
+    problem = model_spec(config.model).shape_problem(dataset_spec(dataset, data_dir).shape)
     if problem:
         raise ConfigError("model", problem)
     run = store.create(config.to_dict(), str(data_dir), origin="cli", status="running",
@@ -179,7 +180,8 @@ def _train_here(store: RunStore, args) -> Run:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if not args.json:
-        print(f"Run {run.id} on {device} (data: {dataset_spec(dataset).title} in {data_dir})",
+        print(f"Run {run.id} on {device} (data: {dataset_spec(dataset, data_dir).title} in "
+              f"{data_dir})",
               file=sys.stderr, flush=True)
     try:
         return execute_run(store, run.id, on_event=_emit_event if args.json else _print_event,
@@ -241,7 +243,7 @@ def _print_finding(finding: LrFinding) -> None:
 def cmd_lr_find(args) -> int:
     config = config_from_args(args)
     check_range(args.start_lr, args.end_lr, args.steps)  # before the data takes its time
-    data = load_data(args.dataset, args.data_dir,
+    data = load_data(chosen_dataset(args), args.data_dir,
                      progress=lambda m: print(m, file=sys.stderr, flush=True))
     finding = find_learning_rate(config, data, args.start_lr, args.end_lr, args.steps)
     if args.json:
@@ -254,19 +256,21 @@ def cmd_lr_find(args) -> int:
 def cmd_evaluate(args) -> int:
     """Test a saved network on its own data set (the one its file records), or on --dataset
     where that is the same one; another data set is refused before its data is read."""
+    asked = chosen_dataset(args, None)  # an unknown name is refused before the file is read
     checkpoint = load_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
-    if args.dataset is not None and args.dataset != checkpoint.dataset:
-        chosen = dataset_spec(args.dataset).title
+    if asked is not None and asked != checkpoint.dataset:
+        chosen = dataset_spec(asked, args.data_dir).title
         raise CheckpointError(
             f"{args.checkpoint} holds a network trained on {checkpoint.title} "
             f"({classes_in_words(checkpoint.classes)}), not on {chosen}: test it on "
             f"{checkpoint.title} (leave out --dataset), or give a network trained on {chosen}.")
-    if checkpoint.dataset not in dataset_names():
+    if checkpoint.dataset not in dataset_names(args.data_dir):
         raise CheckpointError(
             f"{args.checkpoint} holds a network trained on the data set '{checkpoint.dataset}', "
-            f"which is not registered here (these are: {', '.join(dataset_names())}): register "
-            "it here first, then evaluate again.")
+            f"which is not registered here (these are: "
+            f"{', '.join(dataset_names(args.data_dir))}): register it here first, then evaluate "
+            "again.")
     data = load_data(checkpoint.dataset, args.data_dir,
                      progress=lambda m: print(m, file=sys.stderr))
     misfit = checkpoint.misfit(data)

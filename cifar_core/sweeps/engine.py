@@ -58,7 +58,8 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
     `dataset`) and start its first runs. Unless the space sets the
     seed, every run of the sweep gets the same one (drawn now), so that runs differ only in
     the settings the sweep varies."""
-    shape = dataset_spec(dataset).shape  # an unknown data set is refused before anything
+    # An unknown data set (neither built in nor recorded in the data folder) is refused here.
+    shape = dataset_spec(dataset, data_dir).shape
     space = space.validate()
     check_shapes(space, shape)
     if space.axis("seed") is None and space.base.get("seed") is None:
