@@ -6,6 +6,7 @@ import os
 import streamlit as st
 
 from cifar_core import CifarError
+from cifar_core.data.registry import dataset_spec
 from cifar_core.runs.names import markdown_text, short_name
 from cifar_core.runs.store import Run
 from cifar_core.sweeps import ray_engine
@@ -356,6 +357,8 @@ def sweep_view_ui(sweep: Sweep, runs: list[Run]) -> None:
     """How the sweep stands: progress, Stop or Delete, the runs' loss charts and table."""
     progress = sweep_progress(sweep, runs)
     st.progress(progress.fraction, text=progress.text)
+    st.caption(f"Its runs train on {dataset_title(sweep.dataset)}: its accuracies compare "
+               "with runs of that data set only.")
     if sweep.is_active:
         if st.button("Stop the sweep", icon=":material/stop_circle:", key=f"stop_{sweep.id}",
                      disabled=sweep.stop_requested,
@@ -369,6 +372,14 @@ def sweep_view_ui(sweep: Sweep, runs: list[Run]) -> None:
         delete_ui(sweep)
     small_multiples_ui(runs)
     runs_table_ui(sweep, runs, key=f"sw_table_{sweep.id}_{sweep.is_active}")
+
+
+def dataset_title(name: str) -> str:
+    """A data set's title (its name where it is no longer registered here)."""
+    try:
+        return dataset_spec(name, access.data_dir()).title
+    except CifarError:
+        return name
 
 
 def delete_ui(sweep: Sweep) -> None:

@@ -209,6 +209,18 @@ def test_a_sweep_runs_on_the_chosen_data_set(data_dir, runs_dir, grey_set, monke
     assert asked.get("dataset") == GREY, asked
 
 
+def test_a_sweep_says_which_data_set_its_runs_train_on(data_dir, runs_dir, grey_set):
+    from cifar_core.sweeps.space import Axis, SearchSpace
+    from cifar_core.sweeps.store import SweepStore
+
+    space = SearchSpace(axes=(Axis("lr", (0.001, 0.01)), Axis("epochs", (1,))))
+    sweep = SweepStore(RunStore(runs_dir)).create("greys", space, str(data_dir), "cli",
+                                                  dataset=GREY)
+    SweepStore(RunStore(runs_dir)).finish(sweep.id, "stopped", "Stopped on request.")
+    at = at_page("pages/sweep.py")
+    assert f"Its runs train on {GREY_TITLE}" in texts(at), texts(at)
+
+
 # --- Evaluate and Try it: each run on its own data set ------------------------------------------
 
 def test_evaluate_tests_a_run_on_its_own_data_set(data_dir, runs_dir, grey_set):
