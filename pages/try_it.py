@@ -46,7 +46,7 @@ from cifar_core.runs.views import default_network
 from cifar_core.training.checkpoint import Checkpoint
 from cifar_core.training.models import count_parameters
 from pages.shared import access, layout, navigation
-from pages.shared.dataset_choice import chosen_dataset
+from pages.shared.dataset_choice import dataset_choice_ui
 
 NETWORK_TYPES = ["pth", "pt"]
 SOURCES = {"upload": "Upload pictures", "camera": "Take a photo", "test": "A test image"}
@@ -104,8 +104,9 @@ def network_of(run: Run) -> Checkpoint:
 
 
 @layout.guard
-def import_ui(data: ImageData | None, first: bool) -> None:
-    """Bring your own network: an uploaded .pth kept as an imported run, or its refusal."""
+def import_ui(first: bool) -> None:
+    """Bring your own network: an uploaded .pth kept as an imported run (tested on the data
+    set chosen beside it), or its refusal."""
     with st.expander("Bring your own network (.pth)", expanded=first,
                      icon=":material/upload_file:"):
         st.caption("The file the tutorial saves its network to (`cifar_net.pth`), or a network "
@@ -113,6 +114,9 @@ def import_ui(data: ImageData | None, first: bool) -> None:
                    "read: a file that holds code is refused, and nothing in it runs. It is then "
                    "kept as an imported run, tested on the test images, and can be tried here, "
                    "evaluated and deleted like any run.")
+        # The data set it is tested on: the one a refusal asks to choose, right here.
+        dataset = dataset_choice_ui()
+        data = test_data(dataset)
         generation = st.session_state.setdefault("try_import_generation", 0)
         upload = st.file_uploader("Network file", type=NETWORK_TYPES,
                                   key=f"try_import_{generation}")
@@ -122,18 +126,20 @@ def import_ui(data: ImageData | None, first: bool) -> None:
         if upload is None:
             return
         refusals = st.session_state.setdefault("try_import_refusals", {})
-        if upload.file_id not in refusals:
+        # A refusal holds for the file on that data set: another choice tries the file again.
+        tried = (upload.file_id, dataset)
+        if tried not in refusals:
             try:
                 run = import_network(access.store(), upload, data=data,
                                      data_dir=access.data_dir(), max_bytes=upload_limit())
             except CifarError as exc:
-                refusals[upload.file_id] = str(exc)
+                refusals[tried] = str(exc)
             else:
                 st.session_state.try_imported = imported_sentence(run)
                 st.session_state.try_pick = run.id
                 st.session_state.try_import_generation = generation + 1  # an empty uploader
                 st.rerun()
-        st.error(refusals[upload.file_id], icon=":material/block:")
+        st.error(refusals[tried], icon=":material/block:")
 
 
 def _new_test_seed() -> None:
@@ -308,8 +314,7 @@ def main() -> None:
                        "images: see how sure it is of each class, where in the picture it "
                        "looked, and what its layers make of it.")
     run = network_picker_ui()
-    # An imported network is tested on the data set chosen on Data, Train or Sweep.
-    import_ui(test_data(chosen_dataset()), first=run is None)
+    import_ui(first=run is None)
     if run is None:
         return
     checkpoint = network_of(run)

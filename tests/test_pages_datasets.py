@@ -266,6 +266,31 @@ def test_try_it_answers_an_uploaded_photo_with_a_grey_network(data_dir, runs_dir
     assert any(name in body for name in GREY_CLASSES), body
 
 
+def test_a_network_of_another_data_set_is_imported_once_its_data_set_is_chosen(
+        data_dir, runs_dir, grey_set, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    run = RunStore(runs_dir).get(grey_run(runs_dir, data_dir))
+    content = Path(run.checkpoint).read_bytes()
+    # Into another dashboard's store: only the file travels.
+    other_runs = tmp_path / "other-runs"
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(other_runs))
+    at = at_page("pages/try_it.py")
+
+    def import_file(name: str) -> None:
+        uploader = next(u for u in at.get("file_uploader") if u.label == "Network file")
+        uploader.set_value((name, content, "application/octet-stream")).run()
+        no_traceback(at)
+
+    import_file("grey.pth")  # tested on CIFAR-10, the choice so far: refused, saying what to do
+    refused = " ".join(e.value for e in at.error)
+    assert f"choose {GREY_TITLE} as the data set" in refused, refused
+    choose(at, GREY)  # the menu beside the upload: the file still there is imported now
+    assert not at.error, [e.value for e in at.error]
+    [imported] = RunStore(other_runs).list()
+    assert imported.dataset == GREY and imported.accuracy is not None
+
+
 # --- the sentences that name the data set -------------------------------------------------------
 
 def test_home_describes_the_chosen_data_set(data_dir, runs_dir, grey_set):
