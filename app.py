@@ -13,6 +13,7 @@ from cifar_core.runs.names import markdown_text
 from cifar_core.runs.views import (
     active_runs,
     is_import,
+    run_dataset_title,
     run_progress,
     runs_with_network,
     trained_runs,
@@ -71,7 +72,8 @@ def home() -> None:
         with_network = runs_with_network(access.store().list())
         done = trained_runs(with_network)
         if done:
-            reached = (f"reached {done[0].accuracy:.1f} % on the test images"
+            reached = (f"reached {done[0].accuracy:.1f} % on the "
+                       f"{run_dataset_title(done[0])} test images"
                        if done[0].accuracy is not None else "has no test result")
             st.write(f"No run is training. The latest finished run, **{done[0].id}**, "
                      f"{reached}.")

@@ -248,6 +248,12 @@ def test_try_it_shows_a_runs_own_test_pictures_and_class_names(data_dir, runs_di
     # Where it looked and the inside of the network are drawn for grey pictures too.
     assert "Something went wrong" not in body and not at.error, [e.value for e in at.error]
     assert any("maps of" in c for c in captions), captions
+    from cifar_core.explain.attribution import ATTRIBUTION_METHODS
+
+    for method in ATTRIBUTION_METHODS:  # every map, on a grey picture
+        at.radio(key="try_method").set_value(method).run()
+        no_traceback(at)
+        assert not at.error, (method, [e.value for e in at.error])
 
 
 def test_try_it_answers_an_uploaded_photo_with_a_grey_network(data_dir, runs_dir, grey_set):
@@ -330,3 +336,12 @@ def test_runs_shows_each_runs_data_set_and_why_runs_of_two_are_not_comparable(
     assert "not comparable" in warned and GREY_TITLE in warned, warned
     at.multiselect(key="compare_runs").set_value([cifar]).run()
     assert "not comparable" not in " ".join(w.value for w in at.warning)
+
+
+def test_home_names_the_data_set_the_latest_run_was_tested_on(data_dir, runs_dir, grey_set):
+    run_id = grey_run(runs_dir, data_dir)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    no_traceback(at)
+    body = texts(at)
+    assert run_id in body and f"on the {GREY_TITLE} test images" in body, body
