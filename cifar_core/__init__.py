@@ -1,6 +1,7 @@
 """The PyTorch CIFAR-10 tutorial as a library, in five groups (one folder each):
 
-- `data/`: CIFAR-10 found, decoded, cached or downloaded, as tensors;
+- `data/`: the data sets (CIFAR-10 the default; a registry of them) found, decoded, cached
+  or downloaded, as tensors;
 - `training/`: the settings, the networks, the tutorial's loop (and `speed/`), evaluation;
 - `runs/`: the run store, each run in its own process, what the pages show of runs;
 - `sweeps/`: many runs over a search space, here or on a Ray cluster;

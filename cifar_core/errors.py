@@ -9,7 +9,7 @@ class CifarError(Exception):
 
 
 class DataError(CifarError):
-    """CIFAR-10 could not be found, downloaded or decoded."""
+    """A data set could not be found, downloaded or decoded."""
 
 
 class DataNotFoundError(DataError):
@@ -17,7 +17,7 @@ class DataNotFoundError(DataError):
 
 
 class CorruptDataError(DataError):
-    """A data file is missing, truncated or not CIFAR-10."""
+    """A data file is missing, truncated or not of its data set."""
 
 
 class ImageFolderError(DataError):

@@ -167,7 +167,7 @@ def test_other_pytorch_files_are_refused(tmp_path):
     for name, obj in {"tensor.pth": torch.zeros(3), "list.pth": [1, 2],
                       "empty-dict.pth": {}, "mixed.pth": {"a": torch.zeros(1), "b": 3}}.items():
         torch.save(obj, tmp_path / name)
-        with pytest.raises(CheckpointError, match="not a CIFAR-10 network checkpoint"):
+        with pytest.raises(CheckpointError, match="not a network checkpoint: Use a cifar_net.pth"):
             load_checkpoint(tmp_path / name)
 
 

@@ -1,4 +1,4 @@
-"""Pictures for people: CIFAR-10's 32x32 images enlarged (sharp, not blurred), framed, gridded."""
+"""Pictures for people: a data set's small images enlarged (sharp, not blurred), framed, gridded."""
 
 from __future__ import annotations
 

@@ -129,7 +129,8 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         state, config, classes, metrics = saved, {}, OFFICIAL_CLASSES, {}
         saved = {}  # plain weights record no data set: they are taken as CIFAR-10's
     else:
-        raise CheckpointError(f"{path} is a PyTorch file but not a CIFAR-10 network checkpoint.")
+        raise CheckpointError(f"{path} is a PyTorch file but not a network checkpoint: "
+                              + _WHAT_TO_USE)
     plain = not saved
     name = saved.get("model")
     name = name if isinstance(name, str) else None
