@@ -17,7 +17,12 @@ from cifar_core.sweeps.progress import sweep_menu_label, sweep_progress
 from cifar_core.sweeps.ray_engine import ADDRESS_EXAMPLE, address_problem
 from cifar_core.sweeps.space import MAX_POINTS, MAX_RUNS, PRUNERS, STRATEGIES, SearchSpace
 from cifar_core.sweeps.store import Sweep, SweepStore
-from cifar_core.training.config import offered_presets, preset_values, settings
+from cifar_core.training.config import (
+    offered_presets,
+    preset_values,
+    settings,
+    shape_problems,
+)
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import threads_for_background_runs
 from pages.shared import access, layout, navigation
@@ -226,7 +231,7 @@ def sweep_estimate_ui(space: SearchSpace, max_train: int, parallel: int) -> Swee
         return None
 
 
-def new_sweep_ui(max_train: int, dataset: str) -> None:
+def new_sweep_ui(max_train: int, dataset: str, shape: tuple[int, int, int]) -> None:
     """The form: a starting point, each setting's values, the strategy and budget, where
     the runs train; the runs and time it makes, what is wrong, and Start."""
     points = _start_points()
@@ -239,6 +244,9 @@ def new_sweep_ui(max_train: int, dataset: str) -> None:
                       "a list or a range of values.")
     forms, slots = settings_rows_ui()
     space, problems = search_ui(forms, slots)
+    problems = {**problems, **models_problem(space, shape)}
+    if "model" in problems:
+        slots["model"].error(problems["model"], icon=":material/error:")
     engine, address, parallel, chosen_parallel, problems = where_ui(space, problems)
     name = st.text_input("Name (optional)", key="sw_name", placeholder="e.g. learning rates")
     if start_ui(space, problems, max_train, parallel):
@@ -252,6 +260,17 @@ def new_sweep_ui(max_train: int, dataset: str) -> None:
             return
         st.session_state.sw_chosen = sweep.id
         st.rerun()
+
+
+def models_problem(space: SearchSpace, shape: tuple[int, int, int]) -> dict[str, str]:
+    """Why a network the sweep would train cannot take the data set's pictures, in words
+    (training.config.shape_problems), as {'model': message}; empty when they all can."""
+    axis = space.axis("model")
+    for model in axis.values if axis is not None else ():
+        problem = shape_problems({"model": model}, shape)
+        if problem:
+            return problem
+    return {}
 
 
 def search_ui(forms, slots) -> tuple[SearchSpace, dict]:
@@ -449,7 +468,7 @@ def main() -> None:
         dataset = dataset_choice_ui()
         data = layout.data_or_status_ui(dataset)
         if data is not None:
-            new_sweep_ui(len(data.train_labels), dataset)
+            new_sweep_ui(len(data.train_labels), dataset, tuple(data.shape))
     st.divider()
     sweeps_ui()
 

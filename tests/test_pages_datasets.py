@@ -209,6 +209,29 @@ def test_a_sweep_runs_on_the_chosen_data_set(data_dir, runs_dir, grey_set, monke
     assert asked.get("dataset") == GREY, asked
 
 
+def test_a_sweep_of_a_network_that_cannot_take_the_pictures_says_so(data_dir, runs_dir,
+                                                                     tmp_path, monkeypatch):
+    import cifar_core.training.estimate
+    from cifar_core.sweeps.store import SweepStore
+
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
+                        lambda config, threads=None: 1000.0)
+    folder = write_image_folders(tmp_path / "small", train_per_class=4, test_per_class=2)
+    register(folder_dataset("small-test", folder, title="Small pictures", shape=(1, 12, 12)),
+             replace=True)
+    try:
+        at = choose(at_page("pages/sweep.py"), "small-test")
+        at.number_input(key="sw_epochs").set_value(1).run()
+        at.radio(key="sw_lr_mode").set_value("list").run()
+        at.text_input(key="sw_lr_list").input("0.001, 0.01").run()
+        errors = " ".join(e.value for e in at.error)
+        assert "needs pictures of at least 16 × 16" in errors, errors
+        assert at.button(key="sw_start_button").disabled
+        assert not SweepStore(RunStore(runs_dir)).list()
+    finally:
+        unregister("small-test")
+
+
 def test_a_sweep_says_which_data_set_its_runs_train_on(data_dir, runs_dir, grey_set):
     from cifar_core.sweeps.space import Axis, SearchSpace
     from cifar_core.sweeps.store import SweepStore
