@@ -365,3 +365,23 @@ def test_a_picture_size_out_of_range_is_refused_saying_the_range(capsys, data_di
     code, _, err = run_cli(capsys, *add("shapes", shapes, "--size", size))
     assert code == 2 and "8 to 128 pixels" in err
     assert not (data_dir / RECORD_FILE).exists()
+
+
+def test_a_name_registered_again_in_code_is_no_longer_taken_for_a_recorded_one(
+        capsys, data_dir, shapes, tmp_path):
+    """A folder data set recorded in one data folder, then unregistered and registered anew in
+    code under the same name (as a test or a plugin does): the new one is known from any data
+    folder, not taken for the recorded one of the first folder."""
+    from cifar_core.data.catalog import folder_dataset
+
+    code, _, err = run_cli(capsys, "datasets", "add", "shapes", shapes, "--data-dir", data_dir)
+    assert code == 0, err
+    registry.unregister("shapes")
+    registry.register(folder_dataset("shapes", shapes, "Shapes in code"))
+    try:
+        elsewhere = tmp_path / "another-data-folder"
+        elsewhere.mkdir()
+        assert "shapes" in registry.dataset_names(elsewhere)
+        assert registry.dataset_spec("shapes", elsewhere).title == "Shapes in code"
+    finally:
+        registry.unregister("shapes")

@@ -40,6 +40,17 @@ MIN_SIDE, MAX_SIDE = 8, 128
 
 # The folder data sets this process registered, and the data folder each was recorded in.
 _registered_from: dict[str, Path] = {}
+# The spec registered under each of those names: a name registered anew by someone else (code,
+# a test) is no longer one of ours.
+_registered_spec: dict[str, DatasetSpec] = {}
+
+
+def _forget_replaced() -> None:
+    """Drop the names whose registered spec is no longer the one registered here."""
+    for name in list(_registered_from):
+        if DATASETS.get(name) is not _registered_spec.get(name):
+            _registered_from.pop(name, None)
+            _registered_spec.pop(name, None)
 # Per data folder, the record file's (modified time, size) when it was last read.
 _last_read: dict[Path, tuple[int, int] | None] = {}
 
@@ -137,6 +148,7 @@ def register_recorded(root: Path | None = None) -> set[str]:
     default one) as the record says now; returns the names registered from other data folders.
     A damaged record registers none (listing data sets says so); a recorded name that is built
     in is passed over."""
+    _forget_replaced()
     root = Path(root) if root is not None else default_data_dir()
     path = record_file(root)
     try:
@@ -158,12 +170,13 @@ def _register_entries(root: Path, key: Path, stamp: tuple[int, int] | None) -> N
         entries = {}
     for name, entry in entries.items():
         if not _is_built_in(name):
-            register(_spec(name, entry), replace=True)
+            _registered_spec[name] = register(_spec(name, entry), replace=True)
             _registered_from[name] = key
     for name, where in list(_registered_from.items()):
         if where == key and name not in entries:
             unregister(name)
             del _registered_from[name]
+            _registered_spec.pop(name, None)
 
 
 read_records_with(register_recorded)
@@ -185,6 +198,7 @@ def _class_pictures(folder: Path) -> dict[str, dict[str, int]]:
 def folder_class_names(spec: DatasetSpec) -> tuple[str, ...]:
     """The classes of a folder data set, by its train/ folder's class folders with pictures
     (the names loading it gives); () for another data set or a folder that is gone."""
+    _forget_replaced()
     for name, where in _registered_from.items():
         if name == spec.name:
             with contextlib.suppress(OSError, KeyError, DataError):
@@ -273,6 +287,7 @@ def add_folder_dataset(name: str, folder: Path | str, root: Path | str | None = 
                         "(python -m cifar_core datasets lists them).")
     _write_record(root, {**entries, name: entry})
     _registered_from[name] = root.resolve()
+    _registered_spec[name] = spec
     return AddedDataset(spec, folder, data.classes, len(data.train_labels),
                         len(data.test_labels), (*warnings, *data.warnings))
 
@@ -293,5 +308,6 @@ def remove_folder_dataset(name: str, root: Path | str | None = None) -> FolderRe
     _write_record(root, entries)
     unregister(name)
     _registered_from.pop(name, None)
+    _registered_spec.pop(name, None)
     drop_caches(root, name)
     return removed
