@@ -493,18 +493,19 @@ def main() -> None:
     layout.page_header("Train", "Pick the settings, press Start, and watch the loss fall: the "
                        "lower the loss, the better the network fits the training images. Training "
                        "runs in the background, so you can leave this page and come back.")
-    dataset = dataset_choice_ui()
-    data = layout.data_or_status_ui(dataset)
-    if data is None:
-        return
     run = run_to_show()
     # A training, or the run started from this page, comes first: right after Start its live
-    # chart is on the first screen (1280 x 720, a phone), not under the whole form.
+    # chart is on the first screen (1280 x 720, a phone), not under the whole form (nor under
+    # the data-set choice, which belongs to the new run's settings).
     on_top = run is not None and (run.is_active or run.id == st.session_state.get("watch_run"))
     if on_top:
         run_ui(run)
         st.divider()
         st.subheader("Settings for a new run")
+    dataset = dataset_choice_ui()
+    data = layout.data_or_status_ui(dataset)
+    if data is None:
+        return
     form = settings_form_ui(data)
     values = form["values"]
     lr_find_ui(values, form["problems"], data)

@@ -368,3 +368,27 @@ def test_home_names_the_data_set_the_latest_run_was_tested_on(data_dir, runs_dir
     no_traceback(at)
     body = texts(at)
     assert run_id in body and f"on the {GREY_TITLE} test images" in body, body
+
+
+def test_the_best_settings_of_a_sweep_bring_its_data_set_to_train(data_dir, runs_dir, grey_set):
+    """'Use the best settings' of a sweep on another data set opens Train on that data set (the
+    settings were found there), not on whatever was chosen before."""
+    from cifar_core.runs.pipeline import execute_run
+    from cifar_core.sweeps.space import Axis, SearchSpace
+    from cifar_core.sweeps.store import SweepStore
+    from cifar_core.training.config import TrainConfig
+
+    store = RunStore(runs_dir)
+    sweeps = SweepStore(store)
+    space = SearchSpace(axes=(Axis("lr", (0.01,)), Axis("epochs", (1,))))
+    sweep = sweeps.create("greys", space, str(data_dir), "cli", dataset=GREY)
+    config = TrainConfig(epochs=1, batch_size=40, log_every=1, seed=0, lr=0.01)
+    run = store.create(config.to_dict(), str(data_dir), "test", status="running",
+                       sweep_id=sweep.id, trial=0, dataset=GREY)
+    assert execute_run(store, run.id).status == "completed"
+    sweeps.finish(sweep.id, "completed", "Done.")
+    at = at_page("pages/sweep.py")
+    at.button(key="sw_use_best").click().run()
+    no_traceback(at)
+    assert at.title[0].value == "Train"
+    assert at.selectbox(key="dataset_choice").value == GREY

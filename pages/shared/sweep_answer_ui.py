@@ -34,6 +34,7 @@ from cifar_core.sweeps.space import SearchSpace
 from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import settings
 from pages.shared import navigation
+from pages.shared.dataset_choice import CHOSEN
 from pages.shared.sweep_runs_ui import STATUS_COLOUR, run_curve, runs_table_ui
 from pages.shared.train_form import FORM_FROM, fill_form
 
@@ -44,6 +45,7 @@ def _use_best(sweep: Sweep, run: Run) -> None:
     """Fill the Train page's form with the run's settings and open it, saying where they came
     from (it is not drawn in this run, so its fields can still be set)."""
     fill_form(train_form_values(run), list(settings()))
+    st.session_state[CHOSEN] = sweep.dataset  # the settings were found on its data set
     # Markdown-safe: the Train page shows it in an alert, and a sweep's name is typed text.
     st.session_state[FORM_FROM] = markdown_text(best_settings_note(sweep, run))
     st.switch_page(navigation.TRAIN)
