@@ -16,6 +16,7 @@ from cifar_core.runs.views import (
     metrics_csv,
     network_file_name,
     per_class_comparison,
+    run_dataset_title,
     run_label,
     run_setting_text,
     runs_table,
@@ -195,6 +196,12 @@ def compare_ui(runs: list[Run]) -> None:
 
 def scatter_ui(runs: list[Run]) -> None:
     st.subheader("Which settings pay off")
+    titles = list(dict.fromkeys(run_dataset_title(r) for r in runs if r.accuracy is not None))
+    if len(titles) > 1:  # accuracies of two data sets do not compare: one at a time
+        shown = st.radio("Data set", titles, horizontal=True, key="scatter_dataset",
+                         help="Each data set's pictures make it easier or harder, so only runs "
+                              "of one data set are compared here.")
+        runs = [r for r in runs if run_dataset_title(r) == shown]
     table = settings_table(runs).dropna(subset=["accuracy"])  # imports have no settings
     if len(table) < 2:
         st.caption("Finish at least two runs with different settings to see a pattern here.")

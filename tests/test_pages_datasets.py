@@ -392,3 +392,19 @@ def test_the_best_settings_of_a_sweep_bring_its_data_set_to_train(data_dir, runs
     no_traceback(at)
     assert at.title[0].value == "Train"
     assert at.selectbox(key="dataset_choice").value == GREY
+
+
+def test_which_settings_pay_off_shows_one_data_set_at_a_time(data_dir, runs_dir, grey_set):
+    """Accuracies of two data sets on one chart would compare what cannot be compared: with
+    runs of several data sets, the chart asks which one to show."""
+    from conftest import finish_run
+
+    finish_run(runs_dir, data_dir)
+    grey_run(runs_dir, data_dir)
+    grey_run(runs_dir, data_dir, lr=0.02)
+    at = at_page("pages/runs.py")
+    choice = at.radio(key="scatter_dataset")
+    assert set(choice.options) == {"CIFAR-10", GREY_TITLE}
+    choice.set_value(GREY_TITLE).run()
+    no_traceback(at)
+    assert "Finish at least two runs" not in " ".join(c.value for c in at.caption)
