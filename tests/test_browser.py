@@ -584,7 +584,12 @@ def test_a_fashion_mnist_run_from_the_train_page_is_opened_on_evaluate_and_try_i
                              ("Learning rate", lr)):
             settled(page)
             field = page.get_by_role("spinbutton", name=re.compile(f"^{label}"))
-            field.and_(page.locator(":enabled")).wait_for()
+            field.and_(page.locator(":enabled")).first.wait_for()
+            # A rerun (the data set just chosen) may leave the old field beside the new one
+            # for a moment: fill only once there is one.
+            deadline = time.monotonic() + 30
+            while field.count() != 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
             field.fill(value)
             field.press("Enter")
             time.sleep(0.5)
