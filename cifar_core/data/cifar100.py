@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from cifar_core.data.dataset import CIFAR100_ARCHIVE, CIFAR100_DIR, SPLITS, Counted
 from cifar_core.data.safe_pickle import load_cifar_pickle
-from cifar_core.data.sources import Source, iter_archive
+from cifar_core.data.sources import Source, iter_archive, unpickle_split
 from cifar_core.errors import CorruptDataError
 
 TITLE = "CIFAR-100"
@@ -57,24 +55,6 @@ def _files(source: Source) -> dict[str, bytes]:
             if Path(member.name).name in wanted and CIFAR100_DIR in Path(member.name).parts}
 
 
-def _split(name: str, raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        entry = load_cifar_pickle(raw, f"'{name}' in {where}", TITLE)
-        images = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(entry["fine_labels"], dtype=np.int64)
-        if len(labels) != len(images) or len(images) == 0:
-            raise ValueError("labels and images differ in number")
-    except CorruptDataError:
-        raise  # it asked to run code: say so, not "damaged"
-    except Exception as exc:
-        raise CorruptDataError(
-            f"The CIFAR-100 file '{name}' in {where} is truncated or damaged "
-            f"({type(exc).__name__}). Delete it (or its whole folder) to download it again, or "
-            "copy a good one in its place."
-        ) from None
-    return images, labels
-
-
 def read_cifar100(source: Source, counted: Counted) -> dict:
     """Both splits, fine labels, the class names from `meta` (the official ones if it is
     missing or unreadable, with a warning)."""
@@ -90,7 +70,8 @@ def read_cifar100(source: Source, counted: Counted) -> dict:
     out: dict = {}
     counted(0, len(SPLITS), "files decoded")
     for done, split in enumerate(SPLITS, start=1):
-        out[f"{split}_images"], out[f"{split}_labels"] = _split(split, files[split], where)
+        out[f"{split}_images"], out[f"{split}_labels"] = unpickle_split(
+            split, files[split], where, TITLE, "fine_labels")
         counted(done, len(SPLITS), "files decoded")
     classes, warnings = list(CIFAR100_CLASSES), []
     if "meta" in files:

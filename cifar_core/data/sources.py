@@ -122,19 +122,24 @@ def _official_md5s() -> dict[str, str]:
     return OFFICIAL_MD5S
 
 
-def _unpickle_batch(name: str, raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+def unpickle_split(name: str, raw: bytes, where: str, title: str = "CIFAR-10",
+                   labels_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) and labels of one pickled file of the python version of CIFAR-10
+    or CIFAR-100 (`title`; its labels under `labels_key`). CorruptDataError naming the file if
+    it is damaged, or if it asks to run code (data.safe_pickle)."""
     try:
-        entry = load_cifar_pickle(raw, f"'{name}' in {where}")
+        entry = load_cifar_pickle(raw, f"'{name}' in {where}", title)
         data = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64)
+        labels = np.asarray(entry.get(labels_key, entry.get("fine_labels")), dtype=np.int64)
         if len(labels) != len(data) or len(data) == 0:
             raise ValueError("labels and images differ in number")
     except CorruptDataError:
         raise  # it asked to run code: say so, not "damaged"
     except Exception as exc:
         raise CorruptDataError(
-            f"The CIFAR-10 file '{name}' is truncated or damaged ({type(exc).__name__}). "
-            "Delete it (or its whole folder) to download it again, or copy a good one in its place."
+            f"The {title} file '{name}' is truncated or damaged ({type(exc).__name__}), in "
+            f"{where}. Delete it (or its whole folder) to download it again, or copy a good one "
+            "in its place."
         ) from None
     return data, labels
 
@@ -161,7 +166,7 @@ def _decode_batches(files: dict[str, bytes], where: str, counted: Counted = _ign
     counted(0, len(batches), "files decoded")
     decoded = []
     for i, name in enumerate(batches, start=1):
-        decoded.append(_unpickle_batch(name, files[name], where))
+        decoded.append(unpickle_split(name, files[name], where))
         counted(i, len(batches), "files decoded")
     *train, (test_x, test_y) = decoded
     classes, warnings = OFFICIAL_CLASSES, []
