@@ -171,8 +171,10 @@ def test_click_through_the_whole_app(server, page):
     while time.monotonic() < deadline:
         if page.get_by_text("Finished: the network gets").count():
             break
-        if reports.count():
-            seen.add(int(reports.first.inner_text().split()[0]))
+        # all_inner_texts reads what is there without waiting: the fragment that shows the
+        # count can be redrawn (or the run finish) between a count() and an inner_text().
+        for text in reports.all_inner_texts()[:1]:
+            seen.add(int(text.split()[0]))
             if len(seen) == 3:
                 shoot(page, "train")
         time.sleep(0.5)
