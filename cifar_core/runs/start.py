@@ -1,0 +1,51 @@
+"""The network a training starts from (the setting Start from): a stored run's, or a file's.
+
+A value naming a run of the store is that run's saved network; any other value is a path to a
+.pth file. Either is read by training.checkpoint.load_checkpoint, which checks the file before it
+builds anything from it; training.transfer then checks that it fits the new training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cifar_core.errors import CheckpointError, ConfigError, RunError
+from cifar_core.runs.store import RunStore
+from cifar_core.training.checkpoint import Checkpoint, load_checkpoint
+
+
+def start_path(store: RunStore | None, value: str) -> Path:
+    """The file the setting's value names: the run `value`'s checkpoint where the store has
+    that run, else the path `value`; ConfigError('start_from', ...) saying what to choose."""
+    if store is not None and _has_run(store, value):
+        try:
+            return store.checkpoint_path(value)
+        except RunError as exc:
+            raise ConfigError("start_from", f"{exc} Start from a finished run, or train from "
+                                            "scratch.") from None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            "start_from", f"There is no run '{value}' and no file {path} to start from: give a "
+                          "finished run's id (python -m cifar_core runs list) or a .pth file.")
+    return path
+
+
+def resolve_start(store: RunStore | None, value: str | None) -> Checkpoint | None:
+    """The network the setting Start from names (None for none), loaded;
+    ConfigError('start_from', ...) in one sentence if it cannot be read."""
+    if value is None:
+        return None
+    path = start_path(store, value)
+    try:
+        return load_checkpoint(path)
+    except CheckpointError as exc:
+        raise ConfigError("start_from", str(exc)) from None
+
+
+def _has_run(store: RunStore, run_id: str) -> bool:
+    try:
+        store.get(run_id)
+    except RunError:
+        return False
+    return True

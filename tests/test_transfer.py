@@ -1,0 +1,122 @@
+"""Starting a training from a network trained before (Start from, Keep the earlier layers
+fixed): issue 25's must-show tests of --start-from with and without --freeze."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cifar_core.errors import ConfigError
+from cifar_core.runs.pipeline import execute_run
+from cifar_core.runs.start import resolve_start
+from cifar_core.runs.store import RunStore
+from cifar_core.training.checkpoint import load_checkpoint
+from cifar_core.training.config import TrainConfig, config_problems
+from cifar_core.training.loop import build_model
+from cifar_core.training.models import model_spec
+from tests.conftest import write_image_folders
+
+
+def _trained_on_cifar(runs_dir, data_dir, **settings) -> tuple[RunStore, str]:
+    store = RunStore(runs_dir)
+    config = TrainConfig(**{"epochs": 1, "batch_size": 10, "log_every": 2, "seed": 0,
+                            "lr": 0.01, **settings})
+    run = store.create(config.to_dict(), str(data_dir), origin="test", status="running")
+    run = execute_run(store, run.id)
+    assert run.status == "completed", run.message
+    return store, run.id
+
+
+@pytest.fixture
+def three_classes(tmp_path, data_dir):
+    """'fruit': a 3-class folder data set of 32 x 32 colour pictures, recorded in the data
+    folder, for the test's length."""
+    from cifar_core.data.folders import add_folder_dataset, remove_folder_dataset
+
+    folder = write_image_folders(tmp_path / "fruit", classes=("apple", "kiwi", "plum"))
+    add_folder_dataset("fruit", folder, data_dir)
+    yield "fruit"
+    remove_folder_dataset("fruit", data_dir)
+
+
+def _body(model, model_name):
+    head = model_spec(model_name).head
+    return {k: v.clone() for k, v in model.state_dict().items()
+            if not (k == head or k.startswith(head + "."))}
+
+
+@pytest.mark.parametrize("model", ["tutorial", "fast"])
+@pytest.mark.parametrize("freeze", [False, True])
+def test_a_run_started_from_another_keeps_its_body_and_gets_a_new_last_layer(
+        tmp_path, data_dir, three_classes, model, freeze):
+    width = {"width": 8} if model == "fast" else {}
+    store, start_id = _trained_on_cifar(tmp_path / "runs", data_dir, model=model, **width)
+    start = load_checkpoint(store.checkpoint_path(start_id))
+    config = TrainConfig(epochs=2, batch_size=10, log_every=2, seed=1, lr=0.05, model=model,
+                         start_from=start_id, freeze=freeze, **width)
+    run = store.create(config.to_dict(), str(data_dir), origin="test", status="running",
+                       dataset=three_classes)
+    run = execute_run(store, run.id)
+    assert run.status == "completed", run.message
+    after = load_checkpoint(store.checkpoint_path(run.id))
+    head = getattr(after.model, model_spec(model).head)
+    assert head.out_features == 3 and after.classes == ("apple", "kiwi", "plum")
+    before_body, after_body = _body(start.model, model), _body(after.model, model)
+    assert before_body.keys() == after_body.keys()
+    unchanged = [k for k in before_body if torch.equal(before_body[k], after_body[k])]
+    if freeze:  # bit for bit, the batch norms' running statistics included
+        assert unchanged == list(before_body)
+    else:  # every weight that learns has moved
+        learning = {k for k, p in after.model.named_parameters() if p.requires_grad}
+        assert learning and not learning & set(unchanged)
+    assert after.config["start_from"] == start_id and after.config["freeze"] is freeze
+
+
+def test_freezing_leaves_only_the_last_layer_learning(tiny_data):
+    config = TrainConfig(seed=0, batch_size=10, epochs=1)
+    start = build_model(config, 10)
+    path_free = TrainConfig(seed=0, start_from="x", freeze=True)
+
+    class Start:  # what resolve_start returns, for a network in memory
+        model, model_name, shape = start, "tutorial", (3, 32, 32)
+
+    model = build_model(path_free, 4, (3, 32, 32), Start)
+    learning = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert learning == ["fc3.weight", "fc3.bias"]
+    model.train()
+    assert not model.conv1.training and model.fc3.training
+
+
+def test_a_start_network_that_does_not_fit_is_refused_in_words(tmp_path, data_dir):
+    store, start_id = _trained_on_cifar(tmp_path / "runs", data_dir)
+    start = resolve_start(store, start_id)
+    # Another model.
+    with pytest.raises(ConfigError, match="start from.*tutorial network.*fast network") as err:
+        build_model(TrainConfig(seed=0, model="fast", start_from=start_id), 10, (3, 32, 32),
+                    start)
+    assert err.value.field == "start_from"
+    # Another picture size or kind (Fashion-MNIST's 28 x 28 grey).
+    with pytest.raises(ConfigError, match="32 × 32 colour.*28 × 28 grey"):
+        build_model(TrainConfig(seed=0, start_from=start_id), 10, (1, 28, 28), start)
+    # Another width of the same model.
+    fast_store, fast_id = _trained_on_cifar(tmp_path / "fast-runs", data_dir, model="fast",
+                                            width=8)
+    fast = resolve_start(fast_store, fast_id)
+    with pytest.raises(ConfigError, match="Width to the start network's \\(8\\)"):
+        build_model(TrainConfig(seed=0, model="fast", width=16, start_from=fast_id), 10,
+                    (3, 32, 32), fast)
+    # Neither a run nor a file.
+    with pytest.raises(ConfigError, match="no run 'nothing-here'"):
+        resolve_start(store, "nothing-here")
+    # A file that is not a network.
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a network")
+    with pytest.raises(ConfigError) as err:
+        resolve_start(store, str(junk))
+    assert err.value.field == "start_from"
+
+
+def test_freezing_needs_a_network_to_start_from():
+    problems = config_problems({"freeze": True})
+    assert "start from" in problems["freeze"]
+    assert "freeze" not in config_problems({"freeze": True, "start_from": "abc"})
