@@ -3,6 +3,8 @@ fixed): issue 25's must-show tests of --start-from with and without --freeze."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -120,3 +122,71 @@ def test_freezing_needs_a_network_to_start_from():
     problems = config_problems({"freeze": True})
     assert "start from" in problems["freeze"]
     assert "freeze" not in config_problems({"freeze": True, "start_from": "abc"})
+
+
+# --- the command line: train --start-from RUN|FILE [--freeze] -----------------------------------
+
+def _train_cli(capsys, runs_dir, data_dir, *flags):
+    from tests.conftest import run_cli
+
+    return run_cli(capsys, "train", "--data-dir", data_dir, "--runs-dir", runs_dir,
+                   "--epochs", "1", "--batch-size", "10", "--log-every", "2", "--seed", "0",
+                   "--lr", "0.05", "--device", "cpu", *flags)
+
+
+def test_train_from_a_run_takes_its_model_and_width_and_says_so(
+        capsys, tmp_path, data_dir, three_classes, in_tmp_and_signals_kept):
+    store, start_id = _trained_on_cifar(tmp_path / "runs", data_dir, model="fast", width=8)
+    code, out, err = _train_cli(capsys, tmp_path / "runs", data_dir, "--dataset",
+                                three_classes, "--start-from", start_id, "--freeze")
+    assert code == 0, err
+    [line] = [ln for ln in (out + err).splitlines() if "start" in ln.lower()]
+    assert "fast network" in line and "width 8" in line and start_id in line
+    run = [r for r in store.list() if r.id != start_id][0]
+    assert run.status == "completed", run.message
+    assert (run.config["model"], run.config["width"]) == ("fast", 8)
+    assert run.config["start_from"] == start_id and run.config["freeze"] is True
+    # The network copied out is the new one: 3 classes, the start network's body.
+    after = load_checkpoint(tmp_path / "cifar_net.pth")
+    assert after.classes == ("apple", "kiwi", "plum")
+
+
+def test_train_from_a_pth_file_with_the_model_given(
+        capsys, tmp_path, data_dir, three_classes, in_tmp_and_signals_kept):
+    store, start_id = _trained_on_cifar(tmp_path / "runs", data_dir)
+    code, out, err = _train_cli(capsys, tmp_path / "new-runs", data_dir, "--dataset",
+                                three_classes, "--model", "tutorial", "--start-from",
+                                store.checkpoint_path(start_id))
+    assert code == 0, err
+    [run] = RunStore(tmp_path / "new-runs").list()
+    assert run.status == "completed" and run.config["freeze"] is False
+
+
+@pytest.mark.parametrize("case", ["other model", "other width", "not a network", "no network",
+                                  "no such run", "freeze alone"])
+def test_a_start_that_cannot_be_used_is_refused_before_a_run_is_made(
+        capsys, tmp_path, data_dir, three_classes, in_tmp_and_signals_kept, case):
+    store, start_id = _trained_on_cifar(tmp_path / "runs", data_dir, model="fast", width=8)
+    failed = store.create(TrainConfig(seed=0).to_dict(), str(data_dir), origin="test",
+                          status="running")
+    store.finish(failed.id, "failed", "The training process never started.")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a network")
+    flags, expected = {
+        "other model": (["--start-from", start_id, "--model", "tutorial"],
+                        "fast network.*tutorial network"),
+        "other width": (["--start-from", start_id, "--model", "fast", "--width", "16"],
+                        "Width to the start network's \\(8\\)"),
+        "not a network": (["--start-from", junk], str(junk)),
+        "no network": (["--start-from", failed.id], f"Run {failed.id} has no saved network"),
+        "no such run": (["--start-from", "nothing-here"], "no run 'nothing-here'"),
+        "freeze alone": (["--freeze"], "needs a network to start from"),
+    }[case]
+    before = {r.id for r in store.list()}
+    code, out, err = _train_cli(capsys, tmp_path / "runs", data_dir, "--dataset",
+                                three_classes, *flags)
+    assert code == 2
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: ") and re.search(expected, line), line
+    assert "Traceback" not in err + out
+    assert {r.id for r in store.list()} == before  # no run was recorded

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from cifar_core.cli.common import (
@@ -34,9 +35,11 @@ from cifar_core.data.load import load_data
 from cifar_core.data.registry import dataset_names, dataset_spec
 from cifar_core.errors import CheckpointError, ConfigError
 from cifar_core.runs.pipeline import execute_run
+from cifar_core.runs.start import fit_problem, resolve_start, start_in_words, start_settings
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.sweeps.engine import judge
 from cifar_core.training.checkpoint import DEFAULT_NAME, classes_in_words, load_checkpoint
+from cifar_core.training.config import TrainConfig
 from cifar_core.training.devices import resolve_device
 from cifar_core.training.evaluation import Evaluation, evaluate
 from cifar_core.training.lr_find import (
@@ -170,9 +173,11 @@ def _train_here(store: RunStore, args) -> Run:
     data_dir = (args.data_dir or default_data_dir()).resolve()
     dataset = chosen_dataset(args)
     # A network that cannot take the data set's pictures is refused before a run is recorded.
-    problem = model_spec(config.model).shape_problem(dataset_spec(dataset, data_dir).shape)
+    shape = dataset_spec(dataset, data_dir).shape
+    problem = model_spec(config.model).shape_problem(shape)
     if problem:
         raise ConfigError("model", problem)
+    config = _with_start(store, args, config, shape)
     run = store.create(config.to_dict(), str(data_dir), origin="cli", status="running",
                        pid=os.getpid(), dataset=dataset)
     stop = threading.Event()
@@ -188,6 +193,30 @@ def _train_here(store: RunStore, args) -> Run:
                            stop=stop, out=args.out)
     finally:
         _slot_freed(store)
+
+
+def _with_start(store: RunStore, args, config: TrainConfig,
+                shape: tuple[int, int, int]) -> TrainConfig:
+    """The config of a training that starts from a network (--start-from): the model and width
+    not given as flags are the start network's (said in one line); ConfigError('start_from',
+    ...) in one sentence, before any run is recorded, if the network cannot be read or does not
+    fit this training."""
+    if config.start_from is None:
+        return config
+    start = resolve_start(store, config.start_from)
+    taken = {name: value for name, value in start_settings(start).items()
+             if getattr(args, name, None) is None}
+    if config.model != start.model_name and "model" not in taken:
+        taken.pop("width", None)  # another model: the refusal below names it, not the width
+    if taken:
+        config = replace(config, **taken)
+        print(f"Starting from {config.start_from}: {start_in_words(start)} (its "
+              f"{' and '.join(taken)}, as --{' and --'.join(taken)} "
+              f"{'were' if len(taken) > 1 else 'was'} not given).", file=sys.stderr, flush=True)
+    problem = fit_problem(start, config, shape)
+    if problem:
+        raise ConfigError("start_from", problem)
+    return config
 
 
 def _slot_freed(store: RunStore) -> None:

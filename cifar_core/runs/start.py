@@ -12,6 +12,10 @@ from pathlib import Path
 from cifar_core.errors import CheckpointError, ConfigError, RunError
 from cifar_core.runs.store import RunStore
 from cifar_core.training.checkpoint import Checkpoint, load_checkpoint
+from cifar_core.training.config import TrainConfig
+from cifar_core.training.loop import model_width
+from cifar_core.training.models import in_sentence, model_spec
+from cifar_core.training.transfer import start_problem
 
 
 def start_path(store: RunStore | None, value: str) -> Path:
@@ -41,6 +45,34 @@ def resolve_start(store: RunStore | None, value: str | None) -> Checkpoint | Non
         return load_checkpoint(path)
     except CheckpointError as exc:
         raise ConfigError("start_from", str(exc)) from None
+
+
+def start_settings(start: Checkpoint) -> dict:
+    """The settings a training starting from `start` must have: its model and its width (None
+    for a model without one)."""
+    width = getattr(start.model, "width", None)
+    has_width = model_spec(start.model_name).widths is not None
+    return {"model": start.model_name,
+            "width": width if has_width and isinstance(width, int) else None}
+
+
+def start_in_words(start: Checkpoint) -> str:
+    """e.g. 'the fast network at width 32, trained on CIFAR-10'."""
+    chosen = start_settings(start)
+    width = f" at width {chosen['width']}" if chosen["width"] is not None else ""
+    return f"{in_sentence(model_spec(start.model_name).title)}{width}, trained on {start.title}"
+
+
+def fit_problem(start: Checkpoint, config: TrainConfig, shape: tuple[int, int, int]) -> str | None:
+    """Why a training of `config` on pictures of `shape` cannot start from `start`, in one
+    sentence saying what to choose (training.transfer.start_problem's); None when it can. Asked
+    before a run is made (the CLI, the Train page); a network that cannot take pictures of
+    `shape` at all is training.config.shape_problems' to say."""
+    spec = model_spec(config.model)
+    if spec.shape_problem(tuple(shape)):
+        return None
+    model = spec.build(max(2, len(start.classes)), model_width(config), tuple(shape))
+    return start_problem(start, config.model, model, tuple(shape))
 
 
 def _has_run(store: RunStore, run_id: str) -> bool:
