@@ -238,7 +238,7 @@ def check_class_name(name: str) -> str:
     """The class name stripped; DataError in one sentence if it cannot name a class folder."""
     stripped = name.strip() if isinstance(name, str) else ""
     if not stripped:
-        raise DataError("A class needs a name: type one, e.g. 'mug'.")
+        raise DataError("A class needs a name: type one, such as 'mug'.")
     if len(stripped) > MAX_CLASS_NAME:
         raise DataError(f"'{stripped[:MAX_CLASS_NAME]}…' is too long for a class name: use at "
                         f"most {MAX_CLASS_NAME} characters.")

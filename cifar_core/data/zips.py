@@ -43,7 +43,7 @@ def zip_pictures(file, max_file_bytes: int) -> Iterator[ZipPicture | str]:
     sentence, before any entry is read, for a file that is not a zip, a damaged one, one over
     MAX_ZIP_BYTES, over MAX_ZIP_ENTRIES entries or over MAX_UNZIPPED_BYTES unzipped; and as
     soon as what was read passes MAX_UNZIPPED_BYTES."""
-    raw = file if isinstance(file, (str, Path)) else getattr(file, "name", None) or "The zip"
+    raw = file if isinstance(file, (str, Path)) else getattr(file, "name", None) or "This file"
     name = _shown(str(raw).replace("\\", "/").rsplit("/", 1)[-1])
     archive = _open_zip(_seekable(file, name), name)
     return _entries(archive, name, max_file_bytes)
