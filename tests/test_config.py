@@ -191,11 +191,15 @@ def test_runs_are_compared_by_the_settings_that_shape_a_result():
 
 
 def test_presets_have_stable_ids_and_only_known_settings():
-    assert list(PRESETS) == ["tutorial", "quick", "cpu-3min", "cpu-5min", "gpu", "fashion-5min"]
+    assert list(PRESETS) == ["tutorial", "quick", "cpu-3min", "cpu-5min", "gpu", "fashion-5min",
+                             "teach-1min"]
     for preset in PRESETS.values():
         assert preset.title and set(preset.values) <= set(settings())
     for preset_id in offered_presets():
-        TrainConfig(**preset_values(preset_id))  # every preset offered here is a valid config
+        values = preset_values(preset_id)
+        if values["freeze"]:  # the Teach preset's: a network to start from comes with it
+            values["start_from"] = "a-run"
+        TrainConfig(**values)  # every preset offered here is a valid config
     assert preset_values("tutorial") == {**defaults(), **PRESETS["tutorial"].values}
     assert TrainConfig(**preset_values("tutorial")) == TrainConfig()
     with pytest.raises(ConfigError) as err:

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 
+from cifar_core.data.own_sets import is_own_set
 from cifar_core.data.registry import DATASETS, DEFAULT_DATASET
 from cifar_core.errors import ConfigError, DeviceError
 from cifar_core.training.augment import AUGMENTATIONS, TEST_TIME_AUGMENTATIONS
@@ -183,6 +184,19 @@ class TrainConfig:
              "tutorial's), bf16 or fp16 (half the digits: much faster on hardware made for "
              "it, about as accurate; fp16 only on a GPU), auto (bf16 where this machine "
              "computes it faster, else fp32).")
+    start_from: str | None = setting(
+        None, label="Start from", kind=str, flag="--start-from", optional=True,
+        none_means="nothing (from scratch)", advanced=True, sweepable=False, range_test=False,
+        help="Begin with the weights of a network trained before (a finished run's id, or a "
+             ".pth file) instead of random ones: everything it learned to see is kept, and "
+             "only its last layer is made new for this data set's classes. Its model, width "
+             "and picture size must be this training's.")
+    freeze: bool = setting(
+        False, label="Keep the earlier layers fixed", kind=bool, flag="--freeze",
+        advanced=True, sweepable=False, range_test=False,
+        help="With a network to start from: train only its last layer, the one that decides "
+             "between the classes, and keep every other weight as it was. Seconds instead of "
+             "minutes, and good with a few pictures per class.")
 
     def __post_init__(self):
         self.validate()
@@ -307,6 +321,9 @@ def _combination_problems(given: dict) -> dict[str, str]:
             problems["width"] = (f"For the {spec.title.lower()}, Width must be between "
                                  f"{spec.widths[0]} and {spec.widths[1]} (got {width}); "
                                  f"{spec.cpu_width} suits a CPU, {spec.gpu_width} a GPU.")
+    if given.get("freeze") is True and given.get("start_from") is None:
+        problems["freeze"] = ("Keeping the earlier layers fixed needs a network to start from: "
+                              "choose one under Start from, or turn this off.")
     momentum = given.get("momentum")
     if given.get("nesterov") is True and isinstance(momentum, (int, float)) and momentum <= 0:
         problems["nesterov"] = ("Nesterov momentum needs a momentum above 0: raise Momentum "
@@ -325,10 +342,11 @@ def _combination_problems(given: dict) -> dict[str, str]:
 
 def plain_recipe(config: TrainConfig) -> bool:
     """Whether the config trains with the tutorial's recipe: plain SGD at a constant rate,
-    plain cross-entropy, float32 (augmentation and test-time augmentation aside, which change
-    the data and the test, not the step)."""
+    plain cross-entropy, float32, every weight learning (augmentation and test-time
+    augmentation aside, which change the data and the test, not the step)."""
     return (config.label_smoothing == 0 and config.weight_decay == 0 and not config.nesterov
-            and config.schedule == "constant" and config.precision == "fp32")
+            and config.schedule == "constant" and config.precision == "fp32"
+            and not config.freeze)
 
 
 @dataclass(frozen=True)
@@ -360,6 +378,15 @@ FAST_RECIPE = dict(model="fast", momentum=0.85, nesterov=True, weight_decay=0.00
 FASHION_5MIN = dict(FAST_RECIPE, width=32, epochs=8, batch_size=512, lr=0.75, log_every=20,
                     precision="auto", device="cpu")
 
+# Teaching a few dozen pictures per class of your own (the Teach page, cifar_core.runs.teach):
+# the start network's model and width and Start from come from the network chosen; only its
+# last layer learns. Epochs, batch, learning rate and augmentation chosen by measurement for
+# about a minute of training on this project's 2-core CPU (bench/bench_teach.py; figures in
+# bench/RESULTS.md, "Issue 25").
+TEACH_1MIN = dict(model="fast", width=32, epochs=20, batch_size=16, lr=0.05, momentum=0.9,
+                  augment="flip+translate", tta="flip", freeze=True, log_every=2,
+                  train_size=None, device="cpu")
+
 # Ids are stable: the CLI's --preset takes them.
 PRESETS = {
     "tutorial": Preset("Tutorial: 2 epochs, lr 0.001, momentum 0.9, batch 4", dict(
@@ -377,6 +404,8 @@ PRESETS = {
         precision="auto", device="cuda"), needs_gpu=True),
     "fashion-5min": Preset("Fashion-MNIST in 5 minutes on a CPU (fast network)",
                            FASHION_5MIN, measured_on=("fashion-mnist",)),
+    # Measured on sets of your own pictures, which no registered name stands for.
+    "teach-1min": Preset("Teach: about a minute", TEACH_1MIN, measured_on=()),
 }
 
 
@@ -389,6 +418,13 @@ def preset_note(preset_id: str, dataset: str) -> str | None:
     measured_on = PRESETS[preset_id].measured_on
     if dataset in measured_on:
         return None
+    if not measured_on:  # made for the sets of your own pictures (the Teach page's)
+        if is_own_set(dataset):
+            return None
+        title = _dataset_title(dataset)
+        return (f"These settings were made for a few dozen pictures per class of your own, "
+                f"not for {title}: on {title} the training may take a different time and "
+                "reach a different accuracy.")
     where, title = " and ".join(_dataset_title(n) for n in measured_on), _dataset_title(dataset)
     return (f"These settings were measured on {where}, not on {title}: on {title} the "
             "training may take a different time and reach a different accuracy.")

@@ -1,0 +1,70 @@
+"""Teaching a set of your own pictures (the Teach page's one button): the preset "Teach: about
+a minute", the networks a set can start from, and the settings of each way to train it.
+
+A network that already learned to see (e.g. on CIFAR-10) keeps what it learned; only its last
+layer is made new for the set's classes and, with the earlier layers kept fixed, only that layer
+learns: seconds on a CPU, and good with a few dozen pictures per class. Without such a network
+the set trains from scratch, which needs far more pictures for the same accuracy (figures:
+bench/bench_teach.py, bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cifar_core.data.own_sets import is_own_set
+from cifar_core.data.registry import DATASETS
+from cifar_core.runs.start import start_settings
+from cifar_core.runs.store import Run, RunStore
+from cifar_core.runs.views import is_import, run_classes
+from cifar_core.training.checkpoint import load_checkpoint
+from cifar_core.training.config import defaults, preset_values
+from cifar_core.training.models import MODELS
+
+TEACH_PRESET = "teach-1min"
+# The CPU preset a start network is trained with first, where there is none yet.
+START_NETWORK_PRESET = "cpu-5min"
+
+
+def start_networks(store: RunStore, shape) -> list[Run]:
+    """The finished runs with a saved network that a set of pictures of `shape` (channels,
+    height, width) can start from: trained on a data set of such pictures with more than two
+    classes, not on a set made on the Teach page; best test accuracy first."""
+    found = []
+    for run in store.list():
+        if run.status != "completed" or not run.checkpoint or is_import(run):
+            continue
+        spec = DATASETS.get(run.dataset)
+        if spec is None or tuple(spec.shape) != tuple(shape) or is_own_set(run.dataset):
+            continue
+        if len(run_classes(run)) <= 2 or not Path(run.checkpoint).is_file():
+            continue
+        found.append(run)
+    return sorted(found, key=lambda r: -(r.accuracy or 0))
+
+
+def teach_settings(start: Run | None, *, fine_tune: bool = False) -> dict:
+    """Every setting's value for teaching a set: the Teach preset's, starting from the network
+    of the run `start` (its model and width; only its last layer learns unless `fine_tune`),
+    or with `start` None from scratch (the tutorial's network, every layer learning)."""
+    values = preset_values(TEACH_PRESET)
+    if start is None:
+        return {**values, "model": defaults()["model"], "width": None, "start_from": None,
+                "freeze": False}
+    trained = start.settings
+    return {**values, "model": trained["model"], "width": _width_of(start),
+            "start_from": start.id, "freeze": not fine_tune}
+
+
+def start_network_run_settings() -> dict:
+    """The settings to train a start network first on CIFAR-10: the CPU preset's."""
+    return preset_values(START_NETWORK_PRESET)
+
+
+def _width_of(run: Run) -> int | None:
+    """The width the run's network was built with: its setting, else (left empty: the standard
+    width of the device it trained on) the one its saved network has."""
+    width, spec = run.settings.get("width"), MODELS.get(run.settings.get("model"))
+    if width is not None or spec is None or spec.widths is None:
+        return width
+    return start_settings(load_checkpoint(run.checkpoint))["width"]

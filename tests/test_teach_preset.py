@@ -1,0 +1,134 @@
+"""The preset "Teach: about a minute" and cifar_core.runs.teach: which networks a set can start
+from, and the settings of each way to teach it."""
+
+from __future__ import annotations
+
+import pytest
+
+from cifar_core.data import own_sets
+from cifar_core.data.own_sets import create_from_folder
+from cifar_core.runs.pipeline import execute_run
+from cifar_core.runs.store import RunStore
+from cifar_core.runs.teach import (
+    TEACH_PRESET,
+    start_network_run_settings,
+    start_networks,
+    teach_settings,
+)
+from cifar_core.training.checkpoint import load_checkpoint
+from cifar_core.training.config import PRESETS, TrainConfig, preset_note, preset_values
+from tests.conftest import write_image_folders
+
+
+@pytest.fixture(autouse=True)
+def forget_watched_runs_folders():
+    """The runs folders a test watched are forgotten after it (the registry is per process)."""
+    before = set(own_sets._watched)
+    yield
+    own_sets._watched.intersection_update(before)
+    own_sets.register_sets()
+
+
+def _finished(store: RunStore, data_dir, dataset: str = "cifar10", **settings) -> str:
+    config = TrainConfig(**{"epochs": 1, "batch_size": 10, "log_every": 5, "seed": 0,
+                            "lr": 0.01, **settings})
+    run = store.create(config.to_dict(), str(data_dir), origin="test", status="running",
+                       dataset=dataset)
+    run = execute_run(store, run.id)
+    assert run.status == "completed", run.message
+    return run.id
+
+
+def _own_set(runs_dir, tmp_path, name="desk", classes=("mug", "pen", "plant")) -> str:
+    folder = write_image_folders(tmp_path / f"{name}-pictures", classes=classes,
+                                 train_per_class=5, test_per_class=0)
+    create_from_folder(name, folder, runs_dir=runs_dir)
+    return name
+
+
+def test_the_teach_preset_is_offered_for_own_sets_and_needs_a_network_to_start_from():
+    preset = PRESETS[TEACH_PRESET]
+    assert preset.title == "Teach: about a minute" and preset.measured_on == ()
+    values = preset_values(TEACH_PRESET)
+    assert values["freeze"] is True and values["start_from"] is None
+    # On its own it cannot train: keeping layers fixed needs a network to start from.
+    with pytest.raises(Exception, match="needs a network to start from"):
+        TrainConfig(**values)
+    assert "your own" in preset_note(TEACH_PRESET, "cifar10")
+
+
+def test_teach_settings_start_from_the_run_with_its_model_and_width(tmp_path, data_dir):
+    store = RunStore(tmp_path / "runs")
+    start_id = _finished(store, data_dir, model="fast", width=8)
+    start = store.get(start_id)
+    taught = teach_settings(start)
+    assert (taught["model"], taught["width"]) == ("fast", 8)
+    assert taught["start_from"] == start_id and taught["freeze"] is True
+    assert taught["epochs"] == PRESETS[TEACH_PRESET].values["epochs"]
+    TrainConfig(**taught)  # a whole, valid set of settings
+    assert teach_settings(start, fine_tune=True)["freeze"] is False
+    scratch = teach_settings(None)
+    assert scratch["start_from"] is None and scratch["freeze"] is False
+    assert scratch["model"] == "tutorial" and scratch["width"] is None
+    TrainConfig(**scratch)
+
+
+def test_a_start_network_left_at_the_standard_width_is_taught_at_the_width_it_has(
+        tmp_path, data_dir):
+    store = RunStore(tmp_path / "runs")
+    start = store.get(_finished(store, data_dir, model="fast", device="cpu"))  # width empty
+    built = load_checkpoint(start.checkpoint).model.width
+    assert teach_settings(start)["width"] == built
+
+
+def test_start_networks_are_finished_runs_of_such_pictures_with_more_than_two_classes(
+        tmp_path, data_dir):
+    from cifar_core.data.folders import add_folder_dataset, remove_folder_dataset
+
+    runs = tmp_path / "runs"
+    store = RunStore(runs)
+    weaker = _finished(store, data_dir, lr=0.0001)
+    better = _finished(store, data_dir, epochs=3, lr=0.05)
+    failed = store.create(TrainConfig(seed=0).to_dict(), str(data_dir), origin="test",
+                          status="running")
+    store.finish(failed.id, "failed", "The training process never started.")
+    two = write_image_folders(tmp_path / "two", classes=("yes", "no"))
+    add_folder_dataset("two", two, data_dir)
+    grey = write_image_folders(tmp_path / "grey", classes=("a", "b", "c"))
+    add_folder_dataset("grey", grey, data_dir, grey=True)
+    try:
+        two_classes = _finished(store, data_dir, dataset="two")
+        grey_pictures = _finished(store, data_dir, dataset="grey")
+        own_sets.watch_runs_folder(runs)
+        taught = _finished(store, data_dir, dataset=_own_set(runs, tmp_path))
+        found = [r.id for r in start_networks(store, (3, 32, 32))]
+        assert store.get(better).accuracy > store.get(weaker).accuracy
+        assert found == [better, weaker]  # best first
+        assert [r.id for r in start_networks(store, (1, 32, 32))] == [grey_pictures]
+        assert two_classes not in found and taught not in found
+    finally:
+        remove_folder_dataset("two", data_dir)
+        remove_folder_dataset("grey", data_dir)
+
+
+def test_a_set_taught_with_the_preset_starts_from_the_network_and_trains_its_last_layer(
+        tmp_path, data_dir):
+    runs = tmp_path / "runs"
+    store = RunStore(runs)
+    start = store.get(_finished(store, data_dir))
+    own_sets.watch_runs_folder(runs)
+    name = _own_set(runs, tmp_path)
+    assert preset_note(TEACH_PRESET, name) is None  # made for such sets
+    settings = {**teach_settings(start), "epochs": 1, "seed": 0}  # 1 epoch: a test's time
+    run = store.create(TrainConfig(**settings).to_dict(), str(data_dir), origin="test",
+                       status="running", dataset=name)
+    run = execute_run(store, run.id)
+    assert run.status == "completed", run.message
+    taught = load_checkpoint(run.checkpoint)
+    assert taught.classes == ("mug", "pen", "plant") and taught.model.fc3.out_features == 3
+    before = load_checkpoint(start.checkpoint).model.conv1.weight
+    assert (taught.model.conv1.weight == before).all()  # kept fixed
+
+
+def test_the_start_network_is_trained_with_the_cpu_preset():
+    assert start_network_run_settings() == preset_values("cpu-5min")
