@@ -48,6 +48,9 @@ def home() -> None:
         "Here you can train it, watch it learn, and see which pictures it gets right and wrong. "
         "The Data page chooses the data set."
     )
+    # The demo's first step: your own things, which no CIFAR-10 network knows.
+    st.page_link(navigation.TEACH, label="Start here: teach it your own things with the camera "
+                 "or your pictures, in about a minute", icon=":material/school:")
     if data is not None:
         # A network imported before the data was there is tested now, once.
         with st.spinner("Testing the networks imported before the data was here ..."):
@@ -145,6 +148,7 @@ pages = [
     st.Page(navigation.SWEEP, title="Sweep", icon=":material/travel_explore:"),
     st.Page(navigation.EVALUATE, title="Evaluate", icon=":material/fact_check:"),
     st.Page(navigation.TRY_IT, title="Try it", icon=":material/photo_camera:"),
+    st.Page(navigation.TEACH, title="Teach", icon=":material/school:"),
     st.Page(navigation.RUNS, title="Runs", icon=":material/compare_arrows:"),
 ]
 # With a password set, the server itself refuses a tab without it (pages/shared/server_guard.py).

@@ -19,6 +19,7 @@ from cifar_core import (
     load_checkpoint,
 )
 from cifar_core.data.load import load_data
+from cifar_core.data.own_sets import watch_runs_folder
 from cifar_core.explain.network_imports import record_test
 from cifar_core.runs.curves import RunCurve
 from cifar_core.runs.store import Run
@@ -46,7 +47,10 @@ def get_data(dataset: str, folder: str) -> ImageData:
 # One store object per runs folder; it opens a short connection per call, so sharing is safe.
 @st.cache_resource
 def get_store(folder: str) -> RunStore:
-    return RunStore(folder)
+    opened = RunStore(folder)
+    # The sets kept in this runs folder (the Teach page's) are data sets on every page.
+    watch_runs_folder(opened.root)
+    return opened
 
 
 def store() -> RunStore:

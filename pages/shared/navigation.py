@@ -1,5 +1,5 @@
 """The pages' files, and drawing each page inside app.py's navigation (Home, Data, Train,
-Sweep, Evaluate, Try it, Runs), whichever way the page was reached."""
+Sweep, Evaluate, Try it, Teach, Runs), whichever way the page was reached."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 DATA, TRAIN, EVALUATE, RUNS = ("pages/data.py", "pages/train.py", "pages/evaluate.py",
                                "pages/runs.py")
 TRY_IT = "pages/try_it.py"
+TEACH = "pages/teach.py"
 SWEEP = "pages/sweep.py"
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
