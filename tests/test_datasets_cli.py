@@ -385,3 +385,145 @@ def test_a_name_registered_again_in_code_is_no_longer_taken_for_a_recorded_one(
         assert registry.dataset_spec("shapes", elsewhere).title == "Shapes in code"
     finally:
         registry.unregister("shapes")
+
+
+# --- Your own sets: datasets create | add NAME CLASS FILE... | show | delete ---------------------
+
+@pytest.fixture(autouse=True)
+def forget_watched_runs_folders():
+    """The runs folders a test watched are forgotten after it (the registry is per process)."""
+    from cifar_core.data import own_sets
+
+    before = set(own_sets._watched)
+    yield
+    own_sets._watched.intersection_update(before)
+    own_sets.register_sets()
+
+
+def photo_files(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    from conftest import jpeg
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"photo{seed + i}.jpg" for i in range(n)]
+    for i, path in enumerate(paths):
+        path.write_bytes(jpeg((64, 48), seed=seed + i))
+    return paths
+
+
+def test_create_add_show_and_delete_a_set_from_the_command_line(capsys, data_dir, tmp_path):
+    runs = tmp_path / "my-runs"
+    code, out, err = run_cli(capsys, "datasets", "create", "desk", "--title", "My desk",
+                             "--classes", "mug, pen", "--runs-dir", runs)
+    assert code == 0, err
+    folder = runs / "datasets" / "desk"
+    assert "desk" in out and "mug, pen" in out and str(folder) in out
+    assert (folder / "set.json").is_file()
+
+    code, out, err = run_cli(capsys, "datasets", "add", "desk", "mug",
+                             *photo_files(tmp_path / "in", 5), "--runs-dir", runs)
+    assert code == 0, err
+    assert "Added 5 pictures of mug" in out and "1 held out" in out
+    assert "Add 3 more pictures of pen" in out  # what is missing before it can train
+    assert run_cli(capsys, "datasets", "add", "desk", "pen",
+                   *photo_files(tmp_path / "in", 3, seed=10), "--runs-dir", runs)[0] == 0
+
+    code, out, err = run_cli(capsys, "datasets", "show", "desk", "--runs-dir", runs)
+    assert code == 0, err
+    rows = _rows(out)
+    assert rows["mug"].split()[1:] == ["5", "4", "1"]
+    assert rows["pen"].split()[1:] == ["3", "2", "1"]
+    assert str(folder) in out and "can train" in out
+    assert "python -m cifar_core train --dataset desk" in out
+    code, out, _ = run_cli(capsys, "datasets", "show", "desk", "--json", "--runs-dir", runs)
+    shown = json.loads(out)
+    assert shown["problem"] is None and shown["folder"] == str(folder)
+    assert [(c["name"], c["pictures"], c["test"]) for c in shown["classes"]] == [
+        ("mug", 5, 1), ("pen", 3, 1)]
+
+    # The list shows it, and says where it is.
+    code, out, _ = run_cli(capsys, "datasets", "--runs-dir", runs)
+    assert "My desk" in _rows(out)["desk"] and "2" in _rows(out)["desk"].split()
+    assert f"desk: Your own set, kept in {folder}" in out
+
+    code, out, err = run_cli(capsys, "datasets", "delete", "desk", "--runs-dir", runs)
+    assert code == 0, err
+    assert "Deleted" in out and not folder.exists()
+    code, out, _ = run_cli(capsys, "datasets", "--runs-dir", runs)
+    assert "desk" not in _rows(out)
+
+
+def test_create_from_a_folder_copies_its_class_folders(capsys, data_dir, tmp_path, shapes):
+    runs = tmp_path / "my-runs"
+    code, out, err = run_cli(capsys, "datasets", "create", "shapes-set", "--from-folder", shapes,
+                             "--runs-dir", runs)
+    assert code == 0, err
+    assert "18 pictures" in out and "circle, square, triangle" in out
+    assert load_data("shapes-set", data_dir, download=False).classes == (
+        "circle", "square", "triangle")
+
+
+def test_pictures_that_cannot_be_added_are_each_said_and_none_added_is_an_error(
+        capsys, data_dir, tmp_path):
+    runs = tmp_path / "my-runs"
+    assert run_cli(capsys, "datasets", "create", "desk", "--classes", "mug,pen",
+                   "--runs-dir", runs)[0] == 0
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    code, out, err = run_cli(capsys, "datasets", "add", "desk", "mug", text,
+                             *photo_files(tmp_path / "in", 1), "--runs-dir", runs)
+    assert code == 0 and "Added 1 picture of mug" in out
+    assert "warning: notes.txt" in err
+    code, out, err = run_cli(capsys, "datasets", "add", "desk", "mug", text, tmp_path / "gone.jpg",
+                             "--runs-dir", runs)
+    assert code == 2 and "None of the 2 files" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 3
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["create", "Desk"], "cannot name a set"),
+    (["create", "cifar10"], "already a data set named 'cifar10'"),
+    (["create", "desk", "--classes", "mug,Mug"], "already a class named 'mug'"),
+    (["create", "desk", "--classes", "a/b"], "cannot hold '/'"),
+    (["create", "desk", "--from-folder", "nowhere"], "There is no folder"),
+    (["show", "nothing"], "no set of yours named 'nothing'"),
+    (["delete", "nothing"], "no set of yours named 'nothing'"),
+    (["add", "nothing", "mug", "a.jpg"], "no set of yours named 'nothing'"),
+])
+def test_a_set_command_that_cannot_be_done_says_why_in_one_line(capsys, data_dir, tmp_path,
+                                                                  argv, says):
+    code, out, err = run_cli(capsys, "datasets", *argv, "--runs-dir", tmp_path / "my-runs")
+    assert code == 2 and says in err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "my-runs" / "datasets" / "desk").exists()
+
+
+def test_delete_and_remove_each_point_at_the_other_for_the_other_kind(capsys, data_dir, shapes,
+                                                                       tmp_path):
+    runs = tmp_path / "my-runs"
+    assert run_cli(capsys, *add("shapes", shapes))[0] == 0
+    assert run_cli(capsys, "datasets", "create", "desk", "--runs-dir", runs)[0] == 0
+
+    code, _, err = run_cli(capsys, "datasets", "delete", "shapes", "--runs-dir", runs)
+    assert code == 2 and "python -m cifar_core datasets remove shapes" in err
+    code, _, err = run_cli(capsys, "datasets", "remove", "desk", "--runs-dir", runs)
+    assert code == 2 and "python -m cifar_core datasets delete desk" in err
+    code, _, err = run_cli(capsys, "datasets", "delete", "cifar10", "--runs-dir", runs)
+    assert code == 2 and "built in" in err
+    code, _, err = run_cli(capsys, "datasets", "show", "shapes", "--runs-dir", runs)
+    assert code == 2 and "not one of your sets" in err
+    # Pictures cannot be added to a folder data set; a folder is not recorded under a set's name.
+    code, _, err = run_cli(capsys, "datasets", "add", "shapes", "circle", shapes / "x.png",
+                           "--runs-dir", runs)
+    assert code == 2 and "python -m cifar_core datasets create" in err
+    code, _, err = run_cli(capsys, "datasets", "add", "desk", "mug", "--runs-dir", runs)
+    assert code == 2 and "datasets add desk mug FILE" in err
+    assert (runs / "datasets" / "desk").is_dir() and "shapes" in dataset_names_here(data_dir)
+
+
+def test_the_help_of_add_names_both_uses(capsys):
+    code, out, _ = run_cli(capsys, "datasets", "add", "--help")
+    assert code == 0 and "CLASS|FOLDER [FILE ...]" in out
+
+
+def dataset_names_here(data_dir: Path) -> tuple[str, ...]:
+    return registry.dataset_names(data_dir)
