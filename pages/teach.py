@@ -348,9 +348,9 @@ def live_run_ui(run_id: str) -> None:
 
 def open_try_it(run: Run) -> None:
     """Try it on this network, the camera on."""
+    # Try it sets its own widgets from these (a widget's key set here is lost on the way).
     st.session_state.try_pick = run.id
-    st.session_state.try_source = "camera"
-    st.session_state.try_camera_on = True
+    st.session_state.try_open_camera = True
     st.switch_page(navigation.TRY_IT)
 
 

@@ -194,9 +194,12 @@ def pictures_ui(data: ImageData | None, title: str) -> list[Photo]:
     """The pictures to show the network: uploaded files, a camera photo or a test image of
     its data set (`title`)."""
     st.subheader("The picture")
+    if st.session_state.pop("try_open_camera", False):  # the Teach page's network, just taught
+        st.session_state.try_source, st.session_state.try_camera_on = "camera", True
+    # A default only where none is chosen (a value set here and a default besides: a warning).
+    st.session_state.setdefault("try_source", "test" if data is not None else "upload")
     source = st.radio("Where from", list(SOURCES), format_func=SOURCES.get, horizontal=True,
-                      index=2 if data is not None else 0, key="try_source",
-                      label_visibility="collapsed")
+                      key="try_source", label_visibility="collapsed")
     if source == "test":
         return pick_test_image_ui(data, title)
     if source == "camera":

@@ -252,11 +252,17 @@ def test_try_it_takes_a_network_and_the_camera_handed_over(data_dir, runs_dir):
     first = finish_run(runs_dir, data_dir)
     finish_run(runs_dir, data_dir, seed=1)
     at = app_at()
+    at.switch_page(TRY_IT).run()  # a visit before: its own choice of source is kept
+    assert at.radio(key="try_source").value == "test"
+    at.switch_page(PAGE).run()
     at.session_state["try_pick"] = first
-    at.session_state["try_source"] = "camera"
-    at.session_state["try_camera_on"] = True
+    at.session_state["try_open_camera"] = True
     at.switch_page(TRY_IT).run()
     no_traceback(at)
     assert at.selectbox(key="try_run").value == first
     assert at.radio(key="try_source").value == "camera"
+    assert at.toggle(key="try_camera_on").value
     assert at.camera_input and not at.warning, [w.value for w in at.warning]
+    # Once: afterwards the page is as the person leaves it.
+    at.radio(key="try_source").set_value("test").run()
+    assert not at.camera_input
