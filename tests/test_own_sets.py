@@ -8,7 +8,7 @@ import pytest
 from conftest import jpeg
 from PIL import Image
 
-from cifar_core.data import own_sets
+from cifar_core.data import own_sets, staging
 from cifar_core.data.load import load_data
 from cifar_core.data.own_sets import (
     SET_FILE,
@@ -204,7 +204,7 @@ def test_the_lock_is_held_while_a_set_changes(tmp_path, monkeypatch):
     create_set("desk", classes=["mug"], runs_dir=runs)
     seen = []
     real_flock = fcntl.flock
-    monkeypatch.setattr(own_sets.fcntl, "flock",
+    monkeypatch.setattr(staging.fcntl, "flock",
                         lambda handle, op: seen.append((handle.name, op)) or real_flock(handle, op))
     add_pictures("desk", "mug", photos(1), runs_dir=runs)
     assert seen == [(str(sets_folder(runs) / "desk" / ".lock"), fcntl.LOCK_EX)]

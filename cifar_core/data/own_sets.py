@@ -12,8 +12,6 @@ Evaluate, Try it and the CLI use it by name.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import io
 import json
 import os
@@ -37,6 +35,7 @@ from cifar_core.data.registry import (
 )
 from cifar_core.data.registry import register as register_spec
 from cifar_core.data.registry import unregister as unregister_spec
+from cifar_core.data.staging import FolderChange, disk_error, locked
 from cifar_core.data.zips import (  # noqa: F401 (the caps, named here with the others)
     MAX_UNZIPPED_BYTES,
     MAX_ZIP_BYTES,
@@ -264,8 +263,7 @@ def _set_folder(name: str, runs_dir) -> Path:
 def _read_set(folder: Path) -> OwnSet:
     record = read_set_record(folder)
     if record is None:
-        raise DataError(f"There is no set of yours named '{folder.name}' in {folder.parent}: "
-                        "python -m cifar_core datasets lists them.")
+        raise DataError(_missing(folder))
     found: dict[str, list[Picture]] = {}
     for split in SPLITS:
         with contextlib.suppress(OSError):
@@ -297,77 +295,17 @@ def list_sets(*, runs_dir: Path | str | None = None) -> list[OwnSet]:
     return sets
 
 
-class _Change:
-    """One all-or-nothing change of a set: new files are written into a hidden staging folder
-    inside the set's folder and moved into place at the end; on any failure every move is
-    undone and what was staged is removed. OSError becomes DataError in one sentence (a full
-    disk says so)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.staging = folder / f".staging-{secrets.token_hex(6)}"
-        self.moves: list[tuple[Path, Path]] = []
-        self.made: list[Path] = []
-        self.staged_bytes = 0
-
-    def __enter__(self) -> _Change:
-        self.staging.mkdir()
-        return self
-
-    def stage(self, data: bytes, name: str) -> Path:
-        path = self.staging / name
-        path.write_bytes(data)
-        self.staged_bytes += len(data)
-        return path
-
-    def make_folder(self, path: Path) -> None:
-        if not path.is_dir():
-            path.mkdir(parents=False)
-            self.made.append(path)
-
-    def move(self, source: Path, target: Path) -> None:
-        if target.exists():
-            raise FileExistsError(errno.EEXIST, "already there", str(target))
-        os.rename(source, target)
-        self.moves.append((source, target))
-
-    def __exit__(self, kind, error, _trace) -> bool:
-        if error is not None:
-            for source, target in reversed(self.moves):
-                with contextlib.suppress(OSError):
-                    os.rename(target, source)
-            for path in reversed(self.made):
-                with contextlib.suppress(OSError):
-                    path.rmdir()
-        shutil.rmtree(self.staging, ignore_errors=True)
-        if isinstance(error, OSError):
-            raise _disk_error(error, self.folder) from None
-        return False
-
-
-def _disk_error(error: OSError, folder: Path) -> DataError:
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DataError(f"The disk is full, so nothing was changed in {folder}: free some "
-                         "space and try again.")
-    return DataError(f"{folder} could not be changed ({error.strerror or error}), so nothing "
-                     "was: check that the runs folder can be written and try again.")
+def _missing(folder: Path) -> str:
+    return (f"There is no set of yours named '{folder.name}' in {folder.parent}: python -m "
+            "cifar_core datasets lists them.")
 
 
 @contextlib.contextmanager
 def _locked(folder: Path):
     """The set's folder, held against changes by other tabs and processes."""
-    try:
-        handle = open(folder / ".lock", "a")  # noqa: SIM115 (held for the whole block)
-    except FileNotFoundError:
-        raise DataError(f"There is no set of yours named '{folder.name}' in {folder.parent}: "
-                        "python -m cifar_core datasets lists them.") from None
-    except OSError as exc:
-        raise _disk_error(exc, folder) from None
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with locked(folder, _missing(folder)):
         if read_set_record(folder) is None:  # deleted while we waited
-            raise DataError(f"There is no set of yours named '{folder.name}' in "
-                            f"{folder.parent}: python -m cifar_core datasets lists them.")
+            raise DataError(_missing(folder))
         yield folder
 
 
@@ -398,6 +336,10 @@ def create_set(name: str, title: str | None = None, classes=(), *,
     if _name_taken(name, folder):
         raise DataError(f"There is already a data set named '{name}': choose another name "
                         "(python -m cifar_core datasets lists them).")
+    channels, height, width = shape
+    if channels not in (1, 3) or min(height, width) < 8 or max(height, width) > 128:
+        raise DataError(f"A set's pictures must be grey or colour, 8 to 128 pixels a side, not "
+                        f"{shape}: choose another size.")
     names = _checked_new_classes([], list(classes))
     title = _title(title, name)
     staging = folder.parent / f".staging-{name}-{secrets.token_hex(6)}"
@@ -414,9 +356,13 @@ def create_set(name: str, title: str | None = None, classes=(), *,
         if folder.exists():
             raise DataError(f"There is already a set named '{name}': choose another name."
                             ) from None
-        raise _disk_error(exc, folder) from None
+        raise disk_error(exc, folder) from None
     register_sets()
     return _read_set(folder)
+
+
+class _TooManyClasses(DataError):
+    """A change would make a set of more than MAX_CLASSES classes (a zip is refused whole)."""
 
 
 def _checked_new_classes(existing: list[str], new: list[str]) -> list[str]:
@@ -432,7 +378,7 @@ def _checked_new_classes(existing: list[str], new: list[str]) -> list[str]:
         seen[class_name.lower()] = class_name
         names.append(class_name)
     if len(seen) > MAX_CLASSES:
-        raise DataError(f"A set can have at most {MAX_CLASSES} classes: delete one before "
+        raise _TooManyClasses(f"A set can have at most {MAX_CLASSES} classes: delete one before "
                         "adding another.")
     return names
 
@@ -441,7 +387,7 @@ def rename_set(name: str, title: str, *, runs_dir: Path | str | None = None) -> 
     """The set with a new title (its name stays: runs record it)."""
     with _locked(_set_folder(name, runs_dir)) as folder:
         own = _read_set(folder)
-        with _Change(folder) as change:
+        with FolderChange(folder) as change:
             staged = change.stage(_set_json(_title(title, name), own.shape), SET_FILE)
             os.replace(staged, folder / SET_FILE)
     register_sets()
@@ -455,7 +401,7 @@ def delete_set(name: str, *, runs_dir: Path | str | None = None) -> None:
         try:
             os.rename(folder, gone)  # gone at once for every reader, then removed
         except OSError as exc:
-            raise _disk_error(exc, folder) from None
+            raise disk_error(exc, folder) from None
     shutil.rmtree(gone, ignore_errors=True)
     register_sets()
 
@@ -465,12 +411,12 @@ def add_class(name: str, class_name: str, *, runs_dir: Path | str | None = None)
     with _locked(_set_folder(name, runs_dir)) as folder:
         own = _read_set(folder)
         [class_name] = _checked_new_classes([c.name for c in own.classes], [class_name])
-        with _Change(folder) as change:
+        with FolderChange(folder) as change:
             _make_class(change, folder, class_name)
     return _read_set(folder)
 
 
-def _make_class(change: _Change, folder: Path, class_name: str) -> None:
+def _make_class(change: FolderChange, folder: Path, class_name: str) -> None:
     for split in SPLITS:
         change.make_folder(folder / split)
         change.make_folder(folder / split / class_name)
@@ -493,7 +439,7 @@ def rename_class(name: str, old: str, new: str, *,
         others = [c.name for c in own.classes if c.name != old]
         [new] = _checked_new_classes(others, [new])
         if new != old:
-            with _Change(folder) as change:
+            with FolderChange(folder) as change:
                 for split in SPLITS:
                     if (folder / split / old).is_dir():
                         change.move(folder / split / old, folder / split / new)
@@ -506,7 +452,7 @@ def delete_class(name: str, class_name: str, *, runs_dir: Path | str | None = No
     """The set without its class `class_name` and that class's pictures."""
     with _locked(_set_folder(name, runs_dir)) as folder:
         _class_of(_read_set(folder), class_name)
-        with _Change(folder) as change:
+        with FolderChange(folder) as change:
             for split in SPLITS:
                 if (folder / split / class_name).is_dir():
                     change.move(folder / split / class_name, change.staging / split)
@@ -522,13 +468,13 @@ def remove_picture(name: str, picture_id: str, *,
         if not found:
             raise DataError(f"The set '{name}' has no picture '{picture_id}': it may have been "
                             "removed already.")
-        with _Change(folder) as change:
+        with FolderChange(folder) as change:
             change.move(found[0].path, change.staging / found[0].path.name)
             _keep_split(change, _read_set(folder), {found[0].class_name})
     return _read_set(folder)
 
 
-def _keep_split(change: _Change, own: OwnSet, class_names: set[str]) -> None:
+def _keep_split(change: FolderChange, own: OwnSet, class_names: set[str]) -> None:
     """Move pictures between train/ and test/ so that each class named holds test_count of
     its pictures in test/: the newest train pictures go to test/, the newest test ones back."""
     for c in own.classes:
@@ -561,7 +507,7 @@ class _NewPictures:
     """Pictures read and staged for one change, each under an id of ours, with the caps of
     the set checked as they come."""
 
-    def __init__(self, change: _Change, own: OwnSet):
+    def __init__(self, change: FolderChange, own: OwnSet):
         self.change, self.own = change, own
         self.pictures: list[tuple[str, str, Path]] = []  # (class, id, staged file)
         self.skipped: list[str] = []
@@ -587,6 +533,20 @@ class _NewPictures:
                             "none of these were added: remove some pictures, or make another "
                             "set.")
         self.pictures.append((class_name, picture_id, staged))
+
+    def add_file(self, class_name: str, file) -> None:
+        """add() a file given as bytes, a path, a binary file or an upload."""
+        if not isinstance(file, (str, Path)):
+            self.add(class_name, file)
+            return
+        path = Path(file)
+        try:
+            with path.open("rb") as handle:
+                content = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            self.skipped.append(f"{path.name} cannot be read ({exc.strerror or exc}): skipped.")
+            return
+        self.add(class_name, content, path.name)
 
     def _new_id(self) -> str:
         """An id from the time now, after every id already used (ids sort as added)."""
@@ -618,18 +578,6 @@ def _png(network_input) -> bytes:
     return out.getvalue()
 
 
-def _file_and_name(file) -> tuple[object, str | None]:
-    """A path's bytes (at most MAX_FILE_BYTES + 1 read) and its name; anything else as is."""
-    if isinstance(file, (str, Path)):
-        path = Path(file)
-        try:
-            with path.open("rb") as handle:
-                return handle.read(MAX_FILE_BYTES + 1), path.name
-        except OSError as exc:
-            return exc, path.name
-    return file, None
-
-
 def add_pictures(name: str, class_name: str, files, *,
                  runs_dir: Path | str | None = None) -> Added:
     """Add the pictures `files` (bytes, paths, binary files or uploads) to the class
@@ -639,21 +587,16 @@ def add_pictures(name: str, class_name: str, files, *,
     adds none (DataError)."""
     with _locked(_set_folder(name, runs_dir)) as folder:
         own = _read_set(folder)
-        with _Change(folder) as change:
+        with FolderChange(folder) as change:
             class_name = _class_for(change, own, class_name)
             new = _NewPictures(change, own)
             for file in files:
-                content, file_name = _file_and_name(file)
-                if isinstance(content, OSError):
-                    new.skipped.append(f"{file_name} cannot be read ({content.strerror}): "
-                                       "skipped.")
-                    continue
-                new.add(class_name, content, file_name)
+                new.add_file(class_name, file)
             added = new.put_in_place()
     return Added(_read_set(folder), added, tuple(new.skipped))
 
 
-def _class_for(change: _Change, own: OwnSet, class_name: str) -> str:
+def _class_for(change: FolderChange, own: OwnSet, class_name: str) -> str:
     """The set's class called `class_name` (in any case), made in `change` if it has none."""
     class_name = check_class_name(class_name)
     for c in own.classes:
@@ -675,7 +618,7 @@ def add_zip(name: str, file, *, runs_dir: Path | str | None = None) -> Added:
     then how many more); a zip bomb, too many entries or a damaged zip are refused whole."""
     with _locked(_set_folder(name, runs_dir)) as folder:
         own = _read_set(folder)
-        with _Change(folder) as change:
+        with FolderChange(folder) as change:
             new = _NewPictures(change, own)
             for entry in zip_pictures(file, MAX_FILE_BYTES):
                 if isinstance(entry, str):
@@ -683,9 +626,9 @@ def add_zip(name: str, file, *, runs_dir: Path | str | None = None) -> Added:
                     continue
                 try:
                     class_name = _class_for(change, own, entry.folder)
-                except DataError as exc:
-                    if "at most" in str(exc):  # too many classes: the whole zip refused
-                        raise
+                except _TooManyClasses:
+                    raise
+                except DataError as exc:  # a folder name that cannot name a class
                     new.skipped.append(f"{entry.name}: {exc}")
                     continue
                 new.add(class_name, entry.data, entry.name)
@@ -699,14 +642,9 @@ def _few(skipped: list[str]) -> tuple[str, ...]:
     return (*skipped[:SHOWN_SKIPS], f"And {len(skipped) - SHOWN_SKIPS} more files were skipped.")
 
 
-def create_from_folder(name: str, folder: Path | str, title: str | None = None, *,
-                       runs_dir: Path | str | None = None) -> Added:
-    """A new set `name` of the pictures in `folder`: one folder per class (or train/ and
-    test/ of them), each picture shrunk to the set's shape. Nothing is made if it fails."""
-    source = Path(folder).expanduser()
-    if not source.is_dir():
-        raise DataError(f"There is no folder {source}: give the folder that holds one folder "
-                        "per class.")
+def _pictures_in(source: Path) -> list[tuple[str, Path]]:
+    """(class, file) for each file in the class folders of `source` (or of its train/ and
+    test/); DataError past MAX_PICTURES, before any is read."""
     trees = [source / s for s in SPLITS if (source / s).is_dir()] or [source]
     files: list[tuple[str, Path]] = []
     for tree in trees:
@@ -717,26 +655,34 @@ def create_from_folder(name: str, folder: Path | str, title: str | None = None, 
             if len(files) > MAX_PICTURES:
                 raise DataError(f"{source} holds over {MAX_PICTURES:,} files, more than a set "
                                 "can hold: make a set of fewer pictures.")
+    return files
+
+
+def create_from_folder(name: str, folder: Path | str, title: str | None = None, *,
+                       runs_dir: Path | str | None = None) -> Added:
+    """A new set `name` of the pictures in `folder`: one folder per class (or train/ and
+    test/ of them), each picture shrunk to the set's shape. Nothing is made if it fails."""
+    source = Path(folder).expanduser()
+    if not source.is_dir():
+        raise DataError(f"There is no folder {source}: give the folder that holds one folder "
+                        "per class.")
+    try:
+        files = _pictures_in(source)
+    except OSError as exc:
+        raise DataError(f"{source} cannot be read ({exc.strerror or exc}): check that the "
+                        "folder and its class folders can be opened.") from None
     if not files:
         raise DataError(f"{source} has no class folders with pictures: put each class's "
                         "pictures in a folder named after the class.")
     classes = sorted({class_name for class_name, _ in files})
     own = create_set(name, title, classes, runs_dir=runs_dir)
     try:
-        skipped: list[str] = []
-        added: list[Picture] = []
-        with _locked(own.folder) as set_folder:
-            with _Change(set_folder) as change:
-                new = _NewPictures(change, own)
-                for class_name, path in files:
-                    content, file_name = _file_and_name(path)
-                    if isinstance(content, OSError):
-                        new.skipped.append(f"{file_name} cannot be read: skipped.")
-                        continue
-                    new.add(check_class_name(class_name), content, file_name)
-                added.extend(new.put_in_place())
-            skipped = new.skipped
+        with _locked(own.folder) as set_folder, FolderChange(set_folder) as change:
+            new = _NewPictures(change, own)
+            for class_name, path in files:
+                new.add_file(check_class_name(class_name), path)
+            added = new.put_in_place()
     except BaseException:
         delete_set(name, runs_dir=runs_dir)
         raise
-    return Added(_read_set(own.folder), tuple(added), _few(skipped))
+    return Added(_read_set(own.folder), added, _few(new.skipped))
