@@ -8,7 +8,7 @@ import pytest
 from conftest import jpeg
 from PIL import Image
 
-from cifar_core.data import own_sets, staging
+from cifar_core.data import own_sets
 from cifar_core.data.load import load_data
 from cifar_core.data.own_sets import (
     SET_FILE,
@@ -197,14 +197,29 @@ def test_a_name_taken_by_a_data_set_or_another_set_is_refused(tmp_path):
     assert [s.name for s in list_sets(runs_dir=runs)] == ["desk"]
 
 
-def test_the_lock_is_held_while_a_set_changes(tmp_path, monkeypatch):
+def test_a_change_waits_while_another_process_holds_the_set(tmp_path):
     import fcntl
+    import threading
 
     runs = tmp_path / "runs"
-    create_set("desk", classes=["mug"], runs_dir=runs)
-    seen = []
-    real_flock = fcntl.flock
-    monkeypatch.setattr(staging.fcntl, "flock",
-                        lambda handle, op: seen.append((handle.name, op)) or real_flock(handle, op))
-    add_pictures("desk", "mug", photos(1), runs_dir=runs)
-    assert seen == [(str(sets_folder(runs) / "desk" / ".lock"), fcntl.LOCK_EX)]
+    own = create_set("desk", classes=["mug"], runs_dir=runs)
+    with open(own.folder / ".lock", "a") as other:  # another tab's change, in progress
+        fcntl.flock(other, fcntl.LOCK_EX)
+        adding = threading.Thread(target=add_pictures, args=("desk", "mug", photos(1)),
+                                  kwargs={"runs_dir": runs})
+        adding.start()
+        adding.join(0.5)
+        assert adding.is_alive() and get_set("desk", runs_dir=runs).picture_count == 0
+        fcntl.flock(other, fcntl.LOCK_UN)
+    adding.join(30)
+    assert get_set("desk", runs_dir=runs).picture_count == 1
+
+
+def test_a_class_folder_removed_by_hand_is_made_again_when_pictures_move(tmp_path):
+    import shutil
+
+    runs = tmp_path / "runs"
+    own = create_set("desk", classes=["mug"], runs_dir=runs)
+    shutil.rmtree(own.folder / "test" / "mug")
+    own = add_pictures("desk", "mug", photos(3), runs_dir=runs).set
+    assert held_out(own, "mug") == (2, 1)

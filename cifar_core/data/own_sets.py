@@ -483,6 +483,7 @@ def _keep_split(change: FolderChange, own: OwnSet, class_names: set[str]) -> Non
         train = [p for p in c.pictures if p.split == "train"]
         test = [p for p in c.pictures if p.split == "test"]
         wanted = test_count(len(c.pictures))
+        _make_class(change, own.folder, c.name)  # (a folder removed by hand made again)
         while len(test) < wanted and train:
             moved = train.pop()
             change.move(moved.path, own.folder / "test" / c.name / moved.path.name)
