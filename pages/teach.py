@@ -53,12 +53,31 @@ def renew(what: str) -> None:
     st.session_state[f"teach_{what}_generation"] = generation(what) + 1
 
 
-def say_added(added: Added, class_name: str | None) -> None:
-    """Keep what adding did for the next run of the page: how many, and each skipped file."""
-    where = f" of {class_name}" if class_name else ""
-    st.session_state.teach_added = (
-        f"Added {len(added.added)} picture{'s' if len(added.added) != 1 else ''}{where}.",
-        list(added.skipped))
+def changed(change, *args, **kwargs) -> bool:
+    """Make a change to a set (an own_sets function); where it is refused, its sentence here
+    and False, and the rest of the page is drawn as before."""
+    try:
+        change(*args, runs_dir=folder(), **kwargs)
+    except CifarError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return False
+    return True
+
+
+def add(what: str, class_name: str | None, adding, *args) -> None:
+    """Add pictures (an own_sets function), empty the widget `what` they came from, and keep
+    what adding did for the page's next run: how many, each file skipped, or the refusal."""
+    try:
+        added: Added = adding(*args, runs_dir=folder())
+    except CifarError as exc:
+        st.session_state.teach_added = ("", [], str(exc))
+    else:
+        where = f" of {class_name}" if class_name else ""
+        st.session_state.teach_added = (
+            f"Added {len(added.added)} picture{'s' if len(added.added) != 1 else ''}{where}.",
+            list(added.skipped), "")
+    renew(what)
+    st.rerun()
 
 
 def added_ui() -> None:
@@ -66,8 +85,11 @@ def added_ui() -> None:
     done = st.session_state.pop("teach_added", None)
     if not done:
         return
-    sentence, skipped = done
-    st.success(sentence, icon=":material/check_circle:")
+    sentence, skipped, refused = done
+    if refused:
+        st.error(refused, icon=":material/error:")
+    else:
+        st.success(sentence, icon=":material/check_circle:")
     for reason in skipped:
         st.warning(reason, icon=":material/broken_image:")
 
@@ -127,19 +149,18 @@ def set_settings_ui(own: OwnSet) -> None:
     with st.expander("Rename the set, add a class or delete the set", icon=":material/edit:"):
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         title = c1.text_input("Title", value=own.title, key=f"teach_title_{own.name}")
-        if c2.button("Rename", key="teach_rename_set") and title.strip() != own.title:
-            own_sets.rename_set(own.name, title.strip(), runs_dir=folder())
+        if c2.button("Rename", key="teach_rename_set") and title.strip() != own.title and \
+                changed(own_sets.rename_set, own.name, title.strip()):
             st.rerun()
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         new_class = c1.text_input("A new class", key=f"teach_new_class_{own.name}")
-        if c2.button("Add the class", key="teach_add_class") and new_class.strip():
-            own_sets.add_class(own.name, new_class, runs_dir=folder())
+        if c2.button("Add the class", key="teach_add_class") and new_class.strip() and \
+                changed(own_sets.add_class, own.name, new_class):
             st.rerun()
         sure = st.checkbox(f"Yes, delete {own.title} and its {own.picture_count} pictures",
                            key="teach_delete_sure")
         if st.button("Delete the set", icon=":material/delete:", disabled=not sure,
-                     key="teach_delete_set"):
-            own_sets.delete_set(own.name, runs_dir=folder())
+                     key="teach_delete_set") and changed(own_sets.delete_set, own.name):
             st.session_state.pop("teach_set", None)
             st.rerun()
 
@@ -155,9 +176,7 @@ def add_pictures_ui(own: OwnSet) -> None:
         upload = st.file_uploader("A .zip of class folders", type=["zip"],
                                   key=f"teach_zip_{generation('zip')}")
         if upload is not None:
-            say_added(own_sets.add_zip(own.name, upload, runs_dir=folder()), None)
-            renew("zip")
-            st.rerun()
+            add("zip", None, own_sets.add_zip, own.name, upload)
         return
     if not own.classes:
         st.info("Add a class first (above).", icon=":material/info:")
@@ -171,10 +190,7 @@ def add_pictures_ui(own: OwnSet) -> None:
                                  type=list(FILE_ENDINGS), accept_multiple_files=True,
                                  key=f"teach_files_{generation('files')}")
         if files:
-            say_added(own_sets.add_pictures(own.name, class_name, files, runs_dir=folder()),
-                      class_name)
-            renew("files")
-            st.rerun()
+            add("files", class_name, own_sets.add_pictures, own.name, class_name, files)
         return
     camera_ui(own, class_name)
 
@@ -187,11 +203,8 @@ def camera_ui(own: OwnSet, class_name: str) -> None:
                    "on; the pictures stay on this computer and the dashboard's server.")
         return
     shot = st.camera_input(f"A picture of {class_name}", key=f"teach_camera_{generation('camera')}")
-    if shot is not None:
-        say_added(own_sets.add_pictures(own.name, class_name, [shot], runs_dir=folder()),
-                  class_name)
-        renew("camera")  # a fresh camera: the next click is the next picture
-        st.rerun()
+    if shot is not None:  # added, then a fresh camera: the next click is the next picture
+        add("camera", class_name, own_sets.add_pictures, own.name, class_name, [shot])
     pictures = next((c.pictures for c in own.classes if c.name == class_name), ())
     st.caption(f"{len(pictures)} picture{'s' if len(pictures) != 1 else ''} of {class_name} "
                "so far" + (", the newest:" if pictures else "."))
@@ -226,22 +239,22 @@ def class_ui(own: OwnSet, pictures: ClassPictures) -> None:
     with st.expander(f"Change {pictures.name}", icon=":material/edit:"):
         chosen = st.multiselect("Pictures to remove (by number)", range(1, count + 1),
                                 key=f"teach_remove_{own.name}_{pictures.name}")
-        if st.button("Remove them", key=f"teach_remove_go_{pictures.name}", disabled=not chosen):
-            for number in chosen:
-                own_sets.remove_picture(own.name, pictures.pictures[number - 1].id,
-                                        runs_dir=folder())
+        if st.button("Remove them", key=f"teach_remove_go_{pictures.name}",
+                     disabled=not chosen) and \
+                all([changed(own_sets.remove_picture, own.name, pictures.pictures[n - 1].id)
+                     for n in chosen]):
             st.session_state.pop(f"teach_remove_{own.name}_{pictures.name}", None)
             st.rerun()
         c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
         new = c1.text_input("New name", value=pictures.name,
                             key=f"teach_class_name_{own.name}_{pictures.name}")
         if c2.button("Rename", key=f"teach_rename_{pictures.name}") and \
-                new.strip() != pictures.name:
-            own_sets.rename_class(own.name, pictures.name, new, runs_dir=folder())
+                new.strip() != pictures.name and \
+                changed(own_sets.rename_class, own.name, pictures.name, new):
             st.rerun()
         if c3.button("Delete the class", key=f"teach_delete_{pictures.name}",
-                     icon=":material/delete:"):
-            own_sets.delete_class(own.name, pictures.name, runs_dir=folder())
+                     icon=":material/delete:") and \
+                changed(own_sets.delete_class, own.name, pictures.name):
             st.rerun()
 
 

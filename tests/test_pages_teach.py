@@ -266,3 +266,39 @@ def test_try_it_takes_a_network_and_the_camera_handed_over(data_dir, runs_dir):
     # Once: afterwards the page is as the person leaves it.
     at.radio(key="try_source").set_value("test").run()
     assert not at.camera_input
+
+
+def test_a_change_refused_is_said_beside_the_set_which_stays_on_the_page(data_dir, runs_dir):
+    made_set(runs_dir, per_class=3)
+    at = teach_page()
+    at.text_input(key="teach_class_name_desk_mug").set_value("pen").run()
+    button(at, "teach_rename_mug").click().run()
+    no_traceback(at)
+    assert len(at.error) == 1 and "pen" in at.error[0].value, [e.value for e in at.error]
+    # The rest of the page is still drawn: the next class's tiles and the Teach it section.
+    assert len(at.get("html")) == 2 and "Teach it" in [h.value for h in at.subheader]
+    assert [c.name for c in own_sets.get_set("desk", runs_dir=runs_dir).classes] == ["mug", "pen"]
+
+
+def test_the_set_renamed_keeps_its_name(data_dir, runs_dir):
+    made_set(runs_dir, per_class=0)
+    at = teach_page()
+    at.text_input(key="teach_title_desk").set_value("My whole desk").run()
+    button(at, "teach_rename_set").click().run()
+    no_traceback(at)
+    assert own_sets.get_set("desk", runs_dir=runs_dir).title == "My whole desk"
+    assert "My whole desk (desk)" in at.selectbox(key="teach_set").format_func("desk")
+
+
+def test_a_zip_refused_is_said_once_and_the_uploader_emptied(data_dir, runs_dir):
+    made_set(runs_dir, per_class=3)
+    at = teach_page()
+    at.radio(key="teach_source").set_value("zip").run()
+    uploader(at, "A .zip").set_value(("desk.zip", b"these bytes are no zip", "application/zip")
+                                     ).run()
+    no_traceback(at)
+    assert len(at.error) == 1 and "desk.zip" in at.error[0].value, [e.value for e in at.error]
+    assert "Teach it" in [h.value for h in at.subheader]
+    assert not uploader(at, "A .zip").value
+    at.run()
+    assert not at.error  # said once, not again on every rerun
