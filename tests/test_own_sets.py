@@ -223,3 +223,13 @@ def test_a_class_folder_removed_by_hand_is_made_again_when_pictures_move(tmp_pat
     shutil.rmtree(own.folder / "test" / "mug")
     own = add_pictures("desk", "mug", photos(3), runs_dir=runs).set
     assert held_out(own, "mug") == (2, 1)
+
+
+def test_what_a_killed_change_left_staged_is_removed_by_the_next_change(tmp_path):
+    runs = tmp_path / "runs"
+    own = create_set("desk", classes=["mug"], runs_dir=runs)
+    stale = own.folder / ".staging-0123456789ab"
+    stale.mkdir()
+    (stale / "20261206-172301-000000001.png").write_bytes(b"half a picture")
+    add_pictures("desk", "mug", photos(1), runs_dir=runs)
+    assert not stale.exists()

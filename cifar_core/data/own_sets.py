@@ -35,7 +35,7 @@ from cifar_core.data.registry import (
 )
 from cifar_core.data.registry import register as register_spec
 from cifar_core.data.registry import unregister as unregister_spec
-from cifar_core.data.staging import FolderChange, disk_error, locked
+from cifar_core.data.staging import STAGING_PREFIX, FolderChange, disk_error, locked
 from cifar_core.data.zips import (  # noqa: F401 (the caps, named here with the others)
     MAX_UNZIPPED_BYTES,
     MAX_ZIP_BYTES,
@@ -306,6 +306,8 @@ def _locked(folder: Path):
     with locked(folder, _missing(folder)):
         if read_set_record(folder) is None:  # deleted while we waited
             raise DataError(_missing(folder))
+        for stale in folder.glob(f"{STAGING_PREFIX}*"):  # left by a change that was killed
+            shutil.rmtree(stale, ignore_errors=True)
         yield folder
 
 
