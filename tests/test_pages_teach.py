@@ -208,6 +208,11 @@ def test_a_finished_cifar_run_is_the_start_network_and_teach_it_starts_a_run(dat
         assert runs[0].settings["start_from"] == start and runs[0].settings["freeze"]
         assert at.session_state["teach_run"] == runs[0].id
         assert any(link.proto.page == "train" for link in at.get("page_link"))
+        stop = f"teach_stop_{runs[0].id}"
+        if any(b.key == stop for b in at.button) and store.get(runs[0].id).is_active:
+            button(at, stop).click().run()
+            no_traceback(at)
+            assert store.get(runs[0].id).stop_requested or not store.get(runs[0].id).is_active
     finally:
         for run in store.list(("running", "queued")):
             store.request_stop(run.id)
@@ -302,3 +307,26 @@ def test_a_zip_refused_is_said_once_and_the_uploader_emptied(data_dir, runs_dir)
     assert not uploader(at, "A .zip").value
     at.run()
     assert not at.error  # said once, not again on every rerun
+
+
+def test_a_start_network_trained_first_is_a_cifar_run_said_while_it_trains(data_dir, runs_dir):
+    from cifar_core.runs import teach
+
+    made_set(runs_dir, per_class=3)
+    at = teach_page()
+    store = RunStore(runs_dir)
+    try:
+        button(at, "teach_start_network").click().run()
+        no_traceback(at)
+        runs = store.list()
+        assert len(runs) == 1 and runs[0].origin == "teach" and runs[0].dataset == "cifar10"
+        expected = teach.start_network_run_settings()
+        assert {k: runs[0].settings[k] for k in ("model", "epochs", "lr")} == \
+            {k: expected[k] for k in ("model", "epochs", "lr")}
+        if store.get(runs[0].id).is_active:
+            assert f"Run **{runs[0].id}** is training a start network" in texts(at)
+            assert button(at, "teach_start_network").disabled
+    finally:
+        for run in store.list(("running", "queued")):
+            store.request_stop(run.id)
+        end_jobs_of(store)
