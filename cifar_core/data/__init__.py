@@ -2,7 +2,8 @@
 
 `load_data` (load) ties together `registry` (each data set declared once: `DatasetSpec`),
 `catalog` (the built-in ones), `folders` (your own picture folders, recorded by name in the
-data folder), `sources` (finding and decoding each layout, with `safe_pickle`
+data folder), `own_sets` (the sets you make on the Teach page, kept in the runs folder),
+`sources` (finding and decoding each layout, with `safe_pickle`
 for the official pickled files), `cache` (decoded once) and `download` (torchvision's, also in
 the background); `dataset` holds the decoded data set (`ImageData`), its batches and constants;
 `grids` draws its pictures for people (enlarged, framed, gridded).
@@ -11,6 +12,7 @@ the background); `dataset` holds the decoded data set (`ImageData`), its batches
 from cifar_core.data import (
            catalog,  # noqa: F401  (registers the built-in data sets)
            folders,  # noqa: F401  (and reads the data folder's own ones)
+           own_sets,  # noqa: F401  (and the sets kept in the runs folder: the Teach page's)
 )
 from cifar_core.data.dataset import OFFICIAL_CLASSES, ImageData, default_data_dir, normalize
 from cifar_core.data.grids import image_grid

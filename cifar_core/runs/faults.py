@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from cifar_core.data.own_sets import SETS_FOLDER  # the Teach page's sets, not a run
 from cifar_core.errors import StoreError
 from cifar_core.runs.folders import is_plain_name
 
@@ -224,7 +225,7 @@ def runs_from_folders(root: Path, known: set[str]) -> tuple[list[dict], list[str
 
     rows, without = [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if folder.name in known or not is_plain_name(folder.name):
+        if folder.name in known or folder.name == SETS_FOLDER or not is_plain_name(folder.name):
             continue
         checkpoint = folder / CHECKPOINT_NAME
         try:

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cifar_core.data.load import load_data
+from cifar_core.data.own_sets import watch_runs_folder
 from cifar_core.errors import CifarError, StoreError
+from cifar_core.runs.start import resolve_start
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.training.checkpoint import DEFAULT_NAME, save_checkpoint
 from cifar_core.training.config import TrainConfig
@@ -62,10 +64,12 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
     watcher.start()
     try:
         config = TrainConfig.from_dict(run.config).with_seed()
+        watch_runs_folder(store.root)  # the sets made on the Teach page are kept there
         data = load_data(run.dataset, run.data_dir, progress=lambda msg: _tell(on_event, {
             "kind": "log", "message": msg}))
         store.record_classes(run.id, data.classes)
-        model = build_model(config, len(data.classes), data.shape)
+        start = resolve_start(store, config.start_from)
+        model = build_model(config, len(data.classes), data.shape, start)
         done, fault, early = _train_recording(store, run, config, data, model, stop, on_event,
                                               judge)
         return _record_ending(store, run, config, data, model, out, done, fault, early,

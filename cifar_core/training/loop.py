@@ -20,6 +20,7 @@ from torch import nn
 
 from cifar_core.data.dataset import CIFAR_SHAPE, ImageData
 from cifar_core.errors import ConfigError
+from cifar_core.training.checkpoint import Checkpoint
 from cifar_core.training.config import TrainConfig
 from cifar_core.training.devices import resolve_device
 from cifar_core.training.evaluation import predict
@@ -27,6 +28,7 @@ from cifar_core.training.events import DoneEvent, EpochEvent, Event, StatsEvent
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import open_step
 from cifar_core.training.speed.minibatches import Minibatches
+from cifar_core.training.transfer import freeze_body, start_from
 
 # How many minibatches may pass between two checks for a NaN loss (a check costs a device sync).
 DIVERGENCE_CHECK_EVERY = 50
@@ -41,16 +43,28 @@ def _seed_of(config: TrainConfig) -> int:
 
 
 def build_model(config: TrainConfig, num_classes: int = 10,
-                shape: tuple[int, int, int] = CIFAR_SHAPE) -> nn.Module:
+                shape: tuple[int, int, int] = CIFAR_SHAPE,
+                start: Checkpoint | None = None) -> nn.Module:
     """A freshly initialised network of the config's model for `num_classes` classes and
     pictures of `shape` (channels, height, width); the config's seed fixes its weights
-    (ConfigError without one: call config.with_seed() first and train with that config too)."""
+    (ConfigError without one: call config.with_seed() first and train with that config too).
+    `start`: the network the config's start_from names (runs.start.resolve_start loads it):
+    its weights but the last layer's are copied in, and with config.freeze kept fixed
+    (training.transfer); ConfigError('start_from', ...) if it does not fit."""
     spec = model_spec(config.model)
     problem = spec.shape_problem(shape)
     if problem:
         raise ConfigError("model", problem)
+    if config.start_from is not None and start is None:
+        raise ConfigError("start_from", "This config starts from another network: pass it "
+                                        "(runs.start.resolve_start loads it).")
     torch.manual_seed(_seed_of(config))
-    return spec.build(num_classes, model_width(config), tuple(shape))
+    model = spec.build(num_classes, model_width(config), tuple(shape))
+    if config.start_from is not None:
+        start_from(model, config.model, start, tuple(shape))
+        if config.freeze:
+            freeze_body(model, config.model)
+    return model
 
 
 def model_width(config: TrainConfig) -> int | None:
@@ -160,7 +174,9 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
     with open_step(model, config, device, batches.per_epoch * config.epochs, threads,
                    data.shape) as step:
         clock = _Clock()
-        if prepare is not None:  # e.g. the fast network's whitening, from the training images
+        # e.g. the fast network's whitening, from the training images (a network started from
+        # another one has it from there)
+        if prepare is not None and config.start_from is None:
             prepare(model, batches.first_images())
         for epoch in range(1, config.epochs + 1):
             running_loss, window = torch.zeros((), device=device), 0

@@ -100,6 +100,9 @@ class ModelSpec:
 
     # The smallest picture side the network can take (its poolings need something to pool).
     min_side: int = 8
+    # The attribute naming its last layer (an nn.Linear deciding between the classes): a
+    # network started from another one's weights (training.transfer) gets a new one of these.
+    head: str = "fc"
 
     def parameter_count(self, num_classes: int = 10, width: int | None = None,
                         shape: tuple[int, int, int] = CIFAR_SHAPE) -> int:
@@ -139,14 +142,15 @@ register(ModelSpec(
     description="The small network of PyTorch's CIFAR-10 tutorial: two layers that look for "
                 "patterns, then three that decide.",
     build=lambda num_classes, width=None, shape=CIFAR_SHAPE: Net(num_classes, shape=shape),
-    architecture=Net, inference=net_inference_logits, written_out_step=True, min_side=16))
+    architecture=Net, inference=net_inference_logits, written_out_step=True, min_side=16,
+    head="fc3"))
 
 register(ModelSpec(
     name="tutorial-wide", title="Tutorial network, twice as wide",
     description="The tutorial's network with twice as many pattern detectors in each of its "
                 "two looking layers: slower, and it can learn a little more.",
     build=lambda num_classes, width=None, shape=CIFAR_SHAPE: Net(num_classes, 2, shape),
-    architecture=Net, inference=net_inference_logits, min_side=16))
+    architecture=Net, inference=net_inference_logits, min_side=16, head="fc3"))
 
 
 def _fast(num_classes: int, width: int | None = None,
@@ -173,7 +177,7 @@ register(ModelSpec(
                 "three scales, with each layer's output kept in a steady range. Learns far "
                 "more than the tutorial's in the same minutes.",
     build=_fast, widths=(4, 256), cpu_width=32, gpu_width=64, lr_scales=bias_lr_scales,
-    prepare=whiten_from, channels_last=True, min_side=9))
+    prepare=whiten_from, channels_last=True, min_side=9, head="head"))
 
 register(ModelSpec(
     name="resnet18", title="ResNet-18",  # torchvision's
