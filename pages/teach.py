@@ -268,16 +268,25 @@ def start_network_sentence(start: Run) -> str:
             "classes. A few dozen pictures per class and about a minute are enough.")
 
 
-def start_network_estimate() -> TimeEstimate | None:
-    """How long training a start network takes here (None: it cannot be told)."""
+def start_network_estimate(images: int) -> TimeEstimate | None:
+    """How long training a start network on `images` pictures takes here (None: it cannot be
+    told; why goes to the server log)."""
     try:
         config = TrainConfig(**teach.start_network_run_settings())
         threads = threads_for_background_runs(access.runner().max_parallel)
-        images = len(access.get_data(DEFAULT_DATASET, access.data_dir()).train_labels)
         return estimate_training_time(config, images, access.store().list(),
                                       measure=lambda c: access.measured_speed(c, threads))
     except Exception:
         log.exception("start network estimate failed")
+        return None
+
+
+def start_data_pictures() -> int | None:
+    """How many training pictures the start network's data set (CIFAR-10) has here; None
+    where it is not here."""
+    try:
+        return len(access.get_data(DEFAULT_DATASET, access.data_dir()).train_labels)
+    except CifarError:
         return None
 
 
@@ -317,12 +326,15 @@ def teach_ui(own: OwnSet) -> None:
                 "pictures of this size). Two ways on:", icon=":material/info:")
     left, right = st.columns(2)
     with left:
-        estimate = None if pending else start_network_estimate()
+        images = start_data_pictures()
+        estimate = None if pending or images is None else start_network_estimate(images)
         when = estimate.sentence() if estimate else "several minutes of training here"
         st.markdown(f"**Train a start network first** on {spec.title}: {when}. Then each set "
                     "you teach takes about a minute and gets most of its pictures right.")
+        if images is None:
+            st.caption(f"{spec.title} is not here yet: the Data page downloads it.")
         if st.button("Train a start network", icon=":material/model_training:",
-                     disabled=bool(pending), key="teach_start_network"):
+                     disabled=bool(pending) or images is None, key="teach_start_network"):
             run = access.runner().start(TrainConfig(**teach.start_network_run_settings()),
                                         access.data_dir(), origin="teach",
                                         dataset=DEFAULT_DATASET)

@@ -330,3 +330,12 @@ def test_a_start_network_trained_first_is_a_cifar_run_said_while_it_trains(data_
         for run in store.list(("running", "queued")):
             store.request_stop(run.id)
         end_jobs_of(store)
+
+
+def test_without_cifar_here_a_start_network_waits_for_the_data_said_in_words(runs_dir, caplog):
+    made_set(runs_dir, per_class=3)
+    at = teach_page()
+    assert button(at, "teach_start_network").disabled
+    assert "Data page" in texts(at)
+    assert not button(at, "teach_scratch").disabled  # from scratch needs no CIFAR-10
+    assert "Traceback" not in caplog.text
