@@ -10,6 +10,13 @@ import torch
 from cifar_core import CifarError, ImageData, TrainConfig
 from cifar_core.data.grids import tiles
 from cifar_core.runs.curves import RunCurve, accuracy_marks
+from cifar_core.runs.start import (
+    start_check,
+    start_choice_label,
+    start_choices,
+    start_path,
+    start_settings,
+)
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import (
     active_runs,
@@ -124,6 +131,47 @@ def setting_ui(name: str, spec: Setting, max_train: int, standard=None, off: str
     return None if none else st.session_state[key]
 
 
+# A network to start from, as a menu of the runs it can be (never a typed file name: a .pth
+# from elsewhere is imported on Try it first, and then it is a run).
+NOTHING = "Nothing (from scratch)"
+
+
+def _loaded_start(value: str):
+    """The network the run id or file `value` holds (read once per file version)."""
+    path = start_path(access.store(), value)
+    return access.get_checkpoint(str(path), path.stat().st_mtime)
+
+
+def _take_start_settings() -> None:
+    """A start network chosen: its model and width become this run's (before they are drawn)."""
+    value = st.session_state.get("cfg_start_from")
+    st.session_state["cfg_start_from_none"] = value is None
+    if value is None:
+        return
+    try:
+        chosen = start_settings(_loaded_start(value))
+    except (CifarError, OSError):
+        return  # the check under the field says what is wrong with it
+    fill_form(chosen, ("model", "width"))
+
+
+def start_from_ui(spec: Setting, shape: tuple[int, int, int]):
+    """Start from: nothing, or a finished run whose network saw pictures of `shape`; returns the
+    run's id (None: from scratch)."""
+    key = "cfg_start_from"
+    offered = [r.id for r in start_choices(access.store().list(), shape)]
+    labels = {r.id: start_choice_label(r) for r in access.store().list() if r.id in offered}
+    value = None if st.session_state.get(f"{key}_none") else st.session_state.get(key)
+    if value is not None and value not in offered:  # e.g. filled by another page, since gone
+        offered.insert(0, value)
+    st.session_state[key] = value
+    st.selectbox(spec.label, [None, *offered], key=key, help=spec.help,
+                 on_change=_take_start_settings,
+                 format_func=lambda v: NOTHING if v is None else labels.get(v, str(v)))
+    st.session_state[f"{key}_none"] = st.session_state[key] is None
+    return st.session_state[key]
+
+
 def kept_value(name: str, spec: Setting):
     """A setting of the closed Advanced section: its value as its field holds it, kept for
     when the section opens."""
@@ -222,14 +270,17 @@ def augmentation_picture_ui(mode: str, dataset: str) -> None:
     layout.show_tiles(pictures, ["original", *[f"copy {i}" for i in range(1, len(pictures))]])
 
 
-def settings_grid_ui(declared: list, values: dict, slots: dict, max_train: int) -> None:
+def settings_grid_ui(declared: list, values: dict, slots: dict, max_train: int,
+                     shape: tuple[int, int, int]) -> None:
     """These settings' widgets in rows of FORM_COLUMNS, each with a slot for its message under
     it; their values go into `values`."""
     for row in range(0, len(declared), FORM_COLUMNS):
         for column, (name, spec) in zip(st.columns(FORM_COLUMNS), declared[row:row + FORM_COLUMNS],
                                         strict=False):
             with column:
-                if name == "width":
+                if name == "start_from":
+                    values[name] = start_from_ui(spec, shape)
+                elif name == "width":
                     values[name] = setting_ui(name, spec, max_train, standard_width(values),
                                               width_note(values["model"]))
                 else:
@@ -264,7 +315,7 @@ def settings_form_ui(data: ImageData) -> dict:
     values, slots = {}, {}
     basic = [(n, s) for n, s in settings().items() if not s.advanced]
     advanced = [(n, s) for n, s in settings().items() if s.advanced]
-    settings_grid_ui(basic, values, slots, max_train)
+    settings_grid_ui(basic, values, slots, max_train, tuple(data.shape))
     # Made only while open; closed, its fields keep their values, which count as shown.
     section = layout.open_section("Advanced: the training recipe", ":material/tune:",
                                   "advanced_open")
@@ -272,7 +323,7 @@ def settings_form_ui(data: ImageData) -> dict:
         with section:
             st.caption("How the network is taught, beyond the tutorial's plain recipe. The fast "
                        "network's presets turn these on; the tutorial preset turns them off.")
-            settings_grid_ui(advanced, values, slots, max_train)
+            settings_grid_ui(advanced, values, slots, max_train, tuple(data.shape))
             if "augment" in values:
                 augmentation_picture_ui(values["augment"], data.dataset)
     else:
@@ -287,6 +338,9 @@ def settings_form_ui(data: ImageData) -> dict:
                          help="Set every field to the chosen preset's value again.")
     # A network that cannot take the data set's pictures, in words, under Model.
     problems = {**shape_problems(values, tuple(data.shape)), **config_problems(values)}
+    start_message = start_problem_ui(values, tuple(data.shape))
+    if start_message:
+        problems["start_from"] = start_message
     for name, message in problems.items():
         slots[name].error(message, icon=":material/error:")
     advice = None if problems else device_advice(values["device"], values["batch_size"])
@@ -297,6 +351,16 @@ def settings_form_ui(data: ImageData) -> dict:
     with slots["model_caption"].container():
         model_caption_ui(values, data, estimate, problems)
     return {"values": values, "problems": problems, "estimate": estimate}
+
+
+def start_problem_ui(values: dict, shape: tuple[int, int, int]) -> str | None:
+    """Why the network to start from cannot start this run, in one sentence (None: it can)."""
+    try:
+        return start_check(access.store(), values, shape, lambda path: access.get_checkpoint(
+            str(path), path.stat().st_mtime))
+    except OSError as exc:  # its file gone between the check and the read
+        return (f"The network to start from could not be read ({exc.strerror or exc}): choose "
+                "another one, or Nothing (from scratch).")
 
 
 def start_ui(values: dict, problems: dict, images_per_epoch: int, dataset: str,

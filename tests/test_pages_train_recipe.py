@@ -77,13 +77,15 @@ def widget(at: AppTest, name: str):
     spec = settings()[name]
     if spec.kind is bool:
         return at.toggle(key=f"cfg_{name}")
-    if spec.choices is not None:
+    if spec.choices is not None or name == "start_from":  # a menu of runs (issue 25)
         return at.selectbox(key=f"cfg_{name}")
     return at.number_input(key=f"cfg_{name}")
 
 
 def form_value(at: AppTest, name: str):
     """A setting's value as the form holds it (None: its 'none' box is ticked)."""
+    if name == "start_from":  # its menu's first choice is None: nothing to start from
+        return widget(at, name).value
     if settings()[name].optional and at.checkbox(key=f"cfg_{name}_none").value:
         return None
     return widget(at, name).value

@@ -7,12 +7,15 @@ builds anything from it; training.transfer then checks that it fits the new trai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from cifar_core.data.registry import DATASETS
 from cifar_core.errors import CheckpointError, ConfigError, RunError
-from cifar_core.runs.store import RunStore
+from cifar_core.runs.store import Run, RunStore
+from cifar_core.runs.views import dataset_title
 from cifar_core.training.checkpoint import Checkpoint, load_checkpoint
-from cifar_core.training.config import TrainConfig
+from cifar_core.training.config import TrainConfig, config_problems
 from cifar_core.training.loop import model_width
 from cifar_core.training.models import in_sentence, model_spec
 from cifar_core.training.transfer import start_problem
@@ -73,6 +76,40 @@ def fit_problem(start: Checkpoint, config: TrainConfig, shape: tuple[int, int, i
         return None
     model = spec.build(max(2, len(start.classes)), model_width(config), tuple(shape))
     return start_problem(start, config.model, model, tuple(shape))
+
+
+def start_choices(runs: list[Run], shape: tuple[int, int, int]) -> list[Run]:
+    """The runs (in the given order) whose network a training on pictures of `shape` can start
+    from: completed, their network file still there, trained on a data set of such pictures."""
+    found = []
+    for run in runs:
+        spec = DATASETS.get(run.dataset)
+        if (run.status == "completed" and run.checkpoint and spec is not None
+                and tuple(spec.shape) == tuple(shape) and Path(run.checkpoint).is_file()):
+            found.append(run)
+    return found
+
+
+def start_choice_label(run: Run) -> str:
+    """A start network as a menu shows it: the run, its data set and its test accuracy."""
+    accuracy = f", {run.accuracy:.1f} %" if run.accuracy is not None else ""
+    return f"Run {run.id} ({dataset_title(run.dataset)}{accuracy})"
+
+
+def start_check(store: RunStore | None, values: dict, shape: tuple[int, int, int],
+                load: Callable[[Path], Checkpoint] = load_checkpoint) -> str | None:
+    """Why the settings `values` (a form's) cannot train pictures of `shape` from the network
+    their Start from names, in one sentence saying what to choose; None when they can, when
+    they start from nothing, or when other settings are wrong (config_problems says those).
+    `load` reads a network file (a page passes its cached reader)."""
+    value = values.get("start_from")
+    if value is None or config_problems(values):
+        return None
+    try:
+        start = load(start_path(store, value))
+    except (ConfigError, CheckpointError) as exc:
+        return str(exc)
+    return fit_problem(start, TrainConfig.from_dict(values), shape)
 
 
 def _has_run(store: RunStore, run_id: str) -> bool:

@@ -28,6 +28,7 @@ from cifar_core.training.devices import resolve_device
 from cifar_core.training.loop import build_model, model_width
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import open_step
+from cifar_core.training.transfer import freeze_body
 
 if TYPE_CHECKING:  # (a run is only read here: runs/ stands above training/)
     from cifar_core.runs.store import Run
@@ -137,7 +138,12 @@ def measure_images_per_s(config: TrainConfig, threads: int | None = None,
     config's model cannot take such pictures."""
     device = resolve_device(config.device)
     with torch.random.fork_rng(devices=[]):
-        model = build_model(replace(config, seed=0), num_classes, shape)
+        # A network started from another trains at the speed of a fresh one (with the same
+        # layers kept fixed): its weights change nothing of the work.
+        model = build_model(replace(config, seed=0, start_from=None, freeze=False), num_classes,
+                            shape)
+        if config.freeze:
+            freeze_body(model, config.model)
     generator = torch.Generator().manual_seed(0)
 
     def batch(size: int) -> tuple[torch.Tensor, torch.Tensor]:
