@@ -190,3 +190,67 @@ def test_a_start_that_cannot_be_used_is_refused_before_a_run_is_made(
     assert line.startswith("error: ") and re.search(expected, line), line
     assert "Traceback" not in err + out
     assert {r.id for r in store.list()} == before  # no run was recorded
+
+
+# --- sweeps: every run of a sweep starts from the network ---------------------------------------
+
+def test_a_local_sweeps_runs_start_from_the_network(tmp_path, data_dir, three_classes):
+    from dataclasses import replace
+
+    from cifar_core import scheduler
+    from cifar_core.sweeps.engine import start_sweep
+    from cifar_core.sweeps.space import SearchSpace
+    from cifar_core.sweeps.store import SweepStore
+    from tests.conftest import end_jobs_of
+
+    store, start_id = _trained_on_cifar(tmp_path / "runs", data_dir, model="fast", width=8)
+    start = load_checkpoint(store.checkpoint_path(start_id))
+    space = SearchSpace.from_dict({"axes": {"epochs": {"values": [1]},
+                                            "lr": {"values": [0.01, 0.1]}}})
+    space = replace(space, base={"model": "fast", "width": 8, "batch_size": 10,
+                                 "log_every": 2, "device": "cpu", "start_from": start_id,
+                                 "freeze": True})
+    sweep = start_sweep(store, space, data_dir, dataset=three_classes, parallel=2)
+    try:
+        runs = [scheduler.wait(store, r.id, timeout=180)
+                for r in SweepStore(store).runs(sweep.id)]
+    finally:
+        end_jobs_of(store)
+    assert len(runs) == 2 and {r.config["lr"] for r in runs} == {0.01, 0.1}
+    for run in runs:
+        assert run.status == "completed", run.message
+        after = load_checkpoint(run.checkpoint)
+        assert after.classes == ("apple", "kiwi", "plum")
+        before_body, after_body = _body(start.model, "fast"), _body(after.model, "fast")
+        assert all(torch.equal(before_body[k], after_body[k]) for k in before_body)
+
+
+def test_a_run_on_a_ray_worker_starts_from_the_network_the_driver_read(tmp_path, data_dir):
+    pytest.importorskip("ray")
+    from cifar_core.data.load import load_data
+    from cifar_core.sweeps import ray_engine
+    from cifar_core.sweeps.space import SearchSpace
+    from cifar_core.sweeps.store import SweepStore
+
+    store, start_id = _trained_on_cifar(tmp_path / "runs", data_dir)
+    space = SearchSpace.from_dict({"axes": {"lr": {"values": [0.01, 0.1]}}})
+    from dataclasses import replace
+
+    space = replace(space, base={"start_from": start_id, "freeze": True})
+    sweep = SweepStore(store).create("s", space, str(data_dir), "test", "ray", "", 1, "cifar10")
+    start = ray_engine.sweep_start(store, sweep)  # read on the driver's machine
+    assert start is not None and start.model_name == "tutorial"
+    config = {"epochs": 1, "batch_size": 10, "log_every": 2, "seed": 0, "device": "cpu",
+              "start_from": start_id, "freeze": True}
+    data = load_data("cifar10", data_dir, download=False)
+    records = list(ray_engine.train_on_worker(config, data, board=None, run_id="r1",
+                                              threads=1, start=start))
+    assert records[-1]["kind"] == "result" and records[-1]["status"] == "completed", records[-1]
+    (tmp_path / "net.pth").write_bytes(records[-1]["checkpoint"])
+    after = load_checkpoint(tmp_path / "net.pth")
+    assert torch.equal(after.model.conv1.weight, start.model.conv1.weight)
+    # A sweep whose network is gone is refused by its driver in one sentence.
+    gone = SweepStore(store).create("t", replace(space, base={"start_from": "nothing-here"}),
+                                    str(data_dir), "test", "ray", "", 1, "cifar10")
+    with pytest.raises(ConfigError, match="no run 'nothing-here'"):
+        ray_engine.sweep_start(store, gone)

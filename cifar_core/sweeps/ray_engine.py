@@ -168,10 +168,12 @@ class StopBoard:
         return run_id in self.stopped
 
 
-def train_on_worker(config: dict, data, board, run_id: str, threads: int):
+def train_on_worker(config: dict, data, board, run_id: str, threads: int, start=None):
     """A run on a cluster worker (the body of the Ray task): yields a 'log' record saying where
     it trains, each training event's dict, then a 'result' record (status, message, metrics
-    and the checkpoint's bytes) or an 'error' record for a user error."""
+    and the checkpoint's bytes) or an 'error' record for a user error. `start`: the network
+    the config's Start from names, read by the driver (sweep_start), for the worker's disk
+    has no run store."""
     import ray  # on the worker: imported there in any case
 
     from cifar_core.runs.pipeline import final_metrics
@@ -190,7 +192,7 @@ def train_on_worker(config: dict, data, board, run_id: str, threads: int):
         # worker runs task after task; os.environ is left alone).
         with cpu.settings(threads, onednn=True):
             config = TrainConfig.from_dict(config).with_seed()
-            model = build_model(config, len(data.classes), data.shape)
+            model = build_model(config, len(data.classes), data.shape, start)
             done = None
             for event in train(config, data, model, stop, threads=threads):
                 yield event.to_dict()
@@ -206,6 +208,15 @@ def train_on_worker(config: dict, data, board, run_id: str, threads: int):
         yield {"kind": "error", "message": str(exc)}
     finally:
         finished.set()
+
+
+def sweep_start(store: RunStore, sweep: Sweep):
+    """The network every run of the sweep starts from (its setting Start from, which a sweep
+    keeps the same for all its runs), read here on the driver's machine; None for none.
+    ConfigError('start_from', ...) in one sentence if it cannot be read."""
+    from cifar_core.runs.start import resolve_start
+
+    return resolve_start(store, sweep.space.fixed.get("start_from"))
 
 
 def _watch_board(board, run_id: str, stop: threading.Event, finished: threading.Event) -> None:
@@ -258,6 +269,11 @@ def drive(store: RunStore, sweep_id: str) -> int:
                          progress=lambda msg: print(msg, flush=True))
     except CifarError as exc:
         return _give_up(store, sweep, f"The sweep's data could not be loaded: {exc}")
+    try:
+        start = sweep_start(store, sweep)
+    except CifarError as exc:
+        return _give_up(store, sweep, f"The sweep's network to start from could not be read: "
+                                      f"{exc}")
     import ray
 
     started = time.monotonic()
@@ -273,7 +289,7 @@ def drive(store: RunStore, sweep_id: str) -> int:
     print(f"Connected to Ray in {time.monotonic() - started:.1f} s: "
           f"{ray.cluster_resources()}", flush=True)
     try:
-        return _Driver(store, sweep, ray, data).run()
+        return _Driver(store, sweep, ray, data, start).run()
     except Exception as exc:  # a bug: say so in the sweep, so no new driver is started for it
         traceback.print_exc()
         return _give_up(store, sweep, f"The sweep's Ray driver crashed: "
@@ -330,12 +346,13 @@ class _Training:
 class _Driver:
     """The driver's loop: advance the sweep, submit its runs, pass stops on, take events in."""
 
-    def __init__(self, store: RunStore, sweep: Sweep, ray, data):
+    def __init__(self, store: RunStore, sweep: Sweep, ray, data, start=None):
         self.store, self.sweeps, self.sweep_id, self.ray = store, SweepStore(store), sweep.id, ray
         # A parallel the user did not choose (start_sweep stores 0) follows the cluster's size.
         self.auto_parallel = sweep.parallel == 0
         self.cpus = cpus_per_run()
         self.data_ref = ray.put(data)  # once: every task reads it from the object store
+        self.start_ref = ray.put(start) if start is not None else None  # the same
         self.classes = tuple(data.classes)  # recorded with each run, as a local run's are
         # On the driver's own machine: a board on a machine that died could stop nothing.
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -396,7 +413,7 @@ class _Driver:
         self.store.record_classes(run.id, self.classes)
         stream = self.task.options(num_cpus=self.cpus, num_gpus=1 if gpu else 0,
                                    max_retries=0, name=f"cifar run {run.id}").remote(
-            run.config, self.data_ref, self.board, run.id, self.cpus)
+            run.config, self.data_ref, self.board, run.id, self.cpus, self.start_ref)
         self.trainings[run.id] = _Training(run, stream)
         self._log(run, f"Submitted to the Ray cluster ({self.cpus} CPU"
                        f"{', 1 GPU' if gpu else ''}).")
