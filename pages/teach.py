@@ -308,16 +308,17 @@ def teach_ui(own: OwnSet) -> None:
     if problem:
         st.info(problem, icon=":material/info:")
     preset = PRESETS[teach.TEACH_PRESET].title
+    active = active_runs(access.store().list(("running", "queued")))
+    busy = any(r.dataset == own.name for r in active)  # not twice at once
     starts = teach.start_networks(access.store(), tuple(own.shape))
     if starts:
         st.caption(start_network_sentence(starts[0]))
         if st.button(f"Teach it ({preset})", type="primary", icon=":material/school:",
-                     disabled=bool(problem), key="teach_go"):
+                     disabled=bool(problem) or busy, key="teach_go"):
             start_run(own, starts[0])
         return
     spec = dataset_spec(DEFAULT_DATASET)
-    pending = [r for r in active_runs(access.store().list(("running", "queued")))
-               if r.origin == "teach" and r.dataset == DEFAULT_DATASET]
+    pending = [r for r in active if r.origin == "teach" and r.dataset == DEFAULT_DATASET]
     if pending:
         st.info(f"Run **{pending[0].id}** is training a start network on {spec.title}: once it "
                 "has finished, Teach it starts from it.", icon=":material/hourglass_top:")
@@ -346,7 +347,7 @@ def teach_ui(own: OwnSet) -> None:
                     "knowing nothing learns little from a few dozen pictures: expect it to be "
                     "wrong far more often.")
         if st.button(f"Teach it from scratch ({preset})", icon=":material/school:",
-                     disabled=bool(problem), key="teach_scratch"):
+                     disabled=bool(problem) or busy, key="teach_scratch"):
             start_run(own, None)
 
 

@@ -207,6 +207,8 @@ def test_a_finished_cifar_run_is_the_start_network_and_teach_it_starts_a_run(dat
         assert len(runs) == 1 and runs[0].dataset == "desk"
         assert runs[0].settings["start_from"] == start and runs[0].settings["freeze"]
         assert at.session_state["teach_run"] == runs[0].id
+        if store.get(runs[0].id).is_active:  # not twice at once
+            assert button(at, "teach_go").disabled
         assert any(link.proto.page == "train" for link in at.get("page_link"))
         stop = f"teach_stop_{runs[0].id}"
         if any(b.key == stop for b in at.button) and store.get(runs[0].id).is_active:
@@ -251,6 +253,13 @@ def test_a_finished_teaching_opens_try_it_on_it_with_the_camera_on(taught):
     assert at.toggle(key="try_camera_on").value
     assert at.camera_input, "the camera is on"
     assert "3 classes, mug, pen, phone" in texts(at)
+    # A picture shown to it: answered with one of the set's classes.
+    at.switch_page(TRY_IT)  # AppTest runs the page it was told last (Teach) otherwise
+    at.radio(key="try_source").set_value("upload").run()
+    uploader(at, "Pictures").set_value(("a.png", png(COLOURS["phone"], 9), "image/png")).run()
+    no_traceback(at)
+    answer = next(m.value for m in at.markdown if "The network" in m.value)
+    assert any(f" {name}" in answer for name in COLOURS), answer
 
 
 def test_try_it_takes_a_network_and_the_camera_handed_over(data_dir, runs_dir):
