@@ -401,3 +401,23 @@ def test_a_cifar_sized_picture_is_taken_pixel_for_pixel():
     photo = read_photo(encoded(Image.fromarray(pixels), "PNG"))
     assert np.array_equal(photo.network_input.permute(1, 2, 0).numpy(), pixels)
     assert np.array_equal(photo.original, pixels)
+
+
+def test_a_picture_read_only_for_a_network_has_nearly_the_same_input_as_one_shown():
+    """A set of your own keeps only the network's input (shown=False decodes a JPEG smaller):
+    what it stores differs little from Try it's input for the same photo (the JPEG decoder's
+    own reduction: under 2 % of the range on average)."""
+    rng = np.random.default_rng(3)
+    # Smooth colours (a photo, not noise): a blurred random field, 3000 x 2000 pixels.
+    small = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    picture = Image.fromarray(small).resize((3000, 2000), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=92)
+    shown = read_photo(buffer.getvalue(), "photo.jpg")
+    kept = read_photo(buffer.getvalue(), "photo.jpg", shown=False)
+    difference = (shown.network_input.int() - kept.network_input.int()).abs()
+    assert kept.network_input.shape == shown.network_input.shape == (3, 32, 32)
+    assert difference.float().mean() < 0.02 * 255
+    assert kept.original.shape == (32, 32, 3) and shown.original.shape == (341, 512, 3)
+    grey = read_photo(buffer.getvalue(), "photo.jpg", shape=(1, 28, 28), shown=False)
+    assert grey.original.shape == (28, 28, 3)

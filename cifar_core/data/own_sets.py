@@ -522,7 +522,8 @@ class _NewPictures:
             # explain sits above data (it imports runs, which import this module).
             from cifar_core.explain.photos import read_photo
 
-            photo = read_photo(file, name, max_bytes=MAX_FILE_BYTES, shape=self.own.shape)
+            photo = read_photo(file, name, max_bytes=MAX_FILE_BYTES, shape=self.own.shape,
+                               shown=False)  # only its network input is kept
         except ImageError as exc:
             self.skipped.append(str(exc))
             return

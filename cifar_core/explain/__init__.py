@@ -6,10 +6,19 @@ looked (Captum); `inside` shows its layers, filters and feature maps; `network_i
 network trained elsewhere and keeps it as an imported run.
 """
 
-from cifar_core.explain.attribution import answer_sentence, attribution, class_probabilities
-from cifar_core.explain.inside import feature_maps, first_layer_filters, layer_table
-from cifar_core.explain.network_imports import import_network
-from cifar_core.explain.photos import Photo, read_photo
+import importlib
 
-__all__ = ["Photo", "answer_sentence", "attribution", "class_probabilities", "feature_maps",
-           "first_layer_filters", "import_network", "layer_table", "read_photo"]
+# Each name from the module that defines it, imported when first asked for: reading a photo
+# (a set of your own adds hundreds) then never waits for Captum, which attribution imports.
+_WHERE = {"answer_sentence": "attribution", "attribution": "attribution",
+          "class_probabilities": "attribution", "feature_maps": "inside",
+          "first_layer_filters": "inside", "layer_table": "inside",
+          "import_network": "network_imports", "Photo": "photos", "read_photo": "photos"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -42,6 +42,9 @@ MAX_BYTES = 256 * 2**20
 MIN_SIDE = 16  # fewer pixels a side carry too little to recognise anything
 MAX_ASPECT = 8  # the centre square of a longer strip is a thin slice of it
 DISPLAY_SIDE = 512  # the original is shown at most this many pixels on its longer side
+# A picture read only for a network is decoded at no less than this many times the network's
+# side: the Lanczos reduction after it then still sees several pixels per pixel it makes.
+DRAFT_FACTOR = 4
 
 # How files of our formats start (JPEG, PNG, GIF, WebP, BMP).
 _OUR_FORMATS = re.compile(
@@ -70,11 +73,13 @@ class Photo:
 
 def read_photo(file: bytes | bytearray | memoryview | BinaryIO, name: str | None = None,
                max_bytes: int = MAX_BYTES,
-               shape: tuple[int, int, int] = CIFAR_SHAPE) -> Photo:
+               shape: tuple[int, int, int] = CIFAR_SHAPE, shown: bool = True) -> Photo:
     """The picture in `file` (its bytes, or a binary file such as Streamlit's UploadedFile)
     ready for a network of pictures of `shape` (Checkpoint.shape); ImageError with a sentence
     saying what to do if it cannot be used, a file over `max_bytes` before it is read whole.
-    `name` (default: the file's own name) is how the messages call it."""
+    `name` (default: the file's own name) is how the messages call it. `shown=False`: only the
+    network's input is wanted (a picture added to a set of your own): a JPEG is then decoded
+    at no more than DRAFT_FACTOR times that size, and `original` is that input."""
     data, name = read_upload(file, name, max_bytes,
                              lambda name, size: _too_many_bytes(name, size, max_bytes))
     if not data:
@@ -85,15 +90,17 @@ def read_photo(file: bytes | bytearray | memoryview | BinaryIO, name: str | None
     _check_size(name, width, height)
     if picture.format in ("JPEG", "MPO"):
         # Let the JPEG decoder itself scale down (by 1/2, 1/4 or 1/8) to no less than what is
-        # shown: a phone photo then decodes several times faster.
-        scale = min(1.0, DISPLAY_SIDE / max(width, height))
+        # shown, or what the network needs: a phone photo then decodes several times faster.
+        needed = DISPLAY_SIDE if shown else DRAFT_FACTOR * max(shape[1:])
+        scale = min(1.0, needed / max(width, height))
         picture.draft(None, (max(SIDE, round(width * scale)), max(SIDE, round(height * scale))))
     _decode(picture, name)
     upright = _upright(picture)
     turned = upright.size != picture.size  # a quarter turn swaps width and height
     rgb = _as_rgb(upright, name)
-    return Photo(name=name, network_input=_centre_square(rgb, shape),
-                 original=_for_display(rgb),
+    network_input = _centre_square(rgb, shape)
+    return Photo(name=name, network_input=network_input,
+                 original=_for_display(rgb) if shown else _as_shown(network_input),
                  size=(height, width) if turned else (width, height), format=str(picture.format))
 
 
@@ -251,6 +258,12 @@ def _centre_square(rgb: Image.Image, shape: tuple[int, int, int] = CIFAR_SHAPE) 
                            box=(left, top, left + side, top + side), reducing_gap=3.0)
     pixels = np.asarray(small, dtype=np.uint8).reshape(height_out, width_out, channels)
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous()
+
+
+def _as_shown(network_input: torch.Tensor) -> np.ndarray:
+    """A network input (C, H, W) as a picture people see (H, W, 3)."""
+    pixels = network_input.permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels)
 
 
 def _for_display(rgb: Image.Image) -> np.ndarray:
