@@ -3,6 +3,7 @@ about a minute starting from one that already learned to see, then try it with t
 
 import logging
 import re
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from cifar_core import CifarError, TrainConfig
 from cifar_core.data import own_sets
 from cifar_core.data.grids import enlarge
 from cifar_core.data.own_sets import MIN_PICTURES, Added, ClassPictures, OwnSet, test_count
-from cifar_core.data.registry import DEFAULT_DATASET, dataset_spec
+from cifar_core.data.registry import DEFAULT_DATASET, dataset_names, dataset_spec
 from cifar_core.explain.photos import FILE_ENDINGS, FORMAT_NAMES
 from cifar_core.runs import teach
 from cifar_core.runs.store import Run
@@ -33,10 +34,21 @@ SOURCES = {"camera": "Camera", "files": "Picture files", "zip": "A .zip of folde
 NAME_LIMIT = 40
 
 
-def set_name_from(title: str) -> str:
-    """The registry name a title gives: lower-case letters and digits joined by '-'."""
-    name = re.sub(r"[^a-z0-9]+", "-", title.strip().lower()).strip("-")[:NAME_LIMIT]
-    return name.strip("-")
+def set_name_from(title: str, taken) -> str:
+    """The registry name a title gives: its letters without accents, lower-case, and digits
+    joined by '-' ('Café crème': 'cafe-creme'); 'set' where none are left (a title in other
+    letters); numbered past the names `taken`. Empty for a title without a letter or digit."""
+    plain = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:NAME_LIMIT - 4].strip("-")
+    if not name:
+        if not any(c.isalnum() for c in title):
+            return ""
+        name = "set"
+    number = 2
+    unique = name
+    while unique in taken:
+        unique, number = f"{name}-{number}", number + 1
+    return unique
 
 
 def folder() -> str:
@@ -116,7 +128,7 @@ def new_set_ui(taken: dict) -> None:
     """A title and two or more class names: the new set."""
     st.subheader("A new set")
     title = st.text_input("Its title", key="teach_new_title", placeholder="Things on my desk")
-    name = set_name_from(title)
+    name = set_name_from(title, set(taken) | set(dataset_names(access.data_dir())))
     if title.strip():
         st.caption(f"It is kept and chosen on the other pages as `{name or '-'}`.")
     classes = st.text_input("Two or more class names, separated by commas",
@@ -127,9 +139,6 @@ def new_set_ui(taken: dict) -> None:
     names = [c.strip() for c in classes.split(",") if c.strip()]
     if not name:
         st.error("Give the set a title with at least one letter or digit.",
-                 icon=":material/error:")
-    elif name in taken:
-        st.error(f"You already have a set named '{name}': choose another title.",
                  icon=":material/error:")
     elif len(names) < 2:
         st.error("Name at least two classes, separated by commas (e.g. mug, pen).",

@@ -348,3 +348,17 @@ def test_without_cifar_here_a_start_network_waits_for_the_data_said_in_words(run
     assert "Data page" in texts(at)
     assert not button(at, "teach_scratch").disabled  # from scratch needs no CIFAR-10
     assert "Traceback" not in caplog.text
+
+
+def test_a_title_in_any_letters_still_gives_the_set_a_name(data_dir, runs_dir):
+    made_set(runs_dir, per_class=0, name="set")
+    at = teach_page()
+    at.selectbox(key="teach_set").set_value("").run()
+    at.text_input(key="teach_new_title").set_value("Café crème").run()
+    assert "`cafe-creme`" in texts(at)
+    at.text_input(key="teach_new_title").set_value("Кошки").run()
+    at.text_input(key="teach_new_classes").set_value("белые, чёрные").run()
+    button(at, "teach_make").click().run()
+    no_traceback(at)
+    made = own_sets.get_set("set-2", runs_dir=runs_dir)  # 'set' is taken
+    assert made.title == "Кошки" and [c.name for c in made.classes] == ["белые", "чёрные"]
