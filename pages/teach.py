@@ -167,7 +167,7 @@ def set_settings_ui(own: OwnSet) -> None:
                 changed(own_sets.add_class, own.name, new_class):
             st.rerun()
         sure = st.checkbox(f"Yes, delete {own.title} and its {own.picture_count} pictures",
-                           key="teach_delete_sure")
+                           key=f"teach_delete_sure_{own.name}")
         if st.button("Delete the set", icon=":material/delete:", disabled=not sure,
                      key="teach_delete_set") and changed(own_sets.delete_set, own.name):
             st.session_state.pop("teach_set", None)

@@ -175,7 +175,7 @@ def test_a_class_renamed_and_deleted_and_the_set_deleted(data_dir, runs_dir):
     no_traceback(at)
     assert [c.name for c in own_sets.get_set("desk", runs_dir=runs_dir).classes] == \
         ["mug", "pencil"]
-    at.checkbox(key="teach_delete_sure").check().run()
+    at.checkbox(key="teach_delete_sure_desk").check().run()
     button(at, "teach_delete_set").click().run()
     no_traceback(at)
     assert own_sets.list_sets(runs_dir=runs_dir) == []
