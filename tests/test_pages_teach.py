@@ -362,3 +362,14 @@ def test_a_title_in_any_letters_still_gives_the_set_a_name(data_dir, runs_dir):
     no_traceback(at)
     made = own_sets.get_set("set-2", runs_dir=runs_dir)  # 'set' is taken
     assert made.title == "Кошки" and [c.name for c in made.classes] == ["белые", "чёрные"]
+
+
+def test_the_delete_tick_of_one_set_does_not_arm_delete_for_another(data_dir, runs_dir):
+    made_set(runs_dir, per_class=0)
+    made_set(runs_dir, per_class=0, name="toys")
+    at = teach_page()
+    at.selectbox(key="teach_set").set_value("desk").run()
+    at.checkbox(key="teach_delete_sure_desk").check().run()
+    assert not button(at, "teach_delete_set").disabled
+    at.selectbox(key="teach_set").set_value("toys").run()
+    assert button(at, "teach_delete_set").disabled
