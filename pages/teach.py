@@ -383,7 +383,8 @@ def live_run_ui(run_id: str) -> None:
 
 def open_try_it(run: Run) -> None:
     """Try it on this network, the camera on."""
-    # Try it sets its own widgets from these (a widget's key set here is lost on the way).
+    # Try it sets its own widgets from these: its source set from here lost to the choice
+    # left by an earlier visit (tests/test_pages_teach.py, the handoff).
     st.session_state.try_pick = run.id
     st.session_state.try_open_camera = True
     st.switch_page(navigation.TRY_IT)
