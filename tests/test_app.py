@@ -115,10 +115,11 @@ def test_train_form_has_every_setting_and_presets(data_dir, runs_dir):
     # A widget for every declared setting, labelled as declared (cifar_core.training.config).
     for name, spec in settings().items():
         widget = (at.toggle(key=f"cfg_{name}") if spec.kind is bool
-                  else at.selectbox(key=f"cfg_{name}") if spec.choices is not None
+                  else at.selectbox(key=f"cfg_{name}")
+                  if spec.choices is not None or name == "start_from"  # a menu of runs
                   else at.number_input(key=f"cfg_{name}"))
         assert widget.label.startswith(spec.label) and widget.help == spec.help
-        if spec.optional:  # e.g. a random seed, all training images
+        if spec.optional and name != "start_from":  # e.g. a random seed, all training images
             assert at.checkbox(key=f"cfg_{name}_none").label == f"{spec.label}: {spec.none_means}"
     assert at.selectbox(key="cfg_device").options[0] == "auto"
     assert "cpu" in at.selectbox(key="cfg_device").options
