@@ -254,3 +254,17 @@ def test_a_run_on_a_ray_worker_starts_from_the_network_the_driver_read(tmp_path,
                                     str(data_dir), "test", "ray", "", 1, "cifar10")
     with pytest.raises(ConfigError, match="no run 'nothing-here'"):
         ray_engine.sweep_start(store, gone)
+
+
+def test_the_teach_preset_on_the_command_line_takes_the_start_networks_model(
+        capsys, tmp_path, data_dir, three_classes, in_tmp_and_signals_kept):
+    store, start_id = _trained_on_cifar(tmp_path / "runs", data_dir)  # the tutorial's network
+    code, out, err = _train_cli(capsys, tmp_path / "runs", data_dir, "--dataset",
+                                three_classes, "--preset", "teach-1min", "--start-from",
+                                start_id)
+    assert code == 0, err
+    run = next(r for r in store.list() if r.id != start_id)
+    # The preset's fast network at width 32 gave way to the start network's.
+    assert (run.config["model"], run.config["width"], run.config["freeze"]) == (
+        "tutorial", None, True)
+    assert run.config["augment"] == "flip+translate" and run.status == "completed"
