@@ -2,13 +2,9 @@
 about a minute starting from one that already learned to see, then try it with the camera."""
 
 import logging
-import re
-import unicodedata
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 from cifar_core import CifarError, TrainConfig
 from cifar_core.data import own_sets
@@ -31,24 +27,6 @@ NEW_SET = ""  # the set choice that makes a new set
 TILE_SCALE = 2  # each 32 x 32 picture drawn this many times larger, as on the Data page
 LAST_SHOWN = 6  # the camera: the newest pictures of the class shown under it
 SOURCES = {"camera": "Camera", "files": "Picture files", "zip": "A .zip of folders"}
-NAME_LIMIT = 40
-
-
-def set_name_from(title: str, taken) -> str:
-    """The registry name a title gives: its letters without accents, lower-case, and digits
-    joined by '-' ('Café crème': 'cafe-creme'); 'set' where none are left (a title in other
-    letters); numbered past the names `taken`. Empty for a title without a letter or digit."""
-    plain = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    name = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:NAME_LIMIT - 4].strip("-")
-    if not name:
-        if not any(c.isalnum() for c in title):
-            return ""
-        name = "set"
-    number = 2
-    unique = name
-    while unique in taken:
-        unique, number = f"{name}-{number}", number + 1
-    return unique
 
 
 def folder() -> str:
@@ -128,7 +106,7 @@ def new_set_ui(taken: dict) -> None:
     """A title and two or more class names: the new set."""
     st.subheader("A new set")
     title = st.text_input("Its title", key="teach_new_title", placeholder="Things on my desk")
-    name = set_name_from(title, set(taken) | set(dataset_names(access.data_dir())))
+    name = own_sets.name_from_title(title, set(taken) | set(dataset_names(access.data_dir())))
     if title.strip():
         st.caption(f"It is kept and chosen on the other pages as `{name or '-'}`.")
     classes = st.text_input("Two or more class names, separated by commas",
@@ -218,15 +196,13 @@ def camera_ui(own: OwnSet, class_name: str) -> None:
     st.caption(f"{len(pictures)} picture{'s' if len(pictures) != 1 else ''} of {class_name} "
                "so far" + (", the newest:" if pictures else "."))
     newest = pictures[-LAST_SHOWN:]
-    layout.show_tiles([tile(p.path) for p in newest], [""] * len(newest))
+    layout.show_tiles([tile(p) for p in newest], [""] * len(newest))
 
 
 # A picture's tile is read once per file (its pictures never change under the same name).
 @st.cache_data(max_entries=4096, show_spinner=False)
-def tile(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"))
-    return enlarge(pixels.transpose(2, 0, 1), TILE_SCALE)
+def tile(picture: own_sets.Picture) -> np.ndarray:
+    return enlarge(own_sets.picture_pixels(picture), TILE_SCALE)
 
 
 def held_out(count: int) -> str:
@@ -244,7 +220,7 @@ def class_ui(own: OwnSet, pictures: ClassPictures) -> None:
                 f"({held_out(count)})")
     captions = [f"{i}" + (" · test" if p.split == "test" else "")
                 for i, p in enumerate(pictures.pictures, 1)]
-    layout.show_tiles([tile(p.path) for p in pictures.pictures], captions)
+    layout.show_tiles([tile(p) for p in pictures.pictures], captions)
     with st.expander(f"Change {pictures.name}", icon=":material/edit:"):
         chosen = st.multiselect("Pictures to remove (by number)", range(1, count + 1),
                                 key=f"teach_remove_{own.name}_{pictures.name}")

@@ -233,3 +233,15 @@ def test_what_a_killed_change_left_staged_is_removed_by_the_next_change(tmp_path
     (stale / "20261206-172301-000000001.png").write_bytes(b"half a picture")
     add_pictures("desk", "mug", photos(1), runs_dir=runs)
     assert not stale.exists()
+
+
+def test_a_title_gives_a_set_name_that_the_registry_takes_and_no_set_has():
+    from cifar_core.data.own_sets import name_from_title
+    from cifar_core.data.registry import check_name
+
+    assert name_from_title("Café crème!", set()) == "cafe-creme"
+    assert name_from_title("My desk", {"my-desk", "my-desk-2"}) == "my-desk-3"
+    assert name_from_title("Кошки", set()) == "set"  # no Latin letters left
+    assert name_from_title("!!!", set()) == ""
+    long = name_from_title("a very long title " * 10, set())
+    assert check_name(long) == long

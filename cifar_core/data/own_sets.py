@@ -19,6 +19,7 @@ import re
 import secrets
 import shutil
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +152,7 @@ MAX_PICTURES = 3000  # per set
 MAX_SET_BYTES = 64 * 2**20  # on disk, per set (PNG files of 32 x 32 are ~3 KB)
 MAX_FILE_BYTES = 20 * 2**20  # one uploaded picture file
 MAX_CLASS_NAME = 40
+NAME_LENGTH = 40  # a set's name (data.registry.NAME_PATTERN)
 MAX_TITLE = 80
 SHOWN_SKIPS = 5  # sentences about skipped zip entries, before "and N more"
 SPLITS = ("train", "test")
@@ -165,6 +167,30 @@ class Picture:
     class_name: str
     split: str  # 'train' or 'test' (held out automatically)
     path: Path
+
+
+def picture_pixels(picture: Picture):
+    """A picture of a set as uint8 numpy (C, H, W) in colour, as the Teach page draws it."""
+    import numpy as np
+
+    with Image.open(picture.path) as image:
+        return np.asarray(image.convert("RGB")).transpose(2, 0, 1)
+
+
+def name_from_title(title: str, taken) -> str:
+    """The set name a title gives: its letters without accents, lower-case, and digits joined
+    by '-' ('Café crème': 'cafe-creme'); 'set' where none are left (a title in other letters);
+    numbered past the names `taken`. Empty for a title without a letter or digit."""
+    plain = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:NAME_LENGTH - 4].strip("-")
+    if not name:
+        if not any(c.isalnum() for c in title):
+            return ""
+        name = "set"
+    number, unique = 2, name
+    while unique in taken:
+        unique, number = f"{name}-{number}", number + 1
+    return unique
 
 
 @dataclass(frozen=True)
