@@ -272,3 +272,14 @@ def test_cli_bad_input_is_one_error_line_and_status_2(capsys, synthetic_dir, arg
 
 def test_default_steps_are_a_usual_number():
     assert 100 <= DEFAULT_STEPS <= 200
+
+
+def test_with_a_network_to_start_from_the_test_runs_on_a_fresh_one_as_its_settings_say(data):
+    """Start from and Keep fixed are not settings the range test depends on (range_test=False):
+    it is asked with them set (the Train page's form, the CLI) and gives what it gives without
+    them, never a developer's sentence."""
+    plain = TrainConfig(batch_size=10, seed=0)
+    started = TrainConfig(batch_size=10, seed=0, start_from="some-run", freeze=True)
+    a = find_learning_rate(plain, data, 1e-4, 1, steps=8)
+    b = find_learning_rate(started, data, 1e-4, 1, steps=8)
+    assert b.losses == a.losses and b.suggestion == a.suggestion
