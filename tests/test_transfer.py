@@ -268,3 +268,16 @@ def test_the_teach_preset_on_the_command_line_takes_the_start_networks_model(
     assert (run.config["model"], run.config["width"], run.config["freeze"]) == (
         "tutorial", None, True)
     assert run.config["augment"] == "flip+translate" and run.status == "completed"
+
+
+def test_a_start_network_of_these_very_classes_keeps_its_last_layer_too(tmp_path, data_dir):
+    """Keep fixed first (seconds), then fine-tune everything: the second run starts from the
+    first, whose last layer already knows these classes, and keeps it."""
+    store, start_id = _trained_on_cifar(tmp_path / "runs", data_dir)
+    start = resolve_start(store, start_id)
+    config = TrainConfig(seed=5, start_from=start_id)
+    same = build_model(config, 10, (3, 32, 32), start, classes=start.classes)
+    assert torch.equal(same.fc3.weight, start.model.fc3.weight)
+    other = build_model(config, 10, (3, 32, 32), start, classes=tuple("abcdefghij"))
+    assert not torch.equal(other.fc3.weight, start.model.fc3.weight)
+    assert torch.equal(other.fc2.weight, start.model.fc2.weight)

@@ -69,7 +69,7 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
             "kind": "log", "message": msg}))
         store.record_classes(run.id, data.classes)
         start = resolve_start(store, config.start_from)
-        model = build_model(config, len(data.classes), data.shape, start)
+        model = build_model(config, len(data.classes), data.shape, start, data.classes)
         done, fault, early = _train_recording(store, run, config, data, model, stop, on_event,
                                               judge)
         return _record_ending(store, run, config, data, model, out, done, fault, early,

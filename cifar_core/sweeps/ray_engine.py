@@ -192,7 +192,7 @@ def train_on_worker(config: dict, data, board, run_id: str, threads: int, start=
         # worker runs task after task; os.environ is left alone).
         with cpu.settings(threads, onednn=True):
             config = TrainConfig.from_dict(config).with_seed()
-            model = build_model(config, len(data.classes), data.shape, start)
+            model = build_model(config, len(data.classes), data.shape, start, data.classes)
             done = None
             for event in train(config, data, model, stop, threads=threads):
                 yield event.to_dict()

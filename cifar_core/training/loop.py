@@ -44,13 +44,15 @@ def _seed_of(config: TrainConfig) -> int:
 
 def build_model(config: TrainConfig, num_classes: int = 10,
                 shape: tuple[int, int, int] = CIFAR_SHAPE,
-                start: Checkpoint | None = None) -> nn.Module:
+                start: Checkpoint | None = None,
+                classes: tuple[str, ...] | None = None) -> nn.Module:
     """A freshly initialised network of the config's model for `num_classes` classes and
     pictures of `shape` (channels, height, width); the config's seed fixes its weights
     (ConfigError without one: call config.with_seed() first and train with that config too).
     `start`: the network the config's start_from names (runs.start.resolve_start loads it):
     its weights but the last layer's are copied in, and with config.freeze kept fixed
-    (training.transfer); ConfigError('start_from', ...) if it does not fit."""
+    (training.transfer); ConfigError('start_from', ...) if it does not fit. `classes`: the
+    data's class names (a start network trained on these very classes keeps its last layer)."""
     spec = model_spec(config.model)
     problem = spec.shape_problem(shape)
     if problem:
@@ -61,7 +63,7 @@ def build_model(config: TrainConfig, num_classes: int = 10,
     torch.manual_seed(_seed_of(config))
     model = spec.build(num_classes, model_width(config), tuple(shape))
     if config.start_from is not None:
-        start_from(model, config.model, start, tuple(shape))
+        start_from(model, config.model, start, tuple(shape), classes)
         if config.freeze:
             freeze_body(model, config.model)
     return model

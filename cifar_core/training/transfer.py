@@ -42,14 +42,17 @@ def start_problem(start: Checkpoint, model_name: str, model: nn.Module,
 
 
 def start_from(model: nn.Module, model_name: str, start: Checkpoint,
-               shape: tuple[int, int, int]) -> None:
+               shape: tuple[int, int, int], classes: tuple[str, ...] | None = None) -> None:
     """Copy into `model` every weight of `start` but its last layer's (ConfigError('start_from',
-    ...) if it cannot be its starting point: start_problem)."""
+    ...) if it cannot be its starting point: start_problem). Where `start` was trained on
+    these very `classes`, in this order (a run whose earlier layers were kept fixed, now
+    fine-tuned), its last layer is copied too."""
     problem = start_problem(start, model_name, model, shape)
     if problem:
         raise ConfigError("start_from", problem)
     head = model_spec(model_name).head
-    body = {k: v for k, v in start.model.state_dict().items() if not _in(k, head)}
+    same = classes is not None and tuple(classes) == tuple(start.classes)
+    body = {k: v for k, v in start.model.state_dict().items() if same or not _in(k, head)}
     missing, unexpected = model.load_state_dict(body, strict=False)
     assert not unexpected and all(_in(k, head) for k in missing), (missing, unexpected)
 
