@@ -159,8 +159,8 @@ def candidate_values(name: str) -> list:
     spec, default = settings()[name], defaults()[name]
     if spec.kind is bool:
         values = [not default]
-    elif spec.kind is str:
-        values = list(spec.allowed())
+    elif spec.kind is str:  # its choices; a free text (Start from's run id or file) any word
+        values = list(spec.allowed()) if spec.choices is not None else ["a-run-id"]
     else:
         low = spec.low if spec.low is not None else 0
         high = spec.high if spec.high is not None else low + 1000
@@ -223,7 +223,10 @@ def test_an_on_off_setting_takes_its_flag_alone_or_with_no(value):
     names = [n for n, spec in settings().items() if spec.kind is bool]
     assert names
     for name in names:
-        args = cli.build_parser().parse_args(["train", *flag_args(name, value)])
+        # (with the setting another one needs beside it: Keep fixed, a network to start from)
+        needed = companions(name, value) or {}
+        argv = flag_args(name, value) + [a for k, v in needed.items() for a in flag_args(k, v)]
+        args = cli.build_parser().parse_args(["train", *argv])
         assert getattr(cli.config_from_args(args), name) is value
         args = cli.build_parser().parse_args(["train"])
         assert getattr(cli.config_from_args(args), name) is defaults()[name]
