@@ -357,6 +357,20 @@ def live_run_ui(run_id: str) -> None:
                  icon=":material/monitoring:")
 
 
+def fine_tune_ui(own: OwnSet, taught: Run) -> None:
+    """Go on from a run that kept the earlier layers fixed, every layer learning."""
+    st.caption("Only its last layer learned. Fine-tuning lets every layer learn from your "
+               "pictures too: a few times longer, and often a little more accurate.")
+    if st.button("Fine-tune every layer", icon=":material/tune:", key="teach_fine_tune",
+                 disabled=bool(own.problem())):
+        run = access.runner().start(TrainConfig(**teach.fine_tune_settings(taught)),
+                                    access.data_dir(), origin="teach", dataset=own.name)
+        st.session_state.teach_run = run.id
+        st.session_state.teach_handoff = run.id
+        st.session_state.watch_run = run.id
+        st.rerun()
+
+
 def open_try_it(run: Run) -> None:
     """Try it on this network, the camera on."""
     # Try it sets its own widgets from these: its source set from here lost to the choice
@@ -392,6 +406,9 @@ def run_ui(own: OwnSet | None) -> None:
                 st.button("Try it with the camera", icon=":material/photo_camera:",
                           key="teach_try"):
             open_try_it(run)
+        if run.settings.get("freeze") and run.checkpoint and own is not None \
+                and run.dataset == own.name:
+            fine_tune_ui(own, run)
     else:
         st.warning(f"Run {run.id} {run.status}: {run.message}", icon=":material/stop_circle:")
 

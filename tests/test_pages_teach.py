@@ -373,3 +373,36 @@ def test_the_delete_tick_of_one_set_does_not_arm_delete_for_another(data_dir, ru
     assert not button(at, "teach_delete_set").disabled
     at.selectbox(key="teach_set").set_value("toys").run()
     assert button(at, "teach_delete_set").disabled
+
+
+def test_a_set_taught_with_its_earlier_layers_fixed_can_be_fine_tuned(data_dir, runs_dir):
+    from cifar_core.runs import teach
+    from cifar_core.runs.pipeline import execute_run
+    from cifar_core.training.config import TrainConfig
+
+    start = RunStore(runs_dir).get(finish_run(runs_dir, data_dir))
+    made_set(runs_dir, per_class=4)
+    store = RunStore(runs_dir)
+    config = TrainConfig(**{**teach.teach_settings(start), "epochs": 1, "seed": 0})
+    taught = execute_run(store, store.create(config.to_dict(), str(data_dir), origin="teach",
+                                             dataset="desk", status="running").id)
+    at = teach_page()
+    at.session_state["teach_run"] = taught.id
+    at.run()
+    try:
+        button(at, "teach_fine_tune").click().run()
+        no_traceback(at)
+        (run,) = [r for r in store.list() if r.id not in (start.id, taught.id)]
+        assert run.settings["start_from"] == taught.id and run.settings["freeze"] is False
+        assert run.dataset == "desk" and at.session_state["teach_run"] == run.id
+    finally:
+        for run in store.list(("running", "queued")):
+            store.request_stop(run.id)
+        end_jobs_of(store)
+    # A set taught from scratch (nothing kept fixed) is not offered it.
+    scratch = TrainConfig(**{**teach.teach_settings(None), "epochs": 1, "seed": 0})
+    plain = execute_run(store, store.create(scratch.to_dict(), str(data_dir), origin="teach",
+                                            dataset="desk", status="running").id)
+    at.session_state["teach_run"] = plain.id
+    at.run()
+    assert "teach_fine_tune" not in {b.key for b in at.button}

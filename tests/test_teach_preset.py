@@ -132,3 +132,24 @@ def test_a_set_taught_with_the_preset_starts_from_the_network_and_trains_its_las
 
 def test_the_start_network_is_trained_with_the_cpu_preset():
     assert start_network_run_settings() == preset_values("cpu-5min")
+
+
+def test_a_taught_set_is_fine_tuned_from_its_run_every_layer_learning_its_last_kept(
+        tmp_path, data_dir):
+    from cifar_core.runs.teach import fine_tune_settings
+
+    runs = tmp_path / "runs"
+    store = RunStore(runs)
+    start = store.get(_finished(store, data_dir))
+    own_sets.watch_runs_folder(runs)
+    name = _own_set(runs, tmp_path)
+    taught = store.get(_finished(store, data_dir, name, **{
+        **teach_settings(start), "epochs": 1, "seed": 0}))
+    settings = fine_tune_settings(taught)
+    assert settings["start_from"] == taught.id and settings["freeze"] is False
+    assert settings["model"] == taught.settings["model"]
+    run = store.get(_finished(store, data_dir, name, **{**settings, "epochs": 1, "seed": 1}))
+    before, after = (load_checkpoint(r.checkpoint).model for r in (taught, run))
+    assert not (after.conv1.weight == before.conv1.weight).all()  # every layer learned
+    # Its last layer went on from the taught one's: closer to it than a new one would be.
+    assert (after.fc3.weight - before.fc3.weight).abs().mean() < before.fc3.weight.abs().mean()

@@ -56,6 +56,13 @@ def teach_settings(start: Run | None, *, fine_tune: bool = False) -> dict:
             "start_from": start.id, "freeze": not fine_tune}
 
 
+def fine_tune_settings(taught: Run) -> dict:
+    """Every setting's value for fine-tuning a set taught with its earlier layers kept fixed:
+    the run `taught`'s settings, starting from its network (whose last layer already knows the
+    set's classes and is kept: training.transfer), every layer learning."""
+    return {**taught.settings, "start_from": taught.id, "freeze": False, "seed": None}
+
+
 def start_network_run_settings() -> dict:
     """The settings to train a start network first on CIFAR-10: the CPU preset's."""
     return preset_values(START_NETWORK_PRESET)
