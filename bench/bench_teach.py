@@ -12,12 +12,13 @@ accuracy reported is the saved network's on all held-out pictures. Each way trai
 run (runs.pipeline.execute_run) with the preset "Teach: about a minute":
 
 - start: from the network --start (a .pth; the lead's cpu-5min seed 0), its model and width,
-  only the last layer learning (runs.teach.teach_settings for a run holding it);
-- scratch: the same preset without a start network (the tutorial's network, every layer
-  learning: teach_settings(None));
-- scratch-same: the same preset and the start network's model and width, from random weights,
+  only the last layer learning (the earlier layers kept fixed: --freeze);
+- scratch: the preset without a start network (runs.teach.teach_settings(None): the
+  tutorial's network, every layer learning);
+- scratch-same: the preset with the start network's model and width, from random weights,
   every layer learning;
-- fine-tune (--fine-tune): from the start network, every layer learning.
+- fine-tune (--fine-tune): from the start network, every layer learning: what the Teach
+  button does (teach_settings for a run holding the start network).
 
     python bench/bench_teach.py --start /work/bench_runs/cpu5min-seed0.pth --seeds 0 1 2
 

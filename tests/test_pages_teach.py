@@ -205,7 +205,7 @@ def test_a_finished_cifar_run_is_the_start_network_and_teach_it_starts_a_run(dat
         no_traceback(at)
         runs = [r for r in store.list() if r.origin == "teach"]
         assert len(runs) == 1 and runs[0].dataset == "desk"
-        assert runs[0].settings["start_from"] == start and runs[0].settings["freeze"]
+        assert runs[0].settings["start_from"] == start and not runs[0].settings["freeze"]
         assert at.session_state["teach_run"] == runs[0].id
         if store.get(runs[0].id).is_active:  # not twice at once
             assert button(at, "teach_go").disabled
@@ -383,7 +383,8 @@ def test_a_set_taught_with_its_earlier_layers_fixed_can_be_fine_tuned(data_dir, 
     start = RunStore(runs_dir).get(finish_run(runs_dir, data_dir))
     made_set(runs_dir, per_class=4)
     store = RunStore(runs_dir)
-    config = TrainConfig(**{**teach.teach_settings(start), "epochs": 1, "seed": 0})
+    config = TrainConfig(**{**teach.teach_settings(start, freeze=True), "epochs": 1,
+                            "seed": 0})
     taught = execute_run(store, store.create(config.to_dict(), str(data_dir), origin="teach",
                                              dataset="desk", status="running").id)
     at = teach_page()

@@ -266,7 +266,7 @@ def test_the_teach_preset_on_the_command_line_takes_the_start_networks_model(
     run = next(r for r in store.list() if r.id != start_id)
     # The preset's fast network at width 32 gave way to the start network's.
     assert (run.config["model"], run.config["width"], run.config["freeze"]) == (
-        "tutorial", None, True)
+        "tutorial", None, False)  # the preset: every layer learns
     assert run.config["augment"] == "flip+translate" and run.status == "completed"
 
 

@@ -1,11 +1,13 @@
 """Teaching a set of your own pictures (the Teach page's one button): the preset "Teach: about
 a minute", the networks a set can start from, and the settings of each way to train it.
 
-A network that already learned to see (e.g. on CIFAR-10) keeps what it learned; only its last
-layer is made new for the set's classes and, with the earlier layers kept fixed, only that layer
-learns: seconds on a CPU, and good with a few dozen pictures per class. Without such a network
-the set trains from scratch, which needs far more pictures for the same accuracy (figures:
-bench/bench_teach.py, bench/RESULTS.md).
+A network that already learned to see (e.g. on CIFAR-10) is the starting point: its last layer
+is made new for the set's classes and every layer goes on learning from the set's pictures
+(about 12 s on a 2-core CPU for 3 classes of 30 pictures). Keeping the earlier layers fixed
+(only the last layer learning) takes a third of that, but was 6 to 17 points less accurate in
+the same benchmark; a run taught that way can be fine-tuned afterwards (fine_tune_settings).
+Without a start network the set trains from scratch, the tutorial's network from random
+weights (figures: bench/bench_teach.py, bench/RESULTS.md "Issue 25").
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from cifar_core.runs.start import start_settings
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.runs.views import is_import, run_classes
 from cifar_core.training.checkpoint import load_checkpoint
-from cifar_core.training.config import defaults, preset_values
+from cifar_core.training.config import preset_values
 from cifar_core.training.models import MODELS
 
 TEACH_PRESET = "teach-1min"
@@ -43,17 +45,18 @@ def start_networks(store: RunStore, shape) -> list[Run]:
     return sorted(found, key=lambda r: -(r.accuracy or 0))
 
 
-def teach_settings(start: Run | None, *, fine_tune: bool = False) -> dict:
+def teach_settings(start: Run | None, *, freeze: bool = False) -> dict:
     """Every setting's value for teaching a set: the Teach preset's, starting from the network
-    of the run `start` (its model and width; only its last layer learns unless `fine_tune`),
-    or with `start` None from scratch (the tutorial's network, every layer learning)."""
+    of the run `start` (its model and width; every layer learning, or only the last one with
+    `freeze`), or with `start` None from scratch (the tutorial's network, random weights)."""
     values = preset_values(TEACH_PRESET)
-    if start is None:
-        return {**values, "model": defaults()["model"], "width": None, "start_from": None,
+    if start is None:  # the tutorial's network: the fast one's whitening and batch statistics
+        # of a few near-alike pictures can blow its first steps up (tests/test_pages_teach.py)
+        return {**values, "model": "tutorial", "width": None, "start_from": None,
                 "freeze": False}
     trained = start.settings
     return {**values, "model": trained["model"], "width": _width_of(start),
-            "start_from": start.id, "freeze": not fine_tune}
+            "start_from": start.id, "freeze": freeze}
 
 
 def fine_tune_settings(taught: Run) -> dict:

@@ -32,6 +32,9 @@ from cifar_core.training.transfer import freeze_body, start_from
 
 # How many minibatches may pass between two checks for a NaN loss (a check costs a device sync).
 DIVERGENCE_CHECK_EVERY = 50
+# How many test pictures the check after each epoch shows the network (its answers must be
+# numbers): a few are enough, as weights that blew up spoil every answer.
+FINITE_CHECK_IMAGES = 8
 
 
 def _seed_of(config: TrainConfig) -> int:
@@ -210,6 +213,12 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
                     window = 0
             epochs_done = epoch
             with clock.testing(), step.paused(steps):
+                # A step can take the weights so far that the network answers NaN while the
+                # loss it reported was still a number (a few near-alike pictures): checked once
+                # an epoch, on a few test pictures.
+                if not _answers_numbers(model, data, device):
+                    yield done("diverged", _blown_up_message(epoch, config.lr))
+                    return
                 accuracy, confusion = results_on_test_images(model, data, device, config.tta,
                                                    config.precision)
             model.train()
@@ -218,6 +227,21 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
                              train_s=clock.train_s)
         yield done("completed", f"Finished {config.epochs} epoch{'s' * (config.epochs != 1)} on "
                                 f"{batches.images_per_epoch:,} images.")
+
+
+def _answers_numbers(model: nn.Module, data: ImageData, device: torch.device) -> bool:
+    """Whether the network's weights and its answers to a few test pictures are numbers."""
+    if not all(bool(torch.isfinite(t).all()) for t in (*model.parameters(), *model.buffers())
+               if t.is_floating_point()):
+        return False
+    _, confidence = predict(model, data.test_images[:FINITE_CHECK_IMAGES], device)
+    return bool(torch.isfinite(confidence).all())
+
+
+def _blown_up_message(epoch: int, lr: float) -> str:
+    return (f"The network's weights grew past what can be computed with in epoch {epoch}: the "
+            f"learning rate {lr:g} is too high for these pictures. Lower it (try {lr / 10:g}) "
+            "and start again.")
 
 
 def _divergence_message(loss: float, epoch: int, lr: float) -> str:
