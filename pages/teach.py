@@ -249,8 +249,9 @@ def start_network_sentence(start: Run) -> str:
                 if start.accuracy is not None else "")
     return (f"It starts from run **{start.id}**, the {model_spec(start.settings['model']).title}"
             f" trained on {run_dataset_title(start)}{accuracy}: that network already learned "
-            "to see edges, colours and shapes, so only its last layer has to learn your "
-            "classes. A few dozen pictures per class and about a minute are enough.")
+            "to see edges, colours and shapes; it gets a new last layer for your classes and "
+            "adapts to your pictures. A few dozen pictures per class and well under a minute "
+            "are enough.")
 
 
 def start_network_estimate(images: int) -> TimeEstimate | None:
