@@ -44,6 +44,7 @@ from cifar_core.data.zips import (  # noqa: F401 (the caps, named here with the 
     zip_pictures,
 )
 from cifar_core.errors import DataError, ImageError
+from cifar_core.places import default_runs_dir
 
 SETS_FOLDER = "datasets"  # inside the runs folder
 SET_FILE = "set.json"
@@ -62,8 +63,6 @@ class SetRecord:
 
 def sets_folder(runs_dir: Path | str | None = None) -> Path:
     """The folder of the sets kept in the runs folder `runs_dir` (None: the default one)."""
-    from cifar_core.runs.store import default_runs_dir  # the runs layer sits above the data's
-
     return (Path(runs_dir) if runs_dir is not None else default_runs_dir()) / SETS_FOLDER
 
 

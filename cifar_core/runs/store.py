@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import shutil
 import sqlite3
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cifar_core.errors import RunError, StoreError
+from cifar_core.places import default_runs_dir  # noqa: F401 (named here for callers)
 from cifar_core.runs import faults
 from cifar_core.runs.curves import spread_positions
 from cifar_core.runs.folders import RunFolders, is_plain_name
@@ -44,9 +44,6 @@ FINISHED = ("completed", "stopped", "pruned", "diverged", "failed")
 # The endings that leave a network to look at.
 SAVED = ("completed", "stopped", "pruned")
 
-def default_runs_dir() -> Path:
-    """The runs folder: $CIFAR_RUNS_DIR, else ./runs."""
-    return Path(os.environ.get("CIFAR_RUNS_DIR") or "./runs")
 
 
 @dataclass(frozen=True)
