@@ -329,9 +329,11 @@ def teach_ui(own: OwnSet) -> None:
             st.session_state.teach_run = run.id
             st.rerun()
     with right:
-        st.markdown("**Teach it from scratch**: about a minute too, but a network that starts "
-                    "knowing nothing learns little from a few dozen pictures: expect it to be "
-                    "wrong far more often.")
+        # Figures: bench/RESULTS.md, "Issue 25" (the tutorial network at 0.01).
+        st.markdown("**Teach it from scratch**: quicker still, with the tutorial's small "
+                    "network starting from random weights. Without what a trained network "
+                    "already learned to see, it gets more pictures wrong: in our tests one and "
+                    "a half to three and a half times as many.")
         if st.button(f"Teach it from scratch ({preset})", icon=":material/school:",
                      disabled=bool(problem) or busy, key="teach_scratch"):
             start_run(own, None)
