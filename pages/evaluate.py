@@ -17,6 +17,8 @@ from cifar_core.runs.views import (
 )
 from cifar_core.training.evaluation import Evaluation, confusion_rows
 from pages.shared import access, layout, navigation
+from pages.shared.export_ui import export_ui
+from pages.shared.report_ui import run_report_ui
 
 
 def run_picker_ui() -> str | None:
@@ -225,6 +227,10 @@ def main() -> None:
     c3.metric("Guessing would get", f"{100 / len(evaluation.classes):.0f} %")
     st.caption(f"Tested on the {data.title} test images: {len(evaluation.classes)} classes, "
                f"{', '.join(evaluation.classes)}.")
+    with st.expander("Take it home: export the network, or the run as one file",
+                     icon=":material/download:"):
+        export_ui(run, key="eval")
+        run_report_ui(run, key="eval")
     run_key = (run.id, run.checkpoint, run.finished)
     # One section at a time, drawn only when its tab is open: with all five at once (4 charts,
     # 3 sets of pictures) a browser on 2 cores spent most of every visit drawing them, each

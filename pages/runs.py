@@ -28,6 +28,8 @@ from cifar_core.sweeps.progress import sweep_label
 from cifar_core.sweeps.store import SweepStore
 from cifar_core.training.config import Setting, settings
 from pages.shared import access, layout, navigation
+from pages.shared.export_ui import export_ui
+from pages.shared.report_ui import run_report_ui
 
 # Run ids are long: a legend under the chart leaves the plot its full width.
 RUN_COLOR = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
@@ -249,6 +251,8 @@ def files_ui(runs: list[Run]) -> None:
         layout.delete_with_confirmation_ui(
             c3, run.id, f"Delete run {run.id} and its files for good?", "Delete this run ...",
             lambda: access.runner().delete(run.id), f"Deleted run {run.id}.")
+    export_ui(run, key="runs")
+    run_report_ui(run, key="runs")
 
 
 @layout.guard

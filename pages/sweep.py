@@ -27,6 +27,7 @@ from cifar_core.training.models import model_spec
 from cifar_core.training.speed import threads_for_background_runs
 from pages.shared import access, layout, navigation
 from pages.shared.dataset_choice import dataset_choice_ui
+from pages.shared.report_ui import sweep_report_ui
 from pages.shared.sweep_answer_ui import answer_ui
 from pages.shared.sweep_runs_ui import runs_table_ui, small_multiples_ui
 from pages.shared.train_form import form_values
@@ -389,6 +390,7 @@ def sweep_view_ui(sweep: Sweep, runs: list[Run]) -> None:
             st.caption("Stopping: running runs end after their current minibatch.")
     else:
         delete_ui(sweep)
+        sweep_report_ui(sweep, key=f"sw_{sweep.id}")
     small_multiples_ui(runs)
     runs_table_ui(sweep, runs, key=f"sw_table_{sweep.id}_{sweep.is_active}")
 

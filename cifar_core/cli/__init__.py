@@ -1,6 +1,8 @@
-"""Command line: `python -m cifar_core train | lr-find | evaluate | runs | sweep | data | datasets`.
+"""Command line: `python -m cifar_core train | lr-find | evaluate | runs | sweep | data | datasets
+| export | report`.
 
-A module per command group: train.py (train, lr-find, evaluate), runs.py, sweep.py, data.py;
+A module per command group: train.py (train, lr-find, evaluate), runs.py, sweep.py, data.py,
+export.py, report.py;
 common.py holds what they share. Each group adds its parser and has a function per command
 (and per action), found through a table.
 
@@ -15,7 +17,7 @@ import contextlib
 import os
 import sys
 
-from cifar_core.cli import data, runs, sweep, train
+from cifar_core.cli import data, export, report, runs, sweep, train
 from cifar_core.cli.common import (
     USER_ERROR,
     CommandParser,
@@ -34,10 +36,11 @@ SHARED_DEFAULTS = {"data_dir": None, "runs_dir": None, "json": False}
 # Each command's parser, in the order --help lists them, and the function that runs it.
 PARSERS = (train.add_train_parser, train.add_lr_find_parser, train.add_evaluate_parser,
            runs.add_runs_parser, sweep.add_sweep_parser, data.add_data_parser,
-           data.add_datasets_parser)
+           data.add_datasets_parser, export.add_export_parser, report.add_report_parser)
 COMMANDS = {"train": train.cmd_train, "lr-find": train.cmd_lr_find,
             "evaluate": train.cmd_evaluate, "runs": runs.cmd_runs, "sweep": sweep.cmd_sweep,
-            "data": data.cmd_data, "datasets": data.cmd_datasets}
+            "data": data.cmd_data, "datasets": data.cmd_datasets,
+            "export": export.cmd_export, "report": report.cmd_report}
 
 
 def build_parser() -> argparse.ArgumentParser:
