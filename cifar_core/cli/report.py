@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cifar_core.cli.common import data_flag, json_flag, runs_flag
-from cifar_core.errors import CifarError
+from cifar_core.cli.common import data_flag, emit, json_flag, open_store, runs_flag
+from cifar_core.share.report import report_for, size_text, write_report
 
 
 def add_report_parser(sub) -> None:
@@ -20,4 +20,16 @@ def add_report_parser(sub) -> None:
 
 
 def cmd_report(args) -> int:
-    raise CifarError("report is being built (issue 27).")  # replaced by the report's helper
+    """Make the report of a run or a sweep and write it whole to --out (a temporary file
+    first, then moved into place); one line says where and how big."""
+    store = open_store(args.runs_dir)
+    kind, page = report_for(store, args.target, args.data_dir)
+    out = args.out if args.out is not None else Path(f"{args.target}.html")
+    size = write_report(page, out)
+    if args.json:
+        emit({"kind": "report", "of": kind, "id": args.target, "path": str(out),
+              "bytes": size})
+    else:
+        print(f"Wrote the {kind}'s report to {out} ({size_text(size)}): open it in any browser, "
+              "no server needed.")
+    return 0

@@ -1,0 +1,197 @@
+"""share/report.py and `report RUN|SWEEP --out FILE.html`: a run or a sweep as one HTML file
+that opens offline: its charts' specs inline with the chart library once, its pictures as data:
+URLs, nothing fetched from elsewhere, every text from the store escaped; and a sentence for
+each report that cannot be made or written."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from conftest import OFFICIAL_CLASSES, finish_run, run_cli, write_cifar_batches
+
+from cifar_core.runs.pipeline import execute_run
+from cifar_core.runs.store import RunStore
+from cifar_core.share.report import (
+    ReportError,
+    cpu_name,
+    report_for,
+    run_report,
+    sweep_report,
+    write_report,
+)
+from cifar_core.sweeps.space import Axis, SearchSpace
+from cifar_core.sweeps.store import SweepStore
+from cifar_core.training.config import TrainConfig
+
+HOSTILE = "<script>alert(1)</script>"
+# A class name that would run in a page that rendered it, and one that would end a <script>.
+CLASSES = (HOSTILE, "</script><b>x", *OFFICIAL_CLASSES[2:])
+TINY = {"epochs": 2, "batch_size": 10, "log_every": 2, "seed": 0, "lr": 0.01}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A tiny data set with hostile class names, a finished run, and a finished sweep of four
+    runs (two learning rates by two momenta) named with a script."""
+    tmp = tmp_path_factory.mktemp("report")
+    data_dir = write_cifar_batches(tmp / "data", classes=CLASSES)
+    runs_dir = tmp / "runs"
+    run_id = finish_run(runs_dir, data_dir, epochs=2)
+    store = RunStore(runs_dir)
+    with store._connect() as con:
+        con.execute("UPDATE runs SET message=? WHERE id=?", (HOSTILE, run_id))
+    sweeps = SweepStore(store)
+    space = SearchSpace(axes=(Axis("lr", values=(0.001, 0.05)),
+                              Axis("momentum", values=(0.8, 0.9))))
+    sweep = sweeps.create(HOSTILE, space, str(data_dir), origin="test")
+    trial = 0
+    for lr in (0.001, 0.05):
+        for momentum in (0.8, 0.9):
+            config = TrainConfig(**{**TINY, "epochs": 1, "lr": lr, "momentum": momentum})
+            run = sweeps.add_run(sweep, config.to_dict(), trial)
+            execute_run(store, run.id)
+            trial += 1
+    sweeps.finish(sweep.id, "completed", "")
+    return {"data_dir": data_dir, "runs_dir": runs_dir, "store": store, "run_id": run_id,
+            "sweep_id": sweep.id}
+
+
+class Fetches(HTMLParser):
+    """Every address an element of a page would make a browser fetch or follow."""
+
+    def __init__(self):
+        super().__init__()
+        self.addresses: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.scripts += tag == "script"
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "poster", "data", "action") and value:
+                self.addresses.append(value)
+
+
+def specs_of(page: str) -> dict:
+    """The charts' Vega-Lite specs the page's script embeds, by element id."""
+    found = re.search(r"const specs = (.*?);\n\s*const options", page, re.S)
+    assert found, "no chart specs in the page"
+    return json.loads(found.group(1))
+
+
+def assert_offline_and_escaped(page: str) -> None:
+    parser = Fetches()
+    parser.feed(page)
+    assert all(a.startswith("data:") for a in parser.addresses), [
+        a[:80] for a in parser.addresses if not a.startswith("data:")]
+    assert not re.search(r"url\(\s*['\"]?https?:|@import|@font-face", page, re.I)
+    # The chart library once, and only the page's own two scripts: a class name or a run's
+    # note that ended one (or began one) would show up here.
+    assert page.count("window.vegaEmbed=") == 1
+    assert parser.scripts == 2
+    assert len(re.findall(r"</script", page, re.I)) == 2
+    assert HOSTILE not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_run_report_holds_its_settings_charts_and_pictures_and_fetches_nothing(made):
+    store = made["store"]
+    run = store.get(made["run_id"])
+    kind, page = report_for(store, run.id, made["data_dir"])
+    assert kind == "run"
+    assert_offline_and_escaped(page)
+    specs = specs_of(page)
+    datasets = [spec.get("datasets", {}) for spec in specs.values()]
+    rows = [row for found in datasets for table in found.values() for row in table]
+    # The loss chart holds the run's loss reports; the per-class chart every class, the
+    # confusion matrix every test picture (50), as counted.
+    loss = [r for r in rows if "loss" in r and "epochs" in r]
+    assert len(loss) == len(list(store.events(run.id, kind="stats")))
+    per_class = [r for r in rows if {"class", "correct", "total"} <= set(r)]
+    assert [r["class"] for r in sorted(per_class, key=lambda r: CLASSES.index(r["class"]))] \
+        == list(CLASSES)
+    confusion = [r for r in rows if {"true", "predicted", "images"} <= set(r)]
+    assert sum(r["images"] for r in confusion) == 50
+    assert any(r.get("test_accuracy") is not None for r in rows), "the accuracy per epoch"
+    assert len(specs) == page.count('class="vega-chart"')
+    # 24 random test pictures and the network's surest mistakes, each a PNG inline.
+    assert page.count('<img src="data:image/png;base64,') >= 24
+    assert f"{run.accuracy:.1f} %" in page
+    assert "CIFAR-10" in page and "Made on " in page and cpu_name() in page
+    assert "Learning rate" in page and "0.01" in page  # its settings, by their labels
+
+
+def test_a_sweep_report_holds_its_runs_their_answer_and_fetches_nothing(made):
+    store = made["store"]
+    kind, page = report_for(store, made["sweep_id"])
+    assert kind == "sweep"
+    assert_offline_and_escaped(page)
+    specs = json.dumps(specs_of(page))
+    for run in SweepStore(store).runs(made["sweep_id"]):
+        assert run.id in page  # a row of the runs table each
+    assert '"name": "brush"' in specs  # the parallel coordinates
+    assert '"x_order"' in specs  # a heatmap of the two settings
+    assert '"importance"' in specs  # what mattered (four finished runs)
+    assert "Best: trial" in page
+
+
+def test_a_run_that_cannot_be_reported_gets_a_sentence(made, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    data_dir = made["data_dir"]
+    running = store.create(TrainConfig(**TINY).to_dict(), str(data_dir), origin="test",
+                           status="running")
+    with pytest.raises(ReportError, match="still training: make its report once it has "
+                                          "finished"):
+        run_report(store, running, data_dir)
+    gone = store.get(finish_run(tmp_path / "runs", data_dir))
+    Path(gone.checkpoint).unlink()
+    with pytest.raises(ReportError, match="no saved network"):
+        report_for(store, gone.id, data_dir)
+    with pytest.raises(ReportError, match="There is no run or sweep '../x'"):
+        report_for(store, "../x", data_dir)
+
+
+def test_a_sweep_with_no_finished_run_gets_a_sentence(made, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    sweeps = SweepStore(store)
+    sweep = sweeps.create("empty", SearchSpace(axes=(Axis("lr", values=(0.01, 0.1)),)),
+                          str(made["data_dir"]), origin="test")
+    sweeps.add_run(sweep, TrainConfig(**TINY).to_dict(), 0)
+    with pytest.raises(ReportError, match="has no finished run"):
+        sweep_report(store, sweeps.get(sweep.id))
+
+
+def test_a_report_is_written_whole_or_not_at_all(tmp_path):
+    out = tmp_path / "report.html"
+    assert write_report("<p>é</p>", out) == len("<p>é</p>".encode())
+    assert out.read_text(encoding="utf-8") == "<p>é</p>"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ReportError, match="Cannot write the report to .*a-file/r.html"):
+        write_report("<p>x</p>", blocker / "r.html")
+    with pytest.raises(ReportError, match="is a folder"):
+        write_report("<p>x</p>", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "report.html"]
+
+
+def test_the_report_command_writes_a_run_and_a_sweep_and_says_where(made, capsys, tmp_path):
+    flags = ["--runs-dir", made["runs_dir"], "--data-dir", made["data_dir"]]
+    out = tmp_path / "run.html"
+    code, stdout, stderr = run_cli(capsys, "report", made["run_id"], "--out", out, *flags)
+    assert code == 0, stderr
+    assert out.is_file() and str(out) in stdout and ("KB" in stdout or "MB" in stdout)
+    assert specs_of(out.read_text(encoding="utf-8"))
+    code, stdout, stderr = run_cli(capsys, "report", made["sweep_id"], "--out",
+                                   tmp_path / "sweep.html", *flags)
+    assert code == 0, stderr
+    assert "sweep" in stdout.lower()
+    code, stdout, stderr = run_cli(capsys, "report", "nope", "--out", tmp_path / "n.html",
+                                   *flags)
+    assert code == 2 and stderr.startswith("error: There is no run or sweep 'nope'")
+    assert not (tmp_path / "n.html").exists()
+    code, _, stderr = run_cli(capsys, "report", made["run_id"], "--out",
+                              out / "inside.html", *flags)
+    assert code == 2 and "Cannot write the report" in stderr
