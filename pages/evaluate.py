@@ -15,15 +15,23 @@ from cifar_core.runs.views import (
     run_label,
     runs_with_network,
 )
+from cifar_core.share import links
 from cifar_core.training.evaluation import Evaluation, confusion_rows
-from pages.shared import access, layout, navigation
+from pages.shared import access, layout, links_ui, navigation
 from pages.shared.export_ui import export_ui
 from pages.shared.report_ui import run_report_ui
 
 
-def run_picker_ui() -> str | None:
-    """Choose a finished run (latest first); None when there is none."""
-    runs = runs_with_network(access.store().list())
+def run_picker_ui(address: links.Address) -> str | None:
+    """Choose a finished run (latest first; the address's if it names one); None when there
+    is none."""
+    every = access.store().list()
+    runs = runs_with_network(every)
+    named = links.checked_run(address, offered={r.id for r in runs},
+                              existing={r.id for r in every})
+    links_ui.notices_ui(named)
+    if named.value:
+        st.session_state.eval_run = named.value
     if not runs:
         st.info("No finished run to look at yet. Train one on the Train page first.",
                 icon=":material/info:")
@@ -207,7 +215,13 @@ def per_class_by_epoch_spec(run_key: tuple, _events: list, classes: tuple[str, .
 def main() -> None:
     layout.page_header("Evaluate", "How the trained network does on the test images, which it "
                        "never saw while training.")
-    run_id = run_picker_ui()
+    address = links_ui.new_address()  # a link opened: its run and section
+    section = links.checked_tab(address, links.EVALUATE_TABS)
+    if section.value:
+        st.session_state.eval_section = section.value
+    run_id = run_picker_ui(address)
+    links_ui.notices_ui(section)
+    links_ui.keep_address(run=run_id, tab=st.session_state.get("eval_section"))
     if run_id is None:
         return
     run = access.store().get(run_id)

@@ -43,9 +43,10 @@ from cifar_core.explain.photos import (
 )
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import default_network
+from cifar_core.share import links
 from cifar_core.training.checkpoint import Checkpoint
 from cifar_core.training.models import count_parameters
-from pages.shared import access, layout, navigation
+from pages.shared import access, layout, links_ui, navigation
 from pages.shared.dataset_choice import dataset_choice_ui
 
 NETWORK_TYPES = ["pth", "pt"]
@@ -79,12 +80,20 @@ def side(image) -> int:
 def network_picker_ui() -> Run | None:
     """Choose a network: a finished or imported run, the most accurate first; the newest
     chosen."""
-    runs = networks_to_try(access.store().list())
+    every = access.store().list()
+    runs = networks_to_try(every)
+    # A link opened: its network, or why not.
+    named = links.checked_run(links_ui.new_address(), offered={r.id for r in runs},
+                              existing={r.id for r in every}, instead="the newest network")
+    links_ui.notices_ui(named)
     if not runs:
         st.info("No network to try yet: train one on the Train page, or bring your own below.",
                 icon=":material/info:")
+        links_ui.keep_address()
         return None
     by_id = {r.id: r for r in runs}
+    if named.value:
+        st.session_state.try_run = named.value
     pick = st.session_state.pop("try_pick", None)  # a network just imported
     if pick in by_id or st.session_state.get("try_run") not in by_id:
         # The same run Evaluate opens on (summaries.default_network).
@@ -92,6 +101,7 @@ def network_picker_ui() -> Run | None:
     run_id = st.selectbox("Network", list(by_id), format_func=lambda i: network_label(by_id[i]),
                           key="try_run", help="Finished runs and imported networks, the most "
                           "accurate on the test images first.")
+    links_ui.keep_address(run=run_id)
     return by_id[run_id]
 
 
