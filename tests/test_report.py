@@ -11,7 +11,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import OFFICIAL_CLASSES, finish_run, run_cli, write_cifar_batches
+from conftest import (
+    OFFICIAL_CLASSES,
+    app_at,
+    finish_run,
+    no_traceback,
+    run_cli,
+    texts,
+    write_cifar_batches,
+)
 
 from cifar_core.runs.pipeline import execute_run
 from cifar_core.runs.store import RunStore
@@ -195,3 +203,64 @@ def test_the_report_command_writes_a_run_and_a_sweep_and_says_where(made, capsys
     code, _, stderr = run_cli(capsys, "report", made["run_id"], "--out",
                               out / "inside.html", *flags)
     assert code == 2 and "Cannot write the report" in stderr
+
+
+# --- the pages' buttons ------------------------------------------------------------------------
+
+def finished_sweep(runs_dir: Path, data_dir: Path, name: str, lrs=(0.001, 0.05),
+                   train: bool = True):
+    """An ended sweep over the learning rate, its runs trained here (or left queued)."""
+    store = RunStore(runs_dir)
+    sweeps = SweepStore(store)
+    sweep = sweeps.create(name, SearchSpace(axes=(Axis("lr", values=lrs),)), str(data_dir),
+                          origin="test")
+    for trial, lr in enumerate(lrs):
+        run = sweeps.add_run(sweep, TrainConfig(**{**TINY, "epochs": 1, "lr": lr}).to_dict(),
+                             trial)
+        if train:
+            execute_run(store, run.id)
+    sweeps.finish(sweep.id, "stopped" if not train else "completed", "")
+    return sweeps.get(sweep.id)
+
+
+def made_report(at, key: str) -> str:
+    """The report the page made (asked for by its button), as the download button gives it."""
+    labels = [b.label for b in at.get("download_button")]
+    assert any(label.startswith("Download the report (") for label in labels), labels
+    return at.session_state[f"report_{key}"][1].decode("utf-8")
+
+
+def test_evaluate_makes_the_runs_report_only_when_asked(data_dir, runs_dir):
+    run_id = finish_run(runs_dir, data_dir)
+    at = app_at("pages/evaluate.py")
+    assert not [b for b in at.get("download_button") if b.label.startswith("Download the rep")]
+    at.button(key="report_make_eval").click().run()
+    no_traceback(at)
+    page = made_report(at, "eval")
+    assert f"<h1>Run {run_id}</h1>" in page and specs_of(page)
+
+
+def test_runs_says_why_a_running_run_has_no_report(data_dir, runs_dir):
+    finish_run(runs_dir, data_dir)
+    running = RunStore(runs_dir).create(TrainConfig(**TINY).to_dict(), str(data_dir),
+                                        origin="test", status="running")
+    at = app_at("pages/runs.py")
+    at.selectbox(key="files_run").set_value(running.id).run()
+    at.button(key="report_make_runs").click().run()
+    no_traceback(at)
+    assert any("still training" in w.value for w in at.warning)
+    assert not [b for b in at.get("download_button") if b.label.startswith("Download the rep")]
+
+
+def test_the_sweep_page_gives_an_ended_sweeps_report_or_says_why_not(data_dir, runs_dir):
+    empty = finished_sweep(runs_dir, data_dir, "nothing finished", train=False)
+    sweep = finished_sweep(runs_dir, data_dir, "lr")
+    at = app_at("pages/sweep.py")
+    at.selectbox(key="sw_chosen").set_value(empty.id).run()
+    at.button(key=f"report_make_sw_{empty.id}").click().run()
+    no_traceback(at)
+    assert f"Sweep {empty.id} has no finished run with a test accuracy yet" in texts(at)
+    at.selectbox(key="sw_chosen").set_value(sweep.id).run()
+    at.button(key=f"report_make_sw_{sweep.id}").click().run()
+    no_traceback(at)
+    assert "<h1>Sweep lr</h1>" in made_report(at, f"sw_{sweep.id}")
