@@ -24,10 +24,11 @@ from cifar_core.runs.views import (
     status_text,
     why_not_comparable,
 )
+from cifar_core.share import links
 from cifar_core.sweeps.progress import sweep_label
 from cifar_core.sweeps.store import SweepStore
 from cifar_core.training.config import Setting, settings
-from pages.shared import access, layout, navigation
+from pages.shared import access, layout, links_ui, navigation
 from pages.shared.export_ui import export_ui
 from pages.shared.report_ui import run_report_ui
 
@@ -113,11 +114,15 @@ def _ticked(key: str, ids: list[str]) -> None:
         st.session_state.get(COMPARED, []), ids, selected_rows(st.session_state.get(key)))
 
 
-def grouped_tables_ui(runs: list[Run]) -> None:
+def grouped_tables_ui(runs: list[Run], address: links.Address) -> str | None:
     """The runs outside sweeps in one table, and one sweep's runs in another: the sweep
-    chosen in a menu (the newest by default). One table per sweep made every click redraw
-    hundreds of them (bench/RESULTS.md, issue 29)."""
+    chosen in a menu (the address's, else the newest); returns its id (None: no sweep). One
+    table per sweep made every click redraw hundreds of them (bench/RESULTS.md, issue 29)."""
     sweeps = SweepStore(access.store()).list()
+    named = links.checked_sweep(address, existing={s.id for s in sweeps})
+    links_ui.notices_ui(named)
+    if named.value:
+        st.session_state.runs_sweep = named.value
     members: dict[str, list[Run]] = {}
     for run in runs:
         members.setdefault(run.sweep_id, []).append(run)
@@ -126,7 +131,7 @@ def grouped_tables_ui(runs: list[Run]) -> None:
         runs_table_ui(alone)
     with_runs = [s for s in sweeps if members.get(s.id)]
     if not with_runs:
-        return
+        return None
     st.markdown(f"**Runs of a sweep** ({len(with_runs):,} "
                 f"sweep{'s' * (len(with_runs) != 1)})")
     labels = {s.id: f"Sweep {sweep_label(s, members[s.id])}" for s in with_runs}
@@ -139,6 +144,7 @@ def grouped_tables_ui(runs: list[Run]) -> None:
         st.session_state.sw_chosen = sweep_id
         st.switch_page(navigation.SWEEP)
     runs_table_ui(members[sweep_id], key="runs_table_sweep")
+    return sweep_id
 
 
 def keep_picked(runs: list[Run]) -> None:
@@ -265,9 +271,15 @@ def main() -> None:
         st.info("No runs yet: start one on the Train page.", icon=":material/info:")
         st.page_link(navigation.TRAIN, label="Go to Train", icon=":material/model_training:")
         return
+    address = links_ui.new_address()  # a link opened: the runs compared and the sweep shown
+    compared = links.checked_runs(address, existing={r.id for r in runs})
+    links_ui.notices_ui(compared)
+    if compared.value:
+        st.session_state[COMPARED] = list(compared.value)
     keep_picked(runs)
-    grouped_tables_ui(runs)
+    sweep_id = grouped_tables_ui(runs, address)
     compare_ui(runs)
+    links_ui.keep_address(compare=st.session_state.get(COMPARED), sweep=sweep_id)
     scatter_ui(runs)
     files_ui(runs)
 

@@ -9,6 +9,7 @@ from cifar_core import CifarError
 from cifar_core.data.registry import dataset_spec
 from cifar_core.runs.names import markdown_text, short_name
 from cifar_core.runs.store import Run
+from cifar_core.share import links
 from cifar_core.sweeps import ray_engine
 from cifar_core.sweeps.engine import default_parallel, delete_sweep, start_sweep, stop_sweep
 from cifar_core.sweeps.estimate import SweepEstimate, sweep_estimate
@@ -25,7 +26,7 @@ from cifar_core.training.config import (
 )
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import threads_for_background_runs
-from pages.shared import access, layout, navigation
+from pages.shared import access, layout, links_ui, navigation
 from pages.shared.dataset_choice import dataset_choice_ui
 from pages.shared.report_ui import sweep_report_ui
 from pages.shared.sweep_answer_ui import answer_ui
@@ -429,8 +430,9 @@ def live_sweep_ui(sweep_id: str) -> None:
 
 
 
-def sweeps_ui() -> None:
-    """The chosen sweep (the newest by default): live while it runs, then its answer."""
+def sweeps_ui(address: links.Address) -> None:
+    """The chosen sweep (the address's, else the newest): live while it runs, then its
+    answer."""
     sweeps = SweepStore(access.store())
     found = sweeps.list()
     for damaged in sweeps.damaged_sweeps():  # named, not left out without a word
@@ -442,15 +444,22 @@ def sweeps_ui() -> None:
                 st.error(str(exc), icon=":material/error:")
             else:
                 st.rerun()
+    # A link opened: its sweep, or why not.
+    named = links.checked_sweep(address, existing={s.id for s in found})
+    links_ui.notices_ui(named)
     if not found:
         st.info("No sweeps yet: build one above and press Start the sweep.",
                 icon=":material/info:")
+        links_ui.keep_address()
         return
     runs_of = {s.id: sweeps.runs(s.id) for s in found}
     labels = {s.id: sweep_menu_label(s) for s in found}
+    if named.value:
+        st.session_state.sw_chosen = named.value
     if st.session_state.get("sw_chosen") not in labels:
         st.session_state.sw_chosen = found[0].id
     sweep_id = st.selectbox("Sweep", list(labels), format_func=labels.get, key="sw_chosen")
+    links_ui.keep_address(sweep=sweep_id)
     sweep = next(s for s in found if s.id == sweep_id)
     if sweep.is_active:
         live_sweep_ui(sweep.id)
@@ -465,6 +474,7 @@ def main() -> None:
     layout.page_header("Sweep", "Try many settings at once: give the settings to compare a list "
                        "or a range of values, start, and see which ones pay off. The runs train "
                        "in the background, as many side by side as the machine allows.")
+    address = links_ui.new_address()  # read before the form's reruns can change it
     with st.expander("New sweep", icon=":material/add_circle:",
                      expanded=not SweepStore(access.store()).list()):
         dataset = dataset_choice_ui()
@@ -472,7 +482,7 @@ def main() -> None:
         if data is not None:
             new_sweep_ui(len(data.train_labels), dataset, tuple(data.shape))
     st.divider()
-    sweeps_ui()
+    sweeps_ui(address)
 
 
 navigation.run_inside_app(main)

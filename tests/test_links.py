@@ -4,6 +4,9 @@ at such an address."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from cifar_core.share import links
@@ -120,6 +123,12 @@ def test_a_number_within_its_range_or_refused(value, expected):
     assert (choice.notice is None) == (expected is not None)
 
 
+def test_a_number_off_its_steps_is_refused():
+    assert links.checked_number(address(size="12"), "size", 4, 64, step=4).value == 12
+    refused = links.checked_number(address(size="13"), "size", 4, 64, step=4)
+    assert refused.value is None and "steps of 4" in refused.notice
+
+
 def test_a_views_address_round_trips_through_the_checks():
     params = links.view_address(run=RUN, tab="Mistaken for what", compare=(RUN, OTHER),
                                 classes=("cat", "cat, big"), seed=3, sweep=None)
@@ -130,3 +139,211 @@ def test_a_views_address_round_trips_through_the_checks():
     assert links.checked_runs(raw, existing=[RUN, OTHER]).value == (RUN, OTHER)
     assert links.checked_classes(raw, ("cat", "cat, big")).value == ("cat", "cat, big")
     assert links.checked_number(raw, "seed", 0, 10).value == 3
+
+
+# --- the pages, opened at an address (AppTest) -------------------------------------------------
+
+def opened_at(page: str, **params: str):
+    """A fresh session whose first request is `page` at an address with these parameters."""
+    from conftest import APP, TIMEOUT
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def warnings(at) -> str:
+    return "\n".join(w.value for w in at.warning)
+
+
+def nothing_rendered_from(at, text: str) -> None:
+    """`text` (from the address) is in no Markdown or HTML the page drew, as it was given."""
+    for element in [*at.markdown, *at.caption, *at.warning, *at.info, *at.error, *at.success]:
+        assert text not in element.value, element.value
+    for element in at.get("html"):
+        assert text not in element.proto.body
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, str, str]:
+    """Two runs trained once for this module on the tiny data: (data folder, runs folder,
+    the older run, the newer)."""
+    from conftest import finish_run, write_cifar_batches
+    root = tmp_path_factory.mktemp("links")
+    data, runs = write_cifar_batches(root / "data"), root / "runs"
+    return data, runs, finish_run(runs, data), finish_run(runs, data, seed=1)
+
+
+@pytest.fixture
+def two_runs(trained, tmp_path, monkeypatch) -> tuple[str, str]:
+    """A copy of the two runs as the dashboard's runs folder: (the older, the newer)."""
+    data, runs, older, newer = trained
+    shutil.copytree(runs, tmp_path / "runs")
+    monkeypatch.setenv("CIFAR_DATA_DIR", str(data))
+    monkeypatch.setenv("CIFAR_RUNS_DIR", str(tmp_path / "runs"))
+    return older, newer
+
+
+def test_evaluate_opened_at_an_address_shows_its_run_and_tab(two_runs):
+    older, _ = two_runs
+    at = opened_at("pages/evaluate.py", run=older, tab="confusion")
+    assert at.selectbox(key="eval_run").value == older
+    assert at.session_state["eval_section"] == "Mistaken for what"
+    assert any("Click a square" in c.value for c in at.caption)  # that section is drawn
+    assert not at.warning
+    assert at.query_params == {"run": older, "tab": "confusion"}
+
+
+def test_evaluates_sections_are_the_ones_an_address_names(two_runs):
+    at = opened_at("pages/evaluate.py")
+    assert [t.label for t in at.tabs] == list(links.EVALUATE_TABS.values())
+
+
+def test_choosing_another_run_or_tab_puts_it_into_the_address(two_runs):
+    older, newer = two_runs
+    at = opened_at("pages/evaluate.py")
+    assert at.query_params["run"] == newer  # the default, written down
+    at.selectbox(key="eval_run").set_value(older).run()
+    assert at.query_params["run"] == older
+    at.session_state["eval_section"] = "How it learned"  # a click on the tab
+    at.run()
+    assert at.query_params == {"run": older, "tab": "learning"}
+
+
+def test_an_address_naming_a_deleted_run_says_so_and_shows_the_newest(two_runs):
+    _, newer = two_runs
+    at = opened_at("pages/evaluate.py", run=GONE, tab="mistakes")
+    assert GONE in warnings(at) and "not here" in warnings(at)
+    assert at.selectbox(key="eval_run").value == newer
+    assert at.session_state["eval_section"] == "Most confident mistakes"
+    assert at.query_params["run"] == newer  # the address now says what is shown
+
+
+MARKUP = "<script>alert(1)</script>"
+PICTURE = "![x](http://example.com/x.png)"
+
+
+@pytest.mark.parametrize("run, tab", [(MARKUP, "../../etc/passwd"),
+                                      ("../../etc/passwd", PICTURE)])
+def test_hostile_values_are_refused_with_a_sentence_and_never_rendered(two_runs, run, tab):
+    _, newer = two_runs
+    at = opened_at("pages/evaluate.py", run=run, tab=tab)
+    assert len(at.warning) == 2, warnings(at)
+    assert "not the name of a run" in warnings(at) and "does not have" in warnings(at)
+    nothing_rendered_from(at, MARKUP)
+    nothing_rendered_from(at, PICTURE)
+    assert at.selectbox(key="eval_run").value == newer
+    assert at.query_params == {"run": newer}
+
+
+def test_a_huge_or_repeated_value_is_refused_calmly(two_runs):
+    older, newer = two_runs
+    at = opened_at("pages/evaluate.py", run=[older, older], tab="x" * 100_000)
+    assert "times" in warnings(at) and "characters long" in warnings(at)
+    assert len(warnings(at)) < 1000
+    assert at.selectbox(key="eval_run").value == newer
+
+
+def test_another_page_does_not_take_evaluates_parameters(two_runs):
+    older, newer = two_runs
+    at = opened_at("pages/evaluate.py", run=older, tab="confusion")
+    at.switch_page("pages/try_it.py").run()  # AppTest keeps the query; a browser clears it
+    assert not at.exception
+    assert not at.warning
+    assert "tab" not in at.query_params
+    assert at.query_params["run"] == at.selectbox(key="try_run").value
+
+
+def test_try_it_opened_at_an_address_shows_its_network(two_runs):
+    older, newer = two_runs
+    default = opened_at("pages/try_it.py").selectbox(key="try_run").value
+    other = older if default == newer else newer
+    at = opened_at("pages/try_it.py", run=other)
+    assert at.selectbox(key="try_run").value == other
+    assert at.query_params == {"run": other}
+    gone = opened_at("pages/try_it.py", run=GONE)
+    assert GONE in warnings(gone) and gone.selectbox(key="try_run").value == default
+
+
+def sweep_with_runs(runs_dir, data_dir, name: str) -> tuple[str, list[str]]:
+    """An ended sweep of two runs (made through the store, no network): its id, its runs."""
+    import os
+
+    from cifar_core.runs.store import RunStore
+    from cifar_core.sweeps.space import Axis, SearchSpace
+    from cifar_core.sweeps.store import SweepStore
+    from cifar_core.training.config import TrainConfig
+
+    store = RunStore(runs_dir)
+    sweeps = SweepStore(store)
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2, seed=0).to_dict()
+    sweep = sweeps.create(name, SearchSpace(axes=(Axis("lr", (0.001, 0.01)),)),
+                          str(data_dir), "cli")
+    ids = []
+    for trial, lr in enumerate((0.001, 0.01)):
+        run = sweeps.add_run(sweep, {**config, "lr": lr}, trial)
+        store.set_running(run.id, os.getpid())
+        store.finish(run.id, "completed", "", {"accuracy": 30.0 + trial, "per_class": {}})
+        ids.append(run.id)
+    sweeps.finish(sweep.id, "completed", "")
+    return sweep.id, ids
+
+
+@pytest.fixture
+def two_sweeps(data_dir, runs_dir):
+    """Two ended sweeps: ((older id, its runs), (newer id, its runs))."""
+    import time
+    older = sweep_with_runs(runs_dir, data_dir, "older")
+    time.sleep(1.01)  # ids and order go by the second
+    return older, sweep_with_runs(runs_dir, data_dir, "newer")
+
+
+def test_the_sweep_page_opens_on_the_sweep_its_address_names(two_sweeps):
+    (older, _), (newer, _) = two_sweeps
+    at = opened_at("pages/sweep.py", sweep=older)
+    assert at.selectbox(key="sw_chosen").value == older
+    assert at.query_params == {"sweep": older}
+    at.selectbox(key="sw_chosen").set_value(newer).run()
+    assert at.query_params == {"sweep": newer}
+    gone = opened_at("pages/sweep.py", sweep="sweep-20261101-090000-ffff")
+    assert "not here" in warnings(gone) and gone.selectbox(key="sw_chosen").value == newer
+
+
+def test_the_runs_page_compares_the_runs_and_shows_the_sweep_its_address_names(two_sweeps):
+    (older, older_runs), _ = two_sweeps
+    compared = [older_runs[1], older_runs[0]]
+    at = opened_at("pages/runs.py", compare=",".join(compared), sweep=older)
+    assert at.multiselect(key="compare_runs").value == compared
+    assert at.selectbox(key="runs_sweep").value == older
+    assert at.query_params == {"compare": ",".join(compared), "sweep": older}
+    at.multiselect(key="compare_runs").unselect(compared[0]).run()
+    assert at.query_params["compare"] == compared[1]
+
+
+def test_the_data_page_opens_on_its_addresses_data_set_split_classes_and_seed(data_dir,
+                                                                              runs_dir):
+    from conftest import shown_tiles
+    at = opened_at("pages/data.py", dataset="cifar10", split="test", classes="cat,dog",
+                   size="8", seed="5")
+    assert at.radio(key="data_split").value == "test"
+    assert at.multiselect(key="data_classes").value == ["cat", "dog"]
+    assert at.number_input(key="data_seed").value == 5
+    tiles = shown_tiles(at)
+    assert len(tiles) == 8 and {caption for _, caption in tiles} <= {"cat", "dog"}
+    assert at.query_params == {"dataset": "cifar10", "split": "test", "classes": "cat,dog",
+                               "size": "8", "seed": "5"}
+    again = opened_at("pages/data.py", **at.query_params)
+    assert shown_tiles(again) == tiles  # the same pictures from the same address
+    at.number_input(key="data_seed").set_value(6).run()
+    assert at.query_params["seed"] == "6"
+
+
+def test_the_data_page_refuses_a_class_or_data_set_it_does_not_have(data_dir, runs_dir):
+    at = opened_at("pages/data.py", dataset="<b>x</b>", classes="cat,unicorn")
+    assert "not here" in warnings(at) and "unicorn" in warnings(at)
+    nothing_rendered_from(at, "<b>x</b>")
+    assert at.multiselect(key="data_classes").value == ["cat"]

@@ -200,14 +200,16 @@ def split_names(text: str, known: Sequence[str]) -> tuple[list[str], list[str]]:
     return found, unknown
 
 
-def checked_number(address: Address, key: str, low: int, high: int) -> Choice:
-    """A whole number from low to high."""
+def checked_number(address: Address, key: str, low: int, high: int, step: int = 1) -> Choice:
+    """A whole number from low to high (low plus a multiple of `step`)."""
     value, refused = single_value(address, key)
     if value is None:
         return Choice(None, refused)
-    if not re.fullmatch(r"\d{1,12}", value) or not low <= int(value) <= high:
+    if (not re.fullmatch(r"\d{1,12}", value) or not low <= int(value) <= high
+            or (int(value) - low) % step):
+        steps = f" in steps of {step}" if step != 1 else ""
         return Choice(None, f"The address's '{key}' {shown(value)} is not a whole number from "
-                            f"{low:,} to {high:,}: it was left out.")
+                            f"{low:,} to {high:,}{steps}: it was left out.")
     return Choice(int(value), None)
 
 
