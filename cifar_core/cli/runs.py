@@ -1,8 +1,10 @@
-"""`runs list | show | stop | delete`: the runs in the run store, one function per action."""
+"""`runs list | show | stop | delete | export`: the runs in the run store, one function per
+action."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from cifar_core.cli.common import (
     CommandParser,
@@ -18,6 +20,7 @@ from cifar_core.errors import StoreError
 from cifar_core.runs.jobs import JobRunner
 from cifar_core.runs.store import STATUSES, Run, RunStore
 from cifar_core.runs.views import IMPORTED, how_it_trained, is_import, run_setting_text
+from cifar_core.share.tensorboard import write_tensorboard
 from cifar_core.training.config import compared_settings
 
 
@@ -35,7 +38,12 @@ def add_runs_parser(sub) -> None:
     rst.add_argument("run_id")
     rd = rsub.add_parser("delete", help="delete a finished run and its files")
     rd.add_argument("run_id")
-    for action in (rl, rs, rst, rd):
+    re_ = rsub.add_parser("export", help="runs' curves and settings as TensorBoard files")
+    re_.add_argument("run_ids", nargs="+", metavar="RUN")
+    re_.add_argument("--tensorboard", type=Path, required=True, metavar="DIR",
+                     help="the folder to write into (a folder per run; needs the tensorboard "
+                          "package)")
+    for action in (rl, rs, rst, rd, re_):
         runs_flag(action)
         json_flag(action)
 
@@ -120,7 +128,19 @@ def delete_run(store: RunStore, args) -> int:
     return 0
 
 
-RUN_ACTIONS = {"list": list_runs, "show": show_run, "stop": stop_run, "delete": delete_run}
+def export_runs(store: RunStore, args) -> int:
+    written = write_tensorboard(store, args.run_ids, args.tensorboard)
+    if args.json:
+        for folder in written:
+            emit({"run_id": folder.name, "tensorboard": str(folder)})
+        return 0
+    print(f"Wrote the TensorBoard files of {len(written)} run{'s' * (len(written) != 1)} into "
+          f"{args.tensorboard}. See them with: tensorboard --logdir {args.tensorboard}")
+    return 0
+
+
+RUN_ACTIONS = {"list": list_runs, "show": show_run, "stop": stop_run, "delete": delete_run,
+               "export": export_runs}
 
 
 def cmd_runs(args) -> int:
