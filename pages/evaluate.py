@@ -242,7 +242,8 @@ def main() -> None:
     st.caption(f"Tested on the {data.title} test images: {len(evaluation.classes)} classes, "
                f"{', '.join(evaluation.classes)}.")
     with st.expander("Take it home: export the network, or the run as one file",
-                     icon=":material/download:"):
+                     icon=":material/download:", key="eval_take_home",
+                     on_change="rerun"):
         export_ui(run, key="eval")
         run_report_ui(run, key="eval")
     run_key = (run.id, run.checkpoint, run.finished)
