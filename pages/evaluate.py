@@ -15,8 +15,8 @@ from cifar_core.runs.views import (
     run_label,
     runs_with_network,
 )
-from cifar_core.share import links
-from cifar_core.training.evaluation import Evaluation, confusion_rows
+from cifar_core.share import charts, links
+from cifar_core.training.evaluation import Evaluation
 from pages.shared import access, layout, links_ui, navigation
 from pages.shared.export_ui import export_ui
 from pages.shared.report_ui import run_report_ui
@@ -70,13 +70,7 @@ def predictions_ui(evaluation: Evaluation, data) -> None:
 # the slow part of drawing this page) once per run and server (bench/RESULTS.md, issue 16).
 @st.cache_data(max_entries=64, show_spinner=False)
 def per_class_spec(run_key: tuple, _table: pd.DataFrame) -> dict:
-    chart = alt.Chart(_table).mark_bar(color="#4C78A8").encode(
-        x=alt.X("accuracy:Q", title="accuracy (%)", scale=alt.Scale(domain=[0, 100])),
-        y=alt.Y("class:N", sort="-x", title=None),
-        tooltip=["class", alt.Tooltip("accuracy:Q", format=".1f"), "correct", "total"])
-    chance = alt.Chart(pd.DataFrame({"x": [100 / len(_table)]})).mark_rule(
-        strokeDash=[4, 4], color="#999").encode(x="x:Q")
-    return (chart + chance).properties(height=300).to_dict()
+    return charts.per_class_chart(_table).to_dict()
 
 
 def per_class_ui(evaluation: Evaluation, run_key: tuple) -> None:
@@ -95,26 +89,11 @@ def per_class_ui(evaluation: Evaluation, run_key: tuple) -> None:
     c2.vega_lite_chart(per_class_spec(run_key, table), width="stretch")
 
 
-def confusion_layers(frame: pd.DataFrame, classes: list[str]) -> tuple[alt.Chart, alt.Chart]:
-    """A confusion matrix's heatmap (rows: true class, columns: predicted) and its counts."""
-    base = alt.Chart(frame).encode(
-        x=alt.X("predicted:N", sort=classes, title="predicted"),
-        y=alt.Y("true:N", sort=classes, title="true class"))
-    heat = base.mark_rect().encode(
-        color=alt.Color("images:Q", scale=alt.Scale(scheme="blues"), legend=None),
-        tooltip=["true", "predicted", "images"])
-    text = base.mark_text(fontSize=11).encode(
-        text="images:Q",
-        color=alt.condition(alt.datum.images > frame["images"].max() / 2, alt.value("white"),
-                            alt.value("#222")))
-    return heat, text
-
-
 @st.cache_data(max_entries=64, show_spinner=False)
 def confusion_spec(run_key: tuple, _frame: pd.DataFrame, classes: list[str]) -> dict:
     """The confusion matrix's heatmap whose squares can be clicked (selection 'cell')."""
     pick = alt.selection_point(name="cell", fields=["true", "predicted"], on="click")
-    heat, text = confusion_layers(_frame, classes)
+    heat, text = charts.confusion_layers(_frame, classes)
     heat = heat.encode(opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35))
                        ).add_params(pick)
     return (heat + text).properties(height=420).to_dict()
@@ -196,19 +175,14 @@ def learning_ui(run_id: str, classes: tuple[str, ...], run_key: tuple) -> None:
 # The epochs' charts of a run never change either: built once per run (and epoch) and server.
 @st.cache_data(max_entries=64, show_spinner=False)
 def epoch_confusion_spec(run_key: tuple, epoch: int, _matrix, classes: tuple[str, ...]) -> dict:
-    heat, text = confusion_layers(confusion_rows(_matrix, classes), list(classes))
-    return (heat + text).properties(height=380, title=f"After epoch {epoch}").to_dict()
+    return charts.confusion_chart(_matrix, classes, height=380,
+                                  title=f"After epoch {epoch}").to_dict()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def per_class_by_epoch_spec(run_key: tuple, _events: list, classes: tuple[str, ...]) -> dict:
-    lines = per_class_by_epoch(_events, classes)
-    chart = alt.Chart(lines).mark_line(point=True).encode(
-        x=alt.X("epoch:O", title="epoch"),
-        y=alt.Y("accuracy:Q", title="accuracy (%)", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("class:N", sort=list(classes), title="class"),
-        tooltip=["epoch", "class", alt.Tooltip("accuracy:Q", format=".1f")])
-    return chart.properties(height=380, title="Accuracy per class").to_dict()
+    return charts.per_class_by_epoch_chart(per_class_by_epoch(_events, classes),
+                                           classes).to_dict()
 
 
 @layout.guard
