@@ -24,7 +24,7 @@ from cifar_core.runs.views import (
     status_text,
     why_not_comparable,
 )
-from cifar_core.share import links
+from cifar_core.share import charts, links
 from cifar_core.sweeps.progress import sweep_label
 from cifar_core.sweeps.store import SweepStore
 from cifar_core.training.config import Setting, settings
@@ -32,8 +32,6 @@ from pages.shared import access, layout, links_ui, navigation
 from pages.shared.export_ui import export_ui
 from pages.shared.report_ui import run_report_ui
 
-# Run ids are long: a legend under the chart leaves the plot its full width.
-RUN_COLOR = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
 # The loss chart draws at most this many reports in all, an even spread of each run's
 # (cifar_core.runs.curves): a browser draws a few thousand points at once, 100,000 in seconds.
 CHART_POINTS = 2000
@@ -177,13 +175,7 @@ def compare_ui(runs: list[Run]) -> None:
             frame = pd.concat(curves)
             # Many dots hide the lines; invisible ones still carry the tooltips.
             dots = True if max(map(len, curves)) <= DOTS_UP_TO else alt.OverlayMarkDef(opacity=0)
-            chart = alt.Chart(frame).mark_line(point=dots).encode(
-                x=alt.X("epochs:Q", title="epochs", axis=alt.Axis(format="~g")),
-                y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False),
-                          axis=alt.Axis(format=".3~f")),
-                color=RUN_COLOR,
-                tooltip=["run:N", "epoch:Q", alt.Tooltip("loss:Q", format=".3f")])
-            st.altair_chart(chart.properties(height=320), width="stretch")
+            st.altair_chart(charts.loss_chart(frame, dots), width="stretch")
             st.caption("A long run's loss is drawn from an even spread of its reports, so "
                        "that the chart stays quick.")
         else:
@@ -194,12 +186,7 @@ def compare_ui(runs: list[Run]) -> None:
         if per_class.empty:
             st.caption("No run among these has been tested on the test images yet.")
         else:
-            chart = alt.Chart(per_class).mark_bar().encode(
-                x=alt.X("class:N", title=None), y=alt.Y("accuracy:Q", title="accuracy (%)",
-                                                       scale=alt.Scale(domain=[0, 100])),
-                color=RUN_COLOR, xOffset="run:N",
-                tooltip=["run:N", "class:N", alt.Tooltip("accuracy:Q", format=".1f")])
-            st.altair_chart(chart.properties(height=320), width="stretch")
+            st.altair_chart(charts.per_class_comparison_chart(per_class), width="stretch")
 
 
 def scatter_ui(runs: list[Run]) -> None:
