@@ -250,12 +250,12 @@ def test_a_huge_or_repeated_value_is_refused_calmly(two_runs):
 
 def test_another_page_does_not_take_evaluates_parameters(two_runs):
     older, newer = two_runs
-    at = opened_at("pages/evaluate.py", run=older, tab="confusion")
-    at.switch_page("pages/try_it.py").run()  # AppTest keeps the query; a browser clears it
+    at = opened_at("pages/evaluate.py", run=older, tab="per-class")
+    at.switch_page("pages/data.py").run()  # AppTest keeps the query; a browser clears it
     assert not at.exception
     assert not at.warning
-    assert "tab" not in at.query_params
-    assert at.query_params["run"] == at.selectbox(key="try_run").value
+    assert "tab" not in at.query_params and "run" not in at.query_params
+    assert at.query_params["dataset"] == "cifar10"  # the Data page's own
 
 
 def test_try_it_opened_at_an_address_shows_its_network(two_runs):
