@@ -347,3 +347,13 @@ def test_the_data_page_refuses_a_class_or_data_set_it_does_not_have(data_dir, ru
     assert "not here" in warnings(at) and "unicorn" in warnings(at)
     nothing_rendered_from(at, "<b>x</b>")
     assert at.multiselect(key="data_classes").value == ["cat"]
+
+
+def test_the_runs_page_leaves_out_what_its_address_names_wrongly(two_sweeps):
+    (older, older_runs), _ = two_sweeps
+    at = opened_at("pages/runs.py", compare=f"{older_runs[0]},{GONE},{MARKUP}", sweep=PICTURE)
+    assert at.multiselect(key="compare_runs").value == [older_runs[0]]
+    assert GONE in warnings(at) and "not the name of a sweep" in warnings(at)
+    nothing_rendered_from(at, MARKUP)
+    nothing_rendered_from(at, PICTURE)
+    assert at.query_params["compare"] == older_runs[0]
