@@ -6,12 +6,11 @@ Evaluate. The tables come from cifar_core.sweeps.answer."""
 import os
 import warnings
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 from cifar_core.runs.names import markdown_text
 from cifar_core.runs.store import Run
+from cifar_core.share import charts
 from cifar_core.sweeps.answer import (
     accuracy_by_setting,
     answered_runs,
@@ -35,7 +34,7 @@ from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import settings
 from pages.shared import navigation
 from pages.shared.dataset_choice import CHOSEN
-from pages.shared.sweep_runs_ui import STATUS_COLOUR, run_curve, runs_table_ui
+from pages.shared.sweep_runs_ui import run_curve, runs_table_ui
 from pages.shared.train_form import FORM_FROM, fill_form
 
 # A picked run's loss curve: at most this many points.
@@ -76,42 +75,6 @@ def best_ui(sweep: Sweep, runs: list[Run]) -> None:
         st.switch_page(navigation.EVALUATE)
 
 
-def parallel_chart(chart, best_id: str | None) -> alt.LayerChart:
-    """One line per run through an axis per setting and the accuracy; a box drawn on the axes
-    filters the runs, a click on a line picks its run."""
-    n = len(chart.axes)
-    titles = " : ".join(f"datum.value == {i} ? '{t}'" for i, t in enumerate(chart.axes))
-    x = alt.X("axis_index:Q", title=None, scale=alt.Scale(domain=[-0.15, n - 1 + 0.6]),
-              axis=alt.Axis(values=list(range(n)), labelExpr=f"{titles} : ''", grid=False,
-                            orient="top", labelFontSize=12, labelFontWeight="bold",
-                            labelAngle=0, labelLimit=160, ticks=False, domain=False))
-    y = alt.Y("position:Q", axis=None, scale=alt.Scale(domain=[-0.04, 1.04]))
-    box = alt.selection_interval(name="brush", encodings=["x", "y"])
-    picked = alt.selection_point(name="picked", fields=["run"], on="click")
-    axes = alt.Chart(pd.DataFrame({"axis_index": list(range(n))})).mark_rule(
-        color="#888").encode(x=x)
-    lines = alt.Chart(chart.lines).mark_line(point=alt.OverlayMarkDef(size=40)).encode(
-        x=x, y=y, detail="run:N",
-        # No legend: Vega draws a line's continuous colours as a row of dots (a gradient asked
-        # for too), and the accuracy axis already reads the values; the caption says it.
-        color=alt.Color("accuracy:Q", title="test accuracy (%)",
-                        scale=alt.Scale(scheme="viridis"), legend=None),
-        strokeWidth=alt.condition(f"datum.run == '{best_id}'", alt.value(4), alt.value(2)),
-        opacity=alt.condition(picked, alt.value(0.95), alt.value(0.35)),
-        tooltip=["run:N", "status:N", "axis:N", "value:N",
-                 alt.Tooltip("accuracy:Q", format=".1f", title="accuracy %")],
-    ).add_params(box, picked)
-    # The values' labels over the lines, each on a halo of the background's colour: the
-    # lines crossing them hid them.
-    text = {"align": "left", "dx": 5, "fontSize": 11}
-    halo = alt.Chart(chart.ticks).mark_text(**text, stroke="white", strokeWidth=4,
-                                            strokeJoin="round", color="white").encode(
-        x=x, y=y, text="label:N")
-    ticks = alt.Chart(chart.ticks).mark_text(**text, color="#444").encode(
-        x=x, y=y, text="label:N")
-    return alt.layer(axes, lines, halo, ticks).properties(height=380)
-
-
 def picked_curve_ui(runs: list[Run], run_id: str) -> None:
     """The loss curve of the run picked on the chart."""
     by_id = {r.id: r for r in runs}
@@ -123,12 +86,7 @@ def picked_curve_ui(runs: list[Run], run_id: str) -> None:
     if curve.empty:
         st.caption("This run has no loss reports.")
         return
-    chart = alt.Chart(curve).mark_line(color="#4C78A8").encode(
-        x=alt.X("epochs:Q", title="epochs", axis=alt.Axis(format="~g")),
-        y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False),
-                  axis=alt.Axis(format=".3~f")),
-        tooltip=["epoch:Q", alt.Tooltip("loss:Q", format=".3f")])
-    st.altair_chart(chart.properties(height=220), width="stretch")
+    st.altair_chart(charts.single_loss_chart(curve), width="stretch")
 
 
 def parallel_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
@@ -136,8 +94,8 @@ def parallel_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
     line clicked."""
     chart = parallel_coordinates(sweep.space, runs, names)
     best = best_run(runs)
-    event = st.altair_chart(parallel_chart(chart, best.id if best else None), width="stretch",
-                            on_select="rerun", key=f"sw_pc_{sweep.id}")
+    event = st.altair_chart(charts.parallel_chart(chart, best.id if best else None),
+                            width="stretch", on_select="rerun", key=f"sw_pc_{sweep.id}")
     selection = (event or {}).get("selection", {})
     ranges = brushed_ranges(chart, selection.get("brush"))
     picked = [p.get("run") for p in selection.get("picked") or [] if p.get("run")]
@@ -161,25 +119,7 @@ def one_setting_ui(runs: list[Run], name: str) -> None:
     orders of magnitude)."""
     spec = settings()[name]
     table = accuracy_by_setting(runs, name)
-    numeric = spec.kind in (int, float) and table["value"].map(
-        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all()
-    if numeric:
-        x = alt.X("value:Q", title=spec.label, scale=alt.Scale(
-            type="log" if spec.log_scale and (table["value"] > 0).all() else "linear",
-            zero=False))
-    else:
-        x = alt.X("value_text:N", title=spec.label, sort=list(dict.fromkeys(
-            table["value_text"])), axis=alt.Axis(labelAngle=0))
-    # Room around the values for the points' radius: the best run's was cut by the top edge.
-    points = alt.Chart(table).mark_circle(size=140, opacity=0.85).encode(
-        x=x, y=alt.Y("accuracy:Q", title="test accuracy (%)",
-                     scale=alt.Scale(zero=False, padding=8)),
-        color=STATUS_COLOUR,
-        tooltip=["run:N", "status:N", alt.Tooltip("value_text:N", title=spec.label),
-                 alt.Tooltip("accuracy:Q", format=".1f")])
-    line = alt.Chart(table).mark_line(color="#999", strokeDash=[4, 4]).encode(
-        x=x, y="mean(accuracy):Q")
-    st.altair_chart(alt.layer(line, points).properties(height=320), width="stretch")
+    st.altair_chart(charts.one_setting_chart(table, spec), width="stretch")
     st.caption(f"Test accuracy of each run against its {spec.label.lower()}; the dashed line "
                "joins the means.")
 
@@ -197,21 +137,7 @@ def heatmap_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
         st.caption("Choose two different settings.")
         return
     table = heatmap_table(runs, x, y)
-    xs = alt.X("x:N", title=declared[x].label, sort=alt.SortField("x_order"),
-               axis=alt.Axis(labelAngle=0))
-    ys = alt.Y("y:N", title=declared[y].label, sort=alt.SortField("y_order"))
-    cells = alt.Chart(table).mark_rect().encode(
-        x=xs, y=ys, color=alt.Color("accuracy:Q", title="mean accuracy (%)",
-                                    scale=alt.Scale(scheme="viridis"),
-                                    legend=alt.Legend(format=".1f")),
-        tooltip=[alt.Tooltip("x:N", title=declared[x].label),
-                 alt.Tooltip("y:N", title=declared[y].label),
-                 alt.Tooltip("accuracy:Q", format=".1f", title="mean accuracy %"), "runs:Q"])
-    labels = alt.Chart(table).mark_text(fontSize=13).encode(
-        x=xs, y=ys, text="label:N",
-        color=alt.condition(alt.datum.accuracy > table["accuracy"].mean(),
-                            alt.value("black"), alt.value("white")))
-    st.altair_chart(alt.layer(cells, labels).properties(height=60 + 40 * table["y"].nunique()),
+    st.altair_chart(charts.heatmap_chart(table, declared[x].label, declared[y].label),
                     width="stretch")
     st.caption("Mean test accuracy of the runs with each pair of values.")
 
@@ -232,12 +158,7 @@ def importance_ui(sweep: Sweep, runs: list[Run]) -> None:
         st.caption(importance_missing(sweep.space, runs))
         return
     table = importance_table(found)
-    bars = alt.Chart(table).mark_bar(color="#4C78A8").encode(
-        x=alt.X("importance:Q", title="share of the accuracy's differences",
-                axis=alt.Axis(format="%", tickCount=5), scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("setting:N", title=None, sort=list(table["setting"])))
-    labels = bars.mark_text(align="left", dx=4).encode(text="label:N")
-    st.altair_chart(alt.layer(bars, labels).properties(height=alt.Step(34)), width="stretch")
+    st.altair_chart(charts.importance_chart(table), width="stretch")
     st.caption("How much each setting mattered to the test accuracy of the finished runs: "
                "the share of the differences between their accuracies that each one explains.")
 

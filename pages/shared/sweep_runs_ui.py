@@ -4,23 +4,18 @@ and sweeps.answer)."""
 
 import zlib
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import format_duration, loss_curve, status_text
+from cifar_core.share import charts
 from cifar_core.sweeps.answer import sweep_runs_table, varied_names
 from cifar_core.sweeps.progress import curve_runs, panel_title
 from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import settings
 from pages.shared import access
 
-STATUS_COLOURS = {"completed": "#54A24B", "running": "#4C78A8", "queued": "#9D9D9D",
-                  "stopped": "#F58518", "stopped early": "#B279A2", "diverged": "#E45756",
-                  "failed": "#E45756"}
-STATUS_COLOUR = alt.Color("status:N", title="status", scale=alt.Scale(
-    domain=list(STATUS_COLOURS), range=list(STATUS_COLOURS.values())))
 # The small loss charts: at most this many runs, of this many points each.
 PANELS = 48
 PANEL_POINTS = 30
@@ -44,19 +39,8 @@ def small_multiples_ui(runs: list[Run]) -> None:
         return
     frame = pd.concat(frames)
     order = [panel_title(r) for r in shown]
-    present = [s for s in STATUS_COLOURS if s in set(frame["status"])]
-    chart = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
-        x=alt.X("epochs:Q", title="epochs", axis=alt.Axis(format="~g")),
-        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False),
-                  axis=alt.Axis(format=".3~f")),
-        # Only the statuses there are, each in its own colour whichever others are missing.
-        color=alt.Color("status:N", title="status", legend=alt.Legend(orient="top"),
-                        scale=alt.Scale(domain=present,
-                                        range=[STATUS_COLOURS[s] for s in present])),
-        tooltip=["title:N", "status:N", alt.Tooltip("epochs:Q", format=".2f"),
-                 alt.Tooltip("loss:Q", format=".3f")],
-    ).properties(width=150, height=90).facet(
-        facet=alt.Facet("title:N", sort=order, title=None), columns=4)
+    present = [s for s in charts.STATUS_COLOURS if s in set(frame["status"])]
+    chart = charts.loss_panels_chart(frame, order)
     # A key that changes with the panels: Streamlit kept drawing a faceted chart's old panels
     # after the sweep's last runs finished (seen in Chromium), a new element draws them afresh.
     panels = zlib.crc32("|".join(order + present).encode())
