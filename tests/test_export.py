@@ -404,3 +404,21 @@ def test_the_runs_page_makes_the_zip_when_asked_and_says_how_it_was_checked(
     assert "50 test pictures" in shown and "same class" in shown
     labels = [b.proto.label for b in at.get("download_button")]
     assert any("ONNX" in label and run_id in label for label in labels), labels
+
+
+def test_a_failed_export_on_the_page_is_a_sentence_and_no_download(
+        runs_dir, data_dir, monkeypatch):
+    from pages.shared import export_ui
+
+    finish_run(runs_dir, data_dir)
+    refusal = "The exported ONNX file does not answer as this app does: try the other format."
+
+    def refuse(run, fmt, out):
+        raise CifarError(refusal)
+
+    monkeypatch.setattr(export_ui, "export_run", refuse)
+    at = app_at("pages/runs.py")
+    next(b for b in at.button if b.label == "Make the ONNX zip").click().run()
+    no_traceback(at)
+    assert refusal in [e.value for e in at.error]
+    assert not [b for b in at.get("download_button") if "ONNX" in str(b.proto.label)]
