@@ -176,6 +176,10 @@ def test_a_report_is_written_whole_or_not_at_all(tmp_path):
     out = tmp_path / "report.html"
     assert write_report("<p>é</p>", out) == len("<p>é</p>".encode())
     assert out.read_text(encoding="utf-8") == "<p>é</p>"
+    plain = tmp_path / "plain"
+    plain.write_text("")  # a file as any program makes it here: readable by others per umask
+    assert out.stat().st_mode == plain.stat().st_mode
+    plain.unlink()
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(ReportError, match="Cannot write the report to .*a-file/r.html"):

@@ -5,11 +5,12 @@ in it asks another host for anything, and every text from the store is escaped."
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
 import platform
-import tempfile
+import secrets
 import time
 import warnings
 from pathlib import Path
@@ -493,16 +494,15 @@ def write_report(text: str, out: Path | str) -> int:
     data = text.encode("utf-8")
     if out.is_dir():
         raise ReportError(f"{out} is a folder: give a file name ending in .html.")
-    folder = out.parent if str(out.parent) else Path(".")
-    temporary = None
+    # A name of its own beside the file, made as any file here (the umask's permissions; a
+    # NamedTemporaryFile would leave the report readable by its owner only).
+    temporary = out.with_name(f".{out.name}.{secrets.token_hex(4)}.part")
     try:
-        with tempfile.NamedTemporaryFile("wb", dir=folder, prefix=f".{out.name}.",
-                                         suffix=".part", delete=False) as file:
-            temporary = Path(file.name)
+        with open(temporary, "xb") as file:
             file.write(data)
         os.replace(temporary, out)
     except OSError as exc:
-        if temporary is not None:
+        with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
         reason = exc.strerror or str(exc)
         raise ReportError(f"Cannot write the report to {out} ({reason.lower()}): choose a "
