@@ -135,7 +135,10 @@ class Page:
     def chart(self, chart: alt.TopLevelMixin, caption: str = "") -> None:
         """A chart: an element the page's script draws the spec into."""
         element = f"chart-{len(self.specs) + 1}"
-        self.specs[element] = chart.to_dict()
+        spec = chart.to_dict()
+        if "facet" not in spec:  # as wide as the page, as the dashboard draws it
+            spec["width"] = "container"
+        self.specs[element] = spec
         self.add(f'<figure class="chart"><div id="{element}" class="vega-chart"></div>'
                  + (f"<figcaption>{_text(caption)}</figcaption>" if caption else "")
                  + "</figure>")
