@@ -6,8 +6,6 @@ in it asks another host for anything, and every text from the store is escaped."
 from __future__ import annotations
 
 import contextlib
-import html
-import json
 import os
 import platform
 import secrets
@@ -38,6 +36,7 @@ from cifar_core.runs.views import (
     status_text,
 )
 from cifar_core.share import charts
+from cifar_core.share.offline_page import OfflinePage, escaped
 from cifar_core.sweeps.answer import (
     accuracy_by_setting,
     answered_runs,
@@ -68,31 +67,11 @@ PANELS = 48
 PANEL_POINTS = 30
 # The heatmaps of a sweep: one per pair of its first varied settings, at most this many.
 HEATMAPS = 3
-# What the charts' menu offers: saving a picture, not the Vega editor (another host).
-EMBED_OPTIONS = {"renderer": "svg",
-                 "actions": {"export": True, "source": False, "compiled": False,
-                             "editor": False}}
-
-
 class ReportError(CifarError):
     """A report that cannot be made or written, in one sentence saying what to do."""
 
 
 # --- what a report is made of -------------------------------------------------------------------
-
-def _text(value) -> str:
-    """Any text from the store, as text in HTML (never markup)."""
-    return html.escape(str(value), quote=True)
-
-
-def _script_json(value) -> str:
-    """JSON safe inside a <script> element: no '</script>' or '<!--' can end or change it."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(raw, escaped)
-    return text
-
 
 def made_on(now: float | None = None) -> str:
     """When and where a report is made, in words: the date (UTC), this machine's processor,
@@ -113,112 +92,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "an unknown processor"
-
-
-class Page:
-    """A report being written: its sections' HTML, and its charts' specs by element id."""
-
-    def __init__(self, title: str):
-        self.title = title
-        self.parts: list[str] = []
-        self.specs: dict[str, dict] = {}
-
-    def add(self, markup: str) -> None:
-        self.parts.append(markup)
-
-    def heading(self, text: str) -> None:
-        self.add(f"<h2>{_text(text)}</h2>")
-
-    def paragraph(self, text: str, css: str = "") -> None:
-        self.add(f'<p class="{css}">{_text(text)}</p>' if css else f"<p>{_text(text)}</p>")
-
-    def chart(self, chart: alt.TopLevelMixin, caption: str = "") -> None:
-        """A chart: an element the page's script draws the spec into."""
-        element = f"chart-{len(self.specs) + 1}"
-        spec = chart.to_dict()
-        if "facet" not in spec:  # as wide as the page, as the dashboard draws it
-            spec["width"] = "container"
-        self.specs[element] = spec
-        self.add(f'<figure class="chart"><div id="{element}" class="vega-chart"></div>'
-                 + (f"<figcaption>{_text(caption)}</figcaption>" if caption else "")
-                 + "</figure>")
-
-    def table(self, frame: pd.DataFrame, columns: dict[str, str]) -> None:
-        """Some columns of a table, under the given headings, every cell escaped."""
-        head = "".join(f"<th>{_text(title)}</th>" for title in columns.values())
-        rows = "".join("<tr>" + "".join(f"<td>{_text(_cell(row[c]))}</td>" for c in columns)
-                       + "</tr>" for _, row in frame.iterrows())
-        self.add(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-
-    def facts(self, pairs: list[tuple[str, str]]) -> None:
-        """Label and value pairs, as a two-column list."""
-        self.add("<dl>" + "".join(f"<dt>{_text(k)}</dt><dd>{_text(v)}</dd>" for k, v in pairs)
-                 + "</dl>")
-
-    def html(self) -> str:
-        """The whole page: the styles, Vega's library once, the sections, the charts' specs."""
-        from altair.utils.html import import_vl_convert, vl_version_for_vl_convert
-
-        library = import_vl_convert().javascript_bundle(vl_version=vl_version_for_vl_convert())
-        return PAGE.format(title=_text(self.title), library=library, body="\n".join(self.parts),
-                           specs=_script_json(self.specs), options=_script_json(EMBED_OPTIONS))
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return str(value)
-
-
-# The report's frame. Each chart's element gets data-drawn="yes" once Vega has drawn it, or
-# data-drawn="failed" and the reason in its place (what a reader and the browser test see).
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
-       max-width: 1100px; padding: 0 1rem; color: #222; line-height: 1.45; }}
-h1 {{ margin-bottom: 0.2rem; overflow-wrap: anywhere; }}
-h2 {{ margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }}
-.made {{ color: #666; font-size: 0.9rem; }}
-dl {{ display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1.2rem; }}
-dt {{ font-weight: 600; }} dd {{ margin: 0; overflow-wrap: anywhere; }}
-table {{ border-collapse: collapse; font-size: 0.9rem; margin: 0.5rem 0; }}
-th, td {{ border-bottom: 1px solid #e4e4e4; padding: 0.25rem 0.7rem; text-align: left; }}
-th {{ background: #f5f5f5; }}
-figure.chart {{ margin: 1rem 0; }} .vega-chart {{ width: 100%; }}
-figcaption {{ color: #666; font-size: 0.875rem; }}
-.note {{ color: #666; }}
-</style>
-<script>
-{library}
-</script>
-</head>
-<body>
-{body}
-<script>
-(function () {{
-  const specs = {specs};
-  const options = {options};
-  for (const id of Object.keys(specs)) {{
-    const element = document.getElementById(id);
-    vegaEmbed(element, specs[id], options).then(function () {{
-      element.dataset.drawn = "yes";
-    }}).catch(function (error) {{
-      element.dataset.drawn = "failed";
-      element.textContent = "This chart could not be drawn: " + error;
-    }});
-  }}
-}})();
-</script>
-</body>
-</html>
-"""
 
 
 # --- a run ---------------------------------------------------------------------------------------
@@ -262,8 +135,8 @@ def run_report(store: RunStore, run: Run, data_dir: Path | str | None = None, *,
         raise ReportError(problem)
     if data is None or evaluation is None:
         data, evaluation = run_evaluation(run, data_dir)
-    page = Page(f"Run {run.id}")
-    page.add(f"<h1>Run {_text(run.id)}</h1>")
+    page = OfflinePage(f"Run {run.id}")
+    page.add(f"<h1>Run {escaped(run.id)}</h1>")
     page.paragraph(made_on(now), "made")
     page.heading("Summary")
     page.facts(_run_facts(run, evaluation, data))
@@ -297,7 +170,7 @@ def _run_facts(run: Run, evaluation: Evaluation, data) -> list[tuple[str, str]]:
     return facts
 
 
-def _settings_section(page: Page, run: Run) -> None:
+def _settings_section(page: OfflinePage, run: Run) -> None:
     if is_import(run):
         page.paragraph(f"A network brought from elsewhere "
                        f"({run.config.get('imported_from', 'a file')}, model "
@@ -310,7 +183,7 @@ def _settings_section(page: Page, run: Run) -> None:
     page.facts(rows)
 
 
-def _learning_section(page: Page, store: RunStore, run: Run, epochs: list) -> None:
+def _learning_section(page: OfflinePage, store: RunStore, run: Run, epochs: list) -> None:
     page.heading("How it learned")
     curve = loss_curve(RunCurve.read(store, run.id, LOSS_POINTS).stats, run_id=run.id)
     if curve.empty:
@@ -325,7 +198,7 @@ def _learning_section(page: Page, store: RunStore, run: Run, epochs: list) -> No
                    "The test accuracy after each epoch.")
 
 
-def _tested_section(page: Page, evaluation: Evaluation, epochs: list) -> None:
+def _tested_section(page: OfflinePage, evaluation: Evaluation, epochs: list) -> None:
     classes = tuple(evaluation.classes)
     page.heading("Accuracy per class")
     table = evaluation.per_class_accuracy()
@@ -344,7 +217,7 @@ def _tested_section(page: Page, evaluation: Evaluation, epochs: list) -> None:
                    "Each class's accuracy on the test after each epoch.")
 
 
-def _pictures_section(page: Page, evaluation: Evaluation, data) -> None:
+def _pictures_section(page: OfflinePage, evaluation: Evaluation, data) -> None:
     page.heading("Right and wrong")
     count = min(PICTURES, len(evaluation.labels))
     indices = np.random.default_rng(PICTURE_SEED).choice(len(evaluation.labels), count,
@@ -378,8 +251,8 @@ def sweep_report(store: RunStore, sweep: Sweep, now: float | None = None) -> str
     if not answered:
         raise ReportError(f"Sweep {sweep.id} has no finished run with a test accuracy yet: "
                           "make its report once one has finished.")
-    page = Page(f"Sweep {sweep.name}")
-    page.add(f"<h1>Sweep {_text(sweep.name)}</h1>")
+    page = OfflinePage(f"Sweep {sweep.name}")
+    page.add(f"<h1>Sweep {escaped(sweep.name)}</h1>")
     page.paragraph(made_on(now), "made")
     page.heading("Summary")
     page.facts(_sweep_facts(sweep, runs))
@@ -417,7 +290,7 @@ def _sweep_facts(sweep: Sweep, runs: list[Run]) -> list[tuple[str, str]]:
             *([("Note", sweep.message)] if sweep.message else [])]
 
 
-def _loss_panels(page: Page, store: RunStore, runs: list[Run]) -> None:
+def _loss_panels(page: OfflinePage, store: RunStore, runs: list[Run]) -> None:
     shown = curve_runs(runs, PANELS)
     frames = []
     for run in shown:
@@ -431,7 +304,7 @@ def _loss_panels(page: Page, store: RunStore, runs: list[Run]) -> None:
                    f"Training loss of each run, coloured by its status.{more}")
 
 
-def _answer_section(page: Page, sweep: Sweep, runs: list[Run], answered: list[Run],
+def _answer_section(page: OfflinePage, sweep: Sweep, runs: list[Run], answered: list[Run],
                     names: list[str]) -> None:
     declared = settings()
     page.heading("Which settings pay off")
