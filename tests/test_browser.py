@@ -92,10 +92,20 @@ def assert_no_error_shown(page) -> None:
     assert "Traceback" not in body and "Something went wrong" not in body, body[:2000]
 
 
+TILES = "[data-testid=stMain] .cifar-tiles img"
+
+
 def image_sources(page) -> list[str]:
     """The sources of the page's picture tiles (layout.show_tiles)."""
-    return page.locator("[data-testid=stMain] .cifar-tiles img").evaluate_all(
-        "imgs => imgs.map(i => i.src)")
+    return page.locator(TILES).evaluate_all("imgs => imgs.map(i => i.src)")
+
+
+def tile_sources(page, count: int) -> list[str]:
+    """The sources of the page's picture tiles once `count` of them are drawn: the words drawn
+    after the tiles can show first (a run on cd4f420 found none of Evaluate's 16 right after
+    its caption showed, on a busy machine)."""
+    page.locator(TILES).nth(count - 1).wait_for()
+    return image_sources(page)
 
 
 def sidebar_navigation(page) -> list[str]:
@@ -188,7 +198,7 @@ def test_click_through_the_whole_app(server, page):
     # Evaluate: its first section's 16 pictures; the per-class table lists every class.
     page.goto(f"{url}/evaluate")
     page.get_by_text("Green frame: right").wait_for()
-    assert len(image_sources(page)) == 16
+    assert len(tile_sources(page, 16)) == 16
     shoot(page, "evaluate")
     page.get_by_role("tab", name="Accuracy per class").click()
     page.locator("[data-testid=stDataFrame] [role=gridcell]").first.wait_for(state="attached")
@@ -616,7 +626,7 @@ def test_a_fashion_mnist_run_from_the_train_page_is_opened_on_evaluate_and_try_i
         choose_option(page, "Run", re.compile(re.escape(run_id)))
         page.get_by_text("Tested on the Fashion-MNIST test images").wait_for()
         page.get_by_text("Green frame: right").wait_for()
-        assert len(image_sources(page)) == 16
+        assert len(tile_sources(page, 16)) == 16
         assert_no_error_shown(page)
         shoot(page, "fashion-evaluate")
         page.get_by_role("tab", name="Accuracy per class").click()
@@ -691,7 +701,7 @@ def test_teach_a_set_from_uploaded_files_then_try_it_answers_its_picture(server,
         page.get_by_text(f"Added 8 pictures of {name}.").wait_for()
         settled(page)
     page.get_by_text("24 pictures in 3 classes").wait_for()
-    assert len(image_sources(page)) == 24
+    assert len(tile_sources(page, 24)) == 24
     assert_no_error_shown(page)
     shoot(page, "teach")
 
