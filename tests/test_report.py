@@ -5,12 +5,15 @@ each report that cannot be made or written."""
 
 from __future__ import annotations
 
+import html
+import io
 import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import (
     OFFICIAL_CLASSES,
     app_at,
@@ -21,6 +24,7 @@ from conftest import (
     write_cifar_batches,
 )
 
+from cifar_core.explain.network_imports import import_network
 from cifar_core.runs.pipeline import execute_run
 from cifar_core.runs.store import RunStore
 from cifar_core.share.report import (
@@ -34,6 +38,7 @@ from cifar_core.share.report import (
 from cifar_core.sweeps.space import Axis, SearchSpace
 from cifar_core.sweeps.store import SweepStore
 from cifar_core.training.config import TrainConfig
+from cifar_core.training.models import Net
 
 HOSTILE = "<script>alert(1)</script>"
 # A class name that would run in a page that rendered it, and one that would end a <script>.
@@ -90,7 +95,7 @@ def specs_of(page: str) -> dict:
     return json.loads(found.group(1))
 
 
-def assert_offline_and_escaped(page: str) -> None:
+def assert_offline_and_escaped(page: str, hostile: str = HOSTILE) -> None:
     parser = Fetches()
     parser.feed(page)
     assert all(a.startswith("data:") for a in parser.addresses), [
@@ -101,8 +106,8 @@ def assert_offline_and_escaped(page: str) -> None:
     assert page.count("window.vegaEmbed=") == 1
     assert parser.scripts == 2
     assert len(re.findall(r"</script", page, re.I)) == 2
-    assert HOSTILE not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert hostile not in page
+    assert html.escape(hostile) in page
 
 
 def test_a_run_report_holds_its_settings_charts_and_pictures_and_fetches_nothing(made):
@@ -144,6 +149,19 @@ def test_a_sweep_report_holds_its_runs_their_answer_and_fetches_nothing(made):
     assert '"x_order"' in specs  # a heatmap of the two settings
     assert '"importance"' in specs  # what mattered (four finished runs)
     assert "Best: trial" in page
+
+
+def test_an_imported_network_is_reported_without_training_settings(data_dir, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    file = io.BytesIO()
+    torch.save(Net().state_dict(), file)  # what the tutorial's torch.save writes
+    name = 'a <b>"net" & co.pth'  # (the import keeps what follows a '/' only)
+    run = import_network(store, file.getvalue(), name=name)
+    page = run_report(store, run, data_dir)
+    assert "A network brought from elsewhere" in page
+    assert "No loss reports" in page and "Learning rate" not in page
+    assert_offline_and_escaped(page, name)
+    assert len(specs_of(page)) == 2  # per class and the confusion matrix: no curves
 
 
 def test_a_run_that_cannot_be_reported_gets_a_sentence(made, tmp_path):
