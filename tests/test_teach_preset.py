@@ -217,8 +217,9 @@ def test_a_set_taught_from_a_tutorial_network_never_blows_up(tmp_path, data_dir)
             pictures.append(out.getvalue())
         own_sets.add_pictures("colours", name, pictures, runs_dir=runs)
     endings = []
-    for seed in range(8):
+    # At the fast network's rate seed 4 blew up here (AMD EPYC); at the tutorial's none of the 8.
+    for seed in (1, 2, 3, 4):
         run = store.create(TrainConfig(**{**teach_settings(start), "seed": seed}).to_dict(),
                            str(data_dir), origin="test", status="running", dataset="colours")
         endings.append(execute_run(store, run.id).status)
-    assert endings == ["completed"] * 8
+    assert endings == ["completed"] * 4
