@@ -254,8 +254,10 @@ class NoTorch:
             raise ImportError("torch is not installed here")
 sys.meta_path.insert(0, NoTorch())
 sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-assert not [m for m in sys.modules if m == "torch" or m.startswith("torch.")]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:  # (predict.py ends with sys.exit)
+    assert not [m for m in sys.modules if m == "torch" or m.startswith("torch.")]
 """
 
 
