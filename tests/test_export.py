@@ -424,3 +424,13 @@ def test_a_failed_export_on_the_page_is_a_sentence_and_no_download(
     no_traceback(at)
     assert refusal in [e.value for e in at.error]
     assert not [b for b in at.get("download_button") if "ONNX" in str(b.proto.label)]
+
+
+def test_the_evaluate_page_offers_both_formats_for_the_chosen_run(runs_dir, data_dir):
+    finish_run(runs_dir, data_dir)
+    at = app_at("pages/evaluate.py")
+    labels = [b.label for b in at.button]
+    assert "Make the ONNX zip" in labels and "Make the TorchScript zip" in labels
+    next(b for b in at.button if b.label == "Make the TorchScript zip").click().run()
+    no_traceback(at)
+    assert any("TorchScript" in str(b.proto.label) for b in at.get("download_button"))
