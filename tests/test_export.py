@@ -331,6 +331,16 @@ def test_a_network_of_an_unknown_data_set_is_refused(tmp_path):
     assert not (tmp_path / "out.zip").exists()
 
 
+def test_an_imported_network_of_an_unknown_data_set_is_refused(store, tmp_path):
+    from cifar_core.explain.network_imports import import_network
+
+    brought = saved_network(tmp_path, "tutorial", dataset="flowers-gone")
+    run = import_network(store, brought.read_bytes(), "flowers.pth")  # kept untested
+    with pytest.raises(CifarError, match="a data set this app does not know"):
+        export_network(store, run.id, "onnx", tmp_path / "out.zip")
+    assert not (tmp_path / "out.zip").exists()
+
+
 def test_an_unknown_format_is_refused(tmp_path):
     checkpoint = saved_network(tmp_path, "tutorial")
     with pytest.raises(CifarError, match="onnx or torchscript"):
