@@ -546,3 +546,13 @@ def test_a_run_queued_meanwhile_starts_when_the_cli_s_own_training_ends(capsys, 
         assert store.get(waiting.id).status != "queued"
     finally:
         end_jobs_of(store)
+
+
+def test_the_command_line_loads_the_chart_library_only_for_a_report():
+    """Every command starts up without Altair (half a second on a 2-core CPU): only `report`
+    draws charts, so only it loads them (cli/report.py imports share.report when run)."""
+    code = "import sys, cifar_core.cli; print('altair' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

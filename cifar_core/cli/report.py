@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cifar_core.cli.common import data_flag, emit, json_flag, open_store, runs_flag
-from cifar_core.share.report import report_for, size_text, write_report
 
 
 def add_report_parser(sub) -> None:
@@ -22,6 +21,9 @@ def add_report_parser(sub) -> None:
 def cmd_report(args) -> int:
     """Make the report of a run or a sweep and write it whole to --out (a temporary file
     first, then moved into place); one line says where and how big."""
+    # Here, not at the top: the chart library it loads would slow every command's start.
+    from cifar_core.share.report import report_for, size_text, write_report
+
     store = open_store(args.runs_dir)
     kind, page = report_for(store, args.target, args.data_dir)
     out = args.out if args.out is not None else Path(f"{args.target}.html")
