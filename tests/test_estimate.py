@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,13 +11,17 @@ import torch
 from cifar_core.runs.store import RunStore
 from cifar_core.training.config import TrainConfig
 from cifar_core.training.estimate import (
+    STARTUP_S,
     TimeEstimate,
     earlier_speeds,
+    estimate_run_time,
     estimate_training_time,
     measure_images_per_s,
+    measure_test_images_per_s,
     rough_duration,
     speed_key,
 )
+from cifar_core.training.events import EpochEvent
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed.cpu import THREADS_ENV
 
@@ -179,3 +184,65 @@ def test_a_thread_cap_given_to_open_step_decides_the_cores_as_the_environment_di
     with open_step(Net(), config, torch.device("cpu")) as step:
         by_environment = step.cores
     assert capped == by_environment == 1
+
+
+# --- the whole run: start-up and tests counted (issue 26) --------------------------------------
+
+def timed_run(store: RunStore, images_per_s: float, startup_s: float, test_s: float,
+              epochs: int, images_per_epoch: int, **settings):
+    """A completed run like FAST that spent `startup_s` starting (and saving), trained
+    `epochs` epochs at `images_per_s` and took `test_s` for each test (one after each epoch,
+    and the final one): its Run with those times, and its last epoch report."""
+    train_s = epochs * images_per_epoch / images_per_s
+    run_id = finished(store, images_per_s, **settings, epochs=epochs)
+    run = store.get(run_id)
+    run = replace(run, started=1000.0, finished=1000.0 + startup_s + train_s
+                  + (epochs + 1) * test_s,
+                  metrics={**run.metrics, "train_s": train_s, "epochs_done": epochs})
+    last = EpochEvent(epoch=epochs, test_accuracy=50.0, images_seen=epochs * images_per_epoch,
+                      elapsed_s=train_s + epochs * test_s, train_s=train_s)
+    return run, last
+
+
+def test_a_run_like_earlier_ones_is_estimated_with_their_start_up_and_tests(tmp_path):
+    """Issue 26: 'about 7 s' for a run that took 24 s, the start-up and tests left out."""
+    store = RunStore(tmp_path / "runs")
+    runs, lasts = [], {}
+    for startup_s, test_s in ((9.0, 2.0), (10.0, 3.0), (12.0, 4.0)):
+        run, last = timed_run(store, 2000.0, startup_s, test_s, epochs=2,
+                              images_per_epoch=4000, **FAST)
+        runs.append(run)
+        lasts[run.id] = last
+    config = TrainConfig(**FAST, epochs=3)
+    estimate = estimate_run_time(config, 5000, runs, test_images=1000, measure=no_measure,
+                                 measure_test=no_measure, last_epoch=lambda r: lasts[r.id])
+    assert estimate.training.seconds == pytest.approx(3 * 5000 / 2000)
+    assert estimate.startup_s == pytest.approx(10.0)
+    assert estimate.test_s == pytest.approx(3.0)
+    # Start-up, training and a test after each of the 3 epochs and the final one.
+    assert estimate.seconds == pytest.approx(10 + 7.5 + 4 * 3)
+    assert estimate.low_s == pytest.approx(9 + 7.5 + 4 * 2)
+    assert estimate.high_s == pytest.approx(12 + 7.5 + 4 * 4)
+    assert estimate.sentence() == ("24-36 s here: 10 s to start, 8 s of training, 12 s of "
+                                   "tests (from 3 of your earlier runs)")
+
+
+def test_without_runs_like_it_start_up_and_tests_are_measured_and_shown_as_a_range(tmp_path):
+    config = TrainConfig(**FAST, epochs=2)
+    estimate = estimate_run_time(config, 1000, [], test_images=5000, measure=lambda c: 500.0,
+                                 measure_test=lambda c: 1000.0)
+    assert estimate.training.seconds == pytest.approx(4.0)
+    assert estimate.test_s == pytest.approx(5.0)
+    assert estimate.startup_s == STARTUP_S
+    assert estimate.seconds == pytest.approx(STARTUP_S + 4.0 + 3 * 5.0)
+    assert estimate.low_s < estimate.seconds < estimate.high_s
+    assert estimate.high_s / estimate.low_s <= 2.2  # a range, but one that still says something
+    assert "measured just now" in estimate.sentence()
+    assert estimate_run_time(config, 1000, [], test_images=5000) is None
+
+
+def test_measuring_a_test_gives_its_speed_and_leaves_the_random_numbers_alone():
+    state = torch.random.get_rng_state()
+    speed = measure_test_images_per_s(TrainConfig(**FAST, width=8), threads=1)
+    assert speed > 0
+    assert torch.equal(torch.random.get_rng_state(), state)

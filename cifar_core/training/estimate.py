@@ -25,6 +25,7 @@ from cifar_core.errors import CifarError
 from cifar_core.training.augment import augment
 from cifar_core.training.config import TrainConfig, plain_recipe, with_role
 from cifar_core.training.devices import resolve_device
+from cifar_core.training.evaluation import predict
 from cifar_core.training.loop import build_model, model_width
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import open_step
@@ -172,3 +173,176 @@ def measure_images_per_s(config: TrainConfig, threads: int | None = None,
             spent += timed_step(step, images, labels)
             steps += 1
     return size * steps / spent
+
+
+# --- the whole run: start-up, training, and the tests after each epoch -----------------------
+
+# Seconds from a run's start to its first minibatch where no earlier run tells it: a process
+# starts, imports torch and cifar_core, loads the data set and builds the network; and after
+# the training, the network is saved. Measured on the project's 2-core reference machine with
+# bench/bench_estimate.py (bench/RESULTS.md, "Issue 26: estimates"): 5-8 s for CIFAR-10.
+STARTUP_S = 6.5
+# How far off the start-up can be when it is not from earlier runs (a busy machine, a cold
+# disk cache): the range shown is this factor either side (the same section).
+STARTUP_SPREAD = 1.5
+# Where the speeds come from a few steps timed just now, the training may be this factor
+# slower or faster than them (a machine busy with other work; the steps of a short
+# measurement run on warm caches): the range shown (the same section).
+MEASURED_SPREAD = (0.8, 1.4)
+# Images timed for a test's speed (through the same predict a run's test uses).
+TEST_PROBE_IMAGES = 512
+
+
+@dataclass(frozen=True)
+class RunOverhead:
+    """What a run spends besides training, as an earlier run recorded it."""
+
+    startup_s: float  # its start to its first minibatch, with its saving at the end
+    test_s: float  # one test on the test images
+
+
+@dataclass(frozen=True)
+class RunTimeEstimate:
+    """A whole run's expected length here: start-up, training and tests, with a range."""
+
+    training: TimeEstimate
+    startup_s: float
+    test_s: float  # one test on the test images
+    tests: int  # one after each epoch and the final one
+    low_s: float
+    high_s: float
+    overhead_source: str  # 'runs' (earlier runs like it) or 'measured'
+
+    @property
+    def seconds(self) -> float:
+        return self.startup_s + self.training.seconds + self.tests * self.test_s
+
+    def sentence(self) -> str:
+        """E.g. 'about 25 s here: 7 s to start, 14 s of training, 4 s of tests (from 3 of
+        your earlier runs)', or '20-30 s here: ...' where it is unsure."""
+        return f"{duration_words(self.low_s, self.high_s)} here: {self.parts()} " \
+               f"({self._where()})"
+
+    def parts(self) -> str:
+        return (f"{rough_duration(self.startup_s)} to start, "
+                f"{rough_duration(self.training.seconds)} of training, "
+                f"{rough_duration(self.tests * self.test_s)} of tests")
+
+    def _where(self) -> str:
+        runs = self.training.runs
+        if self.training.source == "runs" and self.overhead_source == "runs":
+            return "from your earlier run" if runs == 1 else f"from {runs} of your earlier runs"
+        if self.training.source == "runs":
+            return "training from your earlier runs, the rest measured"
+        return "measured just now"
+
+
+def duration_words(low_s: float, high_s: float) -> str:
+    """'about 25 s' where low and high say the same in rough words, else '20-30 s'."""
+    low, high = rough_duration(low_s), rough_duration(high_s)
+    if low == high:
+        return f"about {low}"
+    low_unit, high_unit = low.split(" ")[-1], high.split(" ")[-1]
+    if low_unit == high_unit and " " not in low[:-len(low_unit) - 1]:
+        return f"{low[:-len(low_unit) - 1]}-{high}"
+    return f"{low} to {high}"
+
+
+def earlier_overheads(runs: list[Run], config: TrainConfig, last_epoch: Callable[[Run], object],
+                      dataset: str = DEFAULT_DATASET) -> list[RunOverhead]:
+    """Start-up and test times of earlier runs like `config` (earlier_speeds' choice) that
+    completed: a run's time besides training (its duration less its train_s) is its start-up
+    and its tests; its last epoch report (`last_epoch(run)`, an EpochEvent or None) says how
+    long the tests after each epoch took (elapsed_s less train_s), and the final test takes
+    as long as one of them."""
+    key, found = speed_key(config), []
+    for run in runs:
+        metrics = run.metrics or {}
+        if run.status != "completed" or run.origin == "imported" or not metrics.get("train_s") \
+                or run.duration_s is None or run.config.get("model") != config.model \
+                or run.config.get("batch_size") != config.batch_size \
+                or getattr(run, "dataset", DEFAULT_DATASET) != dataset:
+            continue
+        try:
+            if speed_key(run.train_config) != key:
+                continue
+        except CifarError:
+            continue
+        epoch = last_epoch(run)
+        if epoch is None or getattr(epoch, "train_s", None) is None or not epoch.epoch:
+            continue
+        test_s = max(0.0, epoch.elapsed_s - epoch.train_s) / epoch.epoch
+        startup_s = run.duration_s - metrics["train_s"] - (epoch.epoch + 1) * test_s
+        found.append(RunOverhead(max(0.0, startup_s), test_s))
+    return found
+
+
+def estimate_run_time(config: TrainConfig, images_per_epoch: int, runs: list[Run],
+                      test_images: int, measure: Callable[[TrainConfig], float] | None = None,
+                      measure_test: Callable[[TrainConfig], float] | None = None,
+                      last_epoch: Callable[[Run], object] | None = None,
+                      dataset: str = DEFAULT_DATASET) -> RunTimeEstimate | None:
+    """How long a run of `config` takes here from its start to its end: its training
+    (estimate_training_time), its start-up and its tests (one after each epoch on
+    `test_images` images, and the final one). Start-up and tests come from earlier runs like
+    it (the median; `last_epoch(run)` reads a run's last EpochEvent), else from STARTUP_S and
+    `measure_test(config)` (test images per second). The range: the earlier runs' spread,
+    or the spreads above where measured. None where it cannot be told."""
+    training = estimate_training_time(config, images_per_epoch, runs, measure, dataset)
+    if training is None:
+        return None
+    tests = config.epochs + 1
+    overheads = [] if last_epoch is None else earlier_overheads(runs, config, last_epoch,
+                                                                dataset)
+    if overheads:
+        startups = sorted(o.startup_s for o in overheads)
+        test_times = sorted(o.test_s for o in overheads)
+        startup_s, test_s = startups[len(startups) // 2], test_times[len(test_times) // 2]
+        low = startups[0] + tests * test_times[0]
+        high = startups[-1] + tests * test_times[-1]
+        source = "runs"
+    else:
+        if measure_test is None:
+            return None
+        startup_s, test_s = STARTUP_S, test_images / measure_test(config)
+        low, high = startup_s / STARTUP_SPREAD, startup_s * STARTUP_SPREAD
+        low, high = low + tests * test_s * MEASURED_SPREAD[0], high + tests * test_s * \
+            MEASURED_SPREAD[1]
+        source = "measured"
+    speeds = sorted(earlier_speeds(runs, config, dataset))
+    if training.source == "runs" and len(speeds) > 1:
+        low += images_per_epoch * config.epochs / speeds[-1]
+        high += images_per_epoch * config.epochs / speeds[0]
+    elif training.source == "runs":
+        low += training.seconds
+        high += training.seconds
+    else:
+        low += training.seconds * MEASURED_SPREAD[0]
+        high += training.seconds * MEASURED_SPREAD[1]
+    return RunTimeEstimate(training, startup_s, test_s, tests, low, high, source)
+
+
+def measure_test_images_per_s(config: TrainConfig, threads: int | None = None,
+                              num_classes: int = 10,
+                              shape: tuple[int, int, int] = CIFAR_SHAPE) -> float:
+    """Test images per second of `config`'s network here (its test-time augmentation and
+    number format), through the predict a run's test uses, on random pictures of `shape`;
+    with at most `threads` cores. The process's random numbers are left as they were."""
+    device = resolve_device(config.device)
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(replace(config, seed=0, start_from=None, freeze=False), num_classes,
+                            shape)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (TEST_PROBE_IMAGES, *shape), generator=generator,
+                           dtype=torch.uint8)
+    before = torch.get_num_threads()
+    with _measuring:
+        try:
+            if threads is not None:
+                torch.set_num_threads(threads)
+            predict(model, images[:8], device, tta=config.tta, precision=config.precision)
+            start = time.perf_counter()
+            predict(model, images, device, tta=config.tta, precision=config.precision)
+            return len(images) / (time.perf_counter() - start)
+        finally:
+            torch.set_num_threads(before)
