@@ -207,10 +207,21 @@ def heatmap_chart(table: pd.DataFrame, x_label: str, y_label: str) -> alt.LayerC
 
 
 def importance_chart(table: pd.DataFrame) -> alt.LayerChart:
-    """How much each setting mattered (answer.importance_table), as labelled bars."""
+    """How much each setting mattered (answer.importance_table), as labelled bars; with low
+    and high columns (answer.importance_answer) a thin line over each bar for its range."""
+    y = alt.Y("setting:N", title=None, sort=list(table["setting"]))
     bars = alt.Chart(table).mark_bar(color="#4C78A8").encode(
         x=alt.X("importance:Q", title="share of the accuracy's differences",
                 axis=alt.Axis(format="%", tickCount=5), scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("setting:N", title=None, sort=list(table["setting"])))
-    labels = bars.mark_text(align="left", dx=4).encode(text="label:N")
-    return alt.layer(bars, labels).properties(height=alt.Step(34))
+        y=y)
+    layers = [bars]
+    if {"low", "high"} <= set(table.columns):
+        layers.append(alt.Chart(table).mark_rule(color="black", strokeWidth=2).encode(
+            x="low:Q", x2="high:Q", y=y))
+        labels = alt.Chart(table).mark_text(align="left", dx=4).encode(
+            x=alt.X("max_end:Q"), y=y, text="label:N").transform_calculate(
+            max_end="max(datum.importance, datum.high)")
+    else:
+        labels = bars.mark_text(align="left", dx=4).encode(text="label:N")
+    layers.append(labels)
+    return alt.layer(*layers).properties(height=alt.Step(34))

@@ -41,8 +41,7 @@ from cifar_core.sweeps.answer import (
     accuracy_by_setting,
     answered_runs,
     heatmap_table,
-    importance_missing,
-    importance_table,
+    importance_answer,
     parallel_coordinates,
     sweep_runs_table,
     value_text,
@@ -50,7 +49,6 @@ from cifar_core.sweeps.answer import (
 )
 from cifar_core.sweeps.engine import best_run
 from cifar_core.sweeps.progress import curve_runs, panel_title
-from cifar_core.sweeps.smart import parameter_importance
 from cifar_core.sweeps.store import Sweep, SweepStore
 from cifar_core.training.checkpoint import load_checkpoint
 from cifar_core.training.config import settings
@@ -334,13 +332,13 @@ def _answer_section(page: OfflinePage, sweep: Sweep, runs: list[Run], answered: 
     page.heading("Which settings mattered")
     with warnings.catch_warnings():  # equal importances are an answer, not a warning
         warnings.simplefilter("ignore", UserWarning)
-        found = parameter_importance(sweep.space, runs)
-    if not found:
-        page.paragraph(importance_missing(sweep.space, runs), "note")
+        answer = importance_answer(sweep.space, runs)
+    if answer.importance is None:
+        page.paragraph(answer.note, "note")
+        for line in answer.lines:
+            page.paragraph(line)
         return
-    page.chart(charts.importance_chart(importance_table(found)),
-               "How much each setting mattered to the test accuracy of the finished runs: the "
-               "share of the differences between their accuracies that each one explains.")
+    page.chart(charts.importance_chart(answer.importance), answer.note)
 
 
 # --- a run or a sweep, by id; the file ------------------------------------------------------

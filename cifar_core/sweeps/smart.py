@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import statistics
 from collections.abc import Iterator
 from pathlib import Path
@@ -231,23 +232,71 @@ def parameter_importance(space: SearchSpace, runs: list[Run]) -> dict[str, float
     """How much each varied setting mattered to the accuracy of the finished runs (Optuna's
     importance evaluator; fractions that add up to 1), most important first; None while fewer
     than 3 runs have finished or nothing varied."""
-    optuna = _optuna()
+    found = _finished_and_distributions(space, runs)
+    if found is None:
+        return None
+    finished, dists = found
+    return _importance(finished, dists)
+
+
+# How many times importance_ranges draws the finished runs again (with replacement), and the
+# share of the draws' importances each end of a range leaves out: the middle 80 %.
+RESAMPLES = 30
+RANGE_TAIL = 0.1
+
+
+def importance_ranges(space: SearchSpace, runs: list[Run], resamples: int = RESAMPLES,
+                      seed: int = 0) -> dict[str, tuple[float, float]] | None:
+    """How sure parameter_importance is: for each setting, the range (low, high fractions) of
+    its importance over `resamples` draws of as many finished runs, with replacement (the
+    middle 80 % of the draws). The same runs give the same ranges (`seed`). None where
+    parameter_importance is None."""
+    found = _finished_and_distributions(space, runs)
+    if found is None:
+        return None
+    finished, dists = found
+    rng = random.Random(seed)
+    draws: dict[str, list[float]] = {name: [] for name in dists}
+    for _ in range(resamples):
+        drawn = [rng.choice(finished) for _ in finished]
+        importance = _importance(drawn, dists) or {}
+        for name in dists:  # a setting that did not vary in the draw explained nothing
+            draws[name].append(importance.get(name, 0.0))
+    ranges = {}
+    for name, values in draws.items():
+        values.sort()
+        cut = int(RANGE_TAIL * len(values))
+        ranges[name] = (values[cut], values[len(values) - 1 - cut])
+    return ranges
+
+
+def _finished_and_distributions(space: SearchSpace, runs: list[Run]
+                                ) -> tuple[list[Run], dict] | None:
+    """The finished runs that have a value for every varied setting, and the Optuna
+    distribution of each setting that differs between the runs; None while fewer than 3
+    runs have finished or nothing varied."""
     varied = [a for a in space.varied if _values_differ(a, runs)]
     finished = [r for r in runs if r.status == "completed" and r.accuracy is not None]
     if len(finished) < 3 or not varied:
         return None
     dists = {a.name: _observed_distribution(a, finished) for a in varied}
-    study = optuna.create_study(direction="maximize")
-    for run in finished:
-        params = {name: run.settings.get(name) for name in dists}
-        if any(v is None for v in params.values()):
-            continue
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
-                                                  value=run.accuracy))
-    if len(study.trials) < 3:
+    finished = [r for r in finished if all(r.settings.get(n) is not None for n in dists)]
+    if len(finished) < 3:
         return None
+    return finished, dists
+
+
+def _importance(finished: list[Run], dists: dict) -> dict[str, float] | None:
+    optuna = _optuna()
     if len(dists) == 1:
         return {next(iter(dists)): 1.0}
+    study = optuna.create_study(direction="maximize")
+    for run in finished:
+        study.add_trial(optuna.trial.create_trial(
+            params={name: run.settings.get(name) for name in dists}, distributions=dists,
+            value=run.accuracy))
+    if len({repr(t.params) for t in study.trials}) < 2:
+        return None  # (a draw of one run over and over)
     # PED-ANOVA (Optuna's default evaluator) asks which values the best runs have in common:
     # the best 10 % by default. In a sweep of a few runs that is one run, and then every
     # setting looks alike (a 4-run grid read as a tie where the learning rate made clearly

@@ -1,6 +1,6 @@
 """The Sweep page's answer, its pictures chosen from what the sweep varied: parallel
 coordinates (a box filters the runs, a click shows a run's loss), accuracy against one setting,
-a heatmap of two, Optuna's importance; and the buttons that take the best run to Train or
+a heatmap of two, which settings mattered; and the buttons that take the best run to Train or
 Evaluate. The tables come from cifar_core.sweeps.answer."""
 
 import os
@@ -17,8 +17,7 @@ from cifar_core.sweeps.answer import (
     best_settings_note,
     brushed_ranges,
     heatmap_table,
-    importance_missing,
-    importance_table,
+    importance_answer,
     parallel_coordinates,
     range_text,
     runs_in_ranges,
@@ -28,7 +27,6 @@ from cifar_core.sweeps.answer import (
 )
 from cifar_core.sweeps.engine import best_run
 from cifar_core.sweeps.progress import panel_title
-from cifar_core.sweeps.smart import parameter_importance
 from cifar_core.sweeps.space import SearchSpace
 from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import settings
@@ -142,25 +140,26 @@ def heatmap_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
     st.caption("Mean test accuracy of the runs with each pair of values.")
 
 
-# Optuna's importance takes a moment: once per sweep and set of finished runs.
+# Optuna's importance, resampled, takes a moment: once per sweep and set of finished runs.
 @st.cache_data(max_entries=32, show_spinner="Weighing the settings ...")
 def importance(sweep_id: str, finished: tuple, _space: SearchSpace, _runs: list[Run]):
     with warnings.catch_warnings():  # equal importances are an answer, not a warning to log
         warnings.simplefilter("ignore", UserWarning)
-        return parameter_importance(_space, _runs)
+        return importance_answer(_space, _runs)
 
 
 def importance_ui(sweep: Sweep, runs: list[Run]) -> None:
-    """How much each setting mattered, as bars, or why that cannot be told yet."""
+    """How much each setting mattered, as bars with their ranges; from few runs, the mean
+    accuracy of each value and a sentence saying that so few runs cannot say much."""
     finished = tuple((r.id, r.status, r.accuracy) for r in runs)
-    found = importance(sweep.id, finished, sweep.space, runs)
-    if not found:
-        st.caption(importance_missing(sweep.space, runs))
+    answer = importance(sweep.id, finished, sweep.space, runs)
+    if answer.importance is not None:
+        st.altair_chart(charts.importance_chart(answer.importance), width="stretch")
+        st.caption(answer.note)
         return
-    table = importance_table(found)
-    st.altair_chart(charts.importance_chart(table), width="stretch")
-    st.caption("How much each setting mattered to the test accuracy of the finished runs: "
-               "the share of the differences between their accuracies that each one explains.")
+    st.caption(answer.note)
+    # (settings' labels and values as declared: no typed text to escape)
+    st.markdown("\n".join(f"- {line}" for line in answer.lines))
 
 
 def answer_ui(sweep: Sweep, all_runs: list[Run]) -> None:
