@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from cifar_core.runs.store import RunStore
+from cifar_core.sweeps.estimate import sweep_estimate
+from cifar_core.sweeps.space import Axis, SearchSpace
 from cifar_core.training.config import TrainConfig
 from cifar_core.training.estimate import (
     STARTUP_S,
@@ -246,3 +248,23 @@ def test_measuring_a_test_gives_its_speed_and_leaves_the_random_numbers_alone():
     speed = measure_test_images_per_s(TrainConfig(**FAST, width=8), threads=1)
     assert speed > 0
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_a_sweeps_estimate_counts_each_runs_start_up_and_tests():
+    """Issue 26: 'about 9 s' for a sweep that took 32 s."""
+    space = SearchSpace(axes=(Axis("lr", (0.002, 0.02)), Axis("momentum", (0.8, 0.9)),
+                              Axis("epochs", (1,)), Axis("train_size", (1000,))))
+    timed = []
+
+    def measure_test(config):
+        timed.append(config)
+        return 2000.0
+
+    estimate = sweep_estimate(space, 50_000, [], lambda c: 500.0, parallel=2,
+                              test_images=4000, measure_test=measure_test)
+    # Each run: STARTUP_S, 1,000 images at 500/s, 2 tests of 4,000 images at 2,000/s; four
+    # runs, two side by side.
+    assert estimate.seconds == pytest.approx(4 * (STARTUP_S + 2.0 + 2 * 2.0) / 2)
+    assert estimate.low_s < estimate.seconds < estimate.high_s
+    assert len(timed) == 1  # once per speed setting
+    assert "start-up and tests included" in estimate.sentence()

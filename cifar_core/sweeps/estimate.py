@@ -1,5 +1,6 @@
 """How long a sweep takes here: the runs it plans, each timed at its speed (earlier runs like it,
-or a short measurement once per speed setting), side by side, within its minutes budget.
+or a short measurement once per speed setting) with its start-up and tests (training.estimate's
+estimate_run_time), side by side, within its minutes budget.
 """
 
 from __future__ import annotations
@@ -10,7 +11,13 @@ from dataclasses import dataclass, replace
 from cifar_core.runs.store import Run
 from cifar_core.sweeps.space import SearchSpace
 from cifar_core.training.config import TrainConfig
-from cifar_core.training.estimate import estimate_training_time, rough_duration, speed_key
+from cifar_core.training.estimate import (
+    duration_words,
+    estimate_run_time,
+    estimate_training_time,
+    rough_duration,
+    speed_key,
+)
 
 # At most this many different speed settings are timed for an estimate (about a second each);
 # the others are taken to train at the median of those.
@@ -25,13 +32,22 @@ class SweepEstimate:
     seconds: float  # the runs' training time, side by side, within the budget
     parallel: int
     capped: bool = False  # the minutes budget ends it sooner
+    # The range, where start-up and tests are counted (None: the training alone is counted).
+    low_s: float | None = None
+    high_s: float | None = None
 
     def sentence(self) -> str:
-        """E.g. '12 runs, about 4 min here (2 side by side)'."""
+        """E.g. '12 runs, about 4 min here (2 side by side)', or '4 runs, 30-45 s here,
+        start-up and tests included'."""
         side = f" ({self.parallel} side by side)" if self.parallel > 1 else ""
         capped = ", the time budget ends it then" if self.capped else ""
-        return (f"{self.runs} run{'s' * (self.runs != 1)}, about {rough_duration(self.seconds)} "
-                f"here{side}{capped}")
+        if self.low_s is None or self.high_s is None or self.capped:
+            how_long = f"about {rough_duration(self.seconds)}"
+        else:
+            how_long = duration_words(self.low_s, self.high_s)
+        counted = "" if self.low_s is None else ", start-up and tests included"
+        return (f"{self.runs} run{'s' * (self.runs != 1)}, {how_long} here{side}{counted}"
+                f"{capped}")
 
 
 def planned_configs(space: SearchSpace) -> list[dict]:
@@ -44,30 +60,57 @@ def planned_configs(space: SearchSpace) -> list[dict]:
 
 
 def sweep_estimate(space: SearchSpace, max_train: int, earlier: list[Run],
-                   measure: Callable[[TrainConfig], float] | None, parallel: int
-                   ) -> SweepEstimate | None:
-    """The sweep's training time here: each run's images at its speed (earlier runs like it,
-    else `measure`, once per speed setting: training.estimate), summed, divided by the runs
-    side by side, at most its minutes budget. None when it cannot be told."""
+                   measure: Callable[[TrainConfig], float] | None, parallel: int,
+                   test_images: int | None = None,
+                   measure_test: Callable[[TrainConfig], float] | None = None,
+                   last_epoch: Callable[[Run], object] | None = None) -> SweepEstimate | None:
+    """The sweep's time here: each run's images at its speed (earlier runs like it, else
+    `measure`, once per speed setting: training.estimate), with, given `test_images`, each
+    run's start-up and tests (estimate_run_time: earlier runs like it through `last_epoch`,
+    else `measure_test`), summed, divided by the runs side by side, at most its minutes
+    budget. None when it cannot be told."""
     configs = [TrainConfig(**c) for c in planned_configs(space)]
     if not configs:
         return None
-    speeds: dict[tuple, float] = {}
+    measure, measure_test = _timed_once(measure), _timed_once(measure_test)
+    seconds = low = high = 0.0
     for config in configs:
-        key = speed_key(config)
-        if key in speeds or len(speeds) >= MAX_TIMED:
+        images = min(config.train_size or max_train, max_train)
+        if test_images is None:
+            found = estimate_training_time(config, images, earlier, measure)
+            if found is None:
+                return None
+            seconds, low, high = (seconds + found.seconds, low + found.seconds,
+                                  high + found.seconds)
             continue
-        found = estimate_training_time(config, 1, earlier, measure)
-        if found is None:
+        run = estimate_run_time(config, images, earlier, test_images, measure, measure_test,
+                                last_epoch)
+        if run is None:
             return None
-        speeds[key] = found.images_per_s
-    median = sorted(speeds.values())[len(speeds) // 2]
-    seconds = 0.0
-    for config in configs:
-        images = min(config.train_size or max_train, max_train) * config.epochs
-        seconds += images / speeds.get(speed_key(config), median)
-    parallel = max(1, parallel)
-    seconds /= min(parallel, len(configs))
+        seconds, low, high = seconds + run.seconds, low + run.low_s, high + run.high_s
+    side_by_side = min(max(1, parallel), len(configs))
+    seconds, low, high = seconds / side_by_side, low / side_by_side, high / side_by_side
     capped = space.minutes is not None and seconds > space.minutes * 60
+    counted = test_images is not None
     return SweepEstimate(len(configs), min(seconds, space.minutes * 60) if capped else seconds,
-                         parallel, capped)
+                         max(1, parallel), capped, low if counted else None,
+                         high if counted else None)
+
+
+def _timed_once(measure: Callable[[TrainConfig], float] | None
+                ) -> Callable[[TrainConfig], float] | None:
+    """`measure`, called once per speed setting, and for at most MAX_TIMED of them (about a
+    second each); the others are taken to go at the median of those."""
+    if measure is None:
+        return None
+    speeds: dict[tuple, float] = {}
+
+    def once(config: TrainConfig) -> float:
+        key = speed_key(config)
+        if key not in speeds:
+            if len(speeds) >= MAX_TIMED:
+                return sorted(speeds.values())[len(speeds) // 2]
+            speeds[key] = measure(config)
+        return speeds[key]
+
+    return once
