@@ -222,18 +222,24 @@ def kept_row(name: str) -> AxisForm:
     return row_form(name)
 
 
-def sweep_estimate_ui(space: SearchSpace, max_train: int, parallel: int) -> SweepEstimate | None:
-    """The sweep's time here (None: it cannot be told; the failure goes to the server log)."""
+def sweep_estimate_ui(space: SearchSpace, max_train: int, parallel: int, test_images: int,
+                      shape: tuple[int, int, int], classes: int) -> SweepEstimate | None:
+    """The sweep's time here, each run's start-up and tests included (None: it cannot be
+    told; the failure goes to the server log)."""
     try:
         threads = threads_for_background_runs(parallel)
         return sweep_estimate(space, max_train, access.store().list(),
-                              lambda c: access.measured_speed(c, threads), parallel)
+                              lambda c: access.measured_speed(c, threads), parallel,
+                              test_images,
+                              lambda c: access.measured_test_speed(c, threads, shape, classes),
+                              access.last_epoch_report)
     except Exception:
         log.exception("sweep time estimate failed")
         return None
 
 
-def new_sweep_ui(max_train: int, dataset: str, shape: tuple[int, int, int]) -> None:
+def new_sweep_ui(max_train: int, dataset: str, shape: tuple[int, int, int],
+                 test_images: int = 10_000, classes: int = 10) -> None:
     """The form: a starting point, each setting's values, the strategy and budget, where
     the runs train; the runs and time it makes, what is wrong, and Start."""
     points = _start_points()
@@ -251,7 +257,7 @@ def new_sweep_ui(max_train: int, dataset: str, shape: tuple[int, int, int]) -> N
         slots["model"].error(problems["model"], icon=":material/error:")
     engine, address, parallel, chosen_parallel, problems = where_ui(space, problems)
     name = st.text_input("Name (optional)", key="sw_name", placeholder="e.g. learning rates")
-    if start_ui(space, problems, max_train, parallel):
+    if start_ui(space, problems, max_train, parallel, test_images, shape, classes):
         try:
             sweep = start_sweep(access.store(), space, access.data_dir(), name=name.strip(),
                                 origin="dashboard", engine=engine, address=address.strip(),
@@ -350,10 +356,13 @@ def where_ui(space: SearchSpace, problems: dict):
     return engine, address, parallel, chosen_parallel, problems
 
 
-def start_ui(space: SearchSpace, problems: dict, max_train: int, parallel: int) -> bool:
+def start_ui(space: SearchSpace, problems: dict, max_train: int, parallel: int,
+             test_images: int = 10_000, shape: tuple[int, int, int] = (3, 32, 32),
+             classes: int = 10) -> bool:
     """The runs and time the form makes (or what is wrong) beside Start; True once clicked
     with nothing wrong."""
-    estimate = None if problems else sweep_estimate_ui(space, max_train, int(parallel))
+    estimate = None if problems else sweep_estimate_ui(space, max_train, int(parallel),
+                                                       test_images, shape, classes)
     c1, c2 = st.columns([1, 4], vertical_alignment="center")
     clicked = c1.button("Start the sweep", type="primary", icon=":material/play_arrow:",
                         disabled=bool(problems), key="sw_start_button")
@@ -480,7 +489,8 @@ def main() -> None:
         dataset = dataset_choice_ui()
         data = layout.data_or_status_ui(dataset)
         if data is not None:
-            new_sweep_ui(len(data.train_labels), dataset, tuple(data.shape))
+            new_sweep_ui(len(data.train_labels), dataset, tuple(data.shape),
+                         len(data.test_labels), len(data.classes))
     st.divider()
     sweeps_ui(address)
 

@@ -42,8 +42,8 @@ from cifar_core.training.config import (
     with_role,
 )
 from cifar_core.training.estimate import (
-    TimeEstimate,
-    estimate_training_time,
+    RunTimeEstimate,
+    estimate_run_time,
 )
 from cifar_core.training.loop import model_width
 from cifar_core.training.models import model_spec
@@ -207,22 +207,27 @@ def parameter_count(model: str, width: int | None, num_classes: int,
     return model_spec(model).parameter_count(num_classes, width, shape)
 
 
-def training_estimate(values: dict, images_per_epoch: int) -> TimeEstimate | None:
-    """How long these settings train here: from earlier runs like it, else measured (cached);
-    None if it cannot be told (the failure goes to the server log, not onto the page)."""
+def training_estimate(values: dict, images_per_epoch: int,
+                      data: ImageData) -> RunTimeEstimate | None:
+    """How long a run of these settings takes here, start-up and tests included: from earlier
+    runs like it, else measured (cached); None if it cannot be told (the failure goes to the
+    server log, not onto the page)."""
     try:
         config = TrainConfig(**values)
         # Measured as a dashboard run would train: with the cores the job runner gives it.
         threads = threads_for_background_runs(access.runner().max_parallel)
-        return estimate_training_time(
-            config, images_per_epoch, access.store().list(),
-            measure=lambda c: access.measured_speed(c, threads))
+        return estimate_run_time(
+            config, images_per_epoch, access.store().list(), len(data.test_labels),
+            measure=lambda c: access.measured_speed(c, threads),
+            measure_test=lambda c: access.measured_test_speed(c, threads, tuple(data.shape),
+                                                              len(data.classes)),
+            last_epoch=access.last_epoch_report, dataset=data.dataset)
     except Exception:
         log.exception("training time estimate failed")
         return None
 
 
-def model_caption_ui(values: dict, data: ImageData, estimate: TimeEstimate | None,
+def model_caption_ui(values: dict, data: ImageData, estimate: RunTimeEstimate | None,
                      problems: dict) -> None:
     """What the chosen model is, in one sentence, its size at the chosen width and how long
     the current settings train here."""
@@ -347,7 +352,7 @@ def settings_form_ui(data: ImageData) -> dict:
     if advice:
         slots["device"].info(advice, icon=":material/speed:")
     size = values["train_size"] or max_train
-    estimate = None if problems else training_estimate(values, min(size, max_train))
+    estimate = None if problems else training_estimate(values, min(size, max_train), data)
     with slots["model_caption"].container():
         model_caption_ui(values, data, estimate, problems)
     return {"values": values, "problems": problems, "estimate": estimate}
@@ -364,7 +369,7 @@ def start_problem_ui(values: dict, shape: tuple[int, int, int]) -> str | None:
 
 
 def start_ui(values: dict, problems: dict, images_per_epoch: int, dataset: str,
-             estimate: TimeEstimate | None = None) -> None:
+             estimate: RunTimeEstimate | None = None) -> None:
     """The Start button (disabled while a setting is wrong) and a time estimate."""
     c1, c2 = st.columns([1, 4], vertical_alignment="center")
     clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:",

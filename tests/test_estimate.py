@@ -225,8 +225,8 @@ def test_a_run_like_earlier_ones_is_estimated_with_their_start_up_and_tests(tmp_
     assert estimate.seconds == pytest.approx(10 + 7.5 + 4 * 3)
     assert estimate.low_s == pytest.approx(9 + 7.5 + 4 * 2)
     assert estimate.high_s == pytest.approx(12 + 7.5 + 4 * 4)
-    assert estimate.sentence() == ("24-36 s here: 10 s to start, 8 s of training, 12 s of "
-                                   "tests (from 3 of your earlier runs)")
+    assert estimate.sentence() == ("about 30 s here (24-36 s): 10 s to start, 8 s of training, "
+                                   "12 s of tests (from 3 of your earlier runs)")
 
 
 def test_without_runs_like_it_start_up_and_tests_are_measured_and_shown_as_a_range(tmp_path):

@@ -18,6 +18,7 @@ from cifar_core import scheduler
 from cifar_core.runs.store import RunStore
 from cifar_core.sweeps.engine import best_run
 from cifar_core.sweeps.store import Sweep, SweepStore
+from cifar_core.training.estimate import STARTUP_S
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60
@@ -34,9 +35,12 @@ def fresh_caches():
 
 @pytest.fixture
 def quick_speed(monkeypatch):
-    """Every config trains 1,000 images a second here (no timing on a busy machine)."""
+    """Every config trains 1,000 images a second and tests 1,000 a second here (no timing on
+    a busy machine)."""
     monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
                         lambda config, threads=None: 1000.0)
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_test_images_per_s",
+                        lambda config, threads=None, num_classes=10, shape=None: 1000.0)
 
 
 def texts(at: AppTest) -> str:
@@ -123,8 +127,12 @@ def test_a_space_shows_its_runs_and_the_time_they_take_here(data_dir, runs_dir, 
     give_range(at, "momentum", 0.8, 0.9, 2)
     no_traceback(at)
     assert not start_button(at).disabled
-    # 6 runs of 100 images at 1,000 images/s, side by side: about a second.
-    assert any(m.value.startswith("**6 runs, about 1 s here") for m in at.markdown), texts(at)
+    # 6 runs, each its start-up, 100 images at 1,000 images/s and 2 tests of the test images
+    # at 1,000 a second, two side by side (issue 26: start-up and tests counted).
+    tests_s = 2 * 50 / 1000  # the test data's 50 test images (conftest.write_cifar_batches)
+    each = round((STARTUP_S + 0.1 + tests_s) * 6 / 2)
+    assert any(m.value.startswith(f"**6 runs, about {each} s here") and
+               "start-up and tests included" in m.value for m in at.markdown), texts(at)
 
 
 def test_a_bad_value_gets_the_configs_message_and_start_stays_disabled(data_dir, runs_dir,

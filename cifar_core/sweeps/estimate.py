@@ -12,9 +12,9 @@ from cifar_core.runs.store import Run
 from cifar_core.sweeps.space import SearchSpace
 from cifar_core.training.config import TrainConfig
 from cifar_core.training.estimate import (
-    duration_words,
     estimate_run_time,
     estimate_training_time,
+    range_words,
     rough_duration,
     speed_key,
 )
@@ -37,17 +37,18 @@ class SweepEstimate:
     high_s: float | None = None
 
     def sentence(self) -> str:
-        """E.g. '12 runs, about 4 min here (2 side by side)', or '4 runs, 30-45 s here,
-        start-up and tests included'."""
-        side = f" ({self.parallel} side by side)" if self.parallel > 1 else ""
-        capped = ", the time budget ends it then" if self.capped else ""
-        if self.low_s is None or self.high_s is None or self.capped:
-            how_long = f"about {rough_duration(self.seconds)}"
-        else:
-            how_long = duration_words(self.low_s, self.high_s)
+        """E.g. '12 runs, about 4 min here (2 side by side)', or '4 runs, about 40 s here
+        (30-55 s; 2 side by side), start-up and tests included'."""
+        notes = [] if self.low_s is None or self.high_s is None or self.capped else \
+            [range_words(self.low_s, self.high_s)]
+        notes = [n for n in notes if n != rough_duration(self.seconds)]
+        if self.parallel > 1:
+            notes.append(f"{self.parallel} side by side")
+        notes = f" ({'; '.join(notes)})" if notes else ""
         counted = "" if self.low_s is None else ", start-up and tests included"
-        return (f"{self.runs} run{'s' * (self.runs != 1)}, {how_long} here{side}{counted}"
-                f"{capped}")
+        capped = ", the time budget ends it then" if self.capped else ""
+        return (f"{self.runs} run{'s' * (self.runs != 1)}, about {rough_duration(self.seconds)} "
+                f"here{notes}{counted}{capped}")
 
 
 def planned_configs(space: SearchSpace) -> list[dict]:

@@ -189,6 +189,9 @@ STARTUP_SPREAD = 1.5
 # slower or faster than them (a machine busy with other work; the steps of a short
 # measurement run on warm caches): the range shown (the same section).
 MEASURED_SPREAD = (0.8, 1.4)
+# The start-up and tests of at most this many earlier runs like it are read (the newest; each
+# is a read of its last epoch report).
+MAX_OVERHEAD_RUNS = 10
 # Images timed for a test's speed (through the same predict a run's test uses).
 TEST_PROBE_IMAGES = 512
 
@@ -218,9 +221,11 @@ class RunTimeEstimate:
         return self.startup_s + self.training.seconds + self.tests * self.test_s
 
     def sentence(self) -> str:
-        """E.g. 'about 25 s here: 7 s to start, 14 s of training, 4 s of tests (from 3 of
-        your earlier runs)', or '20-30 s here: ...' where it is unsure."""
-        return f"{duration_words(self.low_s, self.high_s)} here: {self.parts()} " \
+        """E.g. 'about 25 s here (20-31 s): 7 s to start, 14 s of training, 4 s of tests
+        (from 3 of your earlier runs)'; the range where it differs in rough words."""
+        spread = range_words(self.low_s, self.high_s)
+        spread = "" if spread == rough_duration(self.seconds) else f" ({spread})"
+        return f"about {rough_duration(self.seconds)} here{spread}: {self.parts()} " \
                f"({self._where()})"
 
     def parts(self) -> str:
@@ -237,14 +242,14 @@ class RunTimeEstimate:
         return "measured just now"
 
 
-def duration_words(low_s: float, high_s: float) -> str:
-    """'about 25 s' where low and high say the same in rough words, else '20-30 s'."""
+def range_words(low_s: float, high_s: float) -> str:
+    """'20-30 s', '40 s to 2 min', or '25 s' where low and high say the same in rough words."""
     low, high = rough_duration(low_s), rough_duration(high_s)
     if low == high:
-        return f"about {low}"
-    low_unit, high_unit = low.split(" ")[-1], high.split(" ")[-1]
-    if low_unit == high_unit and " " not in low[:-len(low_unit) - 1]:
-        return f"{low[:-len(low_unit) - 1]}-{high}"
+        return low
+    low_number, low_unit = low.rsplit(" ", 1)
+    if low_unit == high.rsplit(" ", 1)[1] and low_number.isdigit():
+        return f"{low_number}-{high}"
     return f"{low} to {high}"
 
 
@@ -274,6 +279,8 @@ def earlier_overheads(runs: list[Run], config: TrainConfig, last_epoch: Callable
         test_s = max(0.0, epoch.elapsed_s - epoch.train_s) / epoch.epoch
         startup_s = run.duration_s - metrics["train_s"] - (epoch.epoch + 1) * test_s
         found.append(RunOverhead(max(0.0, startup_s), test_s))
+        if len(found) == MAX_OVERHEAD_RUNS:
+            break
     return found
 
 

@@ -121,6 +121,26 @@ def measured_speed(config: TrainConfig, threads: int) -> float:
     return _measured_speed(estimate.speed_key(config), threads, config)
 
 
+# A test's speed (test images per second, about half a second): once per speed key, test-time
+# augmentation and cores, whichever page asks (Train, Sweep).
+@st.cache_data(max_entries=64, show_spinner="Timing a test on this machine ...")
+def _measured_test_speed(key: tuple, tta: str, threads: int, shape: tuple[int, int, int],
+                         num_classes: int, _config: TrainConfig) -> float:
+    return estimate.measure_test_images_per_s(_config, threads, num_classes, shape)
+
+
+def measured_test_speed(config: TrainConfig, threads: int, shape: tuple[int, int, int],
+                        num_classes: int) -> float:
+    """Test images per second of `config`'s network here with `threads` cores."""
+    return _measured_test_speed(estimate.speed_key(config), config.tta, threads, tuple(shape),
+                                num_classes, config)
+
+
+def last_epoch_report(run: Run):
+    """A run's last epoch report (an EpochEvent), or None: how long its tests took."""
+    return store().latest_event(run.id, "epoch")
+
+
 # A finished run's loss reports never change: read once per server process, whichever page
 # draws them (Runs, Sweep); an active run's are read each time.
 @st.cache_data(max_entries=1024, show_spinner=False)
