@@ -423,7 +423,10 @@ def start_server(data_dir: Path, runs_dir: Path) -> tuple[str, subprocess.Popen]
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         # Files edited while a test runs (the tree is a working one) are not reloaded: a
+         # reloaded module's classes no longer pickle into st.cache_data (seen: StatsEvent).
+         "--server.fileWatcherType", "none"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
