@@ -47,6 +47,7 @@ from cifar_core.training.estimate import (
 )
 from cifar_core.training.loop import model_width
 from cifar_core.training.models import model_spec
+from cifar_core.training.reports import log_every_text, planned_log_every
 from cifar_core.training.speed import threads_for_background_runs
 from pages.shared import access, layout, navigation
 from pages.shared.dataset_choice import dataset_choice_ui
@@ -275,6 +276,14 @@ def augmentation_picture_ui(mode: str, dataset: str) -> None:
     layout.show_tiles(pictures, ["original", *[f"copy {i}" for i in range(1, len(pictures))]])
 
 
+def form_images(max_train: int) -> int:
+    """The training images the form asks for so far (Training images is drawn after Log
+    every, whose automatic number depends on it: its field's state, set by its last change)."""
+    none = st.session_state.get("cfg_train_size_none", True)
+    size = None if none else st.session_state.get("cfg_train_size")
+    return min(size, max_train) if isinstance(size, int) and size > 0 else max_train
+
+
 def settings_grid_ui(declared: list, values: dict, slots: dict, max_train: int,
                      shape: tuple[int, int, int]) -> None:
     """These settings' widgets in rows of FORM_COLUMNS, each with a slot for its message under
@@ -285,6 +294,10 @@ def settings_grid_ui(declared: list, values: dict, slots: dict, max_train: int,
             with column:
                 if name == "start_from":
                     values[name] = start_from_ui(spec, shape)
+                elif name == "log_every":  # automatic: the number it stands for here
+                    values[name] = setting_ui(name, spec, max_train,
+                                              planned_log_every({**values, "log_every": None},
+                                                                form_images(max_train))[0])
                 elif name == "width":
                     values[name] = setting_ui(name, spec, max_train, standard_width(values),
                                               width_note(values["model"]))
@@ -348,6 +361,10 @@ def settings_form_ui(data: ImageData) -> dict:
         problems["start_from"] = start_message
     for name, message in problems.items():
         slots[name].error(message, icon=":material/error:")
+    images = min(values["train_size"] or max_train, max_train)
+    log_note = None if problems else planned_log_every(values, images)[1]
+    if log_note:  # a Log every that would give a single report, and what the run does instead
+        slots["log_every"].info(log_note, icon=":material/timeline:")
     advice = None if problems else device_advice(values["device"], values["batch_size"])
     if advice:
         slots["device"].info(advice, icon=":material/speed:")
@@ -472,8 +489,7 @@ def run_view_ui(run: Run, curve: RunCurve) -> None:
 
 def loss_chart_ui(run: Run, curve: RunCurve, accuracy: pd.DataFrame) -> None:
     """The run's loss chart with its legend in words (or when the chart starts)."""
-    log_every = run.settings["log_every"]
-    every = "every batch" if log_every == 1 else f"every {log_every:,} batches"
+    every = log_every_text(run.settings["log_every"])
     points = loss_curve(curve.stats)
     if points.empty:
         st.caption(f"The loss chart starts with the first report ({every}).")

@@ -27,8 +27,9 @@ from cifar_core.training.config import (
 
 def test_defaults_are_the_tutorials():
     config = TrainConfig()
-    assert (config.epochs, config.lr, config.momentum, config.batch_size, config.log_every) \
-        == (2, 0.001, 0.9, 4, 2000)
+    assert (config.epochs, config.lr, config.momentum, config.batch_size) == (2, 0.001, 0.9, 4)
+    # Log every: automatic by default (issue 26); the tutorial preset keeps the tutorial's 2,000.
+    assert config.log_every is None
     assert config.device == "auto" and config.train_size is None
     assert config.model == "tutorial" and config.seed is None
 
@@ -201,7 +202,8 @@ def test_presets_have_stable_ids_and_only_known_settings():
             values["start_from"] = "a-run"
         TrainConfig(**values)  # every preset offered here is a valid config
     assert preset_values("tutorial") == {**defaults(), **PRESETS["tutorial"].values}
-    assert TrainConfig(**preset_values("tutorial")) == TrainConfig()
+    # The defaults but Log every: the tutorial's 2,000 where the default is automatic.
+    assert TrainConfig(**preset_values("tutorial")) == TrainConfig(log_every=2000)
     with pytest.raises(ConfigError) as err:
         preset_values("fastest")
     assert "tutorial" in str(err.value) and "quick" in str(err.value)

@@ -91,7 +91,7 @@ def test_setting_text_says_what_an_unset_setting_means():
 
 
 def test_progress_of_queued_starting_running_and_finished_runs(store):
-    run = store.create(TrainConfig(epochs=2).to_dict(), "/data", "test")
+    run = store.create(TrainConfig(epochs=2, log_every=2000).to_dict(), "/data", "test")
     assert "Waiting" in run_progress(run, []).text
     store.set_running(run.id, 123)
     running = store.get(run.id)

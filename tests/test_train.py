@@ -318,7 +318,8 @@ def test_a_too_high_learning_rate_diverges_with_advice(data):
 
 
 def test_divergence_is_noticed_between_loss_reports(data):
-    config = TrainConfig(epochs=1, batch_size=1, log_every=1_000_000, seed=0, device="cpu")
+    # (two epochs: one report each; a Log every that gave one report in all would be lowered)
+    config = TrainConfig(epochs=2, batch_size=1, log_every=1_000_000, seed=0, device="cpu")
     model = build_model(config)
     with torch.no_grad():
         model.fc3.bias.fill_(float("nan"))  # every loss is NaN from the first minibatch

@@ -30,6 +30,7 @@ from cifar_core.training.evaluation import evaluate
 from cifar_core.training.events import EpochEvent
 from cifar_core.training.loop import build_model, train
 from cifar_core.training.memory import out_of_memory_message
+from cifar_core.training.reports import planned_log_every
 
 # Asked after each epoch (the run, its EpochEvent): why the run stops early, or None.
 Judge = Callable[[Run, EpochEvent], "str | None"]
@@ -68,6 +69,7 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
         data = load_data(run.dataset, run.data_dir, progress=lambda msg: _tell(on_event, {
             "kind": "log", "message": msg}))
         store.record_classes(run.id, data.classes)
+        _tell_log_every(config, data, on_event)
         start = resolve_start(store, config.start_from)
         model = build_model(config, len(data.classes), data.shape, start, data.classes)
         done, fault, early = _train_recording(store, run, config, data, model, stop, on_event,
@@ -84,6 +86,15 @@ def execute_run(store: RunStore, run_id: str, on_event=lambda event: None,
         raise
     finally:
         finished.set()
+
+
+def _tell_log_every(config: TrainConfig, data, on_event) -> None:
+    """Say before the training where a Log every set would give a single loss report, and what
+    the run reports every instead (the run's message says it again at the end)."""
+    available = len(data.train_labels)
+    _, note = planned_log_every(config.to_dict(), min(config.train_size or available, available))
+    if note:
+        _tell(on_event, {"kind": "log", "message": note})
 
 
 def _train_recording(store: RunStore, run: Run, config: TrainConfig, data, model,

@@ -18,6 +18,7 @@ from cifar_core.data.registry import DATASETS, DEFAULT_DATASET
 from cifar_core.runs.store import ACTIVE, SAVED, Run
 from cifar_core.training.config import compared_settings, settings
 from cifar_core.training.events import EpochEvent, Event, StatsEvent
+from cifar_core.training.reports import log_every_for, minibatches_per_epoch
 
 # The settings a comparison of runs shows, as declared in cifar_core.training.config.
 SETTINGS = compared_settings()
@@ -274,11 +275,12 @@ def run_progress(run: Run, events: list[Event], now: float | None = None) -> Pro
                                      f"({format_duration(waited)} so far) ...", None, None,
                                 None)
             every = run.settings["log_every"]
+            first = ("a twentieth of the run (Log every: automatic)" if every is None else
+                     f"{every:,} minibatch{'es' * (every != 1)} (Log every)")
             return Progress(0.0, f"Training, no loss report yet after "
-                                 f"{format_duration(waited)}: the first comes after "
-                                 f"{every:,} minibatch{'es' * (every != 1)} (Log every), and a "
-                                 "first run on new data also prepares the data.", None, None,
-                            None)
+                                 f"{format_duration(waited)}: the first comes after {first}, "
+                                 "and a first run on new data also prepares the data.", None,
+                            None, None)
         return Progress(1.0 if run.status == "completed" else 0.0,
                         run.message or run.status, None, None, None)
     last = stats[-1]
@@ -314,7 +316,9 @@ def _quiet_for(run: Run, last: StatsEvent, now: float | None) -> tuple[float, fl
     None while they come as usual, or for a report that carries no time."""
     if last.reported_at is None or last.step <= 0:
         return None
-    reports = max(1.0, last.step / max(1, run.settings["log_every"]))
+    every, _ = log_every_for(run.settings["log_every"], minibatches_per_epoch(
+        last.images_per_epoch or 1, run.settings["batch_size"]), run.settings["epochs"])
+    reports = max(1.0, last.step / max(1, every))
     usual = last.elapsed_s / reports  # the tests after each epoch included: they recur too
     silent = (now or time.time()) - last.reported_at
     if silent < max(STALLED_AFTER_S, STALLED_FACTOR * usual):

@@ -26,6 +26,7 @@ from cifar_core.training.devices import resolve_device
 from cifar_core.training.evaluation import predict
 from cifar_core.training.events import DoneEvent, EpochEvent, Event, StatsEvent
 from cifar_core.training.models import model_spec
+from cifar_core.training.reports import log_every_for
 from cifar_core.training.speed import open_step
 from cifar_core.training.speed.minibatches import Minibatches
 from cifar_core.training.transfer import freeze_body, start_from
@@ -124,9 +125,10 @@ def results_on_test_images(model: nn.Module, data: ImageData, device: torch.devi
 def train(config: TrainConfig, data: ImageData, model: nn.Module,
           stop: threading.Event | None = None, threads: int | None = None) -> Iterator[Event]:
     """Train `model` (from build_model with the same config) in place; yield a StatsEvent every
-    log_every minibatches, an EpochEvent after each epoch and a DoneEvent at the end. Setting
-    `stop` ends it after the current minibatch. `threads`: the most cores it may use, instead
-    of CIFAR_CORE_THREADS (training.speed.open_step). ConfigError if the config has no seed."""
+    log_every minibatches (reports.log_every_for), an EpochEvent after each epoch and a
+    DoneEvent at the end. Setting `stop` ends it after the current minibatch. `threads`: the
+    most cores it may use, instead of CIFAR_CORE_THREADS (training.speed.open_step).
+    ConfigError if the config has no seed."""
     _seed_of(config)
     yield from _train_loop(config, data, model, resolve_device(config.device), stop, threads)
 
@@ -164,6 +166,8 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
                                                 config.seed), config.batch_size, device,
                           augment=config.augment)
     total_images = batches.images_per_epoch * config.epochs
+    # Automatic, or the value set unless it gives a single report (said at the end).
+    log_every, log_note = log_every_for(config.log_every, batches.per_epoch, config.epochs)
     prepare = model_spec(config.model).prepare
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     images_seen = steps = epochs_done = 0
@@ -192,7 +196,7 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
                     return
                 running_loss += step(inputs, labels)
                 window, steps, images_seen = window + 1, steps + 1, images_seen + len(labels)
-                report_due = window == config.log_every or i == batches.per_epoch - 1
+                report_due = window == log_every or i == batches.per_epoch - 1
                 check_due = report_due or window % DIVERGENCE_CHECK_EVERY == 0
                 if not check_due:
                     continue
@@ -226,7 +230,8 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
                              elapsed_s=clock.elapsed_s(), confusion=confusion,
                              train_s=clock.train_s)
         yield done("completed", f"Finished {config.epochs} epoch{'s' * (config.epochs != 1)} on "
-                                f"{batches.images_per_epoch:,} images.")
+                                f"{batches.images_per_epoch:,} images."
+                                + (f" {log_note}" if log_note else ""))
 
 
 def _answers_numbers(model: nn.Module, data: ImageData, device: torch.device) -> bool:
