@@ -65,9 +65,9 @@ def log_every_for(log_every: int | None, per_epoch: int, epochs: int) -> tuple[i
 
 def log_every_text(log_every: int | None) -> str:
     """How often a run's settings ask for a report, in words: 'every 2,000 batches', 'every
-    batch', 'about 20 times a run (automatic)'."""
+    batch', 'about 20 times a run' (automatic)."""
     if log_every is None:
-        return f"about {MIN_REPORTS} times a run (automatic)"
+        return f"about {MIN_REPORTS} times a run"
     return "every batch" if log_every == 1 else f"every {log_every:,} batches"
 
 
