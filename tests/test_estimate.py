@@ -21,6 +21,7 @@ from cifar_core.training.estimate import (
     measure_images_per_s,
     measure_test_images_per_s,
     rough_duration,
+    speed_at_batch,
     speed_key,
 )
 from cifar_core.training.events import EpochEvent
@@ -268,3 +269,13 @@ def test_a_sweeps_estimate_counts_each_runs_start_up_and_tests():
     assert estimate.low_s < estimate.seconds < estimate.high_s
     assert len(timed) == 1  # once per speed setting
     assert "start-up and tests included" in estimate.sentence()
+
+
+def test_a_large_batchs_speed_is_told_from_two_smaller_steps():
+    """A step costs a fixed time plus a time per image: 4 images in 0.05 s and 40 in 0.14 s
+    are 0.04 s fixed and 1/400 s per image, so 512 images take 1.32 s (388 a second), not the
+    40-image step's 286 a second (the 7x error of issue 26's fast network at batch 512 came
+    from taking the smaller step's speed)."""
+    assert speed_at_batch(512, (4, 0.05), (40, 0.14)) == pytest.approx(512 / 1.32)
+    # Noise that makes the larger step look no slower: its own speed.
+    assert speed_at_batch(512, (4, 0.2), (40, 0.1)) == pytest.approx(400.0)
