@@ -264,6 +264,10 @@ def _print_finding(finding: LrFinding) -> None:
         if i % every == 0 or i == len(finding.lrs) - 1:
             print(f"{lr:13.2e}  {loss:13.3f}")
     print(finding.message)
+    if finding.suggestion is None:  # the message says why and what to try
+        print(f"Suggested learning rate: none (see above why); minimum loss at "
+              f"{rounded_lr(finding.min_loss_lr):g}")
+        return
     print(f"Suggested learning rate: {rounded_lr(finding.suggestion):g} "
           f"({finding.suggestion_kind}); minimum loss at {rounded_lr(finding.min_loss_lr):g}, "
           f"/ 10 = {rounded_lr(finding.tenth_of_min_loss_lr):g}")

@@ -13,6 +13,7 @@ back afterwards, so a run started after it gets the same weights and batches as 
 from __future__ import annotations
 
 import math
+import statistics
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -36,7 +37,7 @@ DEFAULT_STEPS = 100
 MIN_STEPS = 5
 MAX_STEPS = 10_000
 # The largest learning rate a TrainConfig takes (its Setting's `high`): a suggestion must fit.
-MAX_LR = 10.0
+MAX_LR = float(settings()["lr"].high)
 # fastai's smoothing of the loss: an exponential moving average, bias-corrected.
 SMOOTHING = 0.98
 # The test stops once the smoothed loss passes this multiple of its lowest value (fastai's).
@@ -46,6 +47,21 @@ DIVERGED_FACTOR = 4.0
 SKIP_START_FRACTION = 0.1
 # With no seed in the config ('random'), the test uses this one, so that it repeats.
 SEED_WITHOUT_ONE = 0
+# A curve suggests nothing where its smoothed loss fell less than this share of its level
+# (from the end of the first tenth to its lowest). Chosen from range tests on real CIFAR-10
+# (100-500 minibatches; figures in the issue 26 report): curves that learned nothing fell
+# 0-2.2 % (the tutorial's network at batch 4 and 16, the fast network at width 8 with batch 4
+# and 512: the issue's 0.87 came from a 1.5 % fall); those where the loss began to fall
+# clearly, 4.1 % (the fast network at width 32, batch 512) and 9.6 % (width 8, batch 64).
+MIN_RELATIVE_DROP = 0.03
+# ... or, where one minibatch's loss differs from the next by more than that share (their
+# scatter: the spread of successive differences / sqrt 2; small batches), where it fell less
+# than this multiple of the scatter: such a fall is the curve's noise. The smoothed loss
+# averages about 50 minibatches, so its own scatter is about a tenth of that; a fall of the
+# whole scatter is about ten of its own. On the same curves the fall was 0-0.54 scatters for
+# those that learned nothing (scatter 0.04-0.09 at batch 4 and 16), 6-8 for those that began
+# to learn.
+MIN_DROP_IN_SCATTERS = 1.0
 
 Progress = Callable[[int, int], None]  # (steps done, steps in all)
 
@@ -57,15 +73,18 @@ class LrFinding:
     `suggestion` is the steepest descent of the smoothed loss: Smith's choice, the rate at
     which the network learned fastest, which is usually near the best rate for training at a
     constant rate. Where the loss never fell it is None, and the suggestion is a tenth of the
-    rate at the minimum (fastai's cautious rule), which stays clear of the divergence."""
+    rate at the minimum (fastai's cautious rule), which stays clear of the divergence. Where
+    the curve is too flat or too noisy to tell, or the rate would be more than the form
+    takes, there is no suggestion (None, kind 'none') and the message says why and what to
+    try (judge_suggestion)."""
 
     lrs: tuple[float, ...]  # the learning rate of each minibatch
     losses: tuple[float, ...]  # its loss
     smoothed: tuple[float, ...]  # the loss smoothed (exponential moving average)
     steepest_lr: float | None  # where the smoothed loss fell fastest (None: it never fell)
     min_loss_lr: float  # where the smoothed loss was lowest
-    suggestion: float
-    suggestion_kind: str  # 'steepest descent' or 'minimum / 10'
+    suggestion: float | None
+    suggestion_kind: str  # 'steepest descent', 'minimum / 10' or 'none'
     ended: str  # 'completed', 'diverged' or 'stopped'
     message: str
     settings: dict = field(default_factory=dict)  # what it was run for (settings_that_matter)
@@ -77,7 +96,10 @@ class LrFinding:
         return self.min_loss_lr / 10
 
     def marks(self) -> list[tuple[str, float]]:
-        """The suggestions to mark on a chart: (label, learning rate)."""
+        """The suggestions to mark on a chart: (label, learning rate); none where the curve
+        suggests nothing."""
+        if self.suggestion is None:
+            return []
         marks = [] if self.steepest_lr is None else [("steepest descent", self.steepest_lr)]
         return marks + [("minimum / 10", self.tenth_of_min_loss_lr)]
 
@@ -142,6 +164,57 @@ def suggestions(lrs: list[float], smoothed: list[float]) -> tuple[float | None, 
     return lrs[steepest], lrs[lowest]
 
 
+def judge_suggestion(lrs: list[float], losses: list[float], smoothed: list[float],
+                     form_lr: float | None = None) -> tuple[float | None, str, str | None]:
+    """(the suggestion or None, its kind, a sentence saying why there is none and what to try,
+    or None). Nothing is suggested where the smoothed loss fell too little to tell
+    (MIN_RELATIVE_DROP), or less than the minibatch losses scatter (MIN_DROP_IN_SCATTERS), or
+    where the rate would be above what the form takes (MAX_LR). `form_lr`: the rate the
+    settings have now, offered as the one to keep."""
+    steepest, lowest = suggestions(lrs, smoothed)
+    keep = "" if form_lr is None else f", or keep the learning rate you have ({form_lr:g})"
+    more = min(MAX_STEPS, max(500, 5 * len(lrs)))
+    first = min(max(1, int(SKIP_START_FRACTION * len(lrs))), len(lrs) - 1)
+    level, fallen_to = smoothed[first], min(smoothed[first:])
+    drop = level - fallen_to
+    # The scatter before the lowest point: after it the loss may shoot up.
+    before = losses[first:max(first + 3, smoothed.index(fallen_to) + 1)]
+    steps = [b - a for a, b in zip(before, before[1:], strict=False)]
+    scatter = statistics.pstdev(steps) / math.sqrt(2) if len(steps) > 1 else 0.0
+    # A loss that rose clearly from the first rates on: they were already too high (the
+    # ending message says to start lower; a tenth of its minimum is the cautious choice).
+    rose = max(smoothed[first:]) - level
+    if steepest is None and rose > max(MIN_RELATIVE_DROP * abs(level),
+                                       MIN_DROP_IN_SCATTERS * scatter):
+        return _within_the_form(lowest / 10, "minimum / 10", keep)
+    # Where one minibatch's loss scatters by more than the least fall that counts, the fall
+    # must also stand out from that scatter (small batches); else it only has to be there.
+    if scatter > MIN_RELATIVE_DROP * abs(level) and drop < MIN_DROP_IN_SCATTERS * scatter:
+        return None, "none", (
+            f"The loss jumped around more than it fell: it fell {drop:.2g}, while one "
+            f"minibatch's loss differs from the next by about {scatter:.2g}, so nothing is "
+            f"suggested. Try a larger batch size or more minibatches (e.g. {more:,}){keep}.")
+    if drop < MIN_RELATIVE_DROP * abs(level):
+        return None, "none", (
+            f"The loss hardly moved: it fell {drop / abs(level):.1%} (from {level:.3g} to "
+            f"{fallen_to:.3g}) over the rates tried, too little to tell a good rate from a "
+            f"bad one, so nothing is suggested. Try more minibatches (e.g. {more:,}) or a "
+            f"larger last rate{keep}.")
+    if steepest is None:
+        return _within_the_form(lowest / 10, "minimum / 10", keep)
+    return _within_the_form(steepest, "steepest descent", keep)
+
+
+def _within_the_form(suggestion: float, kind: str, keep: str
+                     ) -> tuple[float | None, str, str | None]:
+    """The suggestion, or none where the form would refuse it (above MAX_LR)."""
+    if suggestion > MAX_LR:
+        return None, "none", (
+            f"The loss fell fastest at {rounded_lr(suggestion):g}, above {MAX_LR:g}, the most "
+            f"the form takes, so nothing is suggested: try rates up to {MAX_LR:g}{keep}.")
+    return suggestion, kind, None
+
+
 def check_range(start_lr: float, end_lr: float, steps: int) -> None:
     """ConfigError saying what to change if the range or the number of steps cannot be used."""
     numbers = (start_lr, end_lr)
@@ -178,6 +251,7 @@ def find_learning_rate(config: TrainConfig, data: ImageData, start_lr: float = D
     as it found it. ConfigError for a range or a number of steps that cannot be used."""
     check_range(start_lr, end_lr, steps)
     asked = settings_that_matter(config.to_dict())
+    form_lr = config.lr
     if config.seed is None:
         config = replace(config, seed=SEED_WITHOUT_ONE)
     # The test's own rate and growth replace the config's rate and schedule; the optimizer,
@@ -199,12 +273,12 @@ def find_learning_rate(config: TrainConfig, data: ImageData, start_lr: float = D
         raise ConfigError("start_lr", f"The loss was not a number from the first minibatch "
                                       f"on: start lower than {start_lr:g}.")
     steepest, lowest = suggestions(lrs, smoothed)
-    suggestion = steepest if steepest is not None else lowest / 10
-    kind = "steepest descent" if steepest is not None else "minimum / 10"
+    suggestion, kind, why_none = judge_suggestion(lrs, losses, smoothed, form_lr)
+    message = _ending_message(ended, len(lrs), steps, steepest)
     return LrFinding(
         lrs=tuple(lrs), losses=tuple(losses), smoothed=tuple(smoothed), steepest_lr=steepest,
         min_loss_lr=lowest, suggestion=suggestion, suggestion_kind=kind, ended=ended,
-        message=_ending_message(ended, len(lrs), steps, steepest),
+        message=message if why_none is None else f"{message} {why_none}",
         settings=asked, dataset=data.dataset)
 
 
