@@ -4,16 +4,21 @@ say much; with enough, Optuna's importance with its range over resamples of the 
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 
 import pytest
 from conftest import app_at, no_traceback
-from test_newcomer_pages_runs import page_words, sweep_of_two_settings
+from test_newcomer_pages_runs import chart_specs, page_words, sweep_of_two_settings
 from test_sweep_views import run
 
+from cifar_core.runs.store import RunStore
 from cifar_core.sweeps import smart
 from cifar_core.sweeps.answer import FEW_RUNS, heatmap_table, importance_answer
 from cifar_core.sweeps.space import Axis, SearchSpace
+from cifar_core.sweeps.store import SweepStore
+from cifar_core.training.config import TrainConfig
 
 # Issue 26's sweep: lr 0.002/0.02 x momentum 0.8/0.9.
 GRID = SearchSpace(axes=(Axis("lr", (0.002, 0.02)), Axis("momentum", (0.8, 0.9))))
@@ -94,5 +99,24 @@ def test_the_sweep_page_says_four_runs_are_too_few_and_shows_each_values_mean(da
     # momentum's 41.0 and 45.5 % 4.5.
     lr = words.index("Learning rate: 0.001 30.0 %, 0.01 56.5 % (26.5 points apart)")
     assert lr < words.index("Momentum: 0.8 41.0 %, 0.9 45.5 % (4.5 points apart)")
-    assert not [s for s in at.get("arrow_vega_lite_chart")
-                if '"importance"' in str(s.proto.spec)]  # no percentage split
+    assert not [s for s in chart_specs(at) if '"importance"' in json.dumps(s)]  # no split
+
+
+def test_the_sweep_page_shows_the_importance_with_its_range_from_enough_runs(data_dir, runs_dir):
+    store, config = RunStore(runs_dir), TrainConfig(epochs=1, batch_size=10, seed=0).to_dict()
+    sweeps = SweepStore(store)
+    space = SearchSpace(axes=(Axis("lr", (0.001, 0.002, 0.005, 0.01, 0.02)),
+                              Axis("momentum", (0.8, 0.9))))
+    sweep = sweeps.create("ten runs", space, str(data_dir), "cli")
+    for trial, c in enumerate(space.configs()):  # the accuracy follows the learning rate
+        run_ = sweeps.add_run(sweep, {**config, **c}, trial)
+        store.set_running(run_.id, os.getpid())
+        store.finish(run_.id, "completed", "", {"accuracy": 1000 * c["lr"] + c["momentum"],
+                                                 "per_class": {}})
+    sweeps.finish(sweep.id, "completed", "")
+    at = app_at("pages/sweep.py")
+    no_traceback(at)
+    words = page_words(at)
+    assert "too few" not in words and "the 10 finished runs" in words
+    [bars] = [json.dumps(s) for s in chart_specs(at) if '"importance"' in json.dumps(s)]
+    assert '"low"' in bars and '"high"' in bars  # the range over resamples
