@@ -3,6 +3,7 @@ streamlit.testing.v1.AppTest on tiny generated data."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,11 @@ def test_the_test_draws_its_chart_and_use_it_fills_the_learning_rate(data_dir, r
     at = train_page_with_a_finding()
     assert len(charts(at)) == 1
     finding = at.session_state["lr_finding"]
+    if finding.suggestion is None:  # the tiny data's curve told nothing: as if it had told one
+        at.session_state["lr_finding"] = finding = replace(
+            finding, suggestion=finding.lrs[5], suggestion_kind="steepest descent",
+            steepest_lr=finding.lrs[5])
+        at.run()
     assert len(finding.lrs) <= 20
     suggestion = rounded_lr(finding.suggestion)
     assert f"Suggested: **{suggestion:g}** ({finding.suggestion_kind})" in texts(at)
@@ -149,3 +155,27 @@ def test_a_finding_that_would_not_fit_in_memory_is_refused_in_words(data_dir, ru
     said = " ".join(e.value for e in at.error)
     assert "Finding a learning rate with a batch of" in said and "memory" in said, said
     assert "lr_finding" not in at.session_state and not charts(at)
+
+
+def test_a_curve_too_flat_to_tell_shows_why_and_offers_nothing_to_use(data_dir, runs_dir):
+    """Issue 26: 'Use it' put 0.87 from an almost flat curve into the form with no caution."""
+    at = train_page_with_a_finding(steps=10)
+    flat = "The loss hardly moved: ... so nothing is suggested. Try more minibatches."
+    finding = at.session_state["lr_finding"]
+    at.session_state["lr_finding"] = replace(finding, suggestion=None, suggestion_kind="none",
+                                             message=flat)
+    at.run()
+    no_traceback(at)
+    assert len(charts(at)) == 1  # the curve is still drawn
+    assert any(flat in w.value for w in at.warning)
+    assert "Use it" not in [b.label for b in at.button]
+    assert "Suggested:" not in texts(at)
+
+
+def test_the_finding_is_cleared_when_the_data_set_changes(data_dir, runs_dir):
+    at = train_page_with_a_finding(steps=10)
+    finding = at.session_state["lr_finding"]
+    at.session_state["lr_finding"] = replace(finding, dataset="fashion-mnist")
+    at.run()
+    no_traceback(at)
+    assert not charts(at) and "lr_finding" not in at.session_state

@@ -15,7 +15,6 @@ from cifar_core.training.lr_find import (
     LrFinding,
     find_learning_rate,
     rounded_lr,
-    settings_that_matter,
 )
 from pages.shared import layout
 
@@ -56,8 +55,12 @@ def lr_chart(finding: LrFinding) -> alt.LayerChart:
 
 
 def finding_ui(finding: LrFinding) -> None:
-    """The chart, what the test found and the button that takes its suggestion."""
+    """The chart, what the test found and the button that takes its suggestion; where the
+    curve could not tell a rate, why and what to try, and no button."""
     st.altair_chart(lr_chart(finding), width="stretch")
+    if finding.suggestion is None:
+        st.warning(finding.message, icon=":material/warning:")
+        return
     suggestion = rounded_lr(finding.suggestion)
     st.caption(f"{finding.message} Suggested: **{suggestion:g}** ({finding.suggestion_kind}); "
                f"the loss was lowest at {rounded_lr(finding.min_loss_lr):g}, a tenth of which "
@@ -91,8 +94,8 @@ def lr_find_ui(values: dict, problems: dict, data: ImageData) -> None:
         end = c2.number_input("To learning rate", format="%g", key="lrf_end")
         steps = c3.number_input("Minibatches", step=10, key="lrf_steps")
         finding = st.session_state.get(FINDING_KEY)
-        if finding is not None and finding.settings != settings_that_matter(values):
-            del st.session_state[FINDING_KEY]  # it was for other settings
+        if finding is not None and not finding.fits(values, data.dataset):
+            del st.session_state[FINDING_KEY]  # it was for other settings or data
             finding = None
         clicked = st.button("Find a learning rate", icon=":material/query_stats:",
                             disabled=bool(problems))
