@@ -120,3 +120,12 @@ def test_the_sweep_page_shows_the_importance_with_its_range_from_enough_runs(dat
     assert "too few" not in words and "the 10 finished runs" in words
     [bars] = [json.dumps(s) for s in chart_specs(at) if '"importance"' in json.dumps(s)]
     assert '"low"' in bars and '"high"' in bars  # the range over resamples
+
+
+def test_one_setting_that_differs_gets_its_means_not_a_share_of_100_percent():
+    space = SearchSpace(axes=(Axis("lr", (0.001, 0.01)),), strategy="grid")
+    runs = [run(i, 20.0 + 10 * (i % 2) + i / 10, lr=(0.001, 0.01)[i % 2]) for i in range(12)]
+    answer = importance_answer(space, runs)
+    assert answer.importance is None
+    assert "Only one setting" in answer.note
+    assert answer.lines[0].startswith("Learning rate: 0.001 20.5 %, 0.01 30.6 %")

@@ -330,12 +330,15 @@ FEW_RUNS = 10
 
 @dataclass(frozen=True)
 class ImportanceAnswer:
-    """'Which settings mattered', as the Sweep page and the report show it: `few` (too few
-    finished runs for importance), `note` (a sentence saying what is shown and how far to
-    trust it), `means` (a row per setting and value: name, setting (label), value (text),
-    mean accuracy, runs, spread of the setting's means; the widest spread first), `lines`
-    (those means in words, a line per setting) and, from enough runs, `importance`
-    (importance_table's rows with low and high, the range over resamples)."""
+    """'Which settings mattered', as the Sweep page and the report show it.
+
+    few: shown as each value's mean (too few finished runs, or one setting only).
+    note: a sentence saying what is shown and how far to trust it.
+    means: a row per setting and value (name, setting's label, value as text, mean accuracy,
+    runs, the spread of the setting's means), the widest spread first.
+    lines: those means in words, a line per setting.
+    importance: from enough runs, importance_table's rows with low and high (the range over
+    resamples of the runs)."""
 
     few: bool
     note: str
@@ -395,6 +398,11 @@ def importance_answer(space: SearchSpace, runs: list[Run]) -> ImportanceAnswer:
                 "accuracy of the runs with each value, as in the pictures above, the setting "
                 f"whose values are furthest apart first. About {FEW_RUNS} runs or more give a "
                 "share for each setting.")
+        return ImportanceAnswer(True, note, means, lines)
+    if len(means["name"].unique()) == 1:  # a share of 100 % would say nothing
+        note = ("Only one setting differs between the finished runs: every difference between "
+                "their accuracies comes with it. Below, the mean test accuracy of the runs with "
+                "each of its values.")
         return ImportanceAnswer(True, note, means, lines)
     found = parameter_importance(space, runs)
     ranges = importance_ranges(space, runs) if found else None
