@@ -262,13 +262,17 @@ def test_a_sweeps_estimate_counts_each_runs_start_up_and_tests():
         return 2000.0
 
     estimate = sweep_estimate(space, 50_000, [], lambda c: 500.0, parallel=2,
-                              test_images=4000, measure_test=measure_test)
+                              test_images=4000, measure_test=measure_test, cores=4)
     # Each run: STARTUP_S, 1,000 images at 500/s, 2 tests of 4,000 images at 2,000/s; four
     # runs, two side by side.
     assert estimate.seconds == pytest.approx(4 * (STARTUP_S + 2.0 + 2 * 2.0) / 2)
     assert estimate.low_s < estimate.seconds < estimate.high_s
     assert len(timed) == 1  # once per speed setting
     assert "start-up and tests included" in estimate.sentence()
+    # On 2 cores the two runs side by side start one after the other.
+    on_two = sweep_estimate(space, 50_000, [], lambda c: 500.0, parallel=2, test_images=4000,
+                            measure_test=measure_test, cores=2)
+    assert on_two.seconds == pytest.approx(4 * STARTUP_S + 4 * (2.0 + 2 * 2.0) / 2)
 
 
 def test_a_large_batchs_speed_is_told_from_two_smaller_steps():
@@ -279,3 +283,15 @@ def test_a_large_batchs_speed_is_told_from_two_smaller_steps():
     assert speed_at_batch(512, (4, 0.05), (40, 0.14)) == pytest.approx(512 / 1.32)
     # Noise that makes the larger step look no slower: its own speed.
     assert speed_at_batch(512, (4, 0.2), (40, 0.1)) == pytest.approx(400.0)
+
+
+def test_one_earlier_run_gives_a_range_not_a_single_figure(tmp_path):
+    """One run's start-up says little about the next (3.0 s, then 7.8 s on the same settings:
+    bench/RESULTS.md, "Issue 26: estimates")."""
+    store = RunStore(tmp_path / "runs")
+    run, last = timed_run(store, 2000.0, 5.0, 1.0, epochs=1, images_per_epoch=4000, **FAST)
+    estimate = estimate_run_time(TrainConfig(**FAST, epochs=1), 4000, [run], test_images=1000,
+                                 measure=no_measure, measure_test=no_measure,
+                                 last_epoch=lambda r: last)
+    assert estimate.seconds == pytest.approx(5 + 2 + 2 * 1)
+    assert estimate.low_s < 0.8 * estimate.seconds and estimate.high_s > 1.2 * estimate.seconds

@@ -5,6 +5,7 @@ estimate_run_time), side by side, within its minutes budget.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -64,17 +65,22 @@ def sweep_estimate(space: SearchSpace, max_train: int, earlier: list[Run],
                    measure: Callable[[TrainConfig], float] | None, parallel: int,
                    test_images: int | None = None,
                    measure_test: Callable[[TrainConfig], float] | None = None,
-                   last_epoch: Callable[[Run], object] | None = None) -> SweepEstimate | None:
+                   last_epoch: Callable[[Run], object] | None = None,
+                   cores: int | None = None) -> SweepEstimate | None:
     """The sweep's time here: each run's images at its speed (earlier runs like it, else
     `measure`, once per speed setting: training.estimate), with, given `test_images`, each
     run's start-up and tests (estimate_run_time: earlier runs like it through `last_epoch`,
     else `measure_test`), summed, divided by the runs side by side, at most its minutes
-    budget. None when it cannot be told."""
+    budget. Start-ups overlap only as far as the machine has a core for each (half its
+    `cores`, default os.cpu_count(): a run's training gets the cores the job runner gives
+    it, but each start-up imports and loads at once): on a 2-core machine two runs side by
+    side start one after the other (bench/RESULTS.md, "Issue 26: estimates"). None when it
+    cannot be told."""
     configs = [TrainConfig(**c) for c in planned_configs(space)]
     if not configs:
         return None
     measure, measure_test = _timed_once(measure), _timed_once(measure_test)
-    seconds = low = high = 0.0
+    seconds = low = high = startups = 0.0
     for config in configs:
         images = min(config.train_size or max_train, max_train)
         if test_images is None:
@@ -89,8 +95,11 @@ def sweep_estimate(space: SearchSpace, max_train: int, earlier: list[Run],
         if run is None:
             return None
         seconds, low, high = seconds + run.seconds, low + run.low_s, high + run.high_s
+        startups += run.startup_s
     side_by_side = min(max(1, parallel), len(configs))
-    seconds, low, high = seconds / side_by_side, low / side_by_side, high / side_by_side
+    starting = min(side_by_side, max(1, (cores or os.cpu_count() or 1) // 2))
+    total = (seconds - startups) / side_by_side + startups / starting
+    seconds, low, high = total, low / seconds * total, high / seconds * total
     capped = space.minutes is not None and seconds > space.minutes * 60
     counted = test_images is not None
     return SweepEstimate(len(configs), min(seconds, space.minutes * 60) if capped else seconds,

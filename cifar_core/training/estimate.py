@@ -11,6 +11,7 @@ process, through the same step a run would take (training.speed), within about a
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,8 @@ if TYPE_CHECKING:  # (a run is only read here: runs/ stands above training/)
 
 # Seconds of timed steps a measurement aims at; a warm-up step and one probe come on top.
 MEASURE_BUDGET_S = 0.5
+# Steps timed at the probe's size (their median is taken).
+PROBE_STEPS = 3
 # The first steps are timed with this many images at most, to learn how long an image takes
 # before committing to a batch that might take seconds (ResNet-18 on a CPU).
 PROBE_BATCH = 4
@@ -161,22 +164,23 @@ def measure_images_per_s(config: TrainConfig, threads: int | None = None,
                                threads=threads, image_shape=tuple(shape)) as step:
         probe = batch(min(config.batch_size, PROBE_BATCH))
         timed_step(step, *probe)  # the first step sets things up (kernels, buffers)
-        spent, steps = timed_step(step, *probe), 1
-        probe_step_s = spent
+        # The median of a few: one step held up by other work would skew a speed told from it.
+        probe_times = [timed_step(step, *probe) for _ in range(PROBE_STEPS)]
+        probe_step_s = statistics.median(probe_times)
         size = min(config.batch_size, max(len(probe[1]), int(
-            MAX_STEP_SHARE * budget_s * len(probe[1]) / max(spent, 1e-9))))
+            MAX_STEP_SHARE * budget_s * len(probe[1]) / max(probe_step_s, 1e-9))))
         images, labels = probe
+        times = probe_times
         if size != len(probe[1]):
             images, labels = batch(size)
             timed_step(step, images, labels)  # new shapes: set up again
-            spent, steps = 0.0, 0
-        while steps == 0 or spent < budget_s:
-            spent += timed_step(step, images, labels)
-            steps += 1
+            times = []
+        while not times or sum(times) < budget_s:
+            times.append(timed_step(step, images, labels))
     if size == config.batch_size or size == len(probe[1]):
-        return size * steps / spent
+        return size * len(times) / sum(times)
     return speed_at_batch(config.batch_size, (len(probe[1]), probe_step_s),
-                          (size, spent / steps))
+                          (size, statistics.median(times)))
 
 
 def speed_at_batch(batch_size: int, small: tuple[int, float], large: tuple[int, float]) -> float:
@@ -211,6 +215,10 @@ MEASURED_SPREAD = (0.8, 1.4)
 # The start-up and tests of at most this many earlier runs like it are read (the newest; each
 # is a read of its last epoch report).
 MAX_OVERHEAD_RUNS = 10
+# With fewer earlier runs like it than this, the range is at least this factor either side
+# (one earlier run's start-up was 3.0-7.8 s the next time: bench/RESULTS.md, "Issue 26").
+FEW_RUNS = 3
+FEW_RUNS_SPREAD = 1.3
 # Images timed for a test's speed (through the same predict a run's test uses).
 TEST_PROBE_IMAGES = 512
 
@@ -326,6 +334,9 @@ def estimate_run_time(config: TrainConfig, images_per_epoch: int, runs: list[Run
         startup_s, test_s = startups[len(startups) // 2], test_times[len(test_times) // 2]
         low = startups[0] + tests * test_times[0]
         high = startups[-1] + tests * test_times[-1]
+        if len(overheads) < FEW_RUNS:  # a spread of one or two runs says little
+            low = min(low, (startup_s + tests * test_s) / FEW_RUNS_SPREAD)
+            high = max(high, (startup_s + tests * test_s) * FEW_RUNS_SPREAD)
         source = "runs"
     else:
         if measure_test is None:
@@ -340,8 +351,8 @@ def estimate_run_time(config: TrainConfig, images_per_epoch: int, runs: list[Run
         low += images_per_epoch * config.epochs / speeds[-1]
         high += images_per_epoch * config.epochs / speeds[0]
     elif training.source == "runs":
-        low += training.seconds
-        high += training.seconds
+        low += training.seconds / FEW_RUNS_SPREAD
+        high += training.seconds * FEW_RUNS_SPREAD
     else:
         low += training.seconds * MEASURED_SPREAD[0]
         high += training.seconds * MEASURED_SPREAD[1]
