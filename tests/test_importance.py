@@ -1,4 +1,4 @@
-"""Which settings mattered (cifar_core.sweeps.answer.importance_answer): with few runs the plain
+"""Which settings mattered (cifar_core.sweeps.importance): with few runs the plain
 mean accuracy of each value (the heatmap's numbers) and a sentence saying that few runs cannot
 say much; with enough, Optuna's importance with its range over resamples of the runs."""
 
@@ -15,7 +15,8 @@ from test_sweep_views import run
 
 from cifar_core.runs.store import RunStore
 from cifar_core.sweeps import smart
-from cifar_core.sweeps.answer import FEW_RUNS, heatmap_table, importance_answer
+from cifar_core.sweeps.answer import heatmap_table
+from cifar_core.sweeps.importance import FEW_RUNS, importance_answer
 from cifar_core.sweeps.space import Axis, SearchSpace
 from cifar_core.sweeps.store import SweepStore
 from cifar_core.training.config import TrainConfig

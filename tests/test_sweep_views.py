@@ -14,8 +14,6 @@ from cifar_core.sweeps.answer import (
     answered_runs,
     brushed_ranges,
     heatmap_table,
-    importance_missing,
-    importance_table,
     parallel_coordinates,
     range_text,
     runs_in_ranges,
@@ -25,6 +23,7 @@ from cifar_core.sweeps.answer import (
 )
 from cifar_core.sweeps.estimate import planned_configs, sweep_estimate
 from cifar_core.sweeps.form import AxisForm, build_space, modes_for
+from cifar_core.sweeps.importance import importance_missing, importance_table
 from cifar_core.sweeps.progress import curve_runs, sweep_progress
 from cifar_core.sweeps.space import Axis, SearchSpace
 from cifar_core.sweeps.store import Sweep

@@ -207,8 +207,8 @@ def heatmap_chart(table: pd.DataFrame, x_label: str, y_label: str) -> alt.LayerC
 
 
 def importance_chart(table: pd.DataFrame) -> alt.LayerChart:
-    """How much each setting mattered (answer.importance_table), as labelled bars; with low
-    and high columns (answer.importance_answer) a thin line over each bar for its range."""
+    """How much each setting mattered (importance.importance_table), as labelled bars; with low
+    and high columns (importance.importance_answer) a thin line over each bar for its range."""
     y = alt.Y("setting:N", title=None, sort=list(table["setting"]))
     bars = alt.Chart(table).mark_bar(color="#4C78A8").encode(
         x=alt.X("importance:Q", title="share of the accuracy's differences",

@@ -41,13 +41,13 @@ from cifar_core.sweeps.answer import (
     accuracy_by_setting,
     answered_runs,
     heatmap_table,
-    importance_answer,
     parallel_coordinates,
     sweep_runs_table,
     value_text,
     varied_names,
 )
 from cifar_core.sweeps.engine import best_run
+from cifar_core.sweeps.importance import importance_answer
 from cifar_core.sweeps.progress import curve_runs, panel_title
 from cifar_core.sweeps.store import Sweep, SweepStore
 from cifar_core.training.checkpoint import load_checkpoint

@@ -1,6 +1,7 @@
 """The sweep's answer, as numbers and tables: its runs sorted by accuracy, the pictures
 (parallel coordinates with their brushed ranges, a heatmap of two settings, accuracy against
-one setting), which settings mattered, and the best run's settings taken to the Train page.
+one setting), and the best run's settings taken to the Train page (which settings mattered:
+cifar_core.sweeps.importance).
 
 Kept out of the page so that every figure on screen comes from a tested function; the page
 only draws these tables.
@@ -18,7 +19,6 @@ from cifar_core.runs.names import short_name
 from cifar_core.runs.store import SAVED, Run
 from cifar_core.runs.views import status_text
 from cifar_core.sweeps.engine import best_run
-from cifar_core.sweeps.smart import importance_ranges, parameter_importance
 from cifar_core.sweeps.space import SearchSpace
 from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import TrainConfig, settings
@@ -89,7 +89,7 @@ def _is_number(value) -> bool:
         value)
 
 
-def _sort_key(value):
+def value_order(value):
     """Numbers by size, then None, then text and switches by their text."""
     if _is_number(value):
         return (0, float(value), "")
@@ -115,7 +115,7 @@ class Scale:
             ts = [math.log10(v) if log else float(v) for v in values]
             return cls(name, True, log, min(ts), max(ts))
         return cls(name, False, False, categories=tuple(sorted(
-            {repr(v): v for v in values}.values(), key=_sort_key)))
+            {repr(v): v for v in values}.values(), key=value_order)))
 
     def position(self, value) -> float:
         if self.numeric:
@@ -129,7 +129,7 @@ class Scale:
         else TICKS evenly spaced values."""
         if not self.numeric or len(distinct) <= TICKS + 2:
             return [(self.position(v), v) for v in sorted(
-                {repr(v): v for v in distinct}.values(), key=_sort_key)]
+                {repr(v): v for v in distinct}.values(), key=value_order)]
         ticks = []
         for i in range(TICKS):
             t = self.low + i * (self.high - self.low) / (TICKS - 1)
@@ -265,7 +265,7 @@ def accuracy_by_setting(runs: list[Run], name: str) -> pd.DataFrame:
     rows = [{"run": r.id, "status": status_text(r), "value": r.settings.get(name),
              "value_text": value_text(name, r.settings.get(name)), "accuracy": r.accuracy}
             for r in runs if r.accuracy is not None]
-    rows.sort(key=lambda row: _sort_key(row["value"]))
+    rows.sort(key=lambda row: value_order(row["value"]))
     return pd.DataFrame(rows, columns=["run", "status", "value", "value_text", "accuracy"])
 
 
@@ -277,7 +277,7 @@ def heatmap_table(runs: list[Run], x: str, y: str) -> pd.DataFrame:
     order = {}
     for name in (x, y):
         values = sorted({repr(r.settings.get(name)): r.settings.get(name) for r in done}.values(),
-                        key=_sort_key)
+                        key=value_order)
         order[name] = {repr(v): i for i, v in enumerate(values)}
     cells: dict[tuple, list[float]] = {}
     for run in done:
@@ -297,130 +297,6 @@ def heatmap_table(runs: list[Run], x: str, y: str) -> pd.DataFrame:
     rows.sort(key=lambda row: (row["y_order"], row["x_order"]))
     return pd.DataFrame(rows, columns=["x", "y", "x_order", "y_order", "accuracy", "runs",
                                        "label"])
-
-
-def importance_table(importance: dict[str, float]) -> pd.DataFrame:
-    """Parameter importance as bars: setting (its label), importance (a fraction), label
-    ('62 %'), most important first."""
-    declared = settings()
-    rows = [{"setting": declared[n].label if n in declared else n, "importance": v,
-             "label": f"{100 * v:.0f} %"} for n, v in sorted(importance.items(),
-                                                            key=lambda kv: -kv[1])]
-    return pd.DataFrame(rows, columns=["setting", "importance", "label"])
-
-
-def importance_missing(space: SearchSpace, runs: list[Run]) -> str:
-    """Why parameter importance cannot be told yet, in words."""
-    finished = [r for r in runs if r.status == "completed" and r.accuracy is not None]
-    if len(finished) < 3:
-        return (f"Parameter importance needs at least 3 runs that finished their training "
-                f"({len(finished)} so far).")
-    return "Parameter importance needs settings whose values differ between the finished runs."
-
-
-# --- which settings mattered ----------------------------------------------------------------
-
-# Fewer finished runs than this: the mean accuracy of each value, not Optuna's importance. Its
-# evaluator compares the best runs (at least two, at most half) with the rest: of 4 runs two
-# are the best, and issue 26's 2 x 2 grid read 50 % / 50 % where the learning rate's values
-# were 4.4 points apart and momentum's 0.3. From 10 runs one run more or less moves it less,
-# and the range over resamples says how much it still does.
-FEW_RUNS = 10
-
-
-@dataclass(frozen=True)
-class ImportanceAnswer:
-    """'Which settings mattered', as the Sweep page and the report show it.
-
-    few: shown as each value's mean (too few finished runs, or one setting only).
-    note: a sentence saying what is shown and how far to trust it.
-    means: a row per setting and value (name, setting's label, value as text, mean accuracy,
-    runs, the spread of the setting's means), the widest spread first.
-    lines: those means in words, a line per setting.
-    importance: from enough runs, importance_table's rows with low and high (the range over
-    resamples of the runs)."""
-
-    few: bool
-    note: str
-    means: pd.DataFrame
-    lines: list[str]
-    importance: pd.DataFrame | None = None
-
-
-def setting_means(runs: list[Run], names: list[str]) -> pd.DataFrame:
-    """For each setting in `names`, the mean test accuracy of the runs with each of its values
-    (the heatmap's cells averaged over the other setting) and the spread between its best and
-    worst value's means: name, setting, value, mean, runs, spread; the settings whose means lie
-    furthest apart first, each one's values in order."""
-    declared = settings()
-    done = [r for r in runs if r.accuracy is not None]
-    groups = []
-    for name in names:
-        by_value: dict[str, tuple[object, list[float]]] = {}
-        for r in done:
-            value = r.settings.get(name)
-            by_value.setdefault(repr(value), (value, []))[1].append(r.accuracy)
-        rows = [{"name": name, "setting": declared[name].label, "value": value_text(name, v),
-                 "mean": sum(a) / len(a), "runs": len(a)}
-                for v, a in sorted(by_value.values(), key=lambda va: _sort_key(va[0]))]
-        spread = max(r["mean"] for r in rows) - min(r["mean"] for r in rows) if rows else 0.0
-        groups.append([{**row, "spread": spread} for row in rows])
-    groups.sort(key=lambda rows: -(rows[0]["spread"] if rows else 0.0))
-    return pd.DataFrame([row for rows in groups for row in rows],
-                        columns=["name", "setting", "value", "mean", "runs", "spread"])
-
-
-def means_lines(means: pd.DataFrame) -> list[str]:
-    """setting_means in words, a line per setting: 'Learning rate: 0.002 16.4 %, 0.02 20.8 %
-    (4.4 points apart)'."""
-    lines = []
-    for _, rows in means.groupby("name", sort=False):
-        values = ", ".join(f"{r.value} {r.mean:.1f} %" for r in rows.itertuples())
-        spread = rows["spread"].iloc[0]
-        lines.append(f"{rows['setting'].iloc[0]}: {values} ({spread:.1f} points apart)")
-    return lines
-
-
-def importance_answer(space: SearchSpace, runs: list[Run]) -> ImportanceAnswer:
-    """Which settings mattered: with fewer than FEW_RUNS finished runs the mean accuracy of
-    each value and a sentence saying that so few runs cannot say much; from FEW_RUNS on,
-    Optuna's importance with its range over resamples of the runs, explained in a sentence."""
-    answered = answered_runs(runs)
-    means = setting_means(answered, varied_names(space, answered))
-    lines = means_lines(means)
-    finished = [r for r in runs if r.status == "completed" and r.accuracy is not None]
-    n = len(finished)
-    if n < FEW_RUNS:
-        count = f"Only {n} run{'s' * (n != 1)}" if n else "No run"
-        note = (f"{count} finished {'their' if n != 1 else 'its'} training: too few to say "
-                f"how much each setting mattered (with {n} runs, one run more or less can "
-                "change the answer), so you cannot yet trust a ranking. Below, the mean test "
-                "accuracy of the runs with each value, as in the pictures above, the setting "
-                f"whose values are furthest apart first. About {FEW_RUNS} runs or more give a "
-                "share for each setting.")
-        return ImportanceAnswer(True, note, means, lines)
-    if len(means["name"].unique()) == 1:  # a share of 100 % would say nothing
-        note = ("Only one setting differs between the finished runs: every difference between "
-                "their accuracies comes with it. Below, the mean test accuracy of the runs with "
-                "each of its values.")
-        return ImportanceAnswer(True, note, means, lines)
-    found = parameter_importance(space, runs)
-    ranges = importance_ranges(space, runs) if found else None
-    if not found or not ranges:
-        return ImportanceAnswer(True, importance_missing(space, runs), means, lines)
-    table = importance_table(found)
-    names = {settings()[n].label if n in settings() else n: n for n in found}
-    # (the share from all the runs stays inside its range, as the bar inside its line)
-    table["low"] = [min(ranges[names[r.setting]][0], r.importance) for r in table.itertuples()]
-    table["high"] = [max(ranges[names[r.setting]][1], r.importance) for r in table.itertuples()]
-    table["label"] = [f"{100 * r.importance:.0f} % ({100 * r.low:.0f} to {100 * r.high:.0f} %)"
-                      for r in table.itertuples()]
-    note = (f"How much each setting mattered to the test accuracy of the {n} finished runs: "
-            "the share of the differences between their accuracies that each one explains. "
-            "The thin line (the range in brackets) is where that share fell when the runs were "
-            "drawn again at random, many times: a wide range means these runs cannot pin it "
-            "down, and where two ranges overlap they cannot tell which setting mattered more.")
-    return ImportanceAnswer(False, note, means, lines, table)
 
 
 def train_form_values(run: Run) -> dict:

@@ -17,7 +17,6 @@ from cifar_core.sweeps.answer import (
     best_settings_note,
     brushed_ranges,
     heatmap_table,
-    importance_answer,
     parallel_coordinates,
     range_text,
     runs_in_ranges,
@@ -26,6 +25,7 @@ from cifar_core.sweeps.answer import (
     varied_names,
 )
 from cifar_core.sweeps.engine import best_run
+from cifar_core.sweeps.importance import importance_answer
 from cifar_core.sweeps.progress import panel_title
 from cifar_core.sweeps.space import SearchSpace
 from cifar_core.sweeps.store import Sweep
