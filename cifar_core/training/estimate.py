@@ -11,7 +11,6 @@ process, through the same step a run would take (training.speed), within about a
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +38,7 @@ if TYPE_CHECKING:  # (a run is only read here: runs/ stands above training/)
 MEASURE_BUDGET_S = 0.5
 # Seconds of untimed steps at the measured size before the timed ones.
 WARM_UP_S = 0.25
-# Steps timed at the probe's size (their median is taken).
+# Steps timed at the probe's size (the quickest is taken).
 PROBE_STEPS = 3
 # The first steps are timed with this many images at most, to learn how long an image takes
 # before committing to a batch that might take seconds (ResNet-18 on a CPU).
@@ -166,9 +165,10 @@ def measure_images_per_s(config: TrainConfig, threads: int | None = None,
                                threads=threads, image_shape=tuple(shape)) as step:
         probe = batch(min(config.batch_size, PROBE_BATCH))
         timed_step(step, *probe)  # the first step sets things up (kernels, buffers)
-        # The median of a few: one step held up by other work would skew a speed told from it.
+        # The quickest of a few: a step held up by other work would skew a speed told from it
+        # (with the median, a batch of 512 once read 25x too fast, bench_estimate's round 4).
         probe_times = [timed_step(step, *probe) for _ in range(PROBE_STEPS)]
-        probe_step_s = statistics.median(probe_times)
+        probe_step_s = min(probe_times)
         size = min(config.batch_size, max(len(probe[1]), int(
             MAX_STEP_SHARE * budget_s * len(probe[1]) / max(probe_step_s, 1e-9))))
         images, labels = probe
@@ -186,8 +186,7 @@ def measure_images_per_s(config: TrainConfig, threads: int | None = None,
             times.append(timed_step(step, images, labels))
     if size == config.batch_size or size == len(probe[1]):
         return size * len(times) / sum(times)
-    return speed_at_batch(config.batch_size, (len(probe[1]), probe_step_s),
-                          (size, statistics.median(times)))
+    return speed_at_batch(config.batch_size, (len(probe[1]), probe_step_s), (size, min(times)))
 
 
 def speed_at_batch(batch_size: int, small: tuple[int, float], large: tuple[int, float]) -> float:
