@@ -520,7 +520,7 @@ def test_a_sweep_from_the_sweep_page_answers_and_its_best_settings_fill_the_trai
                            "text')].some(t => t.textContent.startsWith('Trial 3 ·'))")
     assert_no_error_shown(page)
     # The README's picture of the Sweep page: its answer at the top of the window.
-    page.get_by_text("The answer").evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.get_by_text("The answer", exact=True).evaluate("e => e.scrollIntoView({block: 'start'})")
     shoot(page, "sweep")
 
     # A click on a line (one of its points) shows that run's loss; a box drawn over the first

@@ -230,4 +230,6 @@ def test_a_speed_is_measured_on_pictures_of_the_data_sets_shape(monkeypatch):
 def test_the_learning_rate_finder_runs_on_grey_pictures():
     data = made_up_data(GREY_28, 4)
     finding = find_learning_rate(TrainConfig(batch_size=16, device="cpu"), data, steps=8)
-    assert len(finding.lrs) >= 1 and finding.suggestion > 0
+    # 8 minibatches of made-up pictures may tell no rate: then it says why (issue 26).
+    assert len(finding.lrs) >= 1
+    assert finding.suggestion > 0 if finding.suggestion is not None else finding.message
