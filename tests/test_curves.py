@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from cifar_core.runs.curves import RunCurve, accuracy_marks, spread_positions
+from cifar_core.runs.curves import RunCurve, accuracy_marks
+from cifar_core.runs.spread import spread_positions
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.training.events import DoneEvent, EpochEvent, StatsEvent
 

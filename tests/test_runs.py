@@ -341,7 +341,7 @@ def test_a_damaged_event_row_is_skipped_and_the_others_are_still_returned(store)
 
 def test_spread_events_picks_a_spread_of_one_kind_and_reads_only_those_rows(store,
                                                                            monkeypatch):
-    from cifar_core.runs.curves import spread_positions
+    from cifar_core.runs.spread import spread_positions
 
     run = store.create(CONFIG, "/data", "cli", status="running", pid=1)
     other = store.create(CONFIG, "/data", "cli", status="running", pid=2)

@@ -4,8 +4,9 @@
 connections), with `faults` (a damaged file moved aside and recovered, a full disk, in plain
 words) and `folders` (no stored path leads outside the runs folder). `jobs` trains each run in
 its own OS process; `pipeline` is one run from data to saved network, in that process. What the
-pages and the CLI show of runs: `views` (tables and phrases), `curves` (which loss reports a
-chart draws), `picked` (the runs a person ticked), `names` (names kept short and shown as text).
+pages and the CLI show of runs: `views` (tables and phrases), `curves` and `spread` (which loss
+reports a chart draws), `picked` (the runs a person ticked), `names` (names kept short and
+shown as text).
 """
 
 from cifar_core.runs.jobs import JobRunner

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 from cifar_core.errors import RunError, StoreError
 from cifar_core.places import default_runs_dir  # noqa: F401 (named here for callers)
 from cifar_core.runs import faults
-from cifar_core.runs.curves import spread_positions
 from cifar_core.runs.folders import RunFolders, is_plain_name
+from cifar_core.runs.spread import spread_positions
 from cifar_core.runs.store_file import DB_NAME, StoreFile
 from cifar_core.training.events import Event, event_from_dict
 
@@ -445,7 +445,7 @@ class RunStore(StoreFile):
     def spread_events(self, run_id: str, kind: str, limit: int,
                       recent: int = 0) -> tuple[int, list[tuple[int, int, Event]]]:
         """For a chart of a long run: how many events of this kind the run has, and (position,
-        seq, event) for those cifar_core.runs.curves.spread_positions picks (the first, the
+        seq, event) for those cifar_core.runs.spread.spread_positions picks (the first, the
         last, the `recent` most recent and an even spread of the rest; at most `limit`), oldest
         first. Reads the JSON of the picked rows only. As in events(), an unreadable row is
         skipped."""
