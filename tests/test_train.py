@@ -214,6 +214,19 @@ def test_each_epoch_reports_the_test_accuracy(data):
     assert last_epoch.test_accuracy == pytest.approx(evaluate(model, data).accuracy)
 
 
+def test_each_epoch_reports_the_test_loss_of_its_network(data):
+    # The cross-entropy on the test images after each epoch, beside the training loss, so that
+    # over-fitting shows: the mean of -log(probability of the true class), as the page says.
+    config = TrainConfig(epochs=2, batch_size=10, log_every=100, lr=0.002, seed=0, device="cpu")
+    model, events = run(config, data)
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    assert all(e.test_loss is not None and e.test_loss > 0 for e in epochs)
+    probabilities = predict_probabilities(model, data.test_images)
+    true = probabilities[torch.arange(len(data.test_labels)), data.test_labels]
+    assert epochs[-1].test_loss == pytest.approx(-torch.log(true).mean().item(), rel=1e-4)
+    assert epochs[0].test_loss != pytest.approx(epochs[-1].test_loss)
+
+
 def test_train_size_limits_the_images_per_epoch(data):
     config = TrainConfig(epochs=2, batch_size=5, log_every=100, seed=0, train_size=20,
                          device="cpu")

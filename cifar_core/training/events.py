@@ -49,6 +49,9 @@ class EpochEvent:
     # Seconds of training up to this epoch's end, its tests left out (None in older runs):
     # accuracy against training time, e.g. what a run reached after 1, 2, 3 minutes.
     train_s: float | None = None
+    # The mean cross-entropy on the test images, -log(probability given to the true class)
+    # (None in older runs): beside the training loss it shows over-fitting.
+    test_loss: float | None = None
     kind: str = "epoch"
 
     def to_dict(self) -> dict:

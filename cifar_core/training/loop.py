@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ from cifar_core.errors import ConfigError
 from cifar_core.training.checkpoint import Checkpoint
 from cifar_core.training.config import TrainConfig
 from cifar_core.training.devices import resolve_device
-from cifar_core.training.evaluation import predict
+from cifar_core.training.evaluation import predict, predict_probabilities
 from cifar_core.training.events import DoneEvent, EpochEvent, Event, StatsEvent
 from cifar_core.training.models import model_spec
 from cifar_core.training.reports import log_every_for
@@ -106,20 +107,31 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int) -> torch.
 def accuracy_on_test_images(model: nn.Module, data: ImageData, device: torch.device,
                             tta: str = "none", precision: str = "fp32") -> float:
     """Percent of the test images the model gets right."""
-    return results_on_test_images(model, data, device, tta, precision)[0]
+    return results_on_test_images(model, data, device, tta, precision).accuracy
+
+
+class TestResults(NamedTuple):
+    """What the test after an epoch finds."""
+
+    accuracy: float  # percent right
+    confusion: list[list[int]]  # counts[true class][predicted class]
+    loss: float  # mean -log(probability of the true class)
 
 
 def results_on_test_images(model: nn.Module, data: ImageData, device: torch.device,
-                           tta: str = "none", precision: str = "fp32"
-                           ) -> tuple[float, list[list[int]]]:
-    """Percent of the test images the model gets right, and the confusion matrix
-    (counts[true class][predicted class]) behind it; with test-time augmentation `tta` and
-    the forward pass in `precision` (the config's)."""
-    predicted, _ = predict(model, data.test_images, device, tta=tta, precision=precision)
+                           tta: str = "none", precision: str = "fp32") -> TestResults:
+    """The test images' accuracy, confusion matrix and loss, with test-time augmentation
+    `tta` and the forward pass in `precision` (the config's)."""
+    probabilities = predict_probabilities(model, data.test_images, device, tta=tta,
+                                          precision=precision)
+    predicted = probabilities.argmax(dim=1)
     k = len(data.classes)
     cells = torch.bincount(data.test_labels * k + predicted, minlength=k * k)
     accuracy = 100.0 * (predicted == data.test_labels).float().mean().item()
-    return accuracy, cells.view(k, k).tolist()
+    true = probabilities[torch.arange(len(predicted)), data.test_labels]
+    # (clamped: a probability rounded to 0 would make the mean infinite)
+    loss = -torch.log(true.double().clamp_min(1e-12)).mean().item()
+    return TestResults(accuracy, cells.view(k, k).tolist(), loss)
 
 
 def train(config: TrainConfig, data: ImageData, model: nn.Module,
@@ -223,12 +235,13 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
                 if not _answers_numbers(model, data, device):
                     yield done("diverged", _blown_up_message(epoch, config.lr))
                     return
-                accuracy, confusion = results_on_test_images(model, data, device, config.tta,
-                                                   config.precision)
+                tested = results_on_test_images(model, data, device, config.tta,
+                                                config.precision)
             model.train()
-            yield EpochEvent(epoch=epoch, test_accuracy=accuracy, images_seen=images_seen,
-                             elapsed_s=clock.elapsed_s(), confusion=confusion,
-                             train_s=clock.train_s)
+            yield EpochEvent(epoch=epoch, test_accuracy=tested.accuracy,
+                             images_seen=images_seen, elapsed_s=clock.elapsed_s(),
+                             confusion=tested.confusion, train_s=clock.train_s,
+                             test_loss=tested.loss)
         yield done("completed", f"Finished {config.epochs} epoch{'s' * (config.epochs != 1)} on "
                                 f"{batches.images_per_epoch:,} images."
                                 + (f" {log_note}" if log_note else ""))
