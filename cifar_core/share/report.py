@@ -35,7 +35,7 @@ from cifar_core.runs.views import (
     run_setting_text,
     status_text,
 )
-from cifar_core.share import charts
+from cifar_core.share import charts, sweep_charts
 from cifar_core.share.offline_page import OfflinePage, escaped
 from cifar_core.sweeps.answer import (
     accuracy_by_setting,
@@ -308,20 +308,20 @@ def _answer_section(page: OfflinePage, sweep: Sweep, runs: list[Run], answered: 
     page.heading("Which settings pay off")
     if len(names) >= 2:
         best = best_run(runs)
-        page.chart(charts.parallel_chart(parallel_coordinates(sweep.space, answered, names),
+        page.chart(sweep_charts.parallel_chart(parallel_coordinates(sweep.space, answered, names),
                                          best.id if best else None),
                    "One line per run, through the value of each setting it varied and its "
                    "test accuracy, coloured by that accuracy from dark purple (lowest) to "
                    "yellow (highest); the thick line is the best run.")
         pairs = [(x, y) for i, x in enumerate(names) for y in names[i + 1:]][:HEATMAPS]
         for x, y in pairs:
-            page.chart(charts.heatmap_chart(heatmap_table(answered, x, y), declared[x].label,
+            page.chart(sweep_charts.heatmap_chart(heatmap_table(answered, x, y), declared[x].label,
                                             declared[y].label),
                        f"Mean test accuracy of the runs with each pair of values of "
                        f"{declared[x].label.lower()} and {declared[y].label.lower()}.")
     elif len(names) == 1:
         name = names[0]
-        page.chart(charts.one_setting_chart(accuracy_by_setting(answered, name),
+        page.chart(sweep_charts.one_setting_chart(accuracy_by_setting(answered, name),
                                             declared[name]),
                    f"Test accuracy of each run against its {declared[name].label.lower()}; the "
                    "dashed line joins the means.")
@@ -338,7 +338,7 @@ def _answer_section(page: OfflinePage, sweep: Sweep, runs: list[Run], answered: 
         for line in answer.lines:
             page.paragraph(line)
         return
-    page.chart(charts.importance_chart(answer.importance), answer.note)
+    page.chart(sweep_charts.importance_chart(answer.importance), answer.note)
 
 
 # --- a run or a sweep, by id; the file ------------------------------------------------------

@@ -10,7 +10,7 @@ import streamlit as st
 
 from cifar_core.runs.names import markdown_text
 from cifar_core.runs.store import Run
-from cifar_core.share import charts
+from cifar_core.share import charts, sweep_charts
 from cifar_core.sweeps.answer import (
     accuracy_by_setting,
     answered_runs,
@@ -92,7 +92,7 @@ def parallel_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
     line clicked."""
     chart = parallel_coordinates(sweep.space, runs, names)
     best = best_run(runs)
-    event = st.altair_chart(charts.parallel_chart(chart, best.id if best else None),
+    event = st.altair_chart(sweep_charts.parallel_chart(chart, best.id if best else None),
                             width="stretch", on_select="rerun", key=f"sw_pc_{sweep.id}")
     selection = (event or {}).get("selection", {})
     ranges = brushed_ranges(chart, selection.get("brush"))
@@ -117,7 +117,7 @@ def one_setting_ui(runs: list[Run], name: str) -> None:
     orders of magnitude)."""
     spec = settings()[name]
     table = accuracy_by_setting(runs, name)
-    st.altair_chart(charts.one_setting_chart(table, spec), width="stretch")
+    st.altair_chart(sweep_charts.one_setting_chart(table, spec), width="stretch")
     st.caption(f"Test accuracy of each run against its {spec.label.lower()}; the dashed line "
                "joins the means.")
 
@@ -135,7 +135,7 @@ def heatmap_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
         st.caption("Choose two different settings.")
         return
     table = heatmap_table(runs, x, y)
-    st.altair_chart(charts.heatmap_chart(table, declared[x].label, declared[y].label),
+    st.altair_chart(sweep_charts.heatmap_chart(table, declared[x].label, declared[y].label),
                     width="stretch")
     st.caption("Mean test accuracy of the runs with each pair of values.")
 
@@ -154,7 +154,7 @@ def importance_ui(sweep: Sweep, runs: list[Run]) -> None:
     finished = tuple((r.id, r.status, r.accuracy) for r in runs)
     answer = importance(sweep.id, finished, sweep.space, runs)
     if answer.importance is not None:
-        st.altair_chart(charts.importance_chart(answer.importance), width="stretch")
+        st.altair_chart(sweep_charts.importance_chart(answer.importance), width="stretch")
         st.caption(answer.note)
         return
     st.caption(answer.note)
