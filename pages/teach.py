@@ -16,7 +16,12 @@ from cifar_core.runs import teach
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import active_runs, format_duration, run_dataset_title, run_progress
 from cifar_core.training.config import PRESETS
-from cifar_core.training.estimate import TimeEstimate, estimate_training_time
+from cifar_core.training.estimate import (
+    RunTimeEstimate,
+    TimeEstimate,
+    estimate_run_time,
+    estimate_training_time,
+)
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import threads_for_background_runs
 from pages.shared import access, layout, navigation
@@ -267,6 +272,31 @@ def start_network_estimate(images: int) -> TimeEstimate | None:
         return None
 
 
+def teach_estimate(own: OwnSet, start: Run | None) -> RunTimeEstimate | None:
+    """How long teaching the set takes here from `start` (None: from scratch), start-up and
+    tests included, as the Train page estimates a run (None: it cannot be told; why goes to
+    the server log)."""
+    try:
+        config = TrainConfig(**teach.teach_settings(start))
+        threads = threads_for_background_runs(access.runner().max_parallel)
+        train, tests = teach.pictures_split(own)
+        classes = len(own.classes)
+        return estimate_run_time(
+            config, train, access.store().list(), tests,
+            measure=lambda c: access.measured_speed(c, threads, own.shape, classes),
+            measure_test=lambda c: access.measured_test_speed(c, threads, own.shape, classes),
+            last_epoch=access.last_epoch_report, dataset=own.name)
+    except Exception:
+        log.exception("teaching time estimate failed")
+        return None
+
+
+def teach_estimate_caption(own: OwnSet, start: Run | None) -> None:
+    estimate = None if own.problem() else teach_estimate(own, start)
+    if estimate is not None:
+        st.caption(f"Teaching takes {estimate.sentence()}.")
+
+
 def start_data_pictures() -> int | None:
     """How many training pictures the start network's data set (CIFAR-10) has here; None
     where it is not here."""
@@ -299,6 +329,7 @@ def teach_ui(own: OwnSet) -> None:
     starts = teach.start_networks(access.store(), tuple(own.shape))
     if starts:
         st.caption(start_network_sentence(starts[0]))
+        teach_estimate_caption(own, starts[0])
         if st.button(f"Teach it ({preset})", type="primary", icon=":material/school:",
                      disabled=bool(problem) or busy, key="teach_go"):
             start_run(own, starts[0])
@@ -334,6 +365,7 @@ def teach_ui(own: OwnSet) -> None:
                     "network starting from random weights. Without what a trained network "
                     "already learned to see, it gets more pictures wrong: in our tests one and "
                     "a half to three and a half times as many.")
+        teach_estimate_caption(own, None)
         if st.button(f"Teach it from scratch ({preset})", icon=":material/school:",
                      disabled=bool(problem) or busy, key="teach_scratch"):
             start_run(own, None)

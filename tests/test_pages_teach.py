@@ -190,6 +190,7 @@ def test_without_a_start_network_it_offers_one_first_or_from_scratch(data_dir, r
     body = texts(at)
     assert "of training here" in body  # what the start network costs, in time
     assert "from scratch" in body
+    assert "Teaching takes about" in body  # and what teaching from scratch costs
 
 
 def test_a_finished_cifar_run_is_the_start_network_and_teach_it_starts_a_run(data_dir,
@@ -219,6 +220,17 @@ def test_a_finished_cifar_run_is_the_start_network_and_teach_it_starts_a_run(dat
         for run in store.list(("running", "queued")):
             store.request_stop(run.id)
         end_jobs_of(store)
+
+
+def test_teach_it_says_how_long_teaching_takes_here(data_dir, runs_dir):
+    # Start-up, training on the set's pictures and its tests, as the Train page estimates a
+    # run (issue 26): before the button, for the start network and for from scratch alike.
+    finish_run(runs_dir, data_dir)
+    made_set(runs_dir, per_class=6)
+    at = teach_page()
+    captions = [c.value for c in at.caption if c.value.startswith("Teaching takes about")]
+    assert len(captions) == 1 and "of training" in captions[0], texts(at)
+    assert "here" in captions[0]
 
 
 def test_a_set_too_small_to_train_says_why_and_cannot_start(data_dir, runs_dir):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cifar_core.data.own_sets import is_own_set
+from cifar_core.data.own_sets import OwnSet, is_own_set, test_count
 from cifar_core.data.registry import DATASETS
 from cifar_core.runs.start import start_settings
 from cifar_core.runs.store import Run, RunStore
@@ -70,6 +70,13 @@ def fine_tune_settings(taught: Run) -> dict:
     the run `taught`'s settings, starting from its network (whose last layer already knows the
     set's classes and is kept: training.transfer), every layer learning."""
     return {**taught.settings, "start_from": taught.id, "freeze": False, "seed": None}
+
+
+def pictures_split(own: OwnSet) -> tuple[int, int]:
+    """How many of the set's pictures a teaching trains on and how many it tests on (each
+    class's held-out share: own_sets.test_count)."""
+    tests = sum(test_count(len(c.pictures)) for c in own.classes)
+    return own.picture_count - tests, tests
 
 
 def start_network_run_settings() -> dict:

@@ -18,6 +18,7 @@ from cifar_core import (
     default_runs_dir,
     load_checkpoint,
 )
+from cifar_core.data.dataset import CIFAR_SHAPE
 from cifar_core.data.load import load_data
 from cifar_core.data.own_sets import watch_runs_folder
 from cifar_core.explain.network_imports import record_test
@@ -112,13 +113,18 @@ def run_evaluation(run: Run) -> Evaluation:
 # A few timed training steps (about a second): once per combination of the settings that decide
 # the speed (estimate.speed_key) and the cores, whichever page asks (Train, Sweep).
 @st.cache_data(max_entries=64, show_spinner="Timing a few training steps on this machine ...")
-def _measured_speed(key: tuple, threads: int, _config: TrainConfig) -> float:
-    return estimate.measure_images_per_s(_config, threads)
+def _measured_speed(key: tuple, threads: int, shape: tuple[int, int, int],
+                    num_classes: int, _config: TrainConfig) -> float:
+    return estimate.measure_images_per_s(_config, threads, num_classes=num_classes,
+                                         shape=shape)
 
 
-def measured_speed(config: TrainConfig, threads: int) -> float:
-    """Images per second of `config` here with `threads` cores, timed once per speed key."""
-    return _measured_speed(estimate.speed_key(config), threads, config)
+def measured_speed(config: TrainConfig, threads: int,
+                   shape: tuple[int, int, int] = CIFAR_SHAPE, num_classes: int = 10) -> float:
+    """Images per second of `config` here with `threads` cores on pictures of `shape`, timed
+    once per speed key, shape and number of classes."""
+    return _measured_speed(estimate.speed_key(config), threads, tuple(shape), num_classes,
+                           config)
 
 
 # A test's speed (test images per second, about half a second): once per speed key, test-time
