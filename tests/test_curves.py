@@ -3,9 +3,18 @@ date from its new events."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from cifar_core.runs.curves import RunCurve, accuracy_marks
+from cifar_core.runs.curves import (
+    X_AXES,
+    LossView,
+    RunCurve,
+    accuracy_marks,
+    loss_lines,
+    smoothed,
+    smoothed_lines,
+)
 from cifar_core.runs.spread import spread_positions
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.training.events import DoneEvent, EpochEvent, StatsEvent
@@ -151,3 +160,81 @@ def test_a_completed_run_or_one_stopped_at_an_epochs_end_shows_the_epochs_tests_
     # A running run has no test at its end yet.
     running = ended_run("running", 42.0, 250)
     assert len(accuracy_marks(running, epochs, images_per_epoch=100)) == 2
+
+
+# --- smoothing and the lines a loss chart draws ------------------------------------------------
+
+def test_smoothing_is_tensorboards_debiased_moving_average():
+    # By hand, weight 0.5: the average starts at 0 and is divided by 1 - 0.5^n (n points so far):
+    # 0.5 * 1 = 0.5 -> 0.5 / 0.5 = 1; 0.25 + 0 = 0.25 -> 0.25 / 0.75 = 1/3;
+    # 0.125 + 0.5 = 0.625 -> 0.625 / 0.875 = 5/7.
+    assert smoothed([1.0, 0.0, 1.0], 0.5) == pytest.approx([1.0, 1 / 3, 5 / 7])
+    assert smoothed([2.0, 1.0, 3.0], 0.0) == [2.0, 1.0, 3.0]  # no smoothing: the values
+    # A point that is not a number stays as it is and leaves the average alone, as TensorBoard.
+    values = smoothed([1.0, float("nan"), 0.0], 0.5)
+    assert values[0] == 1.0 and values[1] != values[1] and values[2] == pytest.approx(1 / 3)
+    assert smoothed([], 0.9) == []
+    with pytest.raises(ValueError, match="between 0 and 0.99"):
+        smoothed([1.0], 1.0)
+
+
+def trained_run(batch_size: int = 4) -> Run:
+    return Run(id="r1", created=0.0, config={"epochs": 2, "batch_size": batch_size},
+               data_dir="", origin="test", status="completed", pid=None, started=0.0,
+               finished=1.0, message="", metrics={}, checkpoint=None, stop_requested=False)
+
+
+def two_epochs(test_loss: bool) -> tuple[list[StatsEvent], list[EpochEvent]]:
+    """Loss reports every 2 minibatches of 4 images, 10 images (3 minibatches) an epoch."""
+    stats = [StatsEvent(epoch=e, minibatch=m, step=3 * (e - 1) + m,
+                        images_seen=10 * (e - 1) + 4 * m, loss=2.0 - 0.1 * (3 * e + m),
+                        images_per_s=1.0, elapsed_s=1.0, fraction_done=0.5, eta_s=1.0,
+                        images_per_epoch=10) for e in (1, 2) for m in (2,)]
+    epochs = [EpochEvent(epoch=e, test_accuracy=30.0 + e, images_seen=10 * e, elapsed_s=1.0,
+                         test_loss=(2.1 - 0.2 * e) if test_loss else None) for e in (1, 2)]
+    return stats, epochs
+
+
+def test_the_lines_hold_the_test_loss_after_each_epoch_on_every_x_axis():
+    stats, epochs = two_epochs(test_loss=True)
+    lines = loss_lines(trained_run(), stats, epochs)
+    training = lines[lines["series"] == "training loss"]
+    test = lines[lines["series"] == "test loss"]
+    assert training["loss"].tolist() == [e.loss for e in stats]
+    assert training["minibatches"].tolist() == [2, 5]
+    assert test["loss"].tolist() == pytest.approx([1.9, 1.7])
+    assert test["epochs"].tolist() == [1.0, 2.0]
+    assert test["images_seen"].tolist() == [10, 20]
+    # 10 images in minibatches of 4: 3 a epoch, the last one of 2 images.
+    assert test["minibatches"].tolist() == [3, 6]
+    assert set(lines["run"]) == {"r1"}
+
+
+def test_runs_from_before_the_test_loss_have_no_test_line():
+    stats, epochs = two_epochs(test_loss=False)
+    lines = loss_lines(trained_run(), stats, epochs)
+    assert set(lines["series"]) == {"training loss"} and len(lines) == 2
+    assert loss_lines(trained_run(), [], epochs).empty  # no reports: nothing to draw
+
+
+def test_smoothed_lines_smooth_each_runs_training_loss_and_leave_the_test_loss():
+    stats, epochs = two_epochs(test_loss=True)
+    lines = pd.concat([loss_lines(trained_run(), stats, epochs),
+                       loss_lines(trained_run(), stats, epochs).assign(run="r2")])
+    smooth = smoothed_lines(lines, 0.5)
+    for run in ("r1", "r2"):  # each run's average starts afresh
+        mine = smooth[smooth["run"] == run]
+        training = mine[mine["series"] == "training loss"]
+        assert training["smoothed"].tolist() == pytest.approx(
+            smoothed(training["loss"].tolist(), 0.5))
+        assert training["smoothed"].iloc[1] != training["loss"].iloc[1]
+        test = mine[mine["series"] == "test loss"]
+        assert test["smoothed"].tolist() == test["loss"].tolist()
+
+
+def test_a_loss_view_refuses_what_a_chart_cannot_draw():
+    assert LossView().x in X_AXES
+    with pytest.raises(ValueError, match="x axis"):
+        LossView(x="hours")
+    with pytest.raises(ValueError, match="between 0 and 0.99"):
+        LossView(smoothing=1.5)

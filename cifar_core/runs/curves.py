@@ -9,10 +9,15 @@ longer run keeps only reports that the shorter run's spread kept, plus new ones:
 one RunCurve per run and updates it from the new events alone, and the run store picks the same
 reports without reading the others (RunStore.spread_events). Timings in bench/RESULTS.md
 ("Pages with long runs").
+
+What a loss chart draws (loss_lines): the training loss of those reports and the test loss
+after each epoch, each with its place on every x axis a chart offers (LossView): minibatches,
+images seen or epochs; and the training loss smoothed as TensorBoard smooths it (smoothed).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -96,3 +101,102 @@ def accuracy_marks(run: Run, epochs: list[EpochEvent], images_per_epoch: int) ->
         rows.append({"epochs": seen / images_per_epoch, "test_accuracy": accuracy,
                      "when": f"when it stopped, after {seen:,} images"})
     return pd.DataFrame(rows, columns=["epochs", "test_accuracy", "when"])
+
+
+# --- what a loss chart draws --------------------------------------------------------------------
+
+# The x axes a loss chart offers: name -> (the lines' column, the axis title).
+X_AXES = {"minibatches": ("minibatches", "minibatches"),
+          "images": ("images_seen", "images seen"),
+          "epochs": ("epochs", "epochs")}
+TRAINING, TEST = "training loss", "test loss"  # the lines' series
+# TensorBoard's slider ends at 0.99: at 1 the average would never move from its first point.
+MOST_SMOOTHING = 0.99
+LINE_COLUMNS = ["run", "series", "epochs", "images_seen", "minibatches", "epoch", "minibatch",
+                "loss"]
+
+
+@dataclass(frozen=True)
+class LossView:
+    """How a loss chart is drawn: smoothing (0 none .. 0.99, TensorBoard's slider), the loss on
+    a log scale or not, and the x axis (a key of X_AXES). TensorBoard's default smoothing."""
+
+    smoothing: float = 0.6
+    log_scale: bool = False
+    x: str = "epochs"
+
+    def __post_init__(self) -> None:
+        _check_weight(self.smoothing)
+        if self.x not in X_AXES:
+            raise ValueError(f"no x axis {self.x!r}: one of {', '.join(X_AXES)}")
+
+    @property
+    def x_field(self) -> str:
+        return X_AXES[self.x][0]
+
+    @property
+    def x_title(self) -> str:
+        return X_AXES[self.x][1]
+
+
+def _check_weight(weight: float) -> None:
+    if not 0 <= weight <= MOST_SMOOTHING:
+        raise ValueError(f"smoothing is between 0 and {MOST_SMOOTHING}, not {weight}")
+
+
+def smoothed(values: list[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing of a curve: an exponential moving average with weight `weight`
+    (0 none .. 0.99) that starts at 0 and is divided by 1 - weight**n after n points (its
+    debiasing: the first points are not pulled towards 0). A point that is not a finite
+    number is kept as it is and leaves the average alone. It averages the points given: on a
+    long run's spread of reports (RunCurve) a chart smooths the points it draws, so the same
+    weight smooths over more minibatches where the spread is thinner (TensorBoard, too,
+    smooths the points it sampled)."""
+    _check_weight(weight)
+    out, last, count = [], 0.0, 0
+    for value in values:
+        if not math.isfinite(value):
+            out.append(value)
+            continue
+        last = last * weight + (1 - weight) * value
+        count += 1
+        out.append(last / (1 - weight ** count))
+    return out
+
+
+def minibatches_at(images_seen: int, images_per_epoch: int, batch_size) -> float:
+    """Minibatches trained when `images_seen` images were (an epoch's last minibatch may hold
+    fewer images); NaN where the epoch's size or the batch size is not known."""
+    if not images_per_epoch or not batch_size:
+        return float("nan")
+    whole, rest = divmod(images_seen, images_per_epoch)
+    return whole * math.ceil(images_per_epoch / batch_size) + math.ceil(rest / batch_size)
+
+
+def loss_lines(run: Run, stats: list[StatsEvent], epochs: list[EpochEvent]) -> pd.DataFrame:
+    """The lines of a run's loss chart, one row per point (columns LINE_COLUMNS): its loss
+    reports (series 'training loss'; minibatch within the epoch) and the test loss after each
+    epoch that measured it (series 'test loss'; older runs did not), each placed on every x
+    axis (X_AXES). Empty for a run without loss reports."""
+    per_epoch = stats[-1].images_per_epoch if stats else 0
+    batch_size = run.settings.get("batch_size")
+    rows = [(run.id, TRAINING, e.images_seen / e.images_per_epoch if e.images_per_epoch
+             else float(e.epoch), e.images_seen, e.step, e.epoch, e.minibatch, e.loss)
+            for e in stats]
+    if rows:
+        rows += [(run.id, TEST, e.images_seen / per_epoch if per_epoch else float(e.epoch),
+                  e.images_seen, minibatches_at(e.images_seen, per_epoch, batch_size),
+                  e.epoch, None, e.test_loss) for e in epochs if e.test_loss is not None]
+    return pd.DataFrame(rows, columns=LINE_COLUMNS)
+
+
+def smoothed_lines(lines: pd.DataFrame, weight: float) -> pd.DataFrame:
+    """`lines` (loss_lines of one or more runs) with a column 'smoothed': each run's training
+    loss smoothed (smoothed(), over the points drawn), the test loss as it is (a point per
+    epoch is too few to average)."""
+    out = lines.reset_index(drop=True)  # frames put together repeat their positions
+    out["smoothed"] = out["loss"].astype(float)
+    training = out["series"] == TRAINING
+    for _, rows in out[training].groupby("run", sort=False):
+        out.loc[rows.index, "smoothed"] = smoothed(rows["loss"].astype(float).tolist(), weight)
+    return out
