@@ -30,6 +30,7 @@ from cifar_core.sweeps.store import SweepStore
 from cifar_core.training.config import Setting, settings
 from pages.shared import access, layout, links_ui, navigation
 from pages.shared.export_ui import export_ui
+from pages.shared.repeats_ui import repeats_ui
 from pages.shared.report_ui import run_report_ui
 
 # The loss chart draws at most this many reports in all, an even spread of each run's
@@ -265,6 +266,7 @@ def main() -> None:
         st.session_state[COMPARED] = list(compared.value)
     keep_picked(runs)
     sweep_id = grouped_tables_ui(runs, address)
+    repeats_ui(runs)
     compare_ui(runs)
     links_ui.keep_address(compare=st.session_state.get(COMPARED), sweep=sweep_id)
     scatter_ui(runs)

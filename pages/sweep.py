@@ -8,6 +8,7 @@ import streamlit as st
 from cifar_core import CifarError
 from cifar_core.data.registry import dataset_spec
 from cifar_core.runs.names import markdown_text, short_name
+from cifar_core.runs.repeats import MAX_REPEATS
 from cifar_core.runs.store import Run
 from cifar_core.share import links
 from cifar_core.sweeps import ray_engine
@@ -30,7 +31,7 @@ from pages.shared import access, layout, links_ui, navigation
 from pages.shared.dataset_choice import dataset_choice_ui
 from pages.shared.report_ui import sweep_report_ui
 from pages.shared.sweep_answer_ui import answer_ui
-from pages.shared.sweep_runs_ui import runs_table_ui, small_multiples_ui
+from pages.shared.sweep_runs_ui import runs_table_ui, settings_table_ui, small_multiples_ui
 from pages.shared.train_form import form_values
 
 log = logging.getLogger("cifar_dashboard")
@@ -288,6 +289,7 @@ def search_ui(forms, slots) -> tuple[SearchSpace, dict]:
     # Two to a row: the menus show their choices whole, the number fields their hints.
     c1, c4 = st.columns(2)
     c2, c3 = st.columns(2)
+    c5, _ = st.columns(2)
     strategy = c1.selectbox("Strategy", STRATEGIES, key="sw_strategy",
                             format_func=STRATEGY_WORDS.get,
                             help="Grid tries every combination of the values; random draws "
@@ -295,8 +297,9 @@ def search_ui(forms, slots) -> tuple[SearchSpace, dict]:
                                  "learns from the runs so far and draws where they did best.")
     runs = c2.number_input("Runs", min_value=1, max_value=MAX_RUNS, value=None, step=1,
                            key="sw_runs", placeholder="all of the grid",
-                           help=f"At most this many runs (random and smart: how many to draw; "
-                                f"at most {MAX_RUNS}).")
+                           help=f"At most this many settings (random and smart: how many to "
+                                f"draw), each run as many times as Repeats says; at most "
+                                f"{MAX_RUNS} runs in all.")
     minutes = c3.number_input("Time budget (minutes)", min_value=0.0, value=None, step=5.0,
                               key="sw_minutes", placeholder="no limit",
                               help="No run starts after this many minutes; those running "
@@ -306,11 +309,19 @@ def search_ui(forms, slots) -> tuple[SearchSpace, dict]:
                               "pruners): the time goes to the promising ones. Median stops a "
                               "run behind the median of the others at the same epoch; halving "
                               "keeps the best third at each step. Needs 2 epochs or more.")
-    space, problems = build_space(forms, strategy, runs, minutes or None, prune)
+    repeats = c5.number_input("Repeats", min_value=1, max_value=MAX_REPEATS, value=1, step=1,
+                              key="sw_repeats",
+                              help="Run each setting this many times, with the seeds seed, "
+                                   "seed + 1, ...: the answer then shows each setting's mean "
+                                   "and spread, and says when two settings are too close to "
+                                   "tell apart. 1: each setting once. Smart: each setting it "
+                                   "suggests runs this many times. Not with early stopping.")
+    space, problems = build_space(forms, strategy, runs, minutes or None, prune, repeats)
     for name, message in problems.items():
         if name in slots:
             slots[name].error(message, icon=":material/error:")
-    for name, column in (("strategy", c1), ("runs", c2), ("minutes", c3), ("prune", c4)):
+    for name, column in (("strategy", c1), ("runs", c2), ("minutes", c3), ("prune", c4),
+                         ("repeats", c5)):
         if name in problems:
             column.error(problems[name], icon=":material/error:")
     return space, problems
@@ -402,6 +413,7 @@ def sweep_view_ui(sweep: Sweep, runs: list[Run]) -> None:
         delete_ui(sweep)
         sweep_report_ui(sweep, key=f"sw_{sweep.id}")
     small_multiples_ui(runs)
+    settings_table_ui(sweep, runs, key=f"sw_settings_{sweep.id}_{sweep.is_active}")
     runs_table_ui(sweep, runs, key=f"sw_table_{sweep.id}_{sweep.is_active}")
 
 

@@ -10,6 +10,7 @@ import torch
 from cifar_core import CifarError, ImageData, TrainConfig
 from cifar_core.data.grids import tiles
 from cifar_core.runs.curves import RunCurve, accuracy_marks
+from cifar_core.runs.repeats import MAX_REPEATS, start_repeats
 from cifar_core.runs.start import (
     start_check,
     start_choice_label,
@@ -387,21 +388,36 @@ def start_problem_ui(values: dict, shape: tuple[int, int, int]) -> str | None:
 
 def start_ui(values: dict, problems: dict, images_per_epoch: int, dataset: str,
              estimate: RunTimeEstimate | None = None) -> None:
-    """The Start button (disabled while a setting is wrong) and a time estimate."""
-    c1, c2 = st.columns([1, 4], vertical_alignment="center")
+    """The Start button (disabled while a setting is wrong), how many runs of these settings
+    it starts (each with the next seed) and a time estimate."""
+    c1, c3, c2 = st.columns([1, 1, 3], vertical_alignment="center")
     clicked = c1.button("Start training", type="primary", icon=":material/play_arrow:",
                         disabled=bool(problems))
+    times = c3.number_input("Repeat", min_value=1, max_value=MAX_REPEATS, value=1, step=1,
+                            key="train_repeats",
+                            help="Train these settings this many times, with the seeds seed, "
+                                 "seed + 1, ... (one drawn where Seed is random): the Runs page "
+                                 "then shows their mean accuracy and its spread, so you can "
+                                 "tell a real difference from luck.") or 1
     if problems:
         declared = settings()
         where = ", ".join(declared[n].label + (" (under Advanced)" if declared[n].advanced
                                                else "") for n in problems if n in declared)
         c2.caption(f"Fix the settings marked in red to start: {where}.")
     else:
-        c2.caption(f"{values['epochs'] * images_per_epoch:,} images in all"
-                   + (f" · {estimate.sentence()}" if estimate else "")
+        runs = f"{times} runs (seed, seed + 1, ...) · " if times > 1 else ""
+        c2.caption(f"{runs}{values['epochs'] * images_per_epoch:,} images in all"
+                   + (" each" if times > 1 else "")
+                   + (f" · {estimate.sentence()}" + (" each" if times > 1 else "")
+                      if estimate else "")
                    + " · it keeps running if you leave this page.")
     if clicked and not problems:
-        run = access.runner().start(TrainConfig(**values), access.data_dir(), dataset=dataset)
+        try:
+            run = start_repeats(access.runner(), TrainConfig(**values), access.data_dir(),
+                                int(times), dataset=dataset)[0]
+        except CifarError as exc:
+            st.error(str(exc), icon=":material/error:")
+            return
         st.session_state.watch_run = run.id
         st.session_state.pop("run_curves", None)
         st.rerun()

@@ -226,7 +226,8 @@ def test_heatmap_means_the_runs_of_each_pair():
     table = heatmap_table(runs, "lr", "model")
     cell = table[(table["x"] == "0.01") & (table["y"] == "fast")].iloc[0]
     assert cell["accuracy"] == pytest.approx(42.0) and cell["runs"] == 2
-    assert cell["label"] == "42.0 %"
+    # Two runs in the cell (40 and 44): their mean and spread (issue 26's repeats).
+    assert cell["label"] == "42.0 ± 2.0 %" and cell["spread"] == pytest.approx(2.0)
     assert len(table) == 4
     assert sorted(set(table["x_order"])) == [0, 1, 2]
 

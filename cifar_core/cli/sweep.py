@@ -77,6 +77,9 @@ def _search_flags(w) -> None:
                    help="at most this many runs (random and smart: how many)")
     w.add_argument("--minutes", type=number(float), default=None,
                    help="time budget: no run starts after this many minutes")
+    w.add_argument("--repeats", type=number(int), default=None,
+                   help="run each setting this many times, with the seeds seed, seed+1, ... "
+                        "(the answer then gives each setting's mean and spread)")
     w.add_argument("--prune", nargs="?", const="median", choices=list(PRUNERS[1:]),
                    default=None, help="stop hopeless runs after an epoch (Optuna's median "
                                       "pruner, or successive halving)")
@@ -129,7 +132,7 @@ def space_from_args(args) -> SearchSpace:
             space = with_axis(space, parse_axis(name, text))
     changes = {key: value for key, value in (
         ("strategy", args.strategy), ("runs", args.max_runs), ("minutes", args.minutes),
-        ("prune", args.prune)) if value is not None}
+        ("prune", args.prune), ("repeats", args.repeats)) if value is not None}
     return dataclasses.replace(space, **changes).validate()
 
 

@@ -48,9 +48,12 @@ def parallel_chart(chart: ParallelCoordinates, best_id: str | None) -> alt.Layer
     return alt.layer(axes, lines, halo, ticks).properties(height=380)
 
 
-def one_setting_chart(table: pd.DataFrame, spec: Setting) -> alt.LayerChart:
+def one_setting_chart(table: pd.DataFrame, spec: Setting,
+                      spreads: pd.DataFrame | None = None) -> alt.LayerChart:
     """Accuracy against the one setting a sweep varied (answer.accuracy_by_setting), a log axis
-    where it spreads over orders of magnitude, a dashed line through the means."""
+    where it spreads over orders of magnitude, a dashed line through the means; given each
+    value's spread (groups.value_spreads), an error bar at each value run more than once (its
+    mean ± spread, groups.SPREAD_CAPTION)."""
     numeric = spec.kind in (int, float) and table["value"].map(
         lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).all()
     if numeric:
@@ -69,11 +72,24 @@ def one_setting_chart(table: pd.DataFrame, spec: Setting) -> alt.LayerChart:
                  alt.Tooltip("accuracy:Q", format=".1f")])
     line = alt.Chart(table).mark_line(color="#999", strokeDash=[4, 4]).encode(
         x=x, y="mean(accuracy):Q")
-    return alt.layer(line, points).properties(height=320)
+    layers = [line, points]
+    repeated = spreads[spreads["runs"] > 1] if spreads is not None else None
+    if repeated is not None and not repeated.empty:
+        tooltip = [alt.Tooltip("value_text:N", title=spec.label), "runs:Q",
+                   alt.Tooltip("mean:Q", format=".1f", title="mean %"),
+                   alt.Tooltip("spread:Q", format=".1f", title="± %")]
+        layers.append(alt.Chart(repeated).mark_errorbar(ticks=True, thickness=2,
+                                                        color="black").encode(
+            x=x, y=alt.Y("low:Q", title="test accuracy (%)"), y2="high:Q", tooltip=tooltip))
+        layers.append(alt.Chart(repeated).mark_tick(color="black", thickness=2,
+                                                    orient="horizontal").encode(
+            x=x, y="mean:Q", tooltip=tooltip))
+    return alt.layer(*layers).properties(height=320)
 
 
 def heatmap_chart(table: pd.DataFrame, x_label: str, y_label: str) -> alt.LayerChart:
-    """The mean accuracy over two settings (answer.heatmap_table), the figure in each cell."""
+    """The mean accuracy over two settings (answer.heatmap_table), the figure in each cell (with
+    its runs' spread where a cell holds several)."""
     xs = alt.X("x:N", title=x_label, sort=alt.SortField("x_order"),
                axis=alt.Axis(labelAngle=0))
     ys = alt.Y("y:N", title=y_label, sort=alt.SortField("y_order"))
@@ -82,7 +98,9 @@ def heatmap_chart(table: pd.DataFrame, x_label: str, y_label: str) -> alt.LayerC
                                     scale=alt.Scale(scheme="viridis"),
                                     legend=alt.Legend(format=".1f")),
         tooltip=[alt.Tooltip("x:N", title=x_label), alt.Tooltip("y:N", title=y_label),
-                 alt.Tooltip("accuracy:Q", format=".1f", title="mean accuracy %"), "runs:Q"])
+                 alt.Tooltip("accuracy:Q", format=".1f", title="mean accuracy %"), "runs:Q",
+                 *([alt.Tooltip("spread:Q", format=".1f", title="± %")]
+                   if "spread" in table.columns else [])])
     labels = alt.Chart(table).mark_text(fontSize=13).encode(
         x=xs, y=ys, text="label:N",
         color=alt.condition(alt.datum.accuracy > table["accuracy"].mean(),

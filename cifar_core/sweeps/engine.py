@@ -63,7 +63,9 @@ def start_sweep(store: RunStore, space: SearchSpace, data_dir: Path | str, name:
     space = space.validate()
     check_shapes(space, shape)
     if space.axis("seed") is None and space.base.get("seed") is None:
-        space = replace(space, base={**space.base, "seed": random.randrange(2**31)})
+        # (low enough that the last repeat's seed is still a seed)
+        space = replace(space, base={**space.base,
+                                     "seed": random.randrange(2**31 - space.repeats + 1)})
     if engine == "local":
         check_devices(space)  # refused now, not in every run
     if parallel is not None and (isinstance(parallel, bool) or not isinstance(parallel, int)
@@ -175,7 +177,7 @@ def _advance_locked(store: RunStore, sweep_id: str) -> list[Run]:
     count = max(len(runs), 1 + max((r.trial for r in runs if r.trial is not None), default=-1))
     out_of_time = sweep.deadline is not None and time.time() >= sweep.deadline
     while len(active) < sweep.parallel and count < planned and not out_of_time:
-        run = _make_run(store, sweep, count)
+        run = _make_run(store, sweep, count, runs)
         if run is None:
             break
         count = max(count + 1, 1 + (run.trial if run.trial is not None else -1))
@@ -189,16 +191,24 @@ def _advance_locked(store: RunStore, sweep_id: str) -> list[Run]:
     return made
 
 
-def _make_run(store: RunStore, sweep: Sweep, index: int) -> Run | None:
+def _make_run(store: RunStore, sweep: Sweep, index: int, runs: list[Run]) -> Run | None:
     """The sweep's next run, queued: the index-th of a grid or random list, or the smart
-    strategy's next trial."""
+    strategy's next trial. With repeats, the smart strategy asks Optuna for a setting at its
+    first repeat; the others take that run's values (each its own trial of them, so the
+    study hears every seed's accuracy) and their own seeds."""
     space = sweep.space
     fixed = space.fixed
     if space.strategy == "smart":
-        number, params = smart.ask(optuna_journal(store, sweep.id), sweep.id, space)
-        config = {**fixed, **params}
+        first, repeat = index - index % space.repeats, index % space.repeats
+        # (trial numbers follow the runs made: each run asks one trial, one at a time)
+        earlier = next((r for r in runs if r.trial == first), None) if repeat else None
+        given = ({a.name: earlier.settings.get(a.name) for a in space.varied}
+                 if earlier is not None else None)  # (its first repeat deleted: a new ask)
+        number, params = smart.ask(optuna_journal(store, sweep.id), sweep.id, space,
+                                   fixed_params=given)
+        config = space.repeated({**fixed, **params}, repeat)
     else:
-        config = space.grid_config(index) if space.strategy == "grid" else space.configs()[index]
+        config = space.run_config(index)
         number = index
         if smart.uses_optuna(space):  # early stopping: each run is a trial too
             params = {a.name: config[a.name] for a in space.varied}

@@ -57,11 +57,12 @@ class AxisForm:
 
 
 def build_space(forms: list[AxisForm], strategy: str = "grid", runs: int | None = None,
-                minutes: float | None = None, prune: str = "none"
+                minutes: float | None = None, prune: str = "none", repeats: int = 1
                 ) -> tuple[SearchSpace, dict[str, str]]:
     """The space the form describes and what is wrong with it, name -> message (empty: it can
     start): the settings' own messages (search_space.space_problems), and 'space' when
-    nothing varies."""
+    nothing varies. `repeats`: each setting drawn runs this many times, seeds seed, seed + 1,
+    ...; an empty field (None) is once."""
     axes, problems = [], {}
     for form in forms:
         try:
@@ -72,7 +73,8 @@ def build_space(forms: list[AxisForm], strategy: str = "grid", runs: int | None 
         if axis is not None:
             axes.append(axis)
     space = SearchSpace(axes=tuple(axes), strategy=strategy, runs=runs or None,
-                        minutes=minutes or None, prune=prune)
+                        minutes=minutes or None, prune=prune,
+                        repeats=1 if repeats is None else repeats)
     if problems:
         return space, problems
     problems = space_problems(space)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from cifar_core.runs.store import Run
 from cifar_core.sweeps.answer import answered_runs, value_order, value_text, varied_names
+from cifar_core.sweeps.groups import seed_noise
 from cifar_core.sweeps.smart import importance_ranges, parameter_importance
 from cifar_core.sweeps.space import SearchSpace
 from cifar_core.training.config import settings
@@ -87,15 +88,30 @@ def setting_means(runs: list[Run], names: list[str]) -> pd.DataFrame:
                         columns=["name", "setting", "value", "mean", "runs", "spread"])
 
 
-def means_lines(means: pd.DataFrame) -> list[str]:
+def means_lines(means: pd.DataFrame, noise: float | None = None) -> list[str]:
     """setting_means in words, a line per setting: 'Learning rate: 0.002 16.4 %, 0.02 20.8 %
-    (4.4 points apart)'."""
+    (4.4 points apart)'. Given the seeds' noise (groups.seed_noise: how far runs of the same
+    settings lie apart), whether the means lie further apart than that ('more than the seeds'
+    ± 1.2') or 'within' it."""
     lines = []
     for _, rows in means.groupby("name", sort=False):
         values = ", ".join(f"{r.value} {r.mean:.1f} %" for r in rows.itertuples())
         spread = rows["spread"].iloc[0]
-        lines.append(f"{rows['setting'].iloc[0]}: {values} ({spread:.1f} points apart)")
+        judged = ""
+        if noise is not None:
+            judged = (f", more than the seeds' ± {noise:.1f}" if spread > noise else
+                      f", within the seeds' ± {noise:.1f}: it may not matter")
+        lines.append(f"{rows['setting'].iloc[0]}: {values} ({spread:.1f} points apart{judged})")
     return lines
+
+
+def noise_note(noise: float | None) -> str:
+    """A sentence on the seeds' noise for the importance's note ('' without repeats)."""
+    if noise is None:
+        return ""
+    return (f" Settings ran more than once, with different seeds: runs of the same settings "
+            f"lay ± {noise:.1f} points apart (their standard deviation), so a setting whose "
+            "values' means lie closer than that is within the noise.")
 
 
 def importance_answer(space: SearchSpace, runs: list[Run]) -> ImportanceAnswer:
@@ -104,7 +120,8 @@ def importance_answer(space: SearchSpace, runs: list[Run]) -> ImportanceAnswer:
     Optuna's importance with its range over resamples of the runs, explained in a sentence."""
     answered = answered_runs(runs)
     means = setting_means(answered, varied_names(space, answered))
-    lines = means_lines(means)
+    noise = seed_noise(space, runs)
+    lines = means_lines(means, noise)
     finished = [r for r in runs if r.status == "completed" and r.accuracy is not None]
     n = len(finished)
     if n < FEW_RUNS:
@@ -115,12 +132,12 @@ def importance_answer(space: SearchSpace, runs: list[Run]) -> ImportanceAnswer:
                 "accuracy of the runs with each value, as in the pictures above, the setting "
                 f"whose values are furthest apart first. About {FEW_RUNS} runs or more give a "
                 "share for each setting.")
-        return ImportanceAnswer(True, note, means, lines)
+        return ImportanceAnswer(True, note + noise_note(noise), means, lines)
     if len(means["name"].unique()) == 1:  # a share of 100 % would say nothing
         note = ("Only one setting differs between the finished runs: every difference between "
                 "their accuracies comes with it. Below, the mean test accuracy of the runs with "
                 "each of its values.")
-        return ImportanceAnswer(True, note, means, lines)
+        return ImportanceAnswer(True, note + noise_note(noise), means, lines)
     found = parameter_importance(space, runs)
     ranges = importance_ranges(space, runs) if found else None
     if not found or not ranges:
@@ -137,4 +154,4 @@ def importance_answer(space: SearchSpace, runs: list[Run]) -> ImportanceAnswer:
             "The thin line (the range in brackets) is where that share fell when the runs were "
             "drawn again at random, many times: a wide range means these runs cannot pin it "
             "down, and where two ranges overlap they cannot tell which setting mattered more.")
-    return ImportanceAnswer(False, note, means, lines, table)
+    return ImportanceAnswer(False, note + noise_note(noise), means, lines, table)

@@ -4,6 +4,14 @@ runs are drawn from that space (grid, random, smart), within a budget.
 A space is checked in one place (`space_problems`), with the settings' own messages
 (cifar_core.training.config): the CLI, a space file (TOML) and the Sweep page all use it. Grid and
 random expansion are plain Python; the smart strategy asks Optuna (cifar_core.sweeps.smart).
+
+Repeats (issue 26): with `repeats` N, every setting the strategy draws is run N times, with the
+seeds seed, seed + 1, ... (a sweep's runs otherwise all share one seed), so that the answer can
+tell a difference from the seed's noise (cifar_core.sweeps.groups). A setting's repeats are
+consecutive runs. The smart strategy asks Optuna for a setting once and runs it N times; each
+run is told to the study as its own trial of the same values, so its sampler learns from every
+seed (cifar_core.sweeps.engine). Early stopping is refused with repeats: stopping some seeds of a
+setting early would leave its mean to the lucky ones.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import random
 from dataclasses import dataclass, field, replace
 
 from cifar_core.errors import ConfigError
+from cifar_core.runs.repeats import repeats_problem
 from cifar_core.training.config import config_problems, defaults, problem, settings
 
 STRATEGIES = ("grid", "random", "smart")
@@ -107,6 +116,7 @@ class SearchSpace:
     seed: int = 0  # the random and smart strategies' draws
     prune: str = "none"  # stop hopeless runs after an epoch: Optuna's median or halving pruner
     base: dict = field(default_factory=dict)  # settings from a preset, under the axes
+    repeats: int = 1  # each setting drawn runs this many times, seeds seed, seed + 1, ...
 
     def axis(self, name: str) -> Axis | None:
         return next((a for a in self.axes if a.name == name), None)
@@ -125,25 +135,59 @@ class SearchSpace:
     def grid_size(self) -> int:
         return math.prod(len(a.points()) for a in self.varied)
 
-    def size(self) -> int:
-        """How many runs the sweep makes at most."""
+    def settings_count(self) -> int:
+        """How many settings (combinations of values) the sweep draws at most: for a grid the
+        combinations (at most `runs`), else `runs`."""
         if self.strategy == "grid":
             return min(self.grid_size(), self.runs) if self.runs else self.grid_size()
         return self.runs or 0
 
+    def size(self) -> int:
+        """How many runs the sweep makes at most: each setting drawn, `repeats` times."""
+        return self.settings_count() * self._repeats
+
+    @property
+    def _repeats(self) -> int:
+        # (a value an edited record holds that is not a number counts as 1: space_problems
+        # names it)
+        ok = isinstance(self.repeats, int) and not isinstance(self.repeats, bool)
+        return self.repeats if ok and self.repeats >= 1 else 1
+
+    def repeated(self, config: dict, repeat: int) -> dict:
+        """A setting's `repeat`-th run (from 0): its seed moved on by `repeat` (a seed left to
+        chance stays so)."""
+        seed = config.get("seed")
+        if repeat == 0 or seed is None:
+            return config
+        return {**config, "seed": seed + repeat}
+
+    def run_config(self, index: int) -> dict:
+        """The settings of the sweep's index-th run (grid and random): its setting's, with its
+        repeat's seed."""
+        number, repeat = divmod(index, self._repeats)
+        if self.strategy == "grid":
+            return self.repeated(self.grid_config(number), repeat)
+        return self.configs()[index]
+
     def configs(self) -> list[dict]:
-        """The settings of every run, in order (grid and random; smart asks Optuna as it
+        """The settings of every run, in order (each setting's repeats one after another)."""
+        return [self.repeated(config, repeat) for config in self._setting_configs()
+                for repeat in range(self._repeats)]
+
+    def _setting_configs(self) -> list[dict]:
+        """The settings drawn, in order, each once (grid and random; smart asks Optuna as it
         goes, so only its first run's fixed settings are known). Runs are picked by their
         index in the grid, which is never built whole: a few runs of a grid of millions cost
         what a few runs cost."""
         fixed = self.fixed
         if self.strategy == "grid":
             points = self._grid_points()
-            return [self._combination(i, fixed, points) for i in range(self.size())]
+            return [self._combination(i, fixed, points) for i in range(self.settings_count())]
         if self.strategy == "random":
             rng = random.Random(self.seed)
             if all(a.kind == "list" for a in self.varied) and (self.runs or 0) <= self.grid_size():
-                # Only lists: draw combinations without repeats (a repeat teaches nothing).
+                # Only lists: draw combinations without drawing one twice (repeats, with
+                # their own seeds, are `repeats`).
                 # (The same draw as sampling the built grid: sample() only indexes it.)
                 points = self._grid_points()
                 picks = rng.sample(range(self.grid_size()), self.runs or 0)
@@ -171,14 +215,15 @@ class SearchSpace:
     def to_dict(self) -> dict:
         return {"axes": {a.name: a.to_dict() for a in self.axes}, "strategy": self.strategy,
                 "runs": self.runs, "minutes": self.minutes, "seed": self.seed,
-                "prune": self.prune, "base": dict(self.base)}
+                "prune": self.prune, "base": dict(self.base), "repeats": self.repeats}
 
     @classmethod
     def from_dict(cls, values: dict) -> SearchSpace:
         axes = tuple(Axis.from_dict(name, a) for name, a in values.get("axes", {}).items())
         return cls(axes=axes, strategy=values.get("strategy", "grid"), runs=values.get("runs"),
                    minutes=values.get("minutes"), seed=values.get("seed", 0),
-                   prune=values.get("prune", "none"), base=dict(values.get("base") or {}))
+                   prune=values.get("prune", "none"), base=dict(values.get("base") or {}),
+                   repeats=values.get("repeats", 1))  # (sweeps kept before repeats: 1)
 
     def validate(self) -> SearchSpace:
         """This space, or SweepError naming the first thing wrong with it."""
@@ -259,6 +304,9 @@ def space_problems(space: SearchSpace) -> dict[str, str]:
                                f"week (got {space.minutes!r}).")
     if seed_problem(space):
         problems["seed"] = seed_problem(space)
+    repeats = _repeats_problem(space)
+    if repeats:
+        problems["repeats"] = repeats
     if problems:
         return problems
     return _shape_problems(space)
@@ -269,6 +317,28 @@ def seed_problem(space: SearchSpace) -> str | None:
     if (isinstance(space.seed, bool) or not isinstance(space.seed, int)
             or not 0 <= space.seed <= MAX_SEED):
         return f"The seed must be a whole number from 0 to {MAX_SEED:,} (got {space.seed!r})."
+    return None
+
+
+def _repeats_problem(space: SearchSpace) -> str | None:
+    """What is wrong with the space's repeats, or None: a number from 1 to MAX_REPEATS, whose
+    seeds stay seeds; with more than one, no varied seed (the repeats choose the seeds) and no
+    early stopping (it would stop some of a setting's seeds and leave its mean to the
+    others)."""
+    seed = space.fixed.get("seed")
+    problem = repeats_problem(space.repeats, seed if isinstance(seed, int) else None)
+    if problem:
+        return problem
+    if space.repeats == 1:
+        return None
+    seed_axis = space.axis("seed")
+    if seed_axis is not None and seed_axis.kind != "fixed":
+        return ("Repeats give each setting the seeds seed, seed + 1, ...: the seed cannot vary "
+                "too. Give the seed one value (or none), or set repeats to 1.")
+    if space.prune != "none":
+        return ("Early stopping and repeats do not go together: stopping some of a setting's "
+                "seeds early would leave its mean to the lucky ones. Turn early stopping off, "
+                "or set repeats to 1.")
     return None
 
 
@@ -291,6 +361,10 @@ def _shape_problems(space: SearchSpace) -> dict[str, str]:
         return {"runs": f"Say how many runs the {space.strategy} strategy makes (e.g. 12)."}
     if space.size() < 1:
         return {"space": "The space is empty: give every setting at least one value."}
+    if space.size() > MAX_RUNS:
+        return {"repeats": f"{space.settings_count():,} settings {space.repeats} times each "
+                           f"make {space.size():,} runs; at most {MAX_RUNS} are allowed. Give "
+                           "fewer repeats or fewer values."}
     if space.prune != "none" and space.fixed.get("epochs", 1) < 2 and (
             space.axis("epochs") is None or space.axis("epochs").kind == "fixed"):
         return {"prune": "Early stopping judges runs after each epoch: it needs runs of 2 "
@@ -379,7 +453,8 @@ def space_from_toml(text: str, base: dict | None = None) -> SearchSpace:
     """A space from a TOML file's text:
 
         strategy = "grid"      # or "random", "smart"
-        runs = 12              # optional for a grid
+        runs = 12              # optional for a grid (random, smart: settings drawn)
+        repeats = 3            # optional: each setting 3 times, seeds seed, seed+1, seed+2
         minutes = 30           # optional
         prune = "median"       # optional: "none", "median", "halving"
         seed = 0               # optional
@@ -394,7 +469,7 @@ def space_from_toml(text: str, base: dict | None = None) -> SearchSpace:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SweepError("space", f"The space file is not valid TOML: {exc}.") from None
-    known = {"strategy", "runs", "minutes", "prune", "seed", "settings"}
+    known = {"strategy", "runs", "minutes", "prune", "seed", "settings", "repeats"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise SweepError("space", f"The space file has '{unknown[0]}', which is not one of "
@@ -418,7 +493,7 @@ def space_from_toml(text: str, base: dict | None = None) -> SearchSpace:
     space = SearchSpace(axes=tuple(axes), strategy=data.get("strategy", "grid"),
                         runs=data.get("runs"), minutes=data.get("minutes"),
                         seed=data.get("seed", 0), prune=data.get("prune", "none"),
-                        base=dict(base or {}))
+                        base=dict(base or {}), repeats=data.get("repeats", 1))
     return space.validate()
 
 

@@ -25,6 +25,12 @@ from cifar_core.sweeps.answer import (
     varied_names,
 )
 from cifar_core.sweeps.engine import best_run
+from cifar_core.sweeps.groups import (
+    SPREAD_CAPTION,
+    best_setting_text,
+    best_two_answer,
+    value_spreads,
+)
 from cifar_core.sweeps.importance import importance_answer
 from cifar_core.sweeps.progress import panel_title
 from cifar_core.sweeps.space import SearchSpace
@@ -58,8 +64,14 @@ def best_ui(sweep: Sweep, runs: list[Run]) -> None:
     declared = settings()
     chosen = ", ".join(f"{declared[n].label.lower()} {value_text(n, best.settings.get(n))}"
                        for n in names)
-    st.success(f"Best: trial {best.trial}, **{best.accuracy:.1f} %** of the test images right"
-               + (f", with {chosen}." if chosen else "."), icon=":material/emoji_events:")
+    best_run_text = (f"trial {best.trial}, **{best.accuracy:.1f} %** of the test images right"
+                     + (f", with {chosen}" if chosen else ""))
+    setting = best_setting_text(sweep.space, runs)
+    st.success(f"{setting} (its best run: {best_run_text})." if setting
+               else f"Best: {best_run_text}.", icon=":material/emoji_events:")
+    noise = best_two_answer(sweep.space, runs)
+    if noise:
+        st.caption(noise)
     c1, c2, _ = st.columns([1, 1, 2])
     if c1.button("Use the best settings", icon=":material/input:", key="sw_use_best",
                  help="Fill the Train page's form with this run's settings (its seed too)."):
@@ -117,9 +129,11 @@ def one_setting_ui(runs: list[Run], name: str) -> None:
     orders of magnitude)."""
     spec = settings()[name]
     table = accuracy_by_setting(runs, name)
-    st.altair_chart(sweep_charts.one_setting_chart(table, spec), width="stretch")
+    spreads = value_spreads(runs, name)
+    st.altair_chart(sweep_charts.one_setting_chart(table, spec, spreads), width="stretch")
+    repeated = f" {SPREAD_CAPTION}" if (spreads["runs"] > 1).any() else ""
     st.caption(f"Test accuracy of each run against its {spec.label.lower()}; the dashed line "
-               "joins the means.")
+               f"joins the means.{repeated}")
 
 
 def heatmap_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
@@ -137,7 +151,10 @@ def heatmap_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:
     table = heatmap_table(runs, x, y)
     st.altair_chart(sweep_charts.heatmap_chart(table, declared[x].label, declared[y].label),
                     width="stretch")
-    st.caption("Mean test accuracy of the runs with each pair of values.")
+    several = (table["runs"] > 1).any()
+    st.caption("Mean test accuracy of the runs with each pair of values"
+               + (", ± the spread of the runs in the cell (their standard deviation; of two "
+                  "runs, half their difference)." if several else "."))
 
 
 # Optuna's importance, resampled, takes a moment: once per sweep and set of finished runs.

@@ -10,7 +10,14 @@ import streamlit as st
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import format_duration, loss_curve, status_text
 from cifar_core.share import charts
-from cifar_core.sweeps.answer import sweep_runs_table, varied_names
+from cifar_core.sweeps.answer import sweep_runs_table, table_names
+from cifar_core.sweeps.groups import (
+    SPREAD_CAPTION,
+    groups_table,
+    has_repeats,
+    setting_groups,
+    setting_names,
+)
 from cifar_core.sweeps.progress import curve_runs, panel_title
 from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import settings
@@ -54,7 +61,7 @@ def runs_table_ui(sweep: Sweep, runs: list[Run], key: str) -> None:
     table = sweep_runs_table(sweep.space, runs)
     table["took"] = [format_duration(s) for s in table["duration_s"]]
     declared = settings()
-    names = varied_names(sweep.space)
+    names = table_names(sweep.space)
     styled = table.style.apply(
         lambda row: ["background-color: rgba(84, 162, 75, 0.25)" if row["best"] else ""]
         * len(row), axis=1)
@@ -68,3 +75,27 @@ def runs_table_ui(sweep: Sweep, runs: list[Run], key: str) -> None:
             "accuracy": st.column_config.ProgressColumn("Test accuracy", format="%.1f %%",
                                                         min_value=0, max_value=100),
             "took": "Took", "run": "Run", "message": "Note"})
+
+
+def settings_table_ui(sweep: Sweep, runs: list[Run], key: str) -> None:
+    """Where settings ran more than once: a row per setting, its mean and spread, the best mean
+    first and highlighted (nothing otherwise: the runs' table says it all)."""
+    if not has_repeats(setting_groups(sweep.space, runs)):
+        return
+    table = groups_table(sweep.space, runs)
+    declared = settings()
+    names = setting_names(sweep.space)
+    styled = table.style.apply(
+        lambda row: ["background-color: rgba(84, 162, 75, 0.25)" if row["best"] else ""]
+        * len(row), axis=1)
+    st.markdown("**Each setting, over its repeats**")
+    st.dataframe(
+        styled, hide_index=True, width="stretch", key=key,
+        column_order=[*names, "text", "runs", "low", "high"],
+        column_config={
+            **{n: st.column_config.TextColumn(declared[n].label) for n in names},
+            "text": "Test accuracy (mean ± spread)",
+            "runs": st.column_config.NumberColumn("Runs", format="%d"),
+            "low": st.column_config.NumberColumn("Bar from", format="%.1f %%"),
+            "high": st.column_config.NumberColumn("Bar to", format="%.1f %%")})
+    st.caption(SPREAD_CAPTION)
