@@ -490,10 +490,10 @@ def test_a_store_from_before_schema_versions_opens_and_keeps_everything(tmp_path
 
     assert user_version(root / DB_NAME) == schema_version()
     assert everything_in(root / DB_NAME, like=before) == before
-    # The columns added since are empty for the old runs (a run's sweep, trial and class
-    # names), but for the data set: they were all trained on CIFAR-10.
+    # The columns added since are empty for the old runs (a run's sweep, trial, class names,
+    # name, note and tags), but for the data set: they were all trained on CIFAR-10.
     added = columns_added_since(root / DB_NAME, before)
-    assert added["runs"] == {(None, None, "cifar10", None)}
+    assert added["runs"] == {(None, None, "cifar10", None, None, "", "[]")}
     assert all(len(values) == 1 for values in added.values())
     assert [r.id for r in store.list()] == [failed_id, done_id]
     done, failed = store.get(done_id), store.get(failed_id)
@@ -532,7 +532,8 @@ def test_a_store_from_a_newer_version_is_refused_and_left_as_it_was(tmp_path):
     assert user_version(root / DB_NAME) == schema_version() + 1
 
 
-ADD_NOTE_COLUMN = ("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';\n"
+# (a column the store has not got: runs have a note of their own since schema 4)
+ADD_NOTE_COLUMN = ("ALTER TABLE runs ADD COLUMN remark TEXT NOT NULL DEFAULT '';\n"
                    "INSERT INTO settings(key, value) VALUES('note column', 'added')")
 
 
@@ -554,7 +555,7 @@ def test_an_appended_migration_is_applied_once_and_keeps_the_rows(tmp_path, monk
     store = RunStore(root)
 
     assert schema_version() == version + 1 == user_version(root / DB_NAME)
-    assert "note" in columns(root / DB_NAME, "runs")
+    assert "remark" in columns(root / DB_NAME, "runs")
     assert store.get(run.id) == run and store.events(run.id) == [(seq, stats_event())]
     assert store.get_setting("max_parallel") == "2"
     assert store.get_setting("note column") == "added"
@@ -576,9 +577,9 @@ def test_a_failing_migration_leaves_the_store_as_it_was(tmp_path, monkeypatch):
         RunStore(root)
 
     assert user_version(root / DB_NAME) == version
-    assert "note" not in columns(root / DB_NAME, "runs")  # the first statement was undone
+    assert "remark" not in columns(root / DB_NAME, "runs")  # the first statement was undone
     assert everything_in(root / DB_NAME) == before
     monkeypatch.setattr(store_file, "MIGRATIONS", [*store_file.MIGRATIONS[:-1],
                                              (version + 1, ADD_NOTE_COLUMN)])
     assert RunStore(root).get(run.id) == run  # the mended migration goes through
-    assert "note" in columns(root / DB_NAME, "runs")
+    assert "remark" in columns(root / DB_NAME, "runs")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from cifar_core.errors import RunError, StoreError
 from cifar_core.places import default_runs_dir  # noqa: F401 (named here for callers)
 from cifar_core.runs import faults
+from cifar_core.runs.annotations import clean_name, clean_note, clean_tags
 from cifar_core.runs.folders import RunFolders, is_plain_name
 from cifar_core.runs.spread import spread_positions
 from cifar_core.runs.store_file import DB_NAME, StoreFile
@@ -68,6 +69,11 @@ class Run:
     dataset: str = "cifar10"  # the data set it trains on (cifar_core.data.registry)
     # Its class names, recorded when its data was loaded (None before: the data set's own).
     classes: tuple[str, ...] | None = None
+    # What a person wrote about it (cifar_core.runs.annotations); a run without a name shows
+    # one made from its settings (cifar_core.runs.naming).
+    name: str | None = None
+    note: str = ""
+    tags: tuple[str, ...] = ()
 
     @property
     def is_active(self) -> bool:
@@ -221,6 +227,9 @@ class RunStore(StoreFile):
             trial=row["trial"] if "trial" in row.keys() else None,  # noqa: SIM118
             dataset=_text(row, "dataset") or "cifar10",
             classes=_class_names(row),
+            name=_text(row, "name") or None,
+            note=_text(row, "note") or "",
+            tags=_tags(row),
         )
 
     def create(self, config: dict, data_dir: str, origin: str, status: str = "queued",
@@ -373,6 +382,44 @@ class RunStore(StoreFile):
                         "WHERE id=? AND status='completed'",
                         (message, json.dumps(metrics), str(data_dir), run_id))
 
+    # --- what a person writes about a run (cifar_core.runs.annotations) --------------------
+
+    def set_name(self, run_id: str, name: str | None) -> Run:
+        """Name the run (annotations.clean_name; empty: no name of its own, the made-up one
+        is shown); the run as it is now. RunError for a bad name or an unknown run."""
+        return self._annotate(run_id, "name", clean_name(name))
+
+    def set_note(self, run_id: str, note: str | None) -> Run:
+        """Keep a note with the run (annotations.clean_note; empty: none)."""
+        return self._annotate(run_id, "note", clean_note(note))
+
+    def set_tags(self, run_id: str, tags) -> Run:
+        """Give the run exactly these tags (annotations.clean_tags; none: no tags)."""
+        return self._annotate(run_id, "tags", json.dumps(list(clean_tags(tags))))
+
+    def tag(self, run_id: str, tags, remove: bool = False) -> Run:
+        """Add these tags to the run's (or take them off, with `remove`); RunError for none."""
+        wanted = clean_tags(tags)
+        if not wanted:
+            raise RunError("Give at least one tag, e.g. baseline.")
+        with self._transaction() as con:  # read and write at once: another tag may come in
+            row = con.execute("SELECT tags FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                raise _no_run(run_id)
+            have = set(_tags(row))
+            kept = clean_tags(have - set(wanted) if remove else have | set(wanted))
+            con.execute("UPDATE runs SET tags=? WHERE id=?", (json.dumps(list(kept)), run_id))
+        return self.get(run_id)
+
+    def _annotate(self, run_id: str, column: str, value) -> Run:
+        with self._connect() as con:
+            # (column is one of three names above, never a user's text)
+            changed = con.execute(f"UPDATE runs SET {column}=? WHERE id=?",  # noqa: S608
+                                  (value, run_id)).rowcount
+        if not changed:
+            raise _no_run(run_id)
+        return self.get(run_id)
+
     def request_stop(self, run_id: str) -> None:
         with self._connect() as con:
             con.execute("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
@@ -474,6 +521,20 @@ def _text(row, key: str) -> str | None:
     """A text column of a row (a recovered row, a dict, may lack it); None if missing."""
     value = row[key] if key in row.keys() else None  # noqa: SIM118 (sqlite3.Row's `in`)
     return value if isinstance(value, str) else None
+
+
+def _no_run(run_id: str) -> RunError:
+    return RunError(f"There is no run '{run_id}'. List the runs with "
+                    "'python -m cifar_core runs list'.")
+
+
+def _tags(row) -> tuple[str, ...]:
+    """The run's tags; none where none (or none readable) are kept."""
+    try:
+        tags = json.loads(_text(row, "tags") or "[]")
+    except ValueError:
+        return ()
+    return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
 
 
 def _class_names(row) -> tuple[str, ...] | None:

@@ -84,6 +84,13 @@ ALTER TABLE runs ADD COLUMN dataset TEXT NOT NULL DEFAULT 'cifar10';
 ALTER TABLE runs ADD COLUMN classes TEXT;
 ALTER TABLE sweeps ADD COLUMN dataset TEXT NOT NULL DEFAULT 'cifar10'
 """),
+    # What a person writes about a run (cifar_core.runs.annotations): a name (NULL: none, the
+    # run shows one made from its settings), a note, and its tags as a JSON list.
+    (4, """
+ALTER TABLE runs ADD COLUMN name TEXT;
+ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'
+"""),
 ]
 
 
