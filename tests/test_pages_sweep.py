@@ -39,7 +39,7 @@ def quick_speed(monkeypatch):
     """Every config trains 1,000 images a second and tests 1,000 a second here (no timing on
     a busy machine)."""
     monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
-                        lambda config, threads=None: 1000.0)
+                        lambda config, threads=None, **_: 1000.0)
     monkeypatch.setattr(cifar_core.training.estimate, "measure_test_images_per_s",
                         lambda config, threads=None, num_classes=10, shape=None: 1000.0)
 

@@ -258,7 +258,8 @@ def test_train_repeats_are_grouped_with_their_mean_and_spread():
 def test_the_sweep_forms_repeats_field_multiplies_the_runs(data_dir, runs_dir, monkeypatch):
     import cifar_core.training.estimate as estimate
 
-    monkeypatch.setattr(estimate, "measure_images_per_s", lambda config, threads=None: 1000.0)
+    monkeypatch.setattr(estimate, "measure_images_per_s",
+                        lambda config, threads=None, **_: 1000.0)
     monkeypatch.setattr(estimate, "measure_test_images_per_s",
                         lambda config, threads=None, num_classes=10, shape=None: 1000.0)
     at = app_at("pages/sweep.py")
@@ -266,7 +267,7 @@ def test_the_sweep_forms_repeats_field_multiplies_the_runs(data_dir, runs_dir, m
     at.text_input(key="sw_lr_list").input("0.001, 0.01").run()
     at.number_input(key="sw_repeats").set_value(3).run()
     no_traceback(at)
-    assert any(m.value.startswith("**6 runs") for m in at.markdown), \
+    assert any(m.value.startswith("**6 runs, about") for m in at.markdown), \
         [m.value for m in at.markdown]
     assert not at.button(key="sw_start_button").disabled
     at.selectbox(key="sw_prune").set_value("median").run()
