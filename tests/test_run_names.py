@@ -11,6 +11,7 @@ import pytest
 
 from cifar_core.errors import RunError
 from cifar_core.runs import store_file
+from cifar_core.runs.naming import display_names
 from cifar_core.runs.store import DB_NAME, RunStore
 from cifar_core.runs.store_file import schema_version
 
@@ -111,3 +112,72 @@ def test_naming_an_unknown_run_says_how_to_list_them(store):
                  lambda: store.tag("20250101-000000-abcd", ["x"])):
         with pytest.raises(RunError, match="There is no run '20250101-000000-abcd'.*runs list"):
             call()
+
+
+# --- default names made from what differs (cifar_core.runs.naming) -------------------------
+
+def test_two_sweep_runs_that_differ_only_in_lr_read_differently(store):
+    a = done(store, sweep_id="sweep-1", trial=0, lr=0.02)
+    b = done(store, sweep_id="sweep-1", trial=1, lr=0.002)
+
+    names = display_names(store.list())
+
+    assert names[a.id] != names[b.id]
+    assert names[a.id] == "fast · lr 0.02" and names[b.id] == "fast · lr 0.002"
+
+
+def test_a_sweeps_names_show_each_setting_it_varies(store):
+    grid = {(lr, m): done(store, sweep_id="sweep-1", trial=i, lr=lr, momentum=m)
+            for i, (lr, m) in enumerate([(0.02, 0.8), (0.02, 0.9), (0.002, 0.8),
+                                         (0.002, 0.9)])}
+    outside = done(store, lr=0.5, epochs=3)  # what differs outside the sweep is not its business
+
+    names = display_names(store.list())
+
+    assert names[grid[0.02, 0.8].id] == "fast · lr 0.02 · mom 0.8"
+    assert names[grid[0.002, 0.9].id] == "fast · lr 0.002 · mom 0.9"
+    assert names[outside.id] == "fast"
+
+
+def test_runs_outside_sweeps_show_where_they_differ_from_the_usual(store):
+    usual = [done(store, lr=0.01) for _ in range(3)]
+    odd = done(store, lr=0.05, batch_size=128)
+
+    names = display_names(store.list())
+
+    assert names[odd.id] == "fast · lr 0.05 · batch 128"
+    assert all("lr" not in names[r.id] and "fast" in names[r.id] for r in usual)
+    assert len(set(names.values())) == 4  # the three alike told apart (by their time)
+
+
+def test_runs_alike_are_told_apart_by_their_seed_or_time(store):
+    seeded = [done(store, sweep_id="s", trial=i, seed=s) for i, s in enumerate((3, 7))]
+    unseeded = [done(store, sweep_id="t", trial=i) for i in range(3)]
+
+    names = display_names(store.list())
+
+    assert {names[r.id] for r in seeded} == {"fast · seed 3", "fast · seed 7"}
+    shown = [names[r.id] for r in unseeded]
+    assert len(set(shown)) == 3 and all(n.startswith("fast · ") for n in shown)
+    assert len(set(names.values())) == len(names)
+
+
+def test_a_stored_name_is_shown_as_it_is_and_others_do_not_take_it(store):
+    a = done(store, lr=0.02)
+    b = done(store, lr=0.002)
+    store.set_name(a.id, "baseline")
+    store.set_name(b.id, "baseline")
+
+    names = display_names(store.list())
+
+    assert names[a.id].startswith("baseline") and names[b.id].startswith("baseline")
+    assert names[a.id] != names[b.id]
+
+
+def test_a_setting_that_does_not_apply_to_a_model_is_left_out(store):
+    tutorial = done(store, model="tutorial", width=None)
+    fast = done(store, model="fast", width=16)
+
+    names = display_names(store.list())
+
+    assert names[tutorial.id] == "tutorial" and names[fast.id] == "fast · width 16"
