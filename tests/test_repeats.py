@@ -4,6 +4,7 @@ answer that says when the best two settings are within the noise."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -289,3 +290,50 @@ def test_the_runs_page_shows_train_repeats_as_a_group(data_dir, runs_dir):
     [table] = [d.value for d in at.dataframe if "group" in d.value.columns]
     assert list(table["group"]) == ["2 runs, seeds 3 to 4"]
     assert list(table["accuracy"]) == ["42.0 ± 2.0 %"]
+
+
+def repeated_sweep(runs_dir, data_dir, accuracies: dict[float, list[float]]) -> str:
+    """A completed sweep over learning rates, each run len(values) times with these
+    accuracies (made through the store): its id."""
+    store = RunStore(runs_dir)
+    sweeps = SweepStore(store)
+    repeats = len(next(iter(accuracies.values())))
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2).to_dict()
+    space = SearchSpace(axes=(Axis("lr", tuple(accuracies)),), repeats=repeats,
+                        base={"seed": 5})
+    sweep = sweeps.create("repeats", space, str(data_dir), "cli")
+    trial = 0
+    for lr, values in accuracies.items():
+        for r, accuracy in enumerate(values):
+            made = sweeps.add_run(sweep, {**config, "lr": lr, "seed": 5 + r}, trial)
+            store.set_running(made.id, os.getpid())
+            store.finish(made.id, "completed", "", {"accuracy": accuracy, "per_class": {}})
+            trial += 1
+    sweeps.finish(sweep.id, "completed", "")
+    return sweep.id
+
+
+def test_the_sweep_answer_shows_each_settings_mean_spread_and_error_bars(data_dir, runs_dir):
+    repeated_sweep(runs_dir, data_dir, {0.001: [30.0, 31.0, 29.0], 0.01: [51.0, 49.0, 50.0]})
+    at = app_at("pages/sweep.py")
+    no_traceback(at)
+    [best] = [s.value for s in at.success]
+    assert best.startswith("Best setting: learning rate 0.01, **50.0 ± 1.0 %**")
+    assert any("more than their spreads" in c.value for c in at.caption)
+    [table] = [d.value for d in at.dataframe if "text" in d.value.columns]
+    assert list(table["text"]) == ["50.0 ± 1.0 %", "30.0 ± 1.0 %"]
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    marks = [layer["mark"] for spec in specs for layer in spec.get("layer", [])]
+    assert any((m["type"] if isinstance(m, dict) else m) == "errorbar" for m in marks)
+
+
+def test_the_sweep_report_gives_each_settings_mean_spread_and_error_bars(data_dir, runs_dir):
+    from cifar_core.share.report import sweep_report
+
+    sweep_id = repeated_sweep(runs_dir, data_dir, {0.001: [50.0, 53.0, 47.0],
+                                                   0.01: [51.0, 49.0, 54.0]})
+    store = RunStore(runs_dir)
+    html = sweep_report(store, SweepStore(store).get(sweep_id))
+    assert "are within the noise" in html  # the best two settings
+    assert "51.3 ± 2.5 %" in html  # the best setting's row: 51, 49, 54
+    assert '"errorbar"' in html

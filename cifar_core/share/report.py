@@ -47,6 +47,16 @@ from cifar_core.sweeps.answer import (
     varied_names,
 )
 from cifar_core.sweeps.engine import best_run
+from cifar_core.sweeps.groups import (
+    SPREAD_CAPTION,
+    best_setting_text,
+    best_two_answer,
+    groups_table,
+    has_repeats,
+    setting_groups,
+    setting_names,
+    value_spreads,
+)
 from cifar_core.sweeps.importance import importance_answer
 from cifar_core.sweeps.progress import curve_runs, panel_title
 from cifar_core.sweeps.store import Sweep, SweepStore
@@ -260,8 +270,21 @@ def sweep_report(store: RunStore, sweep: Sweep, now: float | None = None) -> str
         declared = settings()
         chosen = ", ".join(f"{declared[n].label.lower()} {value_text(n, best.settings.get(n))}"
                            for n in names)
-        page.paragraph(f"Best: trial {best.trial} (run {best.id}), {best.accuracy:.1f} % of "
-                       "the test pictures right" + (f", with {chosen}." if chosen else "."))
+        best_text = (f"trial {best.trial} (run {best.id}), {best.accuracy:.1f} % of the test "
+                     "pictures right" + (f", with {chosen}" if chosen else ""))
+        setting = best_setting_text(sweep.space, runs)
+        page.paragraph(f"{setting.replace('**', '')} (its best run: {best_text})." if setting
+                       else f"Best: {best_text}.")
+        noise = best_two_answer(sweep.space, runs)
+        if noise:
+            page.paragraph(noise)
+    if has_repeats(setting_groups(sweep.space, runs)):
+        page.heading("Each setting, over its repeats")
+        declared = settings()
+        page.table(groups_table(sweep.space, runs),
+                   {**{n: declared[n].label for n in setting_names(sweep.space)},
+                    "text": "Test accuracy (mean ± spread)", "runs": "Runs"})
+        page.paragraph(SPREAD_CAPTION, "note")
     page.heading("Its runs")
     table = sweep_runs_table(sweep.space, runs)
     table["took"] = [format_duration(s) for s in table["duration_s"]]
@@ -321,10 +344,12 @@ def _answer_section(page: OfflinePage, sweep: Sweep, runs: list[Run], answered: 
                        f"{declared[x].label.lower()} and {declared[y].label.lower()}.")
     elif len(names) == 1:
         name = names[0]
+        spreads = value_spreads(answered, name)
+        repeated = f" {SPREAD_CAPTION}" if (spreads["runs"] > 1).any() else ""
         page.chart(sweep_charts.one_setting_chart(accuracy_by_setting(answered, name),
-                                            declared[name]),
+                                                  declared[name], spreads),
                    f"Test accuracy of each run against its {declared[name].label.lower()}; the "
-                   "dashed line joins the means.")
+                   f"dashed line joins the means.{repeated}")
     else:
         page.paragraph("The finished runs do not differ in any setting the sweep varies.")
     if not names:
