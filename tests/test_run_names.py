@@ -14,6 +14,14 @@ from cifar_core.runs import store_file
 from cifar_core.runs.naming import display_names
 from cifar_core.runs.store import DB_NAME, RunStore
 from cifar_core.runs.store_file import schema_version
+from cifar_core.runs.views import (
+    NO_TAG,
+    filter_choices,
+    filter_runs,
+    group_table,
+    named_label,
+    runs_table,
+)
 
 CONFIG = {"model": "fast", "epochs": 1, "lr": 0.02, "momentum": 0.9, "batch_size": 64}
 
@@ -181,3 +189,64 @@ def test_a_setting_that_does_not_apply_to_a_model_is_left_out(store):
     names = display_names(store.list())
 
     assert names[tutorial.id] == "tutorial" and names[fast.id] == "fast · width 16"
+
+
+# --- the Runs table: names, accuracy first, filters and groups (cifar_core.runs.views) ------
+
+def test_the_runs_table_starts_with_the_name_then_the_accuracy(store):
+    a = done(store, accuracy=61.0, lr=0.02)
+    b = done(store, accuracy=None, lr=0.002)
+    store.set_name(a.id, "my best")
+    store.tag(a.id, ["keep", "cpu"])
+    store.set_note(a.id, "lr doubled")
+
+    table = runs_table(store.list())
+
+    assert list(table.columns[:2]) == ["name", "accuracy"]
+    rows = table.set_index("run")
+    assert rows.loc[a.id, "name"] == "my best" and rows.loc[a.id, "accuracy"] == 61.0
+    assert rows.loc[b.id, "name"] == display_names(store.list())[b.id]
+    assert (rows.loc[a.id, "tags"], rows.loc[a.id, "note"]) == ("cpu, keep", "lr doubled")
+
+
+def test_filter_runs_by_a_setting_a_tag_or_the_status(store):
+    fast = [done(store, lr=0.02), done(store, lr=0.02)]
+    slow = done(store, lr=0.002)
+    stopped = store.create({**CONFIG, "lr": 0.002}, "/data", "cli", status="running")
+    store.finish(stopped.id, "stopped")
+    store.tag(fast[0].id, ["keep"])
+    store.tag(slow.id, ["keep", "cpu"])
+    runs = store.list()
+
+    assert filter_choices(runs, "lr") == ["0.002", "0.02"]
+    assert {r.id for r in filter_runs(runs, "lr", ["0.02"])} == {r.id for r in fast}
+    assert {r.id for r in filter_runs(runs, "tag", ["keep"])} == {fast[0].id, slow.id}
+    assert {r.id for r in filter_runs(runs, "tag", [NO_TAG])} == {fast[1].id, stopped.id}
+    assert [r.id for r in filter_runs(runs, "status", ["stopped"])] == [stopped.id]
+    assert filter_runs(runs, "lr", []) == runs  # nothing chosen: every run
+    assert filter_choices(runs, "tag") == ["cpu", "keep", NO_TAG]
+
+
+def test_group_runs_by_a_setting_or_a_tag_with_count_mean_and_best(store):
+    done(store, accuracy=40.0, lr=0.02)
+    done(store, accuracy=50.0, lr=0.02)
+    done(store, accuracy=None, lr=0.02)  # not tested: counted, not in the accuracies
+    slow = done(store, accuracy=20.0, lr=0.002)
+    store.tag(slow.id, ["cpu"])
+    runs = store.list()
+
+    by_lr = group_table(runs, "lr").set_index("group")
+
+    assert list(by_lr.index) == ["0.002", "0.02"]
+    assert by_lr.loc["0.02", "runs"] == 3
+    assert by_lr.loc["0.02", "mean_accuracy"] == pytest.approx(45.0)
+    assert by_lr.loc["0.02", "best_accuracy"] == 50.0
+    assert by_lr.loc["0.002", "best_accuracy"] == 20.0
+    by_tag = group_table(runs, "tag").set_index("group")
+    assert by_tag.loc["cpu", "runs"] == 1 and by_tag.loc[NO_TAG, "runs"] == 3
+
+
+def test_a_menu_label_leads_with_the_name(store):
+    run = done(store, accuracy=23.14)
+    label = named_label(run, {run.id: "fast · lr 0.02"})
+    assert label.startswith("fast · lr 0.02") and "23.1 %" in label

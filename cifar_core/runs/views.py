@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cifar_core.data.registry import DATASETS, DEFAULT_DATASET
+from cifar_core.runs.naming import display_names
 from cifar_core.runs.store import ACTIVE, SAVED, Run
 from cifar_core.training.config import compared_settings, settings
 from cifar_core.training.events import EpochEvent, Event, StatsEvent
@@ -85,6 +86,13 @@ def run_label(run: Run) -> str:
     model = "" if c["model"] == "tutorial" else f"{c['model']}, "
     return (f"{run.id} ({status_text(run)}{acc}; {other}{model}{c['epochs']} ep, "
             f"lr {c['lr']:g}, batch {c['batch_size']})")
+
+
+def named_label(run: Run, names: dict[str, str]) -> str:
+    """A run as a menu shows it: its display name (naming.display_names of all the runs),
+    then its status and accuracy."""
+    accuracy = f", {run.accuracy:.1f} %" if run.accuracy is not None else ""
+    return f"{names.get(run.id, run.id)} ({status_text(run)}{accuracy})"
 
 
 def dataset_title(name: str) -> str:
@@ -170,27 +178,88 @@ def runs_with_network(runs: list[Run]) -> list[Run]:
     return sorted(saved, key=lambda r: not Path(r.checkpoint).is_file())
 
 
-def runs_table(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: status, data set (its title), settings, accuracy, duration,
-    images/s. An import's settings and duration are None (it was not trained here) and its
-    status 'imported'."""
+def runs_table(runs: list[Run], names: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per run: its name (`names`, else naming.display_names of these runs), test
+    accuracy, status, tags, data set (its title), settings, duration, images/s, when it was
+    made, its id, note and message. An import's settings and duration are None (it was not
+    trained here) and its status 'imported'."""
+    names = names if names is not None else display_names(runs)
     rows = []
     for run in runs:
         metrics, config = run.metrics or {}, training_settings(run)
         rows.append({
+            "name": names.get(run.id, run.id),
+            "accuracy": metrics.get("accuracy"),
             "run": run.id,
             "status": IMPORTED if is_import(run) else run.status,
+            "tags": ", ".join(run.tags),
+            "note": run.note,
             "dataset": run_dataset_title(run),
             "created": datetime.fromtimestamp(run.created),
             **{k: None if config is None else config[k] for k in SETTINGS},
-            "accuracy": metrics.get("accuracy"),
             "duration_s": None if config is None else run.duration_s,
             "images_per_s": metrics.get("images_per_s"),
             "message": run.message,
         })
-    columns = ["run", "status", "dataset", "created", *SETTINGS, "accuracy", "duration_s",
-               "images_per_s", "message"]
+    columns = ["name", "accuracy", "status", "tags", "dataset", *SETTINGS, "duration_s",
+               "images_per_s", "created", "run", "note", "message"]
     return pd.DataFrame(rows, columns=columns)
+
+
+# What the Runs table can be filtered and grouped by: these two, and each compared setting.
+STATUS, TAG = "status", "tag"
+NO_TAG = "no tag"  # the group of the runs without tags
+
+
+def field_title(field: str) -> str:
+    """A filter's or group's field in words: 'Status', 'Tag', or the setting's label."""
+    return {STATUS: "Status", TAG: "Tag"}.get(field) or settings()[field].label
+
+
+def run_field_values(run: Run, field: str) -> tuple[str, ...]:
+    """What a run has for a field, as the filters show it: its status in words, its tags
+    (NO_TAG for none), or its setting in words (run_setting_text)."""
+    if field == STATUS:
+        return (status_text(run),)
+    if field == TAG:
+        return run.tags or (NO_TAG,)
+    return (run_setting_text(run, field),)
+
+
+def _in_order(value: str):
+    """Numbers by their size, before words; words alphabetically, NO_TAG last."""
+    try:
+        return (0, float(value.replace(",", "")), "")
+    except ValueError:
+        return (2 if value == NO_TAG else 1, 0.0, value)
+
+
+def filter_choices(runs: list[Run], field: str) -> list[str]:
+    """The values the runs have for a field (run_field_values), each once, in order."""
+    found = {v for run in runs for v in run_field_values(run, field)}
+    return sorted(found, key=_in_order)
+
+
+def filter_runs(runs: list[Run], field: str, values) -> list[Run]:
+    """The runs (in the given order) that have one of these values for the field; every run
+    when no value is chosen."""
+    wanted = set(values)
+    if not wanted:
+        return list(runs)
+    return [r for r in runs if wanted & set(run_field_values(r, field))]
+
+
+def group_table(runs: list[Run], field: str) -> pd.DataFrame:
+    """A row per value of the field (a run with two tags counts in both): group, runs (how
+    many), mean_accuracy and best_accuracy (%) of those tested (NaN where none was)."""
+    rows = []
+    for value in filter_choices(runs, field):
+        members = filter_runs(runs, field, [value])
+        tested = [r.accuracy for r in members if r.accuracy is not None]
+        rows.append({"group": value, "runs": len(members),
+                     "mean_accuracy": float(np.mean(tested)) if tested else float("nan"),
+                     "best_accuracy": max(tested) if tested else float("nan")})
+    return pd.DataFrame(rows, columns=["group", "runs", "mean_accuracy", "best_accuracy"])
 
 
 def settings_table(runs: list[Run]) -> pd.DataFrame:
@@ -326,9 +395,11 @@ def _quiet_for(run: Run, last: StatsEvent, now: float | None) -> tuple[float, fl
     return silent, usual
 
 
-def per_class_comparison(runs: list[Run]) -> pd.DataFrame:
-    """Long table run, class, accuracy (%) for the runs that have metrics."""
-    rows = [{"run": run.id, "class": name, "accuracy": value}
+def per_class_comparison(runs: list[Run], names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Long table run, class, accuracy (%) for the runs that have metrics; a run is called by
+    its name in `names` (naming.display_names), else by its id."""
+    names = names or {}
+    rows = [{"run": names.get(run.id, run.id), "class": name, "accuracy": value}
             for run in runs if run.metrics
             for name, value in run.metrics.get("per_class", {}).items()]
     return pd.DataFrame(rows, columns=["run", "class", "accuracy"])
