@@ -12,7 +12,6 @@ from cifar_core.runs.store import Run
 from cifar_core.runs.views import (
     SETTINGS,
     format_duration,
-    loss_curve,
     metrics_csv,
     network_file_name,
     per_class_comparison,
@@ -25,10 +24,11 @@ from cifar_core.runs.views import (
     why_not_comparable,
 )
 from cifar_core.share import charts, links
+from cifar_core.share.curves_csv import curves_csv
 from cifar_core.sweeps.progress import sweep_label
 from cifar_core.sweeps.store import SweepStore
 from cifar_core.training.config import Setting, settings
-from pages.shared import access, layout, links_ui, navigation
+from pages.shared import access, layout, links_ui, loss_ui, navigation
 from pages.shared.export_ui import export_ui
 from pages.shared.repeats_ui import repeats_ui
 from pages.shared.report_ui import run_report_ui
@@ -46,9 +46,9 @@ COMPARED = "compare_runs"  # the runs compared, by id: the box's value and the t
 
 
 def run_loss_curve(run: Run, points: int) -> pd.DataFrame:
-    """The run's loss reports as a curve of at most `points` points (a finished run's read
-    once per server process)."""
-    return loss_curve(access.loss_reports(run, points), run_id=run.id)
+    """The run's loss lines from at most `points` of its loss reports, with its test loss (a
+    finished run's read once per server process)."""
+    return loss_ui.run_loss_lines(run, points)
 
 
 def setting_column(name: str, spec: Setting):
@@ -171,14 +171,16 @@ def compare_ui(runs: list[Run]) -> None:
     curves = [c for c in curves if not c.empty]
     c1, c2 = st.columns(2)
     with c1:
-        st.markdown("**Training loss**")
+        st.markdown("**Loss**")
         if curves:
             frame = pd.concat(curves)
+            view = loss_ui.loss_view_ui("compare_loss")
             # Many dots hide the lines; invisible ones still carry the tooltips.
             dots = True if max(map(len, curves)) <= DOTS_UP_TO else alt.OverlayMarkDef(opacity=0)
-            st.altair_chart(charts.loss_chart(frame, dots), width="stretch")
+            st.altair_chart(charts.loss_chart(frame, dots, view), width="stretch")
             st.caption("A long run's loss is drawn from an even spread of its reports, so "
-                       "that the chart stays quick.")
+                       "that the chart stays quick. "
+                       + loss_ui.lines_caption(frame, view))
         else:
             st.caption("No loss reports yet.")
     with c2:
@@ -239,6 +241,12 @@ def files_ui(runs: list[Run]) -> None:
     if run.metrics:
         c2.download_button("Metrics (CSV)", metrics_csv(run), file_name=f"{run.id}-metrics.csv",
                            mime="text/csv", icon=":material/table:", key="dl_metrics")
+    if run.started is not None:  # every loss report and epoch's test: read when clicked
+        c2.download_button("Curves (CSV)", lambda: curves_csv(access.store(), run),
+                           file_name=f"{run.id}-curves.csv", mime="text/csv",
+                           icon=":material/show_chart:", key="dl_curves",
+                           help="Every loss report and the test after each epoch (loss and "
+                                "accuracy), a row each, for a spreadsheet or pandas.")
     if run.status == "running":
         c3.caption("A running run cannot be deleted: stop it on the Train page first.")
     else:

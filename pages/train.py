@@ -9,7 +9,7 @@ import torch
 
 from cifar_core import CifarError, ImageData, TrainConfig
 from cifar_core.data.grids import tiles
-from cifar_core.runs.curves import RunCurve, accuracy_marks
+from cifar_core.runs.curves import LossView, RunCurve, accuracy_marks, epoch_ends, loss_lines
 from cifar_core.runs.repeats import MAX_REPEATS, start_repeats
 from cifar_core.runs.start import (
     start_check,
@@ -24,10 +24,10 @@ from cifar_core.runs.views import (
     format_duration,
     how_it_trained,
     latest_trained,
-    loss_curve,
     run_classes,
     run_progress,
 )
+from cifar_core.share import charts
 from cifar_core.training.augment import augment
 from cifar_core.training.config import (
     PRESETS,
@@ -50,7 +50,7 @@ from cifar_core.training.loop import model_width
 from cifar_core.training.models import model_spec
 from cifar_core.training.reports import log_every_text, planned_log_every
 from cifar_core.training.speed import threads_for_background_runs
-from pages.shared import access, layout, navigation
+from pages.shared import access, layout, loss_ui, navigation
 from pages.shared.dataset_choice import dataset_choice_ui
 from pages.shared.lr_find_ui import lr_find_ui
 from pages.shared.train_form import FORM_FROM, fill_form
@@ -434,43 +434,22 @@ def run_curve(run_id: str) -> RunCurve:
     return curves[run_id]
 
 
-def loss_chart(run: Run, curve: pd.DataFrame, accuracy: pd.DataFrame) -> alt.LayerChart:
-    """Loss per report (line with points), epoch boundaries (dashed), test accuracy (right):
-    after each epoch, and where a stopped run stopped (curves.accuracy_marks)."""
-    epochs = run.settings["epochs"]
-    # Whole epochs on the x axis and three decimals of loss: Vega's own tick labels ran to
-    # "1.000000" and "2.266161" when the values were close together.
-    x = alt.X("epochs:Q", title="epochs", scale=alt.Scale(domain=[0, epochs]),
-              axis=alt.Axis(format="~f"))
+def loss_chart(lines: pd.DataFrame, accuracy: pd.DataFrame, ends: pd.DataFrame,
+               view: LossView) -> alt.LayerChart:
+    """Training and test loss, epoch ends (dashed), test accuracy (right): after each epoch,
+    and where a stopped run stopped (curves.accuracy_marks); the whole run wide."""
     # Many dots hide the line; invisible ones still carry the tooltips.
-    dots = True if len(curve) <= DOTS_UP_TO else alt.OverlayMarkDef(opacity=0)
-    line = alt.Chart(curve).mark_line(point=dots, color="#4C78A8").encode(
-        x=x, y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False),
-                     axis=alt.Axis(format=".3~f")),
-        tooltip=["epoch", "minibatch", alt.Tooltip("loss:Q", format=".3f"),
-                 alt.Tooltip("images_seen:Q", format=",")])
-    boundaries = alt.Chart(pd.DataFrame({"epochs": list(range(1, epochs))})).mark_rule(
-        strokeDash=[4, 4], color="#999").encode(x="epochs:Q")
-    points = alt.Chart(accuracy).mark_point(shape="diamond", size=120, filled=True,
-                                            color="#E45756").encode(
-        x=alt.X("epochs:Q"),
-        y=alt.Y("test_accuracy:Q", title="test accuracy (%)", scale=alt.Scale(domain=[0, 100]),
-                axis=alt.Axis(titleColor="#E45756", format="~f")),
-        tooltip=[alt.Tooltip("when:N", title="test"),
-                 alt.Tooltip("test_accuracy:Q", format=".1f", title="test accuracy %")])
-    labels = points.mark_text(dy=-14, color="#E45756").encode(
-        text=alt.Text("test_accuracy:Q", format=".1f"))
+    dots = True if len(lines) <= DOTS_UP_TO else alt.OverlayMarkDef(opacity=0)
     # Its height leaves the whole chart on a 1280 x 720 screen under the run's heading.
-    return alt.layer(boundaries + line, points + labels).resolve_scale(y="independent") \
-        .properties(height=CHART_HEIGHT)
+    return charts.run_loss_chart(lines, accuracy, ends, view, dots, CHART_HEIGHT)
 
 
 # A finished run's chart never changes: its spec is built (and checked by Altair, most of this
 # page's Python time) once per run and server, not on every visit (bench/bench_reruns.py).
 @st.cache_data(max_entries=32, show_spinner=False)
-def finished_loss_chart_spec(run_key: tuple, _run: Run, _curve: pd.DataFrame,
-                             _accuracy: pd.DataFrame) -> dict:
-    return loss_chart(_run, _curve, _accuracy).to_dict()
+def finished_loss_chart_spec(run_key: tuple, view: LossView, _lines: pd.DataFrame,
+                             _accuracy: pd.DataFrame, _ends: pd.DataFrame) -> dict:
+    return loss_chart(_lines, _accuracy, _ends, view).to_dict()
 
 
 def run_view_ui(run: Run, curve: RunCurve) -> None:
@@ -506,22 +485,26 @@ def run_view_ui(run: Run, curve: RunCurve) -> None:
 def loss_chart_ui(run: Run, curve: RunCurve, accuracy: pd.DataFrame) -> None:
     """The run's loss chart with its legend in words (or when the chart starts)."""
     every = log_every_text(run.settings["log_every"])
-    points = loss_curve(curve.stats)
-    if points.empty:
+    if not curve.stats:
         st.caption(f"The loss chart starts with the first report ({every}).")
         return
+    view = loss_ui.loss_view_ui("train_loss")
+    lines = loss_lines(run, curve.stats, curve.epochs)
+    ends = epoch_ends(run, curve.stats[-1].images_per_epoch)
     if run.is_active:
-        st.altair_chart(loss_chart(run, points, accuracy), width="stretch")
+        st.altair_chart(loss_chart(lines, accuracy, ends, view), width="stretch")
     else:
-        spec = finished_loss_chart_spec((run.id, run.finished), run, points, accuracy)
+        spec = finished_loss_chart_spec((run.id, run.finished), view, lines, accuracy, ends)
         st.vega_lite_chart(spec, width="stretch")
     reports = curve.reports
-    shown = (f" The chart draws {len(points):,} of them: the latest {RECENT_POINTS:,} and an "
-             "even spread of the others." if curve.thinned else "")
+    shown = (f" The chart draws {len(curve.stats):,} of them: the latest {RECENT_POINTS:,} and "
+             "an even spread of the others (smoothing evens out those drawn)."
+             if curve.thinned else "")
     counted = f"{reports:,} loss report{'s' if reports != 1 else ''}"
     st.caption((f"{counted} so far" if run.is_active else counted) + f", one {every}."
-               f"{shown} Dashed lines: epoch ends; red diamonds: test accuracy after each epoch"
-               + (" and where it stopped." if len(accuracy) > len(curve.epochs) else "."))
+               f"{shown} Grey dashes: epoch ends; red diamonds: test accuracy after each epoch"
+               + (" and where it stopped." if len(accuracy) > len(curve.epochs) else ".")
+               + " " + loss_ui.lines_caption(lines, view, dashed="orange"))
 
 
 @st.fragment(run_every=1.0)

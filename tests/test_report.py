@@ -119,10 +119,12 @@ def test_a_run_report_holds_its_settings_charts_and_pictures_and_fetches_nothing
     specs = specs_of(page)
     datasets = [spec.get("datasets", {}) for spec in specs.values()]
     rows = [row for found in datasets for table in found.values() for row in table]
-    # The loss chart holds the run's loss reports; the per-class chart every class, the
-    # confusion matrix every test picture (50), as counted.
-    loss = [r for r in rows if "loss" in r and "epochs" in r]
+    # The loss chart holds the run's loss reports and the test loss after each epoch; the
+    # per-class chart every class, the confusion matrix every test picture (50), as counted.
+    loss = [r for r in rows if r.get("series") == "training loss"]
     assert len(loss) == len(list(store.events(run.id, kind="stats")))
+    test_loss = [r for r in rows if r.get("series") == "test loss"]
+    assert len(test_loss) == len(store.events(run.id, kind="epoch")) > 0
     per_class = [r for r in rows if {"class", "correct", "total"} <= set(r)]
     assert [r["class"] for r in sorted(per_class, key=lambda r: CLASSES.index(r["class"]))] \
         == list(CLASSES)

@@ -16,10 +16,11 @@ from cifar_core.cli.common import (
     shown_time,
     tick_scheduler,
 )
-from cifar_core.errors import StoreError
+from cifar_core.errors import CifarError, StoreError
 from cifar_core.runs.jobs import JobRunner
 from cifar_core.runs.store import STATUSES, Run, RunStore
 from cifar_core.runs.views import IMPORTED, how_it_trained, is_import, run_setting_text
+from cifar_core.share.curves_csv import write_curves_csv
 from cifar_core.share.tensorboard import write_tensorboard
 from cifar_core.training.config import compared_settings
 
@@ -38,11 +39,15 @@ def add_runs_parser(sub) -> None:
     rst.add_argument("run_id")
     rd = rsub.add_parser("delete", help="delete a finished run and its files")
     rd.add_argument("run_id")
-    re_ = rsub.add_parser("export", help="runs' curves and settings as TensorBoard files")
+    re_ = rsub.add_parser("export", help="runs' curves as a CSV file, or curves and settings "
+                                         "as TensorBoard files")
     re_.add_argument("run_ids", nargs="+", metavar="RUN")
-    re_.add_argument("--tensorboard", type=Path, required=True, metavar="DIR",
-                     help="the folder to write into (a folder per run; needs the tensorboard "
-                          "package)")
+    re_.add_argument("--curves", type=Path, metavar="FILE.csv|DIR",
+                     help="the CSV file to write each loss report and each epoch's test into "
+                          "(for several runs a folder: a file per run)")
+    re_.add_argument("--tensorboard", type=Path, metavar="DIR",
+                     help="the folder to write TensorBoard files into (a folder per run; needs "
+                          "the tensorboard package)")
     for action in (rl, rs, rst, rd, re_):
         runs_flag(action)
         json_flag(action)
@@ -129,14 +134,35 @@ def delete_run(store: RunStore, args) -> int:
 
 
 def export_runs(store: RunStore, args) -> int:
+    if args.curves is None and args.tensorboard is None:
+        raise CifarError("Say what to export: --curves FILE.csv (the loss and the tests after "
+                         "each epoch as a CSV file; a folder for several runs) or "
+                         "--tensorboard DIR (TensorBoard files), or both.")
+    if args.curves is not None:
+        export_curves(store, args)
+    if args.tensorboard is not None:
+        export_tensorboard(store, args)
+    return 0
+
+
+def export_curves(store: RunStore, args) -> None:
+    files = write_curves_csv(store, args.run_ids, args.curves)
+    if args.json:
+        for run_id, path in zip(args.run_ids, files, strict=True):
+            emit({"run_id": run_id, "curves": str(path)})
+        return
+    print(f"Wrote the curves of {len(files)} run{'s' * (len(files) != 1)} as CSV: "
+          + ", ".join(map(str, files)))
+
+
+def export_tensorboard(store: RunStore, args) -> None:
     written = write_tensorboard(store, args.run_ids, args.tensorboard)
     if args.json:
         for folder in written:
             emit({"run_id": folder.name, "tensorboard": str(folder)})
-        return 0
+        return
     print(f"Wrote the TensorBoard files of {len(written)} run{'s' * (len(written) != 1)} into "
           f"{args.tensorboard}. See them with: tensorboard --logdir {args.tensorboard}")
-    return 0
 
 
 RUN_ACTIONS = {"list": list_runs, "show": show_run, "stop": stop_run, "delete": delete_run,

@@ -88,19 +88,38 @@ class RunCurve:
 def accuracy_marks(run: Run, epochs: list[EpochEvent], images_per_epoch: int) -> pd.DataFrame:
     """The run's test accuracies as a chart marks them, oldest first: the test after each epoch
     and, for a run that ended between two epochs' ends (stopped by hand or by its sweep), the
-    test of the network it kept, where it stopped. Columns: epochs (x, in epochs), test_accuracy
-    (%), when (which test, in words). The last row is the run's latest result: for a stopped run
-    the accuracy its status reports, not the last whole epoch's."""
-    rows = [{"epochs": float(e.epoch), "test_accuracy": e.test_accuracy,
-             "when": f"after epoch {e.epoch}"} for e in epochs]
+    test of the network it kept, where it stopped. Columns: epochs, images_seen, minibatches
+    (where it is on each x axis, X_AXES), test_accuracy (%), when (which test, in words). The
+    last row is the run's latest result: for a stopped run the accuracy its status reports,
+    not the last whole epoch's."""
+    batch_size = run.settings.get("batch_size")
+    rows = [{"epochs": float(e.epoch), "images_seen": e.images_seen,
+             "minibatches": minibatches_at(e.images_seen, images_per_epoch, batch_size),
+             "test_accuracy": e.test_accuracy, "when": f"after epoch {e.epoch}"} for e in epochs]
     metrics = run.metrics or {}
     seen, accuracy = metrics.get("images_seen"), metrics.get("accuracy")
     last_test = epochs[-1].images_seen if epochs else 0
     if (not run.is_active and accuracy is not None and seen and images_per_epoch
             and seen > last_test):
-        rows.append({"epochs": seen / images_per_epoch, "test_accuracy": accuracy,
+        rows.append({"epochs": seen / images_per_epoch, "images_seen": seen,
+                     "minibatches": minibatches_at(seen, images_per_epoch, batch_size),
+                     "test_accuracy": accuracy,
                      "when": f"when it stopped, after {seen:,} images"})
-    return pd.DataFrame(rows, columns=["epochs", "test_accuracy", "when"])
+    return pd.DataFrame(rows, columns=["epochs", "images_seen", "minibatches", "test_accuracy",
+                                       "when"])
+
+
+def epoch_ends(run: Run, images_per_epoch: int) -> pd.DataFrame:
+    """Where each of the run's planned epochs ends on each x axis (X_AXES), epoch 1 to the
+    last: a chart marks the ends and spans the whole run. images_seen and minibatches are NaN
+    where the epoch's size is not known (runs from before it was reported)."""
+    planned = int(run.settings.get("epochs") or 0)
+    batch_size = run.settings.get("batch_size")
+    return pd.DataFrame(
+        [{"epochs": float(e),
+          "images_seen": e * images_per_epoch if images_per_epoch else float("nan"),
+          "minibatches": minibatches_at(e * images_per_epoch, images_per_epoch, batch_size)}
+         for e in range(1, planned + 1)], columns=["epochs", "images_seen", "minibatches"])
 
 
 # --- what a loss chart draws --------------------------------------------------------------------

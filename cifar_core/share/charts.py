@@ -7,6 +7,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from cifar_core.runs.curves import TEST, TRAINING, LossView, smoothed_lines
 from cifar_core.training.evaluation import confusion_rows
 
 # Run ids are long: a legend under the chart leaves the plot its full width.
@@ -75,16 +76,66 @@ def epoch_accuracy_chart(table: pd.DataFrame) -> alt.Chart:
 
 
 # --- runs' losses -------------------------------------------------------------------------------
+# Every loss chart draws curves.loss_lines as a LossView says: the training loss (faint behind
+# its smoothed line when smoothing), the test loss after each epoch dashed with a dot per test,
+# on a linear or log scale, against minibatches, images seen or epochs.
 
-def loss_chart(frame: pd.DataFrame, dots, color=RUN_COLOR) -> alt.Chart:
-    """Loss curves (views.loss_curve with a run column), a colour per run; `dots` as Altair's
-    line `point` (True, or an invisible OverlayMarkDef that still carries the tooltips)."""
-    return alt.Chart(frame).mark_line(point=dots).encode(
-        x=alt.X("epochs:Q", title="epochs", axis=alt.Axis(format="~g")),
-        y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False),
-                axis=alt.Axis(format=".3~f")),
-        color=color,
-        tooltip=["run:N", "epoch:Q", alt.Tooltip("loss:Q", format=".3f")]).properties(height=320)
+SERIES_COLOURS = {TRAINING: "#4C78A8", TEST: "#F58518"}
+SERIES_COLOUR = alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom"),
+                          scale=alt.Scale(domain=list(SERIES_COLOURS),
+                                          range=list(SERIES_COLOURS.values())))
+FAINT = 0.25  # the opacity of the raw training loss behind its smoothed line
+TEST_DASH = [6, 3]
+
+
+def loss_x(view: LossView, domain: list[float] | None = None) -> alt.X:
+    """The x axis a LossView chose; big counts as 20k, 1.5M (epochs as they are)."""
+    return alt.X(f"{view.x_field}:Q", title=view.x_title,
+                 scale=alt.Scale(domain=domain) if domain else alt.Undefined,
+                 axis=alt.Axis(format="~g" if view.x == "epochs" else "~s"))
+
+
+def loss_y(view: LossView, field: str = "loss", title: str = "loss") -> alt.Y:
+    """The loss axis, linear or log as the LossView says, with three decimals at most."""
+    return alt.Y(f"{field}:Q", title=title, axis=alt.Axis(format=".3~f"),
+                 scale=alt.Scale(type="log" if view.log_scale else "linear", zero=False))
+
+
+def loss_layers(lines: pd.DataFrame, view: LossView, color, dots,
+                domain: list[float] | None = None) -> list[alt.Chart]:
+    """The layers of a loss chart from loss_lines (one or more runs, other columns kept): the
+    training loss, its smoothed line when view.smoothing > 0 (the raw one faint behind it),
+    and the test loss when the lines hold any. All share one data set, so they facet."""
+    smooth = view.smoothing > 0
+    data = smoothed_lines(lines, view.smoothing)
+    base = alt.Chart(data)
+    x = loss_x(view, domain)
+    tooltip = [alt.Tooltip("run:N"), alt.Tooltip("series:N", title="line"),
+               alt.Tooltip("epoch:Q"), alt.Tooltip("minibatch:Q", title="minibatch in it"),
+               alt.Tooltip("images_seen:Q", format=",", title="images seen"),
+               alt.Tooltip("loss:Q", format=".3f")]
+    training = base.transform_filter(alt.datum.series == TRAINING)
+    layers = [training.mark_line(opacity=FAINT if smooth else 1,
+                                 point=alt.Undefined if smooth else dots).encode(
+        x=x, y=loss_y(view, title="training loss" if smooth else "loss"), color=color,
+        tooltip=tooltip)]
+    if smooth:
+        layers.append(training.mark_line(point=dots).encode(
+            x=x, y=loss_y(view, "smoothed", "loss"), color=color,
+            tooltip=[*tooltip, alt.Tooltip("smoothed:Q", format=".3f")]))
+    if (lines["series"] == TEST).any():
+        layers.append(base.transform_filter(alt.datum.series == TEST).mark_line(
+            strokeDash=TEST_DASH, point=True).encode(x=x, y=loss_y(view), color=color,
+                                                     tooltip=tooltip))
+    return layers
+
+
+def loss_chart(lines: pd.DataFrame, dots, view: LossView = LossView(),
+               color=RUN_COLOR) -> alt.LayerChart:
+    """Runs' loss curves (curves.loss_lines of each), a colour per run, the test loss dashed;
+    `dots` as Altair's line `point` (True, or an invisible OverlayMarkDef that still carries
+    the tooltips)."""
+    return alt.layer(*loss_layers(lines, view, color, dots)).properties(height=320)
 
 
 def per_class_comparison_chart(per_class: pd.DataFrame) -> alt.Chart:
@@ -97,28 +148,48 @@ def per_class_comparison_chart(per_class: pd.DataFrame) -> alt.Chart:
     ).properties(height=320)
 
 
-def single_loss_chart(curve: pd.DataFrame, height: int = 220) -> alt.Chart:
-    """One run's loss curve (views.loss_curve)."""
-    return alt.Chart(curve).mark_line(color="#4C78A8").encode(
-        x=alt.X("epochs:Q", title="epochs", axis=alt.Axis(format="~g")),
-        y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False),
-                axis=alt.Axis(format=".3~f")),
-        tooltip=["epoch:Q", alt.Tooltip("loss:Q", format=".3f")]).properties(height=height)
+def single_loss_chart(lines: pd.DataFrame, view: LossView = LossView(),
+                      height: int = 220) -> alt.LayerChart:
+    """One run's loss chart (curves.loss_lines): training loss blue, test loss orange."""
+    return alt.layer(*loss_layers(lines, view, SERIES_COLOUR, alt.Undefined)) \
+        .properties(height=height)
 
 
-def loss_panels_chart(frame: pd.DataFrame, order: list[str]) -> alt.FacetChart:
-    """A small loss chart per run (rows with title and status columns), in `order`, coloured
-    by status."""
+def loss_panels_chart(frame: pd.DataFrame, order: list[str],
+                      view: LossView = LossView()) -> alt.FacetChart:
+    """A small loss chart per run (curves.loss_lines with title and status columns), in
+    `order`, coloured by status, the test loss dashed."""
     # Only the statuses there are, each in its own colour whichever others are missing.
     present = [s for s in STATUS_COLOURS if s in set(frame["status"])]
-    return alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
-        x=alt.X("epochs:Q", title="epochs", axis=alt.Axis(format="~g")),
-        y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False),
-                axis=alt.Axis(format=".3~f")),
-        color=alt.Color("status:N", title="status", legend=alt.Legend(orient="top"),
-                        scale=alt.Scale(domain=present,
-                                        range=[STATUS_COLOURS[s] for s in present])),
-        tooltip=["title:N", "status:N", alt.Tooltip("epochs:Q", format=".2f"),
-                 alt.Tooltip("loss:Q", format=".3f")],
-    ).properties(width=150, height=90).facet(
+    color = alt.Color("status:N", title="status", legend=alt.Legend(orient="top"),
+                      scale=alt.Scale(domain=present,
+                                      range=[STATUS_COLOURS[s] for s in present]))
+    layers = loss_layers(frame, view, color, alt.OverlayMarkDef(size=12))
+    return alt.layer(*layers).properties(width=150, height=90).facet(
         facet=alt.Facet("title:N", sort=order, title=None), columns=4)
+
+
+def run_loss_chart(lines: pd.DataFrame, accuracy: pd.DataFrame, ends: pd.DataFrame,
+                   view: LossView, dots, height: int = 290) -> alt.LayerChart:
+    """One run's loss as the Train page draws it (curves.loss_lines), the whole run wide:
+    training and test loss, the ends of its epochs (curves.epoch_ends) dashed grey, and its
+    test accuracy on the right (curves.accuracy_marks: after each epoch, and where a stopped
+    run stopped)."""
+    field = view.x_field
+    last = ends[field].iloc[-1] if len(ends) else float("nan")
+    # The whole run wide from the start, where its length is known on this axis.
+    domain = [0, float(last)] if last == last and last > 0 else None
+    boundaries = alt.Chart(ends.iloc[:-1].dropna(subset=[field])).mark_rule(
+        strokeDash=[4, 4], color="#999").encode(x=f"{field}:Q")
+    points = alt.Chart(accuracy.dropna(subset=[field])).mark_point(
+        shape="diamond", size=120, filled=True, color="#E45756").encode(
+        x=alt.X(f"{field}:Q"),
+        y=alt.Y("test_accuracy:Q", title="test accuracy (%)", scale=alt.Scale(domain=[0, 100]),
+                axis=alt.Axis(titleColor="#E45756", format="~f")),
+        tooltip=[alt.Tooltip("when:N", title="test"),
+                 alt.Tooltip("test_accuracy:Q", format=".1f", title="test accuracy %")])
+    labels = points.mark_text(dy=-14, color="#E45756").encode(
+        text=alt.Text("test_accuracy:Q", format=".1f"))
+    loss = alt.layer(boundaries, *loss_layers(lines, view, SERIES_COLOUR, dots, domain))
+    return alt.layer(loss, points + labels).resolve_scale(y="independent") \
+        .properties(height=height)

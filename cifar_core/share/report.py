@@ -21,7 +21,7 @@ import torch
 from cifar_core.data.grids import tiles, tiles_html, verdict_tiles
 from cifar_core.data.load import load_data
 from cifar_core.errors import CifarError, RunError
-from cifar_core.runs.curves import RunCurve
+from cifar_core.runs.curves import TEST, LossView, RunCurve, loss_lines
 from cifar_core.runs.store import ACTIVE, Run, RunStore
 from cifar_core.runs.views import (
     dataset_title,
@@ -30,7 +30,6 @@ from cifar_core.runs.views import (
     format_duration,
     how_it_trained,
     is_import,
-    loss_curve,
     per_class_by_epoch,
     run_setting_text,
     status_text,
@@ -64,8 +63,10 @@ from cifar_core.training.checkpoint import load_checkpoint
 from cifar_core.training.config import settings
 from cifar_core.training.evaluation import Evaluation, evaluate
 
-# A report's loss chart: at most this many loss reports (an even spread of the run's).
+# A report's loss chart: at most this many loss reports (an even spread of the run's), drawn
+# against epochs, smoothed as TensorBoard's default with the loss as measured faint behind.
 LOSS_POINTS = 1000
+LOSS_VIEW = LossView(smoothing=0.6, log_scale=False, x="epochs")
 # The pictures: this many of a fixed random draw of the test split, and as many of the
 # mistakes the network was surest of. The draw's seed makes two reports of a run alike.
 PICTURES = 24
@@ -193,13 +194,17 @@ def _settings_section(page: OfflinePage, run: Run) -> None:
 
 def _learning_section(page: OfflinePage, store: RunStore, run: Run, epochs: list) -> None:
     page.heading("How it learned")
-    curve = loss_curve(RunCurve.read(store, run.id, LOSS_POINTS).stats, run_id=run.id)
-    if curve.empty:
+    curve = RunCurve.read(store, run.id, LOSS_POINTS)
+    lines = loss_lines(run, curve.stats, curve.epochs)
+    if lines.empty:
         page.paragraph("No loss reports: this network was not trained here.", "note")
     else:
-        dots = True if len(curve) <= 100 else alt.OverlayMarkDef(opacity=0)
-        page.chart(charts.loss_chart(curve, dots, color=alt.value("#4C78A8")),
-                   "The training loss as it learned (an even spread of its reports).")
+        dots = True if len(lines) <= 100 else alt.OverlayMarkDef(opacity=0)
+        tested = (" and, orange, the loss on the test images after each epoch"
+                  if (lines["series"] == TEST).any() else "")
+        page.chart(charts.loss_chart(lines, dots, LOSS_VIEW, color=charts.SERIES_COLOUR),
+                   f"The training loss as it learned (an even spread of its reports, smoothed; "
+                   f"faint: as measured){tested}.")
     accuracies = epoch_accuracies(epochs).dropna()
     if not accuracies.empty:
         page.chart(charts.epoch_accuracy_chart(accuracies),
@@ -315,14 +320,19 @@ def _loss_panels(page: OfflinePage, store: RunStore, runs: list[Run]) -> None:
     shown = curve_runs(runs, PANELS)
     frames = []
     for run in shown:
-        curve = loss_curve(RunCurve.read(store, run.id, PANEL_POINTS).stats)
+        read = RunCurve.read(store, run.id, PANEL_POINTS)
+        curve = loss_lines(run, read.stats, read.epochs)
         if not curve.empty:
             frames.append(curve.assign(title=panel_title(run), status=status_text(run)))
     if frames:
         page.heading("Each run's loss")
+        frame = pd.concat(frames)
         more = f" The first {PANELS} of {len(runs)} runs." if len(runs) > len(shown) else ""
-        page.chart(charts.loss_panels_chart(pd.concat(frames), [panel_title(r) for r in shown]),
-                   f"Training loss of each run, coloured by its status.{more}")
+        tested = ("; dashed: the loss on the test images after each epoch"
+                  if (frame["series"] == TEST).any() else "")
+        page.chart(charts.loss_panels_chart(frame, [panel_title(r) for r in shown], LOSS_VIEW),
+                   f"Training loss of each run, coloured by its status, smoothed (faint: as "
+                   f"measured){tested}.{more}")
 
 
 def _answer_section(page: OfflinePage, sweep: Sweep, runs: list[Run], answered: list[Run],

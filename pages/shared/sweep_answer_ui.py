@@ -36,7 +36,7 @@ from cifar_core.sweeps.progress import panel_title
 from cifar_core.sweeps.space import SearchSpace
 from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import settings
-from pages.shared import navigation
+from pages.shared import loss_ui, navigation
 from pages.shared.dataset_choice import CHOSEN
 from pages.shared.sweep_runs_ui import run_curve, runs_table_ui
 from pages.shared.train_form import FORM_FROM, fill_form
@@ -96,7 +96,9 @@ def picked_curve_ui(runs: list[Run], run_id: str) -> None:
     if curve.empty:
         st.caption("This run has no loss reports.")
         return
-    st.altair_chart(charts.single_loss_chart(curve), width="stretch")
+    view = loss_ui.loss_view_ui("sw_picked_loss")
+    st.altair_chart(charts.single_loss_chart(curve, view), width="stretch")
+    st.caption(loss_ui.lines_caption(curve, view, dashed="orange"))
 
 
 def parallel_ui(sweep: Sweep, runs: list[Run], names: list[str]) -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from cifar_core.runs.store import Run
-from cifar_core.runs.views import format_duration, loss_curve, status_text
+from cifar_core.runs.views import format_duration, status_text
 from cifar_core.share import charts
 from cifar_core.sweeps.answer import sweep_runs_table, table_names
 from cifar_core.sweeps.groups import (
@@ -21,15 +21,15 @@ from cifar_core.sweeps.groups import (
 from cifar_core.sweeps.progress import curve_runs, panel_title
 from cifar_core.sweeps.store import Sweep
 from cifar_core.training.config import settings
-from pages.shared import access
+from pages.shared import loss_ui
 
 # The small loss charts: at most this many runs, of this many points each.
 PANELS = 48
 PANEL_POINTS = 30
 
 def run_curve(run: Run, points: int) -> pd.DataFrame:
-    """A run's loss reports, at most `points` of them (an even spread)."""
-    return loss_curve(access.loss_reports(run, points))
+    """A run's loss lines from at most `points` of its loss reports, with its test loss."""
+    return loss_ui.run_loss_lines(run, points)
 
 
 def small_multiples_ui(runs: list[Run]) -> None:
@@ -47,13 +47,15 @@ def small_multiples_ui(runs: list[Run]) -> None:
     frame = pd.concat(frames)
     order = [panel_title(r) for r in shown]
     present = [s for s in charts.STATUS_COLOURS if s in set(frame["status"])]
-    chart = charts.loss_panels_chart(frame, order)
+    view = loss_ui.loss_view_ui("sw_panels")
+    chart = charts.loss_panels_chart(frame, order, view)
     # A key that changes with the panels: Streamlit kept drawing a faceted chart's old panels
     # after the sweep's last runs finished (seen in Chromium), a new element draws them afresh.
     panels = zlib.crc32("|".join(order + present).encode())
     st.altair_chart(chart, width="content", key=f"sw_panels_{panels}")
     more = f" The first {PANELS} of {len(runs)} runs." if len(runs) > len(shown) else ""
-    st.caption(f"Training loss of each run, coloured by its status.{more}")
+    st.caption(f"Training loss of each run, coloured by its status.{more} "
+               + loss_ui.lines_caption(frame, view))
 
 
 def runs_table_ui(sweep: Sweep, runs: list[Run], key: str) -> None:
