@@ -446,6 +446,82 @@ def test_runs_delete_removes_a_finished_run_but_not_a_running_one(capsys, tmp_pa
     assert code == 2 and "no run" in err
 
 
+def test_runs_rename_note_and_tag_keep_what_a_person_writes(capsys, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    run = store.create({"epochs": 1, "lr": 0.02}, "/data", "cli", status="running", pid=1)
+    store.finish(run.id, "completed", metrics={"accuracy": 31.0, "per_class": {},
+                                               "test_images": 50})
+    root = store.root
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "rename", run.id, "lr  0.02\ttry")
+    assert code == 0 and "'lr 0.02 try'" in out and run.id in out
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "note", run.id, "Loss went flat.")
+    assert code == 0 and run.id in out
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "tag", run.id, "keep", "CPU")
+    assert code == 0 and "cpu, keep" in out
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "tag", run.id, "cpu", "--remove")
+    assert code == 0 and "keep" in out and "cpu" not in out
+
+    kept = store.get(run.id)
+    assert (kept.name, kept.note, kept.tags) == ("lr 0.02 try", "Loss went flat.", ("keep",))
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "show", run.id)
+    assert "lr 0.02 try" in out and "Loss went flat." in out and "keep" in out
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "rename", run.id, "")
+    assert code == 0 and store.get(run.id).name is None and "tutorial" in out
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["rename", "20250101-000000-abcd", "x"], "There is no run '20250101-000000-abcd'"),
+    (["rename", "RUN", "???"], "letter or digit"),
+    (["tag", "RUN", "two words"], "not a plain word"),
+    (["note", "RUN", "n" * 3000], "2,000 characters"),
+])
+def test_runs_rename_note_and_tag_refuse_in_one_line(capsys, tmp_path, argv, words):
+    store = RunStore(tmp_path / "runs")
+    run = store.create({"epochs": 1}, "/data", "cli", status="running", pid=1)
+    store.finish(run.id, "completed")
+
+    code, out, err = run_cli(capsys, "runs", "--runs-dir", store.root,
+                             *[run.id if a == "RUN" else a for a in argv])
+
+    assert code == 2 and words in err and "Traceback" not in err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    kept = store.get(run.id)
+    assert (kept.name, kept.note, kept.tags) == (None, "", ())
+
+
+def test_runs_list_shows_names_and_filters_by_tag_and_status(capsys, tmp_path):
+    store = RunStore(tmp_path / "runs")
+    ids = []
+    for lr in (0.02, 0.002):
+        run = store.create({"model": "fast", "epochs": 1, "lr": lr}, "/data", "cli",
+                           status="running", pid=1)
+        store.finish(run.id, "completed", metrics={"accuracy": 30.0, "per_class": {}})
+        ids.append(run.id)
+    store.set_name(ids[0], "the good one")
+    store.tag(ids[0], ["keep"])
+    root = store.root
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "list")
+    lines = out.splitlines()[1:]
+    assert code == 0 and len(lines) == 2
+    assert [ln for ln in lines if ln.startswith(ids[0])][0].endswith("the good one")
+    assert [ln for ln in lines if ln.startswith(ids[1])][0].endswith("fast · lr 0.002")
+
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "list", "--tag", "keep")
+    assert code == 0 and [ln.split()[0] for ln in out.splitlines()[1:]] == [ids[0]]
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "list", "--tag", "nothing")
+    assert code == 0 and "No runs" in out and "nothing" in out
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "list", "--tag", "keep",
+                           "--status", "failed")
+    assert code == 0 and ids[0] not in out
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "list", "--tag", "keep",
+                           "--json")
+    [listed] = [json.loads(line) for line in out.splitlines()]
+    assert (listed["id"], listed["name"], listed["tags"]) == (ids[0], "the good one", ["keep"])
+
+
 # --- data ---------------------------------------------------------------------------------
 
 def test_data_describes_the_data_set(capsys, synthetic_dir):

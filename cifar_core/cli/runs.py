@@ -1,5 +1,5 @@
-"""`runs list | show | stop | delete | export`: the runs in the run store, one function per
-action."""
+"""`runs list | show | stop | delete | export | rename | note | tag`: the runs in the run store,
+one function per action."""
 
 from __future__ import annotations
 
@@ -18,8 +18,16 @@ from cifar_core.cli.common import (
 )
 from cifar_core.errors import CifarError, StoreError
 from cifar_core.runs.jobs import JobRunner
+from cifar_core.runs.naming import display_names
 from cifar_core.runs.store import STATUSES, Run, RunStore
-from cifar_core.runs.views import IMPORTED, how_it_trained, is_import, run_setting_text
+from cifar_core.runs.views import (
+    IMPORTED,
+    TAG,
+    filter_runs,
+    how_it_trained,
+    is_import,
+    run_setting_text,
+)
 from cifar_core.share.curves_csv import write_curves_csv
 from cifar_core.share.tensorboard import write_tensorboard
 from cifar_core.training.config import compared_settings
@@ -33,6 +41,8 @@ def add_runs_parser(sub) -> None:
     rsub = r.add_subparsers(dest="action", required=True, parser_class=CommandParser)
     rl = rsub.add_parser("list", help="all runs, newest first")
     rl.add_argument("--status", choices=STATUSES)
+    rl.add_argument("--tag", action="append", default=[], metavar="TAG",
+                    help="only the runs with this tag (give it again for any of several)")
     rs = rsub.add_parser("show", help="one run in detail")
     rs.add_argument("run_id")
     rst = rsub.add_parser("stop", help="stop a queued or running run")
@@ -48,14 +58,25 @@ def add_runs_parser(sub) -> None:
     re_.add_argument("--tensorboard", type=Path, metavar="DIR",
                      help="the folder to write TensorBoard files into (a folder per run; needs "
                           "the tensorboard package)")
-    for action in (rl, rs, rst, rd, re_):
+    rn = rsub.add_parser("rename", help="give a run a name (\"\" for the one made from "
+                                        "its settings)")
+    rn.add_argument("run_id", metavar="RUN")
+    rn.add_argument("name", metavar="NAME")
+    rno = rsub.add_parser("note", help="keep a note with a run (\"\" to remove it)")
+    rno.add_argument("run_id", metavar="RUN")
+    rno.add_argument("text", metavar="TEXT")
+    rt = rsub.add_parser("tag", help="add tags to a run, or take them off with --remove")
+    rt.add_argument("run_id", metavar="RUN")
+    rt.add_argument("tags", nargs="+", metavar="TAG")
+    rt.add_argument("--remove", action="store_true", help="take these tags off")
+    for action in (rl, rs, rst, rd, re_, rn, rno, rt):
         runs_flag(action)
         json_flag(action)
 
 
-def _print_runs_table(runs: list[Run]) -> None:
+def _print_runs_table(runs: list[Run], names: dict[str, str]) -> None:
     """A line per run: its data set (by the name --dataset takes), a column per compared
-    setting (cifar_core.training.config), then the results."""
+    setting (cifar_core.training.config), the results, then its name (naming)."""
     rows = [(run, {name: run_setting_text(run, name) for name in compared_settings()})
             for run in runs]
     widths = {name: max(len(name), *(len(shown[name]) for _, shown in rows))
@@ -63,7 +84,7 @@ def _print_runs_table(runs: list[Run]) -> None:
     named = max(len("dataset"), *(len(run.dataset) for run in runs))
     print(f"{'run':22} {'status':10} {'dataset':{named}} {'created':16} "
           + " ".join(f"{name:>{width}}" for name, width in widths.items())
-          + f" {'accuracy':>8} {'images/s':>9}")
+          + f" {'accuracy':>8} {'images/s':>9} name")
     for run, shown in rows:
         m = run.metrics or {}
         acc = f"{m['accuracy']:.1f} %" if m.get("accuracy") is not None else "-"
@@ -71,21 +92,28 @@ def _print_runs_table(runs: list[Run]) -> None:
         values = " ".join(f"{shown[name]:>{width}}" for name, width in widths.items())
         status = IMPORTED if is_import(run) else run.status  # no settings, no speed
         print(f"{run.id:22} {status:10} {run.dataset:{named}} {shown_time(run.created):16} "
-              f"{values} {acc:>8} {ips:>9}")
+              f"{values} {acc:>8} {ips:>9} {names[run.id]}")
 
 
 def list_runs(store: RunStore, args) -> int:
-    runs = store.list(args.status)
+    every = store.list()
+    names = display_names(every)  # made among all runs: a run reads as it does everywhere
+    runs = filter_runs(store.list(args.status) if args.status else every, TAG, args.tag)
     for warning in store.damaged_runs():
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         for run in runs:
-            emit(run.to_dict())
+            emit({**run.to_dict(), "display_name": names[run.id]})
         return 0
     if not runs:
-        print("No runs yet. Start one with: python -m cifar_core train")
+        if args.status or args.tag:
+            print("No runs " + " and ".join(
+                ([f"with status {args.status}"] if args.status else [])
+                + ([f"tagged {' or '.join(args.tag)}"] if args.tag else [])) + ".")
+        else:
+            print("No runs yet. Start one with: python -m cifar_core train")
         return 0
-    _print_runs_table(runs)
+    _print_runs_table(runs, names)
     return 0
 
 
@@ -95,6 +123,12 @@ def show_run(store: RunStore, args) -> int:
         emit({**run.to_dict(), "events": [e.to_dict() for _, e in store.events(run.id)]})
         return 0
     print(f"Run {run.id}: {run.status}" + (f" - {run.message}" if run.message else ""))
+    print(f"  name: {display_names(store.list()).get(run.id, run.id)}"
+          + ("" if run.name else " (made from its settings; set one with 'runs rename')"))
+    if run.tags:
+        print(f"  tags: {', '.join(run.tags)}")
+    if run.note:
+        print("  note: " + run.note.replace("\n", "\n        "))
     print(f"  created {shown_time(run.created)}, origin {run.origin}, data set {run.dataset} "
           f"in {run.data_dir}")
     print("  settings: " + ", ".join(f"{k}={v}" for k, v in run.config.items()))
@@ -165,8 +199,38 @@ def export_tensorboard(store: RunStore, args) -> None:
           f"{args.tensorboard}. See them with: tensorboard --logdir {args.tensorboard}")
 
 
+def rename_run(store: RunStore, args) -> int:
+    run = store.set_name(args.run_id, args.name)
+    shown = display_names(store.list()).get(run.id, run.id)
+    if args.json:
+        emit({"run_id": run.id, "name": run.name, "display_name": shown})
+        return 0
+    print(f"Run {run.id} is now called '{run.name}'." if run.name else
+          f"Run {run.id} has no name of its own now: it shows as '{shown}'.")
+    return 0
+
+
+def note_run(store: RunStore, args) -> int:
+    run = store.set_note(args.run_id, args.text)
+    if args.json:
+        emit({"run_id": run.id, "note": run.note})
+        return 0
+    print(f"Kept the note with run {run.id}." if run.note else f"Run {run.id} has no note now.")
+    return 0
+
+
+def tag_run(store: RunStore, args) -> int:
+    run = store.tag(args.run_id, args.tags, remove=args.remove)
+    if args.json:
+        emit({"run_id": run.id, "tags": list(run.tags)})
+        return 0
+    print(f"Run {run.id}'s tags: {', '.join(run.tags)}." if run.tags else
+          f"Run {run.id} has no tags now.")
+    return 0
+
+
 RUN_ACTIONS = {"list": list_runs, "show": show_run, "stop": stop_run, "delete": delete_run,
-               "export": export_runs}
+               "export": export_runs, "rename": rename_run, "note": note_run, "tag": tag_run}
 
 
 def cmd_runs(args) -> int:
