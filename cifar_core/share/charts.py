@@ -11,7 +11,8 @@ from cifar_core.runs.curves import TEST, TRAINING, LossView, smoothed_lines
 from cifar_core.training.evaluation import confusion_rows
 
 # Run ids are long: a legend under the chart leaves the plot its full width.
-RUN_COLOR = alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", columns=1))
+RUN_COLOR = alt.Color("run:N", title="run",
+                      legend=alt.Legend(orient="bottom", columns=1, symbolOpacity=1))
 STATUS_COLOURS = {"completed": "#54A24B", "running": "#4C78A8", "queued": "#9D9D9D",
                   "stopped": "#F58518", "stopped early": "#B279A2", "diverged": "#E45756",
                   "failed": "#E45756"}
@@ -81,7 +82,8 @@ def epoch_accuracy_chart(table: pd.DataFrame) -> alt.Chart:
 # on a linear or log scale, against minibatches, images seen or epochs.
 
 SERIES_COLOURS = {TRAINING: "#4C78A8", TEST: "#F58518"}
-SERIES_COLOUR = alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom"),
+SERIES_COLOUR = alt.Color("series:N", title=None,
+                          legend=alt.Legend(orient="bottom", symbolOpacity=1),
                           scale=alt.Scale(domain=list(SERIES_COLOURS),
                                           range=list(SERIES_COLOURS.values())))
 FAINT = 0.25  # the opacity of the raw training loss behind its smoothed line
@@ -95,10 +97,11 @@ def loss_x(view: LossView, domain: list[float] | None = None) -> alt.X:
                  axis=alt.Axis(format="~g" if view.x == "epochs" else "~s"))
 
 
-def loss_y(view: LossView, field: str = "loss", title: str = "loss") -> alt.Y:
+def loss_y(view: LossView, field: str = "loss") -> alt.Y:
     """The loss axis, linear or log as the LossView says, with three decimals at most."""
-    return alt.Y(f"{field}:Q", title=title, axis=alt.Axis(format=".3~f"),
-                 scale=alt.Scale(type="log" if view.log_scale else "linear", zero=False))
+    # A log scale rounded out to powers of ten left the curves in a strip of the chart.
+    scale = alt.Scale(type="log", nice=False) if view.log_scale else alt.Scale(zero=False)
+    return alt.Y(f"{field}:Q", title="loss", axis=alt.Axis(format=".3~f"), scale=scale)
 
 
 def loss_layers(lines: pd.DataFrame, view: LossView, color, dots,
@@ -117,11 +120,11 @@ def loss_layers(lines: pd.DataFrame, view: LossView, color, dots,
     training = base.transform_filter(alt.datum.series == TRAINING)
     layers = [training.mark_line(opacity=FAINT if smooth else 1,
                                  point=alt.Undefined if smooth else dots).encode(
-        x=x, y=loss_y(view, title="training loss" if smooth else "loss"), color=color,
+        x=x, y=loss_y(view), color=color,
         tooltip=tooltip)]
     if smooth:
         layers.append(training.mark_line(point=dots).encode(
-            x=x, y=loss_y(view, "smoothed", "loss"), color=color,
+            x=x, y=loss_y(view, "smoothed"), color=color,
             tooltip=[*tooltip, alt.Tooltip("smoothed:Q", format=".3f")]))
     if (lines["series"] == TEST).any():
         layers.append(base.transform_filter(alt.datum.series == TEST).mark_line(
@@ -161,7 +164,8 @@ def loss_panels_chart(frame: pd.DataFrame, order: list[str],
     `order`, coloured by status, the test loss dashed."""
     # Only the statuses there are, each in its own colour whichever others are missing.
     present = [s for s in STATUS_COLOURS if s in set(frame["status"])]
-    color = alt.Color("status:N", title="status", legend=alt.Legend(orient="top"),
+    color = alt.Color("status:N", title="status",
+                      legend=alt.Legend(orient="top", symbolOpacity=1),
                       scale=alt.Scale(domain=present,
                                       range=[STATUS_COLOURS[s] for s in present]))
     layers = loss_layers(frame, view, color, alt.OverlayMarkDef(size=12))
