@@ -337,3 +337,54 @@ def test_the_sweep_report_gives_each_settings_mean_spread_and_error_bars(data_di
     assert "are within the noise" in html  # the best two settings
     assert "51.3 ± 2.5 %" in html  # the best setting's row: 51, 49, 54
     assert '"errorbar"' in html
+
+
+def test_sweep_show_says_the_best_settings_mean_and_the_noise(data_dir, runs_dir, capsys):
+    from conftest import run_cli
+
+    sweep_id = repeated_sweep(runs_dir, data_dir, {0.001: [30.0, 31.0, 29.0],
+                                                   0.01: [51.0, 49.0, 50.0]})
+    code, out, _ = run_cli(capsys, "sweep", "show", sweep_id, "--runs-dir", str(runs_dir))
+    assert code == 0
+    assert "Best setting: learning rate 0.01, 50.0 ± 1.0 %" in out
+    assert "more than their spreads" in out
+
+
+def test_two_settings_repeats_get_a_chart_of_each_settings_mean_with_error_bars():
+    space = SearchSpace(axes=(Axis("lr", (0.001, 0.01)), Axis("momentum", (0.8, 0.9))),
+                        repeats=3)
+    runs, i = [], 0
+    for lr in (0.001, 0.01):
+        for m in (0.8, 0.9):
+            for r, delta in enumerate((-1.0, 0.0, 1.0)):
+                runs.append(run(i, (40.0 if lr == 0.01 else 20.0) + 5 * (m == 0.9) + delta,
+                                lr=lr, momentum=m, seed=r))
+                i += 1
+    table = groups_table(space, runs)
+    assert list(table["setting"])[0] == "learning rate 0.01, momentum 0.9"
+    spec = sweep_charts.settings_chart(table).to_dict()
+    [bar] = [layer for layer in spec["layer"] if layer["mark"]["type"] == "errorbar"]
+    assert bar["encoding"]["x"]["field"] == "low" and bar["encoding"]["x2"]["field"] == "high"
+    assert bar["encoding"]["y"]["sort"] == list(table["setting"])  # best mean on top
+
+
+def test_a_two_setting_sweep_with_repeats_draws_each_settings_error_bar(data_dir, runs_dir):
+    store = RunStore(runs_dir)
+    sweeps = SweepStore(store)
+    config = TrainConfig(epochs=1, batch_size=10, log_every=2).to_dict()
+    space = SearchSpace(axes=(Axis("lr", (0.001, 0.01)), Axis("momentum", (0.8, 0.9))),
+                        repeats=2, base={"seed": 5})
+    sweep = sweeps.create("two settings", space, str(data_dir), "cli")
+    for trial, config_i in enumerate(space.configs()):
+        made = sweeps.add_run(sweep, {**config, **config_i}, trial)
+        store.set_running(made.id, os.getpid())
+        accuracy = 100 * config_i["lr"] + config_i["momentum"] + config_i["seed"] - 5
+        store.finish(made.id, "completed", "", {"accuracy": accuracy, "per_class": {}})
+    sweeps.finish(sweep.id, "completed", "")
+    at = app_at("pages/sweep.py")
+    no_traceback(at)
+    assert any(m.value == "**Each setting, over its repeats**" for m in at.markdown)
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    bars = [layer for spec in specs for layer in spec.get("layer", [])
+            if isinstance(layer.get("mark"), dict) and layer["mark"].get("type") == "errorbar"]
+    assert bars and bars[0]["encoding"]["x2"]["field"] == "high"

@@ -28,6 +28,7 @@ from cifar_core.data.dataset import default_data_dir
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.runs.views import dataset_title, setting_text
 from cifar_core.sweeps.engine import best_run, delete_sweep, start_sweep, stop_sweep
+from cifar_core.sweeps.groups import best_setting_text, best_two_answer
 from cifar_core.sweeps.space import (
     PRUNERS,
     STRATEGIES,
@@ -174,15 +175,20 @@ def _wait_for_sweep(store: RunStore, sweep_id: str, as_json: bool, varied: list[
 
 
 def _best_lines(store: RunStore, sweep: Sweep) -> list[str]:
-    best = best_run(SweepStore(store).runs(sweep.id))
+    runs = SweepStore(store).runs(sweep.id)
+    best = best_run(runs)
     if best is None:
         return ["No run of the sweep finished with an accuracy."]
     changed = {k: v for k, v in best.settings.items() if v != defaults().get(k)}
     flags = " ".join(f"{settings()[k].flag} {v}" if settings()[k].kind is not bool
                      else (settings()[k].flag if v else f"--no-{settings()[k].flag[2:]}")
                      for k, v in changed.items() if k in settings() and v is not None)
-    return [f"Best: run {best.id}, {best.accuracy:.1f} % of the test images right.",
-            f"  to train it again: python -m cifar_core train {flags}"]
+    setting = best_setting_text(sweep.space, runs)  # (with repeats: the best mean)
+    noise = best_two_answer(sweep.space, runs)
+    return [*([setting.replace("**", "") + "."] if setting else []),
+            f"Best: run {best.id}, {best.accuracy:.1f} % of the test images right.",
+            f"  to train it again: python -m cifar_core train {flags}",
+            *([noise] if noise else [])]
 
 
 def _started_sweep(store: RunStore, args) -> tuple[Sweep, Path]:
@@ -276,7 +282,8 @@ def show_sweep(store: RunStore, args) -> int:
     varied = [a.name for a in sweep.space.varied]
     print(f"Sweep {sweep.id} ({sweep.name}): {sweep.status}"
           + (f" - {sweep.message}" if sweep.message else ""))
-    print(f"  {sweep.space.strategy}, {len(runs)} of {sweep.space.size()} runs, "
+    repeats = f" (each setting {sweep.space.repeats} times)" if sweep.space.repeats > 1 else ""
+    print(f"  {sweep.space.strategy}, {len(runs)} of {sweep.space.size()} runs{repeats}, "
           f"{sweep.parallel} side by side on {sweep.engine}; varies "
           f"{', '.join(varied) or 'nothing'}")
     print(f"  on {dataset_title(sweep.dataset)} (data: {sweep.data_dir})")

@@ -339,6 +339,9 @@ def _answer_section(page: OfflinePage, sweep: Sweep, runs: list[Run], answered: 
                     names: list[str]) -> None:
     declared = settings()
     page.heading("Which settings pay off")
+    if len(names) >= 2 and has_repeats(setting_groups(sweep.space, runs)):
+        page.chart(sweep_charts.settings_chart(groups_table(sweep.space, runs)),
+                   "Each setting's mean test accuracy, the best on top. " + SPREAD_CAPTION)
     if len(names) >= 2:
         best = best_run(runs)
         page.chart(sweep_charts.parallel_chart(parallel_coordinates(sweep.space, answered, names),

@@ -87,6 +87,22 @@ def one_setting_chart(table: pd.DataFrame, spec: Setting,
     return alt.layer(*layers).properties(height=320)
 
 
+def settings_chart(table: pd.DataFrame) -> alt.LayerChart:
+    """Each setting's mean accuracy over its repeats (groups.groups_table), the best on top,
+    with an error bar from low to high where it ran more than once."""
+    y = alt.Y("setting:N", title=None, sort=list(table["setting"]),
+              axis=alt.Axis(labelLimit=320))
+    tooltip = [alt.Tooltip("setting:N"), "runs:Q",
+               alt.Tooltip("mean:Q", format=".1f", title="mean %"),
+               alt.Tooltip("spread:Q", format=".1f", title="± %")]
+    bars = alt.Chart(table[table["runs"] > 1]).mark_errorbar(ticks=True, thickness=2).encode(
+        x=alt.X("low:Q", title="test accuracy (%)", scale=alt.Scale(zero=False)), x2="high:Q",
+        y=y, tooltip=tooltip)
+    means = alt.Chart(table).mark_point(filled=True, size=80, color="#4C78A8").encode(
+        x="mean:Q", y=y, tooltip=tooltip)
+    return alt.layer(bars, means).properties(height=alt.Step(28))
+
+
 def heatmap_chart(table: pd.DataFrame, x_label: str, y_label: str) -> alt.LayerChart:
     """The mean accuracy over two settings (answer.heatmap_table), the figure in each cell (with
     its runs' spread where a cell holds several)."""

@@ -66,16 +66,17 @@ def has_repeats(groups: list[SettingGroup]) -> bool:
 
 
 def groups_table(space: SearchSpace, runs: list[Run]) -> pd.DataFrame:
-    """A row per setting, the best mean first: each varied setting (as text), runs (how many
-    with an accuracy), mean, spread, low, high (the error bar's ends), text ('54.0 ± 5.3 %'),
-    best."""
+    """A row per setting, the best mean first: each varied setting (as text), setting (all of
+    them in words), runs (how many with an accuracy), mean, spread, low, high (the error bar's
+    ends), text ('54.0 ± 5.3 %'), best."""
     names = setting_names(space)
-    rows = [{**{n: value_text(n, g.values[n]) for n in names}, "runs": g.spread.n,
+    rows = [{**{n: value_text(n, g.values[n]) for n in names}, "setting": g.words(),
+             "runs": g.spread.n,
              "mean": g.spread.mean, "spread": g.spread.spread, "low": g.spread.low,
              "high": g.spread.high, "text": g.spread.text, "best": i == 0}
             for i, g in enumerate(setting_groups(space, runs))]
-    return pd.DataFrame(rows, columns=[*names, "runs", "mean", "spread", "low", "high", "text",
-                                       "best"])
+    return pd.DataFrame(rows, columns=[*names, "setting", "runs", "mean", "spread", "low",
+                                       "high", "text", "best"])
 
 
 def value_spreads(runs: list[Run], name: str) -> pd.DataFrame:
@@ -119,7 +120,8 @@ def best_two_answer(space: SearchSpace, runs: list[Run]) -> str:
     first, second = groups[0], groups[1]
     if not has_repeats(groups):
         return ("Each setting ran once, with one seed: one seed per setting cannot tell a real "
-                "difference from the seed's noise. Set Repeats to 2 or more to know.")
+                "difference from the seed's noise. Repeat each setting (Repeats, or --repeats) to "
+                "know.")
     a, b = first.spread, second.spread
     gap = a.mean - b.mean
     both = (f"The best setting, {first.words()} ({a.text}), and the next, {second.words()} "

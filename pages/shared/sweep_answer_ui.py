@@ -29,6 +29,9 @@ from cifar_core.sweeps.groups import (
     SPREAD_CAPTION,
     best_setting_text,
     best_two_answer,
+    groups_table,
+    has_repeats,
+    setting_groups,
     value_spreads,
 )
 from cifar_core.sweeps.importance import importance_answer
@@ -189,6 +192,11 @@ def answer_ui(sweep: Sweep, all_runs: list[Run]) -> None:
     if not runs:
         return
     names = varied_names(sweep.space, runs)
+    if len(names) >= 2 and has_repeats(setting_groups(sweep.space, runs)):
+        st.markdown("**Each setting, over its repeats**")
+        st.altair_chart(sweep_charts.settings_chart(groups_table(sweep.space, runs)),
+                        width="stretch")
+        st.caption("Each setting's mean test accuracy, the best on top. " + SPREAD_CAPTION)
     if len(names) >= 2:
         st.markdown("**Every run at a glance**")
         parallel_ui(sweep, runs, names)
