@@ -147,7 +147,7 @@ def final_metrics(model, data, config: TrainConfig, done) -> dict:
     """What a run keeps once its training is done (the DoneEvent): the test's metrics, with
     how fast, how long and how it trained. The Ray engine's runs keep the same."""
     evaluation = evaluate(model, data, resolve_device(config.device), tta=config.tta,
-                          precision=config.precision)
+                          precision=config.precision, tta_unsure_below=config.tta_unsure_below)
     return {**evaluation.metrics(), "images_per_s": done.images_per_s,
             "train_s": done.train_s, "images_seen": done.images_seen,
             "epochs_done": done.epochs_done, "classes": list(data.classes),

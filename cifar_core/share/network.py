@@ -57,12 +57,12 @@ class Answering(nn.Module):
     """A network as the dashboard asks it: every class's probability for normalised pictures,
     the test-time augmentation's views averaged (training.augment.tta_logits)."""
 
-    def __init__(self, model: nn.Module, tta: str):
+    def __init__(self, model: nn.Module, tta: str, unsure_below: float | None = None):
         super().__init__()
-        self.model, self.tta = model, tta
+        self.model, self.tta, self.unsure_below = model, tta, unsure_below
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(tta_logits(self.model, pixels, self.tta), dim=1)
+        return torch.softmax(tta_logits(self.model, pixels, self.tta, self.unsure_below), dim=1)
 
 
 def _write_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -243,7 +243,9 @@ def write_export(path: Path, fmt: str, out: Path | None, stem: str, source: str,
     try:
         with tempfile.TemporaryDirectory(prefix="cifar-export-") as work:
             network_file = Path(work) / spec.file
-            module = Answering(checkpoint.model, checkpoint.prediction_options()["tta"]).eval()
+            options = checkpoint.prediction_options()
+            module = Answering(checkpoint.model, options["tta"],
+                               options.get("tta_unsure_below")).eval()
             example = torch.zeros(2, *checkpoint.shape)
             try:
                 spec.write(module, example, network_file)
@@ -326,8 +328,9 @@ def check_file(spec: ExportFormat, network_file: Path, checkpoint: Checkpoint,
                images: torch.Tensor, what: str) -> ExportCheck:
     """The exported file's answers for `images` beside PyTorch's (as the dashboard computes
     them, in 32-bit floats); CifarError where they differ (MAX_DIFFERENCE, MIN_AGREEMENT)."""
-    tta = checkpoint.prediction_options()["tta"]
-    expected = predict_probabilities(checkpoint.model, images, tta=tta).numpy()
+    options = checkpoint.prediction_options()
+    expected = predict_probabilities(checkpoint.model, images, tta=options["tta"],
+                                     tta_unsure_below=options.get("tta_unsure_below")).numpy()
     answer = spec.load(network_file)
     got = np.concatenate([answer(normalize(images[i:i + CHECK_PICTURES]).numpy())
                           for i in range(0, len(images), CHECK_PICTURES)])
@@ -378,6 +381,8 @@ def model_card(checkpoint: Checkpoint, spec: ExportFormat, source: str,
         "output": {"name": OUTPUT_NAME, "shape": [None, len(checkpoint.classes)],
                    "meaning": "each class's probability, in the order of 'classes'"},
         "test_time_augmentation": options["tta"],
+        # None: every picture; else only those whose top probability is below it
+        "test_time_augmentation_unsure_below": options.get("tta_unsure_below"),
         "trained_precision": options["precision"],
         "accuracy": checkpoint.metrics.get("accuracy"),
         "test_images": checkpoint.metrics.get("test_images"),
@@ -392,6 +397,14 @@ _TTA_WORDS = {"none": "none: the picture as it is",
               "flip": "flip: the answers for the picture and its mirror image, averaged",
               "flip+translate": "flip+translate: the picture and its mirror image, each also "
                                 "moved a pixel each way, their answers averaged"}
+
+
+def _unsure_words(unsure_below: float | None) -> str:
+    """The model card's words for selective test-time augmentation ('' where it is off)."""
+    if unsure_below is None:
+        return ""
+    return (f"; only for the pictures whose top probability is below {unsure_below:g} "
+            "(the others keep their first answer)")
 
 
 def model_card_text(card: dict) -> str:
@@ -415,7 +428,8 @@ def model_card_text(card: dict) -> str:
         f"the centre square of a picture resized; each pixel p (0 to 255) given as "
         f"(p / 255 - mean) / std with mean {norm['mean']} and std {norm['std']}",
         f"- Output: {card['output']['name']}, each class's probability in the order above",
-        f"- Test-time augmentation inside the file: {_TTA_WORDS.get(tta, tta)}",
+        f"- Test-time augmentation inside the file: {_TTA_WORDS.get(tta, tta)}"
+        + _unsure_words(card.get("test_time_augmentation_unsure_below")),
         f"- Accuracy when it was trained: {accuracy}",
         f"- Check at export: {ExportCheck(**card['check']).in_words()}",
         "",

@@ -20,10 +20,13 @@ TEST_TIME_AUGMENTATIONS = ("none", "flip", "flip+translate")
 TRANSLATE_PIXELS = 2
 
 
-def flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def flip(images: torch.Tensor, generator: torch.Generator,
+         mirrored: torch.Tensor | None = None) -> torch.Tensor:
     """Each image (N,C,H,W) mirrored left-right with probability 1/2, drawn from `generator`
-    (a CPU generator: the same draws on every device)."""
-    mirrored = torch.rand(len(images), generator=generator) < 0.5
+    (a CPU generator: the same draws on every device); or, where `mirrored` (N booleans) is
+    given, the images it says, drawing nothing."""
+    if mirrored is None:
+        mirrored = torch.rand(len(images), generator=generator) < 0.5
     mirrored = mirrored.to(images.device).view(-1, 1, 1, 1)
     return torch.where(mirrored, images.flip(3), images)
 
@@ -42,15 +45,25 @@ def translate(images: torch.Tensor, generator: torch.Generator,
     return padded[batch, channel, rows, cols]
 
 
-def augment(images: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
+def augment(images: torch.Tensor, mode: str, generator: torch.Generator,
+            mirrored: torch.Tensor | None = None) -> torch.Tensor:
     """The images augmented as `mode` says (one of AUGMENTATIONS); 'none' returns them as
-    they are and draws nothing from the generator."""
+    they are and draws nothing from the generator. `mirrored`: which images the flip mirrors
+    (alternating_flips), instead of a draw."""
     if mode == "none":
         return images
     if mode not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {mode!r}")
-    images = flip(images, generator)
+    images = flip(images, generator, mirrored)
     return translate(images, generator) if mode == "flip+translate" else images
+
+
+def alternating_flips(first: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Which pictures the flip mirrors in `epoch` (0-based) with the alternating flip
+    (airbench94's derandomised flip): `first` (a boolean per picture, drawn once from the seed)
+    in even epochs, its opposite in odd ones. Each picture is seen both ways every two epochs,
+    where a fresh draw each epoch shows a quarter of them the same way twice running."""
+    return first if epoch % 2 == 0 else ~first
 
 
 def shifted(images: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
@@ -65,12 +78,34 @@ def shifted(images: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
 
 
 def tta_logits(forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                     mode: str) -> torch.Tensor:
+               mode: str, unsure_below: float | None = None) -> torch.Tensor:
     """forward(images), averaged over the views `mode` asks for: 'flip' the images and their
-    mirror images; 'flip+translate' also both moved a pixel up-left and down-right, weighted
-    as airbench94 does (half for the unmoved pair, a quarter for each moved one)."""
+    mirror images; 'flip+translate' (airbench94's multi-crop level 2) also both moved a pixel
+    up-left and down-right, weighted as airbench94 does (half for the unmoved pair, a quarter
+    for each moved one). `unsure_below` (selective test-time augmentation): only the pictures
+    whose plain answer's top probability is below it get the views' average; the others keep
+    their plain logits, untouched."""
     if mode == "none":
         return forward(images)
+    if unsure_below is None:
+        return _views_logits(forward, images, mode)
+    plain = forward(images)
+    sure = torch.softmax(plain.float(), dim=1).amax(dim=1) >= unsure_below
+    # Every picture's views are computed and the answers chosen per picture, a shape that
+    # an exported graph (ONNX, TorchScript) keeps; inference computes the unsure ones only.
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return torch.where(sure.view(-1, 1), plain, _views_logits(forward, images, mode))
+    unsure = torch.nonzero(~sure).flatten()
+    if len(unsure) == 0:
+        return plain
+    logits = plain.clone()
+    logits[unsure] = _views_logits(forward, images[unsure], mode).to(logits.dtype)
+    return logits
+
+
+def _views_logits(forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                  mode: str) -> torch.Tensor:
+    """forward(images) averaged over every view of `mode` (not 'none')."""
 
     def with_mirror(x: torch.Tensor) -> torch.Tensor:
         return 0.5 * (forward(x) + forward(x.flip(3)))

@@ -85,11 +85,17 @@ class Checkpoint:
                 f"{what_to_do}")
 
     def prediction_options(self) -> dict:
-        """How the training tested it: test-time augmentation and precision (keyword
-        arguments of cifar_core.training.evaluation's predict and evaluate)."""
+        """How the training tested it: test-time augmentation and precision, and where the
+        augmentation was only for the pictures it was unsure of, below which confidence
+        (tta_unsure_below, named only where set) (keyword arguments of
+        cifar_core.training.evaluation's predict and evaluate)."""
         tta, precision = self.config.get("tta"), self.config.get("precision")
-        return {"tta": tta if tta in TEST_TIME_AUGMENTATIONS else "none",
-                "precision": precision if precision in PRECISIONS else "fp32"}
+        unsure = self.config.get("tta_unsure_below")
+        tta = tta if tta in TEST_TIME_AUGMENTATIONS else "none"
+        unsure = unsure if (tta != "none" and isinstance(unsure, float)
+                            and 0 < unsure < 1) else None
+        options = {"tta": tta, "precision": precision if precision in PRECISIONS else "fp32"}
+        return options if unsure is None else {**options, "tta_unsure_below": unsure}
 
 
 def save_checkpoint(path: Path | str, model: nn.Module, config: dict, classes: tuple[str, ...],

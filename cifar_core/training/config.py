@@ -17,6 +17,7 @@ from cifar_core.data.own_sets import is_own_set
 from cifar_core.data.registry import DATASETS, DEFAULT_DATASET
 from cifar_core.errors import ConfigError, DeviceError
 from cifar_core.training.augment import AUGMENTATIONS, TEST_TIME_AUGMENTATIONS
+from cifar_core.training.averaging import AVERAGINGS
 from cifar_core.training.devices import available_devices, resolve_device
 from cifar_core.training.models import MODELS, model_names
 from cifar_core.training.recipe import PRECISIONS, SCHEDULES, precision_problem
@@ -151,6 +152,12 @@ class TrainConfig:
         help="Show each training picture a little changed every epoch: mirrored (flip), and "
              "also shifted by a pixel or two (translate). The network then learns what a cat "
              "looks like rather than memorising these pictures.")
+    alternating_flip: bool = setting(
+        False, label="Alternate the mirroring", kind=bool, flag="--alternating-flip",
+        advanced=True, range_test=False,
+        help="With an augmentation that mirrors: mirror each picture every other epoch "
+             "(which way it starts is drawn once per picture) instead of by a coin toss each "
+             "epoch, so the network sees every picture both ways every two epochs.")
     label_smoothing: float = setting(
         0.0, label="Label smoothing", kind=float, flag="--label-smoothing", low=0, high=1,
         below_high=True, step=0.05, format="%.2f", advanced=True,
@@ -166,6 +173,13 @@ class TrainConfig:
         False, label="Nesterov momentum", kind=bool, flag="--nesterov", advanced=True,
         help="Look ahead along the momentum before correcting: usually a little better and "
              "steadier. Needs a momentum above 0.")
+    muon_lr: float | None = setting(
+        None, label="Muon learning rate (filters)", kind=float, flag="--muon-lr", low=0,
+        high=10, above_low=True, optional=True, none_means="off (SGD for every weight)",
+        step=0.01, format="%.3f", log_scale=True, advanced=True, speed=True,
+        help="Train the pattern detectors (the convolution filters) with Muon, which makes "
+             "each step push all their directions alike, and every other weight as before. "
+             "0.24 is the GPU speed records' value for the fast network. Empty: off.")
     schedule: str = setting(
         "constant", label="Learning-rate schedule", kind=str, flag="--schedule",
         choices=SCHEDULES, advanced=True,
@@ -173,6 +187,13 @@ class TrainConfig:
         help="How the learning rate changes during training: constant (the tutorial's); "
              "warm-up then linear decay (start gently, end with fine steps); one-cycle (up, "
              "then down along a curve).")
+    averaging: str = setting(
+        "none", label="Weight averaging", kind=str, flag="--averaging", choices=AVERAGINGS,
+        advanced=True, range_test=False,
+        help="Test and keep an average of the network's recent weights rather than its last "
+             "ones, which jitter from step to step: ema (a running average over about the "
+             "last 100 steps) or lookahead (every 5 steps the weights are pulled back to the "
+             "average, as the GPU speed records do).")
     tta: str = setting(
         "none", label="Test-time augmentation", kind=str, flag="--tta",
         choices=TEST_TIME_AUGMENTATIONS, advanced=True,
@@ -180,6 +201,15 @@ class TrainConfig:
         help="When testing, also ask the network about the mirror image of each picture "
              "(flip), and shifted copies (flip+translate), and average its answers: a little "
              "more accurate, two or six times the work.")
+    tta_unsure_below: float | None = setting(
+        None, label="Test-time augmentation only when unsure", kind=float,
+        flag="--tta-unsure-below", low=0, high=1, above_low=True, below_high=True,
+        optional=True, none_means="every picture", step=0.05, format="%.2f", advanced=True,
+        range_test=False,
+        help="Ask about the mirrored and shifted copies only for the pictures the network is "
+             "less sure of than this (its top answer's probability, e.g. 0.9); the pictures it "
+             "is sure of keep their first answer. Nearly as accurate, much less work. Empty: "
+             "every picture.")
     precision: str = setting(
         "fp32", label="Precision", kind=str, flag="--precision", choices=PRECISIONS,
         advanced=True,
@@ -188,6 +218,13 @@ class TrainConfig:
              "tutorial's), bf16 or fp16 (half the digits: much faster on hardware made for "
              "it, about as accurate; fp16 only on a GPU), auto (bf16 where this machine "
              "computes it faster, else fp32).")
+    compile: bool = setting(
+        False, label="Compile", kind=bool, flag="--compile", advanced=True, speed=True,
+        range_test=False,
+        help="Turn the network's arithmetic into code made for this machine before training "
+             "(torch.compile): each step is faster, but the first steps wait while it is made "
+             "(seconds on a GPU, a minute or more on a CPU); the run's message says how long. "
+             "Same results.")
     start_from: str | None = setting(
         None, label="Start from", kind=str, flag="--start-from", optional=True,
         none_means="nothing (from scratch)", advanced=True, sweepable=False, range_test=False,
@@ -328,6 +365,15 @@ def _combination_problems(given: dict) -> dict[str, str]:
     if given.get("freeze") is True and given.get("start_from") is None:
         problems["freeze"] = ("Keeping the earlier layers fixed needs a network to start from: "
                               "choose one under Start from, or turn this off.")
+    if given.get("alternating_flip") is True and given.get("augment") == "none":
+        problems["alternating_flip"] = ("Alternating the mirroring needs an augmentation that "
+                                        "mirrors: choose flip or flip+translate under "
+                                        "Augmentation, or turn this off.")
+    if given.get("tta_unsure_below") is not None and given.get("tta") == "none":
+        problems["tta_unsure_below"] = ("Test-time augmentation only when unsure needs a "
+                                        "test-time augmentation: choose flip or "
+                                        "flip+translate under Test-time augmentation, or "
+                                        "leave this empty.")
     momentum = given.get("momentum")
     if given.get("nesterov") is True and isinstance(momentum, (int, float)) and momentum <= 0:
         problems["nesterov"] = ("Nesterov momentum needs a momentum above 0: raise Momentum "
@@ -346,11 +392,12 @@ def _combination_problems(given: dict) -> dict[str, str]:
 
 def plain_recipe(config: TrainConfig) -> bool:
     """Whether the config trains with the tutorial's recipe: plain SGD at a constant rate,
-    plain cross-entropy, float32, every weight learning (augmentation and test-time
-    augmentation aside, which change the data and the test, not the step)."""
+    plain cross-entropy, float32, every weight learning, not compiled (augmentation, test-time
+    augmentation and weight averaging aside, which change the data, the test and the weights
+    after each step, not the step)."""
     return (config.label_smoothing == 0 and config.weight_decay == 0 and not config.nesterov
             and config.schedule == "constant" and config.precision == "fp32"
-            and not config.freeze)
+            and not config.freeze and config.muon_lr is None and not config.compile)
 
 
 @dataclass(frozen=True)

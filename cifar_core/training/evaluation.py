@@ -23,11 +23,14 @@ PREDICT_BATCH = 200
 
 def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str = "cpu",
             batch_size: int = PREDICT_BATCH, tta: str = "none",
-            precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+            precision: str = "fp32",
+            tta_unsure_below: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted class, confidence in 0..1) for uint8 images (N,C,H,W) of the shape the model
-    was built for, returned on the CPU; the model is moved to `device` to compute them. `tta`
-    and `precision`: the training config's test-time augmentation and number format."""
-    probabilities = predict_probabilities(model, images, device, batch_size, tta, precision)
+    was built for, returned on the CPU; the model is moved to `device` to compute them. `tta`,
+    `precision` and `tta_unsure_below`: the training config's test-time augmentation, number
+    format and selective test-time augmentation (augment.tta_logits)."""
+    probabilities = predict_probabilities(model, images, device, batch_size, tta, precision,
+                                          tta_unsure_below)
     if not len(probabilities):
         return torch.empty(0, dtype=torch.long), torch.empty(0)
     confidence, predicted = probabilities.max(dim=1)
@@ -38,7 +41,8 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device | str =
 def predict_probabilities(model: nn.Module, images: torch.Tensor,
                           device: torch.device | str = "cpu",
                           batch_size: int = PREDICT_BATCH, tta: str = "none",
-                          precision: str = "fp32") -> torch.Tensor:
+                          precision: str = "fp32",
+                          tta_unsure_below: float | None = None) -> torch.Tensor:
     """Every class's probability (N, classes) for uint8 images (N,C,H,W), on the CPU; the
     model is moved to `device` to compute them. With evaluation's CPU settings (oneDNN on),
     also when called inside a training."""
@@ -56,7 +60,8 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor,
         for start in range(0, len(images), batch_size):
             chunk = normalize(images[start:start + batch_size].to(device, memory_format=layout))
             with autocast(precision, device):
-                logits = tta_logits(lambda x: inference_logits(model, x), chunk, tta)
+                logits = tta_logits(lambda x: inference_logits(model, x), chunk, tta,
+                                    tta_unsure_below)
             chunks.append(torch.softmax(logits.float(), dim=1).cpu())
     model.train(was_training)
     return torch.cat(chunks) if chunks else torch.empty(0, 0)
@@ -147,10 +152,11 @@ class Evaluation:
 
 
 def evaluate(model: nn.Module, data: ImageData, device: torch.device | str = "cpu",
-             tta: str = "none", precision: str = "fp32") -> Evaluation:
+             tta: str = "none", precision: str = "fp32",
+             tta_unsure_below: float | None = None) -> Evaluation:
     """Run the model over the whole test split (with the training config's test-time
     augmentation and precision: a checkpoint's `prediction_options`)."""
     predicted, confidence = predict(model, data.test_images, device, tta=tta,
-                                    precision=precision)
+                                    precision=precision, tta_unsure_below=tta_unsure_below)
     return Evaluation(labels=data.test_labels.numpy(), predicted=predicted.numpy(),
                       confidence=confidence.numpy(), classes=data.classes)

@@ -119,11 +119,14 @@ class TestResults(NamedTuple):
 
 
 def results_on_test_images(model: nn.Module, data: ImageData, device: torch.device,
-                           tta: str = "none", precision: str = "fp32") -> TestResults:
+                           tta: str = "none", precision: str = "fp32",
+                           tta_unsure_below: float | None = None) -> TestResults:
     """The test images' accuracy, confusion matrix and loss, with test-time augmentation
-    `tta` and the forward pass in `precision` (the config's)."""
+    `tta` (only below `tta_unsure_below` where set) and the forward pass in `precision` (the
+    config's)."""
     probabilities = predict_probabilities(model, data.test_images, device, tta=tta,
-                                          precision=precision)
+                                          precision=precision,
+                                          tta_unsure_below=tta_unsure_below)
     predicted = probabilities.argmax(dim=1)
     k = len(data.classes)
     cells = torch.bincount(data.test_labels * k + predicted, minlength=k * k)
@@ -176,7 +179,7 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
                 stop: threading.Event | None, threads: int | None) -> Iterator[Event]:
     batches = Minibatches(data, balanced_subset(data.train_labels, config.train_size,
                                                 config.seed), config.batch_size, device,
-                          augment=config.augment)
+                          augment=config.augment, alternating_flip=config.alternating_flip)
     total_images = batches.images_per_epoch * config.epochs
     # Automatic, or the value set unless it gives a single report (said at the end).
     log_every, log_note = log_every_for(config.log_every, batches.per_epoch, config.epochs)
@@ -186,6 +189,7 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
 
     def done(status: str, message: str) -> DoneEvent:
         train_s = clock.train_s
+        message = " ".join([message, *step.notes()])  # e.g. how long compiling took
         return DoneEvent(status=status, message=message, epochs_done=epochs_done,
                          images_seen=images_seen, train_s=train_s,
                          images_per_s=images_seen / max(train_s, 1e-9),
@@ -236,7 +240,7 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
                     yield done("diverged", _blown_up_message(epoch, config.lr))
                     return
                 tested = results_on_test_images(model, data, device, config.tta,
-                                                config.precision)
+                                                config.precision, config.tta_unsure_below)
             model.train()
             yield EpochEvent(epoch=epoch, test_accuracy=tested.accuracy,
                              images_seen=images_seen, elapsed_s=clock.elapsed_s(),

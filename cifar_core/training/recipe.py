@@ -15,6 +15,7 @@ import torch
 from torch import nn, optim
 
 from cifar_core.training.models import model_spec
+from cifar_core.training.muon import Muon, filters
 
 SCHEDULES = ("constant", "warmup-linear", "one-cycle")
 PRECISIONS = ("fp32", "auto", "bf16", "fp16")
@@ -33,22 +34,37 @@ def warmup_linear_factor(step: int, total_steps: int) -> float:
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
 
-def make_optimizer(model: nn.Module, config) -> optim.SGD:
-    """SGD with the config's learning rate, momentum, Nesterov and weight decay. A model may
-    give some weights a larger learning rate (its spec's `lr_scales`); their weight decay is
-    divided by the same scale, so that every weight decays alike per step."""
+def make_optimizers(model: nn.Module, config) -> list[optim.Optimizer]:
+    """The optimizers a training step takes: make_optimizer's SGD for every weight; with Muon
+    (config.muon_lr set), Muon for the convolution filters (training.muon) and the SGD for the
+    rest (the fast recipe's: Nesterov)."""
+    muon_lr = getattr(config, "muon_lr", None)
+    if muon_lr is None:
+        return [make_optimizer(model, config)]
+    banks = filters(model)
+    return [Muon(banks, lr=muon_lr), make_optimizer(model, config, leave_out=banks)]
+
+
+def make_optimizer(model: nn.Module, config, leave_out: list[nn.Parameter] = ()) -> optim.SGD:
+    """SGD with the config's learning rate, momentum, Nesterov and weight decay, for every
+    weight that learns but those in `leave_out`. A model may give some weights a larger
+    learning rate (its spec's `lr_scales`); their weight decay is divided by the same scale,
+    so that every weight decays alike per step."""
     device = next(model.parameters()).device
     # The fused SGD step is one kernel instead of a few per weight tensor (CPU and CUDA).
     fused = {"fused": True} if device.type in ("cpu", "cuda") else {}
     options = dict(lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                    weight_decay=config.weight_decay, **fused)
     scales = model_spec(config.model).lr_scales
+    left_out = {id(p) for p in leave_out}
     if scales is None:
-        return optim.SGD(model.parameters(), **options)
-    groups = [dict(params=params, lr=config.lr * scale,
+        if not left_out:
+            return optim.SGD(model.parameters(), **options)
+        return optim.SGD([p for p in model.parameters() if id(p) not in left_out], **options)
+    groups = [dict(params=[p for p in params if id(p) not in left_out], lr=config.lr * scale,
                    weight_decay=config.weight_decay / scale)
-              for params, scale in scales(model) if params]
-    return optim.SGD(groups, **options)
+              for params, scale in scales(model)]
+    return optim.SGD([g for g in groups if g["params"]], **options)
 
 
 def make_schedule(optimizer: optim.Optimizer, schedule: str,

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from cifar_core.data.dataset import CIFAR_SHAPE
+from cifar_core.training.averaging import WeightAverage
 from cifar_core.training.config import plain_recipe
 from cifar_core.training.models import model_spec
 from cifar_core.training.speed import cpu
@@ -81,7 +82,10 @@ def threads_for_background_runs(max_parallel: int, cores: int | None = None) -> 
 class TrainingStep:
     """One minibatch's training, called as `step(inputs, labels)` -> the mean loss (a 0-d
     tensor left on the device). `tick` and `paused` let a step that adapts to the machine do
-    so; for the others they only apply evaluation's CPU settings while paused."""
+    so; for the others they only apply evaluation's CPU settings while paused. With weight
+    averaging (`average`, training.averaging), each step updates the average, the tests
+    while paused see it, and the model holds it once the last step is done or the step is
+    closed."""
 
     description = "tutorial step (autograd)"
 
@@ -89,6 +93,7 @@ class TrainingStep:
         self.stepper, self.device, self._cores = stepper, device, cores
         self._outer_threads = outer_threads
         self.step = stepper.step  # no wrapper between the loop and the work
+        self.average: WeightAverage | None = None
 
     @property
     def cores(self) -> int:
@@ -96,7 +101,17 @@ class TrainingStep:
         return self._cores
 
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.step(inputs, labels)
+        if self.average is None:
+            return self.step(inputs, labels)
+        self.average.before_step()
+        loss = self.step(inputs, labels)
+        self.average.after_step()
+        return loss
+
+    def notes(self) -> list[str]:
+        """Sentences for the run's message about how it trained (e.g. compiling)."""
+        notes = getattr(self.stepper, "notes", None)
+        return notes() if notes is not None else []
 
     def tick(self, steps: int) -> None:
         """Called every few dozen steps with the number done so far."""
@@ -104,9 +119,24 @@ class TrainingStep:
     @contextmanager
     def paused(self, steps: int = 0) -> Iterator[None]:
         """A while that is not training: evaluation's settings (oneDNN on, the threads the
-        process had), training's again afterwards."""
-        with cpu.inference_settings(self.device, self._outer_threads):
+        process had), and the averaged weights where the run averages them; training's again
+        afterwards."""
+        with cpu.inference_settings(self.device, self._outer_threads), self._averaged():
             yield
+
+    @contextmanager
+    def _averaged(self) -> Iterator[None]:
+        if self.average is None:
+            yield
+            return
+        with self.average.averaged():
+            yield
+
+    def finish(self) -> None:
+        """The end of the training: the average into the model for good, where there is one
+        (the saved network is the averaged one, also for a run stopped early)."""
+        if self.average is not None:
+            self.average.finish()
 
     def close(self) -> None:
         """Release what the step holds (processes, shared memory)."""
@@ -183,6 +213,7 @@ def open_step(model: nn.Module, config, device: torch.device,
     if device.type != "cpu":
         step = TrainingStep(TutorialStep(model, config, total_steps), device, cores=1,
                             outer_threads=torch.get_num_threads())
+        _average_weights(step, model, config, total_steps)
         # cuDNN tries its convolution algorithms once per shape and keeps the fastest: the
         # shapes of a training repeat thousands of times.
         benchmark = torch.backends.cudnn.benchmark
@@ -191,13 +222,15 @@ def open_step(model: nn.Module, config, device: torch.device,
             yield step
         finally:
             torch.backends.cudnn.benchmark = benchmark
+            step.finish()
             step.close()
         return
     cpu.keep_freed_memory()
     batch_size, outer_threads = config.batch_size, torch.get_num_threads()
     if threads is not None:  # the test after each epoch keeps within the cap too
         outer_threads = min(outer_threads, max(1, threads))
-    # The written-out step knows only the tutorial's recipe (plain SGD and cross-entropy).
+    # The written-out step knows only the tutorial's recipe (plain SGD and cross-entropy, not
+    # Muon, not compiled: config.plain_recipe); weight averaging works beside any step.
     written_out = spec.written_out_step and batch_size <= WRITTEN_OUT_MAX_BATCH \
         and plain_recipe(config)
     split = written_out and splits_batches(batch_size, threads)
@@ -214,7 +247,17 @@ def open_step(model: nn.Module, config, device: torch.device,
         else:
             step = TrainingStep(TutorialStep(model, config, total_steps), device,
                                 cores=threads, outer_threads=outer_threads)
+        # after the step is made: the written-out step moves the weights into its flat tensor
+        _average_weights(step, model, config, total_steps)
         try:
             yield step
         finally:
+            step.finish()
             step.close()
+
+
+def _average_weights(step: TrainingStep, model: nn.Module, config, total_steps: int) -> None:
+    """Give `step` the weight average the config asks for (training.averaging), if any."""
+    mode = getattr(config, "averaging", "none")
+    if mode != "none":
+        step.average = WeightAverage(model, mode, total_steps)
