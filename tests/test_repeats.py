@@ -388,3 +388,19 @@ def test_a_two_setting_sweep_with_repeats_draws_each_settings_error_bar(data_dir
     bars = [layer for spec in specs for layer in spec.get("layer", [])
             if isinstance(layer.get("mark"), dict) and layer["mark"].get("type") == "errorbar"]
     assert bars and bars[0]["encoding"]["x2"]["field"] == "high"
+
+
+def test_the_train_pages_repeat_field_starts_n_runs_of_the_next_seeds(data_dir, runs_dir,
+                                                                      monkeypatch):
+    monkeypatch.setattr(JobRunner, "_launch", lambda self, r: None)  # queued, not trained
+    at = app_at("pages/train.py")
+    at.checkbox(key="cfg_seed_none").uncheck().run()
+    at.number_input(key="cfg_seed").set_value(11)
+    at.number_input(key="train_repeats").set_value(3).run()
+    no_traceback(at)
+    assert any(c.value.startswith("3 runs (seed, seed + 1, ...)") for c in at.caption)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    no_traceback(at)
+    runs = RunStore(runs_dir).list()
+    assert sorted(r.settings["seed"] for r in runs) == [11, 12, 13]
+    assert len({repr({k: v for k, v in r.settings.items() if k != "seed"}) for r in runs}) == 1
