@@ -20,14 +20,15 @@ X_HELP = ("What the chart is drawn against: minibatches trained, training images
 
 
 def loss_view_ui(key: str) -> LossView:
-    """The controls of one loss chart, in one row; `key` tells the charts apart."""
+    """The controls of one loss chart, in one row that fits half a page's width too (the Runs
+    page's chart shares its row); `key` tells the charts apart."""
     default = LossView()
-    c1, c2, c3 = st.columns([3, 2, 4], vertical_alignment="center")
+    c1, c2, c3 = st.columns([3, 3, 4], vertical_alignment="bottom")
     smoothing = c1.slider("Smoothing", 0.0, MOST_SMOOTHING, default.smoothing, 0.01,
                           key=f"{key}_smoothing", help=SMOOTHING_HELP)
-    log_scale = c2.toggle("Log scale", default.log_scale, key=f"{key}_log", help=LOG_HELP)
-    x = c3.segmented_control("Along", list(X_LABELS), default=default.x, required=True,
-                             format_func=X_LABELS.get, key=f"{key}_x", help=X_HELP)
+    x = c2.selectbox("Along", list(X_LABELS), index=list(X_LABELS).index(default.x),
+                     format_func=X_LABELS.get, key=f"{key}_x", help=X_HELP)
+    log_scale = c3.toggle("Log scale", default.log_scale, key=f"{key}_log", help=LOG_HELP)
     return LossView(smoothing=float(smoothing), log_scale=bool(log_scale), x=x or default.x)
 
 
