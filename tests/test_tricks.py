@@ -74,7 +74,7 @@ def test_each_new_setting_is_advanced_and_off_by_default_so_presets_stay_as_they
         assert declared[name].advanced, name
         assert declared[name].flag == "--" + name.replace("_", "-")
     assert (off.averaging, off.alternating_flip, off.tta_unsure_below, off.muon_lr,
-            off.compile) == ("none", False, None, None, False)
+            off.compile) == ("none", False, 1.0, 0.0, False)
     for preset in PRESETS.values():
         assert not set(NEW_SETTINGS) & set(preset.values)
     assert plain_recipe(TrainConfig(averaging="ema"))  # beside the written-out step too
@@ -84,9 +84,8 @@ def test_each_new_setting_is_advanced_and_off_by_default_so_presets_stay_as_they
 
 @pytest.mark.parametrize("changes, field, words", [
     (dict(averaging="swa"), "averaging", "one of none, ema, lookahead"),
-    (dict(muon_lr=0.0), "muon_lr", "above 0"),
-    (dict(muon_lr=-1.0), "muon_lr", "above 0"),
-    (dict(tta="flip", tta_unsure_below=1.0), "tta_unsure_below", "below 1"),
+    (dict(muon_lr=-0.1), "muon_lr", "between 0 and 10"),
+    (dict(tta="flip", tta_unsure_below=1.5), "tta_unsure_below", "at most 1"),
     (dict(tta="flip", tta_unsure_below=0.0), "tta_unsure_below", "above 0"),
     (dict(tta="none", tta_unsure_below=0.9), "tta_unsure_below", "needs a test-time"),
     (dict(augment="none", alternating_flip=True), "alternating_flip", "flip or flip+translate"),
@@ -97,6 +96,12 @@ def test_each_new_setting_refuses_what_cannot_work_naming_itself(changes, field,
         TrainConfig(**changes)
     assert caught.value.field == field
     assert words in str(caught.value)
+
+
+def test_the_new_settings_off_values_and_edges_are_accepted():
+    TrainConfig(muon_lr=0.0, tta_unsure_below=1.0)  # off
+    TrainConfig(muon_lr=10.0, tta="flip", tta_unsure_below=0.01, augment="flip",
+                alternating_flip=True, averaging="lookahead", compile=True)
 
 
 # --- weight averaging --------------------------------------------------------------------------
@@ -260,6 +265,7 @@ def test_selective_tta_leaves_the_sure_pictures_logits_untouched_and_augments_th
     got = tta_logits(sure_and_unsure, pictures, "flip+translate", unsure_below=0.9)
     assert torch.equal(got[:3], plain[:3])
     assert torch.allclose(got[3:], full[3:], atol=1e-6)
+    assert torch.equal(tta_logits(sure_and_unsure, pictures, "flip+translate", 1.0), full)
     assert not torch.allclose(full[3:], plain[3:], atol=1e-4)  # the views do change them
 
 

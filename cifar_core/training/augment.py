@@ -84,10 +84,10 @@ def tta_logits(forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Te
     up-left and down-right, weighted as airbench94 does (half for the unmoved pair, a quarter
     for each moved one). `unsure_below` (selective test-time augmentation): only the pictures
     whose plain answer's top probability is below it get the views' average; the others keep
-    their plain logits, untouched."""
+    their plain logits, untouched (None or 1: every picture gets them)."""
     if mode == "none":
         return forward(images)
-    if unsure_below is None:
+    if unsure_below is None or unsure_below >= 1:
         return _views_logits(forward, images, mode)
     plain = forward(images)
     sure = torch.softmax(plain.float(), dim=1).amax(dim=1) >= unsure_below

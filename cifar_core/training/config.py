@@ -173,13 +173,14 @@ class TrainConfig:
         False, label="Nesterov momentum", kind=bool, flag="--nesterov", advanced=True,
         help="Look ahead along the momentum before correcting: usually a little better and "
              "steadier. Needs a momentum above 0.")
-    muon_lr: float | None = setting(
-        None, label="Muon learning rate (filters)", kind=float, flag="--muon-lr", low=0,
-        high=10, above_low=True, optional=True, none_means="off (SGD for every weight)",
-        step=0.01, format="%.3f", log_scale=True, advanced=True, speed=True,
+    # 0 for off, not None: the form's number fields take no empty float.
+    muon_lr: float = setting(
+        0.0, label="Muon learning rate (filters)", kind=float, flag="--muon-lr", low=0,
+        high=10, step=0.01, format="%.3f", advanced=True, speed=True,
         help="Train the pattern detectors (the convolution filters) with Muon, which makes "
              "each step push all their directions alike, and every other weight as before. "
-             "0.24 is the GPU speed records' value for the fast network. Empty: off.")
+             "0.24 is the GPU speed records' value for the fast network. 0: off (SGD for "
+             "every weight).")
     schedule: str = setting(
         "constant", label="Learning-rate schedule", kind=str, flag="--schedule",
         choices=SCHEDULES, advanced=True,
@@ -201,15 +202,14 @@ class TrainConfig:
         help="When testing, also ask the network about the mirror image of each picture "
              "(flip), and shifted copies (flip+translate), and average its answers: a little "
              "more accurate, two or six times the work.")
-    tta_unsure_below: float | None = setting(
-        None, label="Test-time augmentation only when unsure", kind=float,
-        flag="--tta-unsure-below", low=0, high=1, above_low=True, below_high=True,
-        optional=True, none_means="every picture", step=0.05, format="%.2f", advanced=True,
-        range_test=False,
+    tta_unsure_below: float = setting(
+        1.0, label="Test-time augmentation only when unsure", kind=float,
+        flag="--tta-unsure-below", low=0, high=1, above_low=True, step=0.05, format="%.2f",
+        advanced=True, range_test=False,
         help="Ask about the mirrored and shifted copies only for the pictures the network is "
              "less sure of than this (its top answer's probability, e.g. 0.9); the pictures it "
-             "is sure of keep their first answer. Nearly as accurate, much less work. Empty: "
-             "every picture.")
+             "is sure of keep their first answer. Nearly as accurate, much less work. 1: every "
+             "picture.")
     precision: str = setting(
         "fp32", label="Precision", kind=str, flag="--precision", choices=PRECISIONS,
         advanced=True,
@@ -369,11 +369,12 @@ def _combination_problems(given: dict) -> dict[str, str]:
         problems["alternating_flip"] = ("Alternating the mirroring needs an augmentation that "
                                         "mirrors: choose flip or flip+translate under "
                                         "Augmentation, or turn this off.")
-    if given.get("tta_unsure_below") is not None and given.get("tta") == "none":
+    unsure = given.get("tta_unsure_below")
+    if isinstance(unsure, (int, float)) and unsure < 1 and given.get("tta") == "none":
         problems["tta_unsure_below"] = ("Test-time augmentation only when unsure needs a "
                                         "test-time augmentation: choose flip or "
                                         "flip+translate under Test-time augmentation, or "
-                                        "leave this empty.")
+                                        "set this to 1.")
     momentum = given.get("momentum")
     if given.get("nesterov") is True and isinstance(momentum, (int, float)) and momentum <= 0:
         problems["nesterov"] = ("Nesterov momentum needs a momentum above 0: raise Momentum "
@@ -397,7 +398,7 @@ def plain_recipe(config: TrainConfig) -> bool:
     after each step, not the step)."""
     return (config.label_smoothing == 0 and config.weight_decay == 0 and not config.nesterov
             and config.schedule == "constant" and config.precision == "fp32"
-            and not config.freeze and config.muon_lr is None and not config.compile)
+            and not config.freeze and not config.muon_lr and not config.compile)
 
 
 @dataclass(frozen=True)

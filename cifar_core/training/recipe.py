@@ -36,10 +36,10 @@ def warmup_linear_factor(step: int, total_steps: int) -> float:
 
 def make_optimizers(model: nn.Module, config) -> list[optim.Optimizer]:
     """The optimizers a training step takes: make_optimizer's SGD for every weight; with Muon
-    (config.muon_lr set), Muon for the convolution filters (training.muon) and the SGD for the
-    rest (the fast recipe's: Nesterov)."""
-    muon_lr = getattr(config, "muon_lr", None)
-    if muon_lr is None:
+    (config.muon_lr above 0), Muon for the convolution filters (training.muon) and the SGD for
+    the rest (the fast recipe's: Nesterov)."""
+    muon_lr = getattr(config, "muon_lr", 0.0)
+    if not muon_lr:
         return [make_optimizer(model, config)]
     banks = filters(model)
     return [Muon(banks, lr=muon_lr), make_optimizer(model, config, leave_out=banks)]
