@@ -8,11 +8,12 @@ import streamlit as st
 
 from cifar_core import CifarError
 from cifar_core.data.grids import tiles, verdict_tiles
+from cifar_core.runs.naming import display_names
 from cifar_core.runs.views import (
     default_network,
     epoch_confusions,
+    named_label,
     per_class_by_epoch,
-    run_label,
     runs_with_network,
 )
 from cifar_core.share import charts, links
@@ -37,7 +38,8 @@ def run_picker_ui(address: links.Address) -> str | None:
                 icon=":material/info:")
         st.page_link(navigation.TRAIN, label="Go to Train", icon=":material/model_training:")
         return None
-    labels = {r.id: run_label(r) for r in runs}
+    names = display_names(every)  # of every run: each reads as on the Runs page
+    labels = {r.id: named_label(r, names) for r in runs}
     if st.session_state.get("eval_run") not in labels:  # the run Try it opens on too
         st.session_state.eval_run = default_network(runs).id
     return st.selectbox("Run", list(labels), format_func=labels.get, key="eval_run")

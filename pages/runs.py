@@ -7,16 +7,26 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from cifar_core import CifarError
+from cifar_core.runs.annotations import clean_name, clean_note, clean_tags
+from cifar_core.runs.names import markdown_text
+from cifar_core.runs.naming import display_names
 from cifar_core.runs.picked import ticked_rows, ticks_applied
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import (
     SETTINGS,
+    STATUS,
+    TAG,
+    field_title,
+    filter_choices,
+    filter_runs,
     format_duration,
+    group_table,
     metrics_csv,
+    named_label,
     network_file_name,
     per_class_comparison,
     run_dataset_title,
-    run_label,
     run_setting_text,
     runs_table,
     settings_table,
@@ -45,10 +55,11 @@ POINT_ROOM = 8
 COMPARED = "compare_runs"  # the runs compared, by id: the box's value and the tables' ticks
 
 
-def run_loss_curve(run: Run, points: int) -> pd.DataFrame:
+def run_loss_curve(run: Run, points: int, name: str | None = None) -> pd.DataFrame:
     """The run's loss lines from at most `points` of its loss reports, with its test loss (a
-    finished run's read once per server process)."""
-    return loss_ui.run_loss_lines(run, points)
+    finished run's read once per server process), called `name` in the legend."""
+    lines = loss_ui.run_loss_lines(run, points)
+    return lines if name is None or "run" not in lines else lines.assign(run=name)
 
 
 def setting_column(name: str, spec: Setting):
@@ -60,10 +71,11 @@ def setting_column(name: str, spec: Setting):
     return st.column_config.NumberColumn(spec.label, format=spec.format, help=spec.help)
 
 
-def runs_table_ui(runs: list[Run], key: str = "runs_table") -> None:
-    """These runs as a table, a column per compared setting, the runs being compared ticked;
-    ticking or unticking a row adds its run to the comparison or takes it out."""
-    table = runs_table(runs)
+def runs_table_ui(runs: list[Run], names: dict[str, str], key: str = "runs_table") -> None:
+    """These runs as a table, their names and accuracies first, a column per compared
+    setting, the runs being compared ticked; ticking or unticking a row adds its run to the
+    comparison or takes it out."""
+    table = runs_table(runs, names)
     table["status"] = [status_text(r) for r in runs]  # 'stopped early' for a pruned run
     table["duration"] = [format_duration(s) for s in table["duration_s"]]
     # Text, so that a run without a speed (queued, failed) shows '-', not a table's "None".
@@ -73,8 +85,8 @@ def runs_table_ui(runs: list[Run], key: str = "runs_table") -> None:
     for name in SETTINGS:
         if declared[name].optional:  # '-' where it does not apply (a tutorial run's width)
             table[name] = [run_setting_text(run, name) for run in runs]
-    shown = table[["run", "status", "dataset", *SETTINGS, "accuracy", "duration",
-                   "images_per_s", "created", "message"]]
+    shown = table[["name", "accuracy", "status", "tags", "dataset", *SETTINGS, "duration",
+                   "images_per_s", "created", "run", "note", "message"]]
     ids = [r.id for r in runs]
     # The ticks follow the runs compared, by id: rows move when a run is deleted.
     rows = ticked_rows(ids, st.session_state.get(COMPARED, []))
@@ -85,7 +97,10 @@ def runs_table_ui(runs: list[Run], key: str = "runs_table") -> None:
         # The rows the browser sends are positions in the table it shows: this one's ids.
         on_select=functools.partial(_ticked, key, ids),
         column_config={
-            "run": "Run", "status": "Status",
+            "name": st.column_config.TextColumn(
+                "Name", help="Its own name, or one made from what differs from the runs "
+                "around it. Change it under 'One run' below."),
+            "run": "Run", "status": "Status", "tags": "Tags", "note": "Note",
             "dataset": st.column_config.TextColumn(
                 "Data set", help="What it trained and was tested on: accuracies of different "
                 "data sets are not comparable."),
@@ -97,7 +112,7 @@ def runs_table_ui(runs: list[Run], key: str = "runs_table") -> None:
                 "Images/s", help="Training images per second of the run's wall "
                 "time, writing its loss reports included, the tests after each epoch not."),
             "created": st.column_config.DatetimeColumn("Started", format="D MMM, HH:mm"),
-            "message": "Note",
+            "message": "Message",
         })
 
 
@@ -113,7 +128,38 @@ def _ticked(key: str, ids: list[str]) -> None:
         st.session_state.get(COMPARED, []), ids, selected_rows(st.session_state.get(key)))
 
 
-def grouped_tables_ui(runs: list[Run], address: links.Address) -> str | None:
+def filter_group_ui(runs: list[Run]) -> list[Run]:
+    """Filter the tables by a setting, a tag or the status, and group the runs by a setting
+    or a tag (a table of groups: how many runs, their mean and best accuracy); returns the
+    runs the filter lets through."""
+    fields = [None, STATUS, TAG, *SETTINGS]
+    c1, c2, c3 = st.columns([1, 2, 1])
+    field = c1.selectbox("Show only runs by", fields, key="runs_filter_field",
+                         format_func=lambda f: "every run" if f is None else field_title(f))
+    if field is not None:
+        values = c2.multiselect(f"{field_title(field)} is", filter_choices(runs, field),
+                                key="runs_filter_values", placeholder="any")
+        runs = filter_runs(runs, field, values)
+    grouped = c3.selectbox("Group by", [None, TAG, *SETTINGS], key="runs_group_by",
+                           format_func=lambda f: "no groups" if f is None else field_title(f))
+    if grouped is not None and runs:
+        st.dataframe(
+            group_table(runs, grouped), hide_index=True, width="stretch", key="runs_groups",
+            column_config={
+                "group": field_title(grouped), "runs": "Runs",
+                "mean_accuracy": st.column_config.NumberColumn("Mean test accuracy",
+                                                               format="%.1f %%"),
+                "best_accuracy": st.column_config.NumberColumn("Best test accuracy",
+                                                               format="%.1f %%")})
+        st.caption("A run with two tags counts in both groups; runs not tested yet count, "
+                   "but have no accuracy.")
+    if not runs:
+        st.caption("No run matches: choose other values, or show every run.")
+    return runs
+
+
+def grouped_tables_ui(runs: list[Run], names: dict[str, str],
+                      address: links.Address) -> str | None:
     """The runs outside sweeps in one table, and one sweep's runs in another: the sweep
     chosen in a menu (the address's, else the newest); returns its id (None: no sweep). One
     table per sweep made every click redraw hundreds of them (bench/RESULTS.md, issue 29)."""
@@ -127,7 +173,7 @@ def grouped_tables_ui(runs: list[Run], address: links.Address) -> str | None:
         members.setdefault(run.sweep_id, []).append(run)
     alone = [r for r in runs if r.sweep_id not in {s.id for s in sweeps}]
     if alone:
-        runs_table_ui(alone)
+        runs_table_ui(alone, names)
     with_runs = [s for s in sweeps if members.get(s.id)]
     if not with_runs:
         return None
@@ -142,7 +188,7 @@ def grouped_tables_ui(runs: list[Run], address: links.Address) -> str | None:
                  key="open_sweep"):
         st.session_state.sw_chosen = sweep_id
         st.switch_page(navigation.SWEEP)
-    runs_table_ui(members[sweep_id], key="runs_table_sweep")
+    runs_table_ui(members[sweep_id], names, key="runs_table_sweep")
     return sweep_id
 
 
@@ -156,9 +202,9 @@ def keep_picked(runs: list[Run]) -> None:
         st.session_state[COMPARED] = picked
 
 
-def compare_ui(runs: list[Run]) -> None:
+def compare_ui(runs: list[Run], names: dict[str, str]) -> None:
     by_id = {r.id: r for r in runs}
-    labels = {r.id: run_label(r) for r in runs}
+    labels = {r.id: named_label(r, names) for r in runs}
     chosen = st.multiselect("Runs to compare (or tick rows above)", list(by_id),
                             format_func=labels.get, key=COMPARED)
     if not chosen:
@@ -167,7 +213,7 @@ def compare_ui(runs: list[Run]) -> None:
     if different:
         st.warning(different, icon=":material/compare_arrows:")
     points = max(2, CHART_POINTS // len(chosen))
-    curves = [run_loss_curve(by_id[i], points) for i in chosen]
+    curves = [run_loss_curve(by_id[i], points, names.get(i)) for i in chosen]
     curves = [c for c in curves if not c.empty]
     c1, c2 = st.columns(2)
     with c1:
@@ -185,14 +231,14 @@ def compare_ui(runs: list[Run]) -> None:
             st.caption("No loss reports yet.")
     with c2:
         st.markdown("**Test accuracy per class**")
-        per_class = per_class_comparison([by_id[i] for i in chosen])
+        per_class = per_class_comparison([by_id[i] for i in chosen], names)
         if per_class.empty:
             st.caption("No run among these has been tested on the test images yet.")
         else:
             st.altair_chart(charts.per_class_comparison_chart(per_class), width="stretch")
 
 
-def scatter_ui(runs: list[Run]) -> None:
+def scatter_ui(runs: list[Run], names: dict[str, str]) -> None:
     st.subheader("Which settings pay off")
     titles = list(dict.fromkeys(run_dataset_title(r) for r in runs if r.accuracy is not None))
     if len(titles) > 1:  # accuracies of two data sets do not compare: one at a time
@@ -200,7 +246,8 @@ def scatter_ui(runs: list[Run]) -> None:
                          help="Each data set's pictures make it easier or harder, so only runs "
                               "of one data set are compared here.")
         runs = [r for r in runs if run_dataset_title(r) == shown]
-    table = settings_table(runs).dropna(subset=["accuracy"])  # imports have no settings
+    # (imports have no settings)
+    table = settings_table(runs, names).dropna(subset=["accuracy"])
     if len(table) < 2:
         st.caption("Finish at least two runs with different settings to see a pattern here.")
         return
@@ -218,17 +265,61 @@ def scatter_ui(runs: list[Run]) -> None:
         x=x, y=alt.Y("accuracy:Q", title="test accuracy (%)",
                      scale=alt.Scale(padding=POINT_ROOM)),
         color=alt.Color("status:N"),
-        tooltip=["run:N", *[alt.Tooltip(f"{n}:N", title=declared[n].label) for n in SETTINGS],
+        tooltip=[alt.Tooltip("name:N", title="run"),
+                 *[alt.Tooltip(f"{n}:N", title=declared[n].label) for n in SETTINGS],
                  alt.Tooltip("accuracy:Q", format=".1f")])
     st.altair_chart(chart.properties(height=300), width="stretch")
 
 
-def files_ui(runs: list[Run]) -> None:
-    st.subheader("Download or delete a run")
+def annotate_ui(run: Run, names: dict[str, str]) -> None:
+    """The run's name (empty: the one made from its settings), tags and note, kept when
+    saved; what is wrong with them said in words."""
+    keys = {field: f"run_{field}_{run.id}" for field in ("name", "tags", "note")}
+    for field, value in (("name", run.name or ""), ("tags", ", ".join(run.tags)),
+                         ("note", run.note)):
+        st.session_state.setdefault(keys[field], value)
+    c1, c2 = st.columns([2, 1])
+    c1.text_input("Name", key=keys["name"], placeholder=names.get(run.id, ""), max_chars=200,
+                  help="Empty: a name made from what differs from the runs around it.")
+    c2.text_input("Tags", key=keys["tags"], placeholder="e.g. baseline, lr-search",
+                  help="Short words, separated by commas or spaces, to filter and group runs "
+                       "by.")
+    st.text_area("Note", key=keys["note"], height=80,
+                 placeholder="What you tried, and what came of it")
+    st.button("Save name, tags and note", icon=":material/save:", key="run_save",
+              on_click=_save_annotations, args=(run.id, keys))
+    problem = st.session_state.pop("run_save_problem", None)
+    if problem:
+        st.error(problem, icon=":material/error:")
+
+
+def _save_annotations(run_id: str, keys: dict[str, str]) -> None:
+    """Keep what the name, tags and note fields hold (before the page is drawn again, so that
+    its tables and menus show the new name); the fields then show what was kept."""
+    store, state = access.store(), st.session_state
+    try:  # all three checked before any is kept: a bad tag keeps the name from changing too
+        clean_name(state[keys["name"]])
+        clean_tags(state[keys["tags"]].replace(",", " ").split())
+        clean_note(state[keys["note"]])
+        store.set_name(run_id, state[keys["name"]])
+        store.set_tags(run_id, state[keys["tags"]].replace(",", " ").split())
+        run = store.set_note(run_id, state[keys["note"]])
+    except CifarError as exc:
+        state["run_save_problem"] = str(exc)
+        return
+    state[keys["name"]], state[keys["tags"]] = run.name or "", ", ".join(run.tags)
+    state[keys["note"]] = run.note
+    st.toast(f"Saved: {markdown_text(run.name or 'name made from its settings')}",
+             icon=":material/save:")
+
+
+def files_ui(runs: list[Run], names: dict[str, str]) -> None:
+    st.subheader("One run: its name, note and files")
     by_id = {r.id: r for r in runs}
-    labels = {r.id: run_label(r) for r in runs}
+    labels = {r.id: named_label(r, names) for r in runs}
     run_id = st.selectbox("Run", list(by_id), format_func=labels.get, key="files_run")
     run = by_id[run_id]
+    annotate_ui(run, names)
     c1, c2, c3 = st.columns([2, 1, 1])  # the network's button names its file: room for it
     if run.checkpoint and Path(run.checkpoint).is_file():
         name = network_file_name(run)
@@ -273,12 +364,13 @@ def main() -> None:
     if compared.value:
         st.session_state[COMPARED] = list(compared.value)
     keep_picked(runs)
-    sweep_id = grouped_tables_ui(runs, address)
+    names = display_names(runs)  # of every run, so that each reads as it does on other pages
+    sweep_id = grouped_tables_ui(filter_group_ui(runs), names, address)
     repeats_ui(runs)
-    compare_ui(runs)
+    compare_ui(runs, names)
     links_ui.keep_address(compare=st.session_state.get(COMPARED), sweep=sweep_id)
-    scatter_ui(runs)
-    files_ui(runs)
+    scatter_ui(runs, names)
+    files_ui(runs, names)
 
 
 navigation.run_inside_app(main)

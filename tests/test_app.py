@@ -405,8 +405,10 @@ def test_runs_table_compare_download_and_delete(data_dir, runs_dir):
     assert set(table["lr"]) == {0.01, 0.05}
     assert set(at.multiselect(key="compare_runs").value) == {first, second}
     assert "Which settings pay off" in texts(at)
-    # The data set (issue 24), then every compared setting as declared.
-    assert list(table.columns[2:3 + len(SETTINGS)]) == ["dataset", *SETTINGS]
+    # The name and accuracy first (issue 26), the data set (issue 24), then every compared
+    # setting as declared.
+    assert list(table.columns[:2]) == ["name", "accuracy"]
+    assert list(table.columns[4:5 + len(SETTINGS)]) == ["dataset", *SETTINGS]
     assert set(table["dataset"]) == {"CIFAR-10"}
     assert set(table["train_size"]) == {"all"}  # not 'None'
     for setting in SETTINGS:  # every compared setting, a choice (the model) too, as an axis

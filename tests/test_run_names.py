@@ -250,3 +250,53 @@ def test_a_menu_label_leads_with_the_name(store):
     run = done(store, accuracy=23.14)
     label = named_label(run, {run.id: "fast · lr 0.02"})
     assert label.startswith("fast · lr 0.02") and "23.1 %" in label
+
+
+# --- the pages: names in the pickers, editing them on the Runs page ----------------------
+
+def test_renaming_on_the_runs_page_changes_the_name_evaluate_shows(data_dir, runs_dir):
+    from conftest import app_at, finish_run, no_traceback, texts
+
+    first = finish_run(runs_dir, data_dir, lr=0.01)
+    second = finish_run(runs_dir, data_dir, lr=0.02)
+
+    at = app_at("pages/runs.py")
+    table = next(d for d in at.dataframe if d.key == "runs_table").value
+    assert list(table.columns[:2]) == ["name", "accuracy"]
+    assert set(table["name"]) == {"tutorial · lr 0.01", "tutorial · lr 0.02"}
+    at.selectbox(key="files_run").set_value(first).run()
+    at.text_input(key=f"run_name_{first}").input("![x](http://e/x.png) ok")
+    at.text_input(key=f"run_tags_{first}").input("keep, cpu")
+    at.text_area(key=f"run_note_{first}").input("The *first* one.")
+    at.button(key="run_save").click().run()
+    no_traceback(at)
+
+    kept = RunStore(runs_dir).get(first)
+    assert (kept.name, kept.tags, kept.note) == ("![x](http://e/x.png) ok", ("cpu", "keep"),
+                                                 "The *first* one.")
+    compare = at.multiselect(key="compare_runs")
+    assert any(o.startswith("![x](http://e/x.png) ok") for o in compare.options)
+    assert "![x]" not in texts(at).replace("\\!\\[x\\]", "")  # shown as text, never a picture
+    at.text_input(key=f"run_tags_{first}").input("two words!").run()
+    at.button(key="run_save").click().run()
+    no_traceback(at)
+    assert any("plain word" in e.value for e in at.error)
+    assert RunStore(runs_dir).get(first).tags == ("cpu", "keep")  # nothing half-saved
+
+    # Filter by a tag, group by the learning rate.
+    at.selectbox(key="runs_filter_field").set_value("tag").run()
+    at.multiselect(key="runs_filter_values").set_value(["keep"]).run()
+    shown = next(d for d in at.dataframe if d.key == "runs_table").value
+    assert list(shown["run"]) == [first]
+    at.multiselect(key="runs_filter_values").set_value([]).run()
+    at.selectbox(key="runs_group_by").set_value("lr").run()
+    groups = next(d.value for d in at.dataframe if "best_accuracy" in d.value.columns)
+    assert list(groups["group"]) == ["0.01", "0.02"] and list(groups["runs"]) == [1, 1]
+
+    at.switch_page("pages/evaluate.py")
+    at.run()
+    no_traceback(at)
+    options = at.selectbox(key="eval_run").options
+    assert any(o.startswith("![x](http://e/x.png) ok") for o in options)
+    assert any(o.startswith("tutorial · lr 0.02") for o in options)
+    assert not any(second in o or first in o for o in options)  # names, not ids
