@@ -337,6 +337,7 @@ def test_the_sweep_report_gives_each_settings_mean_spread_and_error_bars(data_di
     assert "are within the noise" in html  # the best two settings
     assert "51.3 ± 2.5 %" in html  # the best setting's row: 51, 49, 54
     assert '"errorbar"' in html
+    assert "<th>Seed</th>" in html  # the runs' table tells a setting's repeats apart
 
 
 def test_sweep_show_says_the_best_settings_mean_and_the_noise(data_dir, runs_dir, capsys):

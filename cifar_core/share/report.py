@@ -42,6 +42,7 @@ from cifar_core.sweeps.answer import (
     heatmap_table,
     parallel_coordinates,
     sweep_runs_table,
+    table_names,
     value_text,
     varied_names,
 )
@@ -295,7 +296,7 @@ def sweep_report(store: RunStore, sweep: Sweep, now: float | None = None) -> str
     table["took"] = [format_duration(s) for s in table["duration_s"]]
     declared = settings()
     page.table(table, {"trial": "Trial", "status": "Status",
-                       **{n: declared[n].label for n in varied_names(sweep.space)},
+                       **{n: declared[n].label for n in table_names(sweep.space)},
                        "accuracy": "Test accuracy (%)", "took": "Took", "run": "Run",
                        "message": "Note"})
     _loss_panels(page, store, runs)
