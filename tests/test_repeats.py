@@ -405,3 +405,13 @@ def test_the_train_pages_repeat_field_starts_n_runs_of_the_next_seeds(data_dir, 
     runs = RunStore(runs_dir).list()
     assert sorted(r.settings["seed"] for r in runs) == [11, 12, 13]
     assert len({repr({k: v for k, v in r.settings.items() if k != "seed"}) for r in runs}) == 1
+
+
+def test_the_runs_table_shows_each_repeats_seed_as_written():
+    from cifar_core.sweeps.answer import sweep_runs_table
+
+    runs = repeated_runs({0.001: [30.0, 32.0], 0.01: [50.0, 52.0]})
+    runs = [r.__class__(**{**r.__dict__, "config": {**r.config, "seed": 931748790 + i % 2}})
+            for i, r in enumerate(runs)]
+    table = sweep_runs_table(SearchSpace(axes=(Axis("lr", (0.001, 0.01)),), repeats=2), runs)
+    assert list(table["seed"]) == ["931748791", "931748790", "931748791", "931748790"]

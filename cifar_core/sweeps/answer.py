@@ -53,7 +53,8 @@ def answered_runs(runs: list[Run]) -> list[Run]:
 
 
 def value_text(name: str, value) -> str:
-    """A setting's value as the Sweep page shows it: 0.01, 16, on, all, fast."""
+    """A setting's value as the Sweep page shows it: 0.01, 16, on, all, fast, 931748790 (a
+    seed)."""
     spec = settings()[name]
     if value is None:
         return spec.none_means or "-"
@@ -61,8 +62,8 @@ def value_text(name: str, value) -> str:
         return "on" if value else "off"
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, int):
-        return f"{value:,}"
+    if isinstance(value, int):  # (a seed is a name for a draw, not an amount: no commas)
+        return str(value) if name == "seed" else f"{value:,}"
     return str(value)
 
 
