@@ -13,7 +13,7 @@ from cifar_core.runs.curves import LossView, RunCurve, accuracy_marks, epoch_end
 from cifar_core.runs.repeats import MAX_REPEATS, start_repeats
 from cifar_core.runs.start import (
     start_check,
-    start_choice_label,
+    start_choice_labels,
     start_choices,
     start_path,
     start_settings,
@@ -162,7 +162,7 @@ def start_from_ui(spec: Setting, shape: tuple[int, int, int]):
     run's id (None: from scratch)."""
     key = "cfg_start_from"
     offered = [r.id for r in start_choices(access.store().list(), shape)]
-    labels = {r.id: start_choice_label(r) for r in access.store().list() if r.id in offered}
+    labels = start_choice_labels(access.store().list(), offered)  # by the runs' names
     value = None if st.session_state.get(f"{key}_none") else st.session_state.get(key)
     if value is not None and value not in offered:  # e.g. filled by another page, since gone
         offered.insert(0, value)

@@ -41,6 +41,7 @@ from cifar_core.explain.photos import (
     photo_input,
     read_photo,
 )
+from cifar_core.runs.naming import display_names
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import default_network
 from cifar_core.share import links
@@ -98,7 +99,9 @@ def network_picker_ui() -> Run | None:
     if pick in by_id or st.session_state.get("try_run") not in by_id:
         # The same run Evaluate opens on (summaries.default_network).
         st.session_state.try_run = pick if pick in by_id else default_network(runs).id
-    run_id = st.selectbox("Network", list(by_id), format_func=lambda i: network_label(by_id[i]),
+    names = display_names(every)  # of every run: each reads as on the Runs page
+    run_id = st.selectbox("Network", list(by_id),
+                          format_func=lambda i: network_label(by_id[i], names.get(i)),
                           key="try_run", help="Finished runs and imported networks, the most "
                           "accurate on the test images first.")
     links_ui.keep_address(run=run_id)

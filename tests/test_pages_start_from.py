@@ -10,6 +10,7 @@ from conftest import finish_run
 from streamlit.testing.v1 import AppTest
 
 from cifar_core import scheduler
+from cifar_core.runs.naming import display_names
 from cifar_core.runs.store import RunStore
 from cifar_core.training.checkpoint import load_checkpoint
 from cifar_core.training.config import TrainConfig
@@ -62,7 +63,8 @@ def test_start_from_offers_the_finished_runs_and_trains_their_model_and_width(
     assert menu.options[0] == NOTHING and menu.value is None
     [label] = menu.options[1:]  # the failed run has no network to start from
     accuracy = store.get(fast).accuracy
-    assert fast in label and "CIFAR-10" in label and f"{accuracy:.1f} %" in label
+    name = display_names(store.list())[fast]  # by its name (issue 26), not its id
+    assert label.startswith(name) and "CIFAR-10" in label and f"{accuracy:.1f} %" in label
     assert at.selectbox(key="cfg_model").value == "tutorial"
     menu.set_value(fast).run()
     no_traceback(at)

@@ -300,3 +300,24 @@ def test_renaming_on_the_runs_page_changes_the_name_evaluate_shows(data_dir, run
     assert any(o.startswith("![x](http://e/x.png) ok") for o in options)
     assert any(o.startswith("tutorial · lr 0.02") for o in options)
     assert not any(second in o or first in o for o in options)  # names, not ids
+
+
+def test_try_it_and_the_start_from_menus_show_names(store):
+    from cifar_core.explain.network_imports import network_label
+    from cifar_core.runs.start import start_choice_labels
+
+    a = done(store, accuracy=30.0, lr=0.02)
+    b = done(store, accuracy=35.0, lr=0.002)
+    runs = store.list()
+    names = display_names(runs)
+
+    assert network_label(a, names[a.id]).startswith("fast · lr 0.02 (")
+    labels = start_choice_labels(runs, [b.id])
+    assert list(labels) == [b.id]
+    assert labels[b.id].startswith("fast · lr 0.002 (") and "35.0 %" in labels[b.id]
+    imported = store.create({"model": "fast", "imported_from": "cifar_net.pth"}, "/data",
+                            "imported", status="running")
+    store.finish(imported.id, "completed")
+    imported = store.get(imported.id)
+    label = network_label(imported, display_names(store.list())[imported.id])
+    assert label.startswith("cifar_net.pth (imported")

@@ -24,6 +24,7 @@ from cifar_core.data.load import load_cifar10
 from cifar_core.explain.attribution import ATTRIBUTION_METHODS, answer_sentence, class_probabilities
 from cifar_core.explain.network_imports import IMPORTED
 from cifar_core.explain.photos import read_photo
+from cifar_core.runs.naming import display_names
 from cifar_core.runs.store import RunStore
 from cifar_core.training.checkpoint import load_checkpoint
 from cifar_core.training.models import Net
@@ -260,13 +261,14 @@ def test_an_imported_network_appears_as_a_run_here_on_evaluate_and_runs(data_dir
     assert torch.equal(load_checkpoint(imported.checkpoint).model.fc3.weight, net.fc3.weight)
     # Chosen at once, said so, and the uploader is empty again.
     assert at.selectbox(key="try_run").value == imported.id
-    assert any(run_id in option for option in at.selectbox(key="try_run").options)
+    names = display_names(store.list())  # menus show names (issue 26), not ids
+    assert any(o.startswith(names[run_id]) for o in at.selectbox(key="try_run").options)
     assert any(f"Imported cifar_net.pth as run {imported.id}" in s.value for s in at.success)
     assert uploader(at, "Network file").value is None
     assert len(probability_chart(at)) == 10
     # Evaluate tests it like a run.
     evaluate = try_it("pages/evaluate.py")
-    assert any(imported.id in option for option in evaluate.selectbox(key="eval_run").options)
+    assert any(o.startswith(names[imported.id]) for o in evaluate.selectbox(key="eval_run").options)
     evaluate.selectbox(key="eval_run").select(imported.id).run()
     no_traceback(evaluate)
     shown = next(m for m in evaluate.metric if m.label == "Test accuracy")
@@ -394,7 +396,8 @@ def test_try_it_and_evaluate_open_on_the_same_run_the_newest(data_dir, runs_dir)
     assert try_it().selectbox(key="try_run").value == newest
     assert try_it("pages/evaluate.py").selectbox(key="eval_run").value == newest
     # The menu still lists the most accurate first.
-    assert try_it().selectbox(key="try_run").options[0].startswith(store.list()[1].id)
+    best = display_names(store.list())[store.list()[1].id]
+    assert try_it().selectbox(key="try_run").options[0].startswith(best)
 
 
 def test_a_run_stopped_after_the_newest_training_is_not_what_the_pages_open_on(

@@ -22,7 +22,13 @@ from cifar_core.data.dataset import ImageData
 from cifar_core.errors import CheckpointError, CifarError, RunError
 from cifar_core.explain.uploads import read_upload, size_in_words
 from cifar_core.runs.store import Run, RunStore
-from cifar_core.runs.views import IMPORTED, is_import, run_label, runs_with_network
+from cifar_core.runs.views import (
+    IMPORTED,
+    is_import,
+    named_label,
+    run_label,
+    runs_with_network,
+)
 from cifar_core.training.checkpoint import (
     DEFAULT_NAME,
     Checkpoint,
@@ -160,9 +166,15 @@ def networks_to_try(runs: list[Run]) -> list[Run]:
                                                -r.created))
 
 
-def network_label(run: Run) -> str:
-    """A short name for menus (summaries.run_label: an imported network by its file name)."""
-    return run_label(run)
+def network_label(run: Run, name: str | None = None) -> str:
+    """A short name for menus: the run's `name` (naming.display_names: an imported network's
+    is its file name) with its status and accuracy; without one, views.run_label."""
+    if name is None:
+        return run_label(run)
+    if is_import(run):
+        accuracy = f", {run.accuracy:.1f} %" if run.accuracy is not None else ", not tested"
+        return f"{name} (imported, {run.config.get('model', '?')}{accuracy})"
+    return named_label(run, {run.id: name})
 
 
 def _check_size(size: int, name: str, max_bytes: int) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cifar_core.data.registry import DATASETS
 from cifar_core.errors import CheckpointError, ConfigError, RunError
+from cifar_core.runs.naming import display_names
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.runs.views import dataset_title
 from cifar_core.training.checkpoint import Checkpoint, load_checkpoint
@@ -90,10 +91,17 @@ def start_choices(runs: list[Run], shape: tuple[int, int, int]) -> list[Run]:
     return found
 
 
-def start_choice_label(run: Run) -> str:
-    """A start network as a menu shows it: the run, its data set and its test accuracy."""
+def start_choice_label(run: Run, name: str | None = None) -> str:
+    """A start network as a menu shows it: the run (by its name, naming.display_names, where
+    given), its data set and its test accuracy."""
     accuracy = f", {run.accuracy:.1f} %" if run.accuracy is not None else ""
-    return f"Run {run.id} ({dataset_title(run.dataset)}{accuracy})"
+    return f"{name or f'Run {run.id}'} ({dataset_title(run.dataset)}{accuracy})"
+
+
+def start_choice_labels(runs: list[Run], offered) -> dict[str, str]:
+    """run id -> its start_choice_label, by its name among all `runs`, for the offered ids."""
+    names = display_names(runs)
+    return {r.id: start_choice_label(r, names[r.id]) for r in runs if r.id in set(offered)}
 
 
 def start_check(store: RunStore | None, values: dict, shape: tuple[int, int, int],
