@@ -413,3 +413,31 @@ def test_compiling_goes_with_the_autograd_step_not_the_written_out_one(data):
         assert step.description.startswith("tutorial step")
         assert step.stepper.compilation is not None
 
+
+
+# --- on a GPU (skipped where there is none) -----------------------------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_every_new_setting_trains_the_fast_network_on_a_gpu_and_repeats_by_its_seed(
+        precision, data):
+    config = small(model="fast", width=8, device="cuda", precision=precision,
+                   averaging="lookahead", alternating_flip=True, tta="flip+translate",
+                   tta_unsure_below=0.9, muon_lr=0.24, schedule="warmup-linear")
+    first, events = trained(config, data)
+    again, _ = trained(config, data)
+    assert events[-1].status == "completed", events[-1].message
+    assert next(first.parameters()).device.type == "cuda"
+    assert same_weights(first, again)
+
+
+@needs_cuda
+def test_compiling_on_a_gpu_trains_and_says_its_time(data):
+    config = small(model="fast", width=8, device="cuda", epochs=1, compile=True)
+    model, events = trained(config, data)
+    assert events[-1].status == "completed"
+    assert "Compiling the training step took" in events[-1].message
+    assert not same_weights(model, build_model(config, 10))  # it learned
