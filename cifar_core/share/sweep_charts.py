@@ -72,7 +72,7 @@ def one_setting_chart(table: pd.DataFrame, spec: Setting,
                  alt.Tooltip("accuracy:Q", format=".1f")])
     line = alt.Chart(table).mark_line(color="#999", strokeDash=[4, 4]).encode(
         x=x, y="mean(accuracy):Q")
-    layers = [line, points]
+    layers = [line]
     repeated = spreads[spreads["runs"] > 1] if spreads is not None else None
     if repeated is not None and not repeated.empty:
         tooltip = [alt.Tooltip("value_text:N", title=spec.label), "runs:Q",
@@ -81,10 +81,11 @@ def one_setting_chart(table: pd.DataFrame, spec: Setting,
         layers.append(alt.Chart(repeated).mark_errorbar(ticks=True, thickness=2,
                                                         color="black").encode(
             x=x, y=alt.Y("low:Q", title="test accuracy (%)"), y2="high:Q", tooltip=tooltip))
-        layers.append(alt.Chart(repeated).mark_tick(color="black", thickness=2,
+        layers.append(alt.Chart(repeated).mark_tick(color="black", thickness=2, size=22,
                                                     orient="horizontal").encode(
             x=x, y="mean:Q", tooltip=tooltip))
-    return alt.layer(*layers).properties(height=320)
+    # (the points over the bars: a bar drawn over them hid them)
+    return alt.layer(*layers, points).properties(height=320)
 
 
 def settings_chart(table: pd.DataFrame) -> alt.LayerChart:

@@ -67,11 +67,11 @@ def best_ui(sweep: Sweep, runs: list[Run]) -> None:
     declared = settings()
     chosen = ", ".join(f"{declared[n].label.lower()} {value_text(n, best.settings.get(n))}"
                        for n in names)
-    best_run_text = (f"trial {best.trial}, **{best.accuracy:.1f} %** of the test images right"
-                     + (f", with {chosen}" if chosen else ""))
+    best_run_text = f"trial {best.trial}, **{best.accuracy:.1f} %** of the test images right"
     setting = best_setting_text(sweep.space, runs)
     st.success(f"{setting} (its best run: {best_run_text})." if setting
-               else f"Best: {best_run_text}.", icon=":material/emoji_events:")
+               else f"Best: {best_run_text}" + (f", with {chosen}." if chosen else "."),
+               icon=":material/emoji_events:")
     noise = best_two_answer(sweep.space, runs)
     if noise:
         st.caption(noise)
