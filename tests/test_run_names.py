@@ -254,6 +254,14 @@ def test_a_menu_label_leads_with_the_name(store):
 
 # --- the pages: names in the pickers, editing them on the Runs page ----------------------
 
+def chart_frames(at) -> list:
+    """The data of every chart a page drew, as frames."""
+    import pyarrow as pa
+
+    return [pa.ipc.open_stream(d.data.data).read_all().to_pandas()
+            for chart in at.get("vega_lite_chart") for d in chart.proto.datasets]
+
+
 def test_renaming_on_the_runs_page_changes_the_name_evaluate_shows(data_dir, runs_dir):
     from conftest import app_at, finish_run, no_traceback, texts
 
@@ -277,6 +285,11 @@ def test_renaming_on_the_runs_page_changes_the_name_evaluate_shows(data_dir, run
     compare = at.multiselect(key="compare_runs")
     assert any(o.startswith("![x](http://e/x.png) ok") for o in compare.options)
     assert "![x]" not in texts(at).replace("\\!\\[x\\]", "")  # shown as text, never a picture
+    # The comparison charts' legends (their frames' "run" column) call the runs by name.
+    legends = [set(frame["run"]) for frame in chart_frames(at) if "class" in frame
+               or "series" in frame]
+    assert len(legends) == 2
+    assert all(seen == {"![x](http://e/x.png) ok", "tutorial · lr 0.02"} for seen in legends)
     at.text_input(key=f"run_tags_{first}").input("two words!").run()
     at.button(key="run_save").click().run()
     no_traceback(at)
