@@ -29,7 +29,7 @@ from cifar_core.training.loop import build_model, train
 from cifar_core.training.models import MODELS
 from cifar_core.training.muon import NS_COEFFICIENTS, Muon, newton_schulz
 from cifar_core.training.recipe import make_optimizers
-from cifar_core.training.speed import open_step
+from cifar_core.training.speed import open_step, splits_batches
 from cifar_core.training.speed.minibatches import Minibatches
 
 NEW_SETTINGS = ("averaging", "alternating_flip", "tta_unsure_below", "muon_lr", "compile")
@@ -166,18 +166,28 @@ def test_a_run_with_weight_averaging_is_repeated_by_its_seed_and_tested_on_the_a
     assert [e for e in events if e.kind == "epoch"][-1].test_loss == pytest.approx(loss)
 
 
-def test_weight_averaging_works_beside_the_written_out_step(data, monkeypatch):
+@pytest.mark.parametrize("threads, step", [
+    (1, "written-out step (backward"),  # one core: the written-out step
+    (2, "written-out step, each minibatch split"),  # two: its halves on two processes
+])
+def test_weight_averaging_works_beside_the_written_out_steps(threads, step, data):
+    if threads == 2 and not splits_batches(4, 2):
+        pytest.skip("this machine does not split batches (one core, or no fork)")
     config = TrainConfig(epochs=1, batch_size=4, seed=2, device="cpu", averaging="lookahead",
                          train_size=40, log_every=100)
     model = build_model(config, 10)
-    events = list(train(config, data, model, threads=1))  # one core: the written-out step
-    assert events[-1].training_step.startswith("written-out")
+    events = list(train(config, data, model, threads=threads))
+    assert events[-1].training_step.startswith(step)
     plain = build_model(config, 10)
     list(train(TrainConfig.from_dict({**config.to_dict(), "averaging": "none"}), data, plain,
-               threads=1))
+               threads=threads))
     again = build_model(config, 10)
-    list(train(config, data, again, threads=1))
+    list(train(config, data, again, threads=threads))
     assert same_weights(model, again) and not same_weights(model, plain)
+    # The last test was of the averaged network the run keeps.
+    tested = predict_probabilities(model, data.test_images)
+    loss = -tested[torch.arange(len(tested)), data.test_labels].log().mean().item()
+    assert [e for e in events if e.kind == "epoch"][-1].test_loss == pytest.approx(loss)
 
 
 # --- the alternating flip ----------------------------------------------------------------------
