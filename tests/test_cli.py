@@ -509,7 +509,7 @@ def test_runs_list_shows_names_and_filters_by_tag_and_status(capsys, tmp_path):
     assert [ln for ln in lines if ln.startswith(ids[0])][0].endswith("the good one")
     assert [ln for ln in lines if ln.startswith(ids[1])][0].endswith("fast · lr 0.002")
 
-    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "list", "--tag", "keep")
+    code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "list", "--tag", "Keep")
     assert code == 0 and [ln.split()[0] for ln in out.splitlines()[1:]] == [ids[0]]
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "list", "--tag", "nothing")
     assert code == 0 and "No runs" in out and "nothing" in out

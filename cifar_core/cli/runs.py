@@ -98,7 +98,8 @@ def _print_runs_table(runs: list[Run], names: dict[str, str]) -> None:
 def list_runs(store: RunStore, args) -> int:
     every = store.list()
     names = display_names(every)  # made among all runs: a run reads as it does everywhere
-    runs = filter_runs(store.list(args.status) if args.status else every, TAG, args.tag)
+    tags = [t.strip().lower() for t in args.tag]  # as tags are kept (annotations.clean_tag)
+    runs = filter_runs(store.list(args.status) if args.status else every, TAG, tags)
     for warning in store.damaged_runs():
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
