@@ -415,3 +415,15 @@ def test_the_runs_table_shows_each_repeats_seed_as_written():
             for i, r in enumerate(runs)]
     table = sweep_runs_table(SearchSpace(axes=(Axis("lr", (0.001, 0.01)),), repeats=2), runs)
     assert list(table["seed"]) == ["931748791", "931748790", "931748791", "931748790"]
+
+
+def test_parallel_coordinates_label_a_repeated_settings_values_not_made_up_ones():
+    from cifar_core.sweeps.answer import parallel_coordinates
+
+    space = SearchSpace(axes=(Axis("lr", (0.002, 0.02)), Axis("momentum", (0.8, 0.9))),
+                        repeats=3)
+    runs = [run(i, 10.0 + i, **c) for i, c in enumerate(SearchSpace(
+        axes=space.axes, repeats=3, base={"seed": 0}).configs())]
+    chart = parallel_coordinates(space, runs, ["lr", "momentum"])
+    labels = chart.ticks.groupby("axis_index")["label"].apply(list)
+    assert labels[0] == ["0.002", "0.02"] and labels[1] == ["0.8", "0.9"]

@@ -137,7 +137,8 @@ class Scale:
     def ticks(self, distinct: list) -> list[tuple[float, object]]:
         """(position, value) for the axis's labels: every distinct value where there are few,
         else TICKS evenly spaced values."""
-        if not self.numeric or len(distinct) <= TICKS + 2:
+        # (distinct values counted once: a sweep's repeats give each value several runs)
+        if not self.numeric or len({repr(v) for v in distinct}) <= TICKS + 2:
             return [(self.position(v), v) for v in sorted(
                 {repr(v): v for v in distinct}.values(), key=value_order)]
         ticks = []
