@@ -28,18 +28,21 @@ SEPARATOR = " · "
 # flag without its dashes (the registry's name for them on the command line).
 SHORT_LABELS = {"momentum": "mom", "batch_size": "batch", "train_size": "images",
                 "label_smoothing": "smoothing", "weight_decay": "wd", "augment": "aug"}
+# The settings as declared, read once (names are made for every run on every page visit).
+SETTINGS = settings()
+NAMED = tuple(name for name in compared_settings() if name != "model")
 # An imported network's origin (views.IMPORTED): it has no training settings to tell it by.
 IMPORTED = "imported"
 
 
 def short_label(name: str) -> str:
     """The setting `name` in a few letters, e.g. 'lr', 'mom', 'batch'."""
-    return SHORT_LABELS.get(name) or settings()[name].flag.lstrip("-")
+    return SHORT_LABELS.get(name) or SETTINGS[name].flag.lstrip("-")
 
 
 def setting_words(name: str, value) -> str:
     """One setting as a name shows it, e.g. 'lr 0.02', 'images all', 'nesterov on'."""
-    spec, label = settings()[name], short_label(name)
+    spec, label = SETTINGS[name], short_label(name)
     if value is None:
         return f"{label} {spec.none_means or '-'}"
     if spec.kind is bool:
@@ -70,10 +73,10 @@ def display_names(runs: list[Run]) -> dict[str, str]:
     return _told_apart(names, {r.id: r for r in runs})
 
 
-def _applies(run: Run, name: str) -> bool:
-    """Whether the setting means anything for the run's network (a width for the tutorial's,
-    which has none, does not)."""
-    spec = MODELS.get(run.settings.get("model"))
+def _applies(values: dict, name: str) -> bool:
+    """Whether the setting means anything for a network of these settings (a width for the
+    tutorial's, which has none, does not)."""
+    spec = MODELS.get(values.get("model"))
     return not (name == "width" and spec is not None and spec.widths is None)
 
 
@@ -81,11 +84,10 @@ def _described(runs: list[Run], in_sweep: bool) -> list[str]:
     """Each run's model and the settings that tell it from the others (a sweep's: all those
     the sweep varies; others: those where it is not what most of them used)."""
     shown = {}
-    for name in compared_settings():
-        if name == "model":
-            continue
-        values = [setting_words(name, r.settings.get(name)) if _applies(r, name) else None
-                  for r in runs]
+    of_run = [r.settings for r in runs]  # (each computed once: a property)
+    for name in NAMED:
+        values = [setting_words(name, v.get(name)) if _applies(v, name) else None
+                  for v in of_run]
         counts = Counter(v for v in values if v is not None)
         if len(counts) + (None in values) < 2:
             continue  # all alike
@@ -93,7 +95,7 @@ def _described(runs: list[Run], in_sweep: bool) -> list[str]:
         most = None if in_sweep or times * 2 <= len(runs) else usual
         shown[name] = [v if v != most else None for v in values]
     titles = _dataset_titles(runs)
-    parts = [[str(r.settings.get("model"))] for r in runs]
+    parts = [[str(v.get("model"))] for v in of_run]
     for i, run in enumerate(runs):
         if titles:
             parts[i].append(titles[run.id])
