@@ -301,7 +301,11 @@ def test_renaming_on_the_runs_page_changes_the_name_evaluate_shows(data_dir, run
     at.multiselect(key="runs_filter_values").set_value(["keep"]).run()
     shown = next(d for d in at.dataframe if d.key == "runs_table").value
     assert list(shown["run"]) == [first]
-    at.multiselect(key="runs_filter_values").set_value([]).run()
+    at.selectbox(key="runs_filter_field").set_value("status").run()  # 'keep' is no status
+    no_traceback(at)
+    shown = next(d for d in at.dataframe if d.key == "runs_table").value
+    assert set(shown["run"]) == {first, second}
+    at.selectbox(key="runs_filter_field").set_value(None).run()
     at.selectbox(key="runs_group_by").set_value("lr").run()
     groups = next(d.value for d in at.dataframe if "best_accuracy" in d.value.columns)
     assert list(groups["group"]) == ["0.01", "0.02"] and list(groups["runs"]) == [1, 1]
