@@ -21,7 +21,12 @@ from cifar_core.share import network
 from cifar_core.share.network import export_network
 from cifar_core.training import compiled, loop
 from cifar_core.training.augment import tta_logits
-from cifar_core.training.averaging import EMA_DECAY, WeightAverage, lookahead_decay
+from cifar_core.training.averaging import (
+    EMA_DECAY,
+    WeightAverage,
+    ema_decay,
+    lookahead_decay,
+)
 from cifar_core.training.checkpoint import load_checkpoint, save_checkpoint
 from cifar_core.training.config import PRESETS, TrainConfig, plain_recipe, settings
 from cifar_core.training.evaluation import predict_probabilities
@@ -122,15 +127,18 @@ def test_ema_weights_are_the_hand_computed_average_and_the_model_gets_them_at_th
         model.weight.copy_(torch.tensor([[1.0, -2.0]]))
     average = WeightAverage(model, "ema", total_steps=4)
     steps_of(model, average, [[3.0, 0.0], [5.0, 2.0], [1.0, 1.0]])
-    d = EMA_DECAY
+    # By hand: the decay after step t is min(0.99, (1 + t) / (10 + t)): 2/11, 3/12, 4/13.
+    assert [ema_decay(t) for t in (1, 2, 3, 1000)] == pytest.approx([2 / 11, 3 / 12, 4 / 13,
+                                                                    EMA_DECAY])
     by_hand = np.array([1.0, -2.0])
-    for w in ([3.0, 0.0], [5.0, 2.0], [1.0, 1.0]):
+    for d, w in zip((2 / 11, 3 / 12, 4 / 13), ([3.0, 0.0], [5.0, 2.0], [1.0, 1.0]),
+                    strict=True):
         by_hand = d * by_hand + (1 - d) * np.array(w)
     with average.averaged():  # a test sees the average ...
         assert model.weight.detach().numpy()[0] == pytest.approx(by_hand, abs=1e-6)
     assert model.weight.tolist() == [[1.0, 1.0]]  # ... and training goes on from its own
     steps_of(model, average, [[0.0, 4.0]])  # the last of the 4 steps: the average for good
-    by_hand = d * by_hand + (1 - d) * np.array([0.0, 4.0])
+    by_hand = 5 / 14 * by_hand + 9 / 14 * np.array([0.0, 4.0])
     assert model.weight.detach().numpy()[0] == pytest.approx(by_hand, abs=1e-6)
 
 
@@ -151,6 +159,16 @@ def test_lookahead_pulls_the_weights_back_to_the_average_every_5_steps_as_airben
     assert model.weight.item() == pytest.approx(slow)
     steps_of(model, average, [[30.0], [40.0]])  # the end: the steps since the last pull go
     assert model.weight.item() == pytest.approx(slow)
+
+
+def test_a_lookahead_shorter_than_its_first_pull_keeps_the_trained_weights():
+    model = nn.Linear(1, 1, bias=False)
+    average = WeightAverage(model, "lookahead", total_steps=3)
+    steps_of(model, average, [[1.0], [2.0]])
+    with average.averaged():
+        assert model.weight.item() == 2.0
+    steps_of(model, average, [[3.0]])
+    assert model.weight.item() == 3.0  # not the random start
 
 
 @pytest.mark.parametrize("mode", ["ema", "lookahead"])

@@ -2,12 +2,15 @@
 
 Two ways (TrainConfig.averaging):
 - 'ema': an exponential moving average of the weights, updated after every step
-  (average = EMA_DECAY x average + (1 - EMA_DECAY) x weights); the tests after each epoch and
-  the saved network use the average, the training goes on from its own weights.
+  (average = decay x average + (1 - decay) x weights, the decay ema_decay(step): EMA_DECAY,
+  less over the first steps so that the starting weights do not linger); the tests after
+  each epoch and the saved network use the average, the training goes on from its own
+  weights.
 - 'lookahead': airbench94's. Every LOOKAHEAD_EVERY steps the average is pulled towards the
   weights and the weights are set to the average, with a pull that weakens as the training
   ends (the decay rises as the cube of the share of steps done, to 0.95^5); after the last
-  step the weights are the average.
+  step the weights are the average (airbench94 drops the steps since the last pull). A
+  training of fewer than LOOKAHEAD_EVERY steps has no average and keeps its weights.
 
 Both average every floating-point tensor of the network's state (weights and BatchNorm's
 running statistics), as airbench94 does, and work in place on the tensors the model holds, so
@@ -32,6 +35,13 @@ EMA_DECAY = 0.99
 # airbench94's lookahead: every 5 steps, decay 0.95^5 x (share of the steps done)^3.
 LOOKAHEAD_EVERY = 5
 LOOKAHEAD_DECAY = 0.95 ** 5
+
+
+def ema_decay(step: int) -> float:
+    """The EMA's decay after `step` (1-based): EMA_DECAY, or less at the start, (1 + step) /
+    (10 + step), as TensorFlow's ExponentialMovingAverage with its number of updates (else
+    after a few dozen steps the average would still be mostly the random start)."""
+    return min(EMA_DECAY, (1 + step) / (10 + step))
 
 
 def lookahead_decay(step: int, total_steps: int) -> float:
@@ -68,7 +78,7 @@ class WeightAverage:
             return
         self.steps += 1
         if self.mode == "ema":
-            torch._foreach_lerp_(self.average, self.tensors, 1 - EMA_DECAY)
+            torch._foreach_lerp_(self.average, self.tensors, 1 - ema_decay(self.steps))
         elif self.steps % LOOKAHEAD_EVERY == 0:
             decay = lookahead_decay(self.steps, self.total_steps or self.steps)
             torch._foreach_lerp_(self.average, self.tensors, 1 - decay)
@@ -79,7 +89,7 @@ class WeightAverage:
     @contextmanager
     def averaged(self) -> Iterator[None]:
         """The model holds the average while inside (a test), its own weights again after."""
-        if self.finished or self.average is None or (
+        if self.finished or not self._has_average() or (
                 self.mode == "lookahead" and self.steps % LOOKAHEAD_EVERY == 0):
             yield  # the model holds the average already (or there is none yet)
             return
@@ -95,6 +105,13 @@ class WeightAverage:
     @torch.no_grad()
     def finish(self) -> None:
         """The average into the model, for good (the training is over)."""
-        if not self.finished and self.average is not None:
+        if not self.finished and self._has_average():
             torch._foreach_copy_(self.tensors, self.average)
         self.finished = True
+
+    def _has_average(self) -> bool:
+        """Whether an average was taken yet (a lookahead's first is after LOOKAHEAD_EVERY
+        steps)."""
+        if self.average is None:
+            return False
+        return self.mode == "ema" and self.steps > 0 or self.steps >= LOOKAHEAD_EVERY
