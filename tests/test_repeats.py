@@ -427,3 +427,15 @@ def test_parallel_coordinates_label_a_repeated_settings_values_not_made_up_ones(
     chart = parallel_coordinates(space, runs, ["lr", "momentum"])
     labels = chart.ticks.groupby("axis_index")["label"].apply(list)
     assert labels[0] == ["0.002", "0.02"] and labels[1] == ["0.8", "0.9"]
+
+
+def test_repeats_do_not_count_as_settings_for_the_importance():
+    # A 2 x 2 grid with 3 repeats: 12 finished runs, but only 4 settings (issue 26's 50 % / 50 %
+    # came back from such a sweep: the importance took the runs for 12 settings).
+    space = SearchSpace(axes=(Axis("lr", (0.002, 0.02)), Axis("momentum", (0.8, 0.9))),
+                        repeats=3, base={"seed": 5})
+    runs = [run(i, 100 * c["lr"] + c["seed"], **c) for i, c in enumerate(space.configs())]
+    answer = importance_answer(space, runs)
+    assert answer.few and answer.importance is None
+    assert "4 settings" in answer.note
+    assert answer.lines[0].startswith("Learning rate")

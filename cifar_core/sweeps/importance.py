@@ -114,6 +114,16 @@ def noise_note(noise: float | None) -> str:
             "values' means lie closer than that is within the noise.")
 
 
+def _few_note(count: str, n: int, few: int, what: str) -> str:
+    """The sentence saying that `few` runs or settings are too few for a share."""
+    return (f"{count} finished {'their' if n != 1 else 'its'} training: too few to say how "
+            f"much each setting mattered (with {few} {what}, one more or less can change the "
+            "answer), so you cannot yet trust a ranking. Below, the mean test accuracy of the "
+            "runs with each value, as in the pictures above, the setting whose values are "
+            f"furthest apart first. About {FEW_RUNS} {what} or more give a share for each "
+            "setting.")
+
+
 def importance_answer(space: SearchSpace, runs: list[Run]) -> ImportanceAnswer:
     """Which settings mattered: with fewer than FEW_RUNS finished runs the mean accuracy of
     each value and a sentence saying that so few runs cannot say much; from FEW_RUNS on,
@@ -124,20 +134,22 @@ def importance_answer(space: SearchSpace, runs: list[Run]) -> ImportanceAnswer:
     lines = means_lines(means, noise)
     finished = [r for r in runs if r.status == "completed" and r.accuracy is not None]
     n = len(finished)
+    # Repeats of a setting are one setting: 12 runs of a 2 x 2 grid tell 4 settings apart.
+    names = [a.name for a in space.varied if a.name != "seed"]
+    distinct = len({repr([r.settings.get(name) for name in names]) for r in finished})
     if n < FEW_RUNS:
         count = f"Only {n} run{'s' * (n != 1)}" if n else "No run"
-        note = (f"{count} finished {'their' if n != 1 else 'its'} training: too few to say "
-                f"how much each setting mattered (with {n} runs, one run more or less can "
-                "change the answer), so you cannot yet trust a ranking. Below, the mean test "
-                "accuracy of the runs with each value, as in the pictures above, the setting "
-                f"whose values are furthest apart first. About {FEW_RUNS} runs or more give a "
-                "share for each setting.")
-        return ImportanceAnswer(True, note + noise_note(noise), means, lines)
+        return ImportanceAnswer(True, _few_note(count, n, n, "runs") + noise_note(noise),
+                                means, lines)
     if len(means["name"].unique()) == 1:  # a share of 100 % would say nothing
         note = ("Only one setting differs between the finished runs: every difference between "
                 "their accuracies comes with it. Below, the mean test accuracy of the runs with "
                 "each of its values.")
         return ImportanceAnswer(True, note + noise_note(noise), means, lines)
+    if distinct < FEW_RUNS:
+        count = f"Only {distinct} setting{'s' * (distinct != 1)} ({n} runs with the repeats)"
+        return ImportanceAnswer(True, _few_note(count, n, distinct, "settings")
+                                + noise_note(noise), means, lines)
     found = parameter_importance(space, runs)
     ranges = importance_ranges(space, runs) if found else None
     if not found or not ranges:
