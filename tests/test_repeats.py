@@ -439,3 +439,17 @@ def test_repeats_do_not_count_as_settings_for_the_importance():
     assert answer.few and answer.importance is None
     assert "4 settings" in answer.note
     assert answer.lines[0].startswith("Learning rate")
+
+
+def test_smart_draws_its_first_settings_at_random_whatever_the_repeats(tmp_path):
+    from cifar_core.sweeps import smart
+
+    space = SearchSpace(axes=(Axis("lr", low=0.001, high=0.1, log=True),), strategy="smart",
+                        runs=12, repeats=3)
+    journal = tmp_path / "study.log"
+    smart.create_study(journal, "s")
+    once = smart._load(smart._storage(journal), "s", SearchSpace(axes=space.axes,
+                                                                 strategy="smart", runs=12))
+    repeated = smart._load(smart._storage(journal), "s", space)
+    # Each setting's repeats are trials too: the random start spans as many settings.
+    assert repeated.sampler._n_startup_trials == 3 * once.sampler._n_startup_trials

@@ -148,10 +148,12 @@ def _load(storage, study_name: str, space: SearchSpace):
     # TPE draws at random for its first few trials, then from what worked; with runs side by
     # side, the constant liar counts running trials as bad, so they are not all asked alike.
     # Each ask comes from a freshly loaded study (whichever process asks): its seed moves on
-    # with the trials made, else every fresh sampler would draw the same first values.
+    # with the trials made, else every fresh sampler would draw the same first values. A
+    # setting's repeats are trials of it too (engine._make_run): the random start counts them.
     study.sampler = optuna.samplers.TPESampler(
         seed=space.seed + len(study.get_trials(deepcopy=False)),
-        n_startup_trials=min(4, max(1, (space.runs or 4) // 3)), constant_liar=True)
+        n_startup_trials=min(4, max(1, (space.runs or 4) // 3)) * max(1, space.repeats),
+        constant_liar=True)
     return study
 
 
