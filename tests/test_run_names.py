@@ -338,3 +338,6 @@ def test_try_it_and_the_start_from_menus_show_names(store):
     imported = store.get(imported.id)
     label = network_label(imported, display_names(store.list())[imported.id])
     assert label.startswith("cifar_net.pth (imported")
+    odd = store.create({"model": "fast", "imported_from": "two\nlines.pth"}, "/data",
+                       "imported")
+    assert display_names(store.list())[odd.id] == "two lines.pth"  # one line in every list

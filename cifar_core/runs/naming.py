@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cifar_core.data.registry import DATASETS
-from cifar_core.runs.names import short_name
+from cifar_core.runs.names import short_name, sweep_name
 from cifar_core.training.config import compared_settings, settings
 from cifar_core.training.models import MODELS
 
@@ -69,7 +69,8 @@ def display_names(runs: list[Run]) -> dict[str, str]:
         if run.name:
             names[run.id] = run.name
         elif run.origin == IMPORTED:
-            names[run.id] = short_name(str(run.config.get("imported_from") or "imported network"))
+            names[run.id] = sweep_name(str(run.config.get("imported_from") or "")) or (
+                "imported network")
     return _told_apart(names, {r.id: r for r in runs})
 
 
