@@ -469,3 +469,18 @@ def test_compiling_on_a_gpu_trains_and_says_its_time(data):
     assert events[-1].status == "completed"
     assert "Compiling the training step took" in events[-1].message
     assert not same_weights(model, build_model(config, 10))  # it learned
+
+
+def test_the_pages_speed_measure_and_lr_finder_do_not_compile_in_the_dashboards_process(
+        data, monkeypatch):
+    # Compiling takes a minute or more on a CPU: the Train page's estimate and the learning
+    # rate finder (which do not depend on it: same arithmetic) must not wait for it.
+    from cifar_core.training.estimate import measure_images_per_s
+    from cifar_core.training.lr_find import find_learning_rate
+
+    compiles = []
+    monkeypatch.setattr(torch, "compile", lambda model, **options: compiles.append(model))
+    config = small(batch_size=8, compile=True)
+    assert measure_images_per_s(config, threads=1, budget_s=0.05) > 0
+    find_learning_rate(config, data, steps=10)
+    assert compiles == []

@@ -142,6 +142,9 @@ def measure_images_per_s(config: TrainConfig, threads: int | None = None,
     the process's random numbers and settings are left as they were. ConfigError where the
     config's model cannot take such pictures."""
     device = resolve_device(config.device)
+    # Uncompiled: compiling takes a minute or more on a CPU, which the page would wait for
+    # (earlier runs with Compile on give their speed, compiling included).
+    config = replace(config, compile=False)
     with torch.random.fork_rng(devices=[]):
         # A network started from another trains at the speed of a fresh one (with the same
         # layers kept fixed): its weights change nothing of the work.

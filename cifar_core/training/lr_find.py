@@ -257,8 +257,10 @@ def find_learning_rate(config: TrainConfig, data: ImageData, start_lr: float = D
     # The test's own rate and growth replace the config's rate and schedule; the optimizer,
     # loss and precision stay the config's (training.recipe, through the tutorial's step).
     # Start from and Keep fixed are not among the settings it depends on (range_test=False):
-    # it tests a fresh network, as for the same settings without them.
-    config = replace(config, lr=start_lr, schedule="constant", start_from=None, freeze=False)
+    # it tests a fresh network, as for the same settings without them. Nor is Compile (the
+    # same arithmetic), which would make the page wait a minute or more for the compiling.
+    config = replace(config, lr=start_lr, schedule="constant", start_from=None, freeze=False,
+                     compile=False)
     # It runs in the dashboard's own process: refused, not started, where it would not fit.
     images = min(config.train_size or len(data.train_labels), len(data.train_labels))
     check_memory(config, len(data.classes), images, "Finding a learning rate", data.shape)
