@@ -177,7 +177,7 @@ def _advance_locked(store: RunStore, sweep_id: str) -> list[Run]:
     count = max(len(runs), 1 + max((r.trial for r in runs if r.trial is not None), default=-1))
     out_of_time = sweep.deadline is not None and time.time() >= sweep.deadline
     while len(active) < sweep.parallel and count < planned and not out_of_time:
-        run = _make_run(store, sweep, count, runs)
+        run = _make_run(store, sweep, count)
         if run is None:
             break
         count = max(count + 1, 1 + (run.trial if run.trial is not None else -1))
@@ -191,7 +191,7 @@ def _advance_locked(store: RunStore, sweep_id: str) -> list[Run]:
     return made
 
 
-def _make_run(store: RunStore, sweep: Sweep, index: int, runs: list[Run]) -> Run | None:
+def _make_run(store: RunStore, sweep: Sweep, index: int) -> Run | None:
     """The sweep's next run, queued: the index-th of a grid or random list, or the smart
     strategy's next trial. With repeats, the smart strategy asks Optuna for a setting at its
     first repeat; the others take that run's values (each its own trial of them, so the
@@ -201,7 +201,8 @@ def _make_run(store: RunStore, sweep: Sweep, index: int, runs: list[Run]) -> Run
     if space.strategy == "smart":
         first, repeat = index - index % space.repeats, index % space.repeats
         # (trial numbers follow the runs made: each run asks one trial, one at a time)
-        earlier = next((r for r in runs if r.trial == first), None) if repeat else None
+        earlier = next((r for r in SweepStore(store).runs(sweep.id) if r.trial == first),
+                       None) if repeat else None
         given = ({a.name: earlier.settings.get(a.name) for a in space.varied}
                  if earlier is not None else None)  # (its first repeat deleted: a new ask)
         number, params = smart.ask(optuna_journal(store, sweep.id), sweep.id, space,
