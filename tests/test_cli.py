@@ -375,7 +375,8 @@ def test_runs_list_plain_and_json(capsys, trained):
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", runs_dir, "list")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split()[:4] == ["run", "status", "dataset", "created"]
+    # The name and accuracy right after the id (issue 26): off-screen at the end of a long line.
+    assert header.split()[:6] == ["run", "accuracy", "name", "status", "dataset", "created"]
     assert row.startswith(run_id) and " completed " in row and " cifar10 " in row
     assert f"{lines[-1]['accuracy']:.1f} %" in row
 
@@ -506,8 +507,9 @@ def test_runs_list_shows_names_and_filters_by_tag_and_status(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "list")
     lines = out.splitlines()[1:]
     assert code == 0 and len(lines) == 2
-    assert [ln for ln in lines if ln.startswith(ids[0])][0].endswith("the good one")
-    assert [ln for ln in lines if ln.startswith(ids[1])][0].endswith("fast · lr 0.002")
+    named = {ln.split()[0]: ln for ln in lines}
+    assert named[ids[0]].split(" completed ")[0].rstrip().endswith("30.0 %  the good one")
+    assert named[ids[1]].split(" completed ")[0].rstrip().endswith("30.0 %  fast · lr 0.002")
 
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", root, "list", "--tag", "Keep")
     assert code == 0 and [ln.split()[0] for ln in out.splitlines()[1:]] == [ids[0]]

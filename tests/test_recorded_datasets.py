@@ -80,7 +80,8 @@ def test_train_evaluate_and_runs_list_on_a_registered_data_set(capsys, tmp_path,
 
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", tmp_path / "runs", "list")
     header, row = out.splitlines()
-    assert header.split()[2] == "dataset" and row.split()[2] == "shapes"
+    # (after the id, accuracy, name and status: issue 26)
+    assert header.split()[4] == "dataset" and " shapes " in row
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", tmp_path / "runs", "list", "--json")
     assert json.loads(out)["dataset"] == "shapes"
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", tmp_path / "runs", "show", run.id)

@@ -75,24 +75,25 @@ def add_runs_parser(sub) -> None:
 
 
 def _print_runs_table(runs: list[Run], names: dict[str, str]) -> None:
-    """A line per run: its data set (by the name --dataset takes), a column per compared
-    setting (cifar_core.training.config), the results, then its name (naming)."""
+    """A line per run: its id, test accuracy and name (naming), status, data set (by the name
+    --dataset takes), a column per compared setting (cifar_core.training.config), speed."""
     rows = [(run, {name: run_setting_text(run, name) for name in compared_settings()})
             for run in runs]
     widths = {name: max(len(name), *(len(shown[name]) for _, shown in rows))
               for name in compared_settings()}
     named = max(len("dataset"), *(len(run.dataset) for run in runs))
-    print(f"{'run':22} {'status':10} {'dataset':{named}} {'created':16} "
-          + " ".join(f"{name:>{width}}" for name, width in widths.items())
-          + f" {'accuracy':>8} {'images/s':>9} name")
+    called = max(len("name"), *(len(names[run.id]) for run in runs))
+    print(f"{'run':22} {'accuracy':>8}  {'name':{called}} {'status':10} {'dataset':{named}} "
+          f"{'created':16} " + " ".join(f"{name:>{width}}" for name, width in widths.items())
+          + f" {'images/s':>9}")
     for run, shown in rows:
         m = run.metrics or {}
         acc = f"{m['accuracy']:.1f} %" if m.get("accuracy") is not None else "-"
         ips = f"{m['images_per_s']:,.0f}" if m.get("images_per_s") else "-"
         values = " ".join(f"{shown[name]:>{width}}" for name, width in widths.items())
         status = IMPORTED if is_import(run) else run.status  # no settings, no speed
-        print(f"{run.id:22} {status:10} {run.dataset:{named}} {shown_time(run.created):16} "
-              f"{values} {acc:>8} {ips:>9} {names[run.id]}")
+        print(f"{run.id:22} {acc:>8}  {names[run.id]:{called}} {status:10} "
+              f"{run.dataset:{named}} {shown_time(run.created):16} {values} {ips:>9}")
 
 
 def list_runs(store: RunStore, args) -> int:
