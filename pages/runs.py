@@ -98,8 +98,8 @@ def runs_table_ui(runs: list[Run], names: dict[str, str], key: str = "runs_table
         on_select=functools.partial(_ticked, key, ids),
         column_config={
             "name": st.column_config.TextColumn(
-                "Name", help="Its own name, or one made from what differs from the runs "
-                "around it. Change it under 'One run' below."),
+                "Name", pinned=True, help="Its own name, or one made from what differs from "
+                "the runs around it. Change it under 'One run' below."),
             "run": "Run", "status": "Status", "tags": "Tags", "note": "Note",
             "dataset": st.column_config.TextColumn(
                 "Data set", help="What it trained and was tested on: accuracies of different "

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 
@@ -269,8 +270,11 @@ def test_renaming_on_the_runs_page_changes_the_name_evaluate_shows(data_dir, run
     second = finish_run(runs_dir, data_dir, lr=0.02)
 
     at = app_at("pages/runs.py")
-    table = next(d for d in at.dataframe if d.key == "runs_table").value
+    shown = next(d for d in at.dataframe if d.key == "runs_table")
+    table = shown.value
     assert list(table.columns[:2]) == ["name", "accuracy"]
+    # The name stays in sight while the twenty settings beside it are scrolled through.
+    assert json.loads(shown.proto.columns)["name"]["pinned"] is True
     assert set(table["name"]) == {"tutorial · lr 0.01", "tutorial · lr 0.02"}
     at.selectbox(key="files_run").set_value(first).run()
     at.text_input(key=f"run_name_{first}").input("![x](http://e/x.png) ok")
