@@ -262,10 +262,10 @@ def group_table(runs: list[Run], field: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group", "runs", "mean_accuracy", "best_accuracy"])
 
 
-def settings_table(runs: list[Run]) -> pd.DataFrame:
+def settings_table(runs: list[Run], names: dict[str, str] | None = None) -> pd.DataFrame:
     """runs_table of the runs trained here, for comparing settings ("which settings pay off"):
     an import has no settings to be evidence for."""
-    return runs_table(trained_runs(runs))
+    return runs_table(trained_runs(runs), names)
 
 
 def loss_curve(events: list[Event], run_id: str | None = None) -> pd.DataFrame:
