@@ -6,7 +6,8 @@ words) and `folders` (no stored path leads outside the runs folder). `jobs` trai
 its own OS process; `pipeline` is one run from data to saved network, in that process. What the
 pages and the CLI show of runs: `views` (tables and phrases), `curves` and `spread` (which loss
 reports a chart draws), `picked` (the runs a person ticked), `names` (names kept short and
-shown as text).
+shown as text), `annotations` (a run's name, note and tags, checked) and `naming` (every run's
+display name, made from what differs where it has none of its own).
 """
 
 from cifar_core.runs.jobs import JobRunner
