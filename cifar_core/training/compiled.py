@@ -85,9 +85,10 @@ class Compilation:
                     "does with Compile off."]
         if not self.shapes:
             return []
+        which = ("its first step" if len(self.shapes) == 1 else
+                 f"the first step of each of its {len(self.shapes)} batch sizes")
         return [f"Compiling the training step took {self.compile_s:.1f} s of the training "
-                f"time (the first step of each of {len(self.shapes)} batch size"
-                f"{'s' * (len(self.shapes) != 1)})."]
+                f"time ({which})."]
 
 
 def _first_line(exc: Exception) -> str:
