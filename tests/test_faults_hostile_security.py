@@ -567,7 +567,7 @@ def test_17_the_sweep_page_offers_an_address_that_works_and_says_why_ray_client_
         data_dir, runs_dir, monkeypatch):
     monkeypatch.delenv("CIFAR_RAY_ADDRESS", raising=False)
     monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
-                        lambda config, threads=None: 1000.0)  # no timing on a busy machine
+                        lambda config, threads=None, **_: 1000.0)  # no timing on a busy machine
     find_spec = importlib.util.find_spec  # a machine without Ray's client (grpcio)
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "grpc" else find_spec(name, *a))

@@ -193,7 +193,7 @@ def test_a_sweep_runs_on_the_chosen_data_set(data_dir, runs_dir, grey_set, monke
     import cifar_core.training.estimate
 
     monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
-                        lambda config, threads=None: 1000.0)
+                        lambda config, threads=None, **_: 1000.0)
     asked = {}
 
     def start_sweep(store, space, data_dir, **kwargs):
@@ -215,7 +215,7 @@ def test_a_sweep_of_a_network_that_cannot_take_the_pictures_says_so(data_dir, ru
     from cifar_core.sweeps.store import SweepStore
 
     monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
-                        lambda config, threads=None: 1000.0)
+                        lambda config, threads=None, **_: 1000.0)
     folder = write_image_folders(tmp_path / "small", train_per_class=4, test_per_class=2)
     register(folder_dataset("small-test", folder, title="Small pictures", shape=(1, 12, 12)),
              replace=True)

@@ -22,7 +22,7 @@ def quick_page(monkeypatch):
     """No timed training steps for the estimate (they are not what is tested here), and no
     cached values from other tests."""
     monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
-                        lambda config, threads=None: 50.0)
+                        lambda config, threads=None, **_: 50.0)
     st.cache_data.clear()
     yield
     st.cache_data.clear()

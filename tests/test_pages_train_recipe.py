@@ -143,7 +143,7 @@ def test_the_speed_is_measured_once_per_speed_setting_not_on_every_change(data_d
                                                                          monkeypatch):
     measured = []
 
-    def fake_measure(config, threads=None):
+    def fake_measure(config, threads=None, **_):
         measured.append((config.model, config.batch_size))
         return 50.0
 
@@ -162,7 +162,7 @@ def test_the_speed_is_measured_once_per_speed_setting_not_on_every_change(data_d
 
 def test_a_failing_measurement_leaves_the_page_working_without_a_time(data_dir, runs_dir,
                                                                       monkeypatch):
-    def broken(config, threads=None):
+    def broken(config, threads=None, **_):
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s", broken)
@@ -301,7 +301,7 @@ def test_where_cuda_is_present_the_gpu_preset_is_offered_and_fills_the_fields(
     # No GPU is needed: CUDA is only said to be there, and the speed is not measured on it.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
-                        lambda config, threads=None: 10_000.0)
+                        lambda config, threads=None, **_: 10_000.0)
     at = train_page()
     assert PRESETS["gpu"].title in at.selectbox(key="preset").options
     choose_preset(at, "gpu")
@@ -430,7 +430,7 @@ def test_a_speed_timed_on_the_train_page_is_not_timed_again_on_the_sweep_page(da
     same settings were timed twice, a second each)."""
     measured = []
 
-    def fake_measure(config, threads=None):
+    def fake_measure(config, threads=None, **_):
         measured.append((config.model, config.batch_size, threads))
         return 50.0
 
