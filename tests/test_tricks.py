@@ -20,6 +20,7 @@ from cifar_core.errors import ConfigError
 from cifar_core.share import network
 from cifar_core.share.network import export_network
 from cifar_core.training import compiled, loop
+from cifar_core.training import muon as muon_module
 from cifar_core.training.augment import tta_logits
 from cifar_core.training.averaging import (
     EMA_DECAY,
@@ -484,3 +485,23 @@ def test_the_pages_speed_measure_and_lr_finder_do_not_compile_in_the_dashboards_
     assert measure_images_per_s(config, threads=1, budget_s=0.05) > 0
     find_learning_rate(config, data, steps=10)
     assert compiles == []
+
+
+def test_muon_updates_cpu_weights_on_one_thread_and_gives_the_threads_back(monkeypatch):
+    # Its products are tiny: two threads waiting on each other made it many times slower.
+    seen, original = [], muon_module.newton_schulz
+
+    def recorded(matrix, *args):
+        seen.append(torch.get_num_threads())
+        return original(matrix, *args)
+
+    monkeypatch.setattr(muon_module, "newton_schulz", recorded)
+    weight = nn.Parameter(torch.randn(4, 2, 3, 3))
+    weight.grad = torch.randn(4, 2, 3, 3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        Muon([weight], lr=0.1).step()
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
