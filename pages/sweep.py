@@ -230,7 +230,8 @@ def sweep_estimate_ui(space: SearchSpace, max_train: int, parallel: int, test_im
     try:
         threads = threads_for_background_runs(parallel)
         return sweep_estimate(space, max_train, access.store().list(),
-                              lambda c: access.measured_speed(c, threads), parallel,
+                              lambda c: access.measured_speed(c, threads, shape, classes),
+                              parallel,
                               test_images,
                               lambda c: access.measured_test_speed(c, threads, shape, classes),
                               access.last_epoch_report)

@@ -220,7 +220,8 @@ def training_estimate(values: dict, images_per_epoch: int,
         threads = threads_for_background_runs(access.runner().max_parallel)
         return estimate_run_time(
             config, images_per_epoch, access.store().list(), len(data.test_labels),
-            measure=lambda c: access.measured_speed(c, threads),
+            measure=lambda c: access.measured_speed(c, threads, tuple(data.shape),
+                                                    len(data.classes)),
             measure_test=lambda c: access.measured_test_speed(c, threads, tuple(data.shape),
                                                               len(data.classes)),
             last_epoch=access.last_epoch_report, dataset=data.dataset)

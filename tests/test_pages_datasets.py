@@ -10,6 +10,7 @@ pictures of three classes, registered for the test from an image-folder tree in 
 from __future__ import annotations
 
 import pytest
+import streamlit as st
 from conftest import (
     APP,
     TIMEOUT,
@@ -136,6 +137,26 @@ def test_a_data_set_that_can_be_downloaded_offers_its_own_download(data_dir, run
 
 
 # --- Train --------------------------------------------------------------------------------------
+
+def test_train_and_sweep_time_steps_on_the_chosen_data_sets_pictures(data_dir, runs_dir,
+                                                                     grey_set, monkeypatch):
+    # The estimate's speed is of pictures as the data set has them (28 x 28 grey, three
+    # classes), not of CIFAR-10's: a network computes a different amount on each.
+    import cifar_core.training.estimate
+
+    asked = []
+    monkeypatch.setattr(cifar_core.training.estimate, "measure_images_per_s",
+                        lambda config, threads=None, num_classes=10, shape=None, **_:
+                        asked.append((tuple(shape or ()), num_classes)) or 1000.0)
+    for page in ("pages/train.py", "pages/sweep.py"):
+        asked.clear()
+        st.cache_data.clear()  # (a speed is timed once per process)
+        at = choose(at_page(page), GREY)
+        if page == "pages/sweep.py":  # (estimated once the space is whole)
+            at.radio(key="sw_lr_mode").set_value("list").run()
+            at.text_input(key="sw_lr_list").input("0.001, 0.01").run()
+        assert asked and asked[-1] == ((1, 28, 28), 3), (page, asked)  # (first: CIFAR-10's)
+
 
 def test_train_starts_the_run_on_the_chosen_data_set(data_dir, runs_dir, grey_set, monkeypatch):
     from cifar_core.runs.jobs import JobRunner
