@@ -53,6 +53,10 @@ def test_each_runs_curves_and_settings_are_read_back_by_tensorboard(
         accuracy = events.Scalars("test/accuracy")
         assert [s.step for s in accuracy] == [e.images_seen for e in epochs]
         assert [s.value for s in accuracy] == pytest.approx([e.test_accuracy for e in epochs])
+        test_loss = events.Scalars("test/loss")  # beside the training loss: over-fitting
+        assert [s.step for s in test_loss] == [e.images_seen for e in epochs]
+        assert [s.value for s in test_loss] == pytest.approx([e.test_loss for e in epochs],
+                                                             rel=1e-6)
         run = store.get(run_id)
         hparams = hparams_of(events)
         assert hparams["lr"] == pytest.approx(run.config["lr"])

@@ -1,10 +1,10 @@
 """Runs as TensorBoard event files, for people who already use TensorBoard.
 
 Each run gets its own folder (named by its id) holding its loss reports (train/loss) and its
-test accuracy after each epoch (test/accuracy), both against the number of training pictures
-seen, and its settings as HParams with the final accuracy. They are written by TensorBoard's
-own writer (through torch.utils.tensorboard, which needs the optional tensorboard package),
-into a temporary folder that replaces the run's folder when it is complete.
+test accuracy and test loss after each epoch (test/accuracy, test/loss), all against the number
+of training pictures seen, and its settings as HParams with the final accuracy. They are
+written by TensorBoard's own writer (through torch.utils.tensorboard, which needs the optional
+tensorboard package), into a temporary folder that replaces the run's folder when it is complete.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from cifar_core.errors import CifarError
 from cifar_core.runs.store import Run, RunStore
 from cifar_core.training.events import EpochEvent, StatsEvent
 
-LOSS_TAG, ACCURACY_TAG = "train/loss", "test/accuracy"
+LOSS_TAG, ACCURACY_TAG, TEST_LOSS_TAG = "train/loss", "test/accuracy", "test/loss"
 
 
 def _summary_api():
@@ -84,6 +84,9 @@ def _write_run(SummaryWriter, hparams, store: RunStore, run: Run, folder: Path) 
             elif isinstance(event, EpochEvent):
                 writer.add_scalar(ACCURACY_TAG, event.test_accuracy, event.images_seen,
                                   walltime=start + event.elapsed_s)
+                if event.test_loss is not None:  # (None in runs from before it was kept)
+                    writer.add_scalar(TEST_LOSS_TAG, event.test_loss, event.images_seen,
+                                      walltime=start + event.elapsed_s)
         # The HParams dashboard lists each run's settings beside its final accuracy (the
         # metric's values are the test/accuracy points above).
         for summary in hparams(hparam_values(run), {ACCURACY_TAG: run.accuracy or 0.0}):
