@@ -222,9 +222,9 @@ class TrainConfig:
         False, label="Compile", kind=bool, flag="--compile", advanced=True, speed=True,
         range_test=False,
         help="Turn the network's arithmetic into code made for this machine before training "
-             "(torch.compile): each step is faster, but the first steps wait while it is made "
-             "(seconds on a GPU, a minute or more on a CPU); the run's message says how long. "
-             "Same results.")
+             "(torch.compile): each step may be faster, but the first step waits while it is "
+             "made (about a minute on a 2-core CPU); the run's message says how long. Same "
+             "results.")
     start_from: str | None = setting(
         None, label="Start from", kind=str, flag="--start-from", optional=True,
         none_means="nothing (from scratch)", advanced=True, sweepable=False, range_test=False,
