@@ -4,10 +4,11 @@ first request (a bookmark after a restart), on a server of its own.
 
 Data: tiny generated batches by default. To take the README's screenshots on the real images:
     BROWSER_DATA_DIR=../shared/data BROWSER_SCREENSHOTS=docs BROWSER_TRAIN="2 4 10000 100" \
-        BROWSER_SWEEP="2 16 5000 50 0.002,0.02" python -m pytest -m browser tests/test_browser.py
+        BROWSER_SWEEP="2 16 5000 50 0.002,0.02 3" python -m pytest -m browser tests/test_browser.py
 (BROWSER_TRAIN = epochs, batch size, training images, log every; BROWSER_SWEEP the same for the
-Sweep page's four runs, and their two learning rates; BROWSER_FASHION_TRAIN the Fashion-MNIST
-run's epochs, batch size, training images, log every and learning rate).
+Sweep page's four settings, their two learning rates and, optionally, repeats;
+BROWSER_FASHION_TRAIN the Fashion-MNIST run's epochs, batch size, training images, log every
+and learning rate).
 """
 
 from __future__ import annotations
@@ -484,8 +485,11 @@ def test_a_sweep_from_the_sweep_page_answers_and_its_best_settings_fill_the_trai
     main = page.locator("[data-testid=stMain]")
     # BROWSER_SWEEP = epochs, batch size, training images, log every, learning rates: for the
     # README's picture on the real images, runs long enough to learn something.
-    epochs, batch, size, log_every, rates = (
+    # A sixth value, repeats, runs each setting that many times (the README's picture of the
+    # answer's error bars).
+    epochs, batch, size, log_every, rates, *more = (
         os.environ.get("BROWSER_SWEEP") or "1 10 500 10 0.002,0.05").split()
+    repeats = int(more[0]) if more else 1
     for label, value in (("Epochs", epochs), ("Batch size", batch), ("Log every", log_every),
                          ("Training images", size)):
         field = main.get_by_role("spinbutton", name=re.compile(f"^{label}"))
@@ -500,17 +504,22 @@ def test_a_sweep_from_the_sweep_page_answers_and_its_best_settings_fill_the_trai
         field.fill(values)
         field.press("Enter")
         time.sleep(0.5)
-    page.get_by_text(re.compile(r"^4 runs, about ")).wait_for()
+    if repeats > 1:
+        field = main.get_by_role("spinbutton", name=re.compile("^Repeats"))
+        field.fill(str(repeats))
+        field.press("Enter")
+        time.sleep(0.5)
+    page.get_by_text(re.compile(f"^{4 * repeats} runs, about ")).wait_for()
     page.get_by_role("button", name="Start the sweep").click()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (
             {s.id for s in SweepStore(RunStore(runs_dir)).list()} - before):
         time.sleep(0.2)
     [sweep_id] = {s.id for s in SweepStore(RunStore(runs_dir)).list()} - before
-    page.get_by_text("Every run at a glance").wait_for(timeout=300_000)
+    page.get_by_text("Every run at a glance").wait_for(timeout=300_000 * repeats)
     sweep = SweepStore(RunStore(runs_dir)).get(sweep_id)
     assert sweep.status == "completed", sweep.message
-    assert sweep.space.size() == 4
+    assert sweep.space.size() == 4 * repeats
     # The parallel-coordinates chart, drawn: an axis per varied setting and the accuracy.
     chart = main.locator("[data-testid=stVegaLiteChart]").filter(has_text="Momentum").filter(
         has_text="Test accuracy")
@@ -532,7 +541,8 @@ def test_a_sweep_from_the_sweep_page_answers_and_its_best_settings_fill_the_trai
     page.mouse.down()
     page.mouse.move(box["x"] + 90, box["y"] + 240, steps=8)
     page.mouse.up()
-    page.get_by_text(re.compile(r"^\d of 4 runs pass through Learning rate")).wait_for()
+    page.get_by_text(re.compile(f"^\\d+ of {4 * repeats} runs pass through Learning rate")
+                     ).wait_for()
     assert_no_error_shown(page)
 
     best = best_run(SweepStore(RunStore(runs_dir)).runs(sweep_id))
