@@ -630,10 +630,15 @@ def test_a_fashion_mnist_run_from_the_train_page_is_opened_on_evaluate_and_try_i
         assert list(run.classes) == fashion_classes
         shoot(page, "fashion-train")
 
-        # Evaluate: the run tested on Fashion-MNIST's test images, its classes per class.
+        # Evaluate: the run tested on Fashion-MNIST's test images, its classes per class. The
+        # menus call runs by their names (made from what differs where none is given).
+        from cifar_core.runs.naming import display_names
+
+        shown = re.compile("^" + re.escape(display_names(RunStore(runs_dir).list())[run_id])
+                           + r" \(")
         page.goto(f"{url}/evaluate")
         page.get_by_text("Green frame: right").wait_for()
-        choose_option(page, "Run", re.compile(re.escape(run_id)))
+        choose_option(page, "Run", shown)
         page.get_by_text("Tested on the Fashion-MNIST test images").wait_for()
         page.get_by_text("Green frame: right").wait_for()
         assert len(tile_sources(page, 16)) == 16
@@ -648,7 +653,7 @@ def test_a_fashion_mnist_run_from_the_train_page_is_opened_on_evaluate_and_try_i
         # Try it: a test image of Fashion-MNIST, of the class chosen by its name.
         page.goto(f"{url}/try_it")
         page.get_by_text("Where it looked").first.wait_for()
-        choose_option(page, "Network", re.compile(re.escape(run_id)))
+        choose_option(page, "Network", shown)
         page.get_by_text("Trained on Fashion-MNIST").wait_for()
         choose_option(page, "Of the class", "Ankle boot")
         page.get_by_text(re.compile(r"\(Ankle boot\): what the network sees, 28 × 28 "
