@@ -521,8 +521,10 @@ def test_a_sweep_from_the_sweep_page_answers_and_its_best_settings_fill_the_trai
     assert sweep.status == "completed", sweep.message
     assert sweep.space.size() == 4 * repeats
     # The parallel-coordinates chart, drawn: an axis per varied setting and the accuracy.
+    # (Not the chart of each setting's mean drawn with repeats: its axis is "test accuracy (%)",
+    # and its labels name the settings too.)
     chart = main.locator("[data-testid=stVegaLiteChart]").filter(has_text="Momentum").filter(
-        has_text="Test accuracy")
+        has_text="Test accuracy").filter(has_not_text="accuracy (%)")
     chart.locator("svg, canvas").first.wait_for()
     # Every run's small loss chart, the last one's too (drawn once the sweep has ended).
     page.wait_for_function("[...document.querySelectorAll('[data-testid=stVegaLiteChart] svg "
