@@ -130,9 +130,9 @@ def test_a_space_shows_its_runs_and_the_time_they_take_here(data_dir, runs_dir, 
     assert not start_button(at).disabled
     # 6 runs, each its start-up, 100 images at 1,000 images/s and 2 tests of the test images
     # at 1,000 a second, two side by side (issue 26: start-up and tests counted; start-ups
-    # side by side only where there are 2 cores for each).
+    # side by side only where there is a core for each).
     tests_s = 2 * 50 / 1000  # the test data's 50 test images (conftest.write_cifar_batches)
-    starting = min(2, max(1, (os.cpu_count() or 1) // 2))
+    starting = min(2, max(1, os.cpu_count() or 1))
     each = round(6 * STARTUP_S / starting + 6 * (0.1 + tests_s) / 2)
     assert any(m.value.startswith(f"**6 runs, about {each} s here") and
                "start-up and tests included" in m.value for m in at.markdown), texts(at)

@@ -71,11 +71,11 @@ def sweep_estimate(space: SearchSpace, max_train: int, earlier: list[Run],
     `measure`, once per speed setting: training.estimate), with, given `test_images`, each
     run's start-up and tests (estimate_run_time: earlier runs like it through `last_epoch`,
     else `measure_test`), summed, divided by the runs side by side, at most its minutes
-    budget. Start-ups overlap only as far as the machine has a core for each (half its
-    `cores`, default os.cpu_count(): a run's training gets the cores the job runner gives
-    it, but each start-up imports and loads at once): on a 2-core machine two runs side by
-    side start one after the other (bench/RESULTS.md, "Issue 26: estimates"). None when it
-    cannot be told."""
+    budget. Start-ups overlap only as far as the machine has a core for each (its `cores`,
+    default os.cpu_count(): a start-up's imports and loading keep one core busy): on a
+    2-core machine two runs side by side start together, on one core one after the other
+    (bench/RESULTS.md, "Issue 26: estimates": the quiet round; taking them one after the
+    other made a 4-run sweep's estimate 1.7x too long). None when it cannot be told."""
     configs = [TrainConfig(**c) for c in planned_configs(space)]
     if not configs:
         return None
@@ -97,7 +97,7 @@ def sweep_estimate(space: SearchSpace, max_train: int, earlier: list[Run],
         seconds, low, high = seconds + run.seconds, low + run.low_s, high + run.high_s
         startups += run.startup_s
     side_by_side = min(max(1, parallel), len(configs))
-    starting = min(side_by_side, max(1, (cores or os.cpu_count() or 1) // 2))
+    starting = min(side_by_side, max(1, cores or os.cpu_count() or 1))
     total = (seconds - startups) / side_by_side + startups / starting
     seconds, low, high = total, low / seconds * total, high / seconds * total
     capped = space.minutes is not None and seconds > space.minutes * 60
