@@ -22,13 +22,11 @@ from cifar_core.data.dataset import CIFAR_SHAPE
 from cifar_core.data.load import load_data
 from cifar_core.data.own_sets import watch_runs_folder
 from cifar_core.explain.network_imports import record_test
-from cifar_core.runs.curves import RunCurve
 from cifar_core.runs.store import Run
 from cifar_core.runs.views import is_import
 from cifar_core.training import estimate
 from cifar_core.training.config import TrainConfig
 from cifar_core.training.evaluation import Evaluation, evaluate
-from cifar_core.training.events import StatsEvent
 
 
 def data_dir() -> str:
@@ -145,18 +143,3 @@ def measured_test_speed(config: TrainConfig, threads: int, shape: tuple[int, int
 def last_epoch_report(run: Run):
     """A run's last epoch report (an EpochEvent), or None: how long its tests took."""
     return store().latest_event(run.id, "epoch")
-
-
-# A finished run's loss reports never change: read once per server process, whichever page
-# draws them (Runs, Sweep); an active run's are read each time.
-@st.cache_data(max_entries=1024, show_spinner=False)
-def _finished_loss_reports(runs_dir: str, run_id: str, finished: float,
-                           points: int) -> list[StatsEvent]:
-    return RunCurve.read(get_store(runs_dir), run_id, points).stats
-
-
-def loss_reports(run: Run, points: int) -> list[StatsEvent]:
-    """The run's loss reports, at most `points` of them (an even spread)."""
-    if run.finished is not None and not run.is_active:
-        return _finished_loss_reports(runs_dir(), run.id, run.finished, points)
-    return RunCurve.read(store(), run.id, points).stats
