@@ -489,14 +489,19 @@ def loss_chart_ui(run: Run, curve: RunCurve, accuracy: pd.DataFrame) -> None:
     if not curve.stats:
         st.caption(f"The loss chart starts with the first report ({every}).")
         return
+    # The chart above its controls: right after Start it is on the first screen, a 1280 x 720
+    # projector's too (tests/test_newcomer_browser.py).
+    chart = st.container()
     view = loss_ui.loss_view_ui("train_loss")
     lines = loss_lines(run, curve.stats, curve.epochs)
     ends = epoch_ends(run, curve.stats[-1].images_per_epoch)
-    if run.is_active:
-        st.altair_chart(loss_chart(lines, accuracy, ends, view), width="stretch")
-    else:
-        spec = finished_loss_chart_spec((run.id, run.finished), view, lines, accuracy, ends)
-        st.vega_lite_chart(spec, width="stretch")
+    with chart:
+        if run.is_active:
+            st.altair_chart(loss_chart(lines, accuracy, ends, view), width="stretch")
+        else:
+            spec = finished_loss_chart_spec((run.id, run.finished), view, lines, accuracy,
+                                            ends)
+            st.vega_lite_chart(spec, width="stretch")
     reports = curve.reports
     shown = (f" The chart draws {len(curve.stats):,} of them: the latest {RECENT_POINTS:,} and "
              "an even spread of the others (smoothing evens out those drawn)."

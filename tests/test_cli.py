@@ -285,7 +285,9 @@ def test_the_second_model_trains_evaluates_and_is_listed_from_the_cli(capsys, tm
     code, out, _ = run_cli(capsys, "runs", "--runs-dir", tmp_path / "runs", "list")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split()[4:4 + len(compared_settings())] == list(compared_settings())
+    columns, settings = header.split(), list(compared_settings())
+    start = columns.index(settings[0])  # (after the run's id, accuracy, name and status)
+    assert columns[start:start + len(settings)] == settings
     assert row.startswith(summary["run_id"]) and WIDE in row.split()
 
 

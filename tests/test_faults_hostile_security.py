@@ -302,9 +302,9 @@ def test_4_downloads_are_not_served_once_the_session_that_showed_them_left(dashb
     user.give_password()
     user.run(page="runs")
     urls = download_urls(user)
-    assert len(urls) == 2, "the Runs page offers the run's network and metrics"
+    assert len(urls) == 3, "the Runs page offers the run's network, metrics and curves"
     assert all(url.startswith("/media/") for url in urls), urls
-    for url in urls:  # the one who gave the password gets both
+    for url in urls:  # the one who gave the password gets them all
         assert requests.get(dashboard.url + url, timeout=30).status_code == 200, url
 
     user.close()
