@@ -75,6 +75,8 @@ class DoneEvent:
     # A seed gives the same weights only with the same step and cores (float rounding).
     training_step: str = ""
     cores: int = 1
+    # Of train_s, the seconds spent compiling the step (Compile on: training.compiled), 0 if none.
+    compile_s: float = 0.0
     kind: str = "done"
 
     def to_dict(self) -> dict:

@@ -194,7 +194,7 @@ def _train_loop(config: TrainConfig, data: ImageData, model: nn.Module, device: 
                          images_seen=images_seen, train_s=train_s,
                          images_per_s=images_seen / max(train_s, 1e-9),
                          elapsed_s=clock.elapsed_s(), training_step=step.description,
-                         cores=step.cores)
+                         cores=step.cores, compile_s=step.compile_s)
 
     with open_step(model, config, device, batches.per_epoch * config.epochs, threads,
                    data.shape) as step:

@@ -35,7 +35,7 @@ from cifar_core.training.models import model_spec
 from cifar_core.training.speed import cpu
 from cifar_core.training.speed.governor import CoreGovernor
 from cifar_core.training.speed.split_batch import SplitBatchStep, second_process_possible
-from cifar_core.training.speed.tutorial_step import TutorialStep
+from cifar_core.training.speed.tutorial_step import TutorialStep, channels_last_for
 from cifar_core.training.speed.written_out import NetStep
 
 # CPU batches up to this size train through the written-out step: at batch 32 it still beat
@@ -107,6 +107,12 @@ class TrainingStep:
         loss = self.step(inputs, labels)
         self.average.after_step()
         return loss
+
+    @property
+    def compile_s(self) -> float:
+        """Seconds spent compiling the step so far (0 where it is not compiled)."""
+        compilation = getattr(self.stepper, "compilation", None)
+        return compilation.compile_s if compilation is not None else 0.0
 
     def notes(self) -> list[str]:
         """Sentences for the run's message about how it trained (e.g. compiling)."""
@@ -208,7 +214,7 @@ def open_step(model: nn.Module, config, device: torch.device,
     it will be given (the data set's)."""
     model.to(device).train()
     spec = model_spec(config.model)
-    if spec.channels_last and device.type == "cpu":
+    if channels_last_for(config, device):
         model.to(memory_format=torch.channels_last)
     if device.type != "cpu":
         step = TrainingStep(TutorialStep(model, config, total_steps), device, cores=1,

@@ -10,6 +10,18 @@ from cifar_core.training.compiled import Compilation
 from cifar_core.training.models import model_spec
 
 
+def channels_last_for(config, device: torch.device) -> bool:
+    """Whether the network trains on channels-last tensors: on a CPU for the networks that
+    ask for it (oneDNN's convolutions, bench/RESULTS.md), and on a GPU where they also
+    compute in half-size numbers (bf16, fp16), whose tensor-core convolutions take that
+    layout (airbench94's, the gpu preset's); float32 on a GPU keeps PyTorch's usual one."""
+    if not model_spec(config.model).channels_last:
+        return False
+    if device.type == "cpu":
+        return True
+    return device.type == "cuda" and recipe.autocast_dtype(config.precision, device) is not None
+
+
 class TutorialStep:
     """The tutorial's step for any model: zero_grad, forward, loss, backward, optimizer step.
     Every other step in cifar_core.training.speed computes what this one does, faster, for the
@@ -34,9 +46,9 @@ class TutorialStep:
         # fp16 needs its gradients scaled up so that small ones do not round to zero.
         self.scaler = torch.amp.GradScaler("cuda") if recipe.autocast_dtype(
             config.precision, device) == torch.float16 else None
-        # oneDNN's convolutions want channels-last inputs (bench/RESULTS.md).
-        self.layout = torch.channels_last if device.type == "cpu" and model_spec(
-            config.model).channels_last else None
+        # oneDNN's convolutions want channels-last inputs (bench/RESULTS.md), and so do a
+        # GPU's in half-size numbers (speed.channels_last_for).
+        self.layout = torch.channels_last if channels_last_for(config, device) else None
 
     def step(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.layout is not None:
