@@ -38,6 +38,7 @@ from cifar_core.training.config import (
     offered_presets,
     preset_note,
     preset_values,
+    presets_help,
     settings,
     shape_problems,
     with_role,
@@ -325,11 +326,13 @@ def settings_form_ui(data: ImageData) -> dict:
     c1.selectbox("Start from a preset", list(presets), key="preset", on_change=_apply_preset,
                  format_func=lambda preset_id: presets[preset_id].title,
                  help="Fills in every setting below, the Advanced ones too; you can change any "
-                      "of them afterwards.")
+                      "of them afterwards.\n\n" + presets_help(presets))
     back_slot = c2.empty()
     note = preset_note(st.session_state.preset, data.dataset)
     if note:  # e.g. CIFAR-10's presets chosen for Fashion-MNIST
         st.caption(f":material/info: {note}")
+    elif presets[st.session_state.preset].measured:
+        st.caption(f":material/timer: {presets[st.session_state.preset].measured}")
     if st.session_state.get(FORM_FROM):  # filled by another page, e.g. a sweep's best run
         st.info(st.session_state[FORM_FROM], icon=":material/input:")
     values, slots = {}, {}

@@ -331,7 +331,7 @@ def test_the_gpu_preset_on_a_machine_without_cuda_is_one_error_line(capsys, tmp_
                              synthetic_dir, "--preset", "gpu")
     assert code == 2 and out == ""
     [line] = err.strip().splitlines()
-    assert line.startswith("error:") and "needs a GPU" in line and "cpu-3min" in line
+    assert line.startswith("error:") and "needs a GPU" in line and "cpu-2min" in line
     assert not runs_dir.exists() or RunStore(runs_dir).list() == []
 
 

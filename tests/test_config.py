@@ -19,6 +19,7 @@ from cifar_core.training.config import (
     plain_recipe,
     preset_note,
     preset_values,
+    presets_help,
     settings,
     shape_problems,
 )
@@ -192,7 +193,8 @@ def test_runs_are_compared_by_the_settings_that_shape_a_result():
 
 
 def test_presets_have_stable_ids_and_only_known_settings():
-    assert list(PRESETS) == ["tutorial", "quick", "cpu-3min", "cpu-5min", "gpu", "fashion-5min",
+    assert list(PRESETS) == ["tutorial", "quick", "cpu-1min", "cpu-2min", "cpu-5min", "gpu",
+                             "fashion-5min",
                              "teach-1min"]
     for preset in PRESETS.values():
         assert preset.title and set(preset.values) <= set(settings())
@@ -209,8 +211,20 @@ def test_presets_have_stable_ids_and_only_known_settings():
     assert "tutorial" in str(err.value) and "quick" in str(err.value)
 
 
+def test_the_cpu_presets_train_more_the_more_minutes_they_promise_and_say_their_figures():
+    ids = ("cpu-1min", "cpu-2min", "cpu-5min")
+    images = [PRESETS[i].values["epochs"] * (PRESETS[i].values.get("train_size") or 50_000)
+              for i in ids]
+    assert images == sorted(images) and len(set(images)) == len(ids)
+    for preset_id in ids:
+        measured = PRESETS[preset_id].measured
+        assert re.match(r"Measured: \d+\.\d % in \d+\.\d minutes? of training", measured), measured
+        assert f"- {PRESETS[preset_id].title}: {measured}" in presets_help().splitlines()
+    assert presets_help({"tutorial": PRESETS["tutorial"]}) == ""  # no figures, no line
+
+
 def test_presets_say_which_data_sets_they_were_measured_on():
-    for preset_id in ("tutorial", "quick", "cpu-3min", "cpu-5min", "gpu"):
+    for preset_id in ("tutorial", "quick", "cpu-2min", "cpu-5min", "gpu"):
         assert PRESETS[preset_id].measured_on == ("cifar10",), preset_id
     fashion = PRESETS["fashion-5min"]
     assert fashion.measured_on == ("fashion-mnist",) and not fashion.needs_gpu
@@ -229,11 +243,11 @@ def test_presets_say_which_data_sets_they_were_measured_on():
 def test_the_gpu_preset_is_offered_only_where_cuda_is(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert "gpu" not in offered_presets()
-    assert {"tutorial", "quick", "cpu-3min", "cpu-5min"} <= set(offered_presets())
+    assert {"tutorial", "quick", "cpu-2min", "cpu-5min"} <= set(offered_presets())
     with pytest.raises(ConfigError) as err:
         preset_values("gpu")
     assert err.value.field == "preset"
-    assert "needs a GPU" in str(err.value) and "cpu-3min" in str(err.value)
+    assert "needs a GPU" in str(err.value) and "cpu-2min" in str(err.value)
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert "gpu" in offered_presets()
@@ -243,12 +257,12 @@ def test_the_gpu_preset_is_offered_only_where_cuda_is(monkeypatch):
 
 
 def test_the_fast_presets_train_the_fast_network_with_its_recipe():
-    for preset_id in ("cpu-3min", "cpu-5min", "gpu", "fashion-5min"):
+    for preset_id in ("cpu-2min", "cpu-5min", "gpu", "fashion-5min"):
         values = {**defaults(), **PRESETS[preset_id].values}
         assert values["model"] == "fast" and values["augment"] != "none", preset_id
         assert not plain_recipe(TrainConfig.from_dict({**values, "device": "cpu",
                                                        "precision": "fp32"})), preset_id
-    assert PRESETS["gpu"].needs_gpu and not PRESETS["cpu-3min"].needs_gpu
+    assert PRESETS["gpu"].needs_gpu and not PRESETS["cpu-2min"].needs_gpu
 
 
 def test_tiny_batches_on_a_gpu_get_advice_and_the_cpu_none(monkeypatch):

@@ -312,7 +312,7 @@ def judged(lrs, losses):
 
 
 def test_a_flat_curve_suggests_nothing_and_says_why_and_what_to_try():
-    """Issue 26: the fast network at width 8 (cpu-3min, 100 minibatches of 512) suggested 0.87
+    """Issue 26: the fast network at width 8 (then cpu-3min, 100 minibatches of 512) suggested 0.87
     from a curve that fell 1.5 %: chance level throughout, a slight fall at the end."""
     losses = [2.31 + e for e in scatter(100, 0.005)]
     losses[85:] = [2.31 - 0.01 * (i + 1) + e for i, e in enumerate(scatter(15, 0.005, 1))]

@@ -182,7 +182,7 @@ def test_width_invites_no_value_for_the_tutorial_model_and_its_message_shows_if_
     assert at.checkbox(key="cfg_width_none").disabled  # nothing to choose
     assert "The tutorial network has no width setting." in texts(at)
 
-    choose_preset(at, "cpu-3min")  # a width for the fast network ...
+    choose_preset(at, "cpu-2min")  # a width for the fast network ...
     assert not at.number_input(key="cfg_width").disabled
     at.selectbox(key="cfg_model").set_value("tutorial").run()  # ... kept for the tutorial's
     no_traceback(at)
@@ -291,7 +291,7 @@ def test_the_preset_menu_offers_what_this_machine_can_run(data_dir, runs_dir):
     at = train_page()
     options = at.selectbox(key="preset").options
     assert len(options) == len(offered_presets())
-    assert {PRESETS["cpu-3min"].title, PRESETS["cpu-5min"].title} <= set(options)
+    assert {PRESETS["cpu-2min"].title, PRESETS["cpu-5min"].title} <= set(options)
     if not torch.cuda.is_available():
         assert PRESETS["gpu"].title not in options
 
@@ -315,16 +315,19 @@ def test_where_cuda_is_present_the_gpu_preset_is_offered_and_fills_the_fields(
     assert not errors(at) and not start_button(at).disabled
 
 
-@pytest.mark.parametrize("preset_id", ["cpu-3min", "cpu-5min"])
+@pytest.mark.parametrize("preset_id", ["cpu-1min", "cpu-2min", "cpu-5min"])
 def test_a_cpu_preset_fills_every_field_and_the_tutorial_preset_resets_them(data_dir, runs_dir,
                                                                            preset_id):
     at = train_page()
+    assert "Measured:" not in texts(at)  # the tutorial preset first: no figures to give
     choose_preset(at, preset_id)
     wanted = {**defaults(), **PRESETS[preset_id].values}
     for name in settings():
         if name != "seed":  # a preset leaves the seed as chosen
             assert form_value(at, name) == wanted[name], name
     assert not errors(at) and not start_button(at).disabled
+    # what it was measured to reach, under the menu
+    assert PRESETS[preset_id].measured in [c.value.split(" ", 1)[1] for c in at.caption]
 
     choose_preset(at, "tutorial")
     tutorial = {**defaults(), **PRESETS["tutorial"].values}  # the defaults, Log every 2,000
@@ -349,7 +352,7 @@ def test_back_to_the_preset_undoes_changes(data_dir, runs_dir):
 def test_a_fast_run_started_from_the_form_records_its_recipe_and_runs_shows_it(data_dir,
                                                                               runs_dir):
     at = train_page()
-    choose_preset(at, "cpu-3min")
+    choose_preset(at, "cpu-2min")
     at.number_input(key="cfg_epochs").set_value(1).run()
     at.number_input(key="cfg_batch_size").set_value(50).run()
     at.checkbox(key="cfg_width_none").check().run()  # the standard width
@@ -357,7 +360,7 @@ def test_a_fast_run_started_from_the_form_records_its_recipe_and_runs_shows_it(d
     no_traceback(at)
     [run] = RunStore(runs_dir).list()
     config = run.train_config
-    recipe = PRESETS["cpu-3min"].values
+    recipe = PRESETS["cpu-2min"].values
     assert (config.model, config.width, config.epochs, config.batch_size) == ("fast", None, 1, 50)
     for name in ADVANCED:
         assert getattr(config, name) == recipe.get(name, defaults()[name]), name

@@ -79,6 +79,8 @@ def preset_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=list(PRESETS), default=None,
                         help="start from a preset's settings (flags given beside it override "
                              "it): " + "; ".join(f"{k} = {preset.title}"
+                                                 + (f" ({preset.measured})" if preset.measured
+                                                    else "")
                                                  for k, preset in PRESETS.items())
                         .replace("%", "%%"))  # (argparse expands %-formats in help)
 
