@@ -11,7 +11,10 @@ test-time augmentation (flip+translate, airbench's level 2), selective test-time
 (only for pictures the network is less than 90 % sure of), Muon for the filters, compile.
 Every training runs in a fresh process through the CLI, as bench/bench_fast.py's do (exactly
 what a user runs), one after another, interleaved: seed by seed, every row, so that whatever
-else the machine does falls on all rows alike. Printed: a Markdown table of each row's mean
+else the machine does falls on all rows alike. A row that changes only the test (multi-crop and
+selective test-time augmentation) trains nothing: it tests the network of the row whose
+training it shares (same seed), here, with its own test-time augmentation, and records the
+test's seconds beside that training's. Printed: a Markdown table of each row's mean
 test accuracy (with the spread over seeds), seconds of training per epoch (compiling left
 out: epochs after the first) and the whole training's seconds; everything as JSON in
 bench/out/. Measured figures belong in bench/RESULTS.md, with the machine and the command.
@@ -23,6 +26,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,6 +69,37 @@ def rows_of(names: list[str] | None, alone: bool) -> list[tuple[str, list[str]]]
     return rows
 
 
+# Settings that change only how the trained network is tested.
+TEST_ONLY = ("tta", "tta_unsure_below")
+
+
+def split(settings: list[str]) -> tuple[tuple[str, ...], dict]:
+    """(the settings that change the training, the test's: {name: value})."""
+    training = tuple(s for s in settings if s.partition("=")[0] not in TEST_ONLY)
+    test = dict(s.partition("=")[::2] for s in settings if s.partition("=")[0] in TEST_ONLY)
+    return training, test
+
+
+def tested(run: dict, network: Path, data_dir: Path, test: dict) -> dict:
+    """`run` (the training that made `network`) with the accuracy of `network` tested with
+    its training's test changed by `test` (test-time augmentation), and the test's seconds."""
+    from cifar_core.data.load import load_data
+    from cifar_core.training.checkpoint import load_checkpoint
+    from cifar_core.training.evaluation import evaluate
+
+    checkpoint = load_checkpoint(network)
+    data = load_data(checkpoint.dataset, data_dir)
+    options = checkpoint.prediction_options()  # the training's own test, changed by `test`
+    if "tta" in test:
+        options["tta"] = test["tta"]
+    if "tta_unsure_below" in test:
+        options["tta_unsure_below"] = float(test["tta_unsure_below"])
+    started = time.perf_counter()
+    result = evaluate(checkpoint.model, data, "cpu", **options)
+    return {**run, "accuracy": result.accuracy, "test_s": time.perf_counter() - started,
+            "tested_from": "the same training's network"}
+
+
 def seconds_per_epoch(run: dict) -> float | None:
     """Training seconds per epoch after the first (which holds compiling), or of the one
     epoch where there is only one."""
@@ -83,7 +118,8 @@ def spread(values: list[float]) -> str:
 def table(rows: list[tuple[str, list[str]]], runs: dict[str, list[dict]]) -> str:
     """airbench's ablation table: one row per trick, mean accuracy and seconds."""
     lines = ["| row | adds | test accuracy % (mean ± sd) | s per epoch (after the first) "
-             "| training s | seeds |", "|---|---|---:|---:|---:|---:|"]
+             "| training s | test s (10,000 pictures) | seeds |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     before: list[str] = []
     for name, settings in rows:
         added = [item for item in settings if item not in before]
@@ -94,10 +130,11 @@ def table(rows: list[tuple[str, list[str]]], runs: dict[str, list[dict]]) -> str
         accuracy = [r["accuracy"] for r in done]
         per_epoch = [s for s in map(seconds_per_epoch, done) if s is not None]
         total = [r["train_s"] for r in done]
+        test = [r["test_s"] for r in done if r.get("test_s") is not None]
         lines.append(f"| {name} | {' '.join(added) or '(the preset)'} | "
                      f"{statistics.mean(accuracy):.2f}{spread(accuracy)} | "
                      f"{statistics.mean(per_epoch):.1f} | {statistics.mean(total):.1f} | "
-                     f"{len(done)} |")
+                     f"{f'{statistics.mean(test):.1f}' if test else ''} | {len(done)} |")
     return "\n".join(lines)
 
 
@@ -122,11 +159,22 @@ def main() -> int:
           f"({'each alone' if args.alone else 'each added to the row above'}), seeds "
           f"{seeds}, on {machine()}, {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     runs: dict[str, list[dict]] = {}
-    for seed in seeds:  # interleaved: every row for one seed, then the next seed
-        for name, settings in rows:
-            run = one_run(args.data_dir, args.preset, seed, flags_of([*extra, *settings]))
-            runs.setdefault(name, []).append(run)
-            print(json.dumps({"row": name, **run}), flush=True)
+    with tempfile.TemporaryDirectory() as networks:
+        for seed in seeds:  # interleaved: every row for one seed, then the next seed
+            trained: dict[tuple[str, ...], tuple[dict, Path]] = {}
+            for name, settings in rows:
+                training, test = split(settings)
+                if training in trained and test:
+                    run = tested(*trained[training], args.data_dir, test)
+                else:
+                    keep = Path(networks) / f"{len(trained)}-{seed}.pth"
+                    run = one_run(args.data_dir, args.preset, seed,
+                                  flags_of([*extra, *settings]), keep=keep)
+                    trained.setdefault(training, (run, keep))
+                    # the test's seconds, as the test-only rows record theirs
+                    run["test_s"] = tested(run, keep, args.data_dir, test)["test_s"]
+                runs.setdefault(name, []).append(run)
+                print(json.dumps({"row": name, **run}), flush=True)
     text = table(rows, runs)
     print(text)
     OUT_DIR.mkdir(parents=True, exist_ok=True)

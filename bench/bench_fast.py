@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,8 +52,10 @@ def flags_of(assignments: list[str]) -> list[str]:
     return flags
 
 
-def one_run(data_dir: Path, preset: str | None, seed: int, extra: list[str]) -> dict:
-    """Train once in a fresh process; its epochs (accuracy, training seconds) and summary."""
+def one_run(data_dir: Path, preset: str | None, seed: int, extra: list[str],
+            keep: Path | None = None) -> dict:
+    """Train once in a fresh process; its epochs (accuracy, training seconds) and summary.
+    `keep`: where to copy the trained network (else it goes with the temp folder)."""
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "cifar_core", "train", "--json", "--data-dir",
                    str(data_dir), "--runs-dir", f"{tmp}/runs", "--out", f"{tmp}/net.pth",
@@ -60,6 +63,8 @@ def one_run(data_dir: Path, preset: str | None, seed: int, extra: list[str]) -> 
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
         wall_s = time.perf_counter() - started
+        if keep is not None and done.returncode == 0:
+            shutil.copyfile(f"{tmp}/net.pth", keep)
     if done.returncode != 0:
         raise SystemExit(f"training failed ({done.returncode}): {done.stderr[-2000:]}")
     epochs, summary, finished = [], {}, {}
