@@ -426,7 +426,7 @@ FAST_RECIPE = dict(model="fast", momentum=0.85, nesterov=True, weight_decay=0.00
                    tta="flip", train_size=None, device="auto")
 
 
-# The CPU presets (issue 28): the fast recipe with Muon for the filters, which reached 2.8
+# The CPU presets (issue 28): the fast recipe with Muon for the filters, which reached 2.7
 # points more in the same epochs and cost little time; weight averaging (lookahead), the
 # alternating flip and multi-crop or selective test-time augmentation did not pay at these
 # budgets (bench/bench_ablation.py; the table and why in bench/RESULTS.md, "Issue 28"). Their
@@ -485,7 +485,7 @@ PRESETS = {
         CPU_RECIPE, epochs=1), measured=MEASURED["cpu-2min"]),
     "cpu-5min": Preset("Best in 5 minutes on a CPU (fast network)", dict(
         CPU_RECIPE, epochs=3, train_size=45000), measured=MEASURED["cpu-5min"]),
-    "gpu": Preset("GPU: the record path, 94 % in seconds (fast network, compiled)",
+    "gpu": Preset("GPU: the record path, airbench94's recipe compiled (fast network)",
                   GPU_RECORD, needs_gpu=True, measured=MEASURED["gpu"]),
     "fashion-5min": Preset("Fashion-MNIST in 5 minutes on a CPU (fast network)",
                            FASHION_5MIN, measured_on=("fashion-mnist",)),
